@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * profd unwinder: registers + a copy of the user stack + an address-space lookup
+ * → a list of code addresses, leaf first, plus why the walk stopped.
+ *
+ * The same entry point serves live ring-buffer samples and core dumps. The architecture is
+ * picked at run time from the ELF e_machine of the sample (EM_X86_64, EM_AARCH64), never by
+ * #ifdef, so both are built and tested on every host.
+ *
+ * Memory model: the only memory the unwinder reads is `stack`, a copy of the target's
+ * addresses [stack_start, stack_start + stack_len). A read outside it ends the walk with
+ * UNWIND_STOP_TRUNCATED. Nothing here allocates per call; the caller owns every buffer.
+ *
+ * Errors: unwind_stack() only fails (-EINVAL, -EOPNOTSUPP) for misuse or an unknown
+ * architecture. A stack that cannot be walked further is data: see enum unwind_stop.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UNWIND_MAX_DEPTH_DEFAULT 512
+#define UNWIND_MAX_DEPTH_LIMIT 4096
+
+enum unwind_stop {
+	UNWIND_STOP_END = 0,       /* reached the outermost frame (fp == 0 / CFI "undefined RA") */
+	UNWIND_STOP_TRUNCATED,     /* needed a read outside the copied stack bytes */
+	UNWIND_STOP_NO_MAPPING,    /* a pc fell outside every known mapping */
+	UNWIND_STOP_NO_CFI,        /* no unwind info and no usable frame pointer for a pc */
+	UNWIND_STOP_DEPTH,         /* hit the depth limit */
+	UNWIND_STOP_NO_PROGRESS,   /* sp/fp did not move towards the stack base */
+	UNWIND_STOP_BAD_RA,        /* return address 0 or not plausibly code */
+	UNWIND_STOP_KERNEL_THREAD, /* no user context at all */
+	_UNWIND_STOP_MAX,
+};
+
+/* Short stable name ("end", "truncated", ...) used in labels, metrics and synthetic frames. */
+const char *unwind_stop_name(enum unwind_stop stop);
+
+/*
+ * Architecture-neutral register set the unwinders need.
+ * x86_64:  pc = rip, sp = rsp, fp = rbp, lr unused (0).
+ * aarch64: pc = pc,  sp = sp,  fp = x29, lr = x30.
+ */
+struct unwind_regs {
+	uint64_t pc, sp, fp, lr;
+};
+
+/* What the address-space callback reports for a code address. */
+struct unwind_module {
+	uint64_t start, end; /* the mapping containing the address, process addresses */
+	void *table;         /* per-binary unwind table (CFI), NULL if none/not yet available */
+	int64_t bias;        /* process address - table (ELF) address */
+};
+
+/*
+ * Return 0 and fill *ret when `pc` is inside a mapping; -ENOENT when it is not.
+ * Called once per frame; must be cheap.
+ */
+typedef int (*unwind_find_module_t)(void *userdata, uint64_t pc, struct unwind_module *ret);
+
+struct unwind_input {
+	uint16_t e_machine; /* EM_X86_64 or EM_AARCH64 */
+	struct unwind_regs regs;
+	const uint8_t *stack; /* copy of target memory at [stack_start, stack_start + stack_len) */
+	uint64_t stack_start; /* normally regs.sp */
+	size_t stack_len;
+	unwind_find_module_t find_module; /* may be NULL: then every pc counts as mapped */
+	void *userdata;
+};
+
+struct unwind_frame {
+	uint64_t pc;      /* exact pc for frame 0, return address for the others */
+	bool is_return;   /* true when pc is a return address: look it up at pc - 1 */
+};
+
+struct unwind_result {
+	struct unwind_frame *frames; /* caller-provided, capacity max_frames */
+	size_t max_frames;           /* depth limit; UNWIND_STOP_DEPTH when reached */
+	size_t n_frames;
+	enum unwind_stop stop;
+	bool complete; /* the walk reached the root of the stack */
+};
+
+/* Per-architecture hooks, one file each (arch-x86_64.c, arch-aarch64.c). */
+struct unwind_arch {
+	uint16_t e_machine;
+	const char *name;
+	/* Remove pointer-authentication / tag bits from a recovered return address. */
+	uint64_t (*strip_ra)(uint64_t ra);
+	/*
+	 * One frame-pointer step: from *regs (the current frame) compute the caller's regs.
+	 * `first` is true for the sample's own frame. Returns 0, or a stop reason > 0.
+	 */
+	int (*step_fp)(const struct unwind_input *in, struct unwind_regs *regs, bool first);
+};
+
+const struct unwind_arch *unwind_arch_find(uint16_t e_machine);
+extern const struct unwind_arch unwind_arch_x86_64;
+extern const struct unwind_arch unwind_arch_aarch64;
+
+/* Read 8 bytes of target memory from the stack copy. Returns false when outside the copy. */
+bool unwind_read_u64(const struct unwind_input *in, uint64_t addr, uint64_t *ret);
+
+/* Walk the stack. Fills res->frames/n_frames/stop/complete. See the top of this file. */
+int unwind_stack(const struct unwind_input *in, struct unwind_result *res);
