@@ -33,11 +33,14 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-in
             -fno-omit-frame-pointer -D_GNU_SOURCE -DPROFD_VERSION='"$(VERSION)"' \
             -I. -I$(BUILD) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
-LDLIBS   := $(PKG_LIBS) -lm -lpthread
+LDLIBS   := $(PKG_LIBS) -liberty -lm -lpthread
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=$(SAN) -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SAN)
 endif
+
+# The real pprof tool, for tests and the demo (built below).
+PPROF := $(BUILD)/pprof
 
 # ---- generated sources -------------------------------------------------------------------
 VMLINUX_H := $(BUILD)/vmlinux.h
@@ -112,6 +115,7 @@ $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/obj/tests/unit/test-pprof.o: | $(PB_H)
+$(BUILD)/tests/unit/test-pprof: | $(PPROF)
 $(BUILD)/obj/tests/%.o: tests/%.c | $(SKEL_H) $(PB_H)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -145,6 +149,7 @@ WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-in
 TEST_LIBS_test-pprof     := proto common
 TEST_LIBS_test-symbolize := symbolize common
 TEST_LIBS_test-unwind    := unwind common
+TEST_LIBS_test-cfi       := unwind common
 test_libs = $(if $(TEST_LIBS_$(1)),$(foreach m,$(TEST_LIBS_$(1)),$(call lib,$(m))),$(ALL_LIBS))
 
 .SECONDEXPANSION:
@@ -163,7 +168,6 @@ $(BUILD)/workloads/%: tests/workloads/%.c
 	$(Q)$(CC) $(WL_CFLAGS) $< -o $@ -lpthread
 
 # The real pprof, built offline from Debian's golang-github-google-pprof-dev.
-PPROF := $(BUILD)/pprof
 $(PPROF):
 	$(call msg,GO,$@)
 	$(Q)mkdir -p $(BUILD)/gocache

@@ -21,9 +21,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Limits (exceeding one returns -E2BIG and adds nothing). PPROF_MAX_VALUES is per sample and
+ * per config, PPROF_MAX_LABELS per sample, PPROF_MAX_LINES per location (symbolize/ reports at
+ * most SYM_MAX_INLINE), PPROF_MAX_STACK per sample (above UNWIND_MAX_DEPTH_LIMIT plus kernel
+ * and synthetic frames); the others are per builder, PPROF_MAX_STRING_BYTES counting every
+ * interned string with its NUL.
+ */
 #define PPROF_MAX_VALUES 4
 #define PPROF_MAX_LABELS 16
+#define PPROF_MAX_LINES 256
+#define PPROF_MAX_STACK 8192
 #define PPROF_MAX_STRINGS (16u << 20)
+#define PPROF_MAX_STRING_BYTES (256u << 20)
+#define PPROF_MAX_MAPPINGS (1u << 20)
+#define PPROF_MAX_FUNCTIONS (16u << 20)
 #define PPROF_MAX_LOCATIONS (16u << 20)
 #define PPROF_MAX_SAMPLES (64u << 20)
 
@@ -34,8 +46,14 @@ struct pprof_value_type {
 	const char *unit; /* e.g. "count", "nanoseconds" */
 };
 
+/*
+ * All strings are copied. A NULL string means "" except period_type.type: NULL leaves the
+ * profile without a period type. The profile's default_sample_type is the last sample type,
+ * which is also what pprof picks when none is set, so put the one viewers should open last
+ * (e.g. {"samples","count"}, {"cpu","nanoseconds"}).
+ */
 struct pprof_config {
-	size_t n_sample_types; /* <= PPROF_MAX_VALUES */
+	size_t n_sample_types; /* 1..PPROF_MAX_VALUES; sample_types[i].type must not be NULL */
 	struct pprof_value_type sample_types[PPROF_MAX_VALUES];
 	struct pprof_value_type period_type;
 	int64_t period;
@@ -59,8 +77,12 @@ struct pprof_line {
 	int64_t line;            /* line in this function, 0 if unknown */
 };
 
+/*
+ * pprof's reader drops a string label whose value is "" and a numeric label whose num is 0 and
+ * has no unit; they are still written as given.
+ */
 struct pprof_label {
-	const char *key;
+	const char *key; /* required */
 	const char *str; /* string label when non-NULL... */
 	int64_t num;     /* ...otherwise numeric label */
 	const char *num_unit; /* optional unit for numeric labels */
@@ -69,12 +91,16 @@ struct pprof_label {
 int pprof_builder_new(const struct pprof_config *cfg, struct pprof_builder **ret);
 void pprof_builder_free(struct pprof_builder *b);
 
+/* memory_limit must be >= memory_start. ret_id may be NULL (ids are handed out 1, 2, ...). */
 int pprof_add_mapping(struct pprof_builder *b, const struct pprof_mapping *m, uint64_t *ret_id);
 
 /*
  * Add (or find) the location for (mapping_id, address). `lines` are leaf first (inlined
  * callee first, containing function last); at least one is required. mapping_id 0 is allowed
- * (no mapping). When the location exists already, lines are ignored and its id returned.
+ * (no mapping). When the location exists already, lines are ignored and its id returned (the
+ * arguments are still checked). Every line needs a function_name. ret_id may be NULL.
+ * On failure no location is added, though strings and functions interned on the way may stay
+ * (unreferenced, harmless to readers).
  */
 int pprof_add_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t address,
 		       const struct pprof_line *lines, size_t n_lines, uint64_t *ret_id);
@@ -82,18 +108,27 @@ int pprof_add_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t ad
 /* Look up an existing location id without adding; 0 if absent. */
 uint64_t pprof_find_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t address);
 
-/* location_ids leaf first; n_values must equal cfg->n_sample_types. */
+/*
+ * location_ids leaf first, each an id returned by pprof_add_location(); n_locations may be 0.
+ * n_values must equal cfg->n_sample_types. Samples are written as added, not merged.
+ */
 int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t n_locations,
 		     const int64_t *values, size_t n_values, const struct pprof_label *labels,
 		     size_t n_labels);
 
-/* Gzipped serialized profile; *ret is malloc()ed, caller frees. */
+/*
+ * Gzipped serialized profile; *ret is malloc()ed, caller frees. The output depends only on what
+ * was added, in which order (no timestamp in the gzip header).
+ */
 int pprof_serialize(struct pprof_builder *b, uint8_t **ret, size_t *ret_len);
 
-/* Write gzipped profile atomically to path with mode 0644 (see top of file). */
+/*
+ * Write gzipped profile atomically to path with mode 0644 (see top of file). The temp file is
+ * ".<name>.XXXXXX" in path's directory; the directory is fsync()ed after the rename, best effort.
+ */
 int pprof_write_file(struct pprof_builder *b, const char *path);
 
-/* Counts, for summaries and tests. */
+/* Counts, for summaries and tests; 0 for a NULL builder. */
 size_t pprof_n_samples(const struct pprof_builder *b);
 size_t pprof_n_locations(const struct pprof_builder *b);
 size_t pprof_n_functions(const struct pprof_builder *b);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
 	make gcc g++ clang llvm pkg-config bpftool
-	libbpf-dev libelf-dev libdw-dev elfutils
+	libbpf-dev libelf-dev libdw-dev elfutils libiberty-dev
 	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
 	libcriterion-dev
 	golang-go golang-github-google-pprof-dev

@@ -13,6 +13,30 @@
  *
  * Errors: unwind_stack() only fails (-EINVAL, -EOPNOTSUPP) for misuse or an unknown
  * architecture. A stack that cannot be walked further is data: see enum unwind_stop.
+ *
+ * The walk, one frame at a time (unwind.c):
+ *   1. the pc must be in a mapping (find_module, with pc - 1 for return addresses), else
+ *      NO_MAPPING; the frames before it are kept, the unmapped pc is not recorded;
+ *   2. the frame is recorded (frame 0 = regs.pc, is_return false; every later frame is a
+ *      return address, is_return true);
+ *   3. one step to the caller: the module's CFI table (not yet implemented), else the frame
+ *      pointer (struct unwind_arch.step_fp), else stop;
+ *   4. the recovered return address is stripped (strip_ra); 0 means the outermost frame was
+ *      reached (END, complete); one that is not a multiple of code_align is BAD_RA.
+ * DEPTH is reported only when another frame exists and max_frames are already recorded, so a
+ * stack of exactly max_frames frames ends with END.
+ *
+ * Frame-pointer stops (both architectures): fp == 0 is END (glibc's _start zeroes rbp/x29);
+ * an fp that is not 8-aligned, or below the frame's sp, is NO_PROGRESS (it is not a frame
+ * pointer, or the chain does not climb towards the stack base; since the caller's sp is
+ * fp + 16, this also makes each fp strictly greater than the previous one); a frame record
+ * outside the stack copy is TRUNCATED. The return address read next to a bad saved fp is
+ * still recorded; the walk stops on the following step, as Linux perf does.
+ *
+ * Known limitation of frame pointers on aarch64: a leaf that built no frame record keeps its
+ * return address only in LR, and x29 still points at its caller's record, so the FP walk
+ * (like Linux perf's) goes from the leaf straight to its caller's caller. Frame pointers
+ * cannot tell the two kinds of leaf apart; the CFI step can, and will use LR for frame 0.
  */
 #pragma once
 
@@ -31,11 +55,14 @@ enum unwind_stop {
 	UNWIND_STOP_DEPTH,         /* hit the depth limit */
 	UNWIND_STOP_NO_PROGRESS,   /* sp/fp did not move towards the stack base */
 	UNWIND_STOP_BAD_RA,        /* return address 0 or not plausibly code */
-	UNWIND_STOP_KERNEL_THREAD, /* no user context at all */
+	UNWIND_STOP_KERNEL_THREAD, /* no user context at all (set by callers, never by the walk) */
 	_UNWIND_STOP_MAX,
 };
 
-/* Short stable name ("end", "truncated", ...) used in labels, metrics and synthetic frames. */
+/*
+ * Short stable name ("end", "truncated", "no_mapping", ...) used in labels, metrics and
+ * synthetic frames; "unknown" for a value outside the enum.
+ */
 const char *unwind_stop_name(enum unwind_stop stop);
 
 /*
@@ -55,8 +82,9 @@ struct unwind_module {
 };
 
 /*
- * Return 0 and fill *ret when `pc` is inside a mapping; -ENOENT when it is not.
- * Called once per frame; must be cheap.
+ * Return 0 and fill *ret when `pc` is inside a mapping; -ENOENT when it is not (any other
+ * negative value is treated the same: NO_MAPPING). Called once per frame, with pc - 1 for
+ * return addresses (a call may be the last instruction of a mapping); must be cheap.
  */
 typedef int (*unwind_find_module_t)(void *userdata, uint64_t pc, struct unwind_module *ret);
 
@@ -89,9 +117,15 @@ struct unwind_arch {
 	const char *name;
 	/* Remove pointer-authentication / tag bits from a recovered return address. */
 	uint64_t (*strip_ra)(uint64_t ra);
+	/* Instruction alignment: a return address that is not a multiple of it is BAD_RA. */
+	uint64_t code_align;
 	/*
 	 * One frame-pointer step: from *regs (the current frame) compute the caller's regs.
-	 * `first` is true for the sample's own frame. Returns 0, or a stop reason > 0.
+	 * `first` is true for the sample's own frame. Returns 0 with *regs = the caller (pc is
+	 * the raw return address, not yet stripped; registers it cannot recover are 0), or a
+	 * stop reason > 0 with *regs undefined. END is 0 and so cannot be returned: reaching the
+	 * outermost frame is reported as a caller with pc 0, which the loop turns into END,
+	 * exactly like a zero return address.
 	 */
 	int (*step_fp)(const struct unwind_input *in, struct unwind_regs *regs, bool first);
 };
@@ -100,8 +134,16 @@ const struct unwind_arch *unwind_arch_find(uint16_t e_machine);
 extern const struct unwind_arch unwind_arch_x86_64;
 extern const struct unwind_arch unwind_arch_aarch64;
 
-/* Read 8 bytes of target memory from the stack copy. Returns false when outside the copy. */
+/*
+ * Read 8 bytes (little-endian, any alignment) of target memory from the stack copy. Returns
+ * false when any of the 8 bytes is outside the copy; never reads outside it, whatever addr.
+ */
 bool unwind_read_u64(const struct unwind_input *in, uint64_t addr, uint64_t *ret);
 
-/* Walk the stack. Fills res->frames/n_frames/stop/complete. See the top of this file. */
+/*
+ * Walk the stack. Fills res->frames/n_frames/stop/complete. See the top of this file.
+ * -EINVAL: in, res or res->frames NULL, max_frames 0, stack NULL with stack_len > 0, or
+ * stack_start + stack_len wrapping around. -EOPNOTSUPP: e_machine is not x86_64 or aarch64.
+ * max_frames above UNWIND_MAX_DEPTH_LIMIT is treated as the limit. *res is untouched on error.
+ */
 int unwind_stack(const struct unwind_input *in, struct unwind_result *res);

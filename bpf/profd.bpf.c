@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * profd capture program. On every cpu-clock tick it records, for a thread of interest, the
+ * user registers the unwinder needs, the kernel IPs, and the live part of the user stack (sp
+ * up to the end of the stack's VMA, capped) into a ring buffer. All unwinding happens in
+ * userspace, offline.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bpf/profd.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by userspace before load. */
+const volatile bool filter_pids = true;
+const volatile __u32 self_tgid = 0;
+const volatile __u32 stack_bytes = PROFD_STACK_BYTES_DEFAULT;
+const volatile bool follow_forks = true;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* resized by userspace */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROFD_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+/* Samples (index 0) and task events (index 1) that did not fit in the ring buffer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+#define PAGE_SZ 4096
+struct sample_buf {
+	struct profd_sample s;
+	/* One extra page so the page-by-page fallback copy needs no tighter bound. */
+	__u8 stack[PROFD_STACK_BYTES_MAX + PAGE_SZ];
+};
+
+/*
+ * One scratch record per CPU. Too big for a per-CPU map (their values are limited to 32 KiB),
+ * so a plain array indexed by CPU number; userspace sizes it to the number of possible CPUs.
+ * Our perf event programs do not nest on one CPU, so a CPU's slot has one user at a time.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sample_buf);
+} scratch SEC(".maps");
+
+static __always_inline void count_lost(__u32 idx)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &idx);
+
+	if (n)
+		(*n)++;
+}
+
+static __always_inline bool is_target(__u32 tgid)
+{
+	if (tgid == 0 || tgid == self_tgid)
+		return false;
+	if (!filter_pids)
+		return true;
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+/* ---- per-architecture register access (the only #ifdefs: this program is built per arch) */
+#if defined(__TARGET_ARCH_x86)
+#define SAMPLE_EM PROFD_EM_X86_64
+static __always_inline bool regs_user_mode(struct pt_regs *r)
+{
+	return (BPF_CORE_READ(r, cs) & 3) != 0;
+}
+static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
+{
+	out[0] = BPF_CORE_READ(r, ip);
+	out[1] = BPF_CORE_READ(r, sp);
+	out[2] = BPF_CORE_READ(r, bp);
+	out[3] = 0;
+}
+#elif defined(__TARGET_ARCH_arm64)
+#define SAMPLE_EM PROFD_EM_AARCH64
+static __always_inline bool regs_user_mode(struct pt_regs *r)
+{
+	return (BPF_CORE_READ(r, pstate) & 0xf) == 0; /* PSR_MODE_EL0t */
+}
+static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
+{
+	out[0] = BPF_CORE_READ(r, pc);
+	out[1] = BPF_CORE_READ(r, sp);
+	out[2] = BPF_CORE_READ(r, regs[29]);
+	out[3] = BPF_CORE_READ(r, regs[30]);
+}
+#else
+#error "profd: unsupported BPF target architecture"
+#endif
+
+struct vma_end_ctx {
+	__u64 end;
+};
+
+static long vma_end_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct vma_end_ctx *c = data;
+
+	c->end = BPF_CORE_READ(vma, vm_end);
+	return 0;
+}
+
+/*
+ * Copy the user stack from sp upwards. Preferred: bounded by the end of the VMA holding sp,
+ * so a thread near the top of its stack copies what exists rather than failing. When the VMA
+ * cannot be looked up (mmap lock contended), copy page by page and stop at the first page
+ * that cannot be read.
+ */
+static __always_inline __u32 copy_user_stack(struct task_struct *task, struct sample_buf *b,
+					     __u64 sp, __u16 *flags)
+{
+	struct vma_end_ctx vc = {};
+	__u64 want = stack_bytes;
+	__u32 off = 0;
+
+	if (want > PROFD_STACK_BYTES_MAX)
+		want = PROFD_STACK_BYTES_MAX;
+	if (bpf_find_vma(task, sp, vma_end_cb, &vc, 0) == 0 && vc.end > sp) {
+		*flags |= PROFD_SAMPLE_STACK_VMA;
+		if (vc.end - sp < want)
+			want = vc.end - sp;
+		if (want <= PROFD_STACK_BYTES_MAX &&
+		    bpf_probe_read_user(b->stack, want, (void *)sp) == 0)
+			return want;
+	}
+
+	for (int i = 0; i < PROFD_STACK_BYTES_MAX / PAGE_SZ + 1; i++) {
+		__u64 addr = sp + off;
+		__u32 chunk = PAGE_SZ - (addr & (PAGE_SZ - 1));
+
+		if (off >= want)
+			break;
+		if (chunk > want - off)
+			chunk = want - off;
+		if (off > PROFD_STACK_BYTES_MAX || chunk > PAGE_SZ)
+			break;
+		if (bpf_probe_read_user(b->stack + off, chunk, (void *)addr) != 0) {
+			*flags |= PROFD_SAMPLE_STACK_PARTIAL;
+			break;
+		}
+		off += chunk;
+	}
+	return off;
+}
+
+SEC("perf_event")
+int profd_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, cpu = bpf_get_smp_processor_id();
+	struct task_struct *task;
+	struct profd_sample *s;
+	struct sample_buf *b;
+	long n;
+
+	if (!is_target(tgid))
+		return 0;
+
+	b = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!b)
+		return 0;
+	s = &b->s;
+	task = bpf_get_current_task_btf();
+
+	s->hdr.type = PROFD_REC_SAMPLE;
+	s->hdr.version = PROFD_RECORD_VERSION;
+	s->time_ns = bpf_ktime_get_ns();
+	s->pid = tgid;
+	s->tid = (__u32)id;
+	s->cpu = cpu;
+	s->e_machine = SAMPLE_EM;
+	s->flags = 0;
+	s->kstack_len = 0;
+	s->ustack_len = 0;
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+	BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
+
+	if (regs_user_mode((struct pt_regs *)&ctx->regs)) {
+		s->flags |= PROFD_SAMPLE_USER_MODE;
+	} else {
+		n = bpf_get_stack(ctx, s->kstack, sizeof(s->kstack), 0);
+		if (n > 0)
+			s->kstack_len = n / sizeof(__u64);
+	}
+
+	if (!task->mm) {
+		s->flags |= PROFD_SAMPLE_KERNEL_THREAD;
+		__builtin_memset(s->regs, 0, sizeof(s->regs));
+	} else {
+		/* The task's saved user registers: right whether the tick hit user or kernel. */
+		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+		regs_fill(uregs, s->regs);
+		s->ustack_len = copy_user_stack(task, b, s->regs[1], &s->flags);
+	}
+
+	__u64 size = sizeof(*s) + s->ustack_len;
+	if (size > sizeof(*b))
+		return 0;
+	s->hdr.size = size;
+	if (bpf_ringbuf_output(&events, b, size, 0) != 0)
+		count_lost(0);
+	return 0;
+}
+
+static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,
+					    struct task_struct *task)
+{
+	struct profd_task_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(1);
+		return;
+	}
+	e->hdr.type = type;
+	e->hdr.version = PROFD_RECORD_VERSION;
+	e->hdr.size = sizeof(*e);
+	e->time_ns = bpf_ktime_get_ns();
+	e->pid = pid;
+	e->ppid = ppid;
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(profd_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = p->tgid;
+
+	if (is_target(tgid))
+		emit_task_event(PROFD_REC_EXEC, tgid, 0, p);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(profd_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	/* Only the end of the whole thread group matters to the process table. */
+	if (p->pid != p->tgid || !is_target(tgid))
+		return 0;
+	emit_task_event(PROFD_REC_EXIT, tgid, 0, p);
+	if (filter_pids)
+		bpf_map_delete_elem(&targets, &tgid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(profd_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (ptgid == ctgid || !is_target(ptgid))
+		return 0;
+	if (filter_pids) {
+		if (!follow_forks)
+			return 0;
+		bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY);
+	}
+	emit_task_event(PROFD_REC_FORK, ctgid, ptgid, child);
+	return 0;
+}

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "daemon/aggregate.h"
+
+struct aggregate {
+	/* Open hash of stacks with chaining; buckets double when the load passes 1. */
+	struct agg_stack **buckets;
+	size_t n_buckets, n_stacks;
+	/* Every stack also sits in insertion order for deterministic output. */
+	struct agg_stack **order;
+	size_t order_cap;
+	struct agg_mapping *maps; /* index = id - AGG_MAP_FIRST */
+	size_t n_maps, maps_cap;
+	uint64_t n_samples, n_dropped;
+};
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	/* FNV-1a, 64 bit: stacks are short and this runs once per sample. */
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint64_t stack_hash(const struct agg_stack *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	h = hash_bytes(h, &s->pid, sizeof(s->pid));
+	h = hash_bytes(h, &s->tid, sizeof(s->tid));
+	h = hash_bytes(h, s->comm, strnlen(s->comm, sizeof(s->comm)));
+	h = hash_bytes(h, s->pcomm, strnlen(s->pcomm, sizeof(s->pcomm)));
+	h = hash_bytes(h, &s->stop, sizeof(s->stop));
+	h = hash_bytes(h, &s->n_frames, sizeof(s->n_frames));
+	for (size_t i = 0; i < s->n_frames; i++) {
+		h = hash_bytes(h, &s->frames[i].addr, sizeof(s->frames[i].addr));
+		h = hash_bytes(h, &s->frames[i].map_id, sizeof(s->frames[i].map_id));
+		h = hash_bytes(h, &s->frames[i].flags, sizeof(s->frames[i].flags));
+	}
+	return h;
+}
+
+static bool stack_equal(const struct agg_stack *a, const struct agg_stack *b)
+{
+	if (a->pid != b->pid || a->tid != b->tid || a->stop != b->stop ||
+	    a->n_frames != b->n_frames || a->complete != b->complete)
+		return false;
+	if (strncmp(a->comm, b->comm, sizeof(a->comm)) || strncmp(a->pcomm, b->pcomm, sizeof(a->pcomm)))
+		return false;
+	for (size_t i = 0; i < a->n_frames; i++)
+		if (a->frames[i].addr != b->frames[i].addr ||
+		    a->frames[i].map_id != b->frames[i].map_id ||
+		    a->frames[i].flags != b->frames[i].flags)
+			return false;
+	return true;
+}
+
+int aggregate_new(struct aggregate **ret)
+{
+	struct aggregate *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->n_buckets = 1024;
+	a->buckets = calloc(a->n_buckets, sizeof(*a->buckets));
+	if (!a->buckets) {
+		free(a);
+		return -ENOMEM;
+	}
+	*ret = a;
+	return 0;
+}
+
+void aggregate_free(struct aggregate *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n_stacks; i++)
+		free(a->order[i]);
+	free(a->order);
+	free(a->buckets);
+	for (size_t i = 0; i < a->n_maps; i++) {
+		dso_unref(a->maps[i].dso);
+		free(a->maps[i].name);
+	}
+	free(a->maps);
+	free(a);
+}
+
+int aggregate_intern_mapping(struct aggregate *a, const struct mapping *m, uint32_t *ret_id)
+{
+	struct agg_mapping *am;
+
+	/* Few mappings per profile; a linear scan from the newest is fast enough and simple. */
+	for (size_t i = a->n_maps; i-- > 0;) {
+		am = &a->maps[i];
+		if (am->start == m->start && am->end == m->end && am->pgoff == m->pgoff &&
+		    am->dso == m->dso && am->kind == m->kind &&
+		    ((!am->name && !m->name) || (am->name && m->name && !strcmp(am->name, m->name)))) {
+			*ret_id = AGG_MAP_FIRST + i;
+			return 0;
+		}
+	}
+	if (a->n_maps >= AGG_MAX_MAPPINGS)
+		return -E2BIG;
+	if (a->n_maps == a->maps_cap) {
+		size_t ncap = a->maps_cap ? a->maps_cap * 2 : 32;
+		struct agg_mapping *n = reallocarray(a->maps, ncap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		a->maps = n;
+		a->maps_cap = ncap;
+	}
+	am = &a->maps[a->n_maps];
+	*am = (struct agg_mapping){ .start = m->start, .end = m->end, .pgoff = m->pgoff,
+				    .kind = m->kind };
+	if (m->name && !(am->name = strdup(m->name)))
+		return -ENOMEM;
+	am->dso = dso_ref(m->dso);
+	*ret_id = AGG_MAP_FIRST + a->n_maps++;
+	return 0;
+}
+
+const struct agg_mapping *aggregate_mapping(const struct aggregate *a, uint32_t id)
+{
+	if (id < AGG_MAP_FIRST || id - AGG_MAP_FIRST >= a->n_maps)
+		return NULL;
+	return &a->maps[id - AGG_MAP_FIRST];
+}
+
+size_t aggregate_n_mappings(const struct aggregate *a)
+{
+	return a->n_maps;
+}
+
+static int grow_buckets(struct aggregate *a)
+{
+	size_t n = a->n_buckets * 2;
+	struct agg_stack **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < a->n_stacks; i++) {
+		struct agg_stack *s = a->order[i];
+		size_t k = s->hash & (n - 1);
+
+		s->next = b[k];
+		b[k] = s;
+	}
+	free(a->buckets);
+	a->buckets = b;
+	a->n_buckets = n;
+	return 0;
+}
+
+int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t count)
+{
+	uint64_t h = stack_hash(stack);
+	struct agg_stack *s;
+	size_t size;
+
+	for (s = a->buckets[h & (a->n_buckets - 1)]; s; s = s->next)
+		if (s->hash == h && stack_equal(s, stack)) {
+			s->count += count;
+			a->n_samples += count;
+			return 0;
+		}
+
+	if (a->n_stacks >= AGG_MAX_STACKS || stack->n_frames > AGG_MAX_FRAMES) {
+		a->n_dropped += count;
+		return -E2BIG;
+	}
+	if (a->n_stacks == a->order_cap) {
+		size_t ncap = a->order_cap ? a->order_cap * 2 : 256;
+		struct agg_stack **n = reallocarray(a->order, ncap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		a->order = n;
+		a->order_cap = ncap;
+	}
+	size = sizeof(*s) + stack->n_frames * sizeof(stack->frames[0]);
+	s = malloc(size);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, stack, size);
+	s->hash = h;
+	s->count = count;
+	s->next = a->buckets[h & (a->n_buckets - 1)];
+	a->buckets[h & (a->n_buckets - 1)] = s;
+	a->order[a->n_stacks++] = s;
+	a->n_samples += count;
+	if (a->n_stacks > a->n_buckets)
+		(void)grow_buckets(a); /* a failed grow only makes chains longer */
+	return 0;
+}
+
+const struct agg_stack *aggregate_stack(const struct aggregate *a, size_t i)
+{
+	return i < a->n_stacks ? a->order[i] : NULL;
+}
+
+size_t aggregate_n_stacks(const struct aggregate *a)
+{
+	return a->n_stacks;
+}
+
+uint64_t aggregate_n_samples(const struct aggregate *a)
+{
+	return a->n_samples;
+}
+
+uint64_t aggregate_n_dropped(const struct aggregate *a)
+{
+	return a->n_dropped;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Aggregation: identical (labels, stack) samples are counted once. Only addresses are kept
+ * (symbolization happens once per unique address when the profile is written), so the stack
+ * bytes of a sample can be dropped as soon as it is unwound.
+ *
+ * Mappings are interned: a frame names its mapping by id, and the interned mapping holds a
+ * reference on the binary, so a profile can still be symbolized after its process exited.
+ *
+ * Limits: AGG_MAX_STACKS unique stacks and AGG_MAX_MAPPINGS mappings per aggregate; past them
+ * samples are counted in `dropped` (never silently lost).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/proc.h"
+
+#define AGG_MAX_STACKS (1u << 20)
+#define AGG_MAX_MAPPINGS (1u << 16)
+#define AGG_MAX_FRAMES 1024
+
+enum {
+	AGG_MAP_NONE = 0,   /* address outside every known mapping */
+	AGG_MAP_KERNEL = 1, /* kernel text */
+	AGG_MAP_FIRST = 2,
+};
+
+enum agg_frame_flags {
+	AGG_FRAME_RETURN = 1u << 0, /* a return address: symbolize at addr - 1 */
+};
+
+struct agg_frame {
+	uint64_t addr;
+	uint32_t map_id;
+	uint32_t flags;
+};
+
+struct agg_mapping {
+	uint64_t start, end, pgoff;
+	enum mapping_kind kind;
+	struct dso *dso; /* reference; NULL for anonymous */
+	char *name;
+};
+
+struct agg_stack {
+	struct agg_stack *next;
+	uint64_t hash;
+	uint64_t count;
+	uint32_t pid, tid;
+	char comm[16], pcomm[16];
+	uint16_t stop; /* enum unwind_stop */
+	bool complete;
+	uint16_t n_frames;
+	struct agg_frame frames[]; /* leaf first: kernel frames, then user frames */
+};
+
+struct aggregate;
+
+int aggregate_new(struct aggregate **ret);
+void aggregate_free(struct aggregate *a);
+
+/* Intern a process mapping; *ret_id >= AGG_MAP_FIRST. */
+int aggregate_intern_mapping(struct aggregate *a, const struct mapping *m, uint32_t *ret_id);
+const struct agg_mapping *aggregate_mapping(const struct aggregate *a, uint32_t id);
+size_t aggregate_n_mappings(const struct aggregate *a);
+
+/* Count one sample with this stack (stack->count, hash and next are ignored). */
+int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t count);
+
+/* The i-th unique stack in first-seen order (0 <= i < aggregate_n_stacks()), else NULL. */
+const struct agg_stack *aggregate_stack(const struct aggregate *a, size_t i);
+
+size_t aggregate_n_stacks(const struct aggregate *a);
+uint64_t aggregate_n_samples(const struct aggregate *a);
+uint64_t aggregate_n_dropped(const struct aggregate *a);

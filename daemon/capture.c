@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/profd.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/capture.h"
+#include "profd.skel.h"
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+struct capture {
+	struct capture_config cfg;
+	struct profd_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link **links;
+	size_t n_links;
+	capture_handler_t handler;
+	void *userdata;
+	int n_cpus;
+};
+
+static bool cap_has(const struct __user_cap_data_struct d[2], int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+int capture_check_privileges(const char **ret_missing)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = {};
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	if (cap_has(d, CAP_SYS_ADMIN))
+		return 0;
+	if (!cap_has(d, CAP_BPF)) {
+		*ret_missing = "CAP_BPF";
+		return -EPERM;
+	}
+	if (!cap_has(d, CAP_PERFMON)) {
+		*ret_missing = "CAP_PERFMON";
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int ringbuf_cb(void *ctx, void *data, size_t size)
+{
+	struct capture *c = ctx;
+
+	return c->handler(c->userdata, data, size);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && log_get_max_level() < LOG_LEVEL_DEBUG)
+		return 0;
+	if (level == LIBBPF_INFO && log_get_max_level() < LOG_LEVEL_INFO)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+int capture_new(const struct capture_config *cfg, capture_handler_t handler, void *userdata,
+		struct capture **ret)
+{
+	struct capture *c;
+	size_t rb = cfg->ringbuf_bytes ? cfg->ringbuf_bytes : CAPTURE_RINGBUF_DEFAULT;
+	int r;
+
+	if (cfg->stack_bytes > PROFD_STACK_BYTES_MAX || cfg->freq == 0 || (rb & (rb - 1)) ||
+	    rb < 4096)
+		return -EINVAL;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	c->handler = handler;
+	c->userdata = userdata;
+
+	libbpf_set_print(libbpf_print);
+	c->skel = profd_bpf__open();
+	if (!c->skel) {
+		r = -errno ?: -EINVAL;
+		goto fail;
+	}
+	c->skel->rodata->filter_pids = !cfg->all;
+	c->skel->rodata->self_tgid = getpid();
+	c->skel->rodata->stack_bytes = cfg->stack_bytes;
+	c->skel->rodata->follow_forks = cfg->follow_forks;
+	r = bpf_map__set_max_entries(c->skel->maps.events, rb);
+	if (r < 0)
+		goto fail;
+	c->n_cpus = libbpf_num_possible_cpus();
+	if (c->n_cpus <= 0) {
+		r = c->n_cpus ?: -EINVAL;
+		goto fail;
+	}
+	r = bpf_map__set_max_entries(c->skel->maps.scratch, c->n_cpus);
+	if (r < 0)
+		goto fail;
+
+	r = profd_bpf__load(c->skel);
+	if (r < 0)
+		goto fail;
+	/* Task events first, so no exec/exit between here and the first sample is missed. */
+	r = profd_bpf__attach(c->skel);
+	if (r < 0)
+		goto fail;
+
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), ringbuf_cb, c, NULL);
+	if (!c->rb) {
+		r = -errno ?: -ENOMEM;
+		goto fail;
+	}
+	*ret = c;
+	return 0;
+fail:
+	capture_free(c);
+	return r;
+}
+
+static bool cpu_online(int cpu)
+{
+	char path[64], v = '1';
+	_cleanup_fclose_ FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+	f = fopen(path, "re");
+	if (!f)
+		return true; /* cpu0 often has no "online" file: it cannot go offline */
+	if (fread(&v, 1, 1, f) != 1)
+		return true;
+	return v == '1';
+}
+
+int capture_start(struct capture *c)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.sample_freq = c->cfg.freq,
+		.freq = 1,
+	};
+
+	c->links = calloc(c->n_cpus, sizeof(*c->links));
+	if (!c->links)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < c->n_cpus; cpu++) {
+		struct bpf_link *link;
+		int fd, r;
+
+		if (!cpu_online(cpu))
+			continue;
+		fd = syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENODEV)
+				continue;
+			return log_error_errno(-errno, "Failed to open cpu-clock perf event on CPU %d: %m",
+					       cpu);
+		}
+		link = bpf_program__attach_perf_event(c->skel->progs.profd_sample, fd);
+		if (!link) {
+			r = -errno ?: -EINVAL;
+			close(fd);
+			return log_error_errno(r, "Failed to attach BPF program to CPU %d: %m", cpu);
+		}
+		/* The link owns the perf fd from here on and closes it when destroyed. */
+		c->links[c->n_links++] = link;
+	}
+	if (c->n_links == 0)
+		return log_error_errno(-ENODEV, "No online CPU could be sampled");
+	return 0;
+}
+
+void capture_free(struct capture *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_links; i++)
+		bpf_link__destroy(c->links[i]);
+	free(c->links);
+	ring_buffer__free(c->rb);
+	profd_bpf__destroy(c->skel);
+	free(c);
+}
+
+int capture_add_pid(struct capture *c, pid_t pid)
+{
+	__u32 key = pid;
+	__u8 one = 1;
+
+	if (c->cfg.all)
+		return 0;
+	if (bpf_map__update_elem(c->skel->maps.targets, &key, sizeof(key), &one, sizeof(one),
+				 BPF_ANY) < 0)
+		return errno == E2BIG || errno == ENOSPC ? -E2BIG : -errno;
+	return 0;
+}
+
+int capture_poll(struct capture *c, int timeout_ms)
+{
+	int r = ring_buffer__poll(c->rb, timeout_ms);
+
+	if (r == -EINTR)
+		return 0;
+	return r;
+}
+
+uint64_t capture_lost(struct capture *c)
+{
+	uint64_t total = 0;
+	_cleanup_free_ uint64_t *vals = calloc(c->n_cpus, sizeof(*vals));
+
+	if (!vals)
+		return 0;
+	for (__u32 key = 0; key < 2; key++) {
+		if (bpf_map__lookup_elem(c->skel->maps.lost, &key, sizeof(key), vals,
+					 c->n_cpus * sizeof(*vals), 0) < 0)
+			continue;
+		for (int i = 0; i < c->n_cpus; i++)
+			total += vals[i];
+	}
+	return total;
+}

@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: MIT
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon/proc.h"
+#include "symbolize/symbolize.h"
+
+#define PROC_HASH_SIZE 4096
+#define DSO_HASH_SIZE 1024
+
+struct proc_table {
+	char *proc_root;
+	struct proc *procs[PROC_HASH_SIZE];
+	size_t n_procs;
+	struct dso *dsos[DSO_HASH_SIZE];
+	size_t n_dsos;
+	struct dso *vdso; /* our own vdso image; the kernel gives every process the same one */
+	bool vdso_tried;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* ---- dso --------------------------------------------------------------------------------- */
+
+struct dso *dso_ref(struct dso *d)
+{
+	if (d)
+		d->refs++;
+	return d;
+}
+
+void dso_unref(struct dso *d)
+{
+	if (!d || --d->refs > 0)
+		return;
+	sym_elf_free(d->sym);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d);
+}
+
+static void dso_identify(struct dso *d)
+{
+	struct elf_ident id;
+
+	if (d->fd < 0 || elf_identify_fd(d->fd, &id) < 0)
+		return;
+	d->is_elf = true;
+	d->e_machine = id.e_machine;
+	d->build_id_len = MIN(id.build_id_len, sizeof(d->build_id));
+	memcpy(d->build_id, id.build_id, d->build_id_len);
+	if (d->build_id_len > 0)
+		build_id_to_hex(d->build_id, d->build_id_len, d->build_id_hex, sizeof(d->build_id_hex));
+}
+
+static int dso_new(const char *path, int fd, uint64_t dev, uint64_t ino, struct dso **ret)
+{
+	struct dso *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->path = strdup(path);
+	if (!d->path) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->refs = 1;
+	d->fd = fd;
+	d->dev = dev;
+	d->ino = ino;
+	dso_identify(d);
+	*ret = d;
+	return 0;
+}
+
+static unsigned dso_hash(uint64_t dev, uint64_t ino)
+{
+	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+
+	return (unsigned)(h >> 32) % DSO_HASH_SIZE;
+}
+
+/* Drop cached dsos that nothing but the cache references any more. */
+static void dso_cache_gc(struct proc_table *t)
+{
+	for (size_t i = 0; i < DSO_HASH_SIZE; i++) {
+		struct dso **pp = &t->dsos[i];
+
+		while (*pp) {
+			struct dso *d = *pp;
+
+			if (d->refs == 1) {
+				*pp = d->hash_next;
+				t->n_dsos--;
+				dso_unref(d);
+			} else {
+				pp = &d->hash_next;
+			}
+		}
+	}
+}
+
+static int open_in_root(struct proc_table *t, pid_t pid, const char *path)
+{
+	char root[64];
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	_cleanup_close_ int rootfd = -1;
+	int fd;
+
+	snprintf(root, sizeof(root), "%s/%d/root", t->proc_root, pid);
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Open the file behind a mapping. map_files gives the very file that is mapped (even when
+ * deleted or replaced on disk); the root path is the fallback when map_files is not readable.
+ * The fd must refer to the inode the maps line names, or it is the wrong file.
+ */
+static int open_mapped_file(struct proc_table *t, pid_t pid, const struct maps_entry *e)
+{
+	char mf[96];
+	struct stat st;
+	int fd;
+
+	snprintf(mf, sizeof(mf), "%s/%d/map_files/%" PRIx64 "-%" PRIx64, t->proc_root, pid,
+		 e->start, e->end);
+	fd = open(mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		if (e->deleted)
+			return -ENOENT;
+		fd = open_in_root(t, pid, e->path);
+		if (fd < 0)
+			return fd;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != e->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+static struct dso *dso_cache_get(struct proc_table *t, pid_t pid, const struct maps_entry *e)
+{
+	uint64_t dev = makedev(e->dev_major, e->dev_minor);
+	unsigned h = dso_hash(dev, e->ino);
+	struct dso *d;
+	int fd;
+
+	for (d = t->dsos[h]; d; d = d->hash_next)
+		if (d->dev == dev && d->ino == e->ino)
+			return dso_ref(d);
+	if (t->n_dsos >= PROC_MAX_DSOS) {
+		dso_cache_gc(t);
+		if (t->n_dsos >= PROC_MAX_DSOS)
+			return NULL;
+	}
+	fd = open_mapped_file(t, pid, e);
+	if (dso_new(e->path, fd < 0 ? -1 : fd, dev, e->ino, &d) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	d->hash_next = t->dsos[h];
+	t->dsos[h] = d;
+	t->n_dsos++;
+	return dso_ref(d);
+}
+
+/* The vdso has no file: copy our own (identical) image into a memfd so it reads like one. */
+static struct dso *vdso_get(struct proc_table *t)
+{
+	unsigned long base;
+	_cleanup_fclose_ FILE *f = NULL;
+	char line[512];
+	uint64_t start = 0, end = 0;
+	int fd;
+
+	if (t->vdso_tried)
+		return dso_ref(t->vdso);
+	t->vdso_tried = true;
+
+	base = getauxval(AT_SYSINFO_EHDR);
+	if (!base)
+		return NULL;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "[vdso]") && sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &end) == 2)
+			break;
+		start = end = 0;
+	}
+	if (start != base || end <= start || end - start > (16u << 20))
+		return NULL;
+	fd = memfd_create("profd-vdso", MFD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (write(fd, (const void *)base, end - start) != (ssize_t)(end - start) ||
+	    dso_new("[vdso]", fd, 0, 0, &t->vdso) < 0) {
+		close(fd);
+		return NULL;
+	}
+	return dso_ref(t->vdso);
+}
+
+/* ---- maps parsing ------------------------------------------------------------------------- */
+
+static char *parse_hex(char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+	int n = 0;
+
+	for (; isxdigit((unsigned char)*s); s++, n++) {
+		if (n >= 16)
+			return NULL;
+		v = v * 16 + (isdigit((unsigned char)*s) ? *s - '0' : (tolower(*s) - 'a' + 10));
+	}
+	if (n == 0)
+		return NULL;
+	*ret = v;
+	return s;
+}
+
+int proc_maps_parse_line(char *line, struct maps_entry *ret)
+{
+	struct maps_entry e = {};
+	uint64_t maj, min;
+	char *s = line, *end;
+	size_t len;
+
+	if (!(s = parse_hex(s, &e.start)) || *s++ != '-' || !(s = parse_hex(s, &e.end)) ||
+	    *s++ != ' ')
+		return -EINVAL;
+	if (e.end <= e.start)
+		return -EINVAL;
+	if (strlen(s) < 5 || s[4] != ' ')
+		return -EINVAL;
+	if (s[0] == 'r')
+		e.prot |= PROT_READ;
+	if (s[1] == 'w')
+		e.prot |= PROT_WRITE;
+	if (s[2] == 'x')
+		e.prot |= PROT_EXEC;
+	e.shared = s[3] == 's';
+	s += 5;
+	if (!(s = parse_hex(s, &e.pgoff)) || *s++ != ' ')
+		return -EINVAL;
+	if (!(s = parse_hex(s, &maj)) || *s++ != ':' || !(s = parse_hex(s, &min)) || *s++ != ' ')
+		return -EINVAL;
+	if (maj > UINT32_MAX || min > UINT32_MAX)
+		return -EINVAL;
+	e.dev_major = maj;
+	e.dev_minor = min;
+	e.ino = strtoull(s, &end, 10);
+	if (end == s)
+		return -EINVAL;
+	s = end;
+	while (*s == ' ')
+		s++;
+	len = strlen(s);
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
+		s[--len] = '\0';
+	if (len > 0) {
+		static const char deleted[] = " (deleted)";
+		size_t dl = sizeof(deleted) - 1;
+
+		if (len > dl && strcmp(s + len - dl, deleted) == 0) {
+			e.deleted = true;
+			s[len - dl] = '\0';
+		}
+		e.path = s;
+	}
+	*ret = e;
+	return 0;
+}
+
+/* ---- processes ---------------------------------------------------------------------------- */
+
+static void mappings_free(struct mapping *maps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		dso_unref(maps[i].dso);
+		free(maps[i].name);
+	}
+	free(maps);
+}
+
+static int proc_load_maps(struct proc_table *t, struct proc *p)
+{
+	char path[64];
+	_cleanup_fclose_ FILE *f = NULL;
+	_cleanup_free_ char *line = NULL;
+	struct mapping *maps = NULL;
+	size_t n = 0, cap = 0, linecap = 0;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "%s/%d/maps", t->proc_root, p->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+
+	while ((len = getline(&line, &linecap, f)) >= 0) {
+		struct maps_entry e;
+		struct mapping *m;
+
+		if (len > PROC_MAPS_LINE_MAX || proc_maps_parse_line(line, &e) < 0)
+			continue;
+		/* Only executable mappings hold code the unwinder or symbolizer needs. */
+		if (!(e.prot & PROT_EXEC))
+			continue;
+		if (n >= PROC_MAX_MAPS)
+			break;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct mapping *nm = reallocarray(maps, ncap, sizeof(*maps));
+
+			if (!nm) {
+				mappings_free(maps, n);
+				return -ENOMEM;
+			}
+			maps = nm;
+			cap = ncap;
+		}
+		m = &maps[n];
+		*m = (struct mapping){ .start = e.start, .end = e.end, .pgoff = e.pgoff,
+				       .prot = e.prot, .deleted = e.deleted };
+		if (!e.path) {
+			m->kind = MAPPING_ANON;
+		} else if (e.path[0] == '/') {
+			m->kind = MAPPING_FILE;
+			m->dso = dso_cache_get(t, p->pid, &e);
+		} else if (strcmp(e.path, "[vdso]") == 0) {
+			m->kind = MAPPING_VDSO;
+			m->dso = vdso_get(t);
+		} else if (strcmp(e.path, "[vsyscall]") == 0) {
+			m->kind = MAPPING_VSYSCALL;
+		} else {
+			m->kind = MAPPING_SPECIAL;
+		}
+		if (e.path) {
+			m->name = strdup(e.path);
+			if (!m->name) {
+				mappings_free(maps, n + 1);
+				return -ENOMEM;
+			}
+		}
+		n++;
+	}
+	/* /proc/PID/maps is sorted by address already; the lookup relies on it. */
+	mappings_free(p->maps, p->n_maps);
+	p->maps = maps;
+	p->n_maps = n;
+	p->refreshed_ns = now_ns();
+	p->n_refresh++;
+	return 0;
+}
+
+static unsigned proc_hash(pid_t pid)
+{
+	return ((uint32_t)pid * 2654435761u) % PROC_HASH_SIZE;
+}
+
+static struct proc *proc_lookup(struct proc_table *t, pid_t pid)
+{
+	for (struct proc *p = t->procs[proc_hash(pid)]; p; p = p->hash_next)
+		if (p->pid == pid)
+			return p;
+	return NULL;
+}
+
+int proc_table_get(struct proc_table *t, pid_t pid, struct proc **ret)
+{
+	struct proc *p = proc_lookup(t, pid);
+	unsigned h;
+	int r;
+
+	if (p) {
+		if (!p->maps && !p->exited && now_ns() - p->refreshed_ns > PROC_REFRESH_MIN_NS)
+			proc_load_maps(t, p);
+		*ret = p;
+		return 0;
+	}
+	if (t->n_procs >= PROC_MAX_PROCS)
+		return -E2BIG;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->pid = pid;
+	r = proc_load_maps(t, p);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	h = proc_hash(pid);
+	p->hash_next = t->procs[h];
+	t->procs[h] = p;
+	t->n_procs++;
+	*ret = p;
+	return 0;
+}
+
+static const struct mapping *maps_bsearch(const struct proc *p, uint64_t addr)
+{
+	size_t lo = 0, hi = p->n_maps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct mapping *m = &p->maps[mid];
+
+		if (addr < m->start)
+			hi = mid;
+		else if (addr >= m->end)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+const struct mapping *proc_find_mapping(struct proc_table *t, struct proc *p, uint64_t addr)
+{
+	const struct mapping *m = maps_bsearch(p, addr);
+
+	if (m || p->exited)
+		return m;
+	if (now_ns() - p->refreshed_ns < PROC_REFRESH_MIN_NS)
+		return NULL;
+	if (proc_load_maps(t, p) < 0)
+		return NULL;
+	return maps_bsearch(p, addr);
+}
+
+void proc_table_exec(struct proc_table *t, pid_t pid)
+{
+	struct proc *p = proc_lookup(t, pid);
+
+	if (!p)
+		return;
+	mappings_free(p->maps, p->n_maps);
+	p->maps = NULL;
+	p->n_maps = 0;
+	p->refreshed_ns = 0;
+	/* Read the new image's maps now, while the process surely still exists. */
+	proc_load_maps(t, p);
+}
+
+static void proc_free(struct proc *p)
+{
+	if (!p)
+		return;
+	mappings_free(p->maps, p->n_maps);
+	free(p);
+}
+
+void proc_table_remove(struct proc_table *t, pid_t pid)
+{
+	struct proc **pp = &t->procs[proc_hash(pid)];
+
+	for (; *pp; pp = &(*pp)->hash_next) {
+		if ((*pp)->pid == pid) {
+			struct proc *p = *pp;
+
+			*pp = p->hash_next;
+			t->n_procs--;
+			proc_free(p);
+			dso_cache_gc(t);
+			return;
+		}
+	}
+}
+
+int proc_table_new(const char *proc_root, struct proc_table **ret)
+{
+	struct proc_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->proc_root = strdup(proc_root ? proc_root : "/proc");
+	if (!t->proc_root) {
+		free(t);
+		return -ENOMEM;
+	}
+	*ret = t;
+	return 0;
+}
+
+void proc_table_free(struct proc_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < PROC_HASH_SIZE; i++) {
+		while (t->procs[i]) {
+			struct proc *p = t->procs[i];
+
+			t->procs[i] = p->hash_next;
+			proc_free(p);
+		}
+	}
+	for (size_t i = 0; i < DSO_HASH_SIZE; i++) {
+		while (t->dsos[i]) {
+			struct dso *d = t->dsos[i];
+
+			t->dsos[i] = d->hash_next;
+			dso_unref(d);
+		}
+	}
+	dso_unref(t->vdso);
+	free(t->proc_root);
+	free(t);
+}
+
+size_t proc_table_n_procs(const struct proc_table *t)
+{
+	return t->n_procs;
+}
+
+size_t proc_table_n_dsos(const struct proc_table *t)
+{
+	return t->n_dsos;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Process table: pid → mappings (from /proc/PID/maps), and the cache of binaries ("dsos")
+ * those mappings point at, shared by every process that maps the same file.
+ *
+ * Files are opened once, when a process's maps are first read, through
+ * /proc/PID/map_files/START-END (the exact file mapped, even if deleted or replaced since)
+ * or else through /proc/PID/root with RESOLVE_IN_ROOT (containers; symlinks inside the
+ * container cannot lead outside its root). The open fd is kept with the dso, so binaries can
+ * still be read after the process exits, when the profile is written.
+ *
+ * Limits (documented, enforced): PROC_MAX_PROCS processes, PROC_MAX_MAPS mappings per process,
+ * PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped beyond them).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PROC_MAX_PROCS 65536
+#define PROC_MAX_MAPS 65536
+#define PROC_MAX_DSOS 8192
+#define PROC_MAPS_LINE_MAX 8192
+
+struct sym_elf;
+
+enum mapping_kind {
+	MAPPING_ANON = 0, /* no file: heap, anonymous, JIT */
+	MAPPING_FILE,
+	MAPPING_VDSO,
+	MAPPING_VSYSCALL,
+	MAPPING_SPECIAL, /* [stack], [heap], [vvar], ... */
+};
+
+/* One binary. Reference-counted: mappings and profile aggregates hold references. */
+struct dso {
+	unsigned refs;
+	uint64_t dev, ino;
+	char *path;        /* name in the target's mount namespace */
+	int fd;            /* read-only fd on the file (or a memfd copy of the vdso), -1 if none */
+	uint16_t e_machine;
+	bool is_elf;
+	size_t build_id_len;
+	uint8_t build_id[64];
+	char build_id_hex[129]; /* "" when none */
+	/* Lazily opened by the symbolizer; freed with the dso. */
+	struct sym_elf *sym;
+	int sym_err; /* < 0 once opening for symbolization failed: do not retry */
+	/* Cache linkage (owned by the proc table). */
+	struct dso *hash_next;
+};
+
+struct dso *dso_ref(struct dso *d);
+void dso_unref(struct dso *d);
+
+struct mapping {
+	uint64_t start, end, pgoff;
+	uint32_t prot; /* PROT_READ | PROT_WRITE | PROT_EXEC */
+	enum mapping_kind kind;
+	struct dso *dso; /* reference, NULL for anonymous/special */
+	char *name;      /* path or [vdso] etc.; NULL for anonymous */
+	bool deleted;
+	/* Free for the user of the table: the session caches the interned mapping id here. */
+	uint64_t user_tag;
+};
+
+struct proc {
+	pid_t pid;
+	struct mapping *maps; /* sorted by start */
+	size_t n_maps;
+	bool exited;
+	uint64_t refreshed_ns; /* CLOCK_MONOTONIC of the last maps read */
+	unsigned n_refresh;
+	struct proc *hash_next;
+};
+
+/* One parsed line of /proc/PID/maps. `path` points into the line buffer. */
+struct maps_entry {
+	uint64_t start, end, pgoff, ino;
+	unsigned dev_major, dev_minor;
+	uint32_t prot;
+	bool shared;
+	const char *path; /* NULL for anonymous mappings */
+	bool deleted;     /* path ended with " (deleted)" (stripped from path) */
+};
+
+/* Parse one line (modified in place: path is NUL-terminated). 0, or -EINVAL for junk. */
+int proc_maps_parse_line(char *line, struct maps_entry *ret);
+
+struct proc_table;
+
+/* `root_prefix` is "/proc" normally; tests may point it elsewhere. */
+int proc_table_new(const char *proc_root, struct proc_table **ret);
+void proc_table_free(struct proc_table *t);
+
+/* Find or load a process. -ESRCH when it does not exist (any more). */
+int proc_table_get(struct proc_table *t, pid_t pid, struct proc **ret);
+
+/*
+ * The mapping holding addr, or NULL. On a miss, re-reads the maps once (at most every
+ * PROC_REFRESH_MIN_NS per process) so newly dlopen()ed code is found.
+ */
+#define PROC_REFRESH_MIN_NS (50ull * 1000 * 1000)
+const struct mapping *proc_find_mapping(struct proc_table *t, struct proc *p, uint64_t addr);
+
+/* exec: the old mappings are gone; the next lookup re-reads them. */
+void proc_table_exec(struct proc_table *t, pid_t pid);
+/* exit: forget the process (dsos stay alive while referenced elsewhere). */
+void proc_table_remove(struct proc_table *t, pid_t pid);
+
+size_t proc_table_n_procs(const struct proc_table *t);
+size_t proc_table_n_dsos(const struct proc_table *t);

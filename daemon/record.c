@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: MIT
+/* `profd record`: profile some processes (or the host) for a while, write one pprof file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bpf/profd.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/capture.h"
+#include "daemon/cli.h"
+#include "daemon/profile.h"
+#include "daemon/session.h"
+#include "symbolize/symbolize.h"
+
+#define RECORD_MAX_PIDS 1024
+#define RECORD_FREQ_MAX 10000
+
+struct record_opts {
+	bool all;
+	pid_t pids[RECORD_MAX_PIDS];
+	size_t n_pids;
+	char **cmd;
+	unsigned freq;
+	double duration_s; /* 0: until Ctrl-C or the targets exit */
+	const char *output;
+	unsigned stack_bytes;
+	size_t max_depth;
+	bool inlines;
+	bool progress;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	stop_requested = sig;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void help(void)
+{
+	printf("Usage: profd record [-p PID[,PID...] | -a | -- CMD [ARGS...]] [OPTIONS]\n"
+	       "\n"
+	       "Sample on-CPU stacks and write a gzipped pprof profile.\n"
+	       "\n"
+	       "Targets (exactly one):\n"
+	       "  -p, --pid PID[,PID...]   profile these processes (and processes they fork)\n"
+	       "  -a, --all                profile every process on the host\n"
+	       "  -- CMD [ARGS...]         run CMD and profile it until it exits\n"
+	       "\n"
+	       "Options:\n"
+	       "  -F, --freq HZ            samples per second per CPU (default 99, max %d)\n"
+	       "  -d, --duration SECONDS   stop after this long (default: until Ctrl-C or the\n"
+	       "                           targets exit)\n"
+	       "  -o, --output FILE        profile to write (default profile.pb.gz)\n"
+	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
+	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
+	       "      --no-inline          do not expand inlined functions\n"
+	       "  -q, --quiet              no progress line and no summary\n"
+	       "  -v, --verbose            more messages (twice: debug)\n"
+	       "  -h, --help               show this help\n",
+	       RECORD_FREQ_MAX, PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX,
+	       UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT);
+}
+
+static int parse_pids(const char *arg, struct record_opts *o)
+{
+	_cleanup_free_ char *copy = strdup(arg);
+	char *save = NULL;
+
+	if (!copy)
+		return log_oom();
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		unsigned long v;
+
+		if (parse_ulong(tok, 1, INT_MAX, &v) < 0)
+			return log_error_errno(-EINVAL, "Invalid PID '%s': expected a positive number.",
+					       tok);
+		if (o->n_pids >= RECORD_MAX_PIDS)
+			return log_error_errno(-E2BIG, "Too many PIDs (at most %d).", RECORD_MAX_PIDS);
+		o->pids[o->n_pids++] = (pid_t)v;
+	}
+	if (o->n_pids == 0)
+		return log_error_errno(-EINVAL, "-p needs at least one PID.");
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct record_opts *o)
+{
+	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE };
+	static const struct option options[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "freq", required_argument, NULL, 'F' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
+		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
+		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	unsigned long v;
+	int c, r;
+
+	*o = (struct record_opts){
+		.freq = 99,
+		.output = "profile.pb.gz",
+		.stack_bytes = PROFD_STACK_BYTES_DEFAULT,
+		.max_depth = UNWIND_MAX_DEPTH_DEFAULT,
+		.inlines = true,
+		.progress = true,
+	};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:aF:d:o:qvh", options, NULL)) >= 0) {
+		switch (c) {
+		case 'p':
+			r = parse_pids(optarg, o);
+			if (r < 0)
+				return r;
+			break;
+		case 'a':
+			o->all = true;
+			break;
+		case 'F':
+			if (parse_ulong(optarg, 1, RECORD_FREQ_MAX, &v) < 0)
+				return log_error_errno(-EINVAL,
+						       "Invalid frequency '%s': expected 1..%d Hz.",
+						       optarg, RECORD_FREQ_MAX);
+			o->freq = v;
+			break;
+		case 'd': {
+			char *end;
+
+			errno = 0;
+			o->duration_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->duration_s > 0) ||
+			    o->duration_s > 365.0 * 86400)
+				return log_error_errno(-EINVAL,
+						       "Invalid duration '%s': expected seconds > 0.",
+						       optarg);
+			break;
+		}
+		case 'o':
+			if (!*optarg)
+				return log_error_errno(-EINVAL, "Empty output file name.");
+			o->output = optarg;
+			break;
+		case OPT_STACK_BYTES:
+			if (parse_ulong(optarg, 0, PROFD_STACK_BYTES_MAX, &v) < 0)
+				return log_error_errno(-EINVAL,
+						       "Invalid --stack-bytes '%s': expected 0..%d.",
+						       optarg, PROFD_STACK_BYTES_MAX);
+			o->stack_bytes = v;
+			break;
+		case OPT_MAX_DEPTH:
+			if (parse_ulong(optarg, 1, UNWIND_MAX_DEPTH_LIMIT, &v) < 0)
+				return log_error_errno(-EINVAL,
+						       "Invalid --max-depth '%s': expected 1..%d.",
+						       optarg, UNWIND_MAX_DEPTH_LIMIT);
+			o->max_depth = v;
+			break;
+		case OPT_NO_INLINE:
+			o->inlines = false;
+			break;
+		case 'q':
+			o->progress = false;
+			log_set_max_level(LOG_LEVEL_WARNING);
+			break;
+		case 'v':
+			log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG
+										: LOG_LEVEL_INFO);
+			break;
+		case 'h':
+			help();
+			return 1;
+		default:
+			return log_error_errno(-EINVAL, "Try 'profd record --help'.");
+		}
+	}
+	if (optind < argc)
+		o->cmd = argv + optind;
+	if ((o->all ? 1 : 0) + (o->n_pids ? 1 : 0) + (o->cmd ? 1 : 0) != 1)
+		return log_error_errno(-EINVAL, "Choose exactly one target: -p PID, -a, or -- CMD. "
+						"Try 'profd record --help'.");
+	return 0;
+}
+
+/* Fail before recording, not after, when the profile could not be written. */
+static int check_output_writable(const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path), *tmp = NULL;
+	int fd;
+
+	if (!copy)
+		return log_oom();
+	if (asprintf(&tmp, "%s/.profd-check-XXXXXX", dirname(copy)) < 0)
+		return log_oom();
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return log_error_errno(-errno, "Cannot write the output file %s: %m. "
+					       "Choose another place with -o FILE.", path);
+	close(fd);
+	unlink(tmp);
+	return 0;
+}
+
+struct record_ctx {
+	struct record_opts *o;
+	struct session *session;
+	struct capture *capture;
+	pid_t child;
+	size_t alive; /* targets not yet exited (-p and -- CMD modes) */
+};
+
+static int on_record(void *userdata, const void *data, size_t size)
+{
+	struct record_ctx *c = userdata;
+
+	return session_handle_record(c->session, data, size);
+}
+
+/* A zombie has exited too: its parent just has not reaped it yet. */
+static bool process_running(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, so find the last ')'. */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+static bool targets_alive(struct record_ctx *c)
+{
+	if (c->o->all)
+		return true;
+	if (c->o->cmd) {
+		int status;
+
+		if (c->child > 0 && waitpid(c->child, &status, WNOHANG) == c->child)
+			c->child = -1;
+		return c->child > 0;
+	}
+	for (size_t i = 0; i < c->o->n_pids; i++)
+		if (process_running(c->o->pids[i]))
+			return true;
+	return false;
+}
+
+/* Fork CMD stopped before exec, so its very first instruction can be sampled. */
+static int spawn_child(char **cmd, pid_t *ret_pid, int *ret_go_fd)
+{
+	int go[2];
+	pid_t pid;
+
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return log_error_errno(-errno, "pipe: %m");
+	pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, "fork: %m");
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(127);
+		execvp(cmd[0], cmd);
+		fprintf(stderr, "profd: cannot run %s: %s\n", cmd[0], strerror(errno));
+		_exit(127);
+	}
+	close(go[0]);
+	*ret_pid = pid;
+	*ret_go_fd = go[1];
+	return 0;
+}
+
+static void print_progress(double elapsed, const struct session_stats *st, uint64_t lost)
+{
+	fprintf(stderr, "\r\033[Kprofd: recording %.1fs  samples %" PRIu64 "  lost %" PRIu64,
+		elapsed, st->samples, lost);
+}
+
+static void print_summary(const struct record_opts *o, const struct profile_summary *sum,
+			  const struct session_stats *st, uint64_t lost, double elapsed)
+{
+	double pct = sum->user_stacks ? 100.0 * sum->complete / sum->user_stacks : 0.0;
+
+	printf("profd: wrote %s\n", o->output);
+	printf("  duration   %.1f s at %u Hz\n", elapsed, o->freq);
+	printf("  samples    %" PRIu64 " (lost %" PRIu64 ")\n", sum->samples, lost);
+	printf("  complete   %.1f%% of %" PRIu64 " user stacks reached the root\n", pct,
+	       sum->user_stacks);
+	if (sum->user_stacks > sum->complete) {
+		printf("  stopped   ");
+		for (int i = 1; i < _UNWIND_STOP_MAX && i < (int)ARRAY_SIZE(sum->stops); i++)
+			if (sum->stops[i] && i != UNWIND_STOP_KERNEL_THREAD)
+				printf(" %s %" PRIu64, unwind_stop_name(i), sum->stops[i]);
+		printf("\n");
+	}
+	printf("  profile    %zu locations, %zu functions, %zu mappings\n", sum->n_locations,
+	       sum->n_functions, sum->n_mappings);
+	if (st->bad_records)
+		printf("  malformed  %" PRIu64 " records skipped\n", st->bad_records);
+	if (sum->n_top == 0)
+		return;
+	printf("\nTop %zu functions by self samples:\n", sum->n_top);
+	printf("  %6s %8s  %s\n", "self%", "samples", "function");
+	for (size_t i = 0; i < sum->n_top; i++)
+		printf("  %5.1f%% %8" PRIu64 "  %s\n",
+		       sum->samples ? 100.0 * sum->top[i].self / sum->samples : 0.0, sum->top[i].self,
+		       sum->top[i].name);
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* One fd is kept per profiled binary; the soft limit of 1024 is easy to reach with -a. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct record_opts o;
+	struct record_ctx ctx = { .o = &o, .child = -1 };
+	struct capture_config ccfg;
+	struct session_config scfg = {};
+	struct profile_options popts = {};
+	struct profile_summary sum;
+	struct pprof_builder *b = NULL;
+	struct kallsyms *ks = NULL;
+	const char *missing = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	_cleanup_close_ int go_fd = -1;
+	uint64_t start_ns, last_progress = 0, end_ns;
+	struct timespec wall;
+	bool tty;
+	int r;
+
+	r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : r;
+
+	r = capture_check_privileges(&missing);
+	if (r == -EPERM)
+		return log_error_errno(r, "Missing capability %s: profd needs CAP_BPF and CAP_PERFMON "
+					  "(or root). Run it with sudo or grant them, e.g. "
+					  "'setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_syslog+ep "
+					  "profd'.", missing);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read this process's capabilities: %m");
+
+	for (size_t i = 0; i < o.n_pids; i++)
+		if (kill(o.pids[i], 0) < 0 && errno == ESRCH)
+			return log_error_errno(-ESRCH, "Process %d does not exist.", o.pids[i]);
+
+	r = check_output_writable(o.output);
+	if (r < 0)
+		return r;
+	raise_fd_limit();
+
+	scfg.max_depth = o.max_depth;
+	r = session_new(&scfg, &ctx.session);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
+
+	ccfg = (struct capture_config){
+		.all = o.all,
+		.freq = o.freq,
+		.stack_bytes = o.stack_bytes,
+		.follow_forks = true,
+	};
+	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
+	if (r < 0) {
+		log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel with BTF "
+				   "(/sys/kernel/btf/vmlinux), BPF ring buffers and bpf_find_vma "
+				   "(Linux 5.17 or later).");
+		goto out;
+	}
+
+	if (o.cmd) {
+		r = spawn_child(o.cmd, &ctx.child, &go_fd);
+		if (r < 0)
+			goto out;
+		o.pids[o.n_pids++] = ctx.child;
+	}
+	for (size_t i = 0; i < o.n_pids; i++) {
+		r = capture_add_pid(ctx.capture, o.pids[i]);
+		if (r < 0) {
+			log_error_errno(r, "Failed to add process %d to the filter: %m", o.pids[i]);
+			goto out;
+		}
+		/* Read maps now: a short-lived target may be gone by the time samples arrive. */
+		(void)session_watch_pid(ctx.session, o.pids[i]);
+	}
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	r = capture_start(ctx.capture);
+	if (r < 0)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	start_ns = mono_ns();
+	if (go_fd >= 0) {
+		if (write(go_fd, "g", 1) != 1) {
+			r = log_error_errno(-errno, "Failed to start %s: %m", o.cmd[0]);
+			goto out;
+		}
+		close(TAKE_FD(go_fd));
+	}
+
+	tty = o.progress && isatty(STDERR_FILENO);
+	for (;;) {
+		uint64_t now;
+
+		r = capture_poll(ctx.capture, 100);
+		if (r < 0) {
+			log_error_errno(r, "Failed to read samples: %m");
+			goto out;
+		}
+		now = mono_ns();
+		if (tty && now - last_progress >= 250000000ull) {
+			print_progress((now - start_ns) / 1e9, session_stats(ctx.session),
+				       capture_lost(ctx.capture));
+			last_progress = now;
+		}
+		if (stop_requested)
+			break;
+		if (o.duration_s > 0 && now - start_ns >= (uint64_t)(o.duration_s * 1e9))
+			break;
+		if (!targets_alive(&ctx))
+			break;
+	}
+	end_ns = mono_ns();
+	/* Everything already in the ring buffer belongs to the profile. */
+	while (capture_poll(ctx.capture, 0) > 0)
+		;
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+
+	if (ctx.child > 0) {
+		/* Duration over or interrupted: the command we started does not outlive us. */
+		kill(ctx.child, SIGTERM);
+		waitpid(ctx.child, NULL, 0);
+		ctx.child = -1;
+	}
+
+	r = kallsyms_load("/proc/kallsyms", &ks);
+	if (r < 0)
+		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
+	popts = (struct profile_options){
+		.period_ns = 1000000000ull / o.freq,
+		.time_nanos = (int64_t)wall.tv_sec * 1000000000ll + wall.tv_nsec,
+		.duration_nanos = (int64_t)(end_ns - start_ns),
+		.inlines = o.inlines,
+		.kallsyms = ks,
+	};
+	r = profile_build(session_aggregate(ctx.session), &popts, &b, &sum);
+	if (r < 0) {
+		log_error_errno(r, "Failed to build the profile: %m");
+		goto out;
+	}
+	r = pprof_write_file(b, o.output);
+	if (r < 0) {
+		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
+		goto out;
+	}
+	if (o.progress)
+		print_summary(&o, &sum, session_stats(ctx.session), capture_lost(ctx.capture),
+			      (end_ns - start_ns) / 1e9);
+	r = 0;
+out:
+	if (ctx.child > 0) {
+		kill(ctx.child, SIGKILL);
+		waitpid(ctx.child, NULL, 0);
+	}
+	pprof_builder_free(b);
+	kallsyms_free(ks);
+	capture_free(ctx.capture);
+	session_free(ctx.session);
+	return r;
+}

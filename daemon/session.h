@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A profiling session: turns ring-buffer records into aggregated stacks. Owns the process
+ * table, the aggregate and the unwinder's scratch space; shared by `profd record` and the
+ * daemon. Not thread-safe: one consumer thread.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/aggregate.h"
+#include "daemon/proc.h"
+#include "daemon/unwind/unwind.h"
+
+struct session_stats {
+	uint64_t records;
+	uint64_t samples;
+	uint64_t bad_records;  /* wrong version/size: counted, skipped */
+	uint64_t no_process;   /* sample from a pid whose maps could not be read */
+	uint64_t user_stacks;  /* samples with a user context */
+	uint64_t complete;     /* of user_stacks: unwound to the root */
+	uint64_t stops[_UNWIND_STOP_MAX];
+	uint64_t frames;       /* user frames unwound, total */
+	uint64_t execs, exits, forks;
+};
+
+struct session_config {
+	size_t max_depth; /* user frames; default UNWIND_MAX_DEPTH_DEFAULT */
+	/* Called for EXIT records after the process table forgot the pid (may be NULL). */
+	void (*on_exit)(void *userdata, uint32_t pid);
+	void *userdata;
+};
+
+struct session;
+
+int session_new(const struct session_config *cfg, struct session **ret);
+void session_free(struct session *s);
+
+/* Handle one ring-buffer record. Malformed records are counted, never fatal: returns 0. */
+int session_handle_record(struct session *s, const void *data, size_t size);
+
+/* Make sure a process's maps are loaded now (e.g. right after it was chosen as a target). */
+int session_watch_pid(struct session *s, uint32_t pid);
+
+const struct session_stats *session_stats(const struct session *s);
+struct aggregate *session_aggregate(struct session *s);
+/* Hand the current aggregate to the caller and start a new one (daemon intervals). */
+int session_take_aggregate(struct session *s, struct aggregate **ret);
+struct proc_table *session_procs(struct session *s);

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct sym_elf: one binary opened with libdwfl, offline, at bias 0 so that dwfl addresses
+ * are the ELF virtual addresses callers pass in. libdwfl brings the separate-debug-file
+ * search (/usr/lib/debug/.build-id, .gnu_debuglink next to the binary and under
+ * /usr/lib/debug), MiniDebugInfo (.gnu_debugdata) and the symtab/dynsym merge.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <dwarf.h>
+#include <elf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "symbolize/internal.h"
+#include "symbolize/symbolize.h"
+
+/* Real binaries have 2–6 PT_LOADs; more than this is junk we do not need to honour. */
+#define SYM_MAX_LOAD_SEGMENTS 256
+/* CUs probed by sym_elf_has_lines() before deciding there is no line table. */
+#define HAS_LINES_MAX_CUS 64
+
+struct load_segment {
+	uint64_t offset, filesz, vaddr;
+};
+
+struct sym_elf {
+	Dwfl *dwfl;
+	Dwfl_Module *mod; /* owned by dwfl */
+	Elf *elf;         /* main file, owned by dwfl */
+	Dwarf_Addr bias;  /* dwfl address = ELF vaddr + bias; 0 as reported */
+	char *path;
+
+	struct load_segment *loads;
+	size_t n_loads;
+
+	bool main_has_symtab;
+	int has_lines; /* -1 until computed */
+
+	struct str_pool pool;    /* demangled names; raw names live in libelf/libdw memory */
+	struct demangle_buf dm;  /* scratch for the demangler */
+};
+
+/* NULL: libdwfl's default search path (":.debug:/usr/lib/debug"). */
+static char *debuginfo_path;
+
+static const Dwfl_Callbacks offline_callbacks = {
+	.find_elf = dwfl_build_id_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.section_address = dwfl_offline_section_address,
+	.debuginfo_path = &debuginfo_path,
+};
+
+void sym_elf_free(struct sym_elf *e)
+{
+	if (!e)
+		return;
+	if (e->dwfl)
+		dwfl_end(e->dwfl); /* closes our dup of the fd and any debug files */
+	str_pool_done(&e->pool);
+	demangle_buf_done(&e->dm);
+	free(e->loads);
+	free(e->path);
+	free(e);
+}
+DEFINE_FREEP(struct sym_elf, sym_elf_free)
+
+/* Check magic and type ourselves so libdwfl never sees compressed or relocatable input. */
+static int check_header(int fd)
+{
+	unsigned char h[EI_NIDENT + 2];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < sizeof(h) || memcmp(h, ELFMAG, SELFMAG) != 0)
+		return -ENOEXEC;
+	if (h[EI_CLASS] != ELFCLASS32 && h[EI_CLASS] != ELFCLASS64)
+		return -ENOEXEC;
+
+	uint16_t type;
+	if (h[EI_DATA] == ELFDATA2LSB)
+		type = (uint16_t)(h[EI_NIDENT] | h[EI_NIDENT + 1] << 8);
+	else if (h[EI_DATA] == ELFDATA2MSB)
+		type = (uint16_t)(h[EI_NIDENT] << 8 | h[EI_NIDENT + 1]);
+	else
+		return -ENOEXEC;
+	/* Executables and shared objects only: relocatable objects have no vaddrs to look up
+	 * and cores carry no symbols. */
+	if (type != ET_EXEC && type != ET_DYN)
+		return -ENOEXEC;
+	return 0;
+}
+
+static int collect_loads(struct sym_elf *e)
+{
+	size_t phnum;
+	if (elf_getphdrnum(e->elf, &phnum) < 0)
+		return -ENOEXEC;
+
+	e->loads = calloc(MIN(phnum, (size_t)SYM_MAX_LOAD_SEGMENTS) + 1, sizeof(*e->loads));
+	if (!e->loads)
+		return -ENOMEM;
+
+	for (size_t i = 0; i < phnum && e->n_loads < SYM_MAX_LOAD_SEGMENTS; i++) {
+		GElf_Phdr mem, *ph = gelf_getphdr(e->elf, (int)i, &mem);
+		if (!ph || ph->p_type != PT_LOAD || ph->p_filesz == 0)
+			continue;
+		uint64_t end;
+		if (__builtin_add_overflow(ph->p_offset, ph->p_filesz, &end))
+			continue;
+		e->loads[e->n_loads++] = (struct load_segment){
+			.offset = ph->p_offset,
+			.filesz = ph->p_filesz,
+			.vaddr = ph->p_vaddr,
+		};
+	}
+	return 0;
+}
+
+static bool elf_has_section_type(Elf *elf, GElf_Word type)
+{
+	Elf_Scn *scn = NULL;
+	/* Bounded by the section count libelf validated against the file size. */
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr mem, *sh = gelf_getshdr(scn, &mem);
+		if (sh && sh->sh_type == type)
+			return true;
+	}
+	return false;
+}
+
+int sym_elf_open(int fd, const char *path, struct sym_elf **ret)
+{
+	if (fd < 0 || !ret)
+		return -EINVAL;
+	if (!path)
+		path = "";
+
+	_cleanup_close_ int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return -errno;
+
+	struct stat st;
+	if (fstat(dfd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > SYM_MAX_FILE_SIZE)
+		return -EFBIG;
+
+	int r = check_header(dfd);
+	if (r < 0)
+		return r;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOTSUP;
+
+	_cleanup_(sym_elf_freep) struct sym_elf *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->has_lines = -1;
+	str_pool_init(&e->pool, SYM_MAX_STRING_BYTES);
+	e->dm.max = SYM_DEMANGLE_MAX_OUTPUT + 1;
+	e->path = strdup(path);
+	if (!e->path)
+		return -ENOMEM;
+
+	e->dwfl = dwfl_begin(&offline_callbacks);
+	if (!e->dwfl)
+		return -ENOMEM;
+
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+
+	dwfl_report_begin(e->dwfl);
+	/* base 0 with add_p_vaddr: the module sits at its own p_vaddr, bias 0, for ET_DYN too. */
+	e->mod = dwfl_report_elf(e->dwfl, base, path, dfd, 0, true);
+	if (!e->mod) {
+		log_debug("symbolize: %s: %s", path, dwfl_errmsg(-1));
+		return -ENOEXEC;
+	}
+	/* The module owns the fd now; dwfl_end() closes it. */
+	TAKE_FD(dfd);
+	if (dwfl_report_end(e->dwfl, NULL, NULL) != 0)
+		return -ENOEXEC;
+
+	e->elf = dwfl_module_getelf(e->mod, &e->bias);
+	if (!e->elf)
+		return -ENOEXEC;
+
+	r = collect_loads(e);
+	if (r < 0)
+		return r;
+	e->main_has_symtab = elf_has_section_type(e->elf, SHT_SYMTAB);
+
+	*ret = TAKE_PTR(e);
+	return 0;
+}
+
+int sym_elf_vaddr_from_offset(struct sym_elf *e, uint64_t file_offset, uint64_t *ret_vaddr)
+{
+	if (!e || !ret_vaddr)
+		return -EINVAL;
+	for (size_t i = 0; i < e->n_loads; i++) {
+		const struct load_segment *l = &e->loads[i];
+		if (file_offset >= l->offset && file_offset - l->offset < l->filesz) {
+			*ret_vaddr = file_offset - l->offset + l->vaddr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* The name to show for a raw symbol: demangled and pooled, or `raw` itself. */
+static const char *display_name(struct sym_elf *e, const char *raw)
+{
+	if (!raw || raw[0] != '_' || (raw[1] != 'Z' && raw[1] != 'R'))
+		return raw;
+
+	const char *v = str_pool_map_get(&e->pool, raw);
+	if (v)
+		return v;
+
+	v = raw;
+	if (demangle_into(raw, &e->dm) >= 0) {
+		const char *d = str_pool_strndup(&e->pool, e->dm.buf, e->dm.len);
+		/* Out of string budget: show the raw name rather than fail. */
+		if (!d)
+			return raw;
+		v = d;
+	}
+	/* Negative results are cached too, so a name that does not demangle is tried once. */
+	(void)str_pool_map_put(&e->pool, raw, v);
+	return v;
+}
+
+static const char *die_raw_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	/* Integrate: inlined instances name nothing themselves, their abstract origin (and its
+	 * declaration, via DW_AT_specification) does. Linkage names carry the C++ scope and
+	 * signature; DW_AT_name is the plain C name. */
+	const char *name =
+		dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
+	if (!name)
+		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
+	if (!name)
+		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+	return name && name[0] ? name : NULL;
+}
+
+static uint32_t clamp_u32(Dwarf_Word v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* The place in the caller where inlined instance `inl` was called from. */
+static void call_site(Dwarf_Die *inl, struct sym_frame *f)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word val;
+	Dwarf_Die cu;
+	Dwarf_Files *files;
+
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &val) == 0 &&
+	    dwarf_diecu(inl, &cu, NULL, NULL) && dwarf_getsrcfiles(&cu, &files, NULL) == 0)
+		f->file = dwarf_filesrc(files, val, NULL, NULL); /* NULL if out of range */
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &val) == 0)
+		f->line = clamp_u32(val);
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_column, &attr), &val) == 0)
+		f->column = clamp_u32(val);
+}
+
+/* Line-table row for the innermost frame. */
+static void line_at(struct sym_elf *e, Dwarf_Addr addr, struct sym_frame *f)
+{
+	Dwfl_Line *l = dwfl_module_getsrc(e->mod, addr);
+	if (!l)
+		return;
+	Dwarf_Addr la;
+	int line = 0, col = 0;
+	const char *file = dwfl_lineinfo(l, &la, &line, &col, NULL, NULL);
+	if (!file)
+		return;
+	f->file = file;
+	f->line = line > 0 ? (uint32_t)line : 0;
+	f->column = col > 0 ? (uint32_t)col : 0;
+}
+
+struct elf_sym {
+	const char *name;
+	uint64_t start; /* ELF vaddr */
+	bool from_symtab;
+};
+
+static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
+{
+	GElf_Off off;
+	GElf_Sym sym;
+	GElf_Word shndx;
+	Elf *sym_elf = NULL;
+	Dwarf_Addr sym_bias;
+
+	const char *name =
+		dwfl_module_addrinfo(e->mod, addr, &off, &sym, &shndx, &sym_elf, &sym_bias);
+	if (!name || !name[0])
+		return false;
+	/* libdwfl reads .symtab from the main file, else from the debug file or MiniDebugInfo
+	 * (merged with .dynsym), else .dynsym alone: a symbol from another Elf, or from a main
+	 * file that has .symtab, came from a full symbol table. */
+	*ret = (struct elf_sym){
+		.name = name,
+		.start = addr - off - e->bias,
+		.from_symtab = sym_elf != e->elf || e->main_has_symtab,
+	};
+	return true;
+}
+
+static bool is_function_tag(int tag)
+{
+	return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine ||
+	       tag == DW_TAG_entry_point;
+}
+
+/* Fill `ret` from DWARF scopes. false: no DWARF function covers addr. */
+static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *ret)
+{
+	Dwarf_Addr cu_bias;
+	Dwarf_Die *cudie = dwfl_module_addrdie(e->mod, addr, &cu_bias);
+	if (!cudie)
+		return false;
+
+	/* dwarf_getscopes() stops at the innermost inlined instance and continues with its
+	 * abstract definition's parents; dwarf_getscopes_die() on that innermost scope gives
+	 * the concrete nesting, i.e. who it was inlined into. */
+	_cleanup_free_ Dwarf_Die *scopes = NULL;
+	int n = dwarf_getscopes(cudie, addr - cu_bias, &scopes);
+	if (n <= 0)
+		return false;
+	Dwarf_Die innermost = scopes[0];
+
+	_cleanup_free_ Dwarf_Die *chain = NULL;
+	n = dwarf_getscopes_die(&innermost, &chain);
+	if (n <= 0)
+		return false;
+
+	/* Indexes of function scopes up to and including the containing subprogram. */
+	_cleanup_free_ int *fn = malloc((size_t)n * sizeof(*fn));
+	if (!fn)
+		return false;
+	int nf = 0;
+	bool found_subprogram = false;
+	for (int i = 0; i < n; i++) {
+		int tag = dwarf_tag(&chain[i]);
+		if (!is_function_tag(tag))
+			continue;
+		fn[nf++] = i;
+		if (tag == DW_TAG_subprogram) {
+			found_subprogram = true;
+			break;
+		}
+	}
+	if (!found_subprogram)
+		return false;
+
+	struct elf_sym es = {};
+	bool have_es = symtab_find(e, addr, &es);
+
+	/* Past the limit keep the outermost frames: they continue the stack, and each frame's
+	 * line still comes from its own (dropped) callee's call site. */
+	int first = nf > SYM_MAX_INLINE ? nf - SYM_MAX_INLINE : 0;
+	for (int k = first; k < nf; k++) {
+		Dwarf_Die *d = &chain[fn[k]];
+		struct sym_frame *f = &ret->frames[k - first];
+		bool outermost = k == nf - 1;
+		const char *raw = die_raw_name(d);
+
+		*f = (struct sym_frame){};
+		if (!raw && outermost && have_es)
+			raw = es.name;
+		if (!raw)
+			raw = "??";
+		f->system_name = raw;
+		f->name = display_name(e, raw);
+
+		if (k == 0)
+			line_at(e, addr, f);
+		else
+			call_site(&chain[fn[k - 1]], f);
+
+		Dwarf_Addr pc;
+		if (outermost && have_es)
+			f->sym_start = es.start;
+		else if (dwarf_entrypc(d, &pc) == 0 || dwarf_lowpc(d, &pc) == 0)
+			f->sym_start = pc + cu_bias - e->bias;
+	}
+	ret->n_frames = (size_t)(nf - first);
+	ret->source = SYM_SOURCE_DWARF;
+	return true;
+}
+
+int sym_elf_lookup(struct sym_elf *e, uint64_t vaddr, bool inlines, struct sym_result *ret)
+{
+	if (!e || !ret)
+		return -EINVAL;
+
+	ret->source = SYM_SOURCE_NONE;
+	ret->n_frames = 0;
+	Dwarf_Addr addr = vaddr + e->bias;
+
+	if (lookup_dwarf(e, addr, ret)) {
+		if (!inlines && ret->n_frames > 1) {
+			ret->frames[0] = ret->frames[ret->n_frames - 1];
+			ret->n_frames = 1;
+		}
+		return 0;
+	}
+
+	struct elf_sym es;
+	if (!symtab_find(e, addr, &es))
+		return 0;
+
+	ret->frames[0] = (struct sym_frame){
+		.name = display_name(e, es.name),
+		.system_name = es.name,
+		.sym_start = es.start,
+	};
+	/* Code without DWARF functions (assembly built with -g) may still have line rows. */
+	line_at(e, addr, &ret->frames[0]);
+	ret->n_frames = 1;
+	ret->source = es.from_symtab ? SYM_SOURCE_SYMTAB : SYM_SOURCE_DYNSYM;
+	return 0;
+}
+
+bool sym_elf_has_symbols(struct sym_elf *e)
+{
+	/* Entry 0 is the null symbol. */
+	return e && dwfl_module_getsymtab(e->mod) > 1;
+}
+
+bool sym_elf_has_lines(struct sym_elf *e)
+{
+	if (!e)
+		return false;
+	if (e->has_lines >= 0)
+		return e->has_lines;
+
+	e->has_lines = 0;
+	Dwarf_Addr b;
+	if (!dwfl_module_getdwarf(e->mod, &b))
+		return false;
+	/* The first CUs can be line-less (crt files, assembly); probe a few. */
+	Dwarf_Die *cu = NULL;
+	for (int n = 0; n < HAS_LINES_MAX_CUS && (cu = dwfl_module_nextcu(e->mod, cu, &b)); n++) {
+		Dwarf_Lines *lines;
+		size_t nl;
+		if (dwarf_getsrclines(cu, &lines, &nl) == 0 && nl > 0) {
+			e->has_lines = 1;
+			break;
+		}
+	}
+	return e->has_lines;
+}

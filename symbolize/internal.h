@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the files of symbolize/ only; not part of the public API.
+ *
+ * struct str_pool: append-only string storage with a byte budget, plus a small map from a
+ * stable key pointer's *contents* to a pooled value. Strings handed out by the symbolizer live
+ * in a pool owned by the sym_elf / kallsyms, so they stay valid until that object is freed and
+ * repeated lookups of the same name cost no new memory.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct str_pool_chunk;
+struct str_pool_slot;
+
+struct str_pool {
+	struct str_pool_chunk *chunks; /* newest first; the head is the one being filled */
+	size_t bytes;                  /* bytes handed out so far */
+	size_t max_bytes;              /* budget; allocations past it fail */
+	struct str_pool_slot *slots;   /* open addressing, power-of-two size */
+	size_t n_slots, n_used;
+};
+
+void str_pool_init(struct str_pool *p, size_t max_bytes);
+void str_pool_done(struct str_pool *p);
+
+/* Copy s[0..n) plus a NUL into the pool. NULL when out of budget or memory. */
+const char *str_pool_strndup(struct str_pool *p, const char *s, size_t n);
+
+/*
+ * Map lookup by key contents. `key` itself is stored, not copied: it must outlive the pool
+ * (callers pass strings owned by libelf/libdw, which live as long as the pool's owner).
+ */
+const char *str_pool_map_get(const struct str_pool *p, const char *key);
+/* Returns 0, or -ENOMEM / -E2BIG (over budget) with the map unchanged. */
+int str_pool_map_put(struct str_pool *p, const char *key, const char *value);
+
+/* Demangle into a bounded buffer that grows up to `max` bytes; see sym_demangle(). */
+struct demangle_buf {
+	char *buf;
+	size_t len, cap, max;
+	bool overflow;
+};
+void demangle_buf_done(struct demangle_buf *b);
+/* 0 with b->buf holding the NUL-terminated result, or -errno as sym_demangle(). */
+int demangle_into(const char *name, struct demangle_buf *b);

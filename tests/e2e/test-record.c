@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End to end: build/profd record against real workloads, with BPF, as root. Every profile
+ * written here is decoded by us and also opened by the real pprof tool.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/testlib.h"
+
+static const char *const chain[] = { "chain_leaf", "chain_c", "chain_b", "chain_a", "main" };
+
+static void require_root(void)
+{
+	/* This suite is the proof that capture works: it must run, so no root is a failure. */
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
+}
+
+static char *out_path(const char *name)
+{
+	char *dir = test_tmpdir(), *p = NULL;
+
+	cr_assert_not_null(dir);
+	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+	free(dir);
+	return p;
+}
+
+/* The real pprof must read the file; returns its -traces output for further checks. */
+static char *check_with_pprof(const char *path)
+{
+	int st = -1;
+	char *raw = test_pprof_tool("-raw", path, &st);
+
+	cr_assert_not_null(raw);
+	cr_assert_eq(st, 0, "pprof -raw failed on %s:\n%s", path, raw);
+	cr_assert(strstr(raw, "Samples:") != NULL, "pprof -raw printed no samples:\n%s", raw);
+	free(raw);
+	raw = test_pprof_tool("-traces", path, &st);
+	cr_assert_not_null(raw);
+	cr_assert_eq(st, 0, "pprof -traces failed:\n%s", raw);
+	return raw;
+}
+
+Test(record, pid_chain)
+{
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "6", NULL };
+	char *out = out_path("pid.pb.gz"), pidstr[16];
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac;
+	pid_t pid;
+	char *traces;
+
+	require_root();
+	pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
+			       "-d", "3", "-o", out, NULL };
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	cr_assert(strstr(rr.out, "Top 10 functions") || strstr(rr.out, "Top "), "no summary: %s",
+		  rr.out);
+	test_wait(pid, 30);
+
+	p = test_pprof_load(out);
+	cr_assert_not_null(p, "cannot decode %s", out);
+	frac = test_chain_fraction(p, pid, chain, 5, &total);
+	/* 2 CPUs at 199 Hz for 3 s with the workload on one of them: ~600 samples. */
+	cr_assert_gt(total, 300, "too few samples of the workload: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100, (unsigned long)total);
+	cr_assert_eq(p->period, 1000000000 / 199);
+	cr_assert_eq(p->n_sample_type, 2);
+	test_pprof_free(p);
+
+	traces = check_with_pprof(out);
+	cr_assert(strstr(traces, "chain_leaf") && strstr(traces, "chain_a"), "%s", traces);
+	free(traces);
+	run_result_free(&rr);
+	free(out);
+}
+
+Test(record, command_mode)
+{
+	char *out = out_path("cmd.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "199", "-o", out, "--",
+			       (char *)test_build_path("workloads/chain"), "2", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac;
+	char *traces;
+
+	require_root();
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	frac = test_chain_fraction(p, 0, chain, 5, &total);
+	cr_assert_gt(total, 150, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100, (unsigned long)total);
+	/* Labels: process name and thread name are the workload's. */
+	cr_assert_str_eq(test_sample_label_str(p, p->sample[0], "process"), "chain");
+	cr_assert_gt(test_sample_label_num(p, p->sample[0], "tid"), 0);
+	test_pprof_free(p);
+	traces = check_with_pprof(out);
+	free(traces);
+	run_result_free(&rr);
+	free(out);
+}
+
+Test(record, target_exits_mid_record)
+{
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "1", NULL };
+	char *out = out_path("exit.pb.gz"), pidstr[16];
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	struct stat st;
+	time_t t0;
+	pid_t pid;
+
+	require_root();
+	pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-d", "30",
+			       "-o", out, NULL };
+	t0 = time(NULL);
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	test_wait(pid, 10);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	/* The target lived ~1 s: recording must end with it, not run for the 30 s duration. */
+	cr_assert_lt(time(NULL) - t0, 20);
+	cr_assert_eq(stat(out, &st), 0, "no profile written");
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	cr_assert_gt(p->n_sample, 0);
+	test_pprof_free(p);
+	free(check_with_pprof(out));
+	run_result_free(&rr);
+	free(out);
+}
+
+Test(record, unprivileged_fails_clearly)
+{
+	char *out = out_path("unpriv.pb.gz");
+	/* Root without any capability: the bounding set is emptied before exec. */
+	char *const argv[] = { "/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all",
+			       (char *)test_build_path("profd"), "record", "-p", "1", "-d", "1", "-o",
+			       out, NULL };
+	struct run_result rr;
+	struct stat st;
+
+	require_root();
+	cr_assert_eq(test_run(argv, 30, &rr), 0);
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "CAP_BPF") != NULL, "message does not name the capability: %s",
+		  rr.err);
+	cr_assert_neq(stat(out, &st), 0, "a profile was left behind");
+	run_result_free(&rr);
+	free(out);
+}
+
+Test(record, bad_input_errors)
+{
+	struct {
+		const char *args[8];
+		const char *expect;
+	} cases[] = {
+		{ { "-p", "12abc", "-d", "1" }, "Invalid PID" },
+		{ { "-p", "1,,0", "-d", "1" }, "Invalid PID" },
+		{ { "-p", "4000000", "-d", "1" }, "does not exist" },
+		{ { "-p", "1", "-F", "0" }, "Invalid frequency" },
+		{ { "-p", "1", "--stack-bytes", "70000" }, "Invalid --stack-bytes" },
+		{ { "-p", "1", "-a" }, "exactly one target" },
+		{ { "-p", "1", "-d", "1", "-o", "/nonexistent/dir/x.pb.gz" }, "Cannot write the output" },
+		{ { "-p", "1", "-d", "-3" }, "Invalid duration" },
+	};
+
+	require_root();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[12] = { (char *)test_build_path("profd"), "record" };
+		struct run_result rr;
+		size_t n = 2;
+
+		for (size_t j = 0; cases[i].args[j]; j++)
+			argv[n++] = (char *)cases[i].args[j];
+		argv[n] = NULL;
+		cr_assert_eq(test_run(argv, 30, &rr), 0);
+		cr_assert_neq(rr.status, 0, "case %zu succeeded", i);
+		cr_assert(strstr(rr.err, cases[i].expect) != NULL, "case %zu: expected '%s' in: %s", i,
+			  cases[i].expect, rr.err);
+		run_result_free(&rr);
+	}
+}
+
+Test(record, help_and_version)
+{
+	char *const h[] = { (char *)test_build_path("profd"), "record", "--help", NULL };
+	char *const v[] = { (char *)test_build_path("profd"), "--version", NULL };
+	struct run_result rr;
+
+	cr_assert_eq(test_run(h, 10, &rr), 0);
+	cr_assert_eq(rr.status, 0);
+	cr_assert(strstr(rr.out, "--stack-bytes") != NULL);
+	run_result_free(&rr);
+	cr_assert_eq(test_run(v, 10, &rr), 0);
+	cr_assert_eq(rr.status, 0);
+	cr_assert(strncmp(rr.out, "profd ", 6) == 0);
+	run_result_free(&rr);
+}

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "tests/lib/testlib.h"
+
+const char *test_build_dir(void)
+{
+	static char dir[PATH_MAX];
+
+	if (!dir[0]) {
+		const char *b = getenv("BUILD");
+
+		if (!b || !*b)
+			b = "build";
+		if (!realpath(b, dir))
+			snprintf(dir, sizeof(dir), "%s", b);
+	}
+	return dir;
+}
+
+const char *test_build_path(const char *rel)
+{
+	static char bufs[8][2 * PATH_MAX];
+	static unsigned i;
+	char *b = bufs[i++ % 8];
+
+	snprintf(b, sizeof(bufs[0]), "%s/%s", test_build_dir(), rel);
+	return b;
+}
+
+char *test_tmpdir(void)
+{
+	char tmpl[] = "/tmp/profd-test-XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	return d ? strdup(d) : NULL;
+}
+
+static char *slurp_fd(int fd)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	ssize_t k;
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		if (n + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+		k = read(fd, buf + n, cap - n - 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += k;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int test_run(char *const argv[], int timeout_s, struct run_result *ret)
+{
+	char outt[] = "/tmp/profd-out-XXXXXX", errt[] = "/tmp/profd-err-XXXXXX";
+	int outfd = mkstemp(outt), errfd = mkstemp(errt), status;
+	time_t deadline = time(NULL) + timeout_s;
+	pid_t pid;
+
+	memset(ret, 0, sizeof(*ret));
+	if (outfd < 0 || errfd < 0)
+		return -errno;
+	unlink(outt);
+	unlink(errt);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+
+		dup2(devnull, 0);
+		dup2(outfd, 1);
+		dup2(errfd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (time(NULL) > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(20000);
+	}
+	ret->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	lseek(outfd, 0, SEEK_SET);
+	lseek(errfd, 0, SEEK_SET);
+	ret->out = slurp_fd(outfd);
+	ret->err = slurp_fd(errfd);
+	close(outfd);
+	close(errfd);
+	return 0;
+}
+
+void run_result_free(struct run_result *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+pid_t test_spawn(char *const argv[])
+{
+	int p[2];
+	pid_t pid;
+	char buf[32] = {};
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	/* The workloads print their pid once they run: wait for that line. */
+	if (read(p[0], buf, sizeof(buf) - 1) <= 0) {
+		close(p[0]);
+		return -1;
+	}
+	close(p[0]);
+	return pid;
+}
+
+int test_wait(pid_t pid, int timeout_s)
+{
+	time_t deadline = time(NULL) + timeout_s;
+	int status;
+
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		if (w < 0)
+			return -1;
+		if (time(NULL) > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(20000);
+	}
+}
+
+Perftools__Profiles__Profile *test_pprof_load(const char *path)
+{
+	gzFile gz = gzopen(path, "rb");
+	size_t cap = 1 << 20, n = 0;
+	uint8_t *buf;
+	Perftools__Profiles__Profile *p;
+	int k;
+
+	if (!gz)
+		return NULL;
+	buf = malloc(cap);
+	while (buf && (k = gzread(gz, buf + n, cap - n)) > 0) {
+		n += k;
+		if (n == cap) {
+			uint8_t *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	gzclose(gz);
+	if (!buf)
+		return NULL;
+	p = perftools__profiles__profile__unpack(NULL, n, buf);
+	free(buf);
+	return p;
+}
+
+void test_pprof_free(Perftools__Profiles__Profile *p)
+{
+	if (p)
+		perftools__profiles__profile__free_unpacked(p, NULL);
+}
+
+static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
+{
+	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : NULL;
+}
+
+const char *test_sample_label_str(const Perftools__Profiles__Profile *p,
+				  const Perftools__Profiles__Sample *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_label; i++) {
+		const char *k = str_at(p, s->label[i]->key);
+
+		if (k && !strcmp(k, key) && s->label[i]->str)
+			return str_at(p, s->label[i]->str);
+	}
+	return NULL;
+}
+
+int64_t test_sample_label_num(const Perftools__Profiles__Profile *p,
+			      const Perftools__Profiles__Sample *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_label; i++) {
+		const char *k = str_at(p, s->label[i]->key);
+
+		if (k && !strcmp(k, key) && !s->label[i]->str)
+			return s->label[i]->num;
+	}
+	return -1;
+}
+
+static const Perftools__Profiles__Location *find_loc(const Perftools__Profiles__Profile *p,
+						     uint64_t id)
+{
+	/* pprof ids are dense 1..n in our writer, but do not rely on it. */
+	if (id >= 1 && id <= p->n_location && p->location[id - 1]->id == id)
+		return p->location[id - 1];
+	for (size_t i = 0; i < p->n_location; i++)
+		if (p->location[i]->id == id)
+			return p->location[i];
+	return NULL;
+}
+
+static const Perftools__Profiles__Function *find_fn(const Perftools__Profiles__Profile *p,
+						    uint64_t id)
+{
+	if (id >= 1 && id <= p->n_function && p->function[id - 1]->id == id)
+		return p->function[id - 1];
+	for (size_t i = 0; i < p->n_function; i++)
+		if (p->function[i]->id == id)
+			return p->function[i];
+	return NULL;
+}
+
+size_t test_sample_functions(const Perftools__Profiles__Profile *p,
+			     const Perftools__Profiles__Sample *s, const char **names, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_location_id && n < max; i++) {
+		const Perftools__Profiles__Location *l = find_loc(p, s->location_id[i]);
+
+		if (!l)
+			continue;
+		for (size_t j = 0; j < l->n_line && n < max; j++) {
+			const Perftools__Profiles__Function *f = find_fn(p, l->line[j]->function_id);
+
+			names[n++] = f ? str_at(p, f->name) : "?";
+		}
+	}
+	return n;
+}
+
+double test_chain_fraction(const Perftools__Profiles__Profile *p, pid_t pid,
+			   const char *const *chain, size_t n_chain, uint64_t *ret_total)
+{
+	uint64_t total = 0, hit = 0;
+	const char *names[4096];
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		int64_t v = s->n_value ? s->value[0] : 0;
+		size_t n;
+		bool found = false;
+
+		if (pid > 0 && test_sample_label_num(p, s, "pid") != pid)
+			continue;
+		total += v;
+		n = test_sample_functions(p, s, names, 4096);
+		for (size_t k = 0; k + n_chain <= n && !found; k++) {
+			size_t j = 0;
+
+			while (j < n_chain && names[k + j] && !strcmp(names[k + j], chain[j]))
+				j++;
+			found = j == n_chain;
+		}
+		if (found)
+			hit += v;
+	}
+	if (ret_total)
+		*ret_total = total;
+	return total ? (double)hit / total : 0.0;
+}
+
+char *test_pprof_tool(const char *args, const char *path, int *ret_status)
+{
+	char *cmd = NULL, *out;
+	FILE *f;
+	int st;
+
+	if (asprintf(&cmd, "'%s' %s '%s' 2>&1", test_build_path("pprof"), args, path) < 0)
+		return NULL;
+	f = popen(cmd, "r");
+	free(cmd);
+	if (!f)
+		return NULL;
+	out = slurp_fd(fileno(f));
+	st = pclose(f);
+	*ret_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return out;
+}

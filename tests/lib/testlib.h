@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for end-to-end tests: running commands, reading pprof files, matching chains. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/profile.pb-c.h"
+
+/* The build directory ($BUILD, default "build"), as an absolute path. */
+const char *test_build_dir(void);
+/* "$BUILD/<rel>" in a static buffer rotation (valid for a few calls). */
+const char *test_build_path(const char *rel);
+/* A fresh temporary directory for this test (removed by the caller or left in /tmp). */
+char *test_tmpdir(void);
+
+struct run_result {
+	int status; /* exit code, or 128 + signal */
+	char *out;  /* stdout, NUL-terminated */
+	char *err;  /* stderr, NUL-terminated */
+};
+/* Run argv (NULL-terminated) with a timeout; fills *ret. Returns 0 or -errno. */
+int test_run(char *const argv[], int timeout_s, struct run_result *ret);
+void run_result_free(struct run_result *r);
+
+/* Start a workload in the background; returns its pid (it prints its pid first). */
+pid_t test_spawn(char *const argv[]);
+/* Wait for a spawned process; returns exit status or -1. */
+int test_wait(pid_t pid, int timeout_s);
+
+/* Read, gunzip and unpack a pprof file; NULL with a criterion-visible message on error. */
+Perftools__Profiles__Profile *test_pprof_load(const char *path);
+void test_pprof_free(Perftools__Profiles__Profile *p);
+
+/* String label / numeric label of a sample; NULL / -1 when absent. */
+const char *test_sample_label_str(const Perftools__Profiles__Profile *p,
+				  const Perftools__Profiles__Sample *s, const char *key);
+int64_t test_sample_label_num(const Perftools__Profiles__Profile *p,
+			      const Perftools__Profiles__Sample *s, const char *key);
+
+/*
+ * Function names of a sample, leaf first, inline lines expanded, into names[] (at most max).
+ * Returns the count.
+ */
+size_t test_sample_functions(const Perftools__Profiles__Profile *p,
+			     const Perftools__Profiles__Sample *s, const char **names, size_t max);
+
+/*
+ * Fraction (0..1) of samples with label pid == pid (or all samples when pid <= 0) whose
+ * function list contains `chain` (leaf first, consecutive). *ret_total gets the count of
+ * samples considered (sum of values[0]).
+ */
+double test_chain_fraction(const Perftools__Profiles__Profile *p, pid_t pid,
+			   const char *const *chain, size_t n_chain, uint64_t *ret_total);
+
+/* Run the real pprof (`$BUILD/pprof`) with args on path; returns its stdout or NULL. */
+char *test_pprof_tool(const char *args, const char *path, int *ret_status);
