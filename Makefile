@@ -143,7 +143,7 @@ TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(BUILD)/obj/%.o)
 # Workloads are built the way the tests need them: frame pointers, -O2, debug info.
 WL_SRCS  := $(wildcard tests/workloads/*.c)
 WL_BINS  := $(WL_SRCS:tests/workloads/%.c=$(BUILD)/workloads/%)
-WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline-functions-called-once
+WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls
 
 # A unit test links only its module's archives: TEST_LIBS_<name> (default: all of them).
 TEST_LIBS_test-pprof     := proto common

@@ -122,7 +122,7 @@ int aggregate_intern_mapping(struct aggregate *a, const struct mapping *m, uint3
 	}
 	am = &a->maps[a->n_maps];
 	*am = (struct agg_mapping){ .start = m->start, .end = m->end, .pgoff = m->pgoff,
-				    .kind = m->kind };
+				    .kind = m->kind, .is_exe = m->is_exe };
 	if (m->name && !(am->name = strdup(m->name)))
 		return -ENOMEM;
 	am->dso = dso_ref(m->dso);

@@ -41,6 +41,7 @@ struct agg_frame {
 struct agg_mapping {
 	uint64_t start, end, pgoff;
 	enum mapping_kind kind;
+	bool is_exe;
 	struct dso *dso; /* reference; NULL for anonymous */
 	char *name;
 };

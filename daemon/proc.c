@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,19 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 	size_t n = 0, cap = 0, linecap = 0;
 	ssize_t len;
 
+	char exe[PATH_MAX] = "";
+	ssize_t exe_len;
+
+	snprintf(path, sizeof(path), "%s/%d/exe", t->proc_root, p->pid);
+	exe_len = readlink(path, exe, sizeof(exe) - 1);
+	if (exe_len > 0) {
+		static const char deleted[] = " (deleted)";
+		size_t dl = sizeof(deleted) - 1;
+
+		exe[exe_len] = '\0';
+		if ((size_t)exe_len > dl && strcmp(exe + exe_len - dl, deleted) == 0)
+			exe[exe_len - dl] = '\0';
+	}
 	snprintf(path, sizeof(path), "%s/%d/maps", t->proc_root, p->pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -357,6 +371,7 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 		} else if (e.path[0] == '/') {
 			m->kind = MAPPING_FILE;
 			m->dso = dso_cache_get(t, p->pid, &e);
+			m->is_exe = exe[0] && strcmp(exe, e.path) == 0;
 		} else if (strcmp(e.path, "[vdso]") == 0) {
 			m->kind = MAPPING_VDSO;
 			m->dso = vdso_get(t);

@@ -62,6 +62,7 @@ struct mapping {
 	struct dso *dso; /* reference, NULL for anonymous/special */
 	char *name;      /* path or [vdso] etc.; NULL for anonymous */
 	bool deleted;
+	bool is_exe; /* the process's main executable (/proc/PID/exe) */
 	/* Free for the user of the table: the session caches the interned mapping id here. */
 	uint64_t user_tag;
 };

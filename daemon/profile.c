@@ -327,6 +327,17 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		goto out;
 	}
 
+	/* pprof presents the first mapping as "the" binary of the profile: put executables first. */
+	for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
+		uint64_t id;
+
+		if (aggregate_mapping(a, AGG_MAP_FIRST + i)->is_exe) {
+			r = ensure_mapping(&c, AGG_MAP_FIRST + i, &id);
+			if (r < 0)
+				goto out;
+		}
+	}
+
 	for (size_t i = 0; i < aggregate_n_stacks(a); i++) {
 		const struct agg_stack *s = aggregate_stack(a, i);
 		struct pprof_label labels[] = {
