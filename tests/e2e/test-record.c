@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,4 +217,90 @@ Test(record, help_and_version)
 	cr_assert_eq(rr.status, 0);
 	cr_assert(strncmp(rr.out, "profd ", 6) == 0);
 	run_result_free(&rr);
+}
+
+Test(record, whole_host_and_ctrl_c)
+{
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "4", NULL };
+	char *out = out_path("all.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", "99", "-q",
+			       "-o", out, NULL };
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac;
+	pid_t wpid, ppid;
+	int status;
+	bool others = false;
+
+	require_root();
+	wpid = test_spawn(wl);
+	cr_assert_gt(wpid, 0);
+	ppid = fork();
+	cr_assert_geq(ppid, 0);
+	if (ppid == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	sleep(2);
+	/* Ctrl-C: recording ends and the profile is written, exit status 0. */
+	kill(ppid, SIGINT);
+	cr_assert_eq(waitpid(ppid, &status, 0), ppid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	test_wait(wpid, 10);
+
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	frac = test_chain_fraction(p, wpid, chain, 5, &total);
+	cr_assert_gt(total, 50, "workload samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100, (unsigned long)total);
+	for (size_t i = 0; i < p->n_sample; i++) {
+		int64_t pid = test_sample_label_num(p, p->sample[i], "pid");
+
+		/* profd never profiles itself. */
+		cr_assert_neq(pid, ppid);
+		if (pid != wpid)
+			others = true;
+	}
+	(void)others; /* an idle host may have nothing else on CPU: not asserted */
+	test_pprof_free(p);
+	free(check_with_pprof(out));
+	free(out);
+}
+
+Test(record, kernel_frames_named)
+{
+	/* A workload that lives in the kernel: dd copying /dev/zero to /dev/null. */
+	char *out = out_path("kernel.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "499", "-q", "-o", out,
+			       "--", "/usr/bin/timeout", "2", "/bin/dd", "if=/dev/zero",
+			       "of=/dev/null", "bs=64k", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t kernel_named = 0, total = 0;
+	const char *names[512];
+
+	require_root();
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t n = test_sample_functions(p, p->sample[i], names, 512);
+
+		total += p->sample[i]->value[0];
+		for (size_t j = 0; j < n; j++)
+			/* Copying zeroes to the null device goes through the read path of /dev/zero. */
+			if (strstr(names[j], "read_zero") || strstr(names[j], "vfs_read") ||
+			    strstr(names[j], "ksys_read")) {
+				kernel_named += p->sample[i]->value[0];
+				break;
+			}
+	}
+	cr_assert_gt(total, 100);
+	cr_assert_gt(kernel_named * 2, total, "only %lu of %lu samples name kernel read functions",
+		     (unsigned long)kernel_named, (unsigned long)total);
+	test_pprof_free(p);
+	free(check_with_pprof(out));
+	run_result_free(&rr);
+	free(out);
 }
