@@ -6,10 +6,12 @@
 #include "bpf/profd.h"
 #include "common/macro.h"
 #include "daemon/session.h"
+#include "daemon/unwind/unwind-cache.h"
 
 struct session {
 	struct session_config cfg;
 	struct proc_table *procs;
+	struct unwind_cache *unwind_cache;
 	struct aggregate *agg;
 	uint32_t agg_gen; /* bumped when the aggregate is replaced: invalidates mapping tags */
 	struct session_stats st;
@@ -40,6 +42,9 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	r = proc_table_new("/proc", &s->procs);
 	if (r < 0)
 		goto fail;
+	r = unwind_cache_new(s->cfg.unwind_cache_bytes, &s->unwind_cache);
+	if (r < 0)
+		goto fail;
 	r = aggregate_new(&s->agg);
 	if (r < 0)
 		goto fail;
@@ -57,6 +62,7 @@ void session_free(struct session *s)
 		return;
 	aggregate_free(s->agg);
 	proc_table_free(s->procs);
+	unwind_cache_free(s->unwind_cache);
 	free(s->frames);
 	free(s->scratch);
 	free(s);
@@ -72,9 +78,20 @@ static int find_module(void *userdata, uint64_t pc, struct unwind_module *ret)
 	struct find_ctx *c = userdata;
 	const struct mapping *m = proc_find_mapping(c->s->procs, c->p, pc);
 
+	struct unwind_key key;
+
 	if (!m)
 		return -ENOENT;
 	*ret = (struct unwind_module){ .start = m->start, .end = m->end };
+	if (!m->dso || !m->dso->is_elf || m->dso->fd < 0)
+		return 0; /* anonymous/JIT code: frame pointers only */
+	if (unwind_key_from_fd(m->dso->fd, m->dso->build_id, m->dso->build_id_len, &key) < 0)
+		return 0;
+	/* A binary without usable CFI still is a mapping: the frame pointer may walk it. */
+	(void)unwind_cache_module(c->s->unwind_cache, &key, m->dso->fd, m->start, m->end, m->pgoff,
+				  ret);
+	ret->start = m->start;
+	ret->end = m->end;
 	return 0;
 }
 
@@ -244,6 +261,11 @@ int session_take_aggregate(struct session *s, struct aggregate **ret)
 	s->agg = n;
 	s->agg_gen++;
 	return 0;
+}
+
+void session_unwind_stats(const struct session *s, struct unwind_cache_stats *ret)
+{
+	unwind_cache_get_stats(s->unwind_cache, ret);
 }
 
 struct proc_table *session_procs(struct session *s)

@@ -27,6 +27,7 @@ struct session_stats {
 
 struct session_config {
 	size_t max_depth; /* user frames; default UNWIND_MAX_DEPTH_DEFAULT */
+	size_t unwind_cache_bytes; /* CFI tables; default UNWIND_CACHE_DEFAULT_BYTES */
 	/* Called for EXIT records after the process table forgot the pid (may be NULL). */
 	void (*on_exit)(void *userdata, uint32_t pid);
 	void *userdata;
@@ -48,3 +49,5 @@ struct aggregate *session_aggregate(struct session *s);
 /* Hand the current aggregate to the caller and start a new one (daemon intervals). */
 int session_take_aggregate(struct session *s, struct aggregate **ret);
 struct proc_table *session_procs(struct session *s);
+struct unwind_cache_stats;
+void session_unwind_stats(const struct session *s, struct unwind_cache_stats *ret);

@@ -9,7 +9,7 @@ pkgs=(
 	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
 	libcriterion-dev
 	golang-go golang-github-google-pprof-dev
-	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
+	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
 	util-linux procps
 )
 

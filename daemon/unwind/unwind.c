@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/macro.h"
+#include "daemon/unwind/cfi.h"
 #include "daemon/unwind/unwind.h"
 
 static const char *const stop_names[_UNWIND_STOP_MAX] = {
@@ -78,15 +79,36 @@ static int find_module(const struct unwind_input *in, uint64_t pc, bool is_retur
 /*
  * From the frame in *regs to its caller: returns 0 with *regs = the caller, or a stop reason.
  * Methods in the order elfutils uses: the module's CFI, then the frame pointer. The first
- * method that knows the frame decides, including deciding that the stack ends there.
+ * method that knows the frame decides, including deciding that the stack ends there (then
+ * the caller's pc is 0). `exact` says regs->pc is not a return address (the sampled frame,
+ * or the frame a signal interrupted), so it is looked up as is rather than at pc - 1.
+ * *ret_signal tells whether this frame was a signal trampoline.
  */
 static int step(const struct unwind_arch *arch, const struct unwind_input *in,
-		const struct unwind_module *mod, struct unwind_regs *regs, bool first)
+		const struct unwind_module *mod, struct unwind_regs *regs, bool first, bool exact,
+		bool *ret_signal)
 {
-	/*
-	 * CFI goes here: when mod->table has a row for regs->pc (regs->pc - 1 unless first),
-	 * apply it and return; only without a row fall through to the frame pointer.
-	 */
+	*ret_signal = false;
+	if (mod->table) {
+		uint64_t pc = (exact ? regs->pc : regs->pc - 1) - (uint64_t)mod->bias;
+		struct cfi_rule rule;
+		bool end = false;
+		int r;
+
+		if (cfi_table_lookup(mod->table, pc, &rule) == 0 &&
+		    rule.cfa_kind != CFI_CFA_UNSUPPORTED) {
+			r = cfi_step(&rule, in, regs, first, &end);
+			if (r == 0) {
+				if (end)
+					*regs = (struct unwind_regs){};
+				*ret_signal = rule.flags & CFI_RULE_SIGNAL_FRAME;
+				return 0;
+			}
+			if (r != UNWIND_STOP_NO_CFI)
+				return r;
+			/* The rule cannot be applied here: the frame pointer may still know. */
+		}
+	}
 	return arch->step_fp(in, regs, first);
 }
 
@@ -94,6 +116,8 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 {
 	const struct unwind_arch *arch;
 	struct unwind_regs regs;
+	bool after_signal = false;
+	uint64_t prev_sp;
 	size_t max;
 	int stop;
 
@@ -116,25 +140,34 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 	/* Bounded: every iteration either records a frame (at most max) or stops. */
 	for (;;) {
 		struct unwind_module mod;
-		bool first = res->n_frames == 0;
+		bool first = res->n_frames == 0, exact = first || after_signal;
 		int r;
 
 		if (res->n_frames >= max) {
 			stop = UNWIND_STOP_DEPTH;
 			break;
 		}
-		if (find_module(in, regs.pc, !first, &mod) < 0) {
+		if (find_module(in, regs.pc, !exact, &mod) < 0) {
 			stop = UNWIND_STOP_NO_MAPPING;
 			break;
 		}
 		res->frames[res->n_frames++] = (struct unwind_frame){
 			.pc = regs.pc,
-			.is_return = !first,
+			.is_return = !exact,
 		};
 
-		r = step(arch, in, &mod, &regs, first);
+		prev_sp = regs.sp;
+		r = step(arch, in, &mod, &regs, first, exact, &after_signal);
 		if (r != 0) {
 			stop = r;
+			break;
+		}
+		/*
+		 * Stacks grow down, so callers live higher. Only the sampled frame may leave sp where
+		 * it is (an aarch64 leaf whose return address is still in lr).
+		 */
+		if (regs.pc != 0 && (regs.sp < prev_sp || (regs.sp == prev_sp && !first))) {
+			stop = UNWIND_STOP_NO_PROGRESS;
 			break;
 		}
 		regs.pc = arch->strip_ra(regs.pc);
