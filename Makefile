@@ -3,6 +3,7 @@
 
 BUILD    ?= build
 CC       ?= gcc
+CXX      ?= g++
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 PROTOC_C ?= protoc-c
@@ -141,8 +142,8 @@ TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # Workloads are built the way the tests need them: frame pointers, -O2, debug info.
-WL_SRCS  := $(wildcard tests/workloads/*.c)
-WL_BINS  := $(WL_SRCS:tests/workloads/%.c=$(BUILD)/workloads/%)
+WL_SRCS  := $(wildcard tests/workloads/*.c tests/workloads/*.cc)
+WL_BINS  := $(patsubst tests/workloads/%,$(BUILD)/workloads/%,$(basename $(WL_SRCS)))
 WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls
 
 # A unit test links only its module's archives: TEST_LIBS_<name> (default: all of them).
@@ -162,10 +163,18 @@ $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(TEST_HELPER_OBJS) $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CRIT_LIBS) -o $@
 
+# ...except those that exist to prove the CFI unwinder: no frame pointers at all.
+WL_NOFP_CFLAGS := -O2 -g -fomit-frame-pointer
+$(BUILD)/workloads/libc_heavy: WL_CFLAGS := $(WL_NOFP_CFLAGS)
+
 $(BUILD)/workloads/%: tests/workloads/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(WL_CFLAGS) $< -o $@ -lpthread
+$(BUILD)/workloads/%: tests/workloads/%.cc
+	$(call msg,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) $(WL_NOFP_CFLAGS) $< -o $@ -lpthread
 
 # The real pprof, built offline from Debian's golang-github-google-pprof-dev.
 $(PPROF):

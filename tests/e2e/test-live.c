@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Live CFI unwinding: programs without frame pointers (ours, libstdc++ and Debian's glibc)
+ * must still give whole stacks. A stack that stopped early carries a "[truncated: ...]" root
+ * frame in the profile, so "reached the root" is checked from the profile itself.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/lib/testlib.h"
+
+struct completeness {
+	uint64_t total, complete, with_chain;
+};
+
+static struct completeness measure(const Perftools__Profiles__Profile *p, pid_t pid,
+				   const char *must_contain)
+{
+	struct completeness c = {};
+	const char *names[4096];
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		size_t n = test_sample_functions(p, s, names, 4096);
+		bool truncated = false, has = false;
+
+		if (test_sample_label_num(p, s, "pid") != pid)
+			continue;
+		c.total += s->value[0];
+		for (size_t j = 0; j < n; j++) {
+			if (!strncmp(names[j], "[truncated", 10))
+				truncated = true;
+			if (must_contain && strstr(names[j], must_contain))
+				has = true;
+		}
+		/* The root of a user stack is _start (main thread) in these single-threaded programs. */
+		if (!truncated && n > 0 && !strcmp(names[n - 1], "_start"))
+			c.complete += s->value[0];
+		if (has)
+			c.with_chain += s->value[0];
+	}
+	return c;
+}
+
+static Perftools__Profiles__Profile *record_workload(const char *workload, pid_t *ret_pid,
+						     char **ret_path)
+{
+	char *const wl[] = { (char *)test_build_path(workload), "4", NULL };
+	char *dir = test_tmpdir(), *out = NULL, pidstr[16];
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	pid_t pid;
+
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root");
+	cr_assert(asprintf(&out, "%s/live.pb.gz", dir) > 0);
+	pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
+			       "499", "-d", "3", "-o", out, NULL };
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	test_wait(pid, 30);
+	run_result_free(&rr);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	*ret_pid = pid;
+	*ret_path = out;
+	free(dir);
+	return p;
+}
+
+Test(live, cxx_without_frame_pointers)
+{
+	pid_t pid;
+	char *path;
+	Perftools__Profiles__Profile *p = record_workload("workloads/cxx_nofp", &pid, &path);
+	struct completeness c = measure(p, pid, "work::sort_batch");
+	int st;
+	char *top;
+
+	cr_assert_gt(c.total, 500, "samples: %lu", (unsigned long)c.total);
+	cr_log_info("cxx_nofp: %lu/%lu samples reached _start (%.2f%%)", (unsigned long)c.complete,
+		    (unsigned long)c.total, 100.0 * c.complete / c.total);
+	cr_assert_geq((double)c.complete / c.total, 0.95, "only %.1f%% of stacks reached the root",
+		      100.0 * c.complete / c.total);
+	/* Demangled C++ names on the path: most time is in sorting or hashing, under main. */
+	cr_assert_gt(c.with_chain, c.total / 5, "work::sort_batch in %lu of %lu samples",
+		     (unsigned long)c.with_chain, (unsigned long)c.total);
+	test_pprof_free(p);
+	top = test_pprof_tool("-top -cum -nodecount=30", path, &st);
+	cr_assert_eq(st, 0, "%s", top);
+	cr_assert(strstr(top, "main") && strstr(top, "_start"), "%s", top);
+	free(top);
+	free(path);
+}
+
+Test(live, time_in_glibc_callbacks)
+{
+	pid_t pid;
+	char *path;
+	Perftools__Profiles__Profile *p = record_workload("workloads/libc_heavy", &pid, &path);
+	struct completeness c = measure(p, pid, NULL);
+	static const char *const through_qsort[] = { "cmp_u32" };
+	uint64_t total;
+	double cmp;
+	int st;
+	char *traces;
+
+	cr_assert_gt(c.total, 500);
+	cr_log_info("libc_heavy: %lu/%lu samples reached _start (%.2f%%)",
+		    (unsigned long)c.complete, (unsigned long)c.total, 100.0 * c.complete / c.total);
+	cr_assert_geq((double)c.complete / c.total, 0.95, "only %.1f%% of stacks reached the root",
+		      100.0 * c.complete / c.total);
+	/* The comparator is called by glibc's qsort: its samples must show sort_round above it. */
+	cmp = test_chain_fraction(p, pid, through_qsort, 1, &total);
+	cr_assert_gt(cmp, 0.02, "comparator in %.1f%% of samples", cmp * 100);
+	test_pprof_free(p);
+	traces = test_pprof_tool("-traces", path, &st);
+	cr_assert_eq(st, 0);
+	cr_assert(strstr(traces, "cmp_u32") && strstr(traces, "sort_round"), "%s", traces);
+	free(traces);
+	free(path);
+}
