@@ -165,7 +165,7 @@ $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(TEST_HELPER_OBJS) $(ALL_LIBS)
 
 # ...except those that exist to prove the CFI unwinder: no frame pointers at all.
 WL_NOFP_CFLAGS := -O2 -g -fomit-frame-pointer
-$(BUILD)/workloads/libc_heavy: WL_CFLAGS := $(WL_NOFP_CFLAGS)
+$(BUILD)/workloads/libc_heavy $(BUILD)/workloads/signal_spin: WL_CFLAGS := $(WL_NOFP_CFLAGS)
 
 $(BUILD)/workloads/%: tests/workloads/%.c
 	$(call msg,CC,$@)

@@ -55,6 +55,30 @@ static int aarch64_step_fp(const struct unwind_input *in, struct unwind_regs *re
 	return 0;
 }
 
+/*
+ * At __kernel_rt_sigreturn sp points at struct rt_sigframe: siginfo (128 bytes), then the
+ * struct ucontext, whose uc_mcontext (a struct sigcontext: fault_address, regs[31], sp, pc,
+ * pstate) sits at offset 176 (uc_flags, uc_link, uc_stack, uc_sigmask padded to 128 bytes,
+ * aligned to 16).
+ */
+#define AARCH64_SIGCTX (128 + 176)
+#define AARCH64_SC_REG(n) (AARCH64_SIGCTX + 8 + (n)*8)
+#define AARCH64_SC_SP (AARCH64_SIGCTX + 8 + 31 * 8)
+#define AARCH64_SC_PC (AARCH64_SC_SP + 8)
+
+static int aarch64_step_signal(const struct unwind_input *in, struct unwind_regs *regs)
+{
+	uint64_t sp = regs->sp, x29, x30, csp, pc;
+
+	if (!unwind_read_u64(in, sp + AARCH64_SC_REG(29), &x29) ||
+	    !unwind_read_u64(in, sp + AARCH64_SC_REG(30), &x30) ||
+	    !unwind_read_u64(in, sp + AARCH64_SC_SP, &csp) ||
+	    !unwind_read_u64(in, sp + AARCH64_SC_PC, &pc))
+		return UNWIND_STOP_TRUNCATED;
+	*regs = (struct unwind_regs){ .pc = pc, .sp = csp, .fp = x29, .lr = x30 };
+	return 0;
+}
+
 const struct unwind_arch unwind_arch_aarch64 = {
 	.e_machine = EM_AARCH64,
 	.name = "aarch64",
@@ -62,4 +86,5 @@ const struct unwind_arch unwind_arch_aarch64 = {
 	/* Fixed 4-byte instructions: a return address elsewhere is not code. */
 	.code_align = 4,
 	.step_fp = aarch64_step_fp,
+	.step_signal = aarch64_step_signal,
 };

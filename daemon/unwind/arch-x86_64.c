@@ -46,6 +46,28 @@ static int x86_64_step_fp(const struct unwind_input *in, struct unwind_regs *reg
 	return 0;
 }
 
+/*
+ * In __restore_rt the handler's `ret` has popped rt_sigframe.pretcode, so %rsp points at the
+ * struct ucontext: uc_flags, uc_link, uc_stack (24 bytes), then uc_mcontext, a struct
+ * sigcontext that starts with r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip.
+ */
+#define X86_64_UC_MCONTEXT 40
+#define X86_64_SC_RBP (X86_64_UC_MCONTEXT + 10 * 8)
+#define X86_64_SC_RSP (X86_64_UC_MCONTEXT + 15 * 8)
+#define X86_64_SC_RIP (X86_64_UC_MCONTEXT + 16 * 8)
+
+static int x86_64_step_signal(const struct unwind_input *in, struct unwind_regs *regs)
+{
+	uint64_t sp = regs->sp, rbp, rsp, rip;
+
+	if (!unwind_read_u64(in, sp + X86_64_SC_RBP, &rbp) ||
+	    !unwind_read_u64(in, sp + X86_64_SC_RSP, &rsp) ||
+	    !unwind_read_u64(in, sp + X86_64_SC_RIP, &rip))
+		return UNWIND_STOP_TRUNCATED;
+	*regs = (struct unwind_regs){ .pc = rip, .sp = rsp, .fp = rbp };
+	return 0;
+}
+
 const struct unwind_arch unwind_arch_x86_64 = {
 	.e_machine = EM_X86_64,
 	.name = "x86_64",
@@ -53,4 +75,5 @@ const struct unwind_arch unwind_arch_x86_64 = {
 	/* Variable-length instructions: any byte address can follow a call. */
 	.code_align = 1,
 	.step_fp = x86_64_step_fp,
+	.step_signal = x86_64_step_signal,
 };

@@ -95,13 +95,18 @@ static int step(const struct unwind_arch *arch, const struct unwind_input *in,
 		bool end = false;
 		int r;
 
-		if (cfi_table_lookup(mod->table, pc, &rule) == 0 &&
-		    rule.cfa_kind != CFI_CFA_UNSUPPORTED) {
+		if (cfi_table_lookup(mod->table, pc, &rule) < 0)
+			goto fp;
+		if ((rule.flags & CFI_RULE_SIGNAL_FRAME) && arch->step_signal) {
+			/* Its CFI is an expression over the saved context; the arch knows the layout. */
+			*ret_signal = true;
+			return arch->step_signal(in, regs);
+		}
+		if (rule.cfa_kind != CFI_CFA_UNSUPPORTED) {
 			r = cfi_step(&rule, in, regs, first, &end);
 			if (r == 0) {
 				if (end)
 					*regs = (struct unwind_regs){};
-				*ret_signal = rule.flags & CFI_RULE_SIGNAL_FRAME;
 				return 0;
 			}
 			if (r != UNWIND_STOP_NO_CFI)
@@ -109,6 +114,7 @@ static int step(const struct unwind_arch *arch, const struct unwind_input *in,
 			/* The rule cannot be applied here: the frame pointer may still know. */
 		}
 	}
+fp:
 	return arch->step_fp(in, regs, first);
 }
 

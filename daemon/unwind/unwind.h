@@ -128,6 +128,12 @@ struct unwind_arch {
 	 * exactly like a zero return address.
 	 */
 	int (*step_fp)(const struct unwind_input *in, struct unwind_regs *regs, bool first);
+	/*
+	 * The frame is a sigreturn trampoline (CFI "S" augmentation): read the interrupted
+	 * context's registers from the signal frame the kernel pushed at regs->sp. Same returns
+	 * as step_fp; the resulting pc is exact (not a return address).
+	 */
+	int (*step_signal)(const struct unwind_input *in, struct unwind_regs *regs);
 };
 
 const struct unwind_arch *unwind_arch_find(uint16_t e_machine);

@@ -125,3 +125,23 @@ Test(live, time_in_glibc_callbacks)
 	free(traces);
 	free(path);
 }
+
+Test(live, through_signal_frames)
+{
+	pid_t pid;
+	char *path;
+	Perftools__Profiles__Profile *p = record_workload("workloads/signal_spin", &pid, &path);
+	struct completeness c = measure(p, pid, "signal_loop");
+
+	cr_assert_gt(c.total, 500);
+	cr_log_info("signal_spin: %lu/%lu samples reached _start (%.2f%%), %lu through signal_loop",
+		    (unsigned long)c.complete, (unsigned long)c.total, 100.0 * c.complete / c.total,
+		    (unsigned long)c.with_chain);
+	/* The handler's stacks continue past the sigreturn trampoline into the interrupted code. */
+	cr_assert_geq((double)c.with_chain / c.total, 0.90, "through signal_loop: %.1f%%",
+		      100.0 * c.with_chain / c.total);
+	cr_assert_geq((double)c.complete / c.total, 0.90, "reached the root: %.1f%%",
+		      100.0 * c.complete / c.total);
+	test_pprof_free(p);
+	free(path);
+}
