@@ -27,6 +27,25 @@
 #define SYM_MAX_LOAD_SEGMENTS 256
 /* CUs probed by sym_elf_has_lines() before deciding there is no line table. */
 #define HAS_LINES_MAX_CUS 64
+/* Per lookup: nesting depth of scopes containing one pc, DIEs examined, imported units
+ * followed. Real code nests a few dozen deep; big C++ CUs have ~1e5 top-level DIEs. */
+#define SCOPE_MAX_DEPTH 256
+#define SCOPE_MAX_VISIT (4u << 20)
+#define SCOPE_MAX_IMPORTS 64
+
+/*
+ * The concrete nesting of scopes containing pc, outermost first. This is what
+ * dwarf_getscopes() + dwarf_getscopes_die() compute, in one pass and with limits: libdw 0.188's
+ * dwarf_getscopes() also leaks its array when an inlined instance's abstract origin does not
+ * resolve, which hostile DWARF can arrange on every lookup.
+ */
+struct scope_walk {
+	Dwarf_Addr pc;
+	Dwarf_Die chain[SCOPE_MAX_DEPTH];
+	int n;
+	unsigned imports; /* DW_TAG_imported_unit references followed (dwz partial units) */
+	size_t visited;   /* DIEs looked at */
+};
 
 struct load_segment {
 	uint64_t offset, filesz, vaddr;
@@ -37,7 +56,6 @@ struct sym_elf {
 	Dwfl_Module *mod; /* owned by dwfl */
 	Elf *elf;         /* main file, owned by dwfl */
 	Dwarf_Addr bias;  /* dwfl address = ELF vaddr + bias; 0 as reported */
-	char *path;
 
 	struct load_segment *loads;
 	size_t n_loads;
@@ -47,6 +65,7 @@ struct sym_elf {
 
 	struct str_pool pool;    /* demangled names; raw names live in libelf/libdw memory */
 	struct demangle_buf dm;  /* scratch for the demangler */
+	struct scope_walk *walk; /* scratch for lookup_dwarf(), 8 KiB: kept off the stack */
 };
 
 /* NULL: libdwfl's default search path (":.debug:/usr/lib/debug"). */
@@ -67,8 +86,8 @@ void sym_elf_free(struct sym_elf *e)
 		dwfl_end(e->dwfl); /* closes our dup of the fd and any debug files */
 	str_pool_done(&e->pool);
 	demangle_buf_done(&e->dm);
+	free(e->walk);
 	free(e->loads);
-	free(e->path);
 	free(e);
 }
 DEFINE_FREEP(struct sym_elf, sym_elf_free)
@@ -171,8 +190,8 @@ int sym_elf_open(int fd, const char *path, struct sym_elf **ret)
 	e->has_lines = -1;
 	str_pool_init(&e->pool, SYM_MAX_STRING_BYTES);
 	e->dm.max = SYM_DEMANGLE_MAX_OUTPUT + 1;
-	e->path = strdup(path);
-	if (!e->path)
+	e->walk = malloc(sizeof(*e->walk));
+	if (!e->walk)
 		return -ENOMEM;
 
 	e->dwfl = dwfl_begin(&offline_callbacks);
@@ -332,6 +351,62 @@ static bool is_function_tag(int tag)
 	       tag == DW_TAG_entry_point;
 }
 
+/* DIEs that can carry code addresses and nest further scopes. */
+static bool is_scope_tag(int tag)
+{
+	switch (tag) {
+	case DW_TAG_subprogram:
+	case DW_TAG_inlined_subroutine:
+	case DW_TAG_entry_point:
+	case DW_TAG_lexical_block:
+	case DW_TAG_try_block:
+	case DW_TAG_catch_block:
+	case DW_TAG_with_stmt:
+	case DW_TAG_module:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* 1: pc is inside a child of parent (chain extended), 0: it is not, -E2BIG: over a limit. */
+static int walk_scopes(struct scope_walk *w, Dwarf_Die *parent)
+{
+	Dwarf_Die child;
+	if (dwarf_child(parent, &child) != 0)
+		return 0;
+	do {
+		if (++w->visited > SCOPE_MAX_VISIT)
+			return -E2BIG;
+		int tag = dwarf_tag(&child);
+
+		if (tag == DW_TAG_imported_unit) {
+			/* The imported unit's children count as children of this scope. A
+			 * total cap on imports also ends reference cycles. */
+			Dwarf_Attribute attr;
+			Dwarf_Die unit;
+			if (w->imports < SCOPE_MAX_IMPORTS &&
+			    dwarf_formref_die(dwarf_attr(&child, DW_AT_import, &attr), &unit)) {
+				w->imports++;
+				int r = walk_scopes(w, &unit);
+				if (r != 0)
+					return r;
+			}
+			continue;
+		}
+		if (!is_scope_tag(tag) || dwarf_haspc(&child, w->pc) <= 0)
+			continue;
+
+		/* Sibling scopes do not overlap: this one is the way down. */
+		if (w->n >= SCOPE_MAX_DEPTH)
+			return -E2BIG;
+		w->chain[w->n++] = child;
+		int r = walk_scopes(w, &child);
+		return r < 0 ? r : 1;
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return 0;
+}
+
 /* Fill `ret` from DWARF scopes. false: no DWARF function covers addr. */
 static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *ret)
 {
@@ -340,28 +415,20 @@ static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *
 	if (!cudie)
 		return false;
 
-	/* dwarf_getscopes() stops at the innermost inlined instance and continues with its
-	 * abstract definition's parents; dwarf_getscopes_die() on that innermost scope gives
-	 * the concrete nesting, i.e. who it was inlined into. */
-	_cleanup_free_ Dwarf_Die *scopes = NULL;
-	int n = dwarf_getscopes(cudie, addr - cu_bias, &scopes);
-	if (n <= 0)
-		return false;
-	Dwarf_Die innermost = scopes[0];
-
-	_cleanup_free_ Dwarf_Die *chain = NULL;
-	n = dwarf_getscopes_die(&innermost, &chain);
-	if (n <= 0)
+	e->walk->pc = addr - cu_bias;
+	e->walk->n = 0;
+	e->walk->imports = 0;
+	e->walk->visited = 0;
+	if (walk_scopes(e->walk, cudie) <= 0)
 		return false;
 
-	/* Indexes of function scopes up to and including the containing subprogram. */
-	_cleanup_free_ int *fn = malloc((size_t)n * sizeof(*fn));
-	if (!fn)
-		return false;
+	/* Function scopes, innermost first, up to and including the containing subprogram
+	 * (a GNU C nested function's parent is not on the stack with it). */
+	int fn[SCOPE_MAX_DEPTH];
 	int nf = 0;
 	bool found_subprogram = false;
-	for (int i = 0; i < n; i++) {
-		int tag = dwarf_tag(&chain[i]);
+	for (int i = e->walk->n - 1; i >= 0; i--) {
+		int tag = dwarf_tag(&e->walk->chain[i]);
 		if (!is_function_tag(tag))
 			continue;
 		fn[nf++] = i;
@@ -380,7 +447,7 @@ static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *
 	 * line still comes from its own (dropped) callee's call site. */
 	int first = nf > SYM_MAX_INLINE ? nf - SYM_MAX_INLINE : 0;
 	for (int k = first; k < nf; k++) {
-		Dwarf_Die *d = &chain[fn[k]];
+		Dwarf_Die *d = &e->walk->chain[fn[k]];
 		struct sym_frame *f = &ret->frames[k - first];
 		bool outermost = k == nf - 1;
 		const char *raw = die_raw_name(d);
@@ -396,7 +463,7 @@ static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *
 		if (k == 0)
 			line_at(e, addr, f);
 		else
-			call_site(&chain[fn[k - 1]], f);
+			call_site(&e->walk->chain[fn[k - 1]], f);
 
 		Dwarf_Addr pc;
 		if (outermost && have_es)

@@ -2,6 +2,7 @@
 /* ELF identification (machine, type, GNU build-id) for the process table. */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <elf.h>
 #include <gelf.h>
@@ -93,6 +94,13 @@ static int build_id_from_sections(Elf *elf, struct elf_ident *ret)
 int elf_identify_fd(int fd, struct elf_ident *ret)
 {
 	if (fd < 0 || !ret)
+		return -EINVAL;
+
+	/* A FIFO or device would make libelf block or read forever. */
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
 
 	if (elf_version(EV_CURRENT) == EV_NONE)

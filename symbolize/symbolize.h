@@ -40,7 +40,7 @@
 #define SYM_MAX_INLINE 32
 #define SYM_MAX_FILE_SIZE (4ull << 30)
 #define SYM_MAX_STRING_BYTES (64u << 20)
-#define SYM_DEMANGLE_MAX_INPUT 8192 /* the demangler's scratch lives on the stack, ~64x this */
+#define SYM_DEMANGLE_MAX_INPUT 8192 /* libiberty builds its tree on the stack: ~600 KiB */
 #define SYM_DEMANGLE_MAX_OUTPUT 65536
 
 #define KALLSYMS_MAX_ENTRIES (4u << 20)
@@ -161,7 +161,7 @@ struct elf_ident {
  * Read the ELF header and GNU build-id of the file open at `fd` (not consumed; its file
  * position is not used). The note is searched in PT_NOTE segments first, then in SHT_NOTE
  * sections; at most 1 MiB and 256 notes per segment/section are examined. Returns 0, or
- * -ENOEXEC when the file is not ELF, -EINVAL for bad arguments.
+ * -ENOEXEC when the file is not ELF, -EINVAL for bad arguments or a non-regular file.
  */
 int elf_identify_fd(int fd, struct elf_ident *ret);
 

@@ -689,7 +689,7 @@ Test(unwind, self_unwind_x86_64)
 
 /* ---- signal frames: the interrupted context is read from the kernel's signal frame ---- */
 
-static void put64(uint8_t *buf, size_t off, uint64_t v)
+static void sig_put(uint8_t *buf, size_t off, uint64_t v)
 {
 	memcpy(buf + off, &v, sizeof(v));
 }
@@ -703,9 +703,9 @@ Test(unwind, signal_frame_x86_64)
 	struct unwind_regs r = { .pc = 0x401000, .sp = base };
 
 	/* struct ucontext at sp: uc_mcontext at 40; rbp, rsp, rip are sigcontext slots 10, 15, 16. */
-	put64(stack, 40 + 10 * 8, 0x7ffd0400);
-	put64(stack, 40 + 15 * 8, 0x7ffd0300);
-	put64(stack, 40 + 16 * 8, 0x402345);
+	sig_put(stack, 40 + 10 * 8, 0x7ffd0400);
+	sig_put(stack, 40 + 15 * 8, 0x7ffd0300);
+	sig_put(stack, 40 + 16 * 8, 0x402345);
 	cr_assert_not_null(unwind_arch_x86_64.step_signal);
 	cr_assert_eq(unwind_arch_x86_64.step_signal(&in, &r), 0);
 	cr_assert_eq(r.pc, 0x402345);
@@ -727,10 +727,10 @@ Test(unwind, signal_frame_aarch64)
 	struct unwind_regs r = { .pc = 0x401000, .sp = base };
 
 	/* rt_sigframe: siginfo (128), ucontext with uc_mcontext at 176: fault_address, x0..x30, sp, pc. */
-	put64(stack, sc + 8 + 29 * 8, 0x7ffd0800);
-	put64(stack, sc + 8 + 30 * 8, 0x400abc);
-	put64(stack, sc + 8 + 31 * 8, 0x7ffd0700);
-	put64(stack, sc + 8 + 32 * 8, 0x400ff0);
+	sig_put(stack, sc + 8 + 29 * 8, 0x7ffd0800);
+	sig_put(stack, sc + 8 + 30 * 8, 0x400abc);
+	sig_put(stack, sc + 8 + 31 * 8, 0x7ffd0700);
+	sig_put(stack, sc + 8 + 32 * 8, 0x400ff0);
 	cr_assert_not_null(unwind_arch_aarch64.step_signal);
 	cr_assert_eq(unwind_arch_aarch64.step_signal(&in, &r), 0);
 	cr_assert_eq(r.pc, 0x400ff0);
