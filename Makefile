@@ -165,7 +165,7 @@ $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(TEST_HELPER_OBJS) $(ALL_LIBS)
 
 # ...except those that exist to prove the CFI unwinder: no frame pointers at all.
 WL_NOFP_CFLAGS := -O2 -g -fomit-frame-pointer
-$(BUILD)/workloads/libc_heavy $(BUILD)/workloads/signal_spin: WL_CFLAGS := $(WL_NOFP_CFLAGS)
+$(BUILD)/workloads/libc_heavy $(BUILD)/workloads/signal_spin $(BUILD)/workloads/threads: WL_CFLAGS := $(WL_NOFP_CFLAGS)
 
 $(BUILD)/workloads/%: tests/workloads/%.c
 	$(call msg,CC,$@)
@@ -212,3 +212,25 @@ format:
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- benchmarks ------------------------------------------------------------------------------
+# bench/ prints figures; never part of `make test`. `make bench` runs the full benchmark and keeps
+# its markdown output in BENCHMARKS.md (replaced only when the run succeeds); `make bench-smoke`
+# runs it once on tiny inputs to check that it still builds and runs (its figures mean nothing).
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+BENCH_BIN  := $(BUILD)/bench/bench-unwind
+
+$(BENCH_BIN): $(BENCH_OBJS) $(ALL_LIBS)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) $(ALL_LIBS) $(LDLIBS) -o $@
+
+bench: $(BENCH_BIN)
+	$(Q){ $(BENCH_BIN); echo $$? > $(BUILD)/bench/rc; } | tee $(BUILD)/bench/BENCHMARKS.md.tmp
+	$(Q)test "$$(cat $(BUILD)/bench/rc)" = 0 && mv $(BUILD)/bench/BENCHMARKS.md.tmp BENCHMARKS.md
+
+bench-smoke: $(BENCH_BIN)
+	$(Q)$(BENCH_BIN) --smoke > $(BUILD)/bench/smoke.md
+
+.PHONY: bench bench-smoke

@@ -36,8 +36,11 @@ static struct completeness measure(const Perftools__Profiles__Profile *p, pid_t 
 			if (must_contain && strstr(names[j], must_contain))
 				has = true;
 		}
-		/* The root of a user stack is _start (main thread) in these single-threaded programs. */
-		if (!truncated && n > 0 && !strcmp(names[n - 1], "_start"))
+		/* The root of a user stack: _start (main thread) or glibc's clone3/clone (threads). */
+		if (!truncated && n > 0 &&
+		    (!strcmp(names[n - 1], "_start") || !strcmp(names[n - 1], "__clone3") ||
+		     !strcmp(names[n - 1], "clone3") || !strcmp(names[n - 1], "__clone") ||
+		     !strcmp(names[n - 1], "clone")))
 			c.complete += s->value[0];
 		if (has)
 			c.with_chain += s->value[0];
@@ -142,6 +145,28 @@ Test(live, through_signal_frames)
 		      100.0 * c.with_chain / c.total);
 	cr_assert_geq((double)c.complete / c.total, 0.90, "reached the root: %.1f%%",
 		      100.0 * c.complete / c.total);
+	test_pprof_free(p);
+	free(path);
+}
+
+Test(live, thread_stacks)
+{
+	pid_t pid;
+	char *path;
+	Perftools__Profiles__Profile *p = record_workload("workloads/threads", &pid, &path);
+	struct completeness c = measure(p, pid, "worker_main");
+	static const char *const chain[] = { "worker_leaf", "worker_loop", "worker_main",
+					     "start_thread" };
+	uint64_t total;
+	double frac;
+
+	cr_assert_gt(c.total, 500);
+	cr_log_info("threads: %lu/%lu samples reached the root (%.2f%%)", (unsigned long)c.complete,
+		    (unsigned long)c.total, 100.0 * c.complete / c.total);
+	cr_assert_geq((double)c.complete / c.total, 0.95, "reached the root: %.1f%%",
+		      100.0 * c.complete / c.total);
+	frac = test_chain_fraction(p, pid, chain, 4, &total);
+	cr_assert_geq(frac, 0.90, "worker chain in %.1f%% of samples", frac * 100);
 	test_pprof_free(p);
 	free(path);
 }
