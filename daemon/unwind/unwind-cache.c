@@ -39,22 +39,21 @@ struct unwind_cache {
 
 static uint64_t key_hash(const struct unwind_key *k)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	const uint8_t *p;
-	size_t n;
+	uint64_t h;
 
-	if (k->build_id_len) {
-		p = k->build_id;
-		n = k->build_id_len;
-	} else {
-		p = (const uint8_t *)&k->dev;
-		n = sizeof(uint64_t) * 4; /* dev, ino, size, mtime_ns: contiguous */
+	/* Called for every frame. A build-id is a hash already: its first bytes are enough. */
+	if (k->build_id_len >= 8) {
+		memcpy(&h, k->build_id, sizeof(h));
+		return h ^ k->build_id_len;
 	}
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < k->build_id_len; i++)
+		h = (h ^ k->build_id[i]) * 0x100000001b3ull;
+	h ^= k->dev * 0x9e3779b97f4a7c15ull;
+	h ^= k->ino * 0xbf58476d1ce4e5b9ull;
+	h ^= k->size * 0x94d049bb133111ebull;
+	h ^= k->mtime_ns;
+	return h ^ (h >> 29);
 }
 
 static bool key_equal(const struct unwind_key *a, const struct unwind_key *b)

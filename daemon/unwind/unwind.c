@@ -122,8 +122,9 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 {
 	const struct unwind_arch *arch;
 	struct unwind_regs regs;
-	bool after_signal = false;
-	uint64_t prev_sp;
+	bool after_signal = false, have_mod = false;
+	struct unwind_module mod = {};
+	uint64_t prev_sp, lookup;
 	size_t max;
 	int stop;
 
@@ -145,7 +146,6 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 
 	/* Bounded: every iteration either records a frame (at most max) or stops. */
 	for (;;) {
-		struct unwind_module mod;
 		bool first = res->n_frames == 0, exact = first || after_signal;
 		int r;
 
@@ -153,9 +153,18 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 			stop = UNWIND_STOP_DEPTH;
 			break;
 		}
-		if (find_module(in, regs.pc, !exact, &mod) < 0) {
-			stop = UNWIND_STOP_NO_MAPPING;
-			break;
+		/*
+		 * Consecutive frames are mostly in one mapping: reuse its module then. Safe with the
+		 * unwind cache's lifetime rule, as nothing calls into the cache in between.
+		 */
+		lookup = exact ? regs.pc : regs.pc - 1;
+		if (!have_mod || lookup < mod.start || lookup >= mod.end) {
+			if (find_module(in, regs.pc, !exact, &mod) < 0) {
+				stop = UNWIND_STOP_NO_MAPPING;
+				break;
+			}
+			/* Without a callback every pc is "mapped" and there is no range to reuse. */
+			have_mod = in->find_module && mod.end > mod.start;
 		}
 		res->frames[res->n_frames++] = (struct unwind_frame){
 			.pc = regs.pc,
