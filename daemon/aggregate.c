@@ -15,6 +15,8 @@ struct aggregate {
 	size_t order_cap;
 	struct agg_mapping *maps; /* index = id - AGG_MAP_FIRST */
 	size_t n_maps, maps_cap;
+	char **containers; /* index = idx - 1 */
+	size_t n_containers, containers_cap;
 	uint64_t n_samples, n_dropped;
 };
 
@@ -40,6 +42,7 @@ static uint64_t stack_hash(const struct agg_stack *s)
 	h = hash_bytes(h, s->pcomm, strnlen(s->pcomm, sizeof(s->pcomm)));
 	h = hash_bytes(h, &s->stop, sizeof(s->stop));
 	h = hash_bytes(h, &s->n_frames, sizeof(s->n_frames));
+	h = hash_bytes(h, &s->container, sizeof(s->container));
 	for (size_t i = 0; i < s->n_frames; i++) {
 		h = hash_bytes(h, &s->frames[i].addr, sizeof(s->frames[i].addr));
 		h = hash_bytes(h, &s->frames[i].map_id, sizeof(s->frames[i].map_id));
@@ -51,7 +54,7 @@ static uint64_t stack_hash(const struct agg_stack *s)
 static bool stack_equal(const struct agg_stack *a, const struct agg_stack *b)
 {
 	if (a->pid != b->pid || a->tid != b->tid || a->stop != b->stop ||
-	    a->n_frames != b->n_frames || a->complete != b->complete)
+	    a->n_frames != b->n_frames || a->complete != b->complete || a->container != b->container)
 		return false;
 	if (strncmp(a->comm, b->comm, sizeof(a->comm)) || strncmp(a->pcomm, b->pcomm, sizeof(a->pcomm)))
 		return false;
@@ -92,6 +95,9 @@ void aggregate_free(struct aggregate *a)
 		free(a->maps[i].name);
 	}
 	free(a->maps);
+	for (size_t i = 0; i < a->n_containers; i++)
+		free(a->containers[i]);
+	free(a->containers);
 	free(a);
 }
 
@@ -140,6 +146,43 @@ const struct agg_mapping *aggregate_mapping(const struct aggregate *a, uint32_t 
 size_t aggregate_n_mappings(const struct aggregate *a)
 {
 	return a->n_maps;
+}
+
+int aggregate_intern_container(struct aggregate *a, const char *id, uint16_t *ret_idx)
+{
+	size_t len = id ? strlen(id) : 0;
+
+	if (len == 0 || len > AGG_CONTAINER_ID_MAX)
+		return -EINVAL;
+	/* A handful of containers per host: a linear scan, and callers cache the index per pid. */
+	for (size_t i = 0; i < a->n_containers; i++)
+		if (!strcmp(a->containers[i], id)) {
+			*ret_idx = i + 1;
+			return 0;
+		}
+	if (a->n_containers >= AGG_MAX_CONTAINERS)
+		return -E2BIG;
+	if (a->n_containers == a->containers_cap) {
+		size_t ncap = a->containers_cap ? a->containers_cap * 2 : 16;
+		char **n = reallocarray(a->containers, ncap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		a->containers = n;
+		a->containers_cap = ncap;
+	}
+	a->containers[a->n_containers] = strdup(id);
+	if (!a->containers[a->n_containers])
+		return -ENOMEM;
+	*ret_idx = ++a->n_containers;
+	return 0;
+}
+
+const char *aggregate_container(const struct aggregate *a, uint16_t idx)
+{
+	if (idx == 0 || idx > a->n_containers)
+		return NULL;
+	return a->containers[idx - 1];
 }
 
 static int grow_buckets(struct aggregate *a)

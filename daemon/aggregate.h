@@ -7,8 +7,12 @@
  * Mappings are interned: a frame names its mapping by id, and the interned mapping holds a
  * reference on the binary, so a profile can still be symbolized after its process exited.
  *
- * Limits: AGG_MAX_STACKS unique stacks and AGG_MAX_MAPPINGS mappings per aggregate; past them
- * samples are counted in `dropped` (never silently lost).
+ * Container ids (from /proc/PID/cgroup) are interned the same way: a stack names its container
+ * by a small index (0: none), so the label costs no room in the stack.
+ *
+ * Limits: AGG_MAX_STACKS unique stacks, AGG_MAX_MAPPINGS mappings and AGG_MAX_CONTAINERS
+ * container ids per aggregate; past them samples are counted in `dropped` (stacks, mappings) or
+ * lose their container label (never silently lost).
  */
 #pragma once
 
@@ -21,6 +25,8 @@
 #define AGG_MAX_STACKS (1u << 20)
 #define AGG_MAX_MAPPINGS (1u << 16)
 #define AGG_MAX_FRAMES 1024
+#define AGG_MAX_CONTAINERS 4096
+#define AGG_CONTAINER_ID_MAX 64 /* characters of a container id (64 hex for docker/containerd) */
 
 enum {
 	AGG_MAP_NONE = 0,   /* address outside every known mapping */
@@ -55,6 +61,7 @@ struct agg_stack {
 	uint16_t stop; /* enum unwind_stop */
 	bool complete;
 	uint16_t n_frames;
+	uint16_t container; /* aggregate_container() index, 0: none */
 	struct agg_frame frames[]; /* leaf first: kernel frames, then user frames */
 };
 
@@ -67,6 +74,14 @@ void aggregate_free(struct aggregate *a);
 int aggregate_intern_mapping(struct aggregate *a, const struct mapping *m, uint32_t *ret_id);
 const struct agg_mapping *aggregate_mapping(const struct aggregate *a, uint32_t id);
 size_t aggregate_n_mappings(const struct aggregate *a);
+
+/*
+ * Intern a container id (1..AGG_CONTAINER_ID_MAX printable characters); *ret_idx >= 1.
+ * -E2BIG past AGG_MAX_CONTAINERS, -EINVAL for an empty or too long id.
+ */
+int aggregate_intern_container(struct aggregate *a, const char *id, uint16_t *ret_idx);
+/* The container id of an index, or NULL for 0 / an unknown index. */
+const char *aggregate_container(const struct aggregate *a, uint16_t idx);
 
 /* Count one sample with this stack (stack->count, hash and next are ignored). */
 int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t count);

@@ -5,6 +5,8 @@
 #include "common/log.h"
 
 int cmd_record(int argc, char **argv);
+int cmd_stack(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
 
 /* Parse a decimal number within [min, max]; -EINVAL / -ERANGE otherwise. */
 int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *ret);

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 		   "\n"
 		   "Commands:\n"
 		   "  record     profile processes or the whole host, write a pprof file\n"
+		   "  stack      unwind and symbolize every thread of a core dump (--core FILE)\n"
+		   "  daemon     profile the whole host continuously (systemd service)\n"
 		   "\n"
 		   "Run 'profd COMMAND --help' for a command's options.\n"
 		   "  -h, --help       show this help\n"
@@ -56,6 +58,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "record"))
 		r = cmd_record(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "stack"))
+		r = cmd_stack(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "daemon"))
+		r = cmd_daemon(argc - 1, argv + 1);
 	else {
 		log_error("Unknown command '%s'. Try 'profd --help'.", argv[1]);
 		return 2;

@@ -1,23 +1,44 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/macro.h"
 #include "daemon/profile.h"
 #include "daemon/unwind/unwind.h"
 #include "symbolize/symbolize.h"
 
-/* One symbolized (mapping, address): the pprof location and the leaf function's name. */
+/*
+ * One symbolized (mapping, address): the pprof location and the leaf function's name. Frames
+ * in anonymous memory are also keyed by pid: the same range in two processes holds different
+ * code (and perf maps are per process).
+ */
 struct loc_entry {
 	uint64_t addr;
 	uint32_t map_id;
-	bool used; /* map id 0 (AGG_MAP_NONE) is valid, so emptiness needs its own flag */
+	uint32_t pid; /* 0 unless the mapping is anonymous */
+	bool used;    /* map id 0 (AGG_MAP_NONE) is valid, so emptiness needs its own flag */
 	uint64_t loc_id;
-	const char *leaf; /* stable for the builder's lifetime (interned by symbolizer or below) */
+	const char *leaf; /* stable until profile_build() returns (kallsyms, perf map, strs) */
+};
+
+/* Small open-addressing map, uint64 → uint64, for per-pid things. */
+struct u64_slot {
+	uint64_t key, val;
+	bool used;
+};
+struct u64_map {
+	struct u64_slot *slots;
+	size_t cap, n;
 };
 
 struct name_count {
@@ -35,9 +56,13 @@ struct builder_ctx {
 	size_t locs_cap, locs_n;
 	struct name_count *names;
 	size_t names_cap, names_n;
-	/* Fallback names ("libc.so.6+0x1234") live here until the builder is done. */
+	/* Fallback names ("libc.so.6+0x1234") and copied leaf names live here until the end. */
 	char **strs;
 	size_t strs_n, strs_cap;
+	struct sym_cache *cache;
+	struct u64_map anon_maps; /* (map id << 32 | pid) → pprof mapping id */
+	struct u64_map perfmaps;  /* pid → struct perfmap * (0: none) */
+	size_t n_perfmaps;
 };
 
 static uint64_t mix(uint64_t x)
@@ -46,6 +71,48 @@ static uint64_t mix(uint64_t x)
 	x *= 0xff51afd7ed558ccdull;
 	x ^= x >> 33;
 	return x;
+}
+
+static uint64_t *u64_map_get(struct u64_map *m, uint64_t key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
+		if (m->slots[k].key == key)
+			return &m->slots[k].val;
+	return NULL;
+}
+
+static int u64_map_put(struct u64_map *m, uint64_t key, uint64_t val)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		struct u64_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->cap; i++) {
+			size_t k;
+
+			if (!m->slots[i].used)
+				continue;
+			for (k = mix(m->slots[i].key) & (ncap - 1); ns[k].used; k = (k + 1) & (ncap - 1))
+				;
+			ns[k] = m->slots[i];
+		}
+		free(m->slots);
+		m->slots = ns;
+		m->cap = ncap;
+	}
+	size_t k;
+	for (k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
+		if (m->slots[k].key == key) {
+			m->slots[k].val = val;
+			return 0;
+		}
+	m->slots[k] = (struct u64_slot){ .key = key, .val = val, .used = true };
+	m->n++;
+	return 0;
 }
 
 static const char *keep_str(struct builder_ctx *c, char *s)
@@ -87,6 +154,11 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : (path ? path : "?");
 }
 
+static uint64_t loc_hash(uint32_t map_id, uint32_t pid, uint64_t addr)
+{
+	return mix(addr ^ ((uint64_t)map_id << 48) ^ ((uint64_t)pid * 0x9e3779b97f4a7c15ull));
+}
+
 static int locs_grow(struct builder_ctx *c)
 {
 	size_t ncap = c->locs_cap ? c->locs_cap * 2 : 4096;
@@ -100,7 +172,7 @@ static int locs_grow(struct builder_ctx *c)
 
 		if (!e->used)
 			continue;
-		for (k = mix(e->addr ^ ((uint64_t)e->map_id << 48)) & (ncap - 1); n[k].used;
+		for (k = loc_hash(e->map_id, e->pid, e->addr) & (ncap - 1); n[k].used;
 		     k = (k + 1) & (ncap - 1))
 			;
 		n[k] = *e;
@@ -111,20 +183,198 @@ static int locs_grow(struct builder_ctx *c)
 	return 0;
 }
 
-static struct loc_entry *loc_slot(struct builder_ctx *c, uint32_t map_id, uint64_t addr)
+static struct loc_entry *loc_slot(struct builder_ctx *c, uint32_t map_id, uint32_t pid,
+				  uint64_t addr)
 {
 	size_t k;
 
 	if ((c->locs_n + 1) * 2 > c->locs_cap && locs_grow(c) < 0)
 		return NULL;
-	for (k = mix(addr ^ ((uint64_t)map_id << 48)) & (c->locs_cap - 1); c->locs[k].used;
+	for (k = loc_hash(map_id, pid, addr) & (c->locs_cap - 1); c->locs[k].used;
 	     k = (k + 1) & (c->locs_cap - 1))
-		if (c->locs[k].addr == addr && c->locs[k].map_id == map_id)
+		if (c->locs[k].addr == addr && c->locs[k].map_id == map_id && c->locs[k].pid == pid)
 			return &c->locs[k];
 	return &c->locs[k];
 }
 
-static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint64_t *ret)
+static void dso_binary(const struct dso *d, struct sym_binary *ret)
+{
+	*ret = (struct sym_binary){
+		.build_id = d->build_id,
+		.build_id_len = d->build_id_len,
+		.fd = d->fd,
+		.path = d->path,
+	};
+}
+
+/* ---- JIT perf maps ------------------------------------------------------------------------ */
+
+/* NSpid (last field: the pid inside the process's own namespace) and the four uids. */
+static int read_status(uint32_t pid, uint32_t *ret_nspid, uint32_t uids[4])
+{
+	char path[64], buf[8192];
+	_cleanup_close_ int fd = -1;
+	size_t len = 0;
+	bool have_uids = false;
+
+	snprintf(path, sizeof(path), "/proc/%" PRIu32 "/status", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len < sizeof(buf) - 1) {
+		ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		len += (size_t)k;
+	}
+	buf[len] = '\0';
+
+	*ret_nspid = pid; /* kernels before 4.1 have no NSpid: no namespaces to worry about */
+	for (char *line = buf, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (!strncmp(line, "NSpid:", 6)) {
+			char *last = strrchr(line, '\t'), *end;
+			unsigned long v;
+
+			if (last) {
+				errno = 0;
+				v = strtoul(last + 1, &end, 10);
+				if (!errno && end != last + 1 && !*end && v > 0 && v <= UINT32_MAX)
+					*ret_nspid = (uint32_t)v;
+			}
+		} else if (!strncmp(line, "Uid:", 4)) {
+			have_uids = sscanf(line + 4, "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32,
+					   &uids[0], &uids[1], &uids[2], &uids[3]) == 4;
+		}
+	}
+	return have_uids ? 0 : -EBADMSG;
+}
+
+/* The perf map of a live process, inside its root. */
+static int open_perfmap_live(uint32_t pid, uint32_t nspid)
+{
+	char root[64], rel[64];
+	struct open_how how = {
+		/* O_NOFOLLOW: /tmp is world-writable, the file itself must not be a symlink. */
+		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	_cleanup_close_ int rootfd = -1;
+	int fd;
+
+	snprintf(root, sizeof(root), "/proc/%" PRIu32 "/root", pid);
+	snprintf(rel, sizeof(rel), "tmp/perf-%" PRIu32 ".map", nspid);
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+static struct perfmap *load_perfmap(uint32_t pid)
+{
+	uint32_t nspid, uids[4];
+	_cleanup_close_ int fd = -1;
+	struct perfmap *pm = NULL;
+	struct stat st;
+	bool live;
+	int r;
+
+	r = read_status(pid, &nspid, uids);
+	live = r == 0;
+	if (live) {
+		fd = open_perfmap_live(pid, nspid);
+	} else if (r == -ENOENT || r == -ESRCH) {
+		/* Gone: see profile.h for why the host's file is only a guess. */
+		char path[64];
+
+		snprintf(path, sizeof(path), "/tmp/perf-%" PRIu32 ".map", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+		if (fd < 0)
+			fd = -errno;
+	}
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	/* One link: not a hard link to someone else's file. Owner: the process or root. */
+	if (st.st_nlink != 1 ||
+	    (live && st.st_uid != 0 && st.st_uid != uids[0] && st.st_uid != uids[1] &&
+	     st.st_uid != uids[2] && st.st_uid != uids[3])) {
+		log_debug("perf map of pid %" PRIu32 ": owner %u or %u links, ignored", pid,
+			  (unsigned)st.st_uid, (unsigned)st.st_nlink);
+		return NULL;
+	}
+	r = perfmap_load_fd(fd, &pm);
+	if (r < 0) {
+		log_debug("perf map of pid %" PRIu32 ": %s", pid, strerror(-r));
+		return NULL;
+	}
+	return pm;
+}
+
+/* The perf map of pid, loaded on first use; NULL when it has none. */
+static struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
+{
+	uint64_t *v = u64_map_get(&c->perfmaps, pid);
+	struct perfmap *pm = NULL;
+
+	if (v)
+		return (struct perfmap *)(uintptr_t)*v;
+	if (c->n_perfmaps < PROFILE_MAX_PERFMAPS)
+		pm = load_perfmap(pid);
+	if (u64_map_put(&c->perfmaps, pid, (uintptr_t)pm) < 0) {
+		perfmap_free(pm);
+		return NULL;
+	}
+	if (pm)
+		c->n_perfmaps++;
+	return pm;
+}
+
+static void mapping_of(const struct agg_mapping *m, struct pprof_mapping *pm)
+{
+	*pm = (struct pprof_mapping){
+		.memory_start = m->start,
+		.memory_limit = m->end,
+		.file_offset = m->pgoff,
+		.filename = m->name ? m->name : "[anon]",
+		.build_id = m->dso && m->dso->build_id_hex[0] ? m->dso->build_id_hex : NULL,
+	};
+}
+
+/* Anonymous memory: one pprof mapping per process, named by its perf map if it has one. */
+static int ensure_anon_mapping(struct builder_ctx *c, uint32_t map_id, uint32_t pid,
+			       const struct agg_mapping *m, uint64_t *ret)
+{
+	uint64_t key = (uint64_t)map_id << 32 | pid, *v = u64_map_get(&c->anon_maps, key), id;
+	struct pprof_mapping pm;
+	int r;
+
+	if (v) {
+		*ret = *v;
+		return 0;
+	}
+	mapping_of(m, &pm);
+	pm.has_functions = perfmap_for_pid(c, pid) != NULL;
+	r = pprof_add_mapping(c->b, &pm, &id);
+	if (r < 0)
+		return r;
+	r = u64_map_put(&c->anon_maps, key, id);
+	if (r < 0)
+		return r;
+	*ret = id;
+	return 0;
+}
+
+static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint32_t pid, uint64_t *ret)
 {
 	const struct agg_mapping *m;
 	struct pprof_mapping pm = {};
@@ -158,20 +408,22 @@ static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint64_t *ret)
 		*ret = 0;
 		return 0;
 	}
-	if (m->dso && !m->dso->sym && m->dso->sym_err == 0 && m->dso->fd >= 0) {
-		r = sym_elf_open(m->dso->fd, m->dso->path, &m->dso->sym);
+	if (m->kind == MAPPING_ANON && !m->dso)
+		return ensure_anon_mapping(c, map_id, pid, m, ret);
+	mapping_of(m, &pm);
+	if (m->dso) {
+		struct sym_binary bin;
+		struct sym_binary_info info;
+
+		dso_binary(m->dso, &bin);
+		r = sym_cache_binary_info(c->cache, &bin, &info);
 		if (r < 0)
-			m->dso->sym_err = r;
-	}
-	pm.memory_start = m->start;
-	pm.memory_limit = m->end;
-	pm.file_offset = m->pgoff;
-	pm.filename = m->name ? m->name : "[anon]";
-	pm.build_id = m->dso && m->dso->build_id_hex[0] ? m->dso->build_id_hex : NULL;
-	if (m->dso && m->dso->sym) {
-		pm.has_functions = sym_elf_has_symbols(m->dso->sym);
-		pm.has_filenames = pm.has_line_numbers = sym_elf_has_lines(m->dso->sym);
-		pm.has_inline_frames = pm.has_line_numbers && c->o->inlines;
+			return r;
+		if (info.error == 0) {
+			pm.has_functions = info.has_symbols;
+			pm.has_filenames = pm.has_line_numbers = info.has_lines;
+			pm.has_inline_frames = pm.has_line_numbers && c->o->inlines;
+		}
 	}
 	r = pprof_add_mapping(c->b, &pm, &c->map_ids[map_id]);
 	if (r < 0)
@@ -180,14 +432,18 @@ static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint64_t *ret)
 	return 0;
 }
 
-/* Symbolize one frame into pprof lines (leaf first). Never fails for lack of a name. */
-static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f,
-			      struct sym_result *res, struct pprof_line *lines)
+/*
+ * Symbolize one frame into pprof lines (leaf first). Never fails for lack of a name.
+ * *ret_transient: the names point into the sym_cache (valid until its next call).
+ */
+static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			      struct sym_result *res, struct pprof_line *lines, bool *ret_transient)
 {
 	uint64_t look = f->addr - ((f->flags & AGG_FRAME_RETURN) ? 1 : 0);
 	const struct agg_mapping *m;
 	const char *name = NULL;
 
+	*ret_transient = false;
 	res->n_frames = 0;
 	if (f->map_id == AGG_MAP_KERNEL) {
 		if (c->o->kallsyms && kallsyms_lookup(c->o->kallsyms, look, &name, NULL) == 0) {
@@ -196,26 +452,39 @@ static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f,
 		}
 		name = fmt_str(c, "[kernel] 0x%" PRIx64, f->addr);
 	} else if ((m = aggregate_mapping(c->a, f->map_id))) {
-		uint64_t off = look - m->start + m->pgoff, vaddr;
+		uint64_t off = look - m->start + m->pgoff;
+		struct sym_binary bin;
 
-		if (m->dso && m->dso->sym && sym_elf_vaddr_from_offset(m->dso->sym, off, &vaddr) == 0 &&
-		    sym_elf_lookup(m->dso->sym, vaddr, c->o->inlines, res) == 0 && res->n_frames > 0) {
-			size_t n = MIN(res->n_frames, (size_t)SYM_MAX_INLINE);
+		if (m->dso) {
+			dso_binary(m->dso, &bin);
+			if (sym_cache_lookup(c->cache, &bin, off, c->o->inlines, res) == 0 &&
+			    res->n_frames > 0) {
+				size_t n = MIN(res->n_frames, (size_t)SYM_MAX_INLINE);
 
-			for (size_t i = 0; i < n; i++)
-				lines[i] = (struct pprof_line){
-					.function_name = res->frames[i].name,
-					.system_name = res->frames[i].system_name,
-					.filename = res->frames[i].file,
-					.line = res->frames[i].line,
-				};
-			return n;
+				for (size_t i = 0; i < n; i++)
+					lines[i] = (struct pprof_line){
+						.function_name = res->frames[i].name,
+						.system_name = res->frames[i].system_name,
+						.filename = res->frames[i].file,
+						.start_line = res->frames[i].decl_line,
+						.line = res->frames[i].line,
+					};
+				*ret_transient = true;
+				return n;
+			}
 		}
-		if (m->kind == MAPPING_ANON)
+		if (m->kind == MAPPING_ANON) {
+			struct perfmap *pm = perfmap_for_pid(c, pid);
+
+			if (pm && perfmap_lookup(pm, look, &name, NULL) == 0) {
+				lines[0] = (struct pprof_line){ .function_name = name };
+				return 1;
+			}
 			name = fmt_str(c, "[anon] 0x%" PRIx64, f->addr);
-		else
+		} else {
 			name = fmt_str(c, "%s+0x%" PRIx64, base_name(m->name),
 				       f->addr - m->start + m->pgoff);
+		}
 	} else {
 		name = fmt_str(c, "[unknown] 0x%" PRIx64, f->addr);
 	}
@@ -223,12 +492,15 @@ static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f,
 	return 1;
 }
 
-static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint64_t *ret_id,
-			  const char **ret_leaf)
+static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			  uint64_t *ret_id, const char **ret_leaf)
 {
-	struct loc_entry *e = loc_slot(c, f->map_id, f->addr);
+	const struct agg_mapping *m = aggregate_mapping(c->a, f->map_id);
+	uint32_t kpid = m && m->kind == MAPPING_ANON && !m->dso ? pid : 0;
+	struct loc_entry *e = loc_slot(c, f->map_id, kpid, f->addr);
 	struct pprof_line lines[SYM_MAX_INLINE];
 	struct sym_result res;
+	bool transient;
 	uint64_t pm;
 	size_t n;
 	int r;
@@ -240,17 +512,24 @@ static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint
 		*ret_leaf = e->leaf;
 		return 0;
 	}
-	r = ensure_mapping(c, f->map_id, &pm);
+	r = ensure_mapping(c, f->map_id, kpid, &pm);
 	if (r < 0)
 		return r;
-	n = symbolize_frame(c, f, &res, lines);
+	n = symbolize_frame(c, f, kpid, &res, lines, &transient);
 	r = pprof_add_location(c->b, pm, f->addr, lines, n, &e->loc_id);
 	if (r < 0)
 		return r;
 	e->used = true;
 	e->addr = f->addr;
 	e->map_id = f->map_id;
+	e->pid = kpid;
 	e->leaf = lines[0].function_name;
+	/* The builder copied the lines; the leaf name is kept for the summary. */
+	if (transient) {
+		e->leaf = keep_str(c, strdup(e->leaf));
+		if (!e->leaf)
+			e->leaf = "[unknown]";
+	}
 	c->locs_n++;
 	*ret_id = e->loc_id;
 	*ret_leaf = e->leaf;
@@ -312,14 +591,22 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		.time_nanos = o->time_nanos,
 		.duration_nanos = o->duration_nanos,
 	};
-	struct builder_ctx c = { .a = a, .o = o };
+	struct builder_ctx c = { .a = a, .o = o, .cache = o->sym_cache };
+	struct sym_cache *own_cache = NULL;
 	uint64_t *ids = NULL;
 	int r;
 
 	memset(sum, 0, sizeof(*sum));
+	if (!c.cache) {
+		r = sym_cache_new(NULL, &own_cache);
+		if (r < 0)
+			return r;
+		c.cache = own_cache;
+	}
+	sym_cache_next_generation(c.cache);
 	r = pprof_builder_new(&cfg, &c.b);
 	if (r < 0)
-		return r;
+		goto out;
 	c.map_ids = calloc(AGG_MAP_FIRST + aggregate_n_mappings(a), sizeof(*c.map_ids));
 	ids = calloc(AGG_MAX_FRAMES + 1, sizeof(*ids));
 	if (!c.map_ids || !ids) {
@@ -332,7 +619,7 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		uint64_t id;
 
 		if (aggregate_mapping(a, AGG_MAP_FIRST + i)->is_exe) {
-			r = ensure_mapping(&c, AGG_MAP_FIRST + i, &id);
+			r = ensure_mapping(&c, AGG_MAP_FIRST + i, 0, &id);
 			if (r < 0)
 				goto out;
 		}
@@ -352,7 +639,7 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
 			const char *leaf;
 
-			r = frame_location(&c, &s->frames[f], &ids[n], &leaf);
+			r = frame_location(&c, &s->frames[f], s->pid, &ids[n], &leaf);
 			if (r < 0)
 				goto out;
 			if (n == 0)
@@ -404,5 +691,11 @@ out:
 		free(c.strs[i]);
 	free(c.strs);
 	free(ids);
+	for (size_t i = 0; i < c.perfmaps.cap; i++)
+		if (c.perfmaps.slots[i].used)
+			perfmap_free((struct perfmap *)(uintptr_t)c.perfmaps.slots[i].val);
+	free(c.perfmaps.slots);
+	free(c.anon_maps.slots);
+	sym_cache_free(own_cache);
 	return r;
 }

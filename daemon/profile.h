@@ -2,6 +2,23 @@
 /*
  * Aggregate → pprof: symbolizes each unique (mapping, address) once, adds synthetic frames
  * for stacks that stopped early, labels samples, and summarizes the result.
+ *
+ * Binaries are symbolized through a struct sym_cache (symbolize.h): pass one that lives as
+ * long as the program to share ELFs and results across profiles (the daemon writes one per
+ * interval); each profile_build() starts a new cache generation.
+ *
+ * JIT code: frames in anonymous executable memory are named from the process's perf map,
+ * /tmp/perf-NSPID.map inside the process's root (/proc/PID/root, opened with RESOLVE_IN_ROOT;
+ * NSPID is the pid in the process's own pid namespace), loaded at most once per pid per
+ * profile. The file must be a regular file with one link, owned by root or by one of the
+ * process's uids. A process that has exited by the time the profile is written has no
+ * /proc/PID any more: then /tmp/perf-PID.map of the host is read, which is right only if the
+ * process lived in the host's pid and mount namespaces (profd cannot tell after the exit);
+ * its owner cannot be checked against the process's uids then. Maps are read when the profile
+ * is written, not when the samples were taken: a pid reused by another process meanwhile
+ * would lend its map (profd keeps no start time per pid). At most PROFILE_MAX_PERFMAPS
+ * perf maps are loaded per profile (each bounded by the PERFMAP_MAX_* limits); frames of
+ * further processes keep "[anon] 0x..." names.
  */
 #pragma once
 
@@ -13,6 +30,9 @@
 #include "proto/pprof.h"
 
 struct kallsyms;
+struct sym_cache;
+
+#define PROFILE_MAX_PERFMAPS 64
 
 struct profile_options {
 	uint64_t period_ns;      /* 1e9 / frequency */
@@ -20,6 +40,7 @@ struct profile_options {
 	int64_t duration_nanos;
 	bool inlines;            /* expand inline frames when debug info has them */
 	struct kallsyms *kallsyms; /* may be NULL: kernel frames then get address names */
+	struct sym_cache *sym_cache; /* may be NULL: a private cache (default config) per call */
 };
 
 #define PROFILE_TOP_N 10

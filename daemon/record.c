@@ -39,6 +39,7 @@ struct record_opts {
 	unsigned stack_bytes;
 	size_t max_depth;
 	bool inlines;
+	bool debuginfod;
 	bool progress;
 };
 
@@ -76,6 +77,9 @@ static void help(void)
 	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
+	       "      --debuginfod         fetch missing debug info from the debuginfod servers\n"
+	       "                           in DEBUGINFOD_URLS (off by default: profd never\n"
+	       "                           contacts the network unless asked)\n"
 	       "  -q, --quiet              no progress line and no summary\n"
 	       "  -v, --verbose            more messages (twice: debug)\n"
 	       "  -h, --help               show this help\n",
@@ -107,7 +111,7 @@ static int parse_pids(const char *arg, struct record_opts *o)
 
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
-	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE };
+	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
@@ -117,6 +121,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "debuginfod", no_argument, NULL, OPT_DEBUGINFOD },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -184,6 +189,9 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 			break;
 		case OPT_NO_INLINE:
 			o->inlines = false;
+			break;
+		case OPT_DEBUGINFOD:
+			o->debuginfod = true;
 			break;
 		case 'q':
 			o->progress = false;
@@ -364,6 +372,7 @@ int cmd_record(int argc, char **argv)
 	struct profile_summary sum;
 	struct pprof_builder *b = NULL;
 	struct kallsyms *ks = NULL;
+	struct sym_cache *symc = NULL;
 	const char *missing = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	_cleanup_close_ int go_fd = -1;
@@ -392,6 +401,8 @@ int cmd_record(int argc, char **argv)
 	r = check_output_writable(o.output);
 	if (r < 0)
 		return r;
+	if (o.debuginfod && !getenv("DEBUGINFOD_URLS"))
+		log_warning("--debuginfod: DEBUGINFOD_URLS is not set, there is no server to ask.");
 	raise_fd_limit();
 
 	scfg.max_depth = o.max_depth;
@@ -484,12 +495,18 @@ int cmd_record(int argc, char **argv)
 	r = kallsyms_load("/proc/kallsyms", &ks);
 	if (r < 0)
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
+	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod }, &symc);
+	if (r < 0) {
+		log_error_errno(r, "Failed to set up the symbolizer: %m");
+		goto out;
+	}
 	popts = (struct profile_options){
 		.period_ns = 1000000000ull / o.freq,
 		.time_nanos = (int64_t)wall.tv_sec * 1000000000ll + wall.tv_nsec,
 		.duration_nanos = (int64_t)(end_ns - start_ns),
 		.inlines = o.inlines,
 		.kallsyms = ks,
+		.sym_cache = symc,
 	};
 	r = profile_build(session_aggregate(ctx.session), &popts, &b, &sum);
 	if (r < 0) {
@@ -511,6 +528,7 @@ out:
 		waitpid(ctx.child, NULL, 0);
 	}
 	pprof_builder_free(b);
+	sym_cache_free(symc);
 	kallsyms_free(ks);
 	capture_free(ctx.capture);
 	session_free(ctx.session);

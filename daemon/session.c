@@ -1,15 +1,43 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bpf/profd.h"
 #include "common/macro.h"
 #include "daemon/session.h"
 #include "daemon/unwind/unwind-cache.h"
 
+/* pid → container id, read once per process from /proc/PID/cgroup. */
+struct container_pid {
+	struct container_pid *next;
+	uint32_t pid;
+	uint32_t agg_gen; /* generation `agg_idx` belongs to */
+	uint16_t agg_idx;
+	char id[AGG_CONTAINER_ID_MAX + 1]; /* "" when the process is in no container */
+};
+#define CONTAINER_BUCKETS 4096
+#define CONTAINER_MAX_PIDS PROC_MAX_PROCS
+
+struct session_tap {
+	struct aggregate *agg;
+	uint32_t pid;
+	uint32_t gen;         /* session aggregate generation the tables below translate */
+	uint32_t *map_xlat;   /* session mapping id - AGG_MAP_FIRST → tap mapping id (0: not yet) */
+	size_t map_xlat_cap;
+	uint16_t *cont_xlat;  /* session container index → tap container index */
+	struct agg_stack *scratch;
+};
+
 struct session {
 	struct session_config cfg;
+	struct container_pid **containers; /* CONTAINER_BUCKETS chains, NULL unless cfg.container_ids */
+	size_t n_container_pids;
+	struct session_tap *taps[SESSION_MAX_TAPS];
+	size_t n_taps;
 	struct proc_table *procs;
 	struct unwind_cache *unwind_cache;
 	struct aggregate *agg;
@@ -48,6 +76,13 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	r = aggregate_new(&s->agg);
 	if (r < 0)
 		goto fail;
+	if (s->cfg.container_ids) {
+		s->containers = calloc(CONTAINER_BUCKETS, sizeof(*s->containers));
+		if (!s->containers) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	s->agg_gen = 1;
 	*ret = s;
 	return 0;
@@ -56,10 +91,38 @@ fail:
 	return r;
 }
 
+static void containers_clear(struct session *s)
+{
+	if (!s->containers)
+		return;
+	for (size_t i = 0; i < CONTAINER_BUCKETS; i++)
+		while (s->containers[i]) {
+			struct container_pid *c = s->containers[i];
+
+			s->containers[i] = c->next;
+			free(c);
+		}
+	s->n_container_pids = 0;
+}
+
+static void tap_free(struct session_tap *t)
+{
+	if (!t)
+		return;
+	free(t->map_xlat);
+	free(t->cont_xlat);
+	free(t->scratch);
+	free(t);
+}
+
 void session_free(struct session *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->n_taps; i++)
+		tap_free(s->taps[i]);
+	containers_clear(s);
+	free(s->containers);
 	aggregate_free(s->agg);
 	proc_table_free(s->procs);
 	unwind_cache_free(s->unwind_cache);
@@ -109,6 +172,216 @@ static uint32_t frame_map_id(struct session *s, struct proc *p, uint64_t pc)
 		return AGG_MAP_NONE;
 	m->user_tag = ((uint64_t)s->agg_gen << 32) | id;
 	return id;
+}
+
+static bool is_hex_id(const char *p, size_t n)
+{
+	if (n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* The id in one path component: "<id>", "<prefix>-<id>" or either with a ".scope"-like suffix. */
+static bool component_id(const char *c, size_t n, char *ret, size_t size)
+{
+	const char *dot = memchr(c, '.', n), *dash;
+	size_t end = dot ? (size_t)(dot - c) : n, start = 0;
+
+	for (dash = c; (dash = memchr(dash, '-', end - (dash - c))); dash++)
+		start = dash - c + 1;
+	if (!is_hex_id(c + start, end - start) || size <= end - start)
+		return false;
+	memcpy(ret, c + start, end - start);
+	ret[end - start] = '\0';
+	return true;
+}
+
+int cgroup_parse_container_id(const char *text, char *ret, size_t size)
+{
+	bool found = false;
+
+	for (const char *line = text; line && *line;) {
+		const char *eol = strchrnul(line, '\n'), *path = line;
+		bool unified = !strncmp(line, "0::", 3), line_found = false;
+		char id[AGG_CONTAINER_ID_MAX + 1];
+
+		/* "hierarchy-id:controllers:path"; the path may itself contain ':'. */
+		for (int colons = 0; path < eol && colons < 2; path++)
+			if (*path == ':')
+				colons++;
+		for (const char *c = path; c < eol;) {
+			const char *slash = memchr(c, '/', eol - c), *cend = slash ? slash : eol;
+
+			if (cend > c && component_id(c, cend - c, id, sizeof(id)))
+				line_found = true; /* keep going: the innermost one wins */
+			c = cend + 1;
+		}
+		if (line_found && (!found || unified)) {
+			if (size <= strlen(id))
+				return 0;
+			strcpy(ret, id);
+			found = true;
+			if (unified)
+				break;
+		}
+		line = *eol ? eol + 1 : NULL;
+	}
+	return found ? 1 : 0;
+}
+
+static struct container_pid *container_lookup(struct session *s, uint32_t pid)
+{
+	struct container_pid **head = &s->containers[pid % CONTAINER_BUCKETS], *c;
+	char path[64], buf[4096];
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	for (c = *head; c; c = c->next)
+		if (c->pid == pid)
+			return c;
+	/* Exits whose records were lost leave entries behind: start over rather than grow. */
+	if (s->n_container_pids >= CONTAINER_MAX_PIDS)
+		containers_clear(s);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		(void)cgroup_parse_container_id(buf, c->id, sizeof(c->id));
+	}
+	c->next = *head;
+	*head = c;
+	s->n_container_pids++;
+	return c;
+}
+
+static void container_forget(struct session *s, uint32_t pid)
+{
+	struct container_pid **pp;
+
+	if (!s->containers)
+		return;
+	for (pp = &s->containers[pid % CONTAINER_BUCKETS]; *pp; pp = &(*pp)->next)
+		if ((*pp)->pid == pid) {
+			struct container_pid *c = *pp;
+
+			*pp = c->next;
+			free(c);
+			s->n_container_pids--;
+			return;
+		}
+}
+
+static uint16_t container_index(struct session *s, uint32_t pid)
+{
+	struct container_pid *c;
+
+	if (!s->containers || pid == 0)
+		return 0;
+	c = container_lookup(s, pid);
+	if (!c || !c->id[0])
+		return 0;
+	if (c->agg_gen != s->agg_gen) {
+		if (aggregate_intern_container(s->agg, c->id, &c->agg_idx) < 0)
+			c->agg_idx = 0; /* over the limit: the sample stays, unlabeled */
+		c->agg_gen = s->agg_gen;
+	}
+	return c->agg_idx;
+}
+
+/* Copy a stack of the session's aggregate into a tap, translating mapping and container ids. */
+static void tap_feed(struct session *s, struct session_tap *t, const struct agg_stack *st)
+{
+	struct agg_stack *ts = t->scratch;
+
+	if (t->pid && st->pid != t->pid)
+		return;
+	if (t->gen != s->agg_gen) {
+		/* The session's aggregate was replaced: its ids start over. */
+		if (t->map_xlat)
+			memset(t->map_xlat, 0, t->map_xlat_cap * sizeof(*t->map_xlat));
+		memset(t->cont_xlat, 0, (AGG_MAX_CONTAINERS + 1) * sizeof(*t->cont_xlat));
+		t->gen = s->agg_gen;
+	}
+	memcpy(ts, st, sizeof(*st) + st->n_frames * sizeof(st->frames[0]));
+	for (size_t i = 0; i < ts->n_frames; i++) {
+		uint32_t id = ts->frames[i].map_id, k;
+		const struct agg_mapping *am;
+
+		if (id < AGG_MAP_FIRST)
+			continue;
+		k = id - AGG_MAP_FIRST;
+		if (k >= t->map_xlat_cap) {
+			size_t ncap = MAX((size_t)k + 1, t->map_xlat_cap * 2);
+			uint32_t *n = reallocarray(t->map_xlat, ncap, sizeof(*n));
+
+			if (!n) {
+				ts->frames[i].map_id = AGG_MAP_NONE;
+				continue;
+			}
+			memset(n + t->map_xlat_cap, 0, (ncap - t->map_xlat_cap) * sizeof(*n));
+			t->map_xlat = n;
+			t->map_xlat_cap = ncap;
+		}
+		if (!t->map_xlat[k] && (am = aggregate_mapping(s->agg, id))) {
+			struct mapping m = { .start = am->start, .end = am->end, .pgoff = am->pgoff,
+					     .kind = am->kind, .dso = am->dso, .name = am->name,
+					     .is_exe = am->is_exe };
+
+			if (aggregate_intern_mapping(t->agg, &m, &t->map_xlat[k]) < 0)
+				t->map_xlat[k] = 0;
+		}
+		ts->frames[i].map_id = t->map_xlat[k] ? t->map_xlat[k] : AGG_MAP_NONE;
+	}
+	if (ts->container) {
+		uint16_t *x = &t->cont_xlat[ts->container];
+		const char *id = aggregate_container(s->agg, ts->container);
+
+		if (!*x && id && aggregate_intern_container(t->agg, id, x) < 0)
+			*x = 0;
+		ts->container = *x;
+	}
+	(void)aggregate_add(t->agg, ts, 1);
+}
+
+int session_tap_add(struct session *s, struct aggregate *a, uint32_t pid, struct session_tap **ret)
+{
+	struct session_tap *t;
+
+	if (s->n_taps >= SESSION_MAX_TAPS)
+		return -EBUSY;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->agg = a;
+	t->pid = pid;
+	t->gen = s->agg_gen;
+	t->cont_xlat = calloc(AGG_MAX_CONTAINERS + 1, sizeof(*t->cont_xlat));
+	t->scratch = malloc(sizeof(*t->scratch) +
+			    (PROFD_MAX_KSTACK + s->cfg.max_depth + 1) * sizeof(struct agg_frame));
+	if (!t->cont_xlat || !t->scratch) {
+		tap_free(t);
+		return -ENOMEM;
+	}
+	s->taps[s->n_taps++] = t;
+	*ret = t;
+	return 0;
+}
+
+void session_tap_remove(struct session *s, struct session_tap *t)
+{
+	for (size_t i = 0; i < s->n_taps; i++)
+		if (s->taps[i] == t) {
+			s->taps[i] = s->taps[--s->n_taps];
+			tap_free(t);
+			return;
+		}
 }
 
 static int handle_sample(struct session *s, const struct profd_sample *rec, size_t size)
@@ -185,7 +458,10 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, size
 			s->st.complete++;
 	}
 	st->n_frames = n;
+	st->container = container_index(s, rec->pid);
 	(void)aggregate_add(s->agg, st, 1); /* a full aggregate counts the drop itself */
+	for (size_t i = 0; i < s->n_taps; i++)
+		tap_feed(s, s->taps[i], st);
 	return 0;
 }
 
@@ -213,9 +489,12 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		if (h->type == PROFD_REC_EXEC) {
 			s->st.execs++;
 			proc_table_exec(s->procs, e->pid);
+			/* Runtimes move a process into its container's cgroup before exec. */
+			container_forget(s, e->pid);
 		} else if (h->type == PROFD_REC_EXIT) {
 			s->st.exits++;
 			proc_table_remove(s->procs, e->pid);
+			container_forget(s, e->pid);
 			if (s->cfg.on_exit)
 				s->cfg.on_exit(s->cfg.userdata, e->pid);
 		} else {

@@ -27,6 +27,8 @@ struct session_stats {
 
 struct session_config {
 	size_t max_depth; /* user frames; default UNWIND_MAX_DEPTH_DEFAULT */
+	/* Label stacks with the container id found in /proc/PID/cgroup (read once per process). */
+	bool container_ids;
 	size_t unwind_cache_bytes; /* CFI tables; default UNWIND_CACHE_DEFAULT_BYTES */
 	/* Called for EXIT records after the process table forgot the pid (may be NULL). */
 	void (*on_exit)(void *userdata, uint32_t pid);
@@ -49,5 +51,24 @@ struct aggregate *session_aggregate(struct session *s);
 /* Hand the current aggregate to the caller and start a new one (daemon intervals). */
 int session_take_aggregate(struct session *s, struct aggregate **ret);
 struct proc_table *session_procs(struct session *s);
+
+/*
+ * Taps: extra aggregates fed with every following sample (of one process, or all when pid is
+ * 0) besides the session's own, e.g. for on-demand profiles that overlap interval boundaries.
+ * The tap's aggregate stays owned by the caller and must outlive the tap. At most
+ * SESSION_MAX_TAPS at once (-EBUSY beyond).
+ */
+#define SESSION_MAX_TAPS 16
+struct session_tap;
+int session_tap_add(struct session *s, struct aggregate *a, uint32_t pid, struct session_tap **ret);
+void session_tap_remove(struct session *s, struct session_tap *t);
+
+/*
+ * The container id in the text of a /proc/PID/cgroup file: the innermost path component holding
+ * exactly 64 lowercase hex digits, alone or as "<prefix>-<id>[.scope]" (docker, containerd,
+ * CRI-O, podman, kubepods). The unified ("0::") line wins over v1 hierarchies. Returns 1 and
+ * fills ret (size > AGG_CONTAINER_ID_MAX), 0 when there is none.
+ */
+int cgroup_parse_container_id(const char *text, char *ret, size_t size);
 struct unwind_cache_stats;
 void session_unwind_stats(const struct session *s, struct unwind_cache_stats *ret);

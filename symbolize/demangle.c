@@ -29,7 +29,8 @@ static void buf_append(const char *s, size_t n, void *opaque)
 	struct demangle_buf *b = opaque;
 	size_t need;
 
-	if (b->overflow)
+	/* libiberty's Rust demangler emits empty pieces as (NULL, 0): nothing to copy. */
+	if (b->overflow || n == 0)
 		return;
 	if (size_add(b->len, n, &need) < 0 || size_add(need, 1, &need) < 0 || need > b->max) {
 		b->overflow = true;

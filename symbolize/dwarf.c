@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * struct sym_elf: one binary opened with libdwfl, offline, at bias 0 so that dwfl addresses
- * are the ELF virtual addresses callers pass in. libdwfl brings the separate-debug-file
- * search (/usr/lib/debug/.build-id, .gnu_debuglink next to the binary and under
- * /usr/lib/debug), MiniDebugInfo (.gnu_debugdata) and the symtab/dynsym merge.
+ * are the ELF virtual addresses callers pass in. libdwfl brings MiniDebugInfo (.gnu_debugdata)
+ * and the symtab/dynsym merge; the separate-debug-file search is ours (find_debuginfo below):
+ * libdwfl's standard one opens candidates with a blocking open() (a FIFO next to a binary in
+ * /tmp would hang the daemon), searches only the global debug path and always asks debuginfod
+ * when DEBUGINFOD_URLS is set.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,8 +19,10 @@
 #include <dwarf.h>
 #include <elf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <zlib.h>
 
 #include "common/log.h"
 #include "common/macro.h"
@@ -66,17 +72,36 @@ struct sym_elf {
 	struct str_pool pool;    /* demangled names; raw names live in libelf/libdw memory */
 	struct demangle_buf dm;  /* scratch for the demangler */
 	struct scope_walk *walk; /* scratch for lookup_dwarf(), 8 KiB: kept off the stack */
+
+	/* Separate debug file search (find_debuginfo). */
+	char *path;               /* the binary's name in the target */
+	char **debug_dirs;        /* absolute, NULL-terminated */
+	bool debuginfod;
+	bool debug_searched;      /* the module's debug file was searched (found or not) */
+	dev_t main_dev;
+	ino_t main_ino;
 };
 
-/* NULL: libdwfl's default search path (":.debug:/usr/lib/debug"). */
-static char *debuginfo_path;
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+			  Dwarf_Addr base, const char *file_name, const char *debuglink,
+			  GElf_Word crc, char **ret_name);
+
+/*
+ * Only find_debuginfo() reads debuginfo_path, through dwfl_standard_find_debuginfo() when
+ * debuginfod is on: a directory that cannot exist (procfs refuses creation, ENOENT) turns that
+ * function's local search into nothing, leaving only its debuginfod query. Our own search has
+ * already run by then.
+ */
+static char *no_local_search = (char *)"/proc/self/.profd-no-debug-search";
 
 static const Dwfl_Callbacks offline_callbacks = {
-	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_elf = dwfl_build_id_find_elf, /* unused: every module is reported with its fd */
+	.find_debuginfo = find_debuginfo,
 	.section_address = dwfl_offline_section_address,
-	.debuginfo_path = &debuginfo_path,
+	.debuginfo_path = &no_local_search,
 };
+
+static const char *const default_debug_dirs[] = { SYM_DEFAULT_DEBUG_DIR, NULL };
 
 void sym_elf_free(struct sym_elf *e)
 {
@@ -88,6 +113,11 @@ void sym_elf_free(struct sym_elf *e)
 	demangle_buf_done(&e->dm);
 	free(e->walk);
 	free(e->loads);
+	free(e->path);
+	if (e->debug_dirs)
+		for (char **d = e->debug_dirs; *d; d++)
+			free(*d);
+	free(e->debug_dirs);
 	free(e);
 }
 DEFINE_FREEP(struct sym_elf, sym_elf_free)
@@ -156,7 +186,33 @@ static bool elf_has_section_type(Elf *elf, GElf_Word type)
 	return false;
 }
 
+static int copy_debug_dirs(struct sym_elf *e, const char *const *dirs)
+{
+	size_t n = 0;
+
+	if (!dirs)
+		dirs = default_debug_dirs;
+	e->debug_dirs = calloc(SYM_MAX_DEBUG_DIRS + 1, sizeof(*e->debug_dirs));
+	if (!e->debug_dirs)
+		return -ENOMEM;
+	for (; *dirs && n < SYM_MAX_DEBUG_DIRS; dirs++) {
+		if ((*dirs)[0] != '/')
+			continue; /* relative to what? the target's cwd is not ours */
+		e->debug_dirs[n] = strdup(*dirs);
+		if (!e->debug_dirs[n])
+			return -ENOMEM;
+		n++;
+	}
+	return 0;
+}
+
 int sym_elf_open(int fd, const char *path, struct sym_elf **ret)
+{
+	return sym_elf_open_with(fd, path, NULL, ret);
+}
+
+int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *opts,
+		      struct sym_elf **ret)
 {
 	if (fd < 0 || !ret)
 		return -EINVAL;
@@ -188,6 +244,15 @@ int sym_elf_open(int fd, const char *path, struct sym_elf **ret)
 	if (!e)
 		return -ENOMEM;
 	e->has_lines = -1;
+	e->main_dev = st.st_dev;
+	e->main_ino = st.st_ino;
+	e->debuginfod = opts && opts->debuginfod;
+	e->path = strdup(path);
+	if (!e->path)
+		return -ENOMEM;
+	r = copy_debug_dirs(e, opts ? opts->debug_dirs : NULL);
+	if (r < 0)
+		return r;
 	str_pool_init(&e->pool, SYM_MAX_STRING_BYTES);
 	e->dm.max = SYM_DEMANGLE_MAX_OUTPUT + 1;
 	e->walk = malloc(sizeof(*e->walk));
@@ -212,6 +277,11 @@ int sym_elf_open(int fd, const char *path, struct sym_elf **ret)
 	TAKE_FD(dfd);
 	if (dwfl_report_end(e->dwfl, NULL, NULL) != 0)
 		return -ENOEXEC;
+	/* find_debuginfo() gets the module's userdata slot: point it at us. */
+	void **ud = NULL;
+	if (!dwfl_module_info(e->mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL) || !ud)
+		return -ENOEXEC;
+	*ud = e;
 
 	e->elf = dwfl_module_getelf(e->mod, &e->bias);
 	if (!e->elf)
@@ -224,6 +294,210 @@ int sym_elf_open(int fd, const char *path, struct sym_elf **ret)
 
 	*ret = TAKE_PTR(e);
 	return 0;
+}
+
+/* ---- separate debug files ---------------------------------------------------------------- */
+
+/* CRC-32 of the whole file as .gnu_debuglink records it (zlib's polynomial, seed 0). */
+static int file_crc32(int fd, uint64_t size, uint32_t *ret)
+{
+	static const size_t chunk = 1u << 16;
+	_cleanup_free_ unsigned char *buf = malloc(chunk);
+	uLong crc = crc32(0, Z_NULL, 0);
+	uint64_t off = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (off < size) {
+		ssize_t n = pread(fd, buf, (size_t)MIN((uint64_t)chunk, size - off), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break; /* truncated meanwhile: the CRC will not match */
+		crc = crc32(crc, buf, (uInt)n);
+		off += (uint64_t)n;
+	}
+	*ret = (uint32_t)crc;
+	return 0;
+}
+
+/* An fd on candidate `name` if it is the debug file for `e`, else -1. */
+static int try_debug_file(struct sym_elf *e, const char *name, const uint8_t *build_id,
+			  size_t build_id_len, GElf_Word crc)
+{
+	struct stat st;
+	int fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > SYM_MAX_FILE_SIZE ||
+	    (st.st_dev == e->main_dev && st.st_ino == e->main_ino))
+		goto reject;
+
+	if (build_id_len > 0) {
+		/* A binary with a build-id: only a debug file with the same build-id is its. */
+		struct elf_ident id;
+		if (elf_identify_fd(fd, &id) < 0 || id.build_id_len != build_id_len ||
+		    memcmp(id.build_id, build_id, build_id_len) != 0) {
+			log_debug("symbolize: %s: %s has another build-id, ignored", e->path, name);
+			goto reject;
+		}
+	} else {
+		/* Without a build-id the debuglink CRC is the only proof; no CRC, no proof. */
+		uint32_t c = 0;
+		if (crc == 0 || file_crc32(fd, (uint64_t)st.st_size, &c) < 0 || c != crc) {
+			log_debug("symbolize: %s: %s fails the debuglink CRC, ignored", e->path,
+				  name);
+			goto reject;
+		}
+	}
+	return fd;
+reject:
+	close(fd);
+	return -1;
+}
+
+static int try_debug_path(struct sym_elf *e, const char *name, const uint8_t *build_id,
+			  size_t build_id_len, GElf_Word crc, char **ret_name)
+{
+	int fd = try_debug_file(e, name, build_id, build_id_len, crc);
+	if (fd >= 0) {
+		/* libdwfl frees the name with the module; without it we still have the fd. */
+		*ret_name = strdup(name);
+		log_debug("symbolize: %s: debug info from %s", e->path, name);
+	}
+	return fd;
+}
+
+static bool valid_debuglink(const char *link)
+{
+	size_t n = link ? strnlen(link, NAME_MAX + 1) : 0;
+
+	/* A file name, not a path: a debuglink is a basename by definition. */
+	return n > 0 && n <= NAME_MAX && !strchr(link, '/') && strcmp(link, ".") != 0 &&
+	       strcmp(link, "..") != 0;
+}
+
+/* Search the local debug dirs: by build-id, then by debuglink name. */
+static int find_local_debuginfo(struct sym_elf *e, const uint8_t *build_id, size_t build_id_len,
+				const char *debuglink, GElf_Word crc, char **ret_name)
+{
+	char name[PATH_MAX];
+	int fd;
+
+	if (build_id_len >= 2) {
+		char hex[2 * 64 + 1];
+		if (build_id_to_hex(build_id, build_id_len, hex, sizeof(hex)) > 0)
+			for (char **d = e->debug_dirs; *d; d++) {
+				if (snprintf(name, sizeof(name), "%s/.build-id/%.2s/%s.debug", *d,
+					     hex, hex + 2) >= (int)sizeof(name))
+					continue;
+				fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
+				if (fd >= 0)
+					return fd;
+			}
+	}
+
+	const char *slash = strrchr(e->path, '/');
+	if (!valid_debuglink(debuglink) || !slash)
+		return -1;
+	int dirlen = (int)MIN((size_t)(slash - e->path), (size_t)PATH_MAX);
+	const char *dir = e->path;
+
+	/* Next to the binary, in its .debug/, then under each debug dir. */
+	if (snprintf(name, sizeof(name), "%.*s/%s", dirlen, dir, debuglink) < (int)sizeof(name)) {
+		fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
+		if (fd >= 0)
+			return fd;
+	}
+	if (snprintf(name, sizeof(name), "%.*s/.debug/%s", dirlen, dir, debuglink) <
+	    (int)sizeof(name)) {
+		fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
+		if (fd >= 0)
+			return fd;
+	}
+	if (dir[0] != '/')
+		return -1;
+	for (char **d = e->debug_dirs; *d; d++) {
+		if (snprintf(name, sizeof(name), "%s%.*s/%s", *d, dirlen, dir, debuglink) >=
+		    (int)sizeof(name))
+			continue;
+		fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
+		if (fd >= 0)
+			return fd;
+	}
+	return -1;
+}
+
+/*
+ * Whether libdwfl asks for the module's own debug file (with the main file's debuglink, or
+ * none) rather than for a dwz alternate file (named by .gnu_debugaltlink).
+ */
+static bool is_main_debug_request(struct sym_elf *e, const char *debuglink, GElf_Word crc)
+{
+	GElf_Word main_crc = 0;
+	const char *main_link = e->elf ? dwelf_elf_gnu_debuglink(e->elf, &main_crc) : NULL;
+
+	if (!debuglink || !main_link)
+		return !debuglink && !main_link;
+	return crc == main_crc && strcmp(debuglink, main_link) == 0;
+}
+
+/*
+ * libdwfl's find_debuginfo callback. It calls it for the module's debug file (possibly more
+ * than once: for the symbol table and for DWARF) and for a dwz alternate file. We search once
+ * per sym_elf for the former, and leave the latter to libdw (it finds alternate files next to
+ * the debug file and under /usr/lib/debug/.build-id, and checks their build-id).
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+			  Dwarf_Addr base, const char *file_name, const char *debuglink,
+			  GElf_Word crc, char **ret_name)
+{
+	struct sym_elf *e = userdata ? *userdata : NULL;
+	const unsigned char *bits = NULL;
+	GElf_Addr bits_vaddr;
+	size_t build_id_len = 0;
+	int fd;
+
+	/* -1 with errno 0 reads as "nothing found" (DWFL_E_CB): libdwfl then still tries
+	 * MiniDebugInfo and .dynsym; any errno would end its symbol search. */
+	errno = 0;
+	if (!e || e->debug_searched || !is_main_debug_request(e, debuglink, crc))
+		return -1;
+	e->debug_searched = true;
+
+	int n = dwfl_module_build_id(mod, &bits, &bits_vaddr);
+	if (n > 0 && n <= 64)
+		build_id_len = (size_t)n;
+
+	fd = find_local_debuginfo(e, bits, build_id_len, debuglink, crc, ret_name);
+	errno = 0;
+	if (fd >= 0 || !e->debuginfod || build_id_len == 0)
+		return fd;
+
+	/* With debuginfod on: libdwfl's standard search, whose local part finds nothing (see
+	 * no_local_search), so what it returns came from a server. Check it like the rest. */
+	char *dname = NULL;
+	fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink, crc,
+					  &dname);
+	free(dname);
+	errno = 0;
+	if (fd < 0)
+		return -1;
+	struct elf_ident id;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > SYM_MAX_FILE_SIZE || elf_identify_fd(fd, &id) < 0 ||
+	    id.build_id_len != build_id_len || memcmp(id.build_id, bits, build_id_len) != 0) {
+		close(fd);
+		errno = 0;
+		return -1;
+	}
+	log_debug("symbolize: %s: debug info from debuginfod", e->path);
+	return fd;
 }
 
 int sym_elf_vaddr_from_offset(struct sym_elf *e, uint64_t file_offset, uint64_t *ret_vaddr)
@@ -281,6 +555,17 @@ static const char *die_raw_name(Dwarf_Die *die)
 static uint32_t clamp_u32(Dwarf_Word v)
 {
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Where the function is declared: on the DIE, its abstract origin or its specification. */
+static uint32_t decl_line(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word val;
+
+	if (dwarf_formudata(dwarf_attr_integrate(die, DW_AT_decl_line, &attr), &val) == 0)
+		return clamp_u32(val);
+	return 0;
 }
 
 /* The place in the caller where inlined instance `inl` was called from. */
@@ -459,6 +744,7 @@ static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *
 			raw = "??";
 		f->system_name = raw;
 		f->name = display_name(e, raw);
+		f->decl_line = decl_line(d);
 
 		if (k == 0)
 			line_at(e, addr, f);

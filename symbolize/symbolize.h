@@ -3,29 +3,34 @@
  * profd symbolizer: (binary, address) → chain of frames (inlined callees first, then the
  * containing function), each with a name and, when known, file and line.
  *
- * Layers:
- *   struct symbolizer   — owns one struct sym_elf per opened binary (by caller-provided key)
- *   struct sym_elf      — one ELF (+ its debug info), opened from an fd the caller passes
- *   sym_elf_lookup()    — one address → struct sym_result
+ * Pieces:
+ *   struct sym_elf      — one ELF (+ its separate debug info), opened from an fd the caller
+ *                         passes; sym_elf_lookup(): one address → struct sym_result
+ *   struct sym_cache    — sym_elfs shared by build-id across processes (LRU-bounded) and a
+ *                         per-(build-id, file offset) result cache that outlives profiles
  *   struct kallsyms     — /proc/kallsyms (kernel + modules)
+ *   struct perfmap      — a JIT's /tmp/perf-PID.map
  *
  * Addresses: sym_elf_lookup() takes an ELF virtual address (what `nm` and `eu-addr2line -e`
  * use). Convert a process address first: file offset = addr - mapping start + mapping pgoff,
- * then sym_elf_vaddr_from_offset() applies the PT_LOAD headers.
+ * then sym_elf_vaddr_from_offset() applies the PT_LOAD headers. sym_cache_lookup() takes the
+ * file offset and does that itself.
  *
- * Strings in results point into storage owned by the sym_elf / kallsyms and stay valid until
- * it is freed. Failures to find a name are data (SYM_SOURCE_NONE), not errors. Functions
- * return 0 or -errno; the library never logs above debug.
+ * Strings in sym_elf results point into storage owned by the sym_elf / kallsyms / perfmap and
+ * stay valid until it is freed; sym_cache results until the next call on that cache (see
+ * there). Failures to find a name are data (SYM_SOURCE_NONE), not errors. Functions return 0
+ * or -errno; the library never logs above debug and keeps no global state.
  *
  * Limits: SYM_MAX_INLINE frames per address; files larger than SYM_MAX_FILE_SIZE are refused
  * with -EFBIG. Each sym_elf keeps at most SYM_MAX_STRING_BYTES of its own strings (demangled
  * names); past that, names are returned undemangled. Demangling is tried only for names up to
  * SYM_DEMANGLE_MAX_INPUT bytes with results up to SYM_DEMANGLE_MAX_OUTPUT bytes. kallsyms keeps
  * at most KALLSYMS_MAX_ENTRIES text symbols (-E2BIG beyond) and rejects lines longer than
- * KALLSYMS_MAX_LINE (-EBADMSG).
+ * KALLSYMS_MAX_LINE (-EBADMSG). Perf maps and the cache: see their sections below.
  *
- * Threads: a sym_elf is not thread-safe (libdw caches are filled lazily); use each one from one
- * thread at a time. A loaded kallsyms is read-only and may be shared.
+ * Threads: a sym_elf and a sym_cache are not thread-safe (libdw caches are filled lazily); use
+ * each one from one thread at a time. A loaded kallsyms or perfmap is read-only and may be
+ * shared.
  *
  * Input is hostile: every parser here bounds-checks what it reads. The files are mmapped by
  * libelf; a file truncated while open can still fault the reader (SIGBUS), as with any
@@ -63,6 +68,7 @@ struct sym_frame {
 	const char *file;        /* source file or NULL */
 	uint32_t line;           /* 0 when unknown */
 	uint32_t column;         /* 0 when unknown */
+	uint32_t decl_line;      /* line the function is declared at (DW_AT_decl_line), 0 if unknown */
 	uint64_t sym_start;      /* start address of the symbol (ELF vaddr), 0 if unknown */
 };
 
@@ -74,19 +80,48 @@ struct sym_result {
 
 struct sym_elf;
 
+#define SYM_DEFAULT_DEBUG_DIR "/usr/lib/debug"
+#define SYM_MAX_DEBUG_DIRS 16
+
+struct sym_elf_options {
+	/*
+	 * Roots searched for separate debug files, NULL-terminated (at most SYM_MAX_DEBUG_DIRS
+	 * are used, absolute paths only). NULL: { SYM_DEFAULT_DEBUG_DIR }.
+	 */
+	const char *const *debug_dirs;
+	/*
+	 * Ask debuginfod servers (DEBUGINFOD_URLS, through libdwfl and the libdebuginfod it
+	 * loads) when no local debug file was found. Off: no debuginfod code runs, whatever the
+	 * environment says.
+	 */
+	bool debuginfod;
+};
+
 /*
  * Open a binary for symbolization from `fd` (duplicated internally; the caller keeps its fd).
  * `path` is the name the binary had in the target (for messages and debug-file search).
+ * `opts` may be NULL (defaults); it is copied.
  *
  * Only ET_EXEC and ET_DYN ELF files are accepted. Errors: -EFBIG (larger than
  * SYM_MAX_FILE_SIZE), -ENOEXEC (not ELF, other ELF type, or unreadable headers), -EISDIR /
  * -EINVAL (not a regular file), -ENOMEM, or the -errno of dup/fstat/pread.
  *
- * Separate debug info is found lazily, on the first lookup, through libdwfl's standard search:
- * /usr/lib/debug/.build-id/xx/yyyy.debug by GNU build-id, then .gnu_debuglink next to `path`,
- * in its .debug/ and under /usr/lib/debug/<dir of path>; MiniDebugInfo (.gnu_debugdata) is used
- * for symbols. If the environment sets DEBUGINFOD_URLS, libdwfl also asks those servers.
+ * Separate debug info is searched lazily, on the first lookup that needs it, in this order:
+ * <dir>/.build-id/xx/yyyy.debug for each debug dir (by GNU build-id); then, by the
+ * .gnu_debuglink name, next to `path`, in its .debug/ and under <dir>/<directory of path>.
+ * A candidate must be a regular file no larger than SYM_MAX_FILE_SIZE, and is accepted only if
+ * its build-id equals the binary's (binaries with a build-id) or its CRC-32 equals the
+ * debuglink's (binaries without); anything else is rejected. Files are opened non-blocking,
+ * so a FIFO planted on a search path cannot hang the caller. Paths are host paths: for a
+ * binary in a container, `path` names a file in the container's mount namespace, so the
+ * debuglink search next to it looks at whatever the host has there (validated as above).
+ * Then, with opts->debuginfod, debuginfod is asked by build-id. MiniDebugInfo
+ * (.gnu_debugdata) is used for symbols; dwz alternate files (.gnu_debugaltlink) are found by
+ * libdw itself (next to the debug file and under /usr/lib/debug/.build-id).
  */
+int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *opts,
+		      struct sym_elf **ret);
+/* sym_elf_open_with() with default options. */
 int sym_elf_open(int fd, const char *path, struct sym_elf **ret);
 void sym_elf_free(struct sym_elf *e);
 
@@ -112,6 +147,8 @@ int sym_elf_vaddr_from_offset(struct sym_elf *e, uint64_t file_offset, uint64_t 
  * Without a DWARF function at vaddr: one frame from .symtab (SYMTAB: also the debug file's or
  * MiniDebugInfo's) or .dynsym (DYNSYM), with file:line if a line table covers vaddr.
  * sym_start: the ELF symbol's start when one covers vaddr, else DW_AT_entry_pc/low_pc.
+ * decl_line: DW_AT_decl_line of the function (through abstract origin / specification); 0
+ * without DWARF.
  */
 int sym_elf_lookup(struct sym_elf *e, uint64_t vaddr, bool inlines, struct sym_result *ret);
 
@@ -170,3 +207,125 @@ int elf_identify_fd(int fd, struct elf_ident *ret);
  * written (2 * len), -ENOBUFS when buf_size < 2 * len + 1, -EINVAL for NULL arguments.
  */
 int build_id_to_hex(const uint8_t *id, size_t len, char *buf, size_t buf_size);
+
+/* ---- JIT perf maps ---------------------------------------------------------------------- */
+
+/*
+ * A perf map (/tmp/perf-PID.map, written by JITs: V8 --perf-basic-prof, the JVM's
+ * perf-map-agent, .NET, LuaJIT, ...): one "START SIZE name" per line, START and SIZE in hex
+ * (an optional 0x is accepted), the name being the rest of the line. The file is appended to
+ * as code is compiled, so a later line wins where ranges overlap (a code address reused for a
+ * newer function).
+ *
+ * Limits: lines longer than PERFMAP_MAX_LINE bytes are skipped (as are lines not in that
+ * shape, empty ranges and ranges that wrap); at most PERFMAP_MAX_ENTRIES entries (-E2BIG
+ * beyond), PERFMAP_MAX_STRING_BYTES of (deduplicated) names (-E2BIG), PERFMAP_MAX_FILE_BYTES
+ * read in all (-EFBIG).
+ */
+#define PERFMAP_MAX_LINE 4096
+#define PERFMAP_MAX_ENTRIES (1u << 22)
+#define PERFMAP_MAX_STRING_BYTES (256u << 20)
+#define PERFMAP_MAX_FILE_BYTES (1ull << 30)
+
+struct perfmap;
+
+/*
+ * Parse the perf map open at `fd` (read from its current position; not closed). Errors:
+ * -EINVAL (not a regular file), -ENODATA (no valid entry), the limits above, -ENOMEM, or
+ * read's -errno.
+ */
+int perfmap_load_fd(int fd, struct perfmap **ret);
+/*
+ * Open `path` (O_NOFOLLOW: a symlink planted in /tmp is refused with -ELOOP; O_NONBLOCK: a
+ * FIFO does not hang us) and parse it as perfmap_load_fd(). Callers that read maps of other
+ * users' processes should also check the file's owner; see daemon/profile.c.
+ */
+int perfmap_load(const char *path, struct perfmap **ret);
+void perfmap_free(struct perfmap *m);
+/* name valid until perfmap_free(). -ENOENT when addr is not covered. ret_* may be NULL. */
+int perfmap_lookup(const struct perfmap *m, uint64_t addr, const char **ret_name,
+		   uint64_t *ret_start);
+/* Distinct address ranges after overlaps were resolved (for tests and stats). */
+size_t perfmap_n_ranges(const struct perfmap *m);
+
+/* ---- shared cache ----------------------------------------------------------------------- */
+
+/*
+ * struct sym_cache: what a long-running profiler keeps between profiles.
+ *
+ * Binaries are keyed by GNU build-id (or, without one, by the identity of the open file:
+ * device, inode, size and mtime), so one ELF is opened once however many processes, mount
+ * namespaces or paths map it; the first fd and path seen for a key are used to open it
+ * (binaries with equal build-ids are by definition the same code). At most max_elfs are open
+ * at once (least recently used closed first; reopened from the fd of a later lookup).
+ *
+ * Results are cached per (binary, file offset, inlines), with their strings copied into the
+ * entry, so closing a sym_elf never invalidates them. At most max_results entries and
+ * max_result_bytes bytes (entry headers, frames and strings counted); the least recently used
+ * go first. A single result larger than max_result_bytes / 64 is not cached.
+ *
+ * Generations: sym_cache_next_generation() (once per profile) closes the ELFs and drops the
+ * results of binaries not looked up in the last max_idle_generations generations.
+ *
+ * Memory bound: max_elfs open sym_elfs (each holding what libdw mapped and parsed, plus at
+ * most SYM_MAX_STRING_BYTES of names), max_result_bytes of results, and at most
+ * SYM_CACHE_MAX_BINARIES small per-binary records (least recently used dropped first).
+ */
+#define SYM_CACHE_DEFAULT_MAX_ELFS 256
+#define SYM_CACHE_DEFAULT_MAX_RESULTS (1u << 20)
+#define SYM_CACHE_DEFAULT_MAX_RESULT_BYTES (256u << 20)
+#define SYM_CACHE_DEFAULT_MAX_IDLE_GENERATIONS 4
+#define SYM_CACHE_MAX_BINARIES 65536
+
+struct sym_cache_config {
+	size_t max_elfs;                /* 0: SYM_CACHE_DEFAULT_MAX_ELFS */
+	size_t max_results;             /* 0: SYM_CACHE_DEFAULT_MAX_RESULTS */
+	size_t max_result_bytes;        /* 0: SYM_CACHE_DEFAULT_MAX_RESULT_BYTES */
+	unsigned max_idle_generations;  /* 0: SYM_CACHE_DEFAULT_MAX_IDLE_GENERATIONS */
+	const char *const *debug_dirs;  /* as struct sym_elf_options; copied */
+	bool debuginfod;                /* as struct sym_elf_options */
+};
+
+/* What the caller knows about a binary; nothing here is kept past the call. */
+struct sym_binary {
+	const uint8_t *build_id; /* GNU build-id, or NULL */
+	size_t build_id_len;     /* 0: keyed by the file open at fd (fstat) */
+	int fd;                  /* the file; dup'ed when the ELF must be (re)opened; -1: none */
+	const char *path;        /* name in the target (debuglink search, messages) */
+};
+
+struct sym_binary_info {
+	int error;        /* 0, or why the ELF could not be opened (-ENOEXEC, -EBADF: no fd, ...) */
+	bool has_symbols; /* as sym_elf_has_symbols() */
+	bool has_lines;   /* as sym_elf_has_lines() */
+};
+
+struct sym_cache_stats {
+	size_t n_binaries, n_open_elfs, n_results, result_bytes;
+	uint64_t hits, misses, elf_opens, elf_closes, result_evictions, binaries_dropped;
+};
+
+struct sym_cache;
+
+/* cfg may be NULL (defaults). -ENOMEM, -EINVAL (a debug dir that is not absolute). */
+int sym_cache_new(const struct sym_cache_config *cfg, struct sym_cache **ret);
+void sym_cache_free(struct sym_cache *c);
+
+/*
+ * Symbolize file offset `file_offset` of `bin` (offset of the instruction: for a return
+ * address, of pc - 1). Returns 0 with *ret filled (source NONE when nothing was found,
+ * including when the ELF cannot be opened or no PT_LOAD holds the offset), -EINVAL for bad
+ * arguments, -ENOMEM. Strings in *ret stay valid until the next sym_cache_* call on `c`
+ * that can evict (lookup, binary_info, next_generation, free): copy what must live longer.
+ */
+int sym_cache_lookup(struct sym_cache *c, const struct sym_binary *bin, uint64_t file_offset,
+		     bool inlines, struct sym_result *ret);
+
+/* Mapping flags for `bin` (opens its ELF if needed). 0, or -EINVAL / -ENOMEM. */
+int sym_cache_binary_info(struct sym_cache *c, const struct sym_binary *bin,
+			  struct sym_binary_info *ret);
+
+/* Start a new generation and drop what was idle too long (see above). */
+void sym_cache_next_generation(struct sym_cache *c);
+
+void sym_cache_get_stats(const struct sym_cache *c, struct sym_cache_stats *ret);

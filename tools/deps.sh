@@ -5,9 +5,12 @@ set -euo pipefail
 
 pkgs=(
 	make gcc g++ clang llvm pkg-config bpftool
+	libclang-rt-14-dev
 	libbpf-dev libelf-dev libdw-dev elfutils libiberty-dev
+	libdebuginfod1 xz-utils
 	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
 	libcriterion-dev
+	libsystemd-dev libmicrohttpd-dev libcurl4-openssl-dev dpkg-dev
 	golang-go golang-github-google-pprof-dev
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
 	util-linux procps

@@ -52,6 +52,12 @@
 #define CFI_MAX_ROWS (1u << 24)		/* rows per table (~96 MiB); more → -E2BIG */
 #define CFI_MAX_RULES (1u << 20)	/* distinct rules per table; more → -E2BIG */
 #define CFI_MAX_INSNS_PER_FDE 65536	/* per CIE or FDE program; more → FDE skipped */
+/*
+ * CFA instructions interpreted per table, CIE programs re-run on CIE cache misses included; more
+ * → -E2BIG. Without it, FDEs that alternate between CIEs colliding in the cache, each with a long
+ * program, cost CFI_MAX_FDES * CFI_MAX_INSNS_PER_FDE. Real binaries need ~25 per FDE.
+ */
+#define CFI_MAX_INSNS_TOTAL (1u << 26)
 #define CFI_MAX_REMEMBER_DEPTH 64	/* DW_CFA_remember_state nesting; deeper → FDE skipped */
 #define CFI_CIE_CACHE_SIZE 64		/* parsed CIEs kept while building (direct-mapped) */
 #define CFI_MAX_SECTION_SIZE (1u << 30) /* larger (decompressed) CFI sections are refused */

@@ -3,7 +3,8 @@
  * Symbolizer tests. Fixtures (tests/fixtures/) are compiled here, per test, into a temporary
  * directory; expected answers come from independent tools: nm for symbol addresses, the
  * @MARKER comments in the fixture sources for line numbers, eu-addr2line -f -i -C for whole
- * inline chains, readelf -n for build-ids, c++filt-style strings for demangling.
+ * inline chains, readelf -n for build-ids, c++filt-style strings for demangling, a brute-force
+ * scan for perf map overlaps, a local stand-in server for debuginfod.
  */
 #include <criterion/criterion.h>
 
@@ -11,12 +12,16 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -357,6 +362,9 @@ static void check_inline_binary(const char *bin)
 	unsigned l_body = marker_line("inline.c", "LEAF_BODY");
 	unsigned l_leaf = marker_line("inline.c", "CALL_LEAF");
 	unsigned l_mid = marker_line("inline.c", "CALL_MIDDLE");
+	unsigned d_leaf = marker_line("inline.c", "DECL_LEAF");
+	unsigned d_mid = marker_line("inline.c", "DECL_MIDDLE");
+	unsigned d_outer = marker_line("inline.c", "DECL_OUTER");
 	int chains = 0, body_hits = 0;
 	for (uint64_t i = 0; i < size; i++) {
 		struct sym_result *r = &res[i];
@@ -364,8 +372,13 @@ static void check_inline_binary(const char *bin)
 		const struct sym_frame *last = &r->frames[r->n_frames - 1];
 		cr_assert_str_eq(last->name, "outer_loop");
 		cr_assert_eq(last->sym_start, start);
+		/* Each function's declaration line, inlined instances included (their abstract
+		 * origin carries it). */
+		cr_assert_eq(last->decl_line, d_outer);
 		if (r->n_frames != 3)
 			continue;
+		cr_assert_eq(r->frames[0].decl_line, d_leaf);
+		cr_assert_eq(r->frames[1].decl_line, d_mid);
 		chains++;
 		cr_assert_str_eq(r->frames[0].name, "leaf_mix");
 		cr_assert_str_eq(r->frames[1].name, "middle_step");
@@ -1136,4 +1149,846 @@ Test(symbolize, kallsyms_random_input)
 		}
 		kallsyms_free(k);
 	}
+}
+
+/* ---- JIT perf maps ------------------------------------------------------------------------- */
+
+static struct perfmap *load_map_text(const char *name, const char *text)
+{
+	struct perfmap *m = NULL;
+	write_file(tmp(name), text);
+	int r = perfmap_load(tmp(name), &m);
+	cr_assert_eq(r, 0, "perfmap_load(%s): %d", name, r);
+	return m;
+}
+
+static void expect_jit(const struct perfmap *m, uint64_t addr, const char *name, uint64_t start)
+{
+	const char *n = NULL;
+	uint64_t s = 0;
+	int r = perfmap_lookup(m, addr, &n, &s);
+	cr_assert_eq(r, 0, "0x%" PRIx64 ": %d", addr, r);
+	cr_assert_str_eq(n, name, "0x%" PRIx64, addr);
+	cr_assert_eq(s, start, "0x%" PRIx64, addr);
+}
+
+static void expect_no_jit(const struct perfmap *m, uint64_t addr)
+{
+	cr_assert_eq(perfmap_lookup(m, addr, NULL, NULL), -ENOENT, "0x%" PRIx64, addr);
+}
+
+Test(symbolize, perfmap_parse_and_lookup)
+{
+	/* Unsorted, with and without 0x, names with blanks and CRLF, and junk in between. */
+	struct perfmap *m = load_map_text(
+		"basic.map",
+		"7f0000003000 100 LazyCompile:*fib /app/fib.js:3\n"
+		"0x7f0000001000 0x20 Stub:CEntry\r\n"
+		"this line is junk\n"
+		"7f0000002000 40 [jit] void Foo::bar(int)   \n"
+		"7f0000004000\n"
+		"7f0000005000 10\n"
+		"7f0000006000 10 \n"
+		"zz 10 bad_start\n"
+		"7f0000007000 zz bad_size\n"
+		"7f0000008000 0 empty_range\n"
+		"ffffffffffffff00 200 wraps_around\n"
+		"17f0000009000 10 seventeen_digits\n"
+		"\n"
+		"   7f000000a000\t8\tTabbed\n"
+		"7f000000b000 10 last_line_without_newline");
+
+	expect_jit(m, 0x7f0000001000, "Stub:CEntry", 0x7f0000001000);
+	expect_jit(m, 0x7f000000101f, "Stub:CEntry", 0x7f0000001000);
+	expect_no_jit(m, 0x7f0000001020);
+	expect_jit(m, 0x7f0000002010, "[jit] void Foo::bar(int)", 0x7f0000002000);
+	expect_jit(m, 0x7f00000030ff, "LazyCompile:*fib /app/fib.js:3", 0x7f0000003000);
+	expect_no_jit(m, 0x7f0000003100);
+	expect_jit(m, 0x7f000000a004, "Tabbed", 0x7f000000a000);
+	expect_jit(m, 0x7f000000b00f, "last_line_without_newline", 0x7f000000b000);
+	/* Junk made no ranges. */
+	expect_no_jit(m, 0x7f0000004000);
+	expect_no_jit(m, 0x7f0000005000);
+	expect_no_jit(m, 0x7f0000008000);
+	expect_no_jit(m, 0xffffffffffffff80);
+	expect_no_jit(m, 0x7f0000009000);
+	expect_no_jit(m, 0);
+	expect_no_jit(m, UINT64_MAX);
+	cr_assert_eq(perfmap_n_ranges(m), 6);
+	perfmap_free(m);
+	perfmap_free(NULL);
+}
+
+Test(symbolize, perfmap_later_lines_win_overlaps)
+{
+	struct perfmap *m = load_map_text("overlap.map",
+					  /* a newer short range inside an older long one */
+					  "1000 1000 old_long\n"
+					  "1400 100 new_inner\n"
+					  /* a newer long range over an older short one */
+					  "3000 100 old_short\n"
+					  "2f00 300 new_outer\n"
+					  /* the same start twice: recompiled in place */
+					  "5000 80 first\n"
+					  "5000 40 second\n"
+					  /* partial overlap */
+					  "6000 100 left\n"
+					  "6080 100 right\n"
+					  /* the exact same line repeated */
+					  "7000 10 dup\n"
+					  "7000 10 dup\n");
+
+	expect_jit(m, 0x1000, "old_long", 0x1000);
+	expect_jit(m, 0x13ff, "old_long", 0x1000);
+	expect_jit(m, 0x1400, "new_inner", 0x1400);
+	expect_jit(m, 0x14ff, "new_inner", 0x1400);
+	expect_jit(m, 0x1500, "old_long", 0x1000); /* the rest of the old range survives */
+	expect_jit(m, 0x1fff, "old_long", 0x1000);
+	expect_no_jit(m, 0x2000);
+
+	expect_jit(m, 0x2f00, "new_outer", 0x2f00);
+	expect_jit(m, 0x3050, "new_outer", 0x2f00);
+	expect_jit(m, 0x31ff, "new_outer", 0x2f00);
+	expect_no_jit(m, 0x3200);
+
+	expect_jit(m, 0x5000, "second", 0x5000);
+	expect_jit(m, 0x503f, "second", 0x5000);
+	expect_jit(m, 0x5040, "first", 0x5000);
+	expect_jit(m, 0x507f, "first", 0x5000);
+
+	expect_jit(m, 0x607f, "left", 0x6000);
+	expect_jit(m, 0x6080, "right", 0x6080);
+	expect_jit(m, 0x617f, "right", 0x6080);
+
+	expect_jit(m, 0x7008, "dup", 0x7000);
+	/* Names are stored once: the same pointer for both "dup" lines. */
+	const char *a, *b;
+	cr_assert_eq(perfmap_lookup(m, 0x7000, &a, NULL), 0);
+	cr_assert_eq(perfmap_lookup(m, 0x700f, &b, NULL), 0);
+	cr_assert_eq(a, b);
+	perfmap_free(m);
+}
+
+/* The reference: scan every line, the last one covering addr wins. */
+struct ref_line {
+	uint64_t start, size;
+	char name[32];
+};
+
+static const char *ref_lookup(const struct ref_line *l, size_t n, uint64_t addr)
+{
+	const char *hit = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (addr >= l[i].start && addr - l[i].start < l[i].size)
+			hit = l[i].name;
+	return hit;
+}
+
+Test(symbolize, perfmap_random_overlaps_match_reference)
+{
+	uint32_t seed = 0xfeedbeef;
+	for (int iter = 0; iter < 20; iter++) {
+		size_t n = 1 + xorshift32(&seed) % 2000;
+		struct ref_line *l = calloc(n, sizeof(*l));
+		cr_assert_not_null(l);
+		FILE *f = fopen(tmp("rand.map"), "we");
+		cr_assert_not_null(f);
+		for (size_t i = 0; i < n; i++) {
+			/* Dense addresses so ranges overlap a lot. */
+			l[i].start = 0x10000 + xorshift32(&seed) % 0x4000;
+			l[i].size = 1 + xorshift32(&seed) % 0x200;
+			snprintf(l[i].name, sizeof(l[i].name), "fn_%zu", i);
+			fprintf(f, "%" PRIx64 " %" PRIx64 " %s\n", l[i].start, l[i].size, l[i].name);
+		}
+		fclose(f);
+
+		struct perfmap *m = NULL;
+		cr_assert_eq(perfmap_load(tmp("rand.map"), &m), 0);
+		cr_assert_leq(perfmap_n_ranges(m), 2 * n);
+		for (uint64_t a = 0xff00; a < 0x14300; a += 1 + xorshift32(&seed) % 7) {
+			const char *want = ref_lookup(l, n, a), *got = NULL;
+			int r = perfmap_lookup(m, a, &got, NULL);
+			if (!want) {
+				cr_assert_eq(r, -ENOENT, "iter %d 0x%" PRIx64 ": got %s", iter, a, got);
+				continue;
+			}
+			cr_assert_eq(r, 0, "iter %d 0x%" PRIx64 ": want %s", iter, a, want);
+			cr_assert_str_eq(got, want, "iter %d 0x%" PRIx64, iter, a);
+		}
+		perfmap_free(m);
+		free(l);
+	}
+}
+
+static void put_line(FILE *f, const char *prefix, char fill, size_t total_len, bool newline)
+{
+	size_t n = strlen(prefix);
+	cr_assert_geq(total_len, n);
+	fputs(prefix, f);
+	for (size_t i = n; i < total_len; i++)
+		fputc(fill, f);
+	if (newline)
+		fputc('\n', f);
+}
+
+Test(symbolize, perfmap_huge_lines_and_junk)
+{
+	/* A line just at the limit is kept; one past it is skipped, and so is a huge one; the
+	 * lines after them still parse. */
+	FILE *f = fopen(tmp("huge.map"), "we");
+	cr_assert_not_null(f);
+	put_line(f, "1000 10 ", 'a', PERFMAP_MAX_LINE, true);
+	put_line(f, "2000 10 ", 'b', PERFMAP_MAX_LINE + 1, true);
+	put_line(f, "3000 10 ", 'c', PERFMAP_MAX_LINE * 40, true);
+	put_line(f, "4000 10 after_huge", 'x', 18, true);
+	fclose(f);
+
+	struct perfmap *m = NULL;
+	cr_assert_eq(perfmap_load(tmp("huge.map"), &m), 0);
+	const char *n;
+	cr_assert_eq(perfmap_lookup(m, 0x1000, &n, NULL), 0);
+	cr_assert_eq(strlen(n), PERFMAP_MAX_LINE - 8);
+	expect_no_jit(m, 0x2000);
+	expect_no_jit(m, 0x3000);
+	expect_jit(m, 0x4000, "after_huge", 0x4000);
+	perfmap_free(m);
+
+	/* A huge last line without a newline is skipped too. */
+	f = fopen(tmp("huge2.map"), "we");
+	cr_assert_not_null(f);
+	put_line(f, "4000 10 ok", 'x', 10, true);
+	put_line(f, "5000 10 ", 'd', PERFMAP_MAX_LINE * 3, false);
+	fclose(f);
+	cr_assert_eq(perfmap_load(tmp("huge2.map"), &m), 0);
+	expect_jit(m, 0x4000, "ok", 0x4000);
+	expect_no_jit(m, 0x5000);
+	perfmap_free(m);
+
+	/* NUL bytes make a line junk, not a truncated name. */
+	f = fopen(tmp("nul.map"), "we");
+	cr_assert_not_null(f);
+	fwrite("1000 10 a\0b\n2000 10 fine\n", 1, 25, f);
+	fclose(f);
+	cr_assert_eq(perfmap_load(tmp("nul.map"), &m), 0);
+	expect_no_jit(m, 0x1000);
+	expect_jit(m, 0x2000, "fine", 0x2000);
+	perfmap_free(m);
+}
+
+Test(symbolize, perfmap_errors)
+{
+	struct perfmap *m = NULL;
+
+	write_file(tmp("empty.map"), "");
+	cr_assert_eq(perfmap_load(tmp("empty.map"), &m), -ENODATA);
+	write_file(tmp("junk.map"), "hello\nworld\n");
+	cr_assert_eq(perfmap_load(tmp("junk.map"), &m), -ENODATA);
+	cr_assert_null(m);
+	cr_assert_eq(perfmap_load(tmp("missing.map"), &m), -ENOENT);
+
+	/* /tmp is world-writable: a symlink there is refused, not followed. */
+	write_file(tmp("target.map"), "1000 10 secret\n");
+	cr_assert_eq(symlink(tmp("target.map"), tmp("link.map")), 0);
+	cr_assert_eq(perfmap_load(tmp("link.map"), &m), -ELOOP);
+	/* Neither a FIFO (which would block a plain open) nor a directory is a map. */
+	cr_assert_eq(mkfifo(tmp("fifo.map"), 0600), 0);
+	cr_assert_eq(perfmap_load(tmp("fifo.map"), &m), -EINVAL);
+	cr_assert_eq(perfmap_load(tmpdir, &m), -EINVAL);
+	cr_assert_null(m);
+	cr_assert_eq(perfmap_load_fd(-1, &m), -EINVAL);
+	cr_assert_eq(perfmap_lookup(NULL, 0, NULL, NULL), -EINVAL);
+}
+
+Test(symbolize, perfmap_random_input)
+{
+	static const char *frags[] = { "7f00", "0x", "1000", " ", "\t", "\n", "\r", "ffffffffffffffff",
+				       "0", "10", "name", "zz", "  ", "a b c", "\n\n", "100000000" };
+	uint32_t seed = 0xabcdef1;
+	for (int iter = 0; iter < 300; iter++) {
+		FILE *f = fopen(tmp("prand.map"), "we");
+		cr_assert_not_null(f);
+		int n = (int)(xorshift32(&seed) % 300);
+		for (int i = 0; i < n; i++)
+			fputs(frags[xorshift32(&seed) % ARRAY_SIZE(frags)], f);
+		fclose(f);
+
+		struct perfmap *m = NULL;
+		int r = perfmap_load(tmp("prand.map"), &m);
+		cr_assert(r == 0 || r == -ENODATA, "iter %d: %d", iter, r);
+		if (r < 0)
+			continue;
+		for (int i = 0; i < 64; i++) {
+			uint64_t a = (uint64_t)xorshift32(&seed) << (xorshift32(&seed) % 40);
+			const char *name;
+			uint64_t start;
+			if (perfmap_lookup(m, a, &name, &start) == 0) {
+				cr_assert_leq(start, a);
+				cr_assert_gt(strlen(name), 0);
+			}
+		}
+		perfmap_free(m);
+	}
+}
+
+/* ---- separate debug files: build-id directories, debuglink checks -------------------------- */
+
+/* The fixture library with full DWARF, a stripped copy, and its debug file. */
+static void build_split_lib(const char *name, const char *extra_flags)
+{
+	sh("cd '%s' && gcc -O2 -g -shared -fPIC %s -o %s.full '%s' && "
+	   "objcopy --only-keep-debug %s.full %s.debug && strip --strip-all -o %s %s.full",
+	   tmpdir, extra_flags, name, fixture("libdyn.c"), name, name, name, name);
+}
+
+static struct sym_elf *open_elf_dirs(const char *path, const char *dir)
+{
+	const char *dirs[] = { dir, NULL };
+	struct sym_elf_options o = { .debug_dirs = dirs };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	struct sym_elf *e = NULL;
+	cr_assert_eq(sym_elf_open_with(fd, path, &o, &e), 0);
+	close(fd);
+	return e;
+}
+
+static void build_id_hex_of(const char *path, char *hex, size_t size)
+{
+	struct elf_ident id;
+	identify(path, &id);
+	cr_assert_gt(id.build_id_len, 2);
+	cr_assert_gt(build_id_to_hex(id.build_id, id.build_id_len, hex, size), 0);
+}
+
+Test(symbolize, debug_file_from_build_id_dir)
+{
+	build_split_lib("libbid.so", "-Wl,--build-id=sha1");
+	uint64_t hidden = nm_addr(tmp("libbid.so.full"), "dyn_hidden", false, NULL);
+	char hex[129];
+	build_id_hex_of(tmp("libbid.so"), hex, sizeof(hex));
+
+	/* Not found anywhere yet: .dynsym only, no lines. */
+	struct sym_elf *e = open_elf_dirs(tmp("libbid.so"), tmp("dbg"));
+	struct sym_result r;
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_neq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_not(sym_elf_has_lines(e));
+	sym_elf_free(e);
+
+	/* <dir>/.build-id/xx/yyyy.debug, and the binary's own directory knows nothing of it
+	 * (no debuglink at all). */
+	sh("mkdir -p '%s/dbg/.build-id/%.2s' && mv '%s' '%s/dbg/.build-id/%.2s/%s.debug'", tmpdir,
+	   hex, tmp("libbid.so.debug"), tmpdir, hex, hex + 2);
+	e = open_elf_dirs(tmp("libbid.so"), tmp("dbg"));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "dyn_hidden");
+	cr_assert_str_eq(basename_of(r.frames[0].file), "libdyn.c");
+	cr_assert_gt(r.frames[r.n_frames - 1].decl_line, 0);
+	cr_assert(sym_elf_has_lines(e));
+	sym_elf_free(e);
+
+	/* The default search (/usr/lib/debug) does not look in our directory. */
+	e = open_elf(tmp("libbid.so"));
+	cr_assert_not(sym_elf_has_lines(e));
+	sym_elf_free(e);
+}
+
+Test(symbolize, mismatched_debug_files_rejected)
+{
+	/* Two builds of the same library that differ in code, so in build-id too. */
+	build_split_lib("liba.so", "-Wl,--build-id=sha1");
+	build_split_lib("libb.so", "-Wl,--build-id=sha1 -DPROFD_FIXTURE_VARIANT=1");
+	char hex_a[129], hex_b[129];
+	build_id_hex_of(tmp("liba.so"), hex_a, sizeof(hex_a));
+	build_id_hex_of(tmp("libb.so"), hex_b, sizeof(hex_b));
+	cr_assert_str_neq(hex_a, hex_b);
+	uint64_t hidden = nm_addr(tmp("liba.so.full"), "dyn_hidden", false, NULL);
+
+	/* B's debug file filed under A's build-id: found by path, rejected by build-id. */
+	sh("mkdir -p '%s/dbg/.build-id/%.2s' && cp '%s' '%s/dbg/.build-id/%.2s/%s.debug'", tmpdir,
+	   hex_a, tmp("libb.so.debug"), tmpdir, hex_a, hex_a + 2);
+	struct sym_elf *e = open_elf_dirs(tmp("liba.so"), tmp("dbg"));
+	struct sym_result r;
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_neq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_not(sym_elf_has_lines(e));
+	sym_elf_free(e);
+
+	/* Same with a debuglink: the named file next to the binary is B's. */
+	sh("cd '%s' && cp libb.so.debug other.debug && objcopy --add-gnu-debuglink=other.debug "
+	   "liba.so liba-link.so && cp liba.so.debug other.debug",
+	   tmpdir);
+	/* (the CRC in the link is B's; the build-id check comes first and decides) */
+	e = open_elf_dirs(tmp("liba-link.so"), tmp("nodbg"));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF, "A's debug file with A's build-id is accepted");
+	sym_elf_free(e);
+	sh("cp '%s' '%s'", tmp("libb.so.debug"), tmp("other.debug"));
+	e = open_elf_dirs(tmp("liba-link.so"), tmp("nodbg"));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_neq(r.source, SYM_SOURCE_DWARF);
+	sym_elf_free(e);
+}
+
+Test(symbolize, debuglink_crc_without_build_id)
+{
+	/* Without a build-id the debuglink CRC is the only check. */
+	build_split_lib("libnb.so", "-Wl,--build-id=none");
+	build_split_lib("libnb2.so", "-Wl,--build-id=none -DPROFD_FIXTURE_VARIANT=1");
+	uint64_t hidden = nm_addr(tmp("libnb.so.full"), "dyn_hidden", false, NULL);
+	sh("cd '%s' && objcopy --add-gnu-debuglink=libnb.so.debug libnb.so libnb-link.so", tmpdir);
+
+	struct sym_elf *e = open_elf_dirs(tmp("libnb-link.so"), tmp("nodbg"));
+	struct sym_result r;
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "dyn_hidden");
+	sym_elf_free(e);
+
+	/* The other build's debug file under the linked name: wrong CRC, rejected. */
+	sh("cd '%s' && mkdir -p .debug && mv libnb.so.debug saved.debug && "
+	   "cp libnb2.so.debug .debug/libnb.so.debug",
+	   tmpdir);
+	e = open_elf_dirs(tmp("libnb-link.so"), tmp("nodbg"));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_neq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_not(sym_elf_has_lines(e));
+	sym_elf_free(e);
+
+	/* The right one in .debug/ is found there. */
+	sh("cd '%s' && mv saved.debug .debug/libnb.so.debug", tmpdir);
+	e = open_elf_dirs(tmp("libnb-link.so"), tmp("nodbg"));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
+	sym_elf_free(e);
+
+	/* Under <debug dir>/<directory of the binary>/. */
+	sh("mkdir -p '%s/dbg%s' && mv '%s/.debug/libnb.so.debug' '%s/dbg%s/'", tmpdir, tmpdir,
+	   tmpdir, tmpdir, tmpdir);
+	e = open_elf_dirs(tmp("libnb-link.so"), tmp("dbg"));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
+	sym_elf_free(e);
+}
+
+Test(symbolize, fifo_on_debug_path_does_not_hang, .timeout = 30)
+{
+	build_split_lib("libff.so", "-Wl,--build-id=sha1");
+	char hex[129];
+	build_id_hex_of(tmp("libff.so"), hex, sizeof(hex));
+	sh("cd '%s' && objcopy --add-gnu-debuglink=libff.so.debug libff.so libff-link.so && "
+	   "rm libff.so.debug && mkfifo libff.so.debug && mkdir -p dbg/.build-id/%.2s && "
+	   "mkfifo dbg/.build-id/%.2s/%s.debug",
+	   tmpdir, hex, hex, hex + 2);
+	struct sym_elf *e = open_elf_dirs(tmp("libff-link.so"), tmp("dbg"));
+	struct sym_result r;
+	uint64_t alpha = nm_addr(tmp("libff.so"), "dyn_exported_alpha", true, NULL);
+	cr_assert_eq(sym_elf_lookup(e, alpha + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DYNSYM);
+	cr_assert_not(sym_elf_has_lines(e));
+	sym_elf_free(e);
+}
+
+/* A stand-in debuginfod that answers 404 to everything and counts what it was asked. */
+struct fake_debuginfod {
+	int fd, port;
+	pthread_t thread;
+	int requests;
+	char first[256];
+};
+
+static void *fake_debuginfod_run(void *arg)
+{
+	struct fake_debuginfod *s = arg;
+	for (;;) {
+		int c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		char buf[1024];
+		ssize_t n = read(c, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			buf[n] = '\0';
+			if (__atomic_fetch_add(&s->requests, 1, __ATOMIC_SEQ_CST) == 0)
+				snprintf(s->first, sizeof(s->first), "%.*s",
+					 (int)strcspn(buf, "\r\n"), buf);
+		}
+		static const char resp[] =
+			"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+		(void)!write(c, resp, sizeof(resp) - 1);
+		close(c);
+	}
+}
+
+static void fake_debuginfod_start(struct fake_debuginfod *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	memset(s, 0, sizeof(*s));
+	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(s->fd, 0);
+	cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(s->fd, 16), 0);
+	cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+	s->port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&s->thread, NULL, fake_debuginfod_run, s), 0);
+}
+
+static int fake_debuginfod_stop(struct fake_debuginfod *s)
+{
+	shutdown(s->fd, SHUT_RDWR);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+	return __atomic_load_n(&s->requests, __ATOMIC_SEQ_CST);
+}
+
+Test(symbolize, debuginfod_only_when_asked, .timeout = 60)
+{
+	build_split_lib("libdi.so", "-Wl,--build-id=sha1");
+	char hex[129], url[64];
+	build_id_hex_of(tmp("libdi.so"), hex, sizeof(hex));
+	struct fake_debuginfod srv;
+	fake_debuginfod_start(&srv);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	setenv("DEBUGINFOD_URLS", url, 1);
+	setenv("DEBUGINFOD_CACHE_PATH", tmp("dcache"), 1);
+	setenv("DEBUGINFOD_TIMEOUT", "10", 1);
+
+	/* Default: the environment names a server, and still nobody asks it. */
+	struct sym_elf *e = open_elf(tmp("libdi.so"));
+	cr_assert_not(sym_elf_has_lines(e));
+	struct sym_result r;
+	uint64_t alpha = nm_addr(tmp("libdi.so"), "dyn_exported_alpha", true, NULL);
+	cr_assert_eq(sym_elf_lookup(e, alpha + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DYNSYM);
+	sym_elf_free(e);
+	cr_assert_eq(__atomic_load_n(&srv.requests, __ATOMIC_SEQ_CST), 0);
+
+	/* Asked for: the server gets the build-id; its 404 leaves us where we were. */
+	struct sym_elf_options o = { .debuginfod = true };
+	int fd = open(tmp("libdi.so"), O_RDONLY | O_CLOEXEC);
+	cr_assert_eq(sym_elf_open_with(fd, tmp("libdi.so"), &o, &e), 0);
+	close(fd);
+	cr_assert_not(sym_elf_has_lines(e));
+	cr_assert_eq(sym_elf_lookup(e, alpha + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DYNSYM);
+	sym_elf_free(e);
+	int n = fake_debuginfod_stop(&srv);
+	cr_assert_geq(n, 1);
+	char want[200];
+	snprintf(want, sizeof(want), "/buildid/%s/debuginfo", hex);
+	cr_assert(strstr(srv.first, want), "first request: %s", srv.first);
+}
+
+/* ---- sym_cache ------------------------------------------------------------------------------ */
+
+/* File offset of an ELF vaddr, from the program headers (what the profiler computes from
+ * a mapping: addr - start + pgoff). */
+static uint64_t offset_of(const char *bin, uint64_t vaddr)
+{
+	int fd = open(bin, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_neq(elf_version(EV_CURRENT), EV_NONE);
+	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+	cr_assert_not_null(elf);
+	size_t n;
+	cr_assert_eq(elf_getphdrnum(elf, &n), 0);
+	uint64_t off = UINT64_MAX;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		cr_assert_not_null(gelf_getphdr(elf, (int)i, &ph));
+		if (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz)
+			off = vaddr - ph.p_vaddr + ph.p_offset;
+	}
+	elf_end(elf);
+	close(fd);
+	cr_assert_neq(off, UINT64_MAX);
+	return off;
+}
+
+struct test_bin {
+	char path[PATH_BUF];
+	int fd;
+	struct elf_ident id;
+	struct sym_binary b;
+};
+
+static void test_bin_open(struct test_bin *t, const char *path)
+{
+	snprintf(t->path, sizeof(t->path), "%s", path);
+	t->fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(t->fd, 0);
+	cr_assert_eq(elf_identify_fd(t->fd, &t->id), 0);
+	t->b = (struct sym_binary){
+		.build_id = t->id.build_id,
+		.build_id_len = t->id.build_id_len,
+		.fd = t->fd,
+		.path = t->path,
+	};
+}
+
+static void expect_same_result(const struct sym_result *a, const struct sym_result *b)
+{
+	cr_assert_eq(a->source, b->source);
+	cr_assert_eq(a->n_frames, b->n_frames);
+	for (size_t i = 0; i < a->n_frames; i++) {
+		const struct sym_frame *x = &a->frames[i], *y = &b->frames[i];
+		cr_assert_str_eq(x->name, y->name);
+		cr_assert_str_eq(x->system_name, y->system_name);
+		cr_assert((!x->file && !y->file) || (x->file && y->file && !strcmp(x->file, y->file)));
+		cr_assert_eq(x->line, y->line);
+		cr_assert_eq(x->column, y->column);
+		cr_assert_eq(x->decl_line, y->decl_line);
+		cr_assert_eq(x->sym_start, y->sym_start);
+	}
+}
+
+static struct sym_cache_stats cache_stats(const struct sym_cache *c)
+{
+	struct sym_cache_stats st;
+	sym_cache_get_stats(c, &st);
+	return st;
+}
+
+Test(symbolize, cache_shares_binaries_by_build_id)
+{
+	/* One build, two files (as two containers would have it): one ELF opened. */
+	sh("gcc -O2 -g -fPIE -pie -Wl,--build-id=sha1 -o '%s' '%s' && cp '%s' '%s'",
+	   tmp("inl-a"), fixture("inline.c"), tmp("inl-a"), tmp("inl-b"));
+	uint64_t size, start = nm_addr(tmp("inl-a"), "outer_loop", false, &size);
+	struct test_bin a, b;
+	test_bin_open(&a, tmp("inl-a"));
+	test_bin_open(&b, tmp("inl-b"));
+
+	struct sym_cache *c = NULL;
+	cr_assert_eq(sym_cache_new(NULL, &c), 0);
+	struct sym_elf *e = open_elf(tmp("inl-a"));
+	for (uint64_t i = 0; i < size; i++) {
+		struct sym_result want, got;
+		uint64_t off = offset_of(tmp("inl-a"), start + i);
+		cr_assert_eq(sym_elf_lookup(e, start + i, true, &want), 0);
+		cr_assert_eq(sym_cache_lookup(c, i % 2 ? &a.b : &b.b, off, true, &got), 0);
+		expect_same_result(&want, &got);
+		/* Second time from the other file: a hit, same answer. */
+		cr_assert_eq(sym_cache_lookup(c, i % 2 ? &b.b : &a.b, off, true, &got), 0);
+		expect_same_result(&want, &got);
+	}
+	struct sym_cache_stats st = cache_stats(c);
+	cr_assert_eq(st.elf_opens, 1);
+	cr_assert_eq(st.n_binaries, 1);
+	cr_assert_eq(st.misses, size);
+	cr_assert_eq(st.hits, size);
+	cr_assert_eq(st.n_results, size);
+
+	/* inlines is part of the key. */
+	struct sym_result one;
+	uint64_t off = offset_of(tmp("inl-a"), start + size / 2);
+	cr_assert_eq(sym_cache_lookup(c, &a.b, off, false, &one), 0);
+	cr_assert_eq(one.n_frames, 1);
+	cr_assert_str_eq(one.frames[0].name, "outer_loop");
+
+	struct sym_binary_info info;
+	cr_assert_eq(sym_cache_binary_info(c, &b.b, &info), 0);
+	cr_assert_eq(info.error, 0);
+	cr_assert(info.has_symbols && info.has_lines);
+
+	/* Outside every PT_LOAD: nothing, not an error. */
+	cr_assert_eq(sym_cache_lookup(c, &a.b, 1ull << 40, true, &one), 0);
+	cr_assert_eq(one.source, SYM_SOURCE_NONE);
+	cr_assert_eq(one.n_frames, 0);
+
+	sym_elf_free(e);
+	sym_cache_free(c);
+	sym_cache_free(NULL);
+	close(a.fd);
+	close(b.fd);
+}
+
+Test(symbolize, cache_results_survive_elf_eviction)
+{
+	sh("gcc -O2 -g -Wl,--build-id=sha1 -o '%s' '%s' && "
+	   "gcc -O2 -g -Wl,--build-id=sha1 -DPROFD_FIXTURE_VARIANT=1 -shared -fPIC -o '%s' '%s'",
+	   tmp("inl"), fixture("inline.c"), tmp("lib.so"), fixture("libdyn.c"));
+	struct test_bin x, y;
+	test_bin_open(&x, tmp("inl"));
+	test_bin_open(&y, tmp("lib.so"));
+	uint64_t ox = offset_of(tmp("inl"), nm_addr(tmp("inl"), "plain_func", false, NULL));
+	uint64_t oy = offset_of(tmp("lib.so"), nm_addr(tmp("lib.so"), "dyn_hidden", false, NULL));
+
+	struct sym_cache *c = NULL;
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .max_elfs = 1 }, &c), 0);
+	struct sym_result r1, r2;
+	cr_assert_eq(sym_cache_lookup(c, &x.b, ox, true, &r1), 0);
+	cr_assert_str_eq(r1.frames[0].name, "plain_func");
+	/* Opening the second binary closes the first... */
+	cr_assert_eq(sym_cache_lookup(c, &y.b, oy, true, &r2), 0);
+	cr_assert_str_eq(r2.frames[r2.n_frames - 1].name, "dyn_hidden");
+	struct sym_cache_stats st = cache_stats(c);
+	cr_assert_eq(st.elf_opens, 2);
+	cr_assert_eq(st.elf_closes, 1);
+	cr_assert_eq(st.n_open_elfs, 1);
+
+	/* ...whose cached result is still whole (its strings are the cache's, not the closed
+	 * ELF's: under ASan a dangling pointer would be caught here). */
+	cr_assert_eq(sym_cache_lookup(c, &x.b, ox, true, &r1), 0);
+	cr_assert_str_eq(r1.frames[0].name, "plain_func");
+	cr_assert_str_eq(basename_of(r1.frames[0].file), "inline.c");
+	cr_assert_eq(r1.frames[0].decl_line, marker_line("inline.c", "DECL_PLAIN"));
+	st = cache_stats(c);
+	cr_assert_eq(st.elf_opens, 2);
+	cr_assert_eq(st.hits, 1);
+
+	/* A new address of the closed binary reopens it from the fd it is given. */
+	cr_assert_eq(sym_cache_lookup(c, &x.b, ox + 1, true, &r1), 0);
+	cr_assert_str_eq(r1.frames[0].name, "plain_func");
+	st = cache_stats(c);
+	cr_assert_eq(st.elf_opens, 3);
+	cr_assert_eq(st.n_open_elfs, 1);
+
+	/* No fd and not open: no name, no error, and nothing cached that would stick. */
+	struct sym_binary nofd = x.b;
+	nofd.fd = -1;
+	cr_assert_eq(sym_cache_lookup(c, &y.b, oy + 1, true, &r2), 0); /* closes x again */
+	cr_assert_eq(sym_cache_lookup(c, &nofd, ox + 2, true, &r1), 0);
+	cr_assert_eq(r1.source, SYM_SOURCE_NONE);
+	cr_assert_eq(sym_cache_lookup(c, &x.b, ox + 2, true, &r1), 0);
+	cr_assert_str_eq(r1.frames[0].name, "plain_func");
+
+	sym_cache_free(c);
+	close(x.fd);
+	close(y.fd);
+}
+
+Test(symbolize, cache_result_limits_and_generations)
+{
+	sh("gcc -O2 -g -Wl,--build-id=sha1 -o '%s' '%s'", tmp("inl"), fixture("inline.c"));
+	struct test_bin x;
+	test_bin_open(&x, tmp("inl"));
+	uint64_t size, start = nm_addr(tmp("inl"), "outer_loop", false, &size);
+	uint64_t off = offset_of(tmp("inl"), start);
+	cr_assert_geq(size, 10);
+
+	/* Count cap: the oldest results go first. */
+	struct sym_cache *c = NULL;
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .max_results = 4 }, &c), 0);
+	struct sym_result r;
+	for (uint64_t i = 0; i < 10; i++)
+		cr_assert_eq(sym_cache_lookup(c, &x.b, off + i, true, &r), 0);
+	struct sym_cache_stats st = cache_stats(c);
+	cr_assert_eq(st.n_results, 4);
+	cr_assert_eq(st.result_evictions, 6);
+	cr_assert_eq(sym_cache_lookup(c, &x.b, off + 9, true, &r), 0); /* newest: kept */
+	cr_assert_eq(cache_stats(c).hits, 1);
+	cr_assert_eq(sym_cache_lookup(c, &x.b, off + 0, true, &r), 0); /* oldest: gone */
+	cr_assert_eq(cache_stats(c).hits, 1);
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "outer_loop");
+	sym_cache_free(c);
+
+	/* Byte cap: never above it; a result too big to keep is still answered. */
+	size_t cap = 64 * 400;
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .max_result_bytes = cap }, &c), 0);
+	for (uint64_t i = 0; i < size; i++) {
+		cr_assert_eq(sym_cache_lookup(c, &x.b, off + i, true, &r), 0);
+		cr_assert_str_eq(r.frames[r.n_frames - 1].name, "outer_loop");
+		cr_assert_leq(cache_stats(c).result_bytes, cap);
+	}
+	cr_assert_gt(cache_stats(c).n_results, 0);
+	sym_cache_free(c);
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .max_result_bytes = 64 }, &c), 0);
+	cr_assert_eq(sym_cache_lookup(c, &x.b, off, true, &r), 0);
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "outer_loop");
+	cr_assert_eq(cache_stats(c).n_results, 0);
+	sym_cache_free(c);
+
+	/* Generations: a binary idle for more than max_idle_generations is dropped whole. */
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .max_idle_generations = 1 }, &c), 0);
+	cr_assert_eq(sym_cache_lookup(c, &x.b, off, true, &r), 0);
+	sym_cache_next_generation(c);
+	st = cache_stats(c);
+	cr_assert_eq(st.n_binaries, 1);
+	cr_assert_eq(st.n_results, 1);
+	sym_cache_next_generation(c);
+	st = cache_stats(c);
+	cr_assert_eq(st.n_binaries, 0);
+	cr_assert_eq(st.n_results, 0);
+	cr_assert_eq(st.n_open_elfs, 0);
+	cr_assert_eq(st.result_bytes, 0);
+	cr_assert_eq(sym_cache_lookup(c, &x.b, off, true, &r), 0);
+	cr_assert_eq(cache_stats(c).elf_opens, 2);
+	sym_cache_free(c);
+	close(x.fd);
+}
+
+Test(symbolize, cache_without_build_id_keys_by_file)
+{
+	sh("gcc -O2 -g -Wl,--build-id=none -o '%s' '%s' && cp '%s' '%s'", tmp("nb1"),
+	   fixture("inline.c"), tmp("nb1"), tmp("nb2"));
+	struct test_bin a, a2, b;
+	test_bin_open(&a, tmp("nb1"));
+	test_bin_open(&a2, tmp("nb1"));
+	test_bin_open(&b, tmp("nb2"));
+	cr_assert_eq(a.b.build_id_len, 0);
+	uint64_t off = offset_of(tmp("nb1"), nm_addr(tmp("nb1"), "plain_func", false, NULL));
+
+	struct sym_cache *c = NULL;
+	cr_assert_eq(sym_cache_new(NULL, &c), 0);
+	struct sym_result r;
+	cr_assert_eq(sym_cache_lookup(c, &a.b, off, true, &r), 0);
+	cr_assert_str_eq(r.frames[0].name, "plain_func");
+	/* The same file through another fd: same binary. A copy: another binary. */
+	cr_assert_eq(sym_cache_lookup(c, &a2.b, off, true, &r), 0);
+	cr_assert_eq(cache_stats(c).elf_opens, 1);
+	cr_assert_eq(sym_cache_lookup(c, &b.b, off, true, &r), 0);
+	cr_assert_str_eq(r.frames[0].name, "plain_func");
+	cr_assert_eq(cache_stats(c).elf_opens, 2);
+
+	/* Bad arguments. */
+	struct sym_binary bad = { .build_id = NULL, .build_id_len = 3, .fd = a.fd };
+	cr_assert_eq(sym_cache_lookup(c, &bad, off, true, &r), -EINVAL);
+	cr_assert_eq(sym_cache_lookup(NULL, &a.b, off, true, &r), -EINVAL);
+	const char *rel[] = { "relative/dir", NULL };
+	struct sym_cache *c2 = NULL;
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .debug_dirs = rel }, &c2), -EINVAL);
+	cr_assert_null(c2);
+	sym_cache_free(c);
+	close(a.fd);
+	close(a2.fd);
+	close(b.fd);
+}
+
+Test(symbolize, cache_debug_dirs_and_not_elf)
+{
+	build_split_lib("libcd.so", "-Wl,--build-id=sha1");
+	char hex[129];
+	build_id_hex_of(tmp("libcd.so"), hex, sizeof(hex));
+	sh("mkdir -p '%s/dbg/.build-id/%.2s' && mv '%s' '%s/dbg/.build-id/%.2s/%s.debug'", tmpdir,
+	   hex, tmp("libcd.so.debug"), tmpdir, hex, hex + 2);
+	uint64_t off = offset_of(tmp("libcd.so.full"),
+				 nm_addr(tmp("libcd.so.full"), "dyn_hidden", false, NULL));
+	struct test_bin x;
+	test_bin_open(&x, tmp("libcd.so"));
+
+	const char *dirs[] = { tmp("dbg"), NULL };
+	struct sym_cache *c = NULL;
+	cr_assert_eq(sym_cache_new(&(struct sym_cache_config){ .debug_dirs = dirs }, &c), 0);
+	struct sym_result r;
+	cr_assert_eq(sym_cache_lookup(c, &x.b, off + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "dyn_hidden");
+	struct sym_binary_info info;
+	cr_assert_eq(sym_cache_binary_info(c, &x.b, &info), 0);
+	cr_assert(info.has_lines);
+
+	/* Not an ELF: an error in the info, no name, no retry storm. */
+	write_file(tmp("text"), "not an elf at all, just some text long enough to read\n");
+	struct test_bin t = { .fd = open(tmp("text"), O_RDONLY | O_CLOEXEC) };
+	cr_assert_geq(t.fd, 0);
+	t.b = (struct sym_binary){ .fd = t.fd, .path = tmp("text") };
+	cr_assert_eq(sym_cache_binary_info(c, &t.b, &info), 0);
+	cr_assert_eq(info.error, -ENOEXEC);
+	cr_assert_eq(sym_cache_lookup(c, &t.b, 0, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_NONE);
+	sym_cache_free(c);
+	close(t.fd);
+	close(x.fd);
 }

@@ -1,0 +1,1151 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `profd daemon`: profile the whole host continuously.
+ *
+ * One thread owns everything that samples (capture, session, aggregates, symbolization): the
+ * main loop below. It polls the ring buffer, and between polls it
+ *   - closes an interval when it is due: the session's aggregate is swapped for a fresh one,
+ *     turned into a pprof, written to output_dir (atomically, then retention) and spooled for
+ *     push;
+ *   - serves on-demand profiles: a request queued by the HTTP thread gets a session tap (an
+ *     extra aggregate fed with the same samples) for its N seconds, so interval files and
+ *     on-demand profiles both see every sample;
+ *   - handles signals: SIGTERM/SIGINT write the partial interval and exit 0; SIGHUP reloads the
+ *     configuration without dropping the session (see daemon_reload()).
+ * The HTTP server (http.c) and the push worker (push.c) run in their own threads and never
+ * touch the session; /metrics reads a snapshot the main loop refreshes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "bpf/profd.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/capture.h"
+#include "daemon/cli.h"
+#include "daemon/config.h"
+#include "daemon/http.h"
+#include "daemon/profile.h"
+#include "daemon/push.h"
+#include "daemon/session.h"
+#include "daemon/unwind/unwind-cache.h"
+#include "symbolize/symbolize.h"
+
+#define POLL_MS 100
+#define METRICS_REFRESH_NS (500ull * 1000 * 1000)
+#define PUSH_FLUSH_MS 5000
+#define PROFILE_NAME_PREFIX "profile-"
+#define PROFILE_NAME_SUFFIX ".pb.gz"
+#define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
+#define RETENTION_MAX_FILES 1000000
+
+struct job {
+	struct http_request *req;
+	struct session_tap *tap;
+	struct aggregate *agg;
+	struct timespec start_wall;
+	uint64_t start_ns, deadline_ns;
+};
+
+/* What /metrics shows; refreshed by the main loop, read by the HTTP thread. */
+struct snapshot {
+	struct session_stats st;
+	uint64_t lost;
+	size_t procs, dsos;
+	struct unwind_cache_stats unwind;
+	struct sym_cache_stats sym;
+	size_t interval_stacks;
+	uint64_t interval_samples, interval_dropped;
+	unsigned frequency, interval_s, stack_bytes;
+	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
+	bool http_enabled, push_enabled;
+	struct http_stats http;
+	struct push_stats push;
+	double start_time;
+};
+
+struct daemon {
+	const char *config_path;
+	bool config_explicit;
+	const char **cli_keys, **cli_values;
+	size_t n_cli;
+
+	struct daemon_config cfg;
+	struct session *session;
+	struct capture *capture;
+	struct http_server *http;
+	struct push *push;
+	struct kallsyms *ks;
+	struct sym_cache *sym_cache;
+	uint64_t lost_base; /* lost counts of captures already freed */
+
+	struct timespec interval_wall;
+	uint64_t interval_ns;
+	struct job jobs[HTTP_MAX_PROFILES];
+	size_t n_jobs;
+
+	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
+	uint64_t snapshot_ns;
+	pthread_mutex_t snap_lock;
+	struct snapshot snap;
+	struct log_ratelimit rl_write;
+};
+
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_stop(int sig)
+{
+	stop_requested = sig;
+}
+
+static void on_reload(int sig)
+{
+	reload_requested = 1;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(copy, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ---- configuration ----------------------------------------------------------------------- */
+
+static void help(void)
+{
+	const char *key, *h;
+
+	printf("Usage: profd daemon [--config FILE] [--KEY VALUE...]\n"
+	       "\n"
+	       "Profile every process on the host, write one pprof profile per interval, serve\n"
+	       "/debug/pprof/profile and /metrics, and optionally push to Pyroscope.\n"
+	       "\n"
+	       "  -c, --config FILE        configuration file (default %s;\n"
+	       "                           a missing default file means all defaults)\n"
+	       "      --check-config       check the configuration, print it and exit\n"
+	       "  -h, --help               show this help\n"
+	       "\n"
+	       "Every configuration key is also an option (it overrides the file):\n",
+	       DAEMON_CONFIG_PATH);
+	for (size_t i = 0; (key = daemon_config_key(i, &h)); i++) {
+		char flag[64];
+
+		snprintf(flag, sizeof(flag), "--%s", key);
+		for (char *p = flag; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		printf("      %-20s %s\n", flag, h);
+	}
+	printf("\nSignals: SIGHUP reloads the configuration, SIGTERM/SIGINT write the current\n"
+	       "interval and exit. See profd(1).\n");
+}
+
+/* Defaults, then the file, then the command line. Logs what is wrong. */
+static int config_load(struct daemon *d, struct daemon_config *ret)
+{
+	struct daemon_config c;
+	char err[512];
+	int r;
+
+	daemon_config_init(&c);
+	r = daemon_config_load(&c, d->config_path);
+	if (r == -ENOENT && !d->config_explicit) {
+		log_info("No configuration file %s: using the defaults.", d->config_path);
+	} else if (r == -EINVAL) {
+		daemon_config_done(&c);
+		return r;
+	} else if (r < 0) {
+		daemon_config_done(&c);
+		return log_error_errno(r, "Cannot read the configuration file %s: %m", d->config_path);
+	}
+	for (size_t i = 0; i < d->n_cli; i++) {
+		r = daemon_config_set(&c, d->cli_keys[i], d->cli_values[i], err, sizeof(err));
+		if (r < 0) {
+			log_error("Command line: --%s: %s.", d->cli_keys[i], err);
+			daemon_config_done(&c);
+			return -EINVAL;
+		}
+	}
+	r = daemon_config_check(&c);
+	if (r < 0) {
+		daemon_config_done(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
+{
+	enum { OPT_CHECK = 0x100, OPT_KEY = 0x200 };
+	static char names[32][40];
+	struct option options[40] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "help", no_argument, NULL, 'h' },
+	};
+	size_t n_opts = 3, n_keys = 0;
+	const char *key;
+	int c;
+
+	for (; (key = daemon_config_key(n_keys, NULL)) && n_keys < ARRAY_SIZE(names); n_keys++) {
+		snprintf(names[n_keys], sizeof(names[0]), "%s", key);
+		for (char *p = names[n_keys]; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		options[n_opts++] = (struct option){ names[n_keys], required_argument, NULL,
+						     OPT_KEY + (int)n_keys };
+	}
+	d->cli_keys = calloc(argc, sizeof(*d->cli_keys));
+	d->cli_values = calloc(argc, sizeof(*d->cli_values));
+	if (!d->cli_keys || !d->cli_values)
+		return log_oom();
+	d->config_path = DAEMON_CONFIG_PATH;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0) {
+		if (c >= OPT_KEY && c < OPT_KEY + (int)n_keys) {
+			d->cli_keys[d->n_cli] = daemon_config_key(c - OPT_KEY, NULL);
+			d->cli_values[d->n_cli++] = optarg;
+			continue;
+		}
+		switch (c) {
+		case 'c':
+			d->config_path = optarg;
+			d->config_explicit = true;
+			break;
+		case OPT_CHECK:
+			*ret_check = true;
+			break;
+		case 'h':
+			help();
+			return 1;
+		default:
+			return log_error_errno(-EINVAL, "Try 'profd daemon --help'.");
+		}
+	}
+	if (optind < argc)
+		return log_error_errno(-EINVAL, "Unexpected argument '%s'. Try 'profd daemon --help'.",
+				       argv[optind]);
+	return 0;
+}
+
+/* ---- interval files ---------------------------------------------------------------------- */
+
+struct profile_file {
+	char *name;
+	uint64_t size;
+	unsigned suffix; /* the N of profile-STAMP-N.pb.gz; 0 without */
+};
+
+/* profile-YYYYMMDDTHHMMSSZ.pb.gz or profile-YYYYMMDDTHHMMSSZ-N.pb.gz; *ret_suffix = N. */
+static bool parse_profile_name(const char *n, unsigned *ret_suffix)
+{
+	size_t plen = strlen(PROFILE_NAME_PREFIX), len = strlen(n);
+	const char *p = n + plen + PROFILE_STAMP_LEN;
+	unsigned suffix = 0;
+
+	if (strncmp(n, PROFILE_NAME_PREFIX, plen) || len < plen + PROFILE_STAMP_LEN)
+		return false;
+	for (size_t i = 0; i < PROFILE_STAMP_LEN; i++) {
+		char ch = n[plen + i];
+
+		if (i == 8 ? ch != 'T' : i == 15 ? ch != 'Z' : (ch < '0' || ch > '9'))
+			return false;
+	}
+	if (*p == '-') {
+		char *end;
+
+		if (p[1] < '1' || p[1] > '9')
+			return false;
+		suffix = strtoul(p + 1, &end, 10);
+		p = end;
+	}
+	if (strcmp(p, PROFILE_NAME_SUFFIX))
+		return false;
+	*ret_suffix = suffix;
+	return true;
+}
+
+static int cmp_profile_file(const void *x, const void *y)
+{
+	const struct profile_file *a = x, *b = y;
+	int c = strncmp(a->name, b->name, strlen(PROFILE_NAME_PREFIX) + PROFILE_STAMP_LEN);
+
+	return c ? c : a->suffix < b->suffix ? -1 : a->suffix > b->suffix;
+}
+
+/* Remove the oldest interval files beyond retention_count / retention_bytes (never the newest). */
+static void retention(struct daemon *d)
+{
+	_cleanup_close_ int dfd = open(d->cfg.output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct profile_file *files = NULL;
+	size_t n = 0, cap = 0, i = 0;
+	uint64_t bytes = 0;
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if (dfd < 0 || (!d->cfg.retention_count && !d->cfg.retention_bytes))
+		return;
+	fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) && n < RETENTION_MAX_FILES) {
+		struct stat sb;
+		unsigned suffix;
+
+		if (!parse_profile_name(de->d_name, &suffix))
+			continue;
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct profile_file *nf = reallocarray(files, ncap, sizeof(*nf));
+
+			if (!nf)
+				break;
+			files = nf;
+			cap = ncap;
+		}
+		files[n].name = strdup(de->d_name);
+		if (!files[n].name)
+			break;
+		files[n].size = sb.st_size;
+		files[n++].suffix = suffix;
+		bytes += sb.st_size;
+	}
+	closedir(dir);
+	if (n)
+		qsort(files, n, sizeof(*files), cmp_profile_file);
+	while (n - i > 1 && ((d->cfg.retention_count && n - i > d->cfg.retention_count) ||
+			     (d->cfg.retention_bytes && bytes > d->cfg.retention_bytes))) {
+		if (unlinkat(dfd, files[i].name, 0) == 0) {
+			log_info("Retention: removed %s/%s.", d->cfg.output_dir, files[i].name);
+			d->retention_removed++;
+		} else if (errno != ENOENT) {
+			log_warning_errno(-errno, "Retention: cannot remove %s/%s: %m",
+					  d->cfg.output_dir, files[i].name);
+		}
+		bytes -= files[i].size;
+		i++;
+	}
+	for (i = 0; i < n; i++)
+		free(files[i].name);
+	free(files);
+}
+
+/* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
+static void remove_stale_temp_files(const char *dir_path)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX, strlen(PROFILE_NAME_PREFIX) + 1) &&
+		    strstr(de->d_name, PROFILE_NAME_SUFFIX "."))
+			unlinkat(dirfd(dir), de->d_name, 0);
+	closedir(dir);
+}
+
+static int profile_path(struct daemon *d, char **ret)
+{
+	char stamp[32];
+	struct tm tm;
+
+	gmtime_r(&d->interval_wall.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	/* Two intervals starting in the same second (a short one after a reload): add -N. */
+	for (unsigned i = 0; i < 100; i++) {
+		char *p;
+		int r = i ? asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s-%u" PROFILE_NAME_SUFFIX,
+				     d->cfg.output_dir, stamp, i)
+			  : asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s" PROFILE_NAME_SUFFIX,
+				     d->cfg.output_dir, stamp);
+
+		if (r < 0)
+			return -ENOMEM;
+		if (access(p, F_OK) < 0 && errno == ENOENT) {
+			*ret = p;
+			return 0;
+		}
+		free(p);
+	}
+	return -EEXIST;
+}
+
+static struct profile_options profile_opts(struct daemon *d, const struct timespec *start_wall,
+					   uint64_t duration_ns)
+{
+	return (struct profile_options){
+		.period_ns = 1000000000ull / d->cfg.frequency,
+		.time_nanos = (int64_t)start_wall->tv_sec * 1000000000ll + start_wall->tv_nsec,
+		.duration_nanos = (int64_t)duration_ns,
+		.inlines = true,
+		.kallsyms = d->ks,
+		.sym_cache = d->sym_cache,
+	};
+}
+
+/* Close the current interval: write it, spool it for push, start the next one. */
+static void write_interval(struct daemon *d)
+{
+	struct aggregate *agg = NULL;
+	struct pprof_builder *b = NULL;
+	struct profile_summary sum;
+	struct profile_options o;
+	struct timespec end_wall;
+	uint64_t end_ns = mono_ns();
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &end_wall);
+	r = session_take_aggregate(d->session, &agg);
+	if (r < 0) {
+		/* Keep sampling into the same aggregate; the next interval gets both. */
+		if (log_ratelimit_ok(&d->rl_write))
+			log_error_errno(r, "Cannot start a new interval: %m");
+		return;
+	}
+	if (!d->cfg.output_dir[0] && !d->push)
+		goto next; /* nowhere to go: do not symbolize for nothing */
+	o = profile_opts(d, &d->interval_wall, end_ns - d->interval_ns);
+	r = profile_build(agg, &o, &b, &sum);
+	if (r < 0) {
+		d->write_errors++;
+		log_error_errno(r, "Failed to build the profile of the interval: %m. %" PRIu64
+				   " samples lost.", aggregate_n_samples(agg));
+		goto next;
+	}
+	if (d->cfg.output_dir[0]) {
+		_cleanup_free_ char *path = NULL;
+
+		r = mkdir_p(d->cfg.output_dir, 0750);
+		if (r >= 0)
+			r = profile_path(d, &path);
+		if (r >= 0)
+			r = pprof_write_file(b, path);
+		if (r < 0) {
+			d->write_errors++;
+			if (log_ratelimit_ok(&d->rl_write))
+				log_error_errno(r, "Failed to write the interval profile into %s: %m",
+						d->cfg.output_dir);
+		} else {
+			d->profiles_written++;
+			log_info("Wrote %s: %" PRIu64 " samples, %zu stacks.", path, sum.samples,
+				 aggregate_n_stacks(agg));
+			retention(d);
+		}
+	}
+	if (d->push && aggregate_n_samples(agg) > 0) {
+		_cleanup_free_ uint8_t *data = NULL;
+		size_t len;
+
+		r = pprof_serialize(b, &data, &len);
+		if (r >= 0)
+			r = push_submit(d->push, data, len, d->interval_wall.tv_sec, end_wall.tv_sec,
+					d->cfg.frequency);
+		if (r < 0 && log_ratelimit_ok(&d->rl_write))
+			log_error_errno(r, "Failed to spool the interval profile for push into %s: %m",
+					d->cfg.spool_dir);
+	}
+next:
+	pprof_builder_free(b);
+	aggregate_free(agg);
+	d->interval_wall = end_wall;
+	d->interval_ns = end_ns;
+}
+
+/* ---- on-demand profiles ------------------------------------------------------------------ */
+
+static void job_end(struct daemon *d, size_t i, unsigned status, const char *message)
+{
+	struct job *j = &d->jobs[i];
+	struct pprof_builder *b = NULL;
+	struct profile_summary sum;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	session_tap_remove(d->session, j->tap);
+	if (status == 200) {
+		struct profile_options o = profile_opts(d, &j->start_wall, mono_ns() - j->start_ns);
+
+		r = profile_build(j->agg, &o, &b, &sum);
+		if (r >= 0)
+			r = pprof_serialize(b, &data, &len);
+		if (r < 0) {
+			log_error_errno(r, "Failed to build an on-demand profile: %m");
+			status = 500;
+			message = "failed to build the profile";
+		}
+		pprof_builder_free(b);
+	}
+	http_request_finish(j->req, status, data, len, message);
+	aggregate_free(j->agg);
+	d->jobs[i] = d->jobs[--d->n_jobs];
+}
+
+static void jobs_cancel(struct daemon *d, const char *why)
+{
+	while (d->n_jobs)
+		job_end(d, d->n_jobs - 1, 503, why);
+}
+
+static void jobs_poll(struct daemon *d, uint64_t now)
+{
+	struct http_request *req;
+
+	for (size_t i = 0; i < d->n_jobs;)
+		if (now >= d->jobs[i].deadline_ns)
+			job_end(d, i, 200, NULL);
+		else
+			i++;
+	if (!d->http)
+		return;
+	while (d->n_jobs < ARRAY_SIZE(d->jobs) && (req = http_server_next(d->http))) {
+		struct job *j = &d->jobs[d->n_jobs];
+		uint32_t pid = http_request_pid(req);
+		char msg[64];
+		int r;
+
+		if (pid && kill(pid, 0) < 0 && errno == ESRCH) {
+			snprintf(msg, sizeof(msg), "no process %u", pid);
+			http_request_finish(req, 404, NULL, 0, msg);
+			continue;
+		}
+		*j = (struct job){ .req = req, .start_ns = now };
+		r = aggregate_new(&j->agg);
+		if (r >= 0)
+			r = session_tap_add(d->session, j->agg, pid, &j->tap);
+		if (r < 0) {
+			aggregate_free(j->agg);
+			http_request_finish(req, 503, NULL, 0, "cannot start a profile now");
+			continue;
+		}
+		if (pid)
+			(void)session_watch_pid(d->session, pid);
+		clock_gettime(CLOCK_REALTIME, &j->start_wall);
+		j->deadline_ns = now + http_request_seconds(req) * 1000000000ull;
+		d->n_jobs++;
+		log_debug("On-demand profile: %u s%s.", http_request_seconds(req), pid ? " of one pid" : "");
+	}
+}
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+static void snapshot_refresh(struct daemon *d)
+{
+	struct snapshot s = {};
+
+	s.st = *session_stats(d->session);
+	s.lost = d->lost_base + (d->capture ? capture_lost(d->capture) : 0);
+	s.procs = proc_table_n_procs(session_procs(d->session));
+	s.dsos = proc_table_n_dsos(session_procs(d->session));
+	session_unwind_stats(d->session, &s.unwind);
+	if (d->sym_cache)
+		sym_cache_get_stats(d->sym_cache, &s.sym);
+	s.interval_stacks = aggregate_n_stacks(session_aggregate(d->session));
+	s.interval_samples = aggregate_n_samples(session_aggregate(d->session));
+	s.interval_dropped = aggregate_n_dropped(session_aggregate(d->session));
+	s.frequency = d->cfg.frequency;
+	s.interval_s = d->cfg.interval_s;
+	s.stack_bytes = d->cfg.stack_bytes;
+	s.profiles_written = d->profiles_written;
+	s.write_errors = d->write_errors;
+	s.retention_removed = d->retention_removed;
+	s.reloads = d->reloads;
+	s.reload_failures = d->reload_failures;
+	s.http_enabled = d->http;
+	if (d->http)
+		http_server_stats(d->http, &s.http);
+	s.push_enabled = d->push;
+	if (d->push)
+		push_get_stats(d->push, &s.push);
+	pthread_mutex_lock(&d->snap_lock);
+	s.start_time = d->snap.start_time;
+	d->snap = s;
+	pthread_mutex_unlock(&d->snap_lock);
+	d->snapshot_ns = mono_ns();
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+static void process_metrics(FILE *f, double start_time)
+{
+	struct rusage ru;
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned long size = 0, resident = 0;
+	struct rlimit rl;
+	size_t fds = 0;
+	FILE *statm;
+	DIR *dir;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		metric(f, "process_cpu_seconds_total", "counter",
+		       "User and system CPU time spent by profd, in seconds.",
+		       ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+			       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	statm = fopen("/proc/self/statm", "re");
+	if (statm) {
+		if (fscanf(statm, "%lu %lu", &size, &resident) == 2) {
+			metric(f, "process_resident_memory_bytes", "gauge",
+			       "Resident memory of profd, in bytes.", (double)resident * page);
+			metric(f, "process_virtual_memory_bytes", "gauge",
+			       "Virtual memory of profd, in bytes.", (double)size * page);
+		}
+		fclose(statm);
+	}
+	dir = opendir("/proc/self/fd");
+	if (dir) {
+		while (readdir(dir))
+			fds++;
+		closedir(dir);
+		metric(f, "process_open_fds", "gauge", "Open file descriptors.",
+		       fds > 3 ? fds - 3 : 0); /* ".", ".." and the directory's own fd */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		metric(f, "process_max_fds", "gauge", "Limit on open file descriptors.",
+		       rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+	metric(f, "process_start_time_seconds", "gauge",
+	       "Start time of profd since the Unix epoch, in seconds.", start_time);
+}
+
+static int render_metrics(void *userdata, char **ret, size_t *ret_len)
+{
+	struct daemon *d = userdata;
+	struct snapshot s;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	pthread_mutex_lock(&d->snap_lock);
+	s = d->snap;
+	pthread_mutex_unlock(&d->snap_lock);
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "# HELP profd_build_info profd version.\n# TYPE profd_build_info gauge\n"
+		   "profd_build_info{version=\"%s\"} 1\n", PROFD_VERSION);
+	metric(f, "profd_samples_total", "counter", "Samples received from the kernel.",
+	       s.st.samples);
+	metric(f, "profd_lost_samples_total", "counter",
+	       "Samples and task events the kernel could not queue (ring buffer full).", s.lost);
+	metric(f, "profd_records_total", "counter", "Ring buffer records received.", s.st.records);
+	metric(f, "profd_bad_records_total", "counter", "Malformed ring buffer records skipped.",
+	       s.st.bad_records);
+	metric(f, "profd_no_process_samples_total", "counter",
+	       "Samples of processes whose mappings could not be read.", s.st.no_process);
+	metric(f, "profd_user_stacks_total", "counter", "Samples with a user stack.",
+	       s.st.user_stacks);
+	metric(f, "profd_complete_stacks_total", "counter", "User stacks unwound to the root.",
+	       s.st.complete);
+	metric(f, "profd_unwound_frames_total", "counter", "User frames unwound.", s.st.frames);
+	fprintf(f, "# HELP profd_unwind_stops_total Why user stacks stopped, by reason.\n"
+		   "# TYPE profd_unwind_stops_total counter\n");
+	for (int i = 0; i < _UNWIND_STOP_MAX; i++)
+		fprintf(f, "profd_unwind_stops_total{reason=\"%s\"} %" PRIu64 "\n",
+			unwind_stop_name(i), s.st.stops[i]);
+	fprintf(f, "# HELP profd_task_events_total Process lifecycle events, by kind.\n"
+		   "# TYPE profd_task_events_total counter\n"
+		   "profd_task_events_total{event=\"exec\"} %" PRIu64 "\n"
+		   "profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
+		   "profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
+		s.st.execs, s.st.exits, s.st.forks);
+	metric(f, "profd_processes", "gauge", "Processes in the process table.", s.procs);
+	metric(f, "profd_binaries", "gauge", "Binaries kept open for unwinding and symbolization.",
+	       s.dsos);
+	metric(f, "profd_unwind_cache_entries", "gauge", "Binaries in the CFI table cache.",
+	       s.unwind.entries);
+	metric(f, "profd_unwind_cache_bytes", "gauge", "Bytes of CFI tables cached.",
+	       s.unwind.bytes);
+	metric(f, "profd_unwind_cache_evictions_total", "counter", "CFI tables evicted.",
+	       s.unwind.evictions);
+	metric(f, "profd_symbol_cache_binaries", "gauge", "Binaries known to the symbol cache.",
+	       s.sym.n_binaries);
+	metric(f, "profd_symbol_cache_open_elfs", "gauge", "ELF files open for symbolization.",
+	       s.sym.n_open_elfs);
+	metric(f, "profd_symbol_cache_results", "gauge", "Symbolized addresses cached.",
+	       s.sym.n_results);
+	metric(f, "profd_symbol_cache_result_bytes", "gauge", "Bytes of cached symbol results.",
+	       s.sym.result_bytes);
+	metric(f, "profd_interval_stacks", "gauge", "Unique stacks in the current interval.",
+	       s.interval_stacks);
+	metric(f, "profd_interval_samples", "gauge", "Samples in the current interval.",
+	       s.interval_samples);
+	metric(f, "profd_interval_dropped_samples", "gauge",
+	       "Samples of the current interval dropped by the aggregate's limits.",
+	       s.interval_dropped);
+	metric(f, "profd_sampling_frequency_hertz", "gauge", "Samples per second per CPU.",
+	       s.frequency);
+	metric(f, "profd_interval_seconds", "gauge", "Length of an interval profile.",
+	       s.interval_s);
+	metric(f, "profd_stack_bytes", "gauge", "User stack bytes copied per sample.",
+	       s.stack_bytes);
+	metric(f, "profd_profiles_written_total", "counter", "Interval profiles written.",
+	       s.profiles_written);
+	metric(f, "profd_profile_write_errors_total", "counter",
+	       "Interval profiles that could not be built or written.", s.write_errors);
+	metric(f, "profd_retention_removed_total", "counter",
+	       "Interval profiles removed by retention.", s.retention_removed);
+	metric(f, "profd_config_reloads_total", "counter", "Configuration reloads applied.",
+	       s.reloads);
+	metric(f, "profd_config_reload_failures_total", "counter",
+	       "Configuration reloads refused (the previous configuration was kept).",
+	       s.reload_failures);
+	if (s.http_enabled) {
+		metric(f, "profd_http_requests_total", "counter", "HTTP requests received.",
+		       s.http.requests);
+		metric(f, "profd_http_profile_requests_total", "counter",
+		       "On-demand profile requests accepted.", s.http.profile_requests);
+		metric(f, "profd_http_client_errors_total", "counter", "HTTP answers 4xx.",
+		       s.http.client_errors);
+		metric(f, "profd_http_server_errors_total", "counter", "HTTP answers 5xx.",
+		       s.http.server_errors);
+		metric(f, "profd_http_active_profiles", "gauge",
+		       "On-demand profiles being collected.", s.http.active_profiles);
+	}
+	metric(f, "profd_push_enabled", "gauge", "1 when push to Pyroscope is configured.",
+	       s.push_enabled);
+	if (s.push_enabled) {
+		metric(f, "profd_push_sent_total", "counter", "Profiles pushed.", s.push.sent);
+		metric(f, "profd_push_failures_total", "counter", "Failed push attempts (retried).",
+		       s.push.failures);
+		metric(f, "profd_push_rejected_total", "counter",
+		       "Profiles the server refused for good (dropped).", s.push.rejected);
+		metric(f, "profd_push_dropped_total", "counter",
+		       "Profiles dropped because the spool was full.", s.push.dropped);
+		metric(f, "profd_push_spool_files", "gauge", "Profiles waiting in the spool.",
+		       s.push.spool_files);
+		metric(f, "profd_push_spool_bytes", "gauge", "Bytes waiting in the spool.",
+		       s.push.spool_bytes);
+	}
+	process_metrics(f, s.start_time);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+/* ---- services ---------------------------------------------------------------------------- */
+
+static int on_record(void *userdata, const void *data, size_t size)
+{
+	struct daemon *d = userdata;
+
+	return session_handle_record(d->session, data, size);
+}
+
+/* Threads inherit the signal mask: create them with every signal blocked. */
+static void block_signals(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static int http_start(struct daemon *d, const char *listen, struct http_server **ret)
+{
+	sigset_t old;
+	int r;
+
+	block_signals(&old);
+	r = http_server_new(listen, render_metrics, d, ret);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return log_error_errno(r, "Cannot listen on %s: %m", listen);
+	log_notice("HTTP server listening on %s.", http_server_address(*ret));
+	return 0;
+}
+
+static int push_start(struct daemon *d, const struct daemon_config *c, struct push **ret)
+{
+	struct push_config pc = {
+		.url = c->push_url,
+		.name = c->push_name,
+		.labels = c->push_labels,
+		.spool_dir = c->spool_dir,
+		.spool_bytes = c->spool_bytes,
+	};
+	sigset_t old;
+	int r;
+
+	block_signals(&old);
+	r = push_new(&pc, ret);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up push to %s (spool %s): %m", c->push_url,
+				       c->spool_dir);
+	log_notice("Pushing each interval to %s as %s{%s}.", c->push_url, c->push_name,
+		   c->push_labels);
+	return 0;
+}
+
+static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes,
+			struct capture **ret)
+{
+	struct capture_config cc = { .all = true, .freq = freq, .stack_bytes = stack_bytes };
+	int r = capture_new(&cc, on_record, d, ret);
+
+	if (r < 0)
+		return log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel "
+					  "with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
+					  "bpf_find_vma (Linux 5.17 or later).");
+	return 0;
+}
+
+/*
+ * Replace the capture (frequency or stack size changed); the session and its samples stay.
+ * Returns 0, or -errno with the old settings' capture running (the old one, or a new one with
+ * the old settings), or -errno with d->capture NULL when nothing samples any more.
+ */
+static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes)
+{
+	struct capture *nc = NULL;
+	int r;
+
+	/* Load the new program first: if that fails, the old one keeps sampling. */
+	r = capture_open(d, freq, stack_bytes, &nc);
+	if (r < 0)
+		return r;
+	while (capture_poll(d->capture, 0) > 0)
+		;
+	d->lost_base += capture_lost(d->capture);
+	capture_free(d->capture);
+	d->capture = nc;
+	r = capture_start(nc);
+	if (r >= 0)
+		return 0;
+	capture_free(nc);
+	d->capture = NULL;
+	if (capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, &d->capture) >= 0 &&
+	    capture_start(d->capture) >= 0)
+		return r;
+	capture_free(d->capture);
+	d->capture = NULL;
+	return r;
+}
+
+static bool str_changed(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/*
+ * SIGHUP. A configuration that does not load changes nothing. Otherwise: a new frequency
+ * closes the current interval first (a profile has one sampling period) and replaces the
+ * capture, as does a new stack size; the session (process table, caches, samples) stays. A new
+ * listen address starts the new server before the old one stops; push is restarted (the spool
+ * on disk keeps what was not sent).
+ */
+static int daemon_reload(struct daemon *d)
+{
+	struct daemon_config n;
+	struct kallsyms *ks = NULL;
+	int r;
+
+	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=%" PRIu64,
+		   mono_ns() / 1000);
+	r = config_load(d, &n);
+	if (r < 0) {
+		d->reload_failures++;
+		log_error("Configuration not reloaded: keeping the previous one.");
+		snapshot_refresh(d);
+		sd_notify(0, "READY=1\nSTATUS=Profiling (the last reload failed)");
+		return 0;
+	}
+	log_set_max_level(n.log_level);
+
+	if (n.frequency != d->cfg.frequency || n.stack_bytes != d->cfg.stack_bytes) {
+		if (n.frequency != d->cfg.frequency)
+			write_interval(d);
+		r = capture_replace(d, n.frequency, n.stack_bytes);
+		if (r < 0 && !d->capture) {
+			daemon_config_done(&n);
+			return log_error_errno(r, "No sampling possible any more: exiting.");
+		}
+		if (r < 0) {
+			log_error("Keeping frequency %u Hz and stack_bytes %u.", d->cfg.frequency,
+				  d->cfg.stack_bytes);
+			n.frequency = d->cfg.frequency;
+			n.stack_bytes = d->cfg.stack_bytes;
+		}
+	}
+
+	if (str_changed(n.listen, d->cfg.listen)) {
+		struct http_server *h = NULL;
+
+		r = n.listen[0] ? http_start(d, n.listen, &h) : 0;
+		if (r < 0 && d->http) {
+			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
+			log_notice("Stopping the HTTP server on %s to try again.", d->cfg.listen);
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = NULL;
+			r = http_start(d, n.listen, &h);
+			if (r < 0 && http_start(d, d->cfg.listen, &d->http) >= 0) {
+				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
+				free(n.listen);
+				n.listen = strdup(d->cfg.listen);
+			} else if (r < 0) {
+				log_error("No HTTP server any more.");
+				free(n.listen);
+				n.listen = strdup("");
+			}
+			if (!n.listen) {
+				daemon_config_done(&n);
+				return log_oom();
+			}
+		}
+		if (r >= 0) {
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = h;
+			if (!h)
+				log_notice("HTTP server stopped.");
+		}
+	}
+
+	if (str_changed(n.push_url, d->cfg.push_url) || str_changed(n.push_name, d->cfg.push_name) ||
+	    str_changed(n.push_labels, d->cfg.push_labels) ||
+	    str_changed(n.spool_dir, d->cfg.spool_dir) || n.spool_bytes != d->cfg.spool_bytes) {
+		push_free(d->push, 0);
+		d->push = NULL;
+		if (n.push_url[0])
+			(void)push_start(d, &n, &d->push);
+		else if (d->cfg.push_url[0])
+			log_notice("Push disabled; profiles not sent yet stay in %s.", d->cfg.spool_dir);
+	}
+
+	/* Kernel modules may have come and gone. */
+	if (kallsyms_load("/proc/kallsyms", &ks) >= 0) {
+		kallsyms_free(d->ks);
+		d->ks = ks;
+	}
+
+	daemon_config_done(&d->cfg);
+	d->cfg = n;
+	d->reloads++;
+	snapshot_refresh(d);
+	log_notice("Configuration reloaded from %s.", d->config_path);
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
+	return 0;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* One fd is kept per profiled binary: the soft limit of 1024 is easy to reach. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void daemon_done(struct daemon *d)
+{
+	jobs_cancel(d, "profd is shutting down");
+	http_server_free(d->http);
+	push_free(d->push, PUSH_FLUSH_MS);
+	capture_free(d->capture);
+	session_free(d->session);
+	sym_cache_free(d->sym_cache);
+	kallsyms_free(d->ks);
+	daemon_config_done(&d->cfg);
+	free(d->cli_keys);
+	free(d->cli_values);
+	pthread_mutex_destroy(&d->snap_lock);
+}
+
+static int daemon_run(struct daemon *d)
+{
+	struct session_config sc = { .container_ids = true };
+	uint64_t watchdog_usec = 0, last_watchdog = 0;
+	const char *missing = NULL;
+	struct timespec now_wall;
+	int r;
+
+	r = capture_check_privileges(&missing);
+	if (r == -EPERM)
+		return log_error_errno(r, "Missing capability %s: profd needs CAP_BPF and CAP_PERFMON "
+					  "(or root); see packaging/profd.service.", missing);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read this process's capabilities: %m");
+	raise_fd_limit();
+
+	if (d->cfg.output_dir[0]) {
+		r = mkdir_p(d->cfg.output_dir, 0750);
+		if (r < 0)
+			return log_error_errno(r, "Cannot create the output directory %s: %m",
+					       d->cfg.output_dir);
+		remove_stale_temp_files(d->cfg.output_dir);
+	}
+	r = session_new(&sc, &d->session);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
+	r = sym_cache_new(NULL, &d->sym_cache);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the symbol cache: %m");
+	r = kallsyms_load("/proc/kallsyms", &d->ks);
+	if (r < 0)
+		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
+	r = capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, &d->capture);
+	if (r < 0)
+		return r;
+	if (d->cfg.listen[0]) {
+		r = http_start(d, d->cfg.listen, &d->http);
+		if (r < 0)
+			return r;
+	}
+	if (d->cfg.push_url[0]) {
+		r = push_start(d, &d->cfg, &d->push);
+		if (r < 0)
+			return r;
+	}
+	r = capture_start(d->capture);
+	if (r < 0)
+		return r;
+
+	clock_gettime(CLOCK_REALTIME, &d->interval_wall);
+	d->interval_ns = mono_ns();
+	clock_gettime(CLOCK_REALTIME, &now_wall);
+	d->snap.start_time = now_wall.tv_sec + now_wall.tv_nsec / 1e9;
+	snapshot_refresh(d);
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+	log_notice("Profiling all CPUs at %u Hz; a profile every %u s into %s.", d->cfg.frequency,
+		   d->cfg.interval_s, d->cfg.output_dir[0] ? d->cfg.output_dir : "(nowhere)");
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
+
+	while (!stop_requested) {
+		uint64_t now;
+
+		r = capture_poll(d->capture, POLL_MS);
+		if (r < 0) {
+			log_error_errno(r, "Failed to read samples: %m");
+			break;
+		}
+		if (reload_requested) {
+			reload_requested = 0;
+			r = daemon_reload(d);
+			if (r < 0)
+				break;
+		}
+		now = mono_ns();
+		jobs_poll(d, now);
+		if (now - d->interval_ns >= d->cfg.interval_s * 1000000000ull)
+			write_interval(d);
+		if (now - d->snapshot_ns >= METRICS_REFRESH_NS)
+			snapshot_refresh(d);
+		if (watchdog_usec && now / 1000 - last_watchdog >= watchdog_usec / 2) {
+			sd_notify(0, "WATCHDOG=1");
+			last_watchdog = now / 1000;
+		}
+	}
+
+	sd_notify(0, "STOPPING=1\nSTATUS=Writing the last interval");
+	if (d->capture) {
+		/* Everything already in the ring buffer belongs to the last interval. */
+		while (capture_poll(d->capture, 0) > 0)
+			;
+		d->lost_base += capture_lost(d->capture);
+		capture_free(d->capture);
+		d->capture = NULL;
+	}
+	jobs_cancel(d, "profd is shutting down");
+	write_interval(d);
+	if (r < 0)
+		return r;
+	if (d->cfg.output_dir[0] || d->push)
+		log_notice("Stopped (signal %d): the last interval was written.", (int)stop_requested);
+	else
+		log_notice("Stopped (signal %d).", (int)stop_requested);
+	return 0;
+}
+
+int cmd_daemon(int argc, char **argv)
+{
+	struct daemon d = { .rl_write = LOG_RATELIMIT_INIT(300, 5) };
+	struct sigaction stop = { .sa_handler = on_stop }, hup = { .sa_handler = on_reload },
+			 ign = { .sa_handler = SIG_IGN };
+	bool check = false;
+	int r;
+
+	pthread_mutex_init(&d.snap_lock, NULL);
+	r = parse_args(argc, argv, &d, &check);
+	if (r != 0) {
+		daemon_done(&d);
+		return r > 0 ? 0 : r;
+	}
+	r = config_load(&d, &d.cfg);
+	if (r < 0) {
+		log_error("Invalid configuration: profd not started.");
+		daemon_done(&d);
+		return r;
+	}
+	log_set_max_level(d.cfg.log_level);
+	if (check) {
+		daemon_config_write(&d.cfg, stdout);
+		daemon_done(&d);
+		return 0;
+	}
+
+	/* Before any thread exists, so every thread but this one has them blocked. */
+	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGINT, &stop, NULL);
+	sigaction(SIGHUP, &hup, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+
+	r = daemon_run(&d);
+	if (r < 0)
+		sd_notifyf(0, "STATUS=Failed: %s\nERRNO=%d", strerror(-r), -r);
+	daemon_done(&d);
+	return r;
+}

@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: MIT
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/config.h"
+#include "daemon/http.h"
+
+enum request_state {
+	REQ_QUEUED, /* suspended, waiting for the main thread */
+	REQ_TAKEN,  /* the main thread is collecting its profile */
+	REQ_DONE,   /* answer ready; connection resumed */
+	REQ_SENT,   /* answer queued to MHD */
+};
+
+struct http_request {
+	struct http_server *h;
+	struct MHD_Connection *conn;
+	struct http_request *next; /* queue linkage */
+	enum request_state state;
+	unsigned seconds;
+	uint32_t pid;
+	unsigned status;
+	void *body;
+	size_t len;
+	char message[256];
+	bool counted; /* counts in active_profiles */
+};
+
+struct http_server {
+	struct MHD_Daemon *mhd;
+	http_metrics_t metrics;
+	void *userdata;
+	char address[INET6_ADDRSTRLEN + 16];
+	pthread_mutex_t lock;
+	/* Under lock: */
+	struct http_request *queue_head, *queue_tail;
+	struct http_request *all[HTTP_MAX_PROFILES]; /* every counted request, for shutdown */
+	struct http_stats st;
+	bool stopping; /* no more requests are queued */
+	/* HTTP thread only: */
+	struct log_ratelimit log_rl;
+};
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct http_server *h = cls;
+	char buf[512];
+	size_t n;
+
+	if (!log_ratelimit_ok(&h->log_rl))
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	log_warning("HTTP: %s", buf);
+}
+
+static void count_status(struct http_server *h, unsigned status)
+{
+	pthread_mutex_lock(&h->lock);
+	if (status >= 500)
+		h->st.server_errors++;
+	else if (status >= 400)
+		h->st.client_errors++;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *conn, unsigned status,
+			     const char *content_type, void *body, size_t len, bool must_free)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body,
+					       must_free ? MHD_RESPMEM_MUST_FREE
+							 : MHD_RESPMEM_MUST_COPY);
+	if (!resp) {
+		if (must_free)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET");
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+	if (status == MHD_HTTP_OK && !strcmp(content_type, "application/octet-stream"))
+		MHD_add_response_header(resp, "Content-Disposition",
+					"attachment; filename=\"profile\"");
+	count_status(h, status);
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct http_server *h, struct MHD_Connection *conn,
+				  unsigned status, const char *fmt, ...) _printf_(4, 5);
+static enum MHD_Result reply_text(struct http_server *h, struct MHD_Connection *conn,
+				  unsigned status, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	return reply(h, conn, status, "text/plain; charset=utf-8", buf,
+		     MIN((size_t)n, sizeof(buf) - 1), false);
+}
+
+static int arg_number(struct MHD_Connection *conn, const char *key, unsigned long min,
+		      unsigned long max, unsigned long def, unsigned long *ret)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
+	unsigned long n;
+	char *end;
+
+	if (!v) {
+		*ret = def;
+		return 0;
+	}
+	if (*v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || n < min || n > max)
+		return -EINVAL;
+	*ret = n;
+	return 0;
+}
+
+static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connection *conn,
+				      void **req_cls)
+{
+	unsigned long seconds, pid;
+	struct http_request *r;
+	bool busy = false;
+	size_t slot = 0;
+
+	if (arg_number(conn, "seconds", 1, HTTP_PROFILE_SECONDS_MAX, HTTP_PROFILE_SECONDS_DEFAULT,
+		       &seconds) < 0)
+		return reply_text(h, conn, MHD_HTTP_BAD_REQUEST,
+				  "bad seconds: expected a whole number 1..%d\n",
+				  HTTP_PROFILE_SECONDS_MAX);
+	if (arg_number(conn, "pid", 1, INT_MAX, 0, &pid) < 0)
+		return reply_text(h, conn, MHD_HTTP_BAD_REQUEST,
+				  "bad pid: expected a process id 1..%d\n", INT_MAX);
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return reply_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
+	r->h = h;
+	r->conn = conn;
+	r->seconds = seconds;
+	r->pid = pid;
+
+	pthread_mutex_lock(&h->lock);
+	for (slot = 0; slot < HTTP_MAX_PROFILES && h->all[slot]; slot++)
+		;
+	if (slot == HTTP_MAX_PROFILES) {
+		busy = true;
+	} else {
+		h->all[slot] = r;
+		r->counted = true;
+		h->st.active_profiles++;
+		h->st.profile_requests++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (busy) {
+		free(r);
+		return reply_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "too many profile requests at once (at most %d)\n",
+				  HTTP_MAX_PROFILES);
+	}
+
+	*req_cls = r;
+	/* Suspend first: the main thread may resume as soon as the request is in the queue. */
+	MHD_suspend_connection(conn);
+	pthread_mutex_lock(&h->lock);
+	if (h->stopping) {
+		r->state = REQ_DONE;
+		r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		snprintf(r->message, sizeof(r->message), "profd is shutting down");
+	} else {
+		r->state = REQ_QUEUED;
+		if (h->queue_tail)
+			h->queue_tail->next = r;
+		else
+			h->queue_head = r;
+		h->queue_tail = r;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (r->state == REQ_DONE)
+		MHD_resume_connection(conn);
+	return MHD_YES;
+}
+
+static void uncount(struct http_server *h, struct http_request *r)
+{
+	/* Under h->lock. */
+	if (!r->counted)
+		return;
+	for (size_t i = 0; i < HTTP_MAX_PROFILES; i++)
+		if (h->all[i] == r)
+			h->all[i] = NULL;
+	h->st.active_profiles--;
+	r->counted = false;
+}
+
+static enum MHD_Result handle_resumed(struct http_server *h, struct MHD_Connection *conn,
+				      struct http_request *r)
+{
+	void *body;
+	size_t len;
+	unsigned status;
+
+	pthread_mutex_lock(&h->lock);
+	if (r->state != REQ_DONE) {
+		pthread_mutex_unlock(&h->lock);
+		return MHD_YES; /* spurious call: still waiting */
+	}
+	r->state = REQ_SENT;
+	body = TAKE_PTR(r->body);
+	len = r->len;
+	status = r->status;
+	uncount(h, r);
+	pthread_mutex_unlock(&h->lock);
+
+	if (body)
+		return reply(h, conn, status, "application/octet-stream", body, len, true);
+	return reply_text(h, conn, status, "%s\n", r->message);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+			       const char *method, const char *version, const char *upload_data,
+			       size_t *upload_data_size, void **req_cls)
+{
+	struct http_server *h = cls;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (*req_cls)
+		return handle_resumed(h, conn, *req_cls);
+
+	pthread_mutex_lock(&h->lock);
+	h->st.requests++;
+	pthread_mutex_unlock(&h->lock);
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET))
+		return reply_text(h, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+				  "method %s not allowed: only GET\n", method);
+	if (!strcmp(url, "/debug/pprof/profile"))
+		return handle_profile(h, conn, req_cls);
+	if (!strcmp(url, "/metrics")) {
+		if (h->metrics(h->userdata, &text, &len) < 0)
+			return reply_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "metrics unavailable\n");
+		return reply(h, conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
+			     len, true);
+	}
+	if (!strcmp(url, "/"))
+		return reply_text(h, conn, MHD_HTTP_OK,
+				  "profd %s\n"
+				  "/debug/pprof/profile?seconds=N[&pid=P]  CPU profile of the next N "
+				  "seconds (pprof, gzipped)\n"
+				  "/metrics                                Prometheus metrics\n",
+				  PROFD_VERSION);
+	return reply_text(h, conn, MHD_HTTP_NOT_FOUND,
+			  "not found: try /debug/pprof/profile?seconds=N or /metrics\n");
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *h = cls;
+	struct http_request *r = *req_cls;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&h->lock);
+	uncount(h, r);
+	pthread_mutex_unlock(&h->lock);
+	free(r->body);
+	free(r);
+	*req_cls = NULL;
+}
+
+int http_server_new(const char *listen, http_metrics_t metrics, void *userdata,
+		    struct http_server **ret)
+{
+	_cleanup_free_ char *host = NULL;
+	struct sockaddr_storage ss = {};
+	const union MHD_DaemonInfo *info;
+	unsigned port, flags;
+	struct http_server *h;
+	int r;
+
+	r = daemon_parse_listen(listen, &host, &port);
+	if (r < 0)
+		return r;
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+	}
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->metrics = metrics;
+	h->userdata = userdata;
+	h->log_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
+	pthread_mutex_init(&h->lock, NULL);
+
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	errno = 0;
+	/* The logger first, so MHD never logs through its own default logger. */
+	h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+				  MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+	if (!h->mhd) {
+		r = errno ? -errno : -EADDRINUSE;
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return r;
+	}
+	info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	if (info && info->port)
+		port = info->port;
+	snprintf(h->address, sizeof(h->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 host, port);
+	*ret = h;
+	return 0;
+}
+
+void http_server_free(struct http_server *h)
+{
+	struct http_request *r, *waiting;
+
+	if (!h)
+		return;
+	/* Everything still waiting gets an answer; MHD must not be stopped with suspended ones. */
+	pthread_mutex_lock(&h->lock);
+	h->stopping = true;
+	waiting = h->queue_head;
+	h->queue_head = h->queue_tail = NULL;
+	for (r = waiting; r; r = r->next) {
+		r->state = REQ_DONE;
+		r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		snprintf(r->message, sizeof(r->message), "profd is shutting down");
+	}
+	pthread_mutex_unlock(&h->lock);
+	/* Outside our lock (MHD calls back into code taking it); suspended requests stay valid. */
+	while ((r = waiting)) {
+		waiting = r->next;
+		r->next = NULL;
+		MHD_resume_connection(r->conn);
+	}
+	for (int i = 0; i < 50; i++) {
+		unsigned active;
+
+		pthread_mutex_lock(&h->lock);
+		active = h->st.active_profiles;
+		pthread_mutex_unlock(&h->lock);
+		if (active == 0)
+			break;
+		usleep(10000);
+	}
+	MHD_stop_daemon(h->mhd);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+const char *http_server_address(const struct http_server *h)
+{
+	return h->address;
+}
+
+struct http_request *http_server_next(struct http_server *h)
+{
+	struct http_request *r;
+
+	pthread_mutex_lock(&h->lock);
+	r = h->queue_head;
+	if (r) {
+		h->queue_head = r->next;
+		if (!h->queue_head)
+			h->queue_tail = NULL;
+		r->next = NULL;
+		r->state = REQ_TAKEN;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+unsigned http_request_seconds(const struct http_request *r)
+{
+	return r->seconds;
+}
+
+uint32_t http_request_pid(const struct http_request *r)
+{
+	return r->pid;
+}
+
+void http_request_finish(struct http_request *r, unsigned status, void *body, size_t len,
+			 const char *message)
+{
+	struct http_server *h = r->h;
+
+	pthread_mutex_lock(&h->lock);
+	r->status = status;
+	r->body = body;
+	r->len = len;
+	snprintf(r->message, sizeof(r->message), "%s", message ? message : "");
+	r->state = REQ_DONE;
+	pthread_mutex_unlock(&h->lock);
+	/* A suspended connection cannot complete, so r is still valid here. */
+	MHD_resume_connection(r->conn);
+}
+
+void http_server_stats(struct http_server *h, struct http_stats *ret)
+{
+	pthread_mutex_lock(&h->lock);
+	*ret = h->st;
+	pthread_mutex_unlock(&h->lock);
+}

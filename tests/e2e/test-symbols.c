@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End to end, symbols: `profd record` on real workloads, as root, and what the profile names.
+ * Inline frames as several Lines of one Location (and gone with --no-inline), function start
+ * lines, JIT code named from perf maps (also inside a pid + mount namespace), a binary deleted
+ * while it runs, and no debuginfod traffic unless asked. Every profile is also read by the
+ * real pprof.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/lib/testlib.h"
+
+static void require_root(void)
+{
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
+}
+
+static char *out_path(const char *name)
+{
+	char *dir = test_tmpdir(), *p = NULL;
+
+	cr_assert_not_null(dir);
+	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+	free(dir);
+	return p;
+}
+
+static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
+{
+	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
+}
+
+static const Perftools__Profiles__Function *fn_by_id(const Perftools__Profiles__Profile *p,
+						     uint64_t id)
+{
+	for (size_t i = 0; i < p->n_function; i++)
+		if (p->function[i]->id == id)
+			return p->function[i];
+	return NULL;
+}
+
+static const Perftools__Profiles__Function *fn_by_name(const Perftools__Profiles__Profile *p,
+						       const char *name)
+{
+	for (size_t i = 0; i < p->n_function; i++)
+		if (!strcmp(str_at(p, p->function[i]->name), name))
+			return p->function[i];
+	return NULL;
+}
+
+static const char *line_fn(const Perftools__Profiles__Profile *p,
+			   const Perftools__Profiles__Location *l, size_t i)
+{
+	const Perftools__Profiles__Function *f = fn_by_id(p, l->line[i]->function_id);
+
+	return f ? str_at(p, f->name) : "?";
+}
+
+static const Perftools__Profiles__Location *loc_by_id(const Perftools__Profiles__Profile *p,
+						      uint64_t id)
+{
+	for (size_t i = 0; i < p->n_location; i++)
+		if (p->location[i]->id == id)
+			return p->location[i];
+	return NULL;
+}
+
+/* Fraction of pid's samples whose leaf Location's first line is function `name`. */
+static double leaf_fraction(const Perftools__Profiles__Profile *p, pid_t pid, const char *name,
+			    uint64_t *ret_total)
+{
+	uint64_t total = 0, hit = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		const Perftools__Profiles__Location *l;
+
+		if (pid > 0 && test_sample_label_num(p, s, "pid") != pid)
+			continue;
+		total += s->value[0];
+		if (s->n_location_id == 0 || !(l = loc_by_id(p, s->location_id[0])) || !l->n_line)
+			continue;
+		if (!strcmp(line_fn(p, l, 0), name))
+			hit += s->value[0];
+	}
+	*ret_total = total;
+	return total ? (double)hit / total : 0.0;
+}
+
+static char *check_with_pprof(const char *path)
+{
+	int st = -1;
+	char *out = test_pprof_tool("-traces", path, &st);
+
+	cr_assert_not_null(out);
+	cr_assert_eq(st, 0, "pprof -traces failed on %s:\n%s", path, out);
+	return out;
+}
+
+static Perftools__Profiles__Profile *record_cmd(const char *out, const char *extra,
+						char *const *cmd)
+{
+	char *argv[32] = { (char *)test_build_path("profd"), "record", "-q", "-F", "499", "-o",
+			   (char *)out };
+	struct run_result rr;
+	size_t n = 7;
+	Perftools__Profiles__Profile *p;
+
+	if (extra)
+		argv[n++] = (char *)extra;
+	argv[n++] = "--";
+	for (size_t i = 0; cmd[i] && n < 31; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	run_result_free(&rr);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p, "cannot decode %s", out);
+	return p;
+}
+
+static Perftools__Profiles__Profile *record_pid(const char *out, pid_t pid, const char *extra)
+{
+	char pidstr[16];
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
+			       "499", "-d", "2", "-o", (char *)out, (char *)extra, NULL };
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	run_result_free(&rr);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p, "cannot decode %s", out);
+	return p;
+}
+
+/* Line number of "@marker" in a source file, 0 if absent. */
+static unsigned marker_line(const char *path, const char *marker)
+{
+	FILE *f = fopen(path, "re");
+	char line[1024];
+	unsigned n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, marker)) {
+			fclose(f);
+			return n;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ---- inline frames ------------------------------------------------------------------------ */
+
+static const char *const ih_chain[] = { "ih_mix", "ih_round", "ih_block", "ih_run", "main" };
+
+Test(symbols, inline_frames_are_lines_of_one_location)
+{
+	char *out = out_path("inline.pb.gz");
+	char *const cmd[] = { (char *)test_build_path("workloads/inline_heavy"), "2", NULL };
+	uint64_t total;
+	double frac;
+
+	require_root();
+	Perftools__Profiles__Profile *p = record_cmd(out, NULL, cmd);
+
+	/* Most time is in ih_mix, inlined into ih_round, into ih_block, into ih_run. */
+	frac = test_chain_fraction(p, 0, ih_chain, 5, &total);
+	cr_assert_gt(total, 300, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.6, "full inline chain in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	frac = test_chain_fraction(p, 0, ih_chain + 1, 4, &total);
+	cr_assert_geq(frac, 0.9, "ih_round → ih_block → ih_run in %.1f%%", frac * 100);
+
+	/* ...as Lines of one Location (leaf first), not as Locations of their own. */
+	bool found = false;
+	for (size_t i = 0; i < p->n_location && !found; i++) {
+		const Perftools__Profiles__Location *l = p->location[i];
+
+		if (l->n_line == 4 && !strcmp(line_fn(p, l, 0), "ih_mix")) {
+			for (size_t k = 0; k < 4; k++)
+				cr_assert_str_eq(line_fn(p, l, k), ih_chain[k]);
+			found = true;
+		}
+		/* No Location is a bare inlined function: they only appear inside ih_run's. */
+		if (l->n_line == 1)
+			cr_assert(strcmp(line_fn(p, l, 0), "ih_mix") &&
+					  strcmp(line_fn(p, l, 0), "ih_round") &&
+					  strcmp(line_fn(p, l, 0), "ih_block"),
+				  "inlined function as a location of its own");
+	}
+	cr_assert(found, "no location with the 4-line inline chain");
+
+	/* Functions carry their file and declaration line; the mapping says what it has. */
+	const Perftools__Profiles__Function *fm = fn_by_name(p, "ih_mix");
+	cr_assert_not_null(fm);
+	const char *file = str_at(p, fm->filename);
+	cr_assert(strstr(file, "inline_heavy.c"), "filename %s", file);
+	cr_assert_str_eq(str_at(p, fm->system_name), "ih_mix");
+	/* The source as the profile names it, else from the tree (tests run from its root). */
+	const char *src = marker_line(file, "@IH_DECL_MIX") ? file : "tests/workloads/inline_heavy.c";
+	unsigned want = marker_line(src, "@IH_DECL_MIX");
+	cr_assert_gt(want, 0, "cannot read %s", file);
+	cr_assert_eq(fm->start_line, want);
+	const Perftools__Profiles__Function *fr = fn_by_name(p, "ih_run");
+	cr_assert_not_null(fr);
+	cr_assert_eq(fr->start_line, marker_line(src, "@IH_DECL_RUN"));
+	bool mapped = false;
+	for (size_t i = 0; i < p->n_mapping; i++) {
+		const Perftools__Profiles__Mapping *m = p->mapping[i];
+
+		if (!strstr(str_at(p, m->filename), "inline_heavy"))
+			continue;
+		cr_assert(m->has_functions && m->has_filenames && m->has_line_numbers &&
+			  m->has_inline_frames);
+		cr_assert_neq(m->build_id, 0);
+		mapped = true;
+	}
+	cr_assert(mapped);
+	test_pprof_free(p);
+
+	/* The real pprof prints the inlined functions. */
+	char *traces = check_with_pprof(out);
+	cr_assert(strstr(traces, "ih_mix") && strstr(traces, "ih_round") &&
+			  strstr(traces, "ih_block") && strstr(traces, "ih_run"),
+		  "%s", traces);
+	free(traces);
+	free(out);
+}
+
+Test(symbols, no_inline_removes_inlined_functions)
+{
+	char *out = out_path("noinline.pb.gz");
+	char *const cmd[] = { (char *)test_build_path("workloads/inline_heavy"), "2", NULL };
+	uint64_t total;
+
+	require_root();
+	Perftools__Profiles__Profile *p = record_cmd(out, "--no-inline", cmd);
+	cr_assert_null(fn_by_name(p, "ih_mix"));
+	cr_assert_null(fn_by_name(p, "ih_round"));
+	cr_assert_null(fn_by_name(p, "ih_block"));
+	for (size_t i = 0; i < p->n_location; i++)
+		cr_assert_eq(p->location[i]->n_line, 1);
+	double frac = leaf_fraction(p, 0, "ih_run", &total);
+	cr_assert_gt(total, 300);
+	cr_assert_geq(frac, 0.9, "ih_run is the leaf in %.1f%%", frac * 100);
+	for (size_t i = 0; i < p->n_mapping; i++)
+		cr_assert_not(p->mapping[i]->has_inline_frames);
+	test_pprof_free(p);
+
+	char *traces = check_with_pprof(out);
+	cr_assert(strstr(traces, "ih_run") && !strstr(traces, "ih_mix"), "%s", traces);
+	free(traces);
+	free(out);
+}
+
+/* ---- JIT perf maps ------------------------------------------------------------------------ */
+
+static void remove_perf_map(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", pid);
+	unlink(path);
+}
+
+Test(symbols, jit_frames_named_from_perf_map)
+{
+	char *const wl[] = { (char *)test_build_path("workloads/jit_spin"), "4", NULL };
+	char *out = out_path("jit.pb.gz");
+	uint64_t total;
+
+	require_root();
+	pid_t pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
+	cr_assert_eq(test_wait(pid, 30), 0);
+
+	double frac = leaf_fraction(p, pid, "jit_spin_loop", &total);
+	cr_assert_gt(total, 200, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
+	/* The JIT frame sits under main (frame pointers through the generated code). */
+	static const char *const chain[] = { "jit_spin_loop", "main" };
+	cr_assert_geq(test_chain_fraction(p, pid, chain, 2, &total), 0.9);
+	cr_assert_null(fn_by_name(p, "jit_stub_never_run"));
+	test_pprof_free(p);
+	char *traces = check_with_pprof(out);
+	cr_assert(strstr(traces, "jit_spin_loop"), "%s", traces);
+	free(traces);
+	free(out);
+}
+
+Test(symbols, jit_perf_map_of_exited_process)
+{
+	/* Command mode: the JIT has exited (and been reaped) when the profile is written, so
+	 * only the host's /tmp/perf-PID.map is left to read. */
+	char *out = out_path("jit-exited.pb.gz");
+	char *const cmd[] = { (char *)test_build_path("workloads/jit_spin"), "2", "--keep-map",
+			      NULL };
+	uint64_t total;
+
+	require_root();
+	Perftools__Profiles__Profile *p = record_cmd(out, NULL, cmd);
+	double frac = leaf_fraction(p, 0, "jit_spin_loop", &total);
+	pid_t pid = (pid_t)test_sample_label_num(p, p->sample[0], "pid");
+	remove_perf_map(pid);
+	cr_assert_gt(total, 200);
+	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
+	test_pprof_free(p);
+	free(check_with_pprof(out));
+	free(out);
+}
+
+/* The host pid of the first child of `parent`. */
+static pid_t first_child(pid_t parent)
+{
+	char path[64], buf[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", parent, parent);
+	for (int tries = 0; tries < 100; tries++) {
+		f = fopen(path, "re");
+		if (f) {
+			bool ok = fgets(buf, sizeof(buf), f) != NULL;
+
+			fclose(f);
+			if (ok && atoi(buf) > 0)
+				return atoi(buf);
+		}
+		usleep(20000);
+	}
+	return -1;
+}
+
+Test(symbols, jit_perf_map_inside_pid_and_mount_namespace)
+{
+	/* A "container": own pid namespace (the JIT is pid 1 there and writes perf-1.map) and
+	 * its own /tmp, which the host cannot see except through /proc/PID/root. */
+	char script[512];
+	snprintf(script, sizeof(script), "mount -t tmpfs tmpfs /tmp && exec '%s' 4",
+		 test_build_path("workloads/jit_spin"));
+	char *const wl[] = { "/usr/bin/unshare", "--pid", "--fork", "--mount", "--mount-proc",
+			     "/bin/sh", "-c", script, NULL };
+	char *out = out_path("jit-ns.pb.gz"), host_map[64], status[64], line[256];
+	uint64_t total;
+	bool nested = false;
+
+	require_root();
+	pid_t u = test_spawn(wl);
+	cr_assert_gt(u, 0, "unshare failed");
+	pid_t pid = first_child(u);
+	cr_assert_gt(pid, 0);
+	/* It really is in its own namespace, with another pid there. */
+	snprintf(status, sizeof(status), "/proc/%d/status", pid);
+	FILE *f = fopen(status, "re");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "NSpid:", 6))
+			nested = strchr(line + 7, '\t') != NULL;
+	fclose(f);
+	cr_assert(nested, "no nested pid namespace");
+	snprintf(host_map, sizeof(host_map), "/tmp/perf-%d.map", pid);
+	cr_assert_neq(access(host_map, F_OK), 0, "the map must exist only inside");
+
+	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
+	test_wait(u, 30);
+	double frac = leaf_fraction(p, pid, "jit_spin_loop", &total);
+	cr_assert_gt(total, 200, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
+	test_pprof_free(p);
+	free(check_with_pprof(out));
+	free(out);
+}
+
+/* ---- replaced binaries --------------------------------------------------------------------- */
+
+Test(symbols, binary_deleted_while_running)
+{
+	char *dir = test_tmpdir(), *copy = NULL;
+	static const char *const chain[] = { "chain_leaf", "chain_c", "chain_b", "chain_a",
+					     "main" };
+	uint64_t total;
+	char cmd[1024];
+
+	require_root();
+	cr_assert_not_null(dir);
+	cr_assert(asprintf(&copy, "%s/chain-copy", dir) > 0);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", test_build_path("workloads/chain"), copy);
+	cr_assert_eq(system(cmd), 0);
+	char *const wl[] = { copy, "4", NULL };
+	pid_t pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	/* Gone from the file system; only /proc/PID/map_files still reaches it. */
+	cr_assert_eq(unlink(copy), 0);
+
+	char *out = out_path("deleted.pb.gz");
+	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
+	test_wait(pid, 30);
+	double frac = test_chain_fraction(p, pid, chain, 5, &total);
+	cr_assert_gt(total, 200);
+	cr_assert_geq(frac, 0.9, "chain in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	/* With file and line, from the deleted file's own DWARF. */
+	const Perftools__Profiles__Function *f = fn_by_name(p, "chain_leaf");
+	cr_assert_not_null(f);
+	cr_assert(strstr(str_at(p, f->filename), "chain.c"), "%s", str_at(p, f->filename));
+	cr_assert_gt(f->start_line, 0);
+	test_pprof_free(p);
+	free(check_with_pprof(out));
+	free(out);
+	free(copy);
+	rmdir(dir);
+	free(dir);
+}
+
+/* ---- debuginfod ------------------------------------------------------------------------------ */
+
+struct fake_server {
+	int fd, port, requests;
+	pthread_t thread;
+};
+
+static void *fake_server_run(void *arg)
+{
+	struct fake_server *s = arg;
+	static const char resp[] =
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+	for (;;) {
+		char buf[1024];
+		int c = accept(s->fd, NULL, NULL);
+
+		if (c < 0)
+			return NULL;
+		if (read(c, buf, sizeof(buf)) > 0)
+			__atomic_fetch_add(&s->requests, 1, __ATOMIC_SEQ_CST);
+		(void)!write(c, resp, sizeof(resp) - 1);
+		close(c);
+	}
+}
+
+static void fake_server_start(struct fake_server *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	memset(s, 0, sizeof(*s));
+	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(s->fd, 0);
+	cr_assert_eq(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(s->fd, 64), 0);
+	cr_assert_eq(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+	s->port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&s->thread, NULL, fake_server_run, s), 0);
+}
+
+static int fake_server_stop(struct fake_server *s)
+{
+	shutdown(s->fd, SHUT_RDWR);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+	return __atomic_load_n(&s->requests, __ATOMIC_SEQ_CST);
+}
+
+Test(symbols, debuginfod_off_unless_asked)
+{
+	/* DEBUGINFOD_URLS names a (local, stand-in) server, as Debian's profile.d sets one for
+	 * login shells. Without --debuginfod profd must not ask it; with it, it does (and the
+	 * 404s change nothing). The workload runs from a copy without DWARF (symbols kept) so
+	 * that no local debug file exists for it and there is something to ask for. */
+	char *out = out_path("di.pb.gz"), url[64], *cache = test_tmpdir(), *bin = NULL;
+	char sh[1024];
+	struct fake_server srv;
+
+	require_root();
+	char *const help[] = { (char *)test_build_path("profd"), "record", "--help", NULL };
+	struct run_result rr;
+	cr_assert_eq(test_run(help, 10, &rr), 0);
+	cr_assert(strstr(rr.out, "--debuginfod"), "%s", rr.out);
+	run_result_free(&rr);
+	cr_assert(asprintf(&bin, "%s/chain-nodebug", cache) > 0);
+	snprintf(sh, sizeof(sh), "strip --strip-debug -o '%s' '%s'", bin,
+		 test_build_path("workloads/chain"));
+	cr_assert_eq(system(sh), 0);
+	char *const cmd[] = { bin, "1", NULL };
+	fake_server_start(&srv);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	setenv("DEBUGINFOD_URLS", url, 1);
+	setenv("DEBUGINFOD_CACHE_PATH", cache, 1);
+	setenv("DEBUGINFOD_TIMEOUT", "10", 1);
+
+	Perftools__Profiles__Profile *p = record_cmd(out, NULL, cmd);
+	cr_assert_gt(p->n_sample, 0);
+	test_pprof_free(p);
+	cr_assert_eq(__atomic_load_n(&srv.requests, __ATOMIC_SEQ_CST), 0,
+		     "profd asked debuginfod without --debuginfod");
+
+	p = record_cmd(out, "--debuginfod", cmd);
+	cr_assert_gt(p->n_sample, 0);
+	cr_assert_not_null(fn_by_name(p, "chain_leaf"));
+	test_pprof_free(p);
+	cr_assert_gt(fake_server_stop(&srv), 0, "--debuginfod did not ask the server");
+	free(check_with_pprof(out));
+
+	char rm[512];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", cache);
+	(void)!system(rm);
+	free(cache);
+	free(bin);
+	free(out);
+}

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A tiny "JIT": copies a spinning function's machine code into an anonymous executable page,
+ * announces it in /tmp/perf-PID.map as jit_spin_loop (the perf map format JITs write: "START
+ * SIZE name" in hex) and spends its time there. The code builds a frame-pointer frame so the
+ * caller is found too. x86_64 only: elsewhere it exits with 77 (skip).
+ *
+ * Usage: jit_spin [SECONDS] [--keep-map] (default 5 s). Prints its pid once running. The map
+ * file is removed at exit unless --keep-map (a profile written after the process is gone still
+ * needs it, as it would with a real JIT, which never removes it).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+#if defined(__x86_64__)
+/* uint64_t jit_spin_loop(uint64_t n): counts n down to 0. */
+static const unsigned char spin_code[] = {
+	0x55,             /* push %rbp */
+	0x48, 0x89, 0xe5, /* mov %rsp,%rbp */
+	0x48, 0xff, 0xcf, /* 1: dec %rdi */
+	0x75, 0xfb,       /* jnz 1b */
+	0x48, 0x89, 0xf8, /* mov %rdi,%rax */
+	0x5d,             /* pop %rbp */
+	0xc3,             /* ret */
+};
+#define HAVE_JIT 1
+#endif
+
+int main(int argc, char **argv)
+{
+	double secs = argc > 1 ? atof(argv[1]) : 5.0, end;
+	int keep = argc > 2 && !strcmp(argv[2], "--keep-map");
+	char path[64];
+
+#ifndef HAVE_JIT
+	(void)secs;
+	(void)keep;
+	(void)path;
+	fprintf(stderr, "jit_spin: only x86_64 code is generated\n");
+	return 77;
+#else
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *mem = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	/* The loop at offset 0x100, a never-run stub elsewhere: lookups must pick the right one. */
+	memset(mem, 0xcc, (size_t)page);
+	memcpy(mem + 0x100, spin_code, sizeof(spin_code));
+	if (mprotect(mem, (size_t)page, PROT_READ | PROT_EXEC) < 0) {
+		perror("mprotect");
+		return 1;
+	}
+	uint64_t (*spin)(uint64_t) = (uint64_t(*)(uint64_t))(void *)(mem + 0x100);
+
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	fprintf(f, "%lx %zx jit_stub_never_run\n", (unsigned long)(uintptr_t)(mem + 0x800),
+		(size_t)0x40);
+	fprintf(f, "%lx %zx jit_spin_loop\n", (unsigned long)(uintptr_t)(mem + 0x100),
+		sizeof(spin_code));
+	fclose(f);
+
+	printf("%d\n", (int)getpid());
+	fflush(stdout);
+	end = now() + secs;
+	while (now() < end)
+		spin(20000000);
+	if (!keep)
+		unlink(path);
+	return 0;
+#endif
+}
