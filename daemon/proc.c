@@ -54,7 +54,6 @@ void dso_unref(struct dso *d)
 {
 	if (!d || --d->refs > 0)
 		return;
-	sym_elf_free(d->sym);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->path);

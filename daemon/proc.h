@@ -24,8 +24,6 @@
 #define PROC_MAX_DSOS 8192
 #define PROC_MAPS_LINE_MAX 8192
 
-struct sym_elf;
-
 enum mapping_kind {
 	MAPPING_ANON = 0, /* no file: heap, anonymous, JIT */
 	MAPPING_FILE,
@@ -45,9 +43,6 @@ struct dso {
 	size_t build_id_len;
 	uint8_t build_id[64];
 	char build_id_hex[129]; /* "" when none */
-	/* Lazily opened by the symbolizer; freed with the dso. */
-	struct sym_elf *sym;
-	int sym_err; /* < 0 once opening for symbolization failed: do not retry */
 	/* Cache linkage (owned by the proc table). */
 	struct dso *hash_next;
 };
