@@ -627,12 +627,15 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 
 	for (size_t i = 0; i < aggregate_n_stacks(a); i++) {
 		const struct agg_stack *s = aggregate_stack(a, i);
+		const char *container = aggregate_container(a, s->container);
 		struct pprof_label labels[] = {
 			{ .key = "pid", .num = s->pid },
 			{ .key = "tid", .num = s->tid },
 			{ .key = "comm", .str = s->comm },
 			{ .key = "process", .str = s->pcomm[0] ? s->pcomm : s->comm },
+			{ .key = "container_id", .str = container },
 		};
+		size_t n_labels = ARRAY_SIZE(labels) - (container ? 0 : 1);
 		int64_t values[2] = { (int64_t)s->count, (int64_t)(s->count * o->period_ns) };
 		size_t n = 0;
 
@@ -656,7 +659,7 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		}
 		if (n == 0)
 			continue;
-		r = pprof_add_sample(c.b, ids, n, values, 2, labels, ARRAY_SIZE(labels));
+		r = pprof_add_sample(c.b, ids, n, values, 2, labels, n_labels);
 		if (r < 0)
 			goto out;
 

@@ -75,8 +75,11 @@ Test(record, pid_chain)
 	p = test_pprof_load(out);
 	cr_assert_not_null(p, "cannot decode %s", out);
 	frac = test_chain_fraction(p, pid, chain, 5, &total);
-	/* 2 CPUs at 199 Hz for 3 s with the workload on one of them: ~600 samples. */
-	cr_assert_gt(total, 300, "too few samples of the workload: %lu", (unsigned long)total);
+	/*
+	 * 199 Hz for 3 s of a busy thread is ~600 samples on an idle machine; a loaded one gives
+	 * the workload less CPU, so only a clear shortfall fails.
+	 */
+	cr_assert_gt(total, 100, "too few samples of the workload: %lu", (unsigned long)total);
 	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100, (unsigned long)total);
 	cr_assert_eq(p->period, 1000000000 / 199);
 	cr_assert_eq(p->n_sample_type, 2);
@@ -251,7 +254,7 @@ Test(record, whole_host_and_ctrl_c)
 	p = test_pprof_load(out);
 	cr_assert_not_null(p);
 	frac = test_chain_fraction(p, wpid, chain, 5, &total);
-	cr_assert_gt(total, 50, "workload samples: %lu", (unsigned long)total);
+	cr_assert_gt(total, 20, "workload samples: %lu", (unsigned long)total);
 	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100, (unsigned long)total);
 	for (size_t i = 0; i < p->n_sample; i++) {
 		int64_t pid = test_sample_label_num(p, p->sample[i], "pid");

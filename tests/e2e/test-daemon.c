@@ -1,0 +1,1098 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `profd daemon` end to end, as root: interval files, the pull endpoint (fetched by the real
+ * pprof), /metrics, signals (SIGTERM, SIGHUP), configuration errors, retention, push to a stub
+ * Pyroscope receiver with spooling while it is down, and container labels.
+ *
+ * Each test starts its own daemon with a configuration in a temporary directory, an HTTP port
+ * chosen by the kernel (listen = 127.0.0.1:0, read back from the log) and NOTIFY_SOCKET pointing
+ * at a datagram socket of the test, so readiness and reloads are observed as systemd would.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "common/macro.h"
+#include "daemon/session.h"
+#include "tests/lib/testlib.h"
+
+static const char *const chain[] = {"chain_leaf", "chain_c", "chain_b", "chain_a", "main"};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, k;
+
+	if (!f)
+		return strdup("");
+	do {
+		if (n + 4096 + 1 > cap) {
+			cap = (n + 4096 + 1) * 2;
+			buf = realloc(buf, cap);
+			cr_assert_not_null(buf);
+		}
+		k = fread(buf + n, 1, 4096, f);
+		n += k;
+	} while (k > 0);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void write_text(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "we");
+	va_list ap;
+
+	cr_assert_not_null(f, "cannot write %s", path);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+/* ---- a daemon under test ------------------------------------------------------------------ */
+
+struct td {
+	pid_t pid;
+	char *dir, *conf, *log, *out, *notify_path;
+	int notify_fd;
+	char addr[64];
+};
+
+static void td_prepare(struct td *d)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root");
+	memset(d, 0, sizeof(*d));
+	d->dir = test_tmpdir();
+	cr_assert_not_null(d->dir);
+	cr_assert(asprintf(&d->conf, "%s/profd.conf", d->dir) > 0);
+	cr_assert(asprintf(&d->log, "%s/profd.log", d->dir) > 0);
+	cr_assert(asprintf(&d->out, "%s/out", d->dir) > 0);
+	cr_assert(asprintf(&d->notify_path, "%s/notify", d->dir) > 0);
+	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(d->notify_fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->notify_path);
+	cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+/* Wait for a notification containing `what` (e.g. "READY=1"); false on timeout. */
+static bool td_notified(struct td *d, const char *what, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	char buf[4096];
+
+	while (now_s() < end) {
+		struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(d->notify_fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strstr(buf, what))
+			return true;
+	}
+	return false;
+}
+
+static void td_start(struct td *d)
+{
+	char *log, *p;
+
+	d->pid = fork();
+	cr_assert_geq(d->pid, 0);
+	if (d->pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		/* A failed assertion ends the test process: the daemon must not outlive it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setenv("NOTIFY_SOCKET", d->notify_path, 1);
+		execl(test_build_path("profd"), "profd", "daemon", "--config", d->conf, NULL);
+		_exit(127);
+	}
+	if (!td_notified(d, "READY=1", 30)) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+		log = read_file(d->log);
+		cr_assert_fail("daemon did not become ready: %s", log);
+	}
+	log = read_file(d->log);
+	p = strstr(log, "listening on ");
+	if (p) {
+		p += strlen("listening on ");
+		snprintf(d->addr, sizeof(d->addr), "%.*s", (int)strcspn(p, " \n"), p);
+		if (d->addr[0] && d->addr[strlen(d->addr) - 1] == '.')
+			d->addr[strlen(d->addr) - 1] = '\0';
+	}
+	free(log);
+}
+
+/* SIGTERM and wait: the exit status, or -1 on timeout. */
+static int td_stop(struct td *d, int timeout_s)
+{
+	int status;
+	double end = now_s() + timeout_s;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	while (now_s() < end) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		usleep(20000);
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+	return -1;
+}
+
+static void td_cleanup(struct td *d)
+{
+	char *cmd = NULL;
+
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+	}
+	if (d->notify_fd > 0)
+		close(d->notify_fd);
+	if (d->dir && asprintf(&cmd, "rm -rf '%s'", d->dir) > 0 && system(cmd) != 0)
+		cr_log_warn("could not remove %s", d->dir);
+	free(cmd);
+	free(d->dir);
+	free(d->conf);
+	free(d->log);
+	free(d->out);
+	free(d->notify_path);
+}
+
+/* Sorted names of interval files (profile-*.pb.gz) in dir; returns the count. */
+static size_t list_profiles(const char *dir, char names[][64], size_t max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max)
+		if (!strncmp(de->d_name, "profile-", 8) && strstr(de->d_name, ".pb.gz") &&
+		    strlen(de->d_name) < 64)
+			strcpy(names[n++], de->d_name);
+	closedir(d);
+	qsort(names, n, 64, (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+static size_t count_files(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* ---- HTTP client (libcurl) ---------------------------------------------------------------- */
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *userdata)
+{
+	struct buf *b = userdata;
+
+	b->data = realloc(b->data, b->len + size * n + 1);
+	memcpy(b->data + b->len, p, size * n);
+	b->len += size * n;
+	b->data[b->len] = '\0';
+	return size * n;
+}
+
+static long http(const char *method, const char *url, struct buf *ret)
+{
+	CURL *c = curl_easy_init();
+	struct buf b = {.data = calloc(1, 1)};
+	long code = -1;
+
+	cr_assert_not_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "POST"))
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	if (ret)
+		*ret = b;
+	else
+		free(b.data);
+	return code;
+}
+
+static char *get_metrics(struct td *d)
+{
+	char url[128];
+	struct buf b;
+
+	snprintf(url, sizeof(url), "http://%s/metrics", d->addr);
+	cr_assert_eq(http("GET", url, &b), 200, "GET /metrics failed");
+	return b.data;
+}
+
+/* Value of a metric line "name value" or "name{labels} value" (exact match); -1 if absent. */
+static double metric_value(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, name, n) && l[n] == ' ')
+			return strtod(l + n + 1, NULL);
+	return -1;
+}
+
+/* Every non-comment line must be `name{labels} value` in the Prometheus text format. */
+static void check_metrics_syntax(const char *text)
+{
+	size_t lines = 0;
+
+	for (const char *l = text; *l;) {
+		const char *eol = strchr(l, '\n'), *p = l;
+		char *end;
+
+		cr_assert_not_null(eol, "metrics text does not end with a newline");
+		if (*l == '#') {
+			cr_assert(!strncmp(l, "# HELP ", 7) || !strncmp(l, "# TYPE ", 7),
+				  "bad comment: %.*s", (int)(eol - l), l);
+			l = eol + 1;
+			continue;
+		}
+		cr_assert(isalpha((unsigned char)*p) || *p == '_' || *p == ':', "bad name: %.*s",
+			  (int)(eol - l), l);
+		while (isalnum((unsigned char)*p) || *p == '_' || *p == ':')
+			p++;
+		if (*p == '{') {
+			for (p++; *p != '}';) {
+				cr_assert(isalpha((unsigned char)*p) || *p == '_',
+					  "bad label: %.*s", (int)(eol - l), l);
+				while (isalnum((unsigned char)*p) || *p == '_')
+					p++;
+				cr_assert(p[0] == '=' && p[1] == '"', "bad label: %.*s",
+					  (int)(eol - l), l);
+				for (p += 2; *p != '"'; p++) {
+					cr_assert(p < eol, "unterminated label value: %.*s",
+						  (int)(eol - l), l);
+					if (*p == '\\')
+						p++;
+				}
+				p++;
+				if (*p == ',')
+					p++;
+			}
+			p++;
+		}
+		cr_assert_eq(*p, ' ', "no value: %.*s", (int)(eol - l), l);
+		strtod(p + 1, &end);
+		cr_assert(end > p + 1 && end == eol, "bad value: %.*s", (int)(eol - l), l);
+		lines++;
+		l = eol + 1;
+	}
+	cr_assert_gt(lines, 20);
+}
+
+/* ---- workloads ---------------------------------------------------------------------------- */
+
+static pid_t start_chain(const char *seconds)
+{
+	char *const wl[] = {(char *)test_build_path("workloads/chain"), (char *)seconds, NULL};
+	pid_t pid = test_spawn(wl);
+
+	cr_assert_gt(pid, 0);
+	return pid;
+}
+
+static void stop_pid(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+static uint64_t profile_samples(const Perftools__Profiles__Profile *p)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++)
+		n += p->sample[i]->value[0];
+	return n;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+Test(daemon, config_errors)
+{
+	char dir_tmpl[] = "/tmp/profd-test-XXXXXX", *dir = mkdtemp(dir_tmpl), path[256];
+	struct run_result rr;
+
+	cr_assert_not_null(dir);
+	snprintf(path, sizeof(path), "%s/bad.conf", dir);
+	write_text(path,
+		   "# a comment\nfrequency = 99x\nbogus = 1\ninterval = 5m  # trailing comment\n"
+		   "listen = 127.0.0.1\nlog_level = loud\n");
+	char *const bad[] = {(char *)test_build_path("profd"), "daemon", "--config", path, NULL};
+	cr_assert_eq(test_run(bad, 30, &rr), 0);
+	cr_assert_neq(rr.status, 0);
+	cr_assert(
+	    strstr(rr.err, "bad.conf:2: frequency: '99x' is not a number (expected 1..10000)"),
+	    "%s", rr.err);
+	cr_assert(strstr(rr.err, "bad.conf:3: unknown key 'bogus' (known keys: frequency"), "%s",
+		  rr.err);
+	cr_assert(strstr(rr.err, "bad.conf:5: listen: expected"), "%s", rr.err);
+	cr_assert(strstr(rr.err, "bad.conf:6: log_level: 'loud' is not a log level"), "%s", rr.err);
+	cr_assert_null(strstr(rr.err, "bad.conf:4:"), "a valid line was refused: %s", rr.err);
+	run_result_free(&rr);
+
+	/* Command-line flags are checked the same way. */
+	char *const flag[] = {(char *)test_build_path("profd"),
+			      "daemon",
+			      "--config",
+			      "/dev/null",
+			      "--retention-bytes",
+			      "12X",
+			      NULL};
+	cr_assert_eq(test_run(flag, 30, &rr), 0);
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "--retention_bytes: '12X' is not a size") ||
+		      strstr(rr.err, "--retention-bytes"),
+		  "%s", rr.err);
+	run_result_free(&rr);
+
+	/* A good file plus flags: --check-config prints the result and exits 0. */
+	write_text(path, "frequency = 49\npush_labels = \"env=ci,region=eu-1\"\n");
+	char *const ok[] = {(char *)test_build_path("profd"),
+			    "daemon",
+			    "--config",
+			    path,
+			    "--interval",
+			    "2m",
+			    "--check-config",
+			    NULL};
+	cr_assert_eq(test_run(ok, 30, &rr), 0);
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	cr_assert(strstr(rr.out, "frequency = 49\n") && strstr(rr.out, "interval = 120\n") &&
+		      strstr(rr.out, "push_labels = env=ci,region=eu-1\n"),
+		  "%s", rr.out);
+	run_result_free(&rr);
+
+	/* An explicitly named file must exist. */
+	snprintf(path, sizeof(path), "%s/missing.conf", dir);
+	char *const missing[] = {(char *)test_build_path("profd"), "daemon", "--config", path,
+				 NULL};
+	cr_assert_eq(test_run(missing, 30, &rr), 0);
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "missing.conf: No such file"), "%s", rr.err);
+	run_result_free(&rr);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	cr_assert_eq(system(path), 0);
+}
+
+Test(daemon, cgroup_container_id)
+{
+	static const char id[] = "4c5e0c9d1b0e6f9f2f1d4e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c";
+	char out[80];
+
+	cr_assert_eq(
+	    cgroup_parse_container_id("0::/system.slice/docker-4c5e0c9d1b0e6f9f2f1d4e8a7b6c5"
+				      "d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c.scope\n",
+				      out, sizeof(out)),
+	    1);
+	cr_assert_str_eq(out, id);
+	cr_assert_eq(
+	    cgroup_parse_container_id("12:pids:/docker/4c5e0c9d1b0e6f9f2f1d4e8a7b6c5d4e3f2a1b"
+				      "0c9d8e7f6a5b4c3d2e1f0a9b8c\n0::/\n",
+				      out, sizeof(out)),
+	    1);
+	cr_assert_str_eq(out, id);
+	cr_assert_eq(
+	    cgroup_parse_container_id("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-"
+				      "besteffort-pod1234.slice/cri-containerd-4c5e0c9d1b0e6f"
+				      "9f2f1d4e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c.scope"
+				      "\n",
+				      out, sizeof(out)),
+	    1);
+	cr_assert_str_eq(out, id);
+	/* Not containers: the host, a user session, a 32-digit id, upper case. */
+	cr_assert_eq(cgroup_parse_container_id("0::/\n", out, sizeof(out)), 0);
+	cr_assert_eq(cgroup_parse_container_id("0::/user.slice/user-1000.slice/session-2.scope\n",
+					       out, sizeof(out)),
+		     0);
+	cr_assert_eq(
+	    cgroup_parse_container_id("4:memory:/process_api/b6efe9ef875287d5201a9ced06fd2407\n",
+				      out, sizeof(out)),
+	    0);
+	cr_assert_eq(
+	    cgroup_parse_container_id("0::/docker/4C5E0C9D1B0E6F9F2F1D4E8A7B6C5D4E3F2A1B0C9D8E7"
+				      "F6A5B4C3D2E1F0A9B8C\n",
+				      out, sizeof(out)),
+	    0);
+}
+
+/* Interval files with the workload's chain; SIGTERM writes the partial interval and exits 0. */
+Test(daemon, intervals_and_sigterm, .timeout = 60)
+{
+	char names[64][64], path[512];
+	struct td d;
+	size_t n, before;
+	pid_t wpid;
+	double end;
+
+	td_prepare(&d);
+	write_text(d.conf,
+		   "interval = 2\noutput_dir = %s\nlisten = 127.0.0.1:0\nlog_level = info\n",
+		   d.out);
+	td_start(&d);
+	wpid = start_chain("30");
+	/* The first file's interval started before the workload: wait for two more. */
+	end = now_s() + 15;
+	while ((n = list_profiles(d.out, names, 64)) < 3 && now_s() < end)
+		usleep(100000);
+	cr_assert_geq(n, 3, "interval files did not appear (%zu)", n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned y, mo, da, h, mi, s;
+		char z;
+
+		cr_assert_eq(sscanf(names[i], "profile-%4u%2u%2uT%2u%2u%2u%c.pb.gz", &y, &mo, &da,
+				    &h, &mi, &s, &z),
+			     7, "bad name %s", names[i]);
+		cr_assert_eq(z, 'Z');
+	}
+	snprintf(path, sizeof(path), "%s/%s", d.out, names[1]);
+	Perftools__Profiles__Profile *p = test_pprof_load(path);
+	cr_assert_not_null(p, "%s does not load", path);
+	uint64_t total;
+	double frac = test_chain_fraction(p, wpid, chain, 5, &total);
+	cr_assert_geq(total, 10, "only %lu samples of the workload in %s", (unsigned long)total,
+		      path);
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	cr_assert_eq(p->period, 1000000000 / 99);
+	cr_assert(p->duration_nanos > 1500000000ll && p->duration_nanos < 4000000000ll);
+	test_pprof_free(p);
+
+	/* The real pprof reads the files too. */
+	int st;
+	char *top = test_pprof_tool("-top", path, &st);
+	cr_assert_eq(st, 0, "%s", top);
+	cr_assert(strstr(top, "chain_leaf"), "%s", top);
+	free(top);
+
+	before = list_profiles(d.out, names, 64);
+	cr_assert_eq(td_stop(&d, 20), 0, "daemon did not exit 0: %s", read_file(d.log));
+	cr_assert(td_notified(&d, "STOPPING=1", 1), "no STOPPING=1");
+	n = list_profiles(d.out, names, 64);
+	cr_assert_eq(n, before + 1, "no final partial interval (%zu files, %zu before)", n, before);
+	snprintf(path, sizeof(path), "%s/%s", d.out, names[n - 1]);
+	p = test_pprof_load(path);
+	cr_assert_not_null(p);
+	cr_assert_lt(p->duration_nanos, 2500000000ll);
+	test_pprof_free(p);
+	cr_assert_eq(count_files(d.out, "."), 2, "temp files left in %s", d.out); /* . and .. */
+	stop_pid(wpid);
+	td_cleanup(&d);
+}
+
+/* /debug/pprof/profile fetched by the real pprof, ?pid=, and the error answers. */
+Test(daemon, pull_and_metrics, .timeout = 60)
+{
+	char url[256], cmd[1024], path[512];
+	struct td d;
+	struct buf b;
+	pid_t wpid;
+
+	td_prepare(&d);
+	write_text(d.conf, "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
+	td_start(&d);
+	cr_assert(d.addr[0], "no listen address in the log");
+	wpid = start_chain("30");
+
+	/* As Parca or `go tool pprof` would pull it. */
+	snprintf(cmd, sizeof(cmd),
+		 "PPROF_TMPDIR='%s' '%s' -raw 'http://%s/debug/pprof/profile?seconds=2' 2>&1",
+		 d.dir, test_build_path("pprof"), d.addr);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	char *raw = calloc(1, 1 << 22);
+	size_t n = fread(raw, 1, (1 << 22) - 1, f);
+	int st = pclose(f);
+	raw[n] = '\0';
+	cr_assert_eq(WEXITSTATUS(st), 0, "pprof failed: %s", raw);
+	cr_assert(strstr(raw, "PeriodType: cpu nanoseconds"), "%s", raw);
+	cr_assert(strstr(raw, "chain_leaf") && strstr(raw, "chain_a"), "%s", raw);
+	free(raw);
+
+	/* One process only. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=2&pid=%d", d.addr, wpid);
+	cr_assert_eq(http("GET", url, &b), 200);
+	snprintf(path, sizeof(path), "%s/pid.pb.gz", d.dir);
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fwrite(b.data, 1, b.len, f);
+	fclose(f);
+	free(b.data);
+	Perftools__Profiles__Profile *p = test_pprof_load(path);
+	cr_assert_not_null(p);
+	uint64_t total;
+	double frac = test_chain_fraction(p, wpid, chain, 5, &total);
+	cr_assert_geq(total, 5);
+	cr_assert_eq(total, profile_samples(p), "samples of other processes with ?pid=");
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	test_pprof_free(p);
+
+	/* Errors. */
+	snprintf(url, sizeof(url), "http://%s/nope", d.addr);
+	cr_assert_eq(http("GET", url, NULL), 404);
+	snprintf(url, sizeof(url), "http://%s/metrics", d.addr);
+	cr_assert_eq(http("POST", url, NULL), 405);
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile", d.addr);
+	cr_assert_eq(http("DELETE", url, NULL), 405);
+	static const char *const bad[] = {"seconds=0",	"seconds=301",	     "seconds=x",
+					  "seconds=-1", "seconds=2&pid=abc", "seconds=2&pid=0"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?%s", d.addr, bad[i]);
+		cr_assert_eq(http("GET", url, NULL), 400, "%s", bad[i]);
+	}
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1&pid=999999999", d.addr);
+	cr_assert_eq(http("GET", url, NULL), 404);
+
+	/* Metrics: syntax, and the numbers that matter. */
+	usleep(600000); /* the snapshot is refreshed twice a second */
+	char *m = get_metrics(&d);
+	check_metrics_syntax(m);
+	cr_assert_gt(metric_value(m, "profd_samples_total"), 0, "%s", m);
+	cr_assert_geq(metric_value(m, "profd_lost_samples_total"), 0, "%s", m);
+	cr_assert_geq(metric_value(m, "profd_unwind_stops_total{reason=\"end\"}"), 1, "%s", m);
+	cr_assert_gt(metric_value(m, "profd_processes"), 0, "%s", m);
+	cr_assert_gt(metric_value(m, "profd_unwind_cache_entries"), 0, "%s", m);
+	cr_assert_gt(metric_value(m, "process_resident_memory_bytes"), 1e6, "%s", m);
+	cr_assert_gt(metric_value(m, "process_cpu_seconds_total"), 0, "%s", m);
+	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 99, "%s", m);
+	cr_assert_geq(metric_value(m, "profd_http_profile_requests_total"), 2, "%s", m);
+	cr_assert_geq(metric_value(m, "profd_http_client_errors_total"), 9, "%s", m);
+	free(m);
+
+	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	stop_pid(wpid);
+	td_cleanup(&d);
+}
+
+/* SIGHUP: a new frequency applies without losing samples; a bad file keeps the old config. */
+Test(daemon, reload, .timeout = 60)
+{
+	char names[16][64], path[512];
+	struct td d;
+	pid_t wpid;
+	char *m, *log;
+	uint64_t in_files = 0;
+	double samples;
+	size_t n;
+
+	td_prepare(&d);
+	write_text(d.conf, "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
+	td_start(&d);
+	wpid = start_chain("30");
+	usleep(1000000);
+	m = get_metrics(&d);
+	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 99, "%s", m);
+	free(m);
+
+	write_text(d.conf,
+		   "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\nfrequency = 199\n",
+		   d.out);
+	kill(d.pid, SIGHUP);
+	cr_assert(td_notified(&d, "RELOADING=1", 10), "no RELOADING=1");
+	cr_assert(td_notified(&d, "READY=1", 10), "no READY=1 after the reload");
+	m = get_metrics(&d);
+	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 199, "%s", m);
+	cr_assert_eq(metric_value(m, "profd_config_reloads_total"), 1, "%s", m);
+	free(m);
+	/* The samples at 99 Hz were written out as their own profile. */
+	cr_assert_eq(list_profiles(d.out, names, 16), 1);
+
+	/* A broken file: logged with its line, the daemon keeps running with 199 Hz. */
+	write_text(d.conf, "frequency = 5 Hz\n");
+	kill(d.pid, SIGHUP);
+	cr_assert(td_notified(&d, "RELOADING=1", 10), "no RELOADING=1");
+	cr_assert(td_notified(&d, "READY=1", 10), "no READY=1 after the failed reload");
+	cr_assert_eq(kill(d.pid, 0), 0, "daemon died on a bad reload");
+	m = get_metrics(&d);
+	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 199, "%s", m);
+	cr_assert_eq(metric_value(m, "profd_config_reload_failures_total"), 1, "%s", m);
+	free(m);
+	log = read_file(d.log);
+	cr_assert(strstr(log, "profd.conf:1: frequency: '5 Hz' is not a number"), "%s", log);
+	cr_assert(strstr(log, "keeping the previous one"), "%s", log);
+	free(log);
+
+	usleep(1000000);
+	m = get_metrics(&d);
+	samples = metric_value(m, "profd_samples_total");
+	free(m);
+	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	n = list_profiles(d.out, names, 16);
+	cr_assert_eq(n, 2, "expected the 99 Hz part and the 199 Hz part");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", d.out, names[i]);
+		Perftools__Profiles__Profile *p = test_pprof_load(path);
+		cr_assert_not_null(p);
+		cr_assert_eq(p->period, i == 0 ? 1000000000 / 99 : 1000000000 / 199);
+		in_files += profile_samples(p);
+		test_pprof_free(p);
+	}
+	/* Every sample counted before the stop is in a file (more came after the count). */
+	cr_assert_geq(in_files, samples, "%lu samples in files, %.0f counted",
+		      (unsigned long)in_files, samples);
+	stop_pid(wpid);
+	td_cleanup(&d);
+}
+
+/* Retention removes the oldest files first, by count and by bytes, never the newest. */
+Test(daemon, retention, .timeout = 60)
+{
+	char names[64][64], path[512];
+	struct td d;
+	double end;
+	size_t n;
+	int fd;
+
+	td_prepare(&d);
+	cr_assert_eq(mkdir(d.out, 0755), 0);
+	/* Old files of an earlier run: A (small), B (60 MiB, sparse), C (small), and a stranger. */
+	static const char *const old[] = {"profile-20000101T000000Z.pb.gz",
+					  "profile-20000102T000000Z.pb.gz",
+					  "profile-20000103T000000Z.pb.gz", "notes.txt"};
+	for (size_t i = 0; i < ARRAY_SIZE(old); i++) {
+		snprintf(path, sizeof(path), "%s/%s", d.out, old[i]);
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(ftruncate(fd, i == 1 ? 60 << 20 : 1), 0);
+		close(fd);
+	}
+	write_text(d.conf,
+		   "interval = 1\noutput_dir = %s\nlisten = \"\"\nretention_count = 4\n"
+		   "retention_bytes = 50M\n",
+		   d.out);
+	td_start(&d);
+
+	/* First write: 60 MiB + a bit > 50 MiB, so A goes, then B; C and the new file stay. */
+	end = now_s() + 10;
+	while ((n = list_profiles(d.out, names, 64)) != 2 && now_s() < end)
+		usleep(50000);
+	cr_assert_eq(n, 2, "retention by bytes: %zu files", n);
+	cr_assert_str_eq(names[0], old[2]);
+
+	/* Then the count: C goes when the fourth file of this run arrives. */
+	end = now_s() + 15;
+	while (now_s() < end) {
+		n = list_profiles(d.out, names, 64);
+		if (n >= 4 && strcmp(names[0], old[2]))
+			break;
+		usleep(50000);
+	}
+	cr_assert_eq(n, 4, "retention by count: %zu files", n);
+	cr_assert_str_neq(names[0], old[2], "the oldest file was kept");
+	snprintf(path, sizeof(path), "%s/notes.txt", d.out);
+	cr_assert_eq(access(path, F_OK), 0, "retention removed a file that is not a profile");
+	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	td_cleanup(&d);
+}
+
+/* ---- stub Pyroscope receiver ------------------------------------------------------------- */
+
+#define RX_MAX 64
+struct rx_request {
+	char line[1024]; /* "POST /ingest?... HTTP/1.1" */
+	char ctype[256];
+	char *body;
+	size_t len;
+};
+
+struct receiver {
+	int fd;
+	unsigned port;
+	pthread_t thread;
+	volatile bool stop;
+	pthread_mutex_t lock;
+	struct rx_request req[RX_MAX];
+	size_t n;
+};
+
+static ssize_t read_some(int fd, char *buf, size_t len)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	if (poll(&p, 1, 5000) <= 0)
+		return -1;
+	return read(fd, buf, len);
+}
+
+static void rx_serve(struct receiver *rx, int c)
+{
+	size_t cap = 1 << 16, n = 0, hdr = 0, clen = 0;
+	char *buf = malloc(cap), *e;
+	struct rx_request r = {};
+	ssize_t k;
+
+	/* Headers. */
+	while (!(e = memmem(buf, n, "\r\n\r\n", 4))) {
+		if (n == cap || (k = read_some(c, buf + n, cap - n)) <= 0)
+			goto out;
+		n += k;
+	}
+	hdr = e - buf + 4;
+	buf[hdr - 2] = '\0';
+	snprintf(r.line, sizeof(r.line), "%.*s", (int)strcspn(buf, "\r"), buf);
+	for (char *h = strstr(buf, "\r\n"); h; h = strstr(h + 2, "\r\n")) {
+		if (!strncasecmp(h + 2, "Content-Length:", 15))
+			clen = strtoul(h + 17, NULL, 10);
+		if (!strncasecmp(h + 2, "Content-Type:", 13)) {
+			const char *v = h + 15 + strspn(h + 15, " ");
+
+			snprintf(r.ctype, sizeof(r.ctype), "%.*s", (int)strcspn(v, "\r"), v);
+		}
+		if (!strncasecmp(h + 2, "Expect: 100-continue", 20) &&
+		    write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
+			goto out;
+	}
+	/* Body. */
+	if (hdr + clen > cap) {
+		cap = hdr + clen;
+		buf = realloc(buf, cap);
+	}
+	while (n < hdr + clen) {
+		if ((k = read_some(c, buf + n, hdr + clen - n)) <= 0)
+			goto out;
+		n += k;
+	}
+	r.body = malloc(clen + 1);
+	memcpy(r.body, buf + hdr, clen);
+	r.len = clen;
+	static const char ok[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	if (write(c, ok, strlen(ok)) != (ssize_t)strlen(ok)) {
+		free(r.body);
+		goto out;
+	}
+	pthread_mutex_lock(&rx->lock);
+	if (rx->n < RX_MAX)
+		rx->req[rx->n++] = r;
+	else
+		free(r.body);
+	pthread_mutex_unlock(&rx->lock);
+out:
+	free(buf);
+	close(c);
+}
+
+static void *rx_thread(void *arg)
+{
+	struct receiver *rx = arg;
+
+	while (!rx->stop) {
+		struct pollfd p = {.fd = rx->fd, .events = POLLIN};
+		int c;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		c = accept4(rx->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c >= 0)
+			rx_serve(rx, c);
+	}
+	return NULL;
+}
+
+/* Listen on 127.0.0.1:port (0: any) and serve in a thread. */
+static void rx_start(struct receiver *rx, unsigned port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	socklen_t sl = sizeof(sa);
+	int one = 1;
+
+	rx->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(rx->fd, 0);
+	setsockopt(rx->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(rx->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s",
+		     strerror(errno));
+	cr_assert_eq(listen(rx->fd, 16), 0);
+	getsockname(rx->fd, (struct sockaddr *)&sa, &sl);
+	rx->port = ntohs(sa.sin_port);
+	rx->stop = false;
+	cr_assert_eq(pthread_create(&rx->thread, NULL, rx_thread, rx), 0);
+}
+
+/* Stop listening: connections are refused from now on. */
+static void rx_stop(struct receiver *rx)
+{
+	rx->stop = true;
+	pthread_join(rx->thread, NULL);
+	close(rx->fd);
+}
+
+static size_t rx_count(struct receiver *rx)
+{
+	size_t n;
+
+	pthread_mutex_lock(&rx->lock);
+	n = rx->n;
+	pthread_mutex_unlock(&rx->lock);
+	return n;
+}
+
+static long long query_num(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+
+	return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+/* The pprof inside a multipart body (form file field "profile"), loaded. */
+static Perftools__Profiles__Profile *rx_profile(const struct rx_request *r, const char *dir)
+{
+	const char *part = memmem(r->body, r->len, "name=\"profile\"", 14), *data, *end;
+	char path[512];
+	FILE *f;
+
+	cr_assert_not_null(part, "no form field \"profile\"");
+	data = memmem(part, r->len - (part - r->body), "\r\n\r\n", 4);
+	cr_assert_not_null(data);
+	data += 4;
+	cr_assert((unsigned char)data[0] == 0x1f && (unsigned char)data[1] == 0x8b,
+		  "the profile is not gzipped");
+	/* The only part ends at the last "\r\n--" (the closing boundary). */
+	end = NULL;
+	for (const char *q = data; (q = memmem(q, r->body + r->len - q, "\r\n--", 4)); q += 4)
+		end = q;
+	cr_assert_not_null(end, "no closing boundary");
+	snprintf(path, sizeof(path), "%s/pushed.pb.gz", dir);
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fwrite(data, 1, end - data, f);
+	fclose(f);
+	return test_pprof_load(path);
+}
+
+/* Push to a stub Pyroscope; with the receiver down, profiles spool and arrive when it returns. */
+Test(daemon, push_and_spool, .timeout = 60)
+{
+	struct receiver rx = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	char spool[512];
+	struct td d;
+	size_t got, spooled;
+	double end;
+	char *m;
+
+	rx_start(&rx, 0);
+	td_prepare(&d);
+	snprintf(spool, sizeof(spool), "%s/spool", d.dir);
+	write_text(d.conf,
+		   "interval = 1\noutput_dir = \"\"\nlisten = 127.0.0.1:0\n"
+		   "push_url = http://127.0.0.1:%u/\npush_name = profd.test\n"
+		   "push_labels = env=ci,host=t1\nspool_dir = %s\n",
+		   rx.port, spool);
+	td_start(&d);
+
+	end = now_s() + 10;
+	while (rx_count(&rx) < 1 && now_s() < end)
+		usleep(50000);
+	cr_assert_geq(rx_count(&rx), 1, "nothing pushed: %s", read_file(d.log));
+	pthread_mutex_lock(&rx.lock);
+	struct rx_request *r = &rx.req[0];
+	cr_assert(!strncmp(r->line, "POST /ingest?", 13), "%s", r->line);
+	cr_assert(strstr(r->line, "name=profd.test%7Benv%3Dci%2Chost%3Dt1%7D"), "%s", r->line);
+	cr_assert(strstr(r->line, "format=pprof"), "%s", r->line);
+	cr_assert(strstr(r->line, "sampleRate=99"), "%s", r->line);
+	cr_assert_gt(query_num(r->line, "from="), 1700000000, "%s", r->line);
+	cr_assert_geq(query_num(r->line, "until="), query_num(r->line, "from="), "%s", r->line);
+	cr_assert(!strncmp(r->ctype, "multipart/form-data; boundary=", 30), "%s", r->ctype);
+	Perftools__Profiles__Profile *p = rx_profile(r, d.dir);
+	pthread_mutex_unlock(&rx.lock);
+	cr_assert_not_null(p, "the pushed profile does not load");
+	cr_assert_gt(profile_samples(p), 0);
+	test_pprof_free(p);
+
+	/* Receiver down: profiles stay in the spool. */
+	rx_stop(&rx);
+	usleep(300000);
+	got = rx_count(&rx);
+	end = now_s() + 15;
+	while (count_files(spool, "push-") < 3 && now_s() < end)
+		usleep(100000);
+	spooled = count_files(spool, "push-");
+	cr_assert_geq(spooled, 3, "spool holds %zu files", spooled);
+	m = get_metrics(&d);
+	cr_assert_gt(metric_value(m, "profd_push_failures_total"), 0, "%s", m);
+	cr_assert_geq(metric_value(m, "profd_push_spool_files"), 1, "%s", m);
+	free(m);
+
+	/* Back on the same port: the spool drains, oldest first. */
+	rx_start(&rx, rx.port);
+	end = now_s() + 20;
+	while ((rx_count(&rx) < got + spooled || count_files(spool, "push-") > 1) && now_s() < end)
+		usleep(100000);
+	cr_assert_geq(rx_count(&rx), got + spooled, "only %zu of %zu spooled profiles arrived",
+		      rx_count(&rx) - got, spooled);
+	pthread_mutex_lock(&rx.lock);
+	for (size_t i = got + 1; i < rx.n; i++)
+		cr_assert_geq(query_num(rx.req[i].line, "from="),
+			      query_num(rx.req[i - 1].line, "from="),
+			      "not sent in order: %s after %s", rx.req[i].line, rx.req[i - 1].line);
+	pthread_mutex_unlock(&rx.lock);
+
+	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	rx_stop(&rx);
+	for (size_t i = 0; i < rx.n; i++)
+		free(rx.req[i].body);
+	td_cleanup(&d);
+}
+
+/* ---- container labels -------------------------------------------------------------------- */
+
+/* A writable cgroup2 mount (pure v2 or the hybrid "unified" one), or NULL. */
+static char *cgroup2_mount(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], *found = NULL;
+
+	if (!f)
+		return NULL;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - cgroup2 "), *fields[6];
+		size_t n = 0;
+
+		if (!sep)
+			continue;
+		for (char *s = strtok(line, " "); s && n < 6; s = strtok(NULL, " "))
+			fields[n++] = s;
+		if (n >= 5 && access(fields[4], W_OK) == 0)
+			found = strdup(fields[4]);
+	}
+	fclose(f);
+	return found;
+}
+
+static char container_cg[512];
+static pid_t container_wpid;
+
+/* Runs after the test, also when an assertion failed: the cgroups must not stay behind. */
+static void container_fini(void)
+{
+	stop_pid(container_wpid);
+	if (container_cg[0]) {
+		rmdir(container_cg);
+		*strrchr(container_cg, '/') = '\0';
+		rmdir(container_cg);
+	}
+}
+
+Test(daemon, container_label, .timeout = 60, .fini = container_fini)
+{
+	static const char id[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char names[16][64], cg[512], procs[600], path[512], buf[32];
+	char *mnt = cgroup2_mount();
+	struct td d;
+	pid_t wpid;
+	size_t n;
+	double end;
+
+	cr_assert_not_null(mnt, "no writable cgroup2 mount to put a workload in a container");
+	snprintf(cg, sizeof(cg), "%s/profd-test-%d", mnt, getpid());
+	cr_assert(mkdir(cg, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", cg, strerror(errno));
+	snprintf(cg + strlen(cg), sizeof(cg) - strlen(cg), "/docker-%s.scope", id);
+	cr_assert(mkdir(cg, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", cg, strerror(errno));
+	snprintf(container_cg, sizeof(container_cg), "%s", cg);
+
+	td_prepare(&d);
+	write_text(d.conf, "interval = 2\noutput_dir = %s\nlisten = \"\"\n", d.out);
+	wpid = container_wpid = start_chain("20");
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	snprintf(buf, sizeof(buf), "%d\n", wpid);
+	write_text(procs, "%s", buf);
+	td_start(&d);
+	end = now_s() + 10;
+	while ((n = list_profiles(d.out, names, 16)) < 2 && now_s() < end)
+		usleep(100000);
+	cr_assert_geq(n, 2);
+	snprintf(path, sizeof(path), "%s/%s", d.out, names[1]);
+	Perftools__Profiles__Profile *p = test_pprof_load(path);
+	cr_assert_not_null(p);
+	size_t labeled = 0, others = 0;
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const char *c = test_sample_label_str(p, p->sample[i], "container_id");
+
+		if (test_sample_label_num(p, p->sample[i], "pid") == wpid) {
+			cr_assert(c && !strcmp(c, id), "workload sample without container_id %s",
+				  c ? c : "(none)");
+			labeled++;
+		} else if (c && !strcmp(c, id)) {
+			others++;
+		}
+	}
+	cr_assert_gt(labeled, 0, "no samples of the workload");
+	cr_assert_eq(others, 0, "the container id leaked to other processes");
+	test_pprof_free(p);
+
+	cr_assert_eq(td_stop(&d, 20), 0);
+	free(mnt);
+	td_cleanup(&d);
+}
