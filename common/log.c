@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -29,26 +31,52 @@ static const char *level_names[] = {
 	[LOG_LEVEL_INFO] = NULL,       [LOG_LEVEL_DEBUG] = "debug",
 };
 
+/* When stderr is connected to journald, a "<N>" prefix gives each line its syslog priority. */
+static bool stderr_is_journal(void)
+{
+	static int cached = -1;
+	const char *js;
+	struct stat st;
+	unsigned long long dev, ino;
+
+	if (cached >= 0)
+		return cached;
+	js = getenv("JOURNAL_STREAM");
+	cached = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+		 st.st_dev == dev && st.st_ino == ino;
+	return cached;
+}
+
 int log_internal(enum log_level level, int error, const char *file, int line, const char *fmt, ...)
 {
-	char buf[2048];
-	int saved = errno;
+	static const int syslog_prio[] = {
+		[LOG_LEVEL_ERROR] = 3, [LOG_LEVEL_WARNING] = 4, [LOG_LEVEL_NOTICE] = 5,
+		[LOG_LEVEL_INFO] = 6,  [LOG_LEVEL_DEBUG] = 7,
+	};
+	char msg[2048], out[2400];
+	int saved = errno, n = 0;
 	int e = error < 0 ? -error : error;
 	va_list ap;
 
 	/* %m means the passed error, not whatever errno happens to be. */
 	errno = e;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
+	if (stderr_is_journal() && level < ARRAY_SIZE(syslog_prio))
+		n += snprintf(out + n, sizeof(out) - n, "<%d>", syslog_prio[level]);
 	if (level < ARRAY_SIZE(level_names) && level_names[level])
-		fprintf(stderr, "%s: %s: %s", program, level_names[level], buf);
+		n += snprintf(out + n, sizeof(out) - n, "%s: %s: %s", program, level_names[level], msg);
 	else
-		fprintf(stderr, "%s: %s", program, buf);
-	if (level == LOG_LEVEL_DEBUG)
-		fprintf(stderr, " (%s:%d)", file, line);
-	fputc('\n', stderr);
+		n += snprintf(out + n, sizeof(out) - n, "%s: %s", program, msg);
+	if (level == LOG_LEVEL_DEBUG && n < (int)sizeof(out))
+		n += snprintf(out + n, sizeof(out) - n, " (%s:%d)", file, line);
+	if (n >= (int)sizeof(out) - 1)
+		n = sizeof(out) - 2;
+	out[n++] = '\n';
+	/* One write per line, so lines from the HTTP and push threads never interleave. */
+	(void)!write(STDERR_FILENO, out, n);
 
 	errno = saved;
 	return -e;
