@@ -6,6 +6,7 @@
 
 int cmd_record(int argc, char **argv);
 int cmd_stack(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 
 /* Parse a decimal number within [min, max]; -EINVAL / -ERANGE otherwise. */

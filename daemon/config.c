@@ -41,37 +41,34 @@ static int check_labels(const char *v, char *err, size_t err_size);
 
 #define OFF(f) offsetof(struct daemon_config, f)
 static const struct key keys[] = {
-	{ "frequency", KEY_UINT, OFF(frequency), 1, DAEMON_FREQ_MAX, NULL,
-	  "samples per second per CPU" },
-	{ "interval", KEY_DURATION, OFF(interval_s), 1, DAEMON_INTERVAL_MAX, NULL,
-	  "length of each profile file" },
-	{ "output_dir", KEY_STRING, OFF(output_dir), 0, 0, check_path_or_empty,
-	  "directory of interval profiles (\"\" writes none)" },
-	{ "retention_count", KEY_UINT, OFF(retention_count), 0, 1000000, NULL,
-	  "interval files kept, oldest removed first (0: no limit)" },
-	{ "retention_bytes", KEY_SIZE, OFF(retention_bytes), 0, 1ull << 50, NULL,
-	  "total size of interval files kept (0: no limit)" },
-	{ "stack_bytes", KEY_UINT, OFF(stack_bytes), 0, PROFD_STACK_BYTES_MAX, NULL,
-	  "user stack bytes copied per sample" },
-	{ "listen", KEY_STRING, OFF(listen), 0, 0, check_listen,
-	  "HTTP address HOST:PORT for /debug/pprof/profile and /metrics (\"\" disables)" },
-	{ "push_url", KEY_STRING, OFF(push_url), 0, 0, check_url,
-	  "Pyroscope server to push each interval to (\"\" disables)" },
-	{ "push_name", KEY_STRING, OFF(push_name), 0, 0, check_name,
-	  "Pyroscope application name" },
-	{ "push_labels", KEY_STRING, OFF(push_labels), 0, 0, check_labels,
-	  "Pyroscope labels, key=value,key=value" },
-	{ "spool_dir", KEY_STRING, OFF(spool_dir), 0, 0, check_path,
-	  "profiles waiting to be pushed" },
-	{ "spool_bytes", KEY_SIZE, OFF(spool_bytes), 4096, 1ull << 50, NULL,
-	  "spool size limit, oldest dropped beyond it" },
-	{ "log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, NULL,
-	  "error, warning, notice, info or debug" },
+    {"frequency", KEY_UINT, OFF(frequency), 1, DAEMON_FREQ_MAX, NULL, "samples per second per CPU"},
+    {"interval", KEY_DURATION, OFF(interval_s), 1, DAEMON_INTERVAL_MAX, NULL,
+     "length of each profile file"},
+    {"output_dir", KEY_STRING, OFF(output_dir), 0, 0, check_path_or_empty,
+     "directory of interval profiles (\"\" writes none)"},
+    {"retention_count", KEY_UINT, OFF(retention_count), 0, 1000000, NULL,
+     "interval files kept, oldest removed first (0: no limit)"},
+    {"retention_bytes", KEY_SIZE, OFF(retention_bytes), 0, 1ull << 50, NULL,
+     "total size of interval files kept (0: no limit)"},
+    {"stack_bytes", KEY_UINT, OFF(stack_bytes), 0, PROFD_STACK_BYTES_MAX, NULL,
+     "user stack bytes copied per sample"},
+    {"listen", KEY_STRING, OFF(listen), 0, 0, check_listen,
+     "HTTP address HOST:PORT for /debug/pprof/profile and /metrics (\"\" disables)"},
+    {"push_url", KEY_STRING, OFF(push_url), 0, 0, check_url,
+     "Pyroscope server to push each interval to (\"\" disables)"},
+    {"push_name", KEY_STRING, OFF(push_name), 0, 0, check_name, "Pyroscope application name"},
+    {"push_labels", KEY_STRING, OFF(push_labels), 0, 0, check_labels,
+     "Pyroscope labels, key=value,key=value"},
+    {"spool_dir", KEY_STRING, OFF(spool_dir), 0, 0, check_path, "profiles waiting to be pushed"},
+    {"spool_bytes", KEY_SIZE, OFF(spool_bytes), 4096, 1ull << 50, NULL,
+     "spool size limit, oldest dropped beyond it"},
+    {"log_level", KEY_LOG_LEVEL, OFF(log_level), 0, 0, NULL,
+     "error, warning, notice, info or debug"},
 };
 
 static const char *const level_names[] = {
-	[LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARNING] = "warning", [LOG_LEVEL_NOTICE] = "notice",
-	[LOG_LEVEL_INFO] = "info",   [LOG_LEVEL_DEBUG] = "debug",
+    [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARNING] = "warning", [LOG_LEVEL_NOTICE] = "notice",
+    [LOG_LEVEL_INFO] = "info",	 [LOG_LEVEL_DEBUG] = "debug",
 };
 
 static int errf(char *err, size_t err_size, const char *fmt, ...) _printf_(3, 4);
@@ -88,19 +85,19 @@ static int errf(char *err, size_t err_size, const char *fmt, ...)
 void daemon_config_init(struct daemon_config *c)
 {
 	*c = (struct daemon_config){
-		.frequency = 99,
-		.interval_s = 60,
-		.output_dir = strdup("/var/lib/profd"),
-		.retention_count = 1440,
-		.retention_bytes = 1ull << 30,
-		.stack_bytes = PROFD_STACK_BYTES_DEFAULT,
-		.listen = strdup("127.0.0.1:7632"),
-		.push_url = strdup(""),
-		.push_name = strdup("profd"),
-		.push_labels = strdup(""),
-		.spool_dir = strdup("/var/lib/profd/spool"),
-		.spool_bytes = 256ull << 20,
-		.log_level = LOG_LEVEL_NOTICE,
+	    .frequency = 99,
+	    .interval_s = 60,
+	    .output_dir = strdup("/var/lib/profd"),
+	    .retention_count = 1440,
+	    .retention_bytes = 1ull << 30,
+	    .stack_bytes = PROFD_STACK_BYTES_DEFAULT,
+	    .listen = strdup("127.0.0.1:7632"),
+	    .push_url = strdup(""),
+	    .push_name = strdup("profd"),
+	    .push_labels = strdup(""),
+	    .spool_dir = strdup("/var/lib/profd/spool"),
+	    .spool_bytes = 256ull << 20,
+	    .log_level = LOG_LEVEL_NOTICE,
 	};
 }
 
@@ -155,7 +152,8 @@ static int check_path(const char *v, char *err, size_t err_size)
 	if (!*v)
 		return errf(err, err_size, "empty path (expected a directory)");
 	if (strlen(v) >= CONFIG_STRING_MAX)
-		return errf(err, err_size, "path too long (at most %d bytes)", CONFIG_STRING_MAX - 1);
+		return errf(err, err_size, "path too long (at most %d bytes)",
+			    CONFIG_STRING_MAX - 1);
 	for (const char *p = v; *p; p++)
 		if (iscntrl((unsigned char)*p))
 			return errf(err, err_size, "control character in path");
@@ -221,9 +219,10 @@ static int check_listen(const char *v, char *err, size_t err_size)
 	if (!*v)
 		return 0;
 	if (daemon_parse_listen(v, NULL, NULL) < 0)
-		return errf(err, err_size,
-			    "expected \"\" (no HTTP server) or ADDRESS:PORT with a numeric IPv4 address, "
-			    "[IPv6] or localhost and a port 0..65535, e.g. 127.0.0.1:7632");
+		return errf(
+		    err, err_size,
+		    "expected \"\" (no HTTP server) or ADDRESS:PORT with a numeric IPv4 address, "
+		    "[IPv6] or localhost and a port 0..65535, e.g. 127.0.0.1:7632");
 	return 0;
 }
 
@@ -238,16 +237,19 @@ static int check_url(const char *v, char *err, size_t err_size)
 	else if (!strncmp(v, "https://", 8))
 		host = v + 8;
 	else
-		return errf(err, err_size,
-			    "expected \"\" (no push) or an http:// or https:// URL of a Pyroscope server");
+		return errf(
+		    err, err_size,
+		    "expected \"\" (no push) or an http:// or https:// URL of a Pyroscope server");
 	if (!*host || *host == '/')
 		return errf(err, err_size, "URL without a host");
 	if (strlen(v) > 2048)
 		return errf(err, err_size, "URL too long (at most 2048 bytes)");
 	for (const char *p = v; *p; p++)
-		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p) || *p == '?' || *p == '#')
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p) || *p == '?' ||
+		    *p == '#')
 			return errf(err, err_size,
-				    "URL must have no spaces, query or fragment (profd appends /ingest?...)");
+				    "URL must have no spaces, query or fragment (profd appends "
+				    "/ingest?...)");
 	return 0;
 }
 
@@ -264,7 +266,8 @@ static int check_name(const char *v, char *err, size_t err_size)
 		return errf(err, err_size, "expected 1..128 characters of A-Z a-z 0-9 . _ -");
 	for (const char *p = v; *p; p++)
 		if (!name_char(*p))
-			return errf(err, err_size, "'%c' not allowed (allowed: A-Z a-z 0-9 . _ -)", *p);
+			return errf(err, err_size, "'%c' not allowed (allowed: A-Z a-z 0-9 . _ -)",
+				    *p);
 	return 0;
 }
 
@@ -278,21 +281,27 @@ static int check_labels(const char *v, char *err, size_t err_size)
 		const char *k = p;
 
 		if (!(isalpha((unsigned char)*p) || *p == '_'))
-			return errf(err, err_size, "label %zu: a key must start with a letter or '_' "
-						   "(expected key=value,key=value)", n + 1);
+			return errf(err, err_size,
+				    "label %zu: a key must start with a letter or '_' "
+				    "(expected key=value,key=value)",
+				    n + 1);
 		while (isalnum((unsigned char)*p) || *p == '_' || *p == '.')
 			p++;
 		if (*p != '=')
-			return errf(err, err_size, "label %zu ('%.*s'): expected key=value, with keys "
-						   "of letters, digits, '_' and '.'", n + 1, (int)(p - k + 1), k);
+			return errf(err, err_size,
+				    "label %zu ('%.*s'): expected key=value, with keys "
+				    "of letters, digits, '_' and '.'",
+				    n + 1, (int)(p - k + 1), k);
 		p++;
 		if (!*p || *p == ',')
 			return errf(err, err_size, "label %zu: empty value", n + 1);
 		while (*p && *p != ',') {
 			if (!(name_char(*p) || *p == ':' || *p == '/'))
-				return errf(err, err_size,
-					    "label %zu: '%c' not allowed in a value (allowed: A-Z a-z "
-					    "0-9 . _ - : /)", n + 1, *p);
+				return errf(
+				    err, err_size,
+				    "label %zu: '%c' not allowed in a value (allowed: A-Z a-z "
+				    "0-9 . _ - : /)",
+				    n + 1, *p);
 			p++;
 		}
 		if (++n > DAEMON_PUSH_LABELS_MAX)
@@ -375,8 +384,8 @@ static int set_number(struct daemon_config *c, const struct key *k, const char *
 		goto bad;
 	if (__builtin_mul_overflow(n, mult, &n) || n < k->min || n > k->max) {
 		if (k->type == KEY_DURATION)
-			return errf(err, err_size, "'%s' out of range (allowed: %s..%s seconds)", v, lo,
-				    hi);
+			return errf(err, err_size, "'%s' out of range (allowed: %s..%s seconds)", v,
+				    lo, hi);
 		return errf(err, err_size, "'%s' out of range (allowed: %s..%s)", v, lo, hi);
 	}
 	if (k->type == KEY_SIZE)
@@ -387,11 +396,15 @@ static int set_number(struct daemon_config *c, const struct key *k, const char *
 bad:
 	switch (k->type) {
 	case KEY_SIZE:
-		return errf(err, err_size, "'%s' is not a size (expected bytes %s..%s, with an "
-					   "optional K, M, G or T suffix)", v, lo, hi);
+		return errf(err, err_size,
+			    "'%s' is not a size (expected bytes %s..%s, with an "
+			    "optional K, M, G or T suffix)",
+			    v, lo, hi);
 	case KEY_DURATION:
-		return errf(err, err_size, "'%s' is not a duration (expected %s..%s seconds, with "
-					   "an optional s, m or h suffix)", v, lo, hi);
+		return errf(err, err_size,
+			    "'%s' is not a duration (expected %s..%s seconds, with "
+			    "an optional s, m or h suffix)",
+			    v, lo, hi);
 	default:
 		return errf(err, err_size, "'%s' is not a number (expected %s..%s)", v, lo, hi);
 	}
@@ -439,9 +452,10 @@ int daemon_config_set(struct daemon_config *c, const char *key, const char *valu
 				c->log_level = i;
 				return 0;
 			}
-		return errf(err, err_size,
-			    "'%s' is not a log level (allowed: error, warning, notice, info, debug)",
-			    value);
+		return errf(
+		    err, err_size,
+		    "'%s' is not a log level (allowed: error, warning, notice, info, debug)",
+		    value);
 	}
 	return -EINVAL;
 }
@@ -470,7 +484,8 @@ static char *parse_value(char *v, char *err, size_t err_size)
 		if (*p == '\\') {
 			p++;
 			if (*p != '"' && *p != '\\') {
-				errf(err, err_size, "unknown escape in quoted value (only \\\" and \\\\)");
+				errf(err, err_size,
+				     "unknown escape in quoted value (only \\\" and \\\\)");
 				return NULL;
 			}
 		}
@@ -505,7 +520,8 @@ int daemon_config_load(struct daemon_config *c, const char *path)
 
 		lineno++;
 		if (lineno > CONFIG_LINES_MAX) {
-			log_error("%s:%u: too many lines (at most %d).", path, lineno, CONFIG_LINES_MAX);
+			log_error("%s:%u: too many lines (at most %d).", path, lineno,
+				  CONFIG_LINES_MAX);
 			return -EINVAL;
 		}
 		if (len > CONFIG_LINE_MAX || (len == sizeof(line) - 1 && line[len - 1] != '\n')) {
@@ -551,8 +567,8 @@ int daemon_config_load(struct daemon_config *c, const char *path)
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 			if (!strcmp(keys[i].name, key)) {
 				if (seen[i]) {
-					log_error("%s:%u: %s: set twice (each key at most once).", path,
-						  lineno, key);
+					log_error("%s:%u: %s: set twice (each key at most once).",
+						  path, lineno, key);
 					errors++;
 				}
 				seen[i] = true;
@@ -560,8 +576,8 @@ int daemon_config_load(struct daemon_config *c, const char *path)
 		if (daemon_config_set(c, key, value, err, sizeof(err)) < 0) {
 			bool unknown = !strncmp(err, "unknown key", 11);
 
-			log_error("%s:%u: %s%s%s.", path, lineno, unknown ? "" : key, unknown ? "" : ": ",
-				  err);
+			log_error("%s:%u: %s%s%s.", path, lineno, unknown ? "" : key,
+				  unknown ? "" : ": ", err);
 			errors++;
 		}
 	}
@@ -573,9 +589,10 @@ int daemon_config_load(struct daemon_config *c, const char *path)
 int daemon_config_check(const struct daemon_config *c)
 {
 	if (c->push_url[0] && !c->spool_dir[0])
-		return log_error_errno(-EINVAL, "push_url is set but spool_dir is empty: a spool "
-						"directory is needed to keep profiles while the server "
-						"is unreachable.");
+		return log_error_errno(-EINVAL,
+				       "push_url is set but spool_dir is empty: a spool "
+				       "directory is needed to keep profiles while the server "
+				       "is unreachable.");
 	return 0;
 }
 

@@ -27,18 +27,18 @@
 #define DAEMON_PUSH_LABELS_MAX 32
 
 struct daemon_config {
-	unsigned frequency;       /* Hz per CPU */
-	unsigned interval_s;      /* seconds per profile file */
-	char *output_dir;         /* "" disables interval files */
+	unsigned frequency;	  /* Hz per CPU */
+	unsigned interval_s;	  /* seconds per profile file */
+	char *output_dir;	  /* "" disables interval files */
 	unsigned retention_count; /* interval files kept; 0: no count limit */
 	uint64_t retention_bytes; /* total bytes of interval files; 0: no size limit */
-	unsigned stack_bytes;     /* user stack bytes copied per sample */
-	char *listen;             /* "HOST:PORT", "[V6]:PORT"; "" disables HTTP */
-	char *push_url;           /* Pyroscope base URL; "" disables push */
-	char *push_name;          /* Pyroscope application name */
-	char *push_labels;        /* "k=v,k=v" */
-	char *spool_dir;          /* profiles waiting to be pushed */
-	uint64_t spool_bytes;     /* spool limit: oldest dropped beyond it */
+	unsigned stack_bytes;	  /* user stack bytes copied per sample */
+	char *listen;		  /* "HOST:PORT", "[V6]:PORT"; "" disables HTTP */
+	char *push_url;		  /* Pyroscope base URL; "" disables push */
+	char *push_name;	  /* Pyroscope application name */
+	char *push_labels;	  /* "k=v,k=v" */
+	char *spool_dir;	  /* profiles waiting to be pushed */
+	uint64_t spool_bytes;	  /* spool limit: oldest dropped beyond it */
 	enum log_level log_level;
 };
 
@@ -70,5 +70,6 @@ const char *daemon_config_key(size_t i, const char **ret_help);
 /* Write the configuration in the file format (for --check-config). */
 void daemon_config_write(const struct daemon_config *c, FILE *f);
 
-/* Parse "HOST:PORT" / "[V6]:PORT" (numeric hosts, or "localhost"). ret_host gets a malloc'd host. */
+/* Parse "HOST:PORT" / "[V6]:PORT" (numeric hosts, or "localhost"). ret_host gets a malloc'd host.
+ */
 int daemon_parse_listen(const char *s, char **ret_host, unsigned *ret_port);

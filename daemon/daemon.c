@@ -191,7 +191,8 @@ static int config_load(struct daemon *d, struct daemon_config *ret)
 		return r;
 	} else if (r < 0) {
 		daemon_config_done(&c);
-		return log_error_errno(r, "Cannot read the configuration file %s: %m", d->config_path);
+		return log_error_errno(r, "Cannot read the configuration file %s: %m",
+				       d->config_path);
 	}
 	for (size_t i = 0; i < d->n_cli; i++) {
 		r = daemon_config_set(&c, d->cli_keys[i], d->cli_values[i], err, sizeof(err));
@@ -215,9 +216,9 @@ static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
 	enum { OPT_CHECK = 0x100, OPT_KEY = 0x200 };
 	static char names[32][40];
 	struct option options[40] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, OPT_CHECK },
-		{ "help", no_argument, NULL, 'h' },
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, OPT_CHECK},
+	    {"help", no_argument, NULL, 'h'},
 	};
 	size_t n_opts = 3, n_keys = 0;
 	const char *key;
@@ -228,8 +229,8 @@ static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
 		for (char *p = names[n_keys]; *p; p++)
 			if (*p == '_')
 				*p = '-';
-		options[n_opts++] = (struct option){ names[n_keys], required_argument, NULL,
-						     OPT_KEY + (int)n_keys };
+		options[n_opts++] =
+		    (struct option){names[n_keys], required_argument, NULL, OPT_KEY + (int)n_keys};
 	}
 	d->cli_keys = calloc(argc, sizeof(*d->cli_keys));
 	d->cli_values = calloc(argc, sizeof(*d->cli_values));
@@ -259,8 +260,8 @@ static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
 		}
 	}
 	if (optind < argc)
-		return log_error_errno(-EINVAL, "Unexpected argument '%s'. Try 'profd daemon --help'.",
-				       argv[optind]);
+		return log_error_errno(
+		    -EINVAL, "Unexpected argument '%s'. Try 'profd daemon --help'.", argv[optind]);
 	return 0;
 }
 
@@ -381,7 +382,8 @@ static void remove_stale_temp_files(const char *dir_path)
 	if (!dir)
 		return;
 	while ((de = readdir(dir)))
-		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX, strlen(PROFILE_NAME_PREFIX) + 1) &&
+		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX,
+			     strlen(PROFILE_NAME_PREFIX) + 1) &&
 		    strstr(de->d_name, PROFILE_NAME_SUFFIX "."))
 			unlinkat(dirfd(dir), de->d_name, 0);
 	closedir(dir);
@@ -417,12 +419,12 @@ static struct profile_options profile_opts(struct daemon *d, const struct timesp
 					   uint64_t duration_ns)
 {
 	return (struct profile_options){
-		.period_ns = 1000000000ull / d->cfg.frequency,
-		.time_nanos = (int64_t)start_wall->tv_sec * 1000000000ll + start_wall->tv_nsec,
-		.duration_nanos = (int64_t)duration_ns,
-		.inlines = true,
-		.kallsyms = d->ks,
-		.sym_cache = d->sym_cache,
+	    .period_ns = 1000000000ull / d->cfg.frequency,
+	    .time_nanos = (int64_t)start_wall->tv_sec * 1000000000ll + start_wall->tv_nsec,
+	    .duration_nanos = (int64_t)duration_ns,
+	    .inlines = true,
+	    .kallsyms = d->ks,
+	    .sym_cache = d->sym_cache,
 	};
 }
 
@@ -451,8 +453,9 @@ static void write_interval(struct daemon *d)
 	r = profile_build(agg, &o, &b, &sum);
 	if (r < 0) {
 		d->write_errors++;
-		log_error_errno(r, "Failed to build the profile of the interval: %m. %" PRIu64
-				   " samples lost.", aggregate_n_samples(agg));
+		log_error_errno(
+		    r, "Failed to build the profile of the interval: %m. %" PRIu64 " samples lost.",
+		    aggregate_n_samples(agg));
 		goto next;
 	}
 	if (d->cfg.output_dir[0]) {
@@ -466,7 +469,8 @@ static void write_interval(struct daemon *d)
 		if (r < 0) {
 			d->write_errors++;
 			if (log_ratelimit_ok(&d->rl_write))
-				log_error_errno(r, "Failed to write the interval profile into %s: %m",
+				log_error_errno(r,
+						"Failed to write the interval profile into %s: %m",
 						d->cfg.output_dir);
 		} else {
 			d->profiles_written++;
@@ -481,10 +485,11 @@ static void write_interval(struct daemon *d)
 
 		r = pprof_serialize(b, &data, &len);
 		if (r >= 0)
-			r = push_submit(d->push, data, len, d->interval_wall.tv_sec, end_wall.tv_sec,
-					d->cfg.frequency);
+			r = push_submit(d->push, data, len, d->interval_wall.tv_sec,
+					end_wall.tv_sec, d->cfg.frequency);
 		if (r < 0 && log_ratelimit_ok(&d->rl_write))
-			log_error_errno(r, "Failed to spool the interval profile for push into %s: %m",
+			log_error_errno(r,
+					"Failed to spool the interval profile for push into %s: %m",
 					d->cfg.spool_dir);
 	}
 next:
@@ -552,7 +557,7 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 			http_request_finish(req, 404, NULL, 0, msg);
 			continue;
 		}
-		*j = (struct job){ .req = req, .start_ns = now };
+		*j = (struct job){.req = req, .start_ns = now};
 		r = aggregate_new(&j->agg);
 		if (r >= 0)
 			r = session_tap_add(d->session, j->agg, pid, &j->tap);
@@ -566,7 +571,8 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 		clock_gettime(CLOCK_REALTIME, &j->start_wall);
 		j->deadline_ns = now + http_request_seconds(req) * 1000000000ull;
 		d->n_jobs++;
-		log_debug("On-demand profile: %u s%s.", http_request_seconds(req), pid ? " of one pid" : "");
+		log_debug("On-demand profile: %u s%s.", http_request_seconds(req),
+			  pid ? " of one pid" : "");
 	}
 }
 
@@ -626,7 +632,7 @@ static void process_metrics(FILE *f, double start_time)
 		metric(f, "process_cpu_seconds_total", "counter",
 		       "User and system CPU time spent by profd, in seconds.",
 		       ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-			       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+			   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	statm = fopen("/proc/self/statm", "re");
 	if (statm) {
 		if (fscanf(statm, "%lu %lu", &size, &resident) == 2) {
@@ -667,8 +673,10 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "# HELP profd_build_info profd version.\n# TYPE profd_build_info gauge\n"
-		   "profd_build_info{version=\"%s\"} 1\n", PROFD_VERSION);
+	fprintf(f,
+		"# HELP profd_build_info profd version.\n# TYPE profd_build_info gauge\n"
+		"profd_build_info{version=\"%s\"} 1\n",
+		PROFD_VERSION);
 	metric(f, "profd_samples_total", "counter", "Samples received from the kernel.",
 	       s.st.samples);
 	metric(f, "profd_lost_samples_total", "counter",
@@ -688,11 +696,12 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 	for (int i = 0; i < _UNWIND_STOP_MAX; i++)
 		fprintf(f, "profd_unwind_stops_total{reason=\"%s\"} %" PRIu64 "\n",
 			unwind_stop_name(i), s.st.stops[i]);
-	fprintf(f, "# HELP profd_task_events_total Process lifecycle events, by kind.\n"
-		   "# TYPE profd_task_events_total counter\n"
-		   "profd_task_events_total{event=\"exec\"} %" PRIu64 "\n"
-		   "profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
-		   "profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
+	fprintf(f,
+		"# HELP profd_task_events_total Process lifecycle events, by kind.\n"
+		"# TYPE profd_task_events_total counter\n"
+		"profd_task_events_total{event=\"exec\"} %" PRIu64 "\n"
+		"profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
+		"profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
 		s.st.execs, s.st.exits, s.st.forks);
 	metric(f, "profd_processes", "gauge", "Processes in the process table.", s.procs);
 	metric(f, "profd_binaries", "gauge", "Binaries kept open for unwinding and symbolization.",
@@ -807,11 +816,11 @@ static int http_start(struct daemon *d, const char *listen, struct http_server *
 static int push_start(struct daemon *d, const struct daemon_config *c, struct push **ret)
 {
 	struct push_config pc = {
-		.url = c->push_url,
-		.name = c->push_name,
-		.labels = c->push_labels,
-		.spool_dir = c->spool_dir,
-		.spool_bytes = c->spool_bytes,
+	    .url = c->push_url,
+	    .name = c->push_name,
+	    .labels = c->push_labels,
+	    .spool_dir = c->spool_dir,
+	    .spool_bytes = c->spool_bytes,
 	};
 	sigset_t old;
 	int r;
@@ -827,25 +836,27 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 	return 0;
 }
 
-static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes,
-			struct capture **ret)
+static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, struct capture **ret)
 {
-	struct capture_config cc = { .all = true, .freq = freq, .stack_bytes = stack_bytes };
+	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes};
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)
-		return log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel "
-					  "with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
-					  "bpf_find_vma (Linux 5.17 or later).");
+		return log_error_errno(r,
+				       "Failed to load the BPF program: %m. profd needs a kernel "
+				       "with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
+				       "bpf_find_vma (Linux 5.17 or later).");
 	return 0;
 }
 
 /*
  * Replace the capture (frequency or stack size changed); the session and its samples stay.
- * Returns 0, or -errno with the old settings' capture running (the old one, or a new one with
- * the old settings), or -errno with d->capture NULL when nothing samples any more.
+ * With `cut`, the current interval is closed between the old capture's last sample and the
+ * new one's first, so each profile has one sampling period (new samples wait in the ring
+ * buffer meanwhile). Returns 0, or -errno with the old settings' capture running (the old one,
+ * or a new one with the old settings), or -errno with d->capture NULL when nothing samples.
  */
-static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes)
+static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes, bool cut)
 {
 	struct capture *nc = NULL;
 	int r;
@@ -860,8 +871,11 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	capture_free(d->capture);
 	d->capture = nc;
 	r = capture_start(nc);
-	if (r >= 0)
+	if (r >= 0) {
+		if (cut)
+			write_interval(d);
 		return 0;
+	}
 	capture_free(nc);
 	d->capture = NULL;
 	if (capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, &d->capture) >= 0 &&
@@ -878,9 +892,9 @@ static bool str_changed(const char *a, const char *b)
 }
 
 /*
- * SIGHUP. A configuration that does not load changes nothing. Otherwise: a new frequency
- * closes the current interval first (a profile has one sampling period) and replaces the
- * capture, as does a new stack size; the session (process table, caches, samples) stays. A new
+ * SIGHUP. A configuration that does not load changes nothing. Otherwise: a new frequency or
+ * stack size replaces the capture, and a new frequency also closes the current interval (a
+ * profile has one sampling period); the session (process table, caches, samples) stays. A new
  * listen address starts the new server before the old one stops; push is restarted (the spool
  * on disk keeps what was not sent).
  */
@@ -903,9 +917,7 @@ static int daemon_reload(struct daemon *d)
 	log_set_max_level(n.log_level);
 
 	if (n.frequency != d->cfg.frequency || n.stack_bytes != d->cfg.stack_bytes) {
-		if (n.frequency != d->cfg.frequency)
-			write_interval(d);
-		r = capture_replace(d, n.frequency, n.stack_bytes);
+		r = capture_replace(d, n.frequency, n.stack_bytes, n.frequency != d->cfg.frequency);
 		if (r < 0 && !d->capture) {
 			daemon_config_done(&n);
 			return log_error_errno(r, "No sampling possible any more: exiting.");
@@ -952,7 +964,8 @@ static int daemon_reload(struct daemon *d)
 		}
 	}
 
-	if (str_changed(n.push_url, d->cfg.push_url) || str_changed(n.push_name, d->cfg.push_name) ||
+	if (str_changed(n.push_url, d->cfg.push_url) ||
+	    str_changed(n.push_name, d->cfg.push_name) ||
 	    str_changed(n.push_labels, d->cfg.push_labels) ||
 	    str_changed(n.spool_dir, d->cfg.spool_dir) || n.spool_bytes != d->cfg.spool_bytes) {
 		push_free(d->push, 0);
@@ -960,7 +973,8 @@ static int daemon_reload(struct daemon *d)
 		if (n.push_url[0])
 			(void)push_start(d, &n, &d->push);
 		else if (d->cfg.push_url[0])
-			log_notice("Push disabled; profiles not sent yet stay in %s.", d->cfg.spool_dir);
+			log_notice("Push disabled; profiles not sent yet stay in %s.",
+				   d->cfg.spool_dir);
 	}
 
 	/* Kernel modules may have come and gone. */
@@ -1006,7 +1020,7 @@ static void daemon_done(struct daemon *d)
 
 static int daemon_run(struct daemon *d)
 {
-	struct session_config sc = { .container_ids = true };
+	struct session_config sc = {.container_ids = true};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;
 	struct timespec now_wall;
@@ -1014,8 +1028,10 @@ static int daemon_run(struct daemon *d)
 
 	r = capture_check_privileges(&missing);
 	if (r == -EPERM)
-		return log_error_errno(r, "Missing capability %s: profd needs CAP_BPF and CAP_PERFMON "
-					  "(or root); see packaging/profd.service.", missing);
+		return log_error_errno(r,
+				       "Missing capability %s: profd needs CAP_BPF and CAP_PERFMON "
+				       "(or root); see packaging/profd.service.",
+				       missing);
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
 	raise_fd_limit();
@@ -1104,7 +1120,8 @@ static int daemon_run(struct daemon *d)
 	if (r < 0)
 		return r;
 	if (d->cfg.output_dir[0] || d->push)
-		log_notice("Stopped (signal %d): the last interval was written.", (int)stop_requested);
+		log_notice("Stopped (signal %d): the last interval was written.",
+			   (int)stop_requested);
 	else
 		log_notice("Stopped (signal %d).", (int)stop_requested);
 	return 0;
@@ -1112,9 +1129,9 @@ static int daemon_run(struct daemon *d)
 
 int cmd_daemon(int argc, char **argv)
 {
-	struct daemon d = { .rl_write = LOG_RATELIMIT_INIT(300, 5) };
-	struct sigaction stop = { .sa_handler = on_stop }, hup = { .sa_handler = on_reload },
-			 ign = { .sa_handler = SIG_IGN };
+	struct daemon d = {.rl_write = LOG_RATELIMIT_INIT(300, 5)};
+	struct sigaction stop = {.sa_handler = on_stop}, hup = {.sa_handler = on_reload},
+			 ign = {.sa_handler = SIG_IGN};
 	bool check = false;
 	int r;
 

@@ -86,9 +86,8 @@ static enum MHD_Result reply(struct http_server *h, struct MHD_Connection *conn,
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_buffer(len, body,
-					       must_free ? MHD_RESPMEM_MUST_FREE
-							 : MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(
+	    len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	if (!resp) {
 		if (must_free)
 			free(body);
@@ -278,12 +277,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			     len, true);
 	}
 	if (!strcmp(url, "/"))
-		return reply_text(h, conn, MHD_HTTP_OK,
-				  "profd %s\n"
-				  "/debug/pprof/profile?seconds=N[&pid=P]  CPU profile of the next N "
-				  "seconds (pprof, gzipped)\n"
-				  "/metrics                                Prometheus metrics\n",
-				  PROFD_VERSION);
+		return reply_text(
+		    h, conn, MHD_HTTP_OK,
+		    "profd %s\n"
+		    "/debug/pprof/profile?seconds=N[&pid=P]  CPU profile of the next N "
+		    "seconds (pprof, gzipped)\n"
+		    "/metrics                                Prometheus metrics\n",
+		    PROFD_VERSION);
 	return reply_text(h, conn, MHD_HTTP_NOT_FOUND,
 			  "not found: try /debug/pprof/profile?seconds=N or /metrics\n");
 }
@@ -347,14 +347,13 @@ int http_server_new(const char *listen, http_metrics_t metrics, void *userdata,
 		flags |= MHD_USE_IPv6;
 	errno = 0;
 	/* The logger first, so MHD never logs through its own default logger. */
-	h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-				  MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+	h->mhd = MHD_start_daemon(
+	    flags, (uint16_t)port, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	    (unsigned)1, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+	    completed, h, MHD_OPTION_END);
 	if (!h->mhd) {
 		r = errno ? -errno : -EADDRINUSE;
 		pthread_mutex_destroy(&h->lock);

@@ -67,10 +67,10 @@ void http_request_finish(struct http_request *r, unsigned status, void *body, si
 			 const char *message);
 
 struct http_stats {
-	uint64_t requests;         /* every request received */
+	uint64_t requests;	   /* every request received */
 	uint64_t profile_requests; /* accepted /debug/pprof/profile requests */
-	uint64_t client_errors;    /* answered 4xx */
-	uint64_t server_errors;    /* answered 5xx */
+	uint64_t client_errors;	   /* answered 4xx */
+	uint64_t server_errors;	   /* answered 5xx */
 	unsigned active_profiles;  /* profile requests not answered yet */
 };
 void http_server_stats(struct http_server *h, struct http_stats *ret);

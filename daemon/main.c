@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "Commands:\n"
 		   "  record     profile processes or the whole host, write a pprof file\n"
+		   "  convert    raw capture or perf.data (--call-graph dwarf) → pprof or folded\n"
 		   "  stack      unwind and symbolize every thread of a core dump (--core FILE)\n"
 		   "  daemon     profile the whole host continuously (systemd service)\n"
 		   "\n"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "record"))
 		r = cmd_record(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "convert"))
+		r = cmd_convert(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "stack"))
 		r = cmd_stack(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "daemon"))

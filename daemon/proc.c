@@ -25,12 +25,17 @@
 
 struct proc_table {
 	char *proc_root;
+	uint64_t sample_ns; /* CLOCK_MONOTONIC time of the sample being unwound, 0 if unknown */
 	struct proc *procs[PROC_HASH_SIZE];
 	size_t n_procs;
 	struct dso *dsos[DSO_HASH_SIZE];
 	size_t n_dsos;
 	struct dso *vdso; /* our own vdso image; the kernel gives every process the same one */
 	bool vdso_tried;
+	proc_maps_observer_t observer;
+	void *observer_userdata;
+	proc_open_t open_fn; /* non-NULL: static mode, no /proc */
+	void *open_userdata;
 };
 
 static uint64_t now_ns(void)
@@ -394,6 +399,8 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 	p->n_maps = n;
 	p->refreshed_ns = now_ns();
 	p->n_refresh++;
+	if (t->observer)
+		t->observer(t->observer_userdata, p);
 	return 0;
 }
 
@@ -422,6 +429,8 @@ int proc_table_get(struct proc_table *t, pid_t pid, struct proc **ret)
 		*ret = p;
 		return 0;
 	}
+	if (t->open_fn)
+		return -ESRCH;
 	if (t->n_procs >= PROC_MAX_PROCS)
 		return -E2BIG;
 	p = calloc(1, sizeof(*p));
@@ -463,9 +472,15 @@ const struct mapping *proc_find_mapping(struct proc_table *t, struct proc *p, ui
 {
 	const struct mapping *m = maps_bsearch(p, addr);
 
-	if (m || p->exited)
+	if (m || p->exited || t->open_fn)
 		return m;
-	if (now_ns() - p->refreshed_ns < PROC_REFRESH_MIN_NS)
+	/*
+	 * Re-read at most every PROC_REFRESH_MIN_NS, unless the maps are older than the sample
+	 * being unwound: then they cannot know about a mapping made just before it (a new
+	 * process's libraries), and one re-read per such sample is worth it.
+	 */
+	if (now_ns() - p->refreshed_ns < PROC_REFRESH_MIN_NS &&
+	    (t->sample_ns == 0 || p->refreshed_ns >= t->sample_ns))
 		return NULL;
 	if (proc_load_maps(t, p) < 0)
 		return NULL;
@@ -483,7 +498,8 @@ void proc_table_exec(struct proc_table *t, pid_t pid)
 	p->n_maps = 0;
 	p->refreshed_ns = 0;
 	/* Read the new image's maps now, while the process surely still exists. */
-	proc_load_maps(t, p);
+	if (!t->open_fn)
+		proc_load_maps(t, p);
 }
 
 static void proc_free(struct proc *p)
@@ -549,6 +565,178 @@ void proc_table_free(struct proc_table *t)
 	dso_unref(t->vdso);
 	free(t->proc_root);
 	free(t);
+}
+
+void proc_table_set_observer(struct proc_table *t, proc_maps_observer_t fn, void *userdata)
+{
+	t->observer = fn;
+	t->observer_userdata = userdata;
+}
+
+/* ---- static mode ---------------------------------------------------------------------------- */
+
+int proc_table_set_static(struct proc_table *t, proc_open_t open_fn, void *userdata)
+{
+	if (!open_fn)
+		return -EINVAL;
+	if (t->n_procs > 0)
+		return -EBUSY;
+	t->open_fn = open_fn;
+	t->open_userdata = userdata;
+	return 0;
+}
+
+static uint64_t path_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* Recorded files are told apart by path too: (dev, ino) may be unknown (0, 0). */
+static struct dso *dso_cache_get_static(struct proc_table *t, const struct proc_static_map *m)
+{
+	unsigned h = dso_hash(m->dev, m->ino ^ path_hash(m->path));
+	struct dso *d;
+	int fd;
+
+	for (d = t->dsos[h]; d; d = d->hash_next)
+		if (d->dev == m->dev && d->ino == m->ino && strcmp(d->path, m->path) == 0)
+			return dso_ref(d);
+	if (t->n_dsos >= PROC_MAX_DSOS) {
+		dso_cache_gc(t);
+		if (t->n_dsos >= PROC_MAX_DSOS)
+			return NULL;
+	}
+	fd = t->open_fn(t->open_userdata, m);
+	if (dso_new(m->path, fd < 0 ? -1 : fd, m->dev, m->ino, &d) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (d->fd < 0 || !d->is_elf) {
+		/* No file here: keep what the recording knew, so the profile still names it. */
+		d->e_machine = m->e_machine;
+		d->build_id_len = MIN(m->build_id_len, sizeof(d->build_id));
+		if (m->build_id && d->build_id_len > 0) {
+			memcpy(d->build_id, m->build_id, d->build_id_len);
+			build_id_to_hex(d->build_id, d->build_id_len, d->build_id_hex,
+					sizeof(d->build_id_hex));
+		} else {
+			d->build_id_len = 0;
+		}
+	}
+	d->hash_next = t->dsos[h];
+	t->dsos[h] = d;
+	t->n_dsos++;
+	return dso_ref(d);
+}
+
+static struct dso *vdso_get_static(struct proc_table *t, const struct proc_static_map *m)
+{
+	struct dso *d = vdso_get(t);
+
+	if (d && m->build_id_len > 0 &&
+	    (d->build_id_len != m->build_id_len || memcmp(d->build_id, m->build_id, m->build_id_len))) {
+		dso_unref(d);
+		return NULL; /* another kernel's vdso: better no file than the wrong one */
+	}
+	return d;
+}
+
+static int cmp_static_map(const void *a, const void *b)
+{
+	const struct proc_static_map *x = *(const struct proc_static_map *const *)a;
+	const struct proc_static_map *y = *(const struct proc_static_map *const *)b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int proc_table_add_static(struct proc_table *t, pid_t pid, const struct proc_static_map *in,
+			  size_t n_in)
+{
+	_cleanup_free_ const struct proc_static_map **order = NULL;
+	struct mapping *maps = NULL;
+	struct proc *p;
+	size_t n = 0;
+
+	if (!t->open_fn || (n_in > 0 && !in))
+		return -EINVAL;
+	if (n_in > PROC_MAX_MAPS)
+		return -E2BIG;
+	p = proc_lookup(t, pid);
+	if (!p && t->n_procs >= PROC_MAX_PROCS)
+		return -E2BIG;
+
+	order = calloc(n_in ? n_in : 1, sizeof(*order));
+	maps = calloc(n_in ? n_in : 1, sizeof(*maps));
+	if (!order || !maps) {
+		free(maps);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_in; i++)
+		order[i] = &in[i];
+	qsort(order, n_in, sizeof(*order), cmp_static_map);
+
+	for (size_t i = 0; i < n_in; i++) {
+		const struct proc_static_map *e = order[i];
+		struct mapping *m = &maps[n];
+
+		if (!(e->prot & PROT_EXEC) || e->end <= e->start)
+			continue;
+		if (n > 0 && e->start < maps[n - 1].end)
+			continue;
+		*m = (struct mapping){ .start = e->start, .end = e->end, .pgoff = e->pgoff,
+				       .prot = e->prot, .deleted = e->deleted };
+		if (!e->path) {
+			m->kind = MAPPING_ANON;
+		} else if (e->path[0] == '/') {
+			m->kind = MAPPING_FILE;
+			m->dso = dso_cache_get_static(t, e);
+			m->is_exe = e->is_exe;
+		} else if (strcmp(e->path, "[vdso]") == 0) {
+			m->kind = MAPPING_VDSO;
+			m->dso = vdso_get_static(t, e);
+		} else if (strcmp(e->path, "[vsyscall]") == 0) {
+			m->kind = MAPPING_VSYSCALL;
+		} else {
+			m->kind = MAPPING_SPECIAL;
+		}
+		if (e->path) {
+			m->name = strdup(e->path);
+			if (!m->name) {
+				mappings_free(maps, n + 1);
+				return -ENOMEM;
+			}
+		}
+		n++;
+	}
+
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			mappings_free(maps, n);
+			return -ENOMEM;
+		}
+		p->pid = pid;
+		p->hash_next = t->procs[proc_hash(pid)];
+		t->procs[proc_hash(pid)] = p;
+		t->n_procs++;
+	}
+	mappings_free(p->maps, p->n_maps);
+	p->maps = maps;
+	p->n_maps = n;
+	p->exited = true; /* nothing to refresh from: lookups never re-read */
+	p->refreshed_ns = now_ns();
+	p->n_refresh++;
+	return 0;
+}
+
+void proc_table_set_sample_time(struct proc_table *t, uint64_t sample_ns)
+{
+	t->sample_ns = sample_ns;
 }
 
 size_t proc_table_n_procs(const struct proc_table *t)

@@ -101,10 +101,64 @@ int proc_table_get(struct proc_table *t, pid_t pid, struct proc **ret);
 #define PROC_REFRESH_MIN_NS (50ull * 1000 * 1000)
 const struct mapping *proc_find_mapping(struct proc_table *t, struct proc *p, uint64_t addr);
 
+/*
+ * The CLOCK_MONOTONIC time of the sample about to be unwound (0: unknown). A miss in maps read
+ * before that time re-reads them even within PROC_REFRESH_MIN_NS.
+ */
+void proc_table_set_sample_time(struct proc_table *t, uint64_t sample_ns);
+
 /* exec: the old mappings are gone; the next lookup re-reads them. */
 void proc_table_exec(struct proc_table *t, pid_t pid);
 /* exit: forget the process (dsos stay alive while referenced elsewhere). */
 void proc_table_remove(struct proc_table *t, pid_t pid);
+
+/*
+ * Observer: called after every successful read of a process's mappings from /proc (first
+ * sight, exec, refresh after a lookup miss), e.g. to save them in a raw capture. The process
+ * and its mappings are valid during the call only. fn NULL removes it.
+ */
+typedef void (*proc_maps_observer_t)(void *userdata, const struct proc *p);
+void proc_table_set_observer(struct proc_table *t, proc_maps_observer_t fn, void *userdata);
+
+/* ---- processes known from a recording instead of /proc ------------------------------------ */
+
+/* One mapping as recorded (raw capture, perf.data); nothing here is kept past the call. */
+struct proc_static_map {
+	uint64_t start, end, pgoff;
+	uint32_t prot;
+	uint64_t dev, ino;        /* the file's identity where it was recorded; 0, 0: unknown */
+	const char *path;         /* NULL: anonymous; "[vdso]", "[stack]", ...: special */
+	const uint8_t *build_id;  /* recorded GNU build-id, NULL/0: unknown */
+	size_t build_id_len;
+	uint16_t e_machine;       /* recorded EM_*, 0: unknown */
+	bool is_exe, deleted;
+};
+
+/*
+ * Open the file of a recorded mapping (e.g. under a sysroot, checked against the build-id):
+ * return a read-only fd, which the table then owns, or -errno. Called only for paths starting
+ * with '/', once per file (see proc_table_add_static()).
+ */
+typedef int (*proc_open_t)(void *userdata, const struct proc_static_map *m);
+
+/*
+ * Switch an empty table to static mode: /proc is never read. A process exists once
+ * proc_table_add_static() added it (proc_table_get() of any other pid is -ESRCH), a lookup miss
+ * does not refresh, and exec empties its mappings until they are added again. -EBUSY when the
+ * table already holds processes, -EINVAL for a NULL open_fn.
+ */
+int proc_table_set_static(struct proc_table *t, proc_open_t open_fn, void *userdata);
+
+/*
+ * Create pid, or replace all its mappings, from `maps` (at most PROC_MAX_MAPS, any order). As
+ * with /proc, only executable mappings are kept; of overlapping ones the first by address wins.
+ * Files are shared like /proc-read binaries: one dso per (dev, ino, path), opened through
+ * open_fn on first use. A mapping whose file cannot be opened keeps its recorded build-id and
+ * e_machine (pprof mappings still carry them). [vdso] uses this machine's vdso when the
+ * recorded build-id matches it or none was recorded. -EINVAL (not static), -E2BIG, -ENOMEM.
+ */
+int proc_table_add_static(struct proc_table *t, pid_t pid, const struct proc_static_map *maps,
+			  size_t n);
 
 size_t proc_table_n_procs(const struct proc_table *t);
 size_t proc_table_n_dsos(const struct proc_table *t);

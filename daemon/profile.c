@@ -673,7 +673,8 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 			sum->stops[s->stop] += s->count;
 	}
 
-	qsort(c.names, c.names_n, sizeof(*c.names), cmp_count_desc);
+	if (c.names_n > 0)
+		qsort(c.names, c.names_n, sizeof(*c.names), cmp_count_desc);
 	for (size_t i = 0; i < c.names_n && i < PROFILE_TOP_N; i++) {
 		snprintf(sum->top[i].name, sizeof(sum->top[i].name), "%s", c.names[i].name);
 		sum->top[i].self = c.names[i].count;

@@ -113,7 +113,8 @@ static int spool_list(struct push *p, struct spool_entry **ret, size_t *ret_n, u
 
 		if (!is_spool_name(de->d_name) || n >= SPOOL_MAX_FILES)
 			continue;
-		if (fstatat(p->dir_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+		if (fstatat(p->dir_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode))
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 32;
@@ -197,8 +198,9 @@ int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, in
 		seq = p->seq++;
 		pthread_mutex_unlock(&p->lock);
 		/* Zero-padded: names sort in time order. */
-		snprintf(name, sizeof(name), SPOOL_PREFIX "%020" PRId64 "-%020" PRId64 "-%u-%06u"
-			 SPOOL_SUFFIX, from_s, until_s, sample_rate, seq % 1000000);
+		snprintf(name, sizeof(name),
+			 SPOOL_PREFIX "%020" PRId64 "-%020" PRId64 "-%u-%06u" SPOOL_SUFFIX, from_s,
+			 until_s, sample_rate, seq % 1000000);
 		if (renameat2(AT_FDCWD, tmp, p->dir_fd, name, RENAME_NOREPLACE) == 0)
 			break;
 		if (errno != EEXIST) {
@@ -330,8 +332,9 @@ static enum send_result send_one(struct push *p, CURL *curl, const char *name, u
 	esc = curl_easy_escape(curl, app, 0);
 	if (!esc)
 		return SEND_RETRY;
-	r = asprintf(&url, "%s/ingest?name=%s&from=%" PRId64 "&until=%" PRId64
-			   "&format=pprof&sampleRate=%u&spyName=profd",
+	r = asprintf(&url,
+		     "%s/ingest?name=%s&from=%" PRId64 "&until=%" PRId64
+		     "&format=pprof&sampleRate=%u&spyName=profd",
 		     p->url, esc, from, until, rate);
 	curl_free(esc);
 	if (r < 0)
@@ -380,8 +383,9 @@ static enum send_result send_one(struct push *p, CURL *curl, const char *name, u
 			log_warning("Push to %s failed: %s; keeping %s in the spool, will retry.",
 				    p->url, errbuf[0] ? errbuf : curl_easy_strerror(cr), name);
 		else
-			log_warning("Push to %s failed: HTTP %ld; keeping %s in the spool, will retry.",
-				    p->url, code, name);
+			log_warning(
+			    "Push to %s failed: HTTP %ld; keeping %s in the spool, will retry.",
+			    p->url, code, name);
 	}
 	return SEND_RETRY;
 }
@@ -421,8 +425,8 @@ static void *worker(void *arg)
 		stopping = p->stop;
 		if (stopping) {
 			now = mono_ns();
-			timeout_ms = p->flush_deadline_ns > now ? (p->flush_deadline_ns - now) / 1000000
-								: 0;
+			timeout_ms =
+			    p->flush_deadline_ns > now ? (p->flush_deadline_ns - now) / 1000000 : 0;
 		}
 		pthread_mutex_unlock(&p->lock);
 		if (stopping && (timeout_ms == 0 || failed_while_stopping))

@@ -60,11 +60,11 @@ int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, in
 		unsigned sample_rate);
 
 struct push_stats {
-	uint64_t sent;         /* profiles the server took */
-	uint64_t failures;     /* failed attempts (retried) */
-	uint64_t rejected;     /* profiles the server refused for good (dropped) */
-	uint64_t dropped;      /* profiles dropped because the spool was full */
+	uint64_t sent;	   /* profiles the server took */
+	uint64_t failures; /* failed attempts (retried) */
+	uint64_t rejected; /* profiles the server refused for good (dropped) */
+	uint64_t dropped;  /* profiles dropped because the spool was full */
 	uint64_t spool_files, spool_bytes;
-	bool failing;          /* the last attempt failed */
+	bool failing; /* the last attempt failed */
 };
 void push_get_stats(struct push *p, struct push_stats *ret);

@@ -22,6 +22,7 @@
 #include "daemon/capture.h"
 #include "daemon/cli.h"
 #include "daemon/profile.h"
+#include "daemon/raw.h"
 #include "daemon/session.h"
 #include "symbolize/symbolize.h"
 
@@ -36,6 +37,7 @@ struct record_opts {
 	unsigned freq;
 	double duration_s; /* 0: until Ctrl-C or the targets exit */
 	const char *output;
+	const char *raw; /* --raw FILE: a raw capture instead of the pprof */
 	unsigned stack_bytes;
 	size_t max_depth;
 	bool inlines;
@@ -74,6 +76,9 @@ static void help(void)
 	       "  -d, --duration SECONDS   stop after this long (default: until Ctrl-C or the\n"
 	       "                           targets exit)\n"
 	       "  -o, --output FILE        profile to write (default profile.pb.gz)\n"
+	       "      --raw FILE           write a raw capture to FILE instead of the profile: the\n"
+	       "                           samples as captured plus mappings and kernel symbols,\n"
+	       "                           for 'profd convert FILE' later or on another machine\n"
 	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
@@ -111,13 +116,14 @@ static int parse_pids(const char *arg, struct record_opts *o)
 
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
-	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD };
+	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "freq", required_argument, NULL, 'F' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "raw", required_argument, NULL, OPT_RAW },
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
@@ -128,6 +134,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{}
 	};
 	unsigned long v;
+	bool output_set = false;
 	int c, r;
 
 	*o = (struct record_opts){
@@ -172,6 +179,12 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 			if (!*optarg)
 				return log_error_errno(-EINVAL, "Empty output file name.");
 			o->output = optarg;
+			output_set = true;
+			break;
+		case OPT_RAW:
+			if (!*optarg)
+				return log_error_errno(-EINVAL, "Empty --raw file name.");
+			o->raw = optarg;
 			break;
 		case OPT_STACK_BYTES:
 			if (parse_ulong(optarg, 0, PROFD_STACK_BYTES_MAX, &v) < 0)
@@ -210,6 +223,9 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 	}
 	if (optind < argc)
 		o->cmd = argv + optind;
+	if (o->raw && output_set)
+		return log_error_errno(-EINVAL, "--raw writes a raw capture instead of the profile: "
+						"give -o or --raw, not both.");
 	if ((o->all ? 1 : 0) + (o->n_pids ? 1 : 0) + (o->cmd ? 1 : 0) != 1)
 		return log_error_errno(-EINVAL, "Choose exactly one target: -p PID, -a, or -- CMD. "
 						"Try 'profd record --help'.");
@@ -239,6 +255,7 @@ struct record_ctx {
 	struct record_opts *o;
 	struct session *session;
 	struct capture *capture;
+	struct raw_writer *raw;
 	pid_t child;
 	size_t alive; /* targets not yet exited (-p and -- CMD modes) */
 };
@@ -246,8 +263,32 @@ struct record_ctx {
 static int on_record(void *userdata, const void *data, size_t size)
 {
 	struct record_ctx *c = userdata;
+	const struct profd_rec_hdr *h = data;
+	bool exec = size >= sizeof(*h) && h->type == PROFD_REC_EXEC;
+	int r;
 
-	return session_handle_record(c->session, data, size);
+	/* Raw captures list a process's mappings before its samples, after its exec. */
+	if (c->raw && exec)
+		(void)raw_writer_add(c->raw, RAW_REC_RING, data, size);
+	r = session_handle_record(c->session, data, size);
+	if (c->raw && !exec)
+		(void)raw_writer_add(c->raw, RAW_REC_RING, data, size);
+	return r;
+}
+
+/* The process table read a process's maps: save them in the raw capture. */
+static void on_maps(void *userdata, const struct proc *p)
+{
+	struct record_ctx *c = userdata;
+	char path[64], comm[17] = "";
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", p->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (n = read(fd, comm, sizeof(comm) - 1)) > 0)
+		comm[strcspn(comm, "\n")] = '\0';
+	(void)raw_writer_add_process(c->raw, p, comm);
 }
 
 /* A zombie has exited too: its parent just has not reaped it yet. */
@@ -398,7 +439,7 @@ int cmd_record(int argc, char **argv)
 		if (kill(o.pids[i], 0) < 0 && errno == ESRCH)
 			return log_error_errno(-ESRCH, "Process %d does not exist.", o.pids[i]);
 
-	r = check_output_writable(o.output);
+	r = check_output_writable(o.raw ? o.raw : o.output);
 	if (r < 0)
 		return r;
 	if (o.debuginfod && !getenv("DEBUGINFOD_URLS"))
@@ -409,6 +450,25 @@ int cmd_record(int argc, char **argv)
 	r = session_new(&scfg, &ctx.session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");
+	if (o.raw) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		r = raw_writer_new(o.raw,
+				   &(struct raw_header){ .record_version = PROFD_RECORD_VERSION,
+							 .e_machine = raw_host_e_machine(),
+							 .freq_hz = o.freq,
+							 .stack_bytes = o.stack_bytes,
+							 .time_ns = (int64_t)now.tv_sec * 1000000000ll +
+								    now.tv_nsec,
+							 .mono_ns = mono_ns() },
+				   &ctx.raw);
+		if (r < 0) {
+			log_error_errno(r, "Failed to create %s: %m", o.raw);
+			goto out;
+		}
+		proc_table_set_observer(session_procs(ctx.session), on_maps, &ctx);
+	}
 
 	ccfg = (struct capture_config){
 		.all = o.all,
@@ -477,6 +537,11 @@ int cmd_record(int argc, char **argv)
 			break;
 		if (!targets_alive(&ctx))
 			break;
+		if (ctx.raw && raw_writer_error(ctx.raw) < 0) {
+			r = log_error_errno(raw_writer_error(ctx.raw), "Failed to write %s: %m",
+					    o.raw);
+			goto out;
+		}
 	}
 	end_ns = mono_ns();
 	/* Everything already in the ring buffer belongs to the profile. */
@@ -495,6 +560,29 @@ int cmd_record(int argc, char **argv)
 	r = kallsyms_load("/proc/kallsyms", &ks);
 	if (r < 0)
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
+	if (ctx.raw) {
+		const struct session_stats *st = session_stats(ctx.session);
+
+		(void)raw_writer_add_ksyms(ctx.raw, session_aggregate(ctx.session), ks);
+		(void)raw_writer_add_end(ctx.raw, &(struct raw_end){
+							  .records = st->records,
+							  .samples = st->samples,
+							  .lost = capture_lost(ctx.capture),
+							  .duration_ns = end_ns - start_ns,
+						  });
+		r = raw_writer_commit(ctx.raw);
+		if (r < 0) {
+			log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.raw);
+			goto out;
+		}
+		if (o.progress)
+			printf("profd: wrote raw capture %s (%" PRIu64 " samples, lost %" PRIu64
+			       ", %.1f MB)\n  convert it with: profd convert %s -o profile.pb.gz\n",
+			       o.raw, st->samples, capture_lost(ctx.capture),
+			       raw_writer_bytes(ctx.raw) / 1e6, o.raw);
+		r = 0;
+		goto out;
+	}
 	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod }, &symc);
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up the symbolizer: %m");
@@ -527,6 +615,7 @@ out:
 		kill(ctx.child, SIGKILL);
 		waitpid(ctx.child, NULL, 0);
 	}
+	raw_writer_free(ctx.raw);
 	pprof_builder_free(b);
 	sym_cache_free(symc);
 	kallsyms_free(ks);

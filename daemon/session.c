@@ -430,6 +430,7 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, size
 		struct unwind_result res = { .frames = s->frames, .max_frames = s->cfg.max_depth };
 
 		s->st.user_stacks++;
+		proc_table_set_sample_time(s->procs, rec->time_ns);
 		if (proc_table_get(s->procs, rec->pid, &p) < 0) {
 			/* Gone before we could read its maps: keep the sample, unnamed. */
 			s->st.no_process++;

@@ -1779,10 +1779,21 @@ int cfi_step(const struct cfi_rule *rule, const struct unwind_input *in, struct 
 	case CFI_FP_SAME:
 		fp = regs->fp;
 		break;
-	case CFI_FP_CFA_OFFSET:
-		if (!unwind_read_u64(in, cfa + (uint64_t)(int64_t)rule->fp_offset, &fp))
+	case CFI_FP_CFA_OFFSET: {
+		uint64_t slot = cfa + (uint64_t)(int64_t)rule->fp_offset;
+
+		/*
+		 * In an epilogue gcc's CFI still names the save slot after `pop %rbp` (it emits no
+		 * restore): a slot below sp was popped already, so the register holds the value.
+		 */
+		if (slot < regs->sp) {
+			fp = regs->fp;
+			break;
+		}
+		if (!unwind_read_u64(in, slot, &fp))
 			return UNWIND_STOP_TRUNCATED;
 		break;
+	}
 	case CFI_FP_VAL_OFFSET:
 		fp = cfa + (uint64_t)(int64_t)rule->fp_offset;
 		break;

@@ -1450,7 +1450,10 @@ Test(cfi, step_x86_64)
 	cr_expect_eq(cfi_step(&rule, &fs.in, &regs, false, &end), 0);
 	cr_expect_eq(regs.pc, 0x100f);
 
-	/* Saved fp outside the copy. */
+	/*
+	 * Epilogue after `pop %rbp`: the CFI still names the save slot, now below sp. The
+	 * register holds the caller's value already: keep it rather than read the dead slot.
+	 */
 	rule = (struct cfi_rule){.cfa_kind = CFI_CFA_SP,
 				 .cfa_offset = 8,
 				 .ra_kind = CFI_RA_CFA_OFFSET,
@@ -1458,7 +1461,25 @@ Test(cfi, step_x86_64)
 				 .fp_kind = CFI_FP_CFA_OFFSET,
 				 .fp_offset = -16};
 	regs = (struct unwind_regs){.pc = 0x401000, .sp = STACK_BASE, .fp = 7};
+	cr_expect_eq(cfi_step(&rule, &fs.in, &regs, false, &end), 0);
+	cr_expect_eq(regs.fp, 7);
+
+	/* Saved fp past the end of the copy: truncated, registers untouched. */
+	rule = (struct cfi_rule){.cfa_kind = CFI_CFA_SP,
+				 .cfa_offset = 128,
+				 .ra_kind = CFI_RA_CFA_OFFSET,
+				 .ra_offset = -8,
+				 .fp_kind = CFI_FP_CFA_OFFSET,
+				 .fp_offset = 8};
+	regs = (struct unwind_regs){.pc = 0x401000, .sp = STACK_BASE, .fp = 7};
 	cr_expect_eq(cfi_step(&rule, &fs.in, &regs, false, &end), UNWIND_STOP_TRUNCATED);
+	cr_expect_eq(regs.fp, 7);
+	rule = (struct cfi_rule){.cfa_kind = CFI_CFA_SP,
+				 .cfa_offset = 8,
+				 .ra_kind = CFI_RA_CFA_OFFSET,
+				 .ra_offset = -8,
+				 .fp_kind = CFI_FP_CFA_OFFSET,
+				 .fp_offset = -16};
 
 	/* val_offset, undefined fp */
 	rule.fp_kind = CFI_FP_VAL_OFFSET;

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End to end: `profd record --raw` then `profd convert`, with and without a sysroot; perf.data
+ * files recorded by `perf record --call-graph dwarf` converted and compared with `perf script`;
+ * folded output; damaged input. Every pprof written here is also opened by the real pprof.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/lib/testlib.h"
+
+static const char *const chain[] = {"chain_leaf", "chain_c", "chain_b", "chain_a", "main"};
+
+static void require_root(void)
+{
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	char *p = NULL;
+
+	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+	return p;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	cr_assert(n > 0);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+}
+
+static void check_with_pprof(const char *path)
+{
+	int st = -1;
+	char *raw = test_pprof_tool("-raw", path, &st);
+
+	cr_assert_not_null(raw);
+	cr_assert_eq(st, 0, "pprof -raw failed on %s:\n%s", path, raw);
+	cr_assert(strstr(raw, "Samples:") != NULL, "pprof -raw printed no samples:\n%s", raw);
+	free(raw);
+}
+
+/*
+ * Run profd with args; returns the result (caller frees). With home set, profd runs with
+ * HOME=home, so perf's build-id cache in the real ~/.debug cannot supply binaries.
+ */
+static struct run_result profd_home(const char *home, const char *const *args)
+{
+	char *argv[24], *henv = NULL;
+	struct run_result rr;
+	size_t n = 0;
+
+	if (home) {
+		cr_assert(asprintf(&henv, "HOME=%s", home) > 0);
+		argv[n++] = "/usr/bin/env";
+		argv[n++] = henv;
+	}
+	argv[n++] = (char *)test_build_path("profd");
+	for (size_t i = 0; args[i]; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	cr_assert_eq(test_run(argv, 120, &rr), 0);
+	free(henv);
+	return rr;
+}
+
+static struct run_result profd(const char *const *args)
+{
+	return profd_home(NULL, args);
+}
+
+/* record --raw a workload in command mode. */
+static void record_raw(const char *out, const char *prog, const char *secs)
+{
+	struct run_result rr =
+	    profd((const char *[]){"record", "-F", "199", "--raw", out, "--", prog, secs, NULL});
+
+	cr_assert_eq(rr.status, 0, "record --raw failed: %s", rr.err);
+	cr_assert(strstr(rr.out, "wrote raw capture"), "%s", rr.out);
+	run_result_free(&rr);
+}
+
+static uint64_t total_samples(const Perftools__Profiles__Profile *p)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++)
+		n += p->sample[i]->value[0];
+	return n;
+}
+
+/* Fraction of samples whose outermost function is `root`. */
+static double root_fraction(const Perftools__Profiles__Profile *p, const char *root)
+{
+	const char *names[4096];
+	uint64_t hit = 0, total = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t n = test_sample_functions(p, p->sample[i], names, 4096);
+
+		total += p->sample[i]->value[0];
+		if (n && !strcmp(names[n - 1], root))
+			hit += p->sample[i]->value[0];
+	}
+	return total ? (double)hit / total : 0.0;
+}
+
+Test(convert, raw_capture_of_chain)
+{
+	char *dir = test_tmpdir(), *raw = path_in(dir, "chain.raw"), *pb = path_in(dir, "c.pb.gz");
+	char *folded = path_in(dir, "c.folded"), *cut = path_in(dir, "cut.raw"),
+	     *cutpb = path_in(dir, "cut.pb.gz"), line[8192];
+	Perftools__Profiles__Profile *p;
+	struct run_result rr;
+	uint64_t total, folded_total = 0, chain_total = 0, full;
+	double frac;
+	struct stat st;
+	FILE *f;
+
+	require_root();
+	record_raw(raw, test_build_path("workloads/chain"), "3");
+	cr_assert_eq(stat(pb, &st), -1, "--raw writes no profile");
+
+	rr = profd((const char *[]){"convert", raw, "-o", pb, NULL});
+	cr_assert_eq(rr.status, 0, "convert failed: %s", rr.err);
+	cr_assert(strstr(rr.out, "wrote"), "%s", rr.out);
+	run_result_free(&rr);
+	p = test_pprof_load(pb);
+	cr_assert_not_null(p);
+	frac = test_chain_fraction(p, 0, chain, 5, &total);
+	cr_assert_gt(total, 300, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	cr_assert_eq(p->period, 1000000000 / 199);
+	cr_assert_str_eq(test_sample_label_str(p, p->sample[0], "process"), "chain");
+	full = total_samples(p);
+	test_pprof_free(p);
+	check_with_pprof(pb);
+
+	/* Folded: "comm;root;...;leaf count", the chain root first. */
+	rr =
+	    profd((const char *[]){"convert", raw, "--format", "folded", "-o", folded, "-q", NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+	f = fopen(folded, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *sp = strrchr(line, ' '), *end;
+		unsigned long n;
+
+		cr_assert_not_null(sp, "no count: %s", line);
+		n = strtoul(sp + 1, &end, 10);
+		cr_assert(n > 0 && *end == '\n', "bad count: %s", line);
+		cr_assert(!strncmp(line, "chain;", 6), "first element is the comm: %s", line);
+		folded_total += n;
+		*sp = '\0';
+		if (strstr(line, ";_start;") &&
+		    strstr(line, ";main;chain_a;chain_b;chain_c;chain_leaf") &&
+		    !strcmp(line + strlen(line) - strlen("chain_leaf"), "chain_leaf"))
+			chain_total += n;
+	}
+	fclose(f);
+	cr_assert_eq(folded_total, full, "folded counts %lu, pprof %lu",
+		     (unsigned long)folded_total, (unsigned long)full);
+	cr_assert_geq(chain_total, folded_total * 9 / 10, "chain lines: %lu of %lu",
+		      (unsigned long)chain_total, (unsigned long)folded_total);
+
+	/* Damaged: cut at 60%. Error with the offset, exit 1, earlier samples still written. */
+	cr_assert_eq(stat(raw, &st), 0);
+	sh("head -c %ld '%s' > '%s'", (long)(st.st_size * 6 / 10), raw, cut);
+	rr = profd((const char *[]){"convert", cut, "-o", cutpb, NULL});
+	cr_assert_eq(rr.status, 1, "damage must fail the command: %s", rr.err);
+	cr_assert(strstr(rr.err, "truncated record at byte offset"), "%s", rr.err);
+	run_result_free(&rr);
+	p = test_pprof_load(cutpb);
+	cr_assert_not_null(p, "the samples before the damage are written");
+	cr_assert_gt(total_samples(p), full / 3);
+	cr_assert_lt(total_samples(p), full);
+	test_pprof_free(p);
+	check_with_pprof(cutpb);
+	free(dir);
+	free(raw);
+	free(pb);
+	free(folded);
+	free(cut);
+	free(cutpb);
+}
+
+Test(convert, sysroot_and_build_id_check)
+{
+	char *dir = test_tmpdir(), *bin = path_in(dir, "bin"), *prog = path_in(dir, "bin/chain");
+	char *raw = path_in(dir, "c.raw"), *pb = path_in(dir, "c.pb.gz"),
+	     *root = path_in(dir, "root"), *wrong = path_in(dir, "wrong");
+	Perftools__Profiles__Profile *p;
+	struct run_result rr;
+	uint64_t total;
+	double frac;
+
+	require_root();
+	sh("mkdir -p '%s' && cp '%s' '%s'", bin, test_build_path("workloads/chain"), prog);
+	record_raw(raw, prog, "2");
+	/* The binary moves into a sysroot: the original path is gone. */
+	sh("mkdir -p '%s%s' && mv '%s' '%s%s/chain'", root, bin, prog, root, bin);
+
+	rr = profd_home(dir, (const char *[]){"convert", raw, "-o", pb, NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	cr_assert(strstr(rr.out, "missing") && strstr(rr.out, prog), "%s", rr.out);
+	run_result_free(&rr);
+	p = test_pprof_load(pb);
+	cr_assert_not_null(p);
+	frac = test_chain_fraction(p, 0, chain, 5, &total);
+	cr_assert_lt(frac, 0.01, "without the binary there are no names");
+	test_pprof_free(p);
+
+	rr = profd_home(dir, (const char *[]){"convert", raw, "--sysroot", root, "-o", pb, NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+	p = test_pprof_load(pb);
+	cr_assert_not_null(p);
+	frac = test_chain_fraction(p, 0, chain, 5, &total);
+	cr_assert_gt(total, 150);
+	cr_assert_geq(frac, 0.90, "with --sysroot: chain in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	test_pprof_free(p);
+	check_with_pprof(pb);
+
+	/* Another build at the same path is not used. */
+	sh("mkdir -p '%s%s' && cp '%s' '%s%s/chain'", wrong, bin,
+	   test_build_path("workloads/inline_heavy"), wrong, bin);
+	rr = profd_home(dir, (const char *[]){"convert", raw, "--sysroot", wrong, "-o", pb, NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	cr_assert(strstr(rr.err, "differs from the recorded"), "%s", rr.err);
+	run_result_free(&rr);
+	p = test_pprof_load(pb);
+	cr_assert_not_null(p);
+	cr_assert_lt(test_chain_fraction(p, 0, chain, 5, &total), 0.01);
+	test_pprof_free(p);
+	free(dir);
+	free(bin);
+	free(prog);
+	free(raw);
+	free(pb);
+	free(root);
+	free(wrong);
+}
+
+/* Samples perf script shows, and how many of them end at `root`. */
+static void perf_script_roots(const char *data, const char *root, long *ret_total, long *ret_hit)
+{
+	char *cmd = NULL, line[16384], last[16384] = "";
+	bool in_sample = false;
+	FILE *f;
+
+	*ret_total = *ret_hit = 0;
+	cr_assert(asprintf(&cmd, "perf script -F comm,ip,sym -i '%s' 2>/dev/null", data) > 0);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '\n') {
+			if (in_sample && strstr(last, root))
+				(*ret_hit)++;
+			in_sample = false;
+			continue;
+		}
+		if (line[0] != '\t' && line[0] != ' ') {
+			in_sample = true;
+			(*ret_total)++;
+		}
+		snprintf(last, sizeof(last), "%s", line);
+	}
+	if (in_sample && strstr(last, root))
+		(*ret_hit)++;
+	pclose(f);
+	free(cmd);
+}
+
+Test(convert, perf_data_without_frame_pointers)
+{
+	char *dir = test_tmpdir(), *data = path_in(dir, "p.data"), *pb = path_in(dir, "p.pb.gz"),
+	     *folded = path_in(dir, "p.folded"), *cmd = NULL, line[65536];
+	Perftools__Profiles__Profile *p;
+	struct run_result rr;
+	long perf_total, perf_hit;
+	uint64_t total;
+	double frac, perf_frac;
+	FILE *f;
+
+	require_root();
+	cr_assert(asprintf(&cmd,
+			   "perf record -q -e cpu-clock -F 999 --call-graph dwarf,32768 -o '%s' "
+			   "-- '%s' 2 >/dev/null 2>&1",
+			   data, test_build_path("workloads/cxx_nofp")) > 0);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+
+	rr = profd((const char *[]){"convert", data, "-o", pb, NULL});
+	cr_assert_eq(rr.status, 0, "convert failed: %s\n%s", rr.err, rr.out);
+	run_result_free(&rr);
+	p = test_pprof_load(pb);
+	cr_assert_not_null(p);
+	total = total_samples(p);
+	frac = root_fraction(p, "_start");
+	perf_script_roots(data, "_start", &perf_total, &perf_hit);
+	perf_frac = perf_total ? (double)perf_hit / perf_total : 0;
+	cr_log_info("complete (reach _start): profd %.1f%% of %lu, perf script %.1f%% of %ld",
+		    frac * 100, (unsigned long)total, perf_frac * 100, perf_total);
+	cr_assert_eq((long)total, perf_total, "the same samples as perf script");
+	cr_assert_gt(total, 1000, "2 s at 999 Hz");
+	cr_assert_geq(frac, 0.90, "complete: %.1f%% (perf script %.1f%%)", frac * 100,
+		      perf_frac * 100);
+	cr_assert_geq(frac, perf_frac - 0.05, "profd %.1f%%, perf script %.1f%%", frac * 100,
+		      perf_frac * 100);
+	/* Names cross libstdc++ and glibc like perf's. */
+	{
+		const char *names[4096];
+		uint64_t hit = 0;
+
+		for (size_t i = 0; i < p->n_sample; i++) {
+			size_t n = test_sample_functions(p, p->sample[i], names, 4096);
+
+			for (size_t k = 0; k + 1 < n; k++)
+				if (strstr(names[k], "work::sort_batch<unsigned long>(") &&
+				    !strcmp(names[k + 1], "main")) {
+					hit += p->sample[i]->value[0];
+					break;
+				}
+		}
+		cr_assert_gt(hit * 5, total, "sort_batch under main in %lu of %lu",
+			     (unsigned long)hit, (unsigned long)total);
+	}
+	cr_assert_str_eq(test_sample_label_str(p, p->sample[0], "process"), "cxx_nofp");
+	test_pprof_free(p);
+	check_with_pprof(pb);
+
+	rr = profd((const char *[]){"convert", data, "-f", "folded", "-o", folded, "-q", NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+	f = fopen(folded, "r");
+	cr_assert_not_null(f);
+	uint64_t lines_total = 0, start_total = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long n = strtoul(strrchr(line, ' ') + 1, NULL, 10);
+
+		lines_total += n;
+		if (!strncmp(line, "cxx_nofp;_start;", 16))
+			start_total += n;
+	}
+	fclose(f);
+	cr_assert_eq(lines_total, total);
+	cr_assert_geq(start_total, lines_total * 9 / 10);
+	free(dir);
+	free(data);
+	free(pb);
+	free(folded);
+}
+
+Test(convert, bad_inputs)
+{
+	char *dir = test_tmpdir(), *junk = path_in(dir, "junk"), *fp = path_in(dir, "fp.data"),
+	     *out = path_in(dir, "o.pb.gz"), *cmd = NULL;
+	struct run_result rr;
+	struct stat st;
+
+	require_root();
+	sh("echo 'just some text' > '%s'", junk);
+	rr = profd((const char *[]){"convert", junk, "-o", out, NULL});
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "neither a profd raw capture nor a perf.data"), "%s", rr.err);
+	run_result_free(&rr);
+
+	rr = profd((const char *[]){"convert", "/nonexistent/x.raw", "-o", out, NULL});
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "Cannot open"), "%s", rr.err);
+	run_result_free(&rr);
+
+	/* Frame-pointer call graphs carry no stacks to unwind. */
+	cr_assert(asprintf(&cmd,
+			   "perf record -q -e cpu-clock -g -o '%s' -- '%s' 0.3 >/dev/null 2>&1", fp,
+			   test_build_path("workloads/chain")) > 0);
+	cr_assert_eq(system(cmd), 0);
+	free(cmd);
+	rr = profd((const char *[]){"convert", fp, "-o", out, NULL});
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "--call-graph dwarf"), "%s", rr.err);
+	run_result_free(&rr);
+	cr_assert_neq(stat(out, &st), 0, "nothing written on errors before conversion");
+
+	rr = profd((const char *[]){"convert", fp, "--format", "svg", NULL});
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "Unknown format"), "%s", rr.err);
+	run_result_free(&rr);
+	rr = profd((const char *[]){"record", "--raw", out, "-o", out, "-p", "1", NULL});
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "not both"), "%s", rr.err);
+	run_result_free(&rr);
+	free(dir);
+	free(junk);
+	free(fp);
+	free(out);
+}
