@@ -185,8 +185,11 @@ $(PPROF):
 
 test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF)
 
+# The fuzz and bench smokes come first so the test runner's total is the last line printed.
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
+	$(Q)$(MAKE) --no-print-directory -j2 fuzz-build
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke bench-smoke
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS) $(E2E_BINS)
 
 check: test

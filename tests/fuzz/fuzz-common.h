@@ -75,12 +75,18 @@ static inline uint64_t fuzz_get_u64(const uint8_t *p)
 	return v;
 }
 
-/* Abort with a message: libFuzzer keeps the input as a crash. */
+/*
+ * Abort with a message: libFuzzer keeps the input as a crash. The message also goes to the
+ * sanitizer's report file, which survives -close_fd_mask=2 (used for targets that log).
+ */
+void __sanitizer_report_error_summary(const char *summary) __attribute__((weak));
+
 #define FUZZ_CHECK(cond)                                                                           \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: contract broken: %s\n", __FILE__, __LINE__,        \
-				#cond);                                                            \
+			fprintf(stderr, "%s:%d: contract broken: %s\n", __FILE__, __LINE__, #cond);   \
+			if (__sanitizer_report_error_summary)                                      \
+				__sanitizer_report_error_summary("contract broken: " #cond);       \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)

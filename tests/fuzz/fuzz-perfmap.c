@@ -44,9 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < size && lines < 64; i++) {
 		if (i > 0 && data[i - 1] != '\n')
 			continue;
-		uint64_t a = hex_at(
-		    data + i + (size - i > 2 && data[i] == '0' && data[i + 1] == 'x' ? 2 : 0),
-		    size - i);
+		size_t skip = size - i > 2 && data[i] == '0' && data[i + 1] == 'x' ? 2 : 0;
+		uint64_t a = hex_at(data + i + skip, size - i - skip);
 
 		for (uint64_t d = 0; d < 4; d++) {
 			const char *name;
