@@ -24,7 +24,8 @@
 
 #define AGG_MAX_STACKS (1u << 20)
 #define AGG_MAX_MAPPINGS (1u << 16)
-#define AGG_MAX_FRAMES 1024
+/* Room for every frame a sample can have: 64 kernel + UNWIND_MAX_DEPTH_LIMIT (4096) user. */
+#define AGG_MAX_FRAMES (64 + 4096)
 #define AGG_MAX_CONTAINERS 4096
 #define AGG_CONTAINER_ID_MAX 64 /* characters of a container id (64 hex for docker/containerd) */
 

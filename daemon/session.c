@@ -32,6 +32,9 @@ struct session_tap {
 	struct agg_stack *scratch;
 };
 
+_Static_assert(AGG_MAX_FRAMES >= PROFD_MAX_KSTACK + UNWIND_MAX_DEPTH_LIMIT,
+	       "an aggregate must hold the deepest stack a sample can give");
+
 struct session {
 	struct session_config cfg;
 	struct container_pid **containers; /* CONTAINER_BUCKETS chains, NULL unless cfg.container_ids */
