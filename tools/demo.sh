@@ -12,7 +12,7 @@ echo
 echo "== pprof -top (go tool pprof reads the same file)"
 "$build/pprof" -top -nodecount=12 demo.pb.gz 2>/dev/null
 echo
-echo "== pprof -traces (hottest stacks, leaf first)"
-"$build/pprof" -traces demo.pb.gz 2>/dev/null | awk '/^-+\+-+$/ { n++ } n <= 3' | head -40
+echo "== pprof -peek blend_pixels (who calls the hottest function, and what it calls)"
+"$build/pprof" -peek '^blend_pixels$' demo.pb.gz 2>/dev/null | sed -n '/flat  flat%/,$p'
 echo
 echo "Open it yourself: $build/pprof -http=127.0.0.1:8080 demo.pb.gz  (or speedscope demo.pb.gz)"
