@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "bpf/profd.h"
+#include "common/util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/cli.h"
@@ -1223,14 +1224,6 @@ static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_
 	if (!o->output)
 		o->output = o->format == FORMAT_FOLDED ? "-" : "profile.pb.gz";
 	return 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 static void print_summary(const struct convert_ctx *c, const struct profile_summary *sum,

@@ -33,6 +33,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bpf/profd.h"
+#include "common/util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/capture.h"
@@ -115,33 +116,6 @@ static void on_stop(int sig)
 static void on_reload(int sig)
 {
 	reload_requested = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *copy = strdup(path);
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *p = copy + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(copy, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 /* ---- configuration ----------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "common/macro.h"
 #include "daemon/proc.h"
 #include "symbolize/symbolize.h"
@@ -37,14 +38,6 @@ struct proc_table {
 	proc_open_t open_fn; /* non-NULL: static mode, no /proc */
 	void *open_userdata;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 /* ---- dso --------------------------------------------------------------------------------- */
 
@@ -397,7 +390,7 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 	mappings_free(p->maps, p->n_maps);
 	p->maps = maps;
 	p->n_maps = n;
-	p->refreshed_ns = now_ns();
+	p->refreshed_ns = mono_ns();
 	p->n_refresh++;
 	if (t->observer)
 		t->observer(t->observer_userdata, p);
@@ -424,7 +417,7 @@ int proc_table_get(struct proc_table *t, pid_t pid, struct proc **ret)
 	int r;
 
 	if (p) {
-		if (!p->maps && !p->exited && now_ns() - p->refreshed_ns > PROC_REFRESH_MIN_NS)
+		if (!p->maps && !p->exited && mono_ns() - p->refreshed_ns > PROC_REFRESH_MIN_NS)
 			proc_load_maps(t, p);
 		*ret = p;
 		return 0;
@@ -479,7 +472,7 @@ const struct mapping *proc_find_mapping(struct proc_table *t, struct proc *p, ui
 	 * being unwound: then they cannot know about a mapping made just before it (a new
 	 * process's libraries), and one re-read per such sample is worth it.
 	 */
-	if (now_ns() - p->refreshed_ns < PROC_REFRESH_MIN_NS &&
+	if (mono_ns() - p->refreshed_ns < PROC_REFRESH_MIN_NS &&
 	    (t->sample_ns == 0 || p->refreshed_ns >= t->sample_ns))
 		return NULL;
 	if (proc_load_maps(t, p) < 0)
@@ -729,7 +722,7 @@ int proc_table_add_static(struct proc_table *t, pid_t pid, const struct proc_sta
 	p->maps = maps;
 	p->n_maps = n;
 	p->exited = true; /* nothing to refresh from: lookups never re-read */
-	p->refreshed_ns = now_ns();
+	p->refreshed_ns = mono_ns();
 	p->n_refresh++;
 	return 0;
 }

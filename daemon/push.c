@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "common/util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/push.h"
@@ -43,33 +44,6 @@ struct spool_entry {
 	char *name;
 	uint64_t size;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *copy = strdup(path);
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *p = copy + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(copy, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static void spool_free(struct spool_entry *e, size_t n)
 {

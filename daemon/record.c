@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bpf/profd.h"
+#include "common/util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/capture.h"
@@ -50,14 +51,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig)
 {
 	stop_requested = sig;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 static void help(void)

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/util.h"
 #include "common/macro.h"
 #include "daemon/unwind/cfi.h"
 #include "daemon/unwind/unwind-cache.h"
@@ -191,14 +192,6 @@ static int read_loads(int fd, struct entry *e)
 out:
 	elf_end(elf);
 	return r;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 static struct entry *entry_build(struct unwind_cache *c, const struct unwind_key *key, int fd)
