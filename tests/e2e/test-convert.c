@@ -16,11 +16,6 @@
 
 static const char *const chain[] = {"chain_leaf", "chain_c", "chain_b", "chain_a", "main"};
 
-static void require_root(void)
-{
-	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
-}
-
 static char *path_in(const char *dir, const char *name)
 {
 	char *p = NULL;
@@ -42,17 +37,6 @@ static void sh(const char *fmt, ...)
 	cr_assert(n > 0);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 	free(cmd);
-}
-
-static void check_with_pprof(const char *path)
-{
-	int st = -1;
-	char *raw = test_pprof_tool("-raw", path, &st);
-
-	cr_assert_not_null(raw);
-	cr_assert_eq(st, 0, "pprof -raw failed on %s:\n%s", path, raw);
-	cr_assert(strstr(raw, "Samples:") != NULL, "pprof -raw printed no samples:\n%s", raw);
-	free(raw);
 }
 
 /*
@@ -132,7 +116,7 @@ Test(convert, raw_capture_of_chain)
 	struct stat st;
 	FILE *f;
 
-	require_root();
+	test_require_root();
 	record_raw(raw, test_build_path("workloads/chain"), "3");
 	cr_assert_eq(stat(pb, &st), -1, "--raw writes no profile");
 
@@ -150,7 +134,7 @@ Test(convert, raw_capture_of_chain)
 	cr_assert_str_eq(test_sample_label_str(p, p->sample[0], "process"), "chain");
 	full = total_samples(p);
 	test_pprof_free(p);
-	check_with_pprof(pb);
+	free(test_check_with_pprof(pb));
 
 	/* Folded: "comm;root;...;leaf count", the chain root first. */
 	rr =
@@ -192,7 +176,7 @@ Test(convert, raw_capture_of_chain)
 	cr_assert_gt(total_samples(p), full / 3);
 	cr_assert_lt(total_samples(p), full);
 	test_pprof_free(p);
-	check_with_pprof(cutpb);
+	free(test_check_with_pprof(cutpb));
 	free(dir);
 	free(raw);
 	free(pb);
@@ -211,7 +195,7 @@ Test(convert, sysroot_and_build_id_check)
 	uint64_t total;
 	double frac;
 
-	require_root();
+	test_require_root();
 	sh("mkdir -p '%s' && cp '%s' '%s'", bin, test_build_path("workloads/chain"), prog);
 	record_raw(raw, prog, "2");
 	/* The binary moves into a sysroot: the original path is gone. */
@@ -237,7 +221,7 @@ Test(convert, sysroot_and_build_id_check)
 	cr_assert_geq(frac, 0.90, "with --sysroot: chain in %.1f%% of %lu samples", frac * 100,
 		      (unsigned long)total);
 	test_pprof_free(p);
-	check_with_pprof(pb);
+	free(test_check_with_pprof(pb));
 
 	/* Another build at the same path is not used. */
 	sh("mkdir -p '%s%s' && cp '%s' '%s%s/chain'", wrong, bin,
@@ -300,7 +284,7 @@ Test(convert, perf_data_without_frame_pointers)
 	double frac, perf_frac;
 	FILE *f;
 
-	require_root();
+	test_require_root();
 	cr_assert(asprintf(&cmd,
 			   "perf record -q -e cpu-clock -F 999 --call-graph dwarf,32768 -o '%s' "
 			   "-- '%s' 2 >/dev/null 2>&1",
@@ -345,7 +329,7 @@ Test(convert, perf_data_without_frame_pointers)
 	}
 	cr_assert_str_eq(test_sample_label_str(p, p->sample[0], "process"), "cxx_nofp");
 	test_pprof_free(p);
-	check_with_pprof(pb);
+	free(test_check_with_pprof(pb));
 
 	rr = profd((const char *[]){"convert", data, "-f", "folded", "-o", folded, "-q", NULL});
 	cr_assert_eq(rr.status, 0, "%s", rr.err);
@@ -376,7 +360,7 @@ Test(convert, bad_inputs)
 	struct run_result rr;
 	struct stat st;
 
-	require_root();
+	test_require_root();
 	sh("echo 'just some text' > '%s'", junk);
 	rr = profd((const char *[]){"convert", junk, "-o", out, NULL});
 	cr_assert_neq(rr.status, 0);

@@ -17,42 +17,10 @@
 
 static const char *const chain[] = { "chain_leaf", "chain_c", "chain_b", "chain_a", "main" };
 
-static void require_root(void)
-{
-	/* This suite is the proof that capture works: it must run, so no root is a failure. */
-	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
-}
-
-static char *out_path(const char *name)
-{
-	char *dir = test_tmpdir(), *p = NULL;
-
-	cr_assert_not_null(dir);
-	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
-	free(dir);
-	return p;
-}
-
-/* The real pprof must read the file; returns its -traces output for further checks. */
-static char *check_with_pprof(const char *path)
-{
-	int st = -1;
-	char *raw = test_pprof_tool("-raw", path, &st);
-
-	cr_assert_not_null(raw);
-	cr_assert_eq(st, 0, "pprof -raw failed on %s:\n%s", path, raw);
-	cr_assert(strstr(raw, "Samples:") != NULL, "pprof -raw printed no samples:\n%s", raw);
-	free(raw);
-	raw = test_pprof_tool("-traces", path, &st);
-	cr_assert_not_null(raw);
-	cr_assert_eq(st, 0, "pprof -traces failed:\n%s", raw);
-	return raw;
-}
-
 Test(record, pid_chain)
 {
 	char *const wl[] = { (char *)test_build_path("workloads/chain"), "6", NULL };
-	char *out = out_path("pid.pb.gz"), pidstr[16];
+	char *out = test_out_path("pid.pb.gz"), pidstr[16];
 	struct run_result rr;
 	Perftools__Profiles__Profile *p;
 	uint64_t total;
@@ -60,7 +28,7 @@ Test(record, pid_chain)
 	pid_t pid;
 	char *traces;
 
-	require_root();
+	test_require_root();
 	pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
@@ -85,7 +53,7 @@ Test(record, pid_chain)
 	cr_assert_eq(p->n_sample_type, 2);
 	test_pprof_free(p);
 
-	traces = check_with_pprof(out);
+	traces = test_check_with_pprof(out);
 	cr_assert(strstr(traces, "chain_leaf") && strstr(traces, "chain_a"), "%s", traces);
 	free(traces);
 	run_result_free(&rr);
@@ -94,7 +62,7 @@ Test(record, pid_chain)
 
 Test(record, command_mode)
 {
-	char *out = out_path("cmd.pb.gz");
+	char *out = test_out_path("cmd.pb.gz");
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "199", "-o", out, "--",
 			       (char *)test_build_path("workloads/chain"), "2", NULL };
 	struct run_result rr;
@@ -103,7 +71,7 @@ Test(record, command_mode)
 	double frac;
 	char *traces;
 
-	require_root();
+	test_require_root();
 	cr_assert_eq(test_run(argv, 60, &rr), 0);
 	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
 	p = test_pprof_load(out);
@@ -115,7 +83,7 @@ Test(record, command_mode)
 	cr_assert_str_eq(test_sample_label_str(p, p->sample[0], "process"), "chain");
 	cr_assert_gt(test_sample_label_num(p, p->sample[0], "tid"), 0);
 	test_pprof_free(p);
-	traces = check_with_pprof(out);
+	traces = test_check_with_pprof(out);
 	free(traces);
 	run_result_free(&rr);
 	free(out);
@@ -124,14 +92,14 @@ Test(record, command_mode)
 Test(record, target_exits_mid_record)
 {
 	char *const wl[] = { (char *)test_build_path("workloads/chain"), "1", NULL };
-	char *out = out_path("exit.pb.gz"), pidstr[16];
+	char *out = test_out_path("exit.pb.gz"), pidstr[16];
 	struct run_result rr;
 	Perftools__Profiles__Profile *p;
 	struct stat st;
 	time_t t0;
 	pid_t pid;
 
-	require_root();
+	test_require_root();
 	pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
@@ -148,14 +116,14 @@ Test(record, target_exits_mid_record)
 	cr_assert_not_null(p);
 	cr_assert_gt(p->n_sample, 0);
 	test_pprof_free(p);
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 	run_result_free(&rr);
 	free(out);
 }
 
 Test(record, unprivileged_fails_clearly)
 {
-	char *out = out_path("unpriv.pb.gz");
+	char *out = test_out_path("unpriv.pb.gz");
 	/* Root without any capability: the bounding set is emptied before exec. */
 	char *const argv[] = { "/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all",
 			       (char *)test_build_path("profd"), "record", "-p", "1", "-d", "1", "-o",
@@ -163,7 +131,7 @@ Test(record, unprivileged_fails_clearly)
 	struct run_result rr;
 	struct stat st;
 
-	require_root();
+	test_require_root();
 	cr_assert_eq(test_run(argv, 30, &rr), 0);
 	cr_assert_neq(rr.status, 0);
 	cr_assert(strstr(rr.err, "CAP_BPF") != NULL, "message does not name the capability: %s",
@@ -189,7 +157,7 @@ Test(record, bad_input_errors)
 		{ { "-p", "1", "-d", "-3" }, "Invalid duration" },
 	};
 
-	require_root();
+	test_require_root();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *argv[12] = { (char *)test_build_path("profd"), "record" };
 		struct run_result rr;
@@ -225,7 +193,7 @@ Test(record, help_and_version)
 Test(record, whole_host_and_ctrl_c)
 {
 	char *const wl[] = { (char *)test_build_path("workloads/chain"), "4", NULL };
-	char *out = out_path("all.pb.gz");
+	char *out = test_out_path("all.pb.gz");
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", "99", "-q",
 			       "-o", out, NULL };
 	Perftools__Profiles__Profile *p;
@@ -235,7 +203,7 @@ Test(record, whole_host_and_ctrl_c)
 	int status;
 	bool others = false;
 
-	require_root();
+	test_require_root();
 	wpid = test_spawn(wl);
 	cr_assert_gt(wpid, 0);
 	ppid = fork();
@@ -266,14 +234,14 @@ Test(record, whole_host_and_ctrl_c)
 	}
 	(void)others; /* an idle host may have nothing else on CPU: not asserted */
 	test_pprof_free(p);
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 	free(out);
 }
 
 Test(record, kernel_frames_named)
 {
 	/* A workload that lives in the kernel: dd copying /dev/zero to /dev/null. */
-	char *out = out_path("kernel.pb.gz");
+	char *out = test_out_path("kernel.pb.gz");
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "499", "-q", "-o", out,
 			       "--", "/usr/bin/timeout", "2", "/bin/dd", "if=/dev/zero",
 			       "of=/dev/null", "bs=64k", NULL };
@@ -282,7 +250,7 @@ Test(record, kernel_frames_named)
 	uint64_t kernel_named = 0, total = 0;
 	const char *names[512];
 
-	require_root();
+	test_require_root();
 	cr_assert_eq(test_run(argv, 60, &rr), 0);
 	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
 	p = test_pprof_load(out);
@@ -303,7 +271,7 @@ Test(record, kernel_frames_named)
 	cr_assert_gt(kernel_named * 2, total, "only %lu of %lu samples name kernel read functions",
 		     (unsigned long)kernel_named, (unsigned long)total);
 	test_pprof_free(p);
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 	run_result_free(&rr);
 	free(out);
 }

@@ -24,21 +24,6 @@
 
 #include "tests/lib/testlib.h"
 
-static void require_root(void)
-{
-	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
-}
-
-static char *out_path(const char *name)
-{
-	char *dir = test_tmpdir(), *p = NULL;
-
-	cr_assert_not_null(dir);
-	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
-	free(dir);
-	return p;
-}
-
 static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
 {
 	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
@@ -99,16 +84,6 @@ static double leaf_fraction(const Perftools__Profiles__Profile *p, pid_t pid, co
 	}
 	*ret_total = total;
 	return total ? (double)hit / total : 0.0;
-}
-
-static char *check_with_pprof(const char *path)
-{
-	int st = -1;
-	char *out = test_pprof_tool("-traces", path, &st);
-
-	cr_assert_not_null(out);
-	cr_assert_eq(st, 0, "pprof -traces failed on %s:\n%s", path, out);
-	return out;
 }
 
 static Perftools__Profiles__Profile *record_cmd(const char *out, const char *extra,
@@ -177,12 +152,12 @@ static const char *const ih_chain[] = { "ih_mix", "ih_round", "ih_block", "ih_ru
 
 Test(symbols, inline_frames_are_lines_of_one_location)
 {
-	char *out = out_path("inline.pb.gz");
+	char *out = test_out_path("inline.pb.gz");
 	char *const cmd[] = { (char *)test_build_path("workloads/inline_heavy"), "2", NULL };
 	uint64_t total;
 	double frac;
 
-	require_root();
+	test_require_root();
 	Perftools__Profiles__Profile *p = record_cmd(out, NULL, cmd);
 
 	/* Most time is in ih_mix, inlined into ih_round, into ih_block, into ih_run. */
@@ -241,7 +216,7 @@ Test(symbols, inline_frames_are_lines_of_one_location)
 	test_pprof_free(p);
 
 	/* The real pprof prints the inlined functions. */
-	char *traces = check_with_pprof(out);
+	char *traces = test_check_with_pprof(out);
 	cr_assert(strstr(traces, "ih_mix") && strstr(traces, "ih_round") &&
 			  strstr(traces, "ih_block") && strstr(traces, "ih_run"),
 		  "%s", traces);
@@ -251,11 +226,11 @@ Test(symbols, inline_frames_are_lines_of_one_location)
 
 Test(symbols, no_inline_removes_inlined_functions)
 {
-	char *out = out_path("noinline.pb.gz");
+	char *out = test_out_path("noinline.pb.gz");
 	char *const cmd[] = { (char *)test_build_path("workloads/inline_heavy"), "2", NULL };
 	uint64_t total;
 
-	require_root();
+	test_require_root();
 	Perftools__Profiles__Profile *p = record_cmd(out, "--no-inline", cmd);
 	cr_assert_null(fn_by_name(p, "ih_mix"));
 	cr_assert_null(fn_by_name(p, "ih_round"));
@@ -269,7 +244,7 @@ Test(symbols, no_inline_removes_inlined_functions)
 		cr_assert_not(p->mapping[i]->has_inline_frames);
 	test_pprof_free(p);
 
-	char *traces = check_with_pprof(out);
+	char *traces = test_check_with_pprof(out);
 	cr_assert(strstr(traces, "ih_run") && !strstr(traces, "ih_mix"), "%s", traces);
 	free(traces);
 	free(out);
@@ -288,10 +263,10 @@ static void remove_perf_map(pid_t pid)
 Test(symbols, jit_frames_named_from_perf_map)
 {
 	char *const wl[] = { (char *)test_build_path("workloads/jit_spin"), "4", NULL };
-	char *out = out_path("jit.pb.gz");
+	char *out = test_out_path("jit.pb.gz");
 	uint64_t total;
 
-	require_root();
+	test_require_root();
 	pid_t pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
@@ -305,7 +280,7 @@ Test(symbols, jit_frames_named_from_perf_map)
 	cr_assert_geq(test_chain_fraction(p, pid, chain, 2, &total), 0.9);
 	cr_assert_null(fn_by_name(p, "jit_stub_never_run"));
 	test_pprof_free(p);
-	char *traces = check_with_pprof(out);
+	char *traces = test_check_with_pprof(out);
 	cr_assert(strstr(traces, "jit_spin_loop"), "%s", traces);
 	free(traces);
 	free(out);
@@ -315,12 +290,12 @@ Test(symbols, jit_perf_map_of_exited_process)
 {
 	/* Command mode: the JIT has exited (and been reaped) when the profile is written, so
 	 * only the host's /tmp/perf-PID.map is left to read. */
-	char *out = out_path("jit-exited.pb.gz");
+	char *out = test_out_path("jit-exited.pb.gz");
 	char *const cmd[] = { (char *)test_build_path("workloads/jit_spin"), "2", "--keep-map",
 			      NULL };
 	uint64_t total;
 
-	require_root();
+	test_require_root();
 	Perftools__Profiles__Profile *p = record_cmd(out, NULL, cmd);
 	double frac = leaf_fraction(p, 0, "jit_spin_loop", &total);
 	pid_t pid = (pid_t)test_sample_label_num(p, p->sample[0], "pid");
@@ -328,7 +303,7 @@ Test(symbols, jit_perf_map_of_exited_process)
 	cr_assert_gt(total, 200);
 	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
 	test_pprof_free(p);
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 	free(out);
 }
 
@@ -367,11 +342,11 @@ Test(symbols, jit_perf_map_inside_pid_and_mount_namespace)
 	snprintf(script, sizeof(script), "mount -t tmpfs tmpfs /tmp && exec '%s' 4", bin);
 	char *const wl[] = { "/usr/bin/unshare", "--pid", "--fork", "--mount", "--mount-proc",
 			     "/bin/sh", "-c", script, NULL };
-	char *out = out_path("jit-ns.pb.gz"), host_map[64], status[64], line[256];
+	char *out = test_out_path("jit-ns.pb.gz"), host_map[64], status[64], line[256];
 	uint64_t total;
 	bool nested = false;
 
-	require_root();
+	test_require_root();
 	pid_t u = test_spawn(wl);
 	cr_assert_gt(u, 0, "unshare failed");
 	pid_t pid = first_child(u);
@@ -394,7 +369,7 @@ Test(symbols, jit_perf_map_inside_pid_and_mount_namespace)
 	cr_assert_gt(total, 100, "samples: %lu", (unsigned long)total);
 	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
 	test_pprof_free(p);
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 	free(out);
 	unlink(bin);
 	rmdir(bindir);
@@ -410,7 +385,7 @@ Test(symbols, binary_deleted_while_running)
 	uint64_t total;
 	char cmd[1024];
 
-	require_root();
+	test_require_root();
 	cr_assert_not_null(dir);
 	cr_assert(asprintf(&copy, "%s/chain-copy", dir) > 0);
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", test_build_path("workloads/chain"), copy);
@@ -421,7 +396,7 @@ Test(symbols, binary_deleted_while_running)
 	/* Gone from the file system; only /proc/PID/map_files still reaches it. */
 	cr_assert_eq(unlink(copy), 0);
 
-	char *out = out_path("deleted.pb.gz");
+	char *out = test_out_path("deleted.pb.gz");
 	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
 	test_wait(pid, 30);
 	double frac = test_chain_fraction(p, pid, chain, 5, &total);
@@ -434,7 +409,7 @@ Test(symbols, binary_deleted_while_running)
 	cr_assert(strstr(str_at(p, f->filename), "chain.c"), "%s", str_at(p, f->filename));
 	cr_assert_gt(f->start_line, 0);
 	test_pprof_free(p);
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 	free(out);
 	free(copy);
 	rmdir(dir);
@@ -496,11 +471,11 @@ Test(symbols, debuginfod_off_unless_asked)
 	 * login shells. Without --debuginfod profd must not ask it; with it, it does (and the
 	 * 404s change nothing). The workload runs from a copy without DWARF (symbols kept) so
 	 * that no local debug file exists for it and there is something to ask for. */
-	char *out = out_path("di.pb.gz"), url[64], *cache = test_tmpdir(), *bin = NULL;
+	char *out = test_out_path("di.pb.gz"), url[64], *cache = test_tmpdir(), *bin = NULL;
 	char sh[1024];
 	struct fake_server srv;
 
-	require_root();
+	test_require_root();
 	char *const help[] = { (char *)test_build_path("profd"), "record", "--help", NULL };
 	struct run_result rr;
 	cr_assert_eq(test_run(help, 10, &rr), 0);
@@ -528,7 +503,7 @@ Test(symbols, debuginfod_off_unless_asked)
 	cr_assert_not_null(fn_by_name(p, "chain_leaf"));
 	test_pprof_free(p);
 	cr_assert_gt(fake_server_stop(&srv), 0, "--debuginfod did not ask the server");
-	free(check_with_pprof(out));
+	free(test_check_with_pprof(out));
 
 	char rm[512];
 	snprintf(rm, sizeof(rm), "rm -rf '%s'", cache);

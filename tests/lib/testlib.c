@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -333,5 +334,35 @@ char *test_pprof_tool(const char *args, const char *path, int *ret_status)
 	out = slurp_fd(fileno(f));
 	st = pclose(f);
 	*ret_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return out;
+}
+
+void test_require_root(void)
+{
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");
+}
+
+char *test_out_path(const char *name)
+{
+	char *dir = test_tmpdir(), *p = NULL;
+
+	cr_assert_not_null(dir);
+	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+	free(dir);
+	return p;
+}
+
+char *test_check_with_pprof(const char *path)
+{
+	int st = -1;
+	char *out = test_pprof_tool("-raw", path, &st);
+
+	cr_assert_not_null(out);
+	cr_assert_eq(st, 0, "pprof -raw failed on %s:\n%s", path, out);
+	cr_assert(strstr(out, "Samples:") != NULL, "pprof -raw printed no samples:\n%s", out);
+	free(out);
+	out = test_pprof_tool("-traces", path, &st);
+	cr_assert_not_null(out);
+	cr_assert_eq(st, 0, "pprof -traces failed on %s:\n%s", path, out);
 	return out;
 }

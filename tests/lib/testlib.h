@@ -55,5 +55,15 @@ size_t test_sample_functions(const Perftools__Profiles__Profile *p,
 double test_chain_fraction(const Perftools__Profiles__Profile *p, pid_t pid,
 			   const char *const *chain, size_t n_chain, uint64_t *ret_total);
 
+/* Fail the test unless running as root: the e2e tests prove capture, so they must run. */
+void test_require_root(void);
+/* A path named `name` in a fresh temporary directory (malloc()ed). */
+char *test_out_path(const char *name);
+/*
+ * The real pprof must read the profile: `pprof -raw` prints its samples and `pprof -traces`
+ * succeeds. Returns the -traces output (malloc()ed) for further checks.
+ */
+char *test_check_with_pprof(const char *path);
+
 /* Run the real pprof (`$BUILD/pprof`) with args on path; returns its stdout or NULL. */
 char *test_pprof_tool(const char *args, const char *path, int *ret_status);
