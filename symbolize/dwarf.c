@@ -39,6 +39,8 @@
 #define SCOPE_MAX_VISIT (4u << 20)
 #define SCOPE_MAX_IMPORTS 64
 
+struct sym_elf;
+
 /*
  * The concrete nesting of scopes containing pc, outermost first. This is what
  * dwarf_getscopes() + dwarf_getscopes_die() compute, in one pass and with limits: libdw 0.188's
@@ -46,11 +48,76 @@
  * resolve, which hostile DWARF can arrange on every lookup.
  */
 struct scope_walk {
+	struct sym_elf *e; /* whose scope index to use */
 	Dwarf_Addr pc;
+	bool outer_only;  /* stop at the first inlined instance (or entry point) */
 	Dwarf_Die chain[SCOPE_MAX_DEPTH];
+	int tags[SCOPE_MAX_DEPTH];
+	uint32_t refs[SCOPE_MAX_DEPTH]; /* the range entry each was found through, or NO_REF */
 	int n;
 	unsigned imports; /* DW_TAG_imported_unit references followed (dwz partial units) */
 	size_t visited;   /* DIEs looked at */
+};
+
+/*
+ * Scope index: for a scope DIE (a CU, a function, a lexical block, an inlined instance), the
+ * pc ranges of its child scopes (through imported units), sorted, so that each step down a
+ * lookup is a binary search instead of a walk over every child DIE (a CU has hundreds of
+ * top-level DIEs, mostly types and declarations; a function its parameters, variables and
+ * call sites). It is built the first time a lookup goes into the scope, and kept with the
+ * range entry that led there (CUs: in a hash table), so going down costs no search but the
+ * binary ones; a scope found by walking has no entry, and is walked too. A scope whose
+ * children overlap, or that hits a walk limit, is walked as before, so the index never
+ * changes an answer. Range entries also keep what frames need from their DIE (fn_info) and
+ * where their pcs are in the line table. Bounded: near SYM_MAX_INDEXED_CUS CUs or
+ * SYM_MAX_SCOPE_RANGES ranges it starts over (88 bytes a range, 24 a CU slot).
+ */
+
+/* The index of one scope's children. */
+struct scope_kids {
+	uint32_t first, n; /* their ranges in sym_elf.ranges */
+	int state;
+};
+
+enum { KIDS_NEW = 0, KIDS_INDEXED, KIDS_WALK };
+
+/* Where a scope's scope_kids live: a range entry's index, or CU_REF | a CU slot. */
+#define NO_REF UINT32_MAX
+#define CU_REF 0x80000000u
+#define LINES_SEEN (UINT32_MAX - 1)
+
+struct scope_range {
+	Dwarf_Addr lo, hi; /* CU-relative, as dwarf_ranges() gives them */
+	Dwarf_Die die;
+	int tag;
+	struct scope_kids kids; /* of die */
+	uint32_t fn;            /* die's fn_info in sym_elf.fns, NO_REF until read */
+	/* The CU's line rows that can hold a pc in [lo, hi): [line_first, line_last], found on
+	 * the second line lookup here (line_first NO_REF until the first, LINES_SEEN until
+	 * the second: a range looked up once is cheaper to search whole). */
+	uint32_t line_first, line_last;
+};
+
+struct cu_node {
+	const void *key; /* the CU DIE's address in the mapped DWARF; NULL: empty slot */
+	struct scope_kids kids;
+};
+
+/*
+ * What a frame needs from a function DIE (subprogram or inlined instance). Reading it costs a
+ * dozen attribute lookups through abstract origins and specifications, so it is read once per
+ * range entry of the scope index and kept in sym_elf.fns, at most FN_INFO_MAX (3 MiB; past
+ * that, read on every lookup until the index starts over).
+ */
+#define FN_INFO_MAX (SYM_MAX_SCOPE_RANGES / 4)
+
+struct fn_info {
+	const char *raw;       /* DWARF name (linkage name first), NULL if none */
+	const char *name;      /* display_name(raw) */
+	const char *call_file; /* DW_AT_call_file of an inlined instance, or NULL */
+	Dwarf_Addr pc;         /* DW_AT_entry_pc, else DW_AT_low_pc (CU-relative): has_pc */
+	uint32_t decl_line, call_line, call_column;
+	bool has_pc;
 };
 
 struct load_segment {
@@ -71,7 +138,16 @@ struct sym_elf {
 
 	struct str_pool pool;    /* demangled names; raw names live in libelf/libdw memory */
 	struct demangle_buf dm;  /* scratch for the demangler */
-	struct scope_walk *walk; /* scratch for lookup_dwarf(), 8 KiB: kept off the stack */
+	struct scope_walk *walk; /* scratch for lookup_dwarf(), 10 KiB: kept off the stack */
+	struct func_table *funcs; /* sorted function symbols, built on the first symbol lookup */
+	int funcs_err;            /* why they could not be: dwfl_module_addrinfo() instead */
+	struct cu_node *cus;        /* open addressing, power-of-two size */
+	size_t n_cu_slots, n_cus;
+	struct scope_range *ranges; /* of every indexed scope, each one's contiguous */
+	Dwarf_Addr *range_lo;       /* ranges[i].lo: what the binary searches read, packed */
+	size_t n_ranges, cap_ranges;
+	struct fn_info *fns;        /* of function DIEs of the ranges, read on first need */
+	size_t n_fns, cap_fns;
 
 	/* Separate debug file search (find_debuginfo). */
 	char *path;               /* the binary's name in the target */
@@ -112,6 +188,11 @@ void sym_elf_free(struct sym_elf *e)
 	str_pool_done(&e->pool);
 	demangle_buf_done(&e->dm);
 	free(e->walk);
+	func_table_free(e->funcs);
+	free(e->cus);
+	free(e->ranges);
+	free(e->range_lo);
+	free(e->fns);
 	free(e->loads);
 	free(e->path);
 	if (e->debug_dirs)
@@ -537,6 +618,13 @@ static const char *display_name(struct sym_elf *e, const char *raw)
 	return v;
 }
 
+/* For tables keyed by a DIE's address. */
+static size_t hash_key(const void *key)
+{
+	uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h ^ (h >> 29));
+}
+
 static const char *die_raw_name(Dwarf_Die *die)
 {
 	Dwarf_Attribute attr;
@@ -569,7 +657,7 @@ static uint32_t decl_line(Dwarf_Die *die)
 }
 
 /* The place in the caller where inlined instance `inl` was called from. */
-static void call_site(Dwarf_Die *inl, struct sym_frame *f)
+static void call_site(Dwarf_Die *inl, struct fn_info *f)
 {
 	Dwarf_Attribute attr;
 	Dwarf_Word val;
@@ -578,11 +666,123 @@ static void call_site(Dwarf_Die *inl, struct sym_frame *f)
 
 	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &val) == 0 &&
 	    dwarf_diecu(inl, &cu, NULL, NULL) && dwarf_getsrcfiles(&cu, &files, NULL) == 0)
-		f->file = dwarf_filesrc(files, val, NULL, NULL); /* NULL if out of range */
+		f->call_file = dwarf_filesrc(files, val, NULL, NULL); /* NULL if out of range */
 	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &val) == 0)
-		f->line = clamp_u32(val);
+		f->call_line = clamp_u32(val);
 	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_column, &attr), &val) == 0)
-		f->column = clamp_u32(val);
+		f->call_column = clamp_u32(val);
+}
+
+static void fn_info_read(struct sym_elf *e, Dwarf_Die *d, struct fn_info *f)
+{
+	Dwarf_Addr pc;
+
+	*f = (struct fn_info){ .raw = die_raw_name(d), .decl_line = decl_line(d) };
+	f->name = f->raw ? display_name(e, f->raw) : NULL;
+	if (dwarf_entrypc(d, &pc) == 0 || dwarf_lowpc(d, &pc) == 0) {
+		f->pc = pc;
+		f->has_pc = true;
+	}
+	call_site(d, f);
+}
+
+/*
+ * What the frames of function DIE `d` need from it: kept with range entry `ri` (NO_REF: read
+ * into `scratch`). The pointer is valid until the next call.
+ */
+static const struct fn_info *fn_info_of(struct sym_elf *e, Dwarf_Die *d, uint32_t ri,
+					struct fn_info *scratch)
+{
+	if (ri == NO_REF) {
+		fn_info_read(e, d, scratch);
+		return scratch;
+	}
+	if (e->ranges[ri].fn != NO_REF)
+		return &e->fns[e->ranges[ri].fn];
+	if (e->n_fns == e->cap_fns) {
+		size_t cap = MIN(MAX(e->cap_fns * 2, (size_t)256), (size_t)FN_INFO_MAX);
+		void *p = e->n_fns < cap ? realloc(e->fns, cap * sizeof(*e->fns)) : NULL;
+		if (!p) {
+			fn_info_read(e, d, scratch);
+			return scratch;
+		}
+		e->fns = p;
+		e->cap_fns = cap;
+	}
+	struct fn_info *f = &e->fns[e->n_fns];
+	fn_info_read(e, d, f);
+	e->ranges[ri].fn = (uint32_t)e->n_fns++;
+	return f;
+}
+
+static Dwarf_Addr row_addr(Dwarf_Lines *lines, size_t i)
+{
+	Dwarf_Addr a = 0;
+	(void)dwarf_lineaddr(dwarf_onesrcline(lines, i), &a);
+	return a;
+}
+
+/* The last of rows [l, u] at or below pc, else l: dwarf_getsrc_die()'s search, on a part. */
+static size_t rows_search(Dwarf_Lines *lines, size_t l, size_t u, Dwarf_Addr pc)
+{
+	while (l < u) {
+		size_t i = u - (u - l) / 2;
+		if (pc < row_addr(lines, i))
+			u = i - 1;
+		else
+			l = i;
+	}
+	return l;
+}
+
+/*
+ * The row dwarf_getsrc_die(cudie, pc) returns. With `r`, the index range entry holding pc,
+ * only the rows that can hold an address of r are searched: the rows are sorted by address,
+ * so the last one at or below pc lies between the last one at or below r->lo and the last one
+ * below r->hi, which are found once per entry (on its second line lookup).
+ */
+static Dwarf_Line *row_at(Dwarf_Die *cudie, Dwarf_Addr pc, struct scope_range *r)
+{
+	Dwarf_Lines *lines;
+	size_t n;
+
+	if (r && r->line_first == NO_REF) {
+		r->line_first = LINES_SEEN;
+		r = NULL;
+	}
+	if (!r || dwarf_getsrclines(cudie, &lines, &n) != 0 || n == 0 || n >= LINES_SEEN)
+		return dwarf_getsrc_die(cudie, pc);
+	if (r->line_first == LINES_SEEN || r->line_last >= n) {
+		r->line_first = (uint32_t)rows_search(lines, 0, n - 1, r->lo);
+		r->line_last = (uint32_t)rows_search(lines, 0, n - 1, r->hi - 1);
+	}
+	size_t i = rows_search(lines, r->line_first, r->line_last, pc);
+	Dwarf_Line *l = dwarf_onesrcline(lines, i);
+	bool end = true;
+	Dwarf_Addr a;
+	/* As dwarf_getsrc_die(): not past the end of a sequence, nor before the first row. */
+	if (!l || dwarf_lineendsequence(l, &end) != 0 || end || dwarf_lineaddr(l, &a) != 0 ||
+	    a > pc)
+		return NULL;
+	return l;
+}
+
+/* Line-table row for the innermost frame, from the CU already found (pc CU-relative): what
+ * line_at() gives, without looking up the CU again. */
+static void line_in_cu(Dwarf_Die *cudie, Dwarf_Addr pc, struct scope_range *r,
+		       struct sym_frame *f)
+{
+	Dwarf_Line *l = row_at(cudie, pc, r);
+	int line = 0, col = 0;
+	const char *file = l ? dwarf_linesrc(l, NULL, NULL) : NULL;
+
+	if (!file)
+		return;
+	(void)dwarf_lineno(l, &line);
+	(void)dwarf_linecol(l, &col);
+	f->file = file;
+	f->line = line > 0 ? (uint32_t)line : 0;
+	f->column = col > 0 ? (uint32_t)col : 0;
 }
 
 /* Line-table row for the innermost frame. */
@@ -607,7 +807,15 @@ struct elf_sym {
 	bool from_symtab;
 };
 
-static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
+/* Symbols from another Elf (debug file, MiniDebugInfo), or from a main file that has .symtab,
+ * came from a full symbol table; else from .dynsym. */
+static bool from_symtab(struct sym_elf *e, Elf *sym_elf)
+{
+	return sym_elf != e->elf || e->main_has_symtab;
+}
+
+/* libdwfl's own search: a scan of the whole symbol table per call. */
+static bool symtab_find_slow(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
 {
 	GElf_Off off;
 	GElf_Sym sym;
@@ -619,13 +827,42 @@ static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
 		dwfl_module_addrinfo(e->mod, addr, &off, &sym, &shndx, &sym_elf, &sym_bias);
 	if (!name || !name[0])
 		return false;
-	/* libdwfl reads .symtab from the main file, else from the debug file or MiniDebugInfo
-	 * (merged with .dynsym), else .dynsym alone: a symbol from another Elf, or from a main
-	 * file that has .symtab, came from a full symbol table. */
 	*ret = (struct elf_sym){
 		.name = name,
 		.start = addr - off - e->bias,
-		.from_symtab = sym_elf != e->elf || e->main_has_symtab,
+		.from_symtab = from_symtab(e, sym_elf),
+	};
+	return true;
+}
+
+static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
+{
+	if (!e->funcs && e->funcs_err == 0) {
+		int r = func_table_build(e->mod, SYM_MAX_FUNC_SYMBOLS, &e->funcs);
+		if (r < 0) {
+			/* Over the cap (or out of memory): slow, but still right. */
+			log_debug("symbolize: %s: no sorted symbol table: %s", e->path,
+				  strerror(-r));
+			e->funcs_err = r;
+		}
+	}
+	if (!e->funcs)
+		return symtab_find_slow(e, addr, ret);
+
+	int ndx;
+	uint64_t start;
+	GElf_Sym sym;
+	GElf_Addr value;
+	Elf *sym_elf = NULL;
+	if (!func_table_find(e->funcs, addr, &ndx, &start))
+		return false;
+	const char *name = dwfl_module_getsym_info(e->mod, ndx, &sym, &value, NULL, &sym_elf, NULL);
+	if (!name || !name[0])
+		return false;
+	*ret = (struct elf_sym){
+		.name = name,
+		.start = start - e->bias,
+		.from_symtab = from_symtab(e, sym_elf),
 	};
 	return true;
 }
@@ -654,6 +891,40 @@ static bool is_scope_tag(int tag)
 	}
 }
 
+static int find_scopes(struct scope_walk *w, Dwarf_Die *parent, uint32_t ref);
+
+/*
+ * pc is in scope `d`: add it to the chain and look further down. `ri`: the range entry it was
+ * found through (which holds the index of d's children), NO_REF when found by a walk. 1, or
+ * -E2BIG.
+ */
+static int enter_scope(struct scope_walk *w, Dwarf_Die *d, int tag, uint32_t ri)
+{
+	if (w->n >= SCOPE_MAX_DEPTH)
+		return -E2BIG;
+	w->chain[w->n] = *d;
+	w->refs[w->n] = ri;
+	w->tags[w->n++] = tag;
+	/* Its callees do not change the containing function nor the line in it. */
+	if (w->outer_only && (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_entry_point))
+		return 1;
+	int r = find_scopes(w, d, ri);
+	return r < 0 ? r : 1;
+}
+
+/* The unit a DW_TAG_imported_unit names, within the walk's cap on imports (which also ends
+ * reference cycles). */
+static bool imported_unit(Dwarf_Die *imp, unsigned *imports, Dwarf_Die *ret)
+{
+	Dwarf_Attribute attr;
+
+	if (*imports >= SCOPE_MAX_IMPORTS ||
+	    !dwarf_formref_die(dwarf_attr(imp, DW_AT_import, &attr), ret))
+		return false;
+	(*imports)++;
+	return true;
+}
+
 /* 1: pc is inside a child of parent (chain extended), 0: it is not, -E2BIG: over a limit. */
 static int walk_scopes(struct scope_walk *w, Dwarf_Die *parent)
 {
@@ -666,45 +937,244 @@ static int walk_scopes(struct scope_walk *w, Dwarf_Die *parent)
 		int tag = dwarf_tag(&child);
 
 		if (tag == DW_TAG_imported_unit) {
-			/* The imported unit's children count as children of this scope. A
-			 * total cap on imports also ends reference cycles. */
-			Dwarf_Attribute attr;
+			/* The imported unit's children count as children of this scope. */
 			Dwarf_Die unit;
-			if (w->imports < SCOPE_MAX_IMPORTS &&
-			    dwarf_formref_die(dwarf_attr(&child, DW_AT_import, &attr), &unit)) {
-				w->imports++;
+			if (imported_unit(&child, &w->imports, &unit)) {
 				int r = walk_scopes(w, &unit);
 				if (r != 0)
 					return r;
 			}
 			continue;
 		}
-		if (!is_scope_tag(tag) || dwarf_haspc(&child, w->pc) <= 0)
-			continue;
-
-		/* Sibling scopes do not overlap: this one is the way down. */
-		if (w->n >= SCOPE_MAX_DEPTH)
-			return -E2BIG;
-		w->chain[w->n++] = child;
-		int r = walk_scopes(w, &child);
-		return r < 0 ? r : 1;
+		/* Sibling scopes do not overlap: the first one with pc is the way down. */
+		if (is_scope_tag(tag) && dwarf_haspc(&child, w->pc) > 0)
+			return enter_scope(w, &child, tag, NO_REF);
 	} while (dwarf_siblingof(&child, &child) == 0);
 	return 0;
 }
 
-/* Fill `ret` from DWARF scopes. false: no DWARF function covers addr. */
-static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *ret)
+/* ---- scope index -------------------------------------------------------------------------- */
+
+static int push_range(struct sym_elf *e, Dwarf_Addr lo, Dwarf_Addr hi, Dwarf_Die *die, int tag)
+{
+	if (e->n_ranges == e->cap_ranges) {
+		if (e->cap_ranges >= SYM_MAX_SCOPE_RANGES)
+			return -E2BIG;
+		size_t cap = MIN(MAX(e->cap_ranges * 2, (size_t)256), (size_t)SYM_MAX_SCOPE_RANGES);
+		void *p = realloc(e->ranges, cap * sizeof(*e->ranges));
+		if (!p)
+			return -ENOMEM;
+		e->ranges = p;
+		p = realloc(e->range_lo, cap * sizeof(*e->range_lo));
+		if (!p)
+			return -ENOMEM;
+		e->range_lo = p;
+		e->cap_ranges = cap;
+	}
+	e->ranges[e->n_ranges++] = (struct scope_range){
+		.lo = lo,
+		.hi = hi,
+		.die = *die,
+		.tag = tag,
+		.fn = NO_REF,
+		.line_first = NO_REF,
+	};
+	return 0;
+}
+
+/* Every range of every scope walk_scopes() would try among parent's children. */
+static int index_children(struct sym_elf *e, Dwarf_Die *parent, unsigned *imports,
+			  size_t *visited)
+{
+	Dwarf_Die child;
+	if (dwarf_child(parent, &child) != 0)
+		return 0;
+	do {
+		if (++*visited > SCOPE_MAX_VISIT)
+			return -E2BIG;
+		int tag = dwarf_tag(&child);
+
+		if (tag == DW_TAG_imported_unit) {
+			Dwarf_Die unit;
+			if (imported_unit(&child, imports, &unit)) {
+				int r = index_children(e, &unit, imports, visited);
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		if (!is_scope_tag(tag))
+			continue;
+		Dwarf_Addr base, lo, hi;
+		ptrdiff_t off = 0;
+		/* A DIE whose ranges do not read has no pc for dwarf_haspc() either. */
+		while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
+			if (lo >= hi)
+				continue;
+			int r = push_range(e, lo, hi, &child, tag);
+			if (r < 0)
+				return r;
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct scope_range *x = a, *y = b;
+	return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* The children index `ref` names. Valid until the ranges grow or the CU table is rehashed. */
+static struct scope_kids *kids_at(struct sym_elf *e, uint32_t ref)
+{
+	return ref & CU_REF ? &e->cus[ref & ~CU_REF].kids : &e->ranges[ref].kids;
+}
+
+/* Index parent's children into kids_at(ref), or mark it to be walked. */
+static void index_scope(struct sym_elf *e, Dwarf_Die *parent, uint32_t ref)
+{
+	unsigned imports = 0;
+	size_t visited = 0, first = e->n_ranges;
+
+	kids_at(e, ref)->state = KIDS_WALK;
+	if (index_children(e, parent, &imports, &visited) < 0 || e->n_ranges - first > UINT32_MAX) {
+		e->n_ranges = first;
+		return;
+	}
+	size_t n = e->n_ranges - first;
+	struct scope_range *r = n ? e->ranges + first : NULL;
+	if (n > 1)
+		qsort(r, n, sizeof(*r), range_cmp);
+	/* Sorted by lo, any overlap shows between neighbours. */
+	for (size_t i = 1; i < n; i++)
+		if (r[i].lo < r[i - 1].hi) {
+			/* Overlapping siblings: which one the walk takes depends on DIE order. */
+			e->n_ranges = first;
+			return;
+		}
+	for (size_t i = 0; i < n; i++)
+		e->range_lo[first + i] = r[i].lo;
+	*kids_at(e, ref) = (struct scope_kids){
+		.first = (uint32_t)first,
+		.n = (uint32_t)n,
+		.state = KIDS_INDEXED,
+	};
+}
+
+/* The slot holding `key`, or the empty one where it goes. */
+static size_t cu_probe(const struct cu_node *v, size_t n_slots, const void *key)
+{
+	size_t i = hash_key(key) & (n_slots - 1);
+
+	while (v[i].key && v[i].key != key)
+		i = (i + 1) & (n_slots - 1);
+	return i;
+}
+
+/* The reference of CU DIE `cudie`'s index, added if new; NO_REF past SYM_MAX_INDEXED_CUS or
+ * without memory. */
+static uint32_t cu_ref(struct sym_elf *e, Dwarf_Die *cudie)
+{
+	const void *key = cudie->addr;
+
+	if (e->n_cu_slots) {
+		size_t i = cu_probe(e->cus, e->n_cu_slots, key);
+		if (e->cus[i].key)
+			return CU_REF | (uint32_t)i;
+	}
+	if (e->n_cus >= SYM_MAX_INDEXED_CUS)
+		return NO_REF;
+	if (2 * (e->n_cus + 1) > e->n_cu_slots) {
+		size_t n = e->n_cu_slots ? 2 * e->n_cu_slots : 64;
+		struct cu_node *v = calloc(n, sizeof(*v));
+		if (!v)
+			return NO_REF;
+		for (size_t j = 0; j < e->n_cu_slots; j++)
+			if (e->cus[j].key)
+				v[cu_probe(v, n, e->cus[j].key)] = e->cus[j];
+		free(e->cus);
+		e->cus = v;
+		e->n_cu_slots = n;
+	}
+	size_t i = cu_probe(e->cus, e->n_cu_slots, key);
+	e->cus[i] = (struct cu_node){ .key = key };
+	e->n_cus++;
+	return CU_REF | (uint32_t)i;
+}
+
+/* Near a cap: start over. Only between lookups, as a lookup holds references into both. */
+static void scope_index_trim(struct sym_elf *e)
+{
+	if (e->n_cus < SYM_MAX_INDEXED_CUS / 4 * 3 && e->n_ranges < SYM_MAX_SCOPE_RANGES / 4 * 3 &&
+	    e->n_fns < FN_INFO_MAX / 4 * 3)
+		return;
+	if (e->cus)
+		memset(e->cus, 0, e->n_cu_slots * sizeof(*e->cus));
+	e->n_cus = 0;
+	e->n_ranges = 0;
+	e->n_fns = 0;
+}
+
+/* walk_scopes(w, parent), through the index of parent's children kids_at(ref) if it has one. */
+static int find_scopes(struct scope_walk *w, Dwarf_Die *parent, uint32_t ref)
+{
+	struct sym_elf *e = w->e;
+
+	if (ref == NO_REF)
+		return walk_scopes(w, parent);
+	if (kids_at(e, ref)->state == KIDS_NEW)
+		index_scope(e, parent, ref);
+	const struct scope_kids k = *kids_at(e, ref);
+	if (k.state != KIDS_INDEXED)
+		return walk_scopes(w, parent);
+	if (k.n == 0)
+		return 0;
+
+	const Dwarf_Addr *key = e->range_lo + k.first;
+	size_t lo = 0, hi = k.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key[mid] <= w->pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	uint32_t ri = (uint32_t)(k.first + lo - 1);
+	const struct scope_range *r = &e->ranges[ri];
+	if (w->pc >= r->hi)
+		return 0;
+	/* A copy: going down may grow (move) the ranges. */
+	Dwarf_Die d = r->die;
+	return enter_scope(w, &d, r->tag, ri);
+}
+
+/*
+ * Fill `ret` from DWARF scopes. false: no DWARF function covers addr. Without `inlines` only
+ * the containing function's frame is made, and the walk stops at the first inlined instance
+ * in it: that instance's call site is the frame's line, whatever is inlined further down.
+ * (A GNU C nested function whose parent was inlined is the one case that walk would miss;
+ * GCC does not emit its DIE inside the inlined instance.)
+ */
+static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, bool inlines,
+			 struct sym_result *ret)
 {
 	Dwarf_Addr cu_bias;
 	Dwarf_Die *cudie = dwfl_module_addrdie(e->mod, addr, &cu_bias);
 	if (!cudie)
 		return false;
 
-	e->walk->pc = addr - cu_bias;
-	e->walk->n = 0;
-	e->walk->imports = 0;
-	e->walk->visited = 0;
-	if (walk_scopes(e->walk, cudie) <= 0)
+	scope_index_trim(e);
+	struct scope_walk *w = e->walk;
+	w->e = e;
+	w->pc = addr - cu_bias;
+	w->outer_only = !inlines;
+	w->n = 0;
+	w->imports = 0;
+	w->visited = 0;
+	if (find_scopes(w, cudie, cu_ref(e, cudie)) <= 0)
 		return false;
 
 	/* Function scopes, innermost first, up to and including the containing subprogram
@@ -712,8 +1182,8 @@ static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *
 	int fn[SCOPE_MAX_DEPTH];
 	int nf = 0;
 	bool found_subprogram = false;
-	for (int i = e->walk->n - 1; i >= 0; i--) {
-		int tag = dwarf_tag(&e->walk->chain[i]);
+	for (int i = w->n - 1; i >= 0; i--) {
+		int tag = w->tags[i];
 		if (!is_function_tag(tag))
 			continue;
 		fn[nf++] = i;
@@ -725,37 +1195,48 @@ static bool lookup_dwarf(struct sym_elf *e, Dwarf_Addr addr, struct sym_result *
 	if (!found_subprogram)
 		return false;
 
-	struct elf_sym es = {};
-	bool have_es = symtab_find(e, addr, &es);
-
 	/* Past the limit keep the outermost frames: they continue the stack, and each frame's
 	 * line still comes from its own (dropped) callee's call site. */
-	int first = nf > SYM_MAX_INLINE ? nf - SYM_MAX_INLINE : 0;
+	int first = !inlines ? nf - 1 : nf > SYM_MAX_INLINE ? nf - SYM_MAX_INLINE : 0;
 	for (int k = first; k < nf; k++) {
-		Dwarf_Die *d = &e->walk->chain[fn[k]];
+		struct fn_info scratch, scratch_in;
+		const struct fn_info *fi =
+			fn_info_of(e, &w->chain[fn[k]], w->refs[fn[k]], &scratch);
 		struct sym_frame *f = &ret->frames[k - first];
-		bool outermost = k == nf - 1;
-		const char *raw = die_raw_name(d);
+		const char *raw = fi->raw, *name = fi->name;
 
-		*f = (struct sym_frame){};
-		if (!raw && outermost && have_es)
-			raw = es.name;
+		*f = (struct sym_frame){ .decl_line = fi->decl_line };
+		if (fi->has_pc)
+			f->sym_start = fi->pc + cu_bias - e->bias;
+		/* The symbol table only when DWARF lacks the name or the start (a function in
+		 * DW_AT_ranges, e.g. split into hot and cold parts: the part's symbol). */
+		if (k == nf - 1 && (!raw || !fi->has_pc)) {
+			struct elf_sym es;
+			if (symtab_find(e, addr, &es)) {
+				if (!raw) {
+					raw = es.name;
+					name = display_name(e, raw);
+				}
+				f->sym_start = es.start;
+			}
+		}
 		if (!raw)
-			raw = "??";
+			raw = name = "??";
 		f->system_name = raw;
-		f->name = display_name(e, raw);
-		f->decl_line = decl_line(d);
+		f->name = name;
 
-		if (k == 0)
-			line_at(e, addr, f);
-		else
-			call_site(&e->walk->chain[fn[k - 1]], f);
-
-		Dwarf_Addr pc;
-		if (outermost && have_es)
-			f->sym_start = es.start;
-		else if (dwarf_entrypc(d, &pc) == 0 || dwarf_lowpc(d, &pc) == 0)
-			f->sym_start = pc + cu_bias - e->bias;
+		if (k == 0) {
+			uint32_t ri = w->refs[w->n - 1];
+			line_in_cu(cudie, w->pc, ri == NO_REF ? NULL : &e->ranges[ri], f);
+		} else {
+			/* fi may be overwritten by this lookup: nothing of it is used below. */
+			int in_k = fn[k - 1];
+			const struct fn_info *in =
+				fn_info_of(e, &w->chain[in_k], w->refs[in_k], &scratch_in);
+			f->file = in->call_file;
+			f->line = in->call_line;
+			f->column = in->call_column;
+		}
 	}
 	ret->n_frames = (size_t)(nf - first);
 	ret->source = SYM_SOURCE_DWARF;
@@ -771,13 +1252,8 @@ int sym_elf_lookup(struct sym_elf *e, uint64_t vaddr, bool inlines, struct sym_r
 	ret->n_frames = 0;
 	Dwarf_Addr addr = vaddr + e->bias;
 
-	if (lookup_dwarf(e, addr, ret)) {
-		if (!inlines && ret->n_frames > 1) {
-			ret->frames[0] = ret->frames[ret->n_frames - 1];
-			ret->n_frames = 1;
-		}
+	if (lookup_dwarf(e, addr, inlines, ret))
 		return 0;
-	}
 
 	struct elf_sym es;
 	if (!symtab_find(e, addr, &es))

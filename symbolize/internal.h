@@ -47,3 +47,17 @@ struct demangle_buf {
 void demangle_buf_done(struct demangle_buf *b);
 /* 0 with b->buf holding the NUL-terminated result, or -errno as sym_demangle(). */
 int demangle_into(const char *name, struct demangle_buf *b);
+
+/*
+ * struct func_table: a module's function symbols sorted by address (functab.c), built once
+ * from what libdwfl serves for `mod` and answering as dwfl_module_addrinfo() would (see there
+ * for the rules and the few differences). At most `max_entries` candidate symbols, 24 bytes
+ * each: -E2BIG past that, -ENOMEM. A module without symbols gives an empty table.
+ */
+struct Dwfl_Module;
+struct func_table;
+int func_table_build(struct Dwfl_Module *mod, size_t max_entries, struct func_table **ret);
+void func_table_free(struct func_table *t);
+/* The symbol covering dwfl address `addr`: its index for dwfl_module_getsym_info() and start. */
+bool func_table_find(const struct func_table *t, uint64_t addr, int *ret_ndx,
+		     uint64_t *ret_start);

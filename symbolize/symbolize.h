@@ -24,9 +24,18 @@
  * Limits: SYM_MAX_INLINE frames per address; files larger than SYM_MAX_FILE_SIZE are refused
  * with -EFBIG. Each sym_elf keeps at most SYM_MAX_STRING_BYTES of its own strings (demangled
  * names); past that, names are returned undemangled. Demangling is tried only for names up to
- * SYM_DEMANGLE_MAX_INPUT bytes with results up to SYM_DEMANGLE_MAX_OUTPUT bytes. kallsyms keeps
- * at most KALLSYMS_MAX_ENTRIES text symbols (-E2BIG beyond) and rejects lines longer than
- * KALLSYMS_MAX_LINE (-EBADMSG). Perf maps and the cache: see their sections below.
+ * SYM_DEMANGLE_MAX_INPUT bytes with results up to SYM_DEMANGLE_MAX_OUTPUT bytes.
+ * Lookup indexes, built on first need and kept with the sym_elf: the symbol table is searched
+ * through a sorted copy of its function symbols, at most SYM_MAX_FUNC_SYMBOLS entries of 24
+ * bytes (96 MiB, and never more than the ELF symbol table it comes from: 24 bytes a symbol);
+ * a binary with more falls back to libdwfl's linear search (dwfl_module_addrinfo(), whose
+ * answers differ only in the corner cases listed in functab.c). DWARF scopes (CUs, functions,
+ * blocks, inlined instances) looked into get a sorted index of the pc ranges of their child
+ * scopes, with what frames need from each function, for at most SYM_MAX_INDEXED_CUS CUs and
+ * SYM_MAX_SCOPE_RANGES ranges (29 MiB in all; near a cap the index starts over); a scope
+ * without an index is walked DIE by DIE, with the same answers. kallsyms keeps at most KALLSYMS_MAX_ENTRIES text symbols (-E2BIG beyond) and rejects
+ * lines longer than KALLSYMS_MAX_LINE (-EBADMSG). Perf maps and the cache: see their sections
+ * below.
  *
  * Threads: a sym_elf and a sym_cache are not thread-safe (libdw caches are filled lazily); use
  * each one from one thread at a time. A loaded kallsyms or perfmap is read-only and may be
@@ -47,6 +56,9 @@
 #define SYM_MAX_STRING_BYTES (64u << 20)
 #define SYM_DEMANGLE_MAX_INPUT 8192 /* libiberty builds its tree on the stack: ~600 KiB */
 #define SYM_DEMANGLE_MAX_OUTPUT 65536
+#define SYM_MAX_FUNC_SYMBOLS (1u << 22) /* sorted function symbols per sym_elf, 24 B each */
+#define SYM_MAX_INDEXED_CUS (1u << 16)  /* DWARF CUs indexed per sym_elf */
+#define SYM_MAX_SCOPE_RANGES (1u << 18) /* DWARF scope pc ranges indexed per sym_elf */
 
 #define KALLSYMS_MAX_ENTRIES (4u << 20)
 #define KALLSYMS_MAX_LINE 1024               /* KSYM_NAME_LEN (512) + module + address */
@@ -142,11 +154,18 @@ int sym_elf_vaddr_from_offset(struct sym_elf *e, uint64_t file_offset, uint64_t 
  * frame inside it; the last frame is the containing function. Names are DW_AT_linkage_name
  * (demangled) or DW_AT_name, following DW_AT_abstract_origin/DW_AT_specification. More than
  * SYM_MAX_INLINE levels keep the outermost ones. With `inlines` false only the containing
- * function is returned, at the line of the call site in it (or the line-table line if nothing
- * was inlined there).
+ * function is returned, exactly as the last frame with `inlines` true: at the call site of the
+ * outermost inlined call at vaddr (or the line-table line if nothing was inlined there). It is
+ * the cheaper lookup: nothing below that outermost inlined call is read.
  * Without a DWARF function at vaddr: one frame from .symtab (SYMTAB: also the debug file's or
- * MiniDebugInfo's) or .dynsym (DYNSYM), with file:line if a line table covers vaddr.
- * sym_start: the ELF symbol's start when one covers vaddr, else DW_AT_entry_pc/low_pc.
+ * MiniDebugInfo's) or .dynsym (DYNSYM), with file:line if a line table covers vaddr. The symbol
+ * is the one `eu-addr2line -f` names: among STT_FUNC, STT_GNU_IFUNC and STT_NOTYPE symbols, the
+ * closest start whose [start, start + size) covers vaddr, a non-local one before a local one;
+ * aliases by binding (global, unique, weak, local); a zero-size symbol covers up to the next
+ * symbol or the end of its section, unless it lies inside a sized one. An address in a gap
+ * between functions has no name. (Mapping symbols such as AArch64's $x name nothing.)
+ * sym_start: DW_AT_entry_pc, else DW_AT_low_pc, of the function; for the containing function
+ * without either (e.g. only DW_AT_ranges) or without a DWARF name, the covering symbol's start.
  * decl_line: DW_AT_decl_line of the function (through abstract origin / specification); 0
  * without DWARF.
  */
@@ -268,8 +287,9 @@ size_t perfmap_n_ranges(const struct perfmap *m);
  * results of binaries not looked up in the last max_idle_generations generations.
  *
  * Memory bound: max_elfs open sym_elfs (each holding what libdw mapped and parsed, plus at
- * most SYM_MAX_STRING_BYTES of names), max_result_bytes of results, and at most
- * SYM_CACHE_MAX_BINARIES small per-binary records (least recently used dropped first).
+ * most SYM_MAX_STRING_BYTES of names and the lookup indexes bounded above), max_result_bytes
+ * of results, and at most SYM_CACHE_MAX_BINARIES small per-binary records (least recently used
+ * dropped first).
  */
 #define SYM_CACHE_DEFAULT_MAX_ELFS 256
 #define SYM_CACHE_DEFAULT_MAX_RESULTS (1u << 20)
