@@ -40,6 +40,7 @@ struct record_opts {
 	const char *output;
 	const char *raw; /* --raw FILE: a raw capture instead of the pprof */
 	unsigned stack_bytes;
+	size_t ringbuf_bytes;
 	size_t max_depth;
 	bool inlines;
 	bool debuginfod;
@@ -75,6 +76,9 @@ static void help(void)
 	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
+	       "      --ring-buffer BYTES  BPF ring buffer size, a power of two from 4096 to 1 GiB\n"
+	       "                           (default 32 MiB); samples that do not fit are counted\n"
+	       "                           as lost\n"
 	       "      --debuginfod         fetch missing debug info from the debuginfod servers\n"
 	       "                           in DEBUGINFOD_URLS (off by default: profd never\n"
 	       "                           contacts the network unless asked)\n"
@@ -109,7 +113,8 @@ static int parse_pids(const char *arg, struct record_opts *o)
 
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
-	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW };
+	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
+	       OPT_RING_BUFFER };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
@@ -120,6 +125,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "ring-buffer", required_argument, NULL, OPT_RING_BUFFER },
 		{ "debuginfod", no_argument, NULL, OPT_DEBUGINFOD },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -195,6 +201,14 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 			break;
 		case OPT_NO_INLINE:
 			o->inlines = false;
+			break;
+		case OPT_RING_BUFFER:
+			if (parse_ulong(optarg, 4096, 1ul << 30, &v) < 0 || (v & (v - 1)))
+				return log_error_errno(-EINVAL,
+						       "Invalid --ring-buffer '%s': expected a power of "
+						       "two from 4096 to 1073741824.",
+						       optarg);
+			o->ringbuf_bytes = v;
 			break;
 		case OPT_DEBUGINFOD:
 			o->debuginfod = true;
@@ -467,6 +481,7 @@ int cmd_record(int argc, char **argv)
 		.all = o.all,
 		.freq = o.freq,
 		.stack_bytes = o.stack_bytes,
+		.ringbuf_bytes = o.ringbuf_bytes,
 		.follow_forks = true,
 	};
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);

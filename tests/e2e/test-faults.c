@@ -694,3 +694,29 @@ Test(faults, root_dotdot_symlink_stays_inside)
 {
 	crafted_root(false);
 }
+
+Test(faults, tiny_ring_buffer_counts_drops)
+{
+	/* 8 KiB of ring buffer cannot hold one 32 KiB stack copy: every user sample is lost. */
+	char *out = test_out_path("tiny-rb.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "999",
+			       "--ring-buffer", "8192", "-o", out, "--",
+			       (char *)test_build_path("workloads/chain"), "2", NULL };
+	struct run_result rr;
+	unsigned long lost = 0;
+	const char *l;
+
+	test_require_root();
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	l = strstr(rr.out, "(lost ");
+	cr_assert_not_null(l, "no lost count in the summary: %s", rr.out);
+	lost = strtoul(l + 6, NULL, 10);
+	cr_assert_gt(lost, 500, "drops not counted: %s", rr.out);
+	/* The profile is still written, and readable by the real pprof (it may hold no sample). */
+	Perftools__Profiles__Profile *p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	test_pprof_free(p);
+	run_result_free(&rr);
+	free(out);
+}
