@@ -697,11 +697,14 @@ Test(faults, root_dotdot_symlink_stays_inside)
 
 Test(faults, tiny_ring_buffer_counts_drops)
 {
-	/* 8 KiB of ring buffer cannot hold one 32 KiB stack copy: every user sample is lost. */
+	/*
+	 * 8 KiB of ring buffer cannot hold one 32 KiB stack copy, and the workload keeps 48 KiB
+	 * of stack live: every one of its samples is lost, and must be counted.
+	 */
 	char *out = test_out_path("tiny-rb.pb.gz");
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "999",
 			       "--ring-buffer", "8192", "-o", out, "--",
-			       (char *)test_build_path("workloads/chain"), "2", NULL };
+			       (char *)test_build_path("workloads/fault_bigstack"), "2", NULL };
 	struct run_result rr;
 	unsigned long lost = 0;
 	const char *l;
