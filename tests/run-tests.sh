@@ -2,8 +2,12 @@
 # Run criterion test binaries one after another and print one total line at the end.
 # End-to-end binaries (tests/e2e) run their tests one at a time (-j1): they share the CPUs
 # and the BPF perf events.
+#
+# A skipped test is not a pass: criterion leaves it out of "Passing", and this script counts the
+# [SKIP] lines and fails the run when there are any (the machines we test on have root, BPF, perf
+# and the cross tools), unless PROFD_TEST_ALLOW_SKIP=1 says a skip is expected there.
 set -u
-total_pass=0 total_fail=0 total_crash=0 failed_bins=()
+total_pass=0 total_fail=0 total_crash=0 total_skip=0 failed_bins=() skipped_bins=()
 for bin in "$@"; do
 	args=(--verbose=0)
 	case "$bin" in */e2e/*) args+=(-j1) ;; esac
@@ -24,11 +28,18 @@ for bin in "$@"; do
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	total_crash=$((total_crash + c))
+	s=$(printf '%s\n' "$out" | grep -c '^\[SKIP\]')
+	if [ "$s" -gt 0 ]; then
+		total_skip=$((total_skip + s))
+		skipped_bins+=("$(basename "$bin")")
+	fi
 	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ]; then
 		failed_bins+=("$(basename "$bin")")
 	fi
 done
 echo
 [ ${#failed_bins[@]} -gt 0 ] && echo "failed: ${failed_bins[*]}"
-echo "tests: $total_pass passed, $((total_fail + total_crash)) failed"
-[ ${#failed_bins[@]} -eq 0 ] && [ "$total_pass" -gt 0 ]
+[ ${#skipped_bins[@]} -gt 0 ] && echo "skipped in: ${skipped_bins[*]}"
+echo "tests: $total_pass passed, $((total_fail + total_crash)) failed, $total_skip skipped"
+[ ${#failed_bins[@]} -eq 0 ] && [ "$total_pass" -gt 0 ] &&
+	{ [ "$total_skip" -eq 0 ] || [ "${PROFD_TEST_ALLOW_SKIP:-0}" = 1 ]; }
