@@ -185,12 +185,30 @@ $(PPROF):
 
 test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF)
 
-# The fuzz and bench smokes come first so the test runner's total is the last line printed.
+# `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
+# suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
 	$(Q)$(MAKE) --no-print-directory -j2 fuzz-build
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke bench-smoke
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS) $(E2E_BINS)
+	$(Q)$(MAKE) --no-print-directory test-san
+
+# The same unit and end-to-end tests against profd, its libraries and the test binaries built with
+# ASan+UBSan in $(BUILD)/san (workloads stay plain; the real pprof is the plain build's). Any
+# sanitizer report fails: -fno-sanitize-recover aborts on UB, LeakSanitizer makes a leaking profd
+# exit non-zero, which the tests check. The fuzz targets are sanitizer builds already.
+SAN_BUILD   := $(BUILD)/san
+SAN_FLAGS   := address,undefined
+SAN_RUNTIME := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
+               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+test-san: $(PPROF)
+	$(Q)mkdir -p $(SAN_BUILD)
+	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
+	$(Q)$(MAKE) --no-print-directory SAN=$(SAN_FLAGS) BUILD=$(SAN_BUILD) test-bins
+	$(Q)echo "=== the suite again, sanitizer build ($(SAN_FLAGS), $(SAN_BUILD))"
+	$(Q)$(SAN_RUNTIME) BUILD=$(SAN_BUILD) tests/run-tests.sh \
+		$(subst $(BUILD)/,$(SAN_BUILD)/,$(UNIT_BINS) $(E2E_BINS))
 
 check: test
 
@@ -211,7 +229,7 @@ clean:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^build/')
 
-.PHONY: all test check unit test-bins demo deps clean format
+.PHONY: all test test-san check unit test-bins demo deps clean format
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
