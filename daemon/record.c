@@ -265,6 +265,10 @@ struct record_ctx {
 	struct raw_writer *raw;
 	pid_t child;
 	size_t alive; /* targets not yet exited (-p and -- CMD modes) */
+	/* -- CMD: the forked child runs profd's code until its exec; those samples are dropped. */
+	pid_t launched;
+	bool launched_execed;
+	uint64_t pre_exec_dropped;
 };
 
 static int on_record(void *userdata, const void *data, size_t size)
@@ -273,6 +277,19 @@ static int on_record(void *userdata, const void *data, size_t size)
 	const struct profd_rec_hdr *h = data;
 	bool exec = size >= sizeof(*h) && h->type == PROFD_REC_EXEC;
 	int r;
+
+	/* The ring buffer keeps each task's records in order: every sample of the launched
+	 * child before its EXEC record is profd between fork() and execvp(), not CMD. */
+	if (c->launched > 0 && !c->launched_execed) {
+		if (exec && size >= sizeof(struct profd_task_event) &&
+		    ((const struct profd_task_event *)data)->pid == (__u32)c->launched)
+			c->launched_execed = true;
+		else if (size >= sizeof(struct profd_sample) && h->type == PROFD_REC_SAMPLE &&
+			 ((const struct profd_sample *)data)->pid == (__u32)c->launched) {
+			c->pre_exec_dropped++;
+			return 0;
+		}
+	}
 
 	/* Raw captures list a process's mappings before its samples, after its exec. */
 	if (c->raw && exec)
@@ -497,6 +514,7 @@ int cmd_record(int argc, char **argv)
 		if (r < 0)
 			goto out;
 		o.pids[o.n_pids++] = ctx.child;
+		ctx.launched = ctx.child;
 	}
 	for (size_t i = 0; i < o.n_pids; i++) {
 		r = capture_add_pid(ctx.capture, o.pids[i]);
