@@ -46,6 +46,7 @@ struct convert_opts {
 	const char *output;  /* NULL: profile.pb.gz (pprof) or stdout (folded) */
 	const char *sysroot; /* "" for / */
 	const char *kallsyms;
+	const char *perfmap_dir; /* JIT perf maps: DIR/perf-PID.map; NULL: none */
 	const char *debug_dirs[CONVERT_MAX_DEBUG_DIRS];
 	size_t n_debug_dirs;
 	enum convert_format format;
@@ -217,8 +218,13 @@ struct convert_ctx {
 	uint64_t duration_ns;	    /* raw: from the END record */
 	uint64_t bad_payloads;	    /* raw: CRC-correct records that do not parse */
 	bool have_end;		    /* raw: the END record was read */
-	uint8_t *rec;		    /* a synthesized profd_sample + stack (perf.data) */
-	size_t rec_cap;
+	uint64_t kernel_text;	    /* perf.data: recorded address of kernel_ref, 0 if none */
+	char kernel_ref[64];	    /* ... the symbol perf noted it for ("_text") */
+	struct profd_sample rec;    /* perf.data: a sample's header; its stack stays in the file */
+	/* Binaries with frames are prepared for symbolization while the rest is read. */
+	struct sym_warmer *warm;
+	size_t n_warm_seen;			      /* aggregate mappings looked at */
+	const struct dso *warmed[2 * SYM_WARMER_MAX]; /* open addressing, by pointer */
 	struct perfdata *pd;
 	/* raw: PROCESS payloads not yet given to the process table (until the pid's first sample)
 	 */
@@ -230,6 +236,41 @@ struct convert_ctx {
 	struct tcomm *tcomms[CONVERT_HASH];
 	size_t n_tcomms;
 };
+
+/*
+ * Hand the binaries of mappings that got their first frame to the warmer: symbolization will
+ * need them, and their DWARF is better read (and decompressed) on the other CPU while the rest
+ * of the recording is unwound.
+ */
+static void warm_new_mappings(struct convert_ctx *c)
+{
+	const struct aggregate *a;
+	size_t n;
+
+	if (!c->warm)
+		return;
+	a = session_aggregate(c->session);
+	n = aggregate_n_mappings(a);
+	for (; c->n_warm_seen < n; c->n_warm_seen++) {
+		const struct agg_mapping *m = aggregate_mapping(a, AGG_MAP_FIRST + c->n_warm_seen);
+		const struct dso *d = m ? m->dso : NULL;
+		size_t k;
+
+		if (!d || !d->is_elf || d->fd < 0)
+			continue;
+		for (k = ((uintptr_t)d >> 4) * 0x9e3779b97f4a7c15ull % ARRAY_SIZE(c->warmed);
+		     c->warmed[k] && c->warmed[k] != d; k = (k + 1) % ARRAY_SIZE(c->warmed))
+			;
+		if (c->warmed[k])
+			continue;
+		if (sym_warmer_add(c->warm, &(struct sym_binary){.build_id = d->build_id,
+								 .build_id_len = d->build_id_len,
+								 .fd = d->fd,
+								 .path = d->path}) < 0)
+			continue; /* opened on its first lookup instead */
+		c->warmed[k] = d; /* at most SYM_WARMER_MAX: the table never fills */
+	}
+}
 
 /* ---- raw captures ---------------------------------------------------------------------------- */
 
@@ -344,7 +385,9 @@ static int raw_ring(struct convert_ctx *c, const void *data, size_t len)
 		pending_drop(c, ((const struct profd_task_event *)data)->pid);
 	if (r < 0)
 		return r;
-	return session_handle_record(c->session, data, len);
+	r = session_handle_record(c->session, data, len);
+	warm_new_mappings(c);
+	return r;
 }
 
 static int convert_raw(struct convert_ctx *c, struct raw_reader *rr)
@@ -657,29 +700,23 @@ static void send_task_event(struct convert_ctx *c, uint16_t type, const struct p
 static int perf_sample(struct convert_ctx *c, const struct perfdata_event *ev)
 {
 	const struct perfdata_sample *ps = &ev->sample;
-	size_t size = sizeof(struct profd_sample) + ps->stack_len;
-	struct profd_sample *s;
+	struct profd_sample *s = &c->rec;
 	struct pproc *p;
 	int r;
 
-	if (size > c->rec_cap) {
-		uint8_t *n = realloc(c->rec, size);
-
-		if (!n)
-			return -ENOMEM;
-		c->rec = n;
-		c->rec_cap = size;
-	}
+	if (ps->stack_len > UINT32_MAX - sizeof(*s))
+		return 0;
 	p = pproc_find(c, ev->pid, false);
 	if (p) {
 		r = pproc_flush(c, p);
 		if (r == -ENOMEM)
 			return r;
 	}
-	s = (struct profd_sample *)c->rec;
-	memset(s, 0, sizeof(*s));
-	s->hdr = (struct profd_rec_hdr){
-	    .type = PROFD_REC_SAMPLE, .version = PROFD_RECORD_VERSION, .size = (uint32_t)size};
+	/* The stack bytes stay where they are in the mapped file: only the header is made. */
+	memset(s, 0, offsetof(struct profd_sample, kstack));
+	s->hdr = (struct profd_rec_hdr){.type = PROFD_REC_SAMPLE,
+					.version = PROFD_RECORD_VERSION,
+					.size = (uint32_t)(sizeof(*s) + ps->stack_len)};
 	s->time_ns = ev->time;
 	s->pid = ev->pid;
 	s->tid = ev->tid;
@@ -698,12 +735,12 @@ static int perf_sample(struct convert_ctx *c, const struct perfdata_event *ev)
 	s->kstack_len = MIN(ps->n_kstack, (size_t)PROFD_MAX_KSTACK);
 	memcpy(s->kstack, ps->kstack, s->kstack_len * sizeof(s->kstack[0]));
 	s->ustack_len = (uint32_t)ps->stack_len;
-	if (ps->stack_len)
-		memcpy(s + 1, ps->stack, ps->stack_len);
 	if (!c->first_ns || ev->time < c->first_ns)
 		c->first_ns = ev->time;
 	c->last_ns = MAX(c->last_ns, ev->time);
-	return session_handle_record(c->session, s, size);
+	r = session_handle_sample(c->session, s, ps->stack);
+	warm_new_mappings(c);
+	return r;
 }
 
 static int perf_mmap(struct convert_ctx *c, const struct perfdata_event *ev)
@@ -721,8 +758,17 @@ static int perf_mmap(struct convert_ctx *c, const struct perfdata_event *ev)
 	size_t bid_len = m->build_id_len;
 	struct pproc *p;
 
-	if (ev->pid == UINT32_MAX || m->len == 0 || nm.end < nm.start)
-		return 0; /* the kernel's own maps, or junk */
+	if (ev->pid == UINT32_MAX) {
+		/* perf's "[kernel.kallsyms]_text": pgoff is where _text was in that boot. */
+		if (!strncmp(m->path, "[kernel.kallsyms]", 17) && m->path[17] && m->pgoff &&
+		    strlen(m->path + 17) < sizeof(c->kernel_ref)) {
+			c->kernel_text = m->pgoff;
+			strcpy(c->kernel_ref, m->path + 17);
+		}
+		return 0; /* the kernel's own maps */
+	}
+	if (m->len == 0 || nm.end < nm.start)
+		return 0; /* junk */
 	p = pproc_find(c, ev->pid, true);
 	if (!p)
 		return 0;
@@ -818,15 +864,36 @@ static int on_perf_event(void *userdata, const struct perfdata_event *ev)
 	return 0;
 }
 
-static bool has_kernel_frames(const struct aggregate *a)
+/* The addresses kernel frames will be looked up at (see profile.c); *ret_n 0: none. */
+static int kernel_lookup_addrs(const struct aggregate *a, uint64_t **ret, size_t *ret_n)
 {
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
 	for (size_t i = 0; i < aggregate_n_stacks(a); i++) {
 		const struct agg_stack *s = aggregate_stack(a, i);
 
-		if (s->n_frames > 0 && s->frames[0].map_id == AGG_MAP_KERNEL)
-			return true;
+		for (size_t f = 0; f < s->n_frames && s->frames[f].map_id == AGG_MAP_KERNEL; f++) {
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 256;
+				uint64_t *nv = reallocarray(v, ncap, sizeof(*nv));
+
+				if (!nv) {
+					free(v);
+					return -ENOMEM;
+				}
+				v = nv;
+				cap = ncap;
+			}
+			v[n++] =
+			    s->frames[f].addr - ((s->frames[f].flags & AGG_FRAME_RETURN) ? 1 : 0);
+		}
 	}
-	return false;
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 /* perf's build-id cache keeps the kernel symbols of each recorded kernel. */
@@ -847,6 +914,96 @@ static char *perf_cached_kallsyms(const struct perfdata *pd)
 		return NULL;
 	}
 	return p;
+}
+
+/* The running kernel's GNU build-id, from /sys/kernel/notes; 0 when it cannot be read. */
+static size_t running_kernel_build_id(uint8_t *ret, size_t size)
+{
+	_cleanup_close_ int fd = open("/sys/kernel/notes", O_RDONLY | O_CLOEXEC);
+	uint8_t buf[4096];
+	ssize_t len;
+
+	if (fd < 0 || (len = read(fd, buf, sizeof(buf))) <= 0)
+		return 0;
+	for (size_t off = 0; off + 12 <= (size_t)len;) {
+		uint32_t namesz, descsz, type;
+		size_t name_off = off + 12, desc_off, next;
+
+		memcpy(&namesz, buf + off, 4);
+		memcpy(&descsz, buf + off + 4, 4);
+		memcpy(&type, buf + off + 8, 4);
+		if (namesz > 256 || descsz > 4096)
+			return 0;
+		desc_off = name_off + ((namesz + 3) & ~3u);
+		next = desc_off + ((descsz + 3) & ~3u);
+		if (next > (size_t)len)
+			return 0;
+		if (type == 3 /* NT_GNU_BUILD_ID */ && namesz == 4 &&
+		    !memcmp(buf + name_off, "GNU", 4) && descsz > 0 && descsz <= size) {
+			memcpy(ret, buf + desc_off, descsz);
+			return descsz;
+		}
+		off = next;
+	}
+	return 0;
+}
+
+/*
+ * perf.data without --kallsyms: perf's cache of the recorded kernel's symbols, else this
+ * machine's /proc/kallsyms, but only when it is provably the recorded kernel, booted at the
+ * same address: same build-id (when recorded) and _text where the recording had it.
+ */
+static int perf_kernel_symbols(struct convert_ctx *c, const struct aggregate *a)
+{
+	_cleanup_free_ char *cached = perf_cached_kallsyms(c->pd);
+	_cleanup_free_ uint64_t *addrs = NULL;
+	uint8_t running[64];
+	const uint8_t *bid;
+	size_t n, n_bid, n_running;
+	uint64_t ref = 0;
+	int r;
+
+	r = kernel_lookup_addrs(a, &addrs, &n);
+	if (r < 0 || n == 0)
+		return r;
+	if (cached) {
+		r = kallsyms_load_for(cached, addrs, n, NULL, NULL, &c->ks);
+		if (r < 0)
+			log_info_errno(r,
+				       "Kernel symbols in %s unusable (%m); kernel frames keep "
+				       "addresses.",
+				       cached);
+		return 0;
+	}
+	n_bid = perfdata_build_id(c->pd, "[kernel.kallsyms]", &bid);
+	n_running = running_kernel_build_id(running, sizeof(running));
+	if (!c->kernel_text) {
+		log_notice(
+		    "Kernel frames keep addresses: perf's build-id cache has no symbols of the "
+		    "recorded kernel, and the recording does not say where it was loaded. "
+		    "Give them with --kallsyms FILE.");
+		return 0;
+	}
+	if (n_bid && (n_bid != n_running || memcmp(bid, running, n_bid) != 0)) {
+		log_notice(
+		    "Kernel frames keep addresses: perf's build-id cache has no symbols of the "
+		    "recorded kernel, and this machine runs another one. Give them with "
+		    "--kallsyms FILE.");
+		return 0;
+	}
+	r = kallsyms_load_for("/proc/kallsyms", addrs, n, c->kernel_ref, &ref, &c->ks);
+	if (r < 0) {
+		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
+		return 0;
+	}
+	if (ref != c->kernel_text) {
+		log_notice(
+		    "Kernel frames keep addresses: this machine's kernel was loaded at another "
+		    "address than the recorded one. Give its symbols with --kallsyms FILE.");
+		kallsyms_free(c->ks);
+		c->ks = NULL;
+	}
+	return 0;
 }
 
 /* ---- folded output --------------------------------------------------------------------------- */
@@ -1079,7 +1236,7 @@ static int write_folded_file(struct pprof_builder *b, const char *path)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	(void)fchmod(fd, 0644);
+	(void)fchmod(fd, 0600); /* owner only, like the profile (see proto/pprof.h) */
 	f = fdopen(fd, "w");
 	if (!f) {
 		r = -errno;
@@ -1126,8 +1283,13 @@ static void help(void)
 	    "                           DIR (repeatable; always searched: SYSROOT%s and\n"
 	    "                           ~/.debug, perf's build-id cache)\n"
 	    "      --kallsyms FILE      kernel symbols (default: the capture's own; perf.data:\n"
-	    "                           perf's cache for the recorded kernel, else "
-	    "/proc/kallsyms)\n"
+	    "                           perf's cache for the recorded kernel, else\n"
+	    "                           /proc/kallsyms if this machine runs that very kernel,\n"
+	    "                           booted at the recorded address)\n"
+	    "      --perf-map-dir DIR   name JIT code from DIR/perf-PID.map, PID as recorded\n"
+	    "                           (copies of the recording machine's /tmp/perf-*.map;\n"
+	    "                           '/tmp' if it was this one). Default: none (this\n"
+	    "                           machine's /tmp and /proc/PID are not read)\n"
 	    "      --no-inline          do not expand inlined functions\n"
 	    "  -q, --quiet              no summary\n"
 	    "  -v, --verbose            more messages (twice: debug)\n"
@@ -1137,13 +1299,14 @@ static void help(void)
 
 static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_sysroot)
 {
-	enum { OPT_DEBUG_DIR = 0x100, OPT_KALLSYMS, OPT_NO_INLINE };
+	enum { OPT_DEBUG_DIR = 0x100, OPT_KALLSYMS, OPT_NO_INLINE, OPT_PERF_MAP_DIR };
 	static const struct option options[] = {
 	    {"output", required_argument, NULL, 'o'},
 	    {"format", required_argument, NULL, 'f'},
 	    {"sysroot", required_argument, NULL, 's'},
 	    {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
 	    {"kallsyms", required_argument, NULL, OPT_KALLSYMS},
+	    {"perf-map-dir", required_argument, NULL, OPT_PERF_MAP_DIR},
 	    {"no-inline", no_argument, NULL, OPT_NO_INLINE},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},
@@ -1199,6 +1362,15 @@ static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_
 		case OPT_KALLSYMS:
 			o->kallsyms = optarg;
 			break;
+		case OPT_PERF_MAP_DIR: {
+			struct stat st;
+
+			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
+				return log_error_errno(
+				    -ENOTDIR, "--perf-map-dir %s is not a directory.", optarg);
+			o->perfmap_dir = optarg;
+			break;
+		}
 		case OPT_NO_INLINE:
 			o->inlines = false;
 			break;
@@ -1271,7 +1443,7 @@ int cmd_convert(int argc, char **argv)
 {
 	struct convert_opts o;
 	struct convert_ctx c = {.o = &o};
-	_cleanup_free_ char *sysroot = NULL, *ks_path = NULL;
+	_cleanup_free_ char *sysroot = NULL;
 	struct raw_reader *rr = NULL;
 	struct pprof_builder *b = NULL;
 	struct sym_cache *symc = NULL;
@@ -1308,12 +1480,21 @@ int cmd_convert(int argc, char **argv)
 		log_error_errno(r, "Failed to set up: %m");
 		goto out;
 	}
-	if (o.kallsyms) {
-		r = kallsyms_load(o.kallsyms, &c.ks);
-		if (r < 0) {
-			log_error_errno(r, "Cannot read kernel symbols from %s: %m", o.kallsyms);
-			goto out;
-		}
+	for (size_t i = 0; i < c.finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
+		debug_dirs[i] = c.finder.dirs[i];
+	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs}, &symc);
+	if (r < 0) {
+		log_error_errno(r, "Failed to set up the symbolizer: %m");
+		goto out;
+	}
+	r = sym_warmer_new(symc, &c.warm);
+	if (r < 0)
+		log_debug_errno(r,
+				"No symbolizer thread (%m): binaries are read when symbolizing.");
+	/* Read later, and only for the addresses of kernel frames; fail early if it cannot be. */
+	if (o.kallsyms && access(o.kallsyms, R_OK) < 0) {
+		r = log_error_errno(-errno, "Cannot read kernel symbols from %s: %m", o.kallsyms);
+		goto out;
 	}
 
 	if (!memcmp(magic, RAW_MAGIC, RAW_MAGIC_LEN)) {
@@ -1423,14 +1604,13 @@ int cmd_convert(int argc, char **argv)
 					      : 0)
 				       : info->sample_freq_or_period;
 		duration = (int64_t)(c.last_ns - c.first_ns);
-		/* Reading kernel symbols costs ~0.1 s: only when some stack has kernel frames. */
-		if (!c.ks && has_kernel_frames(session_aggregate(c.session))) {
-			ks_path = perf_cached_kallsyms(c.pd);
-			r = kallsyms_load(ks_path ? ks_path : "/proc/kallsyms", &c.ks);
-			if (r < 0)
-				log_info_errno(
-				    r, "Kernel symbols unavailable (%m); kernel frames keep "
-				       "addresses.");
+		/* Kernel symbols are read for the addresses of kernel frames only, if any. */
+		if (!o.kallsyms) {
+			r = perf_kernel_symbols(&c, session_aggregate(c.session));
+			if (r < 0) {
+				log_oom();
+				goto out;
+			}
 		}
 	} else {
 		r = log_error_errno(
@@ -1438,14 +1618,41 @@ int cmd_convert(int argc, char **argv)
 		goto out;
 	}
 
-	t_read = mono_ns();
-	for (size_t i = 0; i < c.finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
-		debug_dirs[i] = c.finder.dirs[i];
-	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs}, &symc);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the symbolizer: %m");
-		goto out;
+	if (o.kallsyms) {
+		_cleanup_free_ uint64_t *addrs = NULL;
+		size_t n;
+
+		kallsyms_free(c.ks); /* a capture's own list: --kallsyms FILE wins */
+		c.ks = NULL;
+		r = kernel_lookup_addrs(session_aggregate(c.session), &addrs, &n);
+		if (r >= 0 && n > 0)
+			r = kallsyms_load_for(o.kallsyms, addrs, n, NULL, NULL, &c.ks);
+		if (r < 0) {
+			log_error_errno(r, "Cannot read kernel symbols from %s: %m", o.kallsyms);
+			goto out;
+		}
 	}
+
+	if (!o.perfmap_dir) {
+		const struct aggregate *a = session_aggregate(c.session);
+
+		for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
+			const struct agg_mapping *m = aggregate_mapping(a, AGG_MAP_FIRST + i);
+
+			if (m->kind == MAPPING_ANON && !m->dso) {
+				log_notice(
+				    "Samples in anonymous memory (JIT code?) keep addresses: "
+				    "--perf-map-dir DIR names them from the recording "
+				    "machine's perf-PID.map files.");
+				break;
+			}
+		}
+	}
+
+	t_read = mono_ns();
+	/* The cache is the warmer's until it finished what it was given. */
+	sym_warmer_finish(c.warm);
+	c.warm = NULL;
 	popts = (struct profile_options){
 	    .period_ns = period_ns ? period_ns : 1,
 	    .time_nanos = time_nanos,
@@ -1453,6 +1660,9 @@ int cmd_convert(int argc, char **argv)
 	    .inlines = o.inlines,
 	    .kallsyms = c.ks,
 	    .sym_cache = symc,
+	    /* The recording's processes are not this machine's: no /proc, no /tmp, unless asked. */
+	    .perfmaps = o.perfmap_dir ? PROFILE_PERFMAPS_DIR : PROFILE_PERFMAPS_NONE,
+	    .perfmap_dir = o.perfmap_dir,
 	};
 	r = profile_build(session_aggregate(c.session), &popts, &b, &sum);
 	if (r < 0) {
@@ -1473,6 +1683,7 @@ int cmd_convert(int argc, char **argv)
 	r = damage;
 out:
 	pprof_builder_free(b);
+	sym_warmer_finish(c.warm);
 	sym_cache_free(symc);
 	raw_reader_free(rr);
 	/* The session's process table calls into the finder while it frees: session first. */
@@ -1502,6 +1713,5 @@ out:
 	perfdata_free(c.pd);
 	kallsyms_free(c.ks);
 	finder_done(&c.finder);
-	free(c.rec);
 	return r < 0 ? r : 0;
 }

@@ -347,6 +347,32 @@ static void retention(struct daemon *d)
 	free(files);
 }
 
+/*
+ * Interval files hold the functions, commands and container ids of the whole host: readable
+ * by the owner and its group only, whatever the umask. A directory the daemon creates gets
+ * 0750 (an existing one keeps the mode its owner chose); the service's StateDirectoryMode= and
+ * UMask= say the same (packaging/profd.service).
+ */
+#define PROFILE_FILE_MODE 0640
+#define OUTPUT_DIR_MODE 0750
+
+static int output_dir_create(const char *dir)
+{
+	int r;
+
+	if (mkdir(dir, OUTPUT_DIR_MODE) < 0) {
+		if (errno == EEXIST)
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+		r = mkdir_p(dir, OUTPUT_DIR_MODE);
+		if (r < 0)
+			return r;
+	}
+	/* Created now: the umask took bits away. */
+	return chmod(dir, OUTPUT_DIR_MODE) < 0 ? -errno : 0;
+}
+
 /* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
 static void remove_stale_temp_files(const char *dir_path)
 {
@@ -435,11 +461,11 @@ static void write_interval(struct daemon *d)
 	if (d->cfg.output_dir[0]) {
 		_cleanup_free_ char *path = NULL;
 
-		r = mkdir_p(d->cfg.output_dir, 0750);
+		r = output_dir_create(d->cfg.output_dir);
 		if (r >= 0)
 			r = profile_path(d, &path);
 		if (r >= 0)
-			r = pprof_write_file(b, path);
+			r = pprof_write_file_mode(b, path, PROFILE_FILE_MODE);
 		if (r < 0) {
 			d->write_errors++;
 			if (log_ratelimit_ok(&d->rl_write))
@@ -1003,15 +1029,17 @@ static int daemon_run(struct daemon *d)
 	r = capture_check_privileges(&missing);
 	if (r == -EPERM)
 		return log_error_errno(r,
-				       "Missing capability %s: profd needs CAP_BPF and CAP_PERFMON "
-				       "(or root); see packaging/profd.service.",
+				       "Missing capability %s: profd daemon needs CAP_BPF and "
+				       "CAP_PERFMON (or root). Run it as root, or as profd.service "
+				       "does: AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_SYS_PTRACE "
+				       "CAP_CHECKPOINT_RESTORE CAP_DAC_READ_SEARCH CAP_SYSLOG.",
 				       missing);
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
 	raise_fd_limit();
 
 	if (d->cfg.output_dir[0]) {
-		r = mkdir_p(d->cfg.output_dir, 0750);
+		r = output_dir_create(d->cfg.output_dir);
 		if (r < 0)
 			return log_error_errno(r, "Cannot create the output directory %s: %m",
 					       d->cfg.output_dir);

@@ -126,14 +126,44 @@ static enum MHD_Result reply_text(struct http_server *h, struct MHD_Connection *
 		     MIN((size_t)n, sizeof(buf) - 1), false);
 }
 
-static int arg_number(struct MHD_Connection *conn, const char *key, unsigned long min,
-		      unsigned long max, unsigned long def, unsigned long *ret)
+/* ---- request parsing -------------------------------------------------------------------- */
+
+static unsigned parse_error(struct http_parsed *ret, unsigned status, const char *fmt, ...)
+    _printf_(3, 4);
+static unsigned parse_error(struct http_parsed *ret, unsigned status, const char *fmt, ...)
 {
-	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ret->error, sizeof(ret->error), fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/*
+ * The one value of argument `key`: 1 and *ret (def when absent: 0), or -EINVAL when it is
+ * given twice, without a value, or is not a plain decimal number in [min, max] (no sign, no
+ * blanks: strtoul alone would take " -5" as a huge number).
+ */
+static int arg_number(const struct http_arg *args, size_t n_args, const char *key,
+		      unsigned long min, unsigned long max, unsigned long def, unsigned long *ret)
+{
+	const char *v = NULL;
 	unsigned long n;
+	bool seen = false;
 	char *end;
 
-	if (!v) {
+	for (size_t i = 0; i < n_args; i++) {
+		if (!args[i].key || strcmp(args[i].key, key))
+			continue;
+		if (seen)
+			return -EINVAL;
+		seen = true;
+		v = args[i].value;
+		if (!v)
+			return -EINVAL;
+	}
+	if (!seen) {
 		*ret = def;
 		return 0;
 	}
@@ -144,33 +174,82 @@ static int arg_number(struct MHD_Connection *conn, const char *key, unsigned lon
 	if (errno || *end || n < min || n > max)
 		return -EINVAL;
 	*ret = n;
-	return 0;
+	return 1;
+}
+
+unsigned http_parse_request(const char *method, const char *path, const struct http_arg *args,
+			    size_t n_args, struct http_parsed *ret)
+{
+	unsigned long seconds, pid;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!method || !path || (n_args > 0 && !args))
+		return parse_error(ret, MHD_HTTP_BAD_REQUEST, "bad request\n");
+	if (strcmp(method, MHD_HTTP_METHOD_GET))
+		/* The method is the client's text: never echo it back. */
+		return parse_error(ret, MHD_HTTP_METHOD_NOT_ALLOWED,
+				   "method not allowed: only GET\n");
+	if (!strcmp(path, "/")) {
+		ret->route = HTTP_ROUTE_INDEX;
+		return MHD_HTTP_OK;
+	}
+	if (!strcmp(path, "/metrics")) {
+		ret->route = HTTP_ROUTE_METRICS;
+		return MHD_HTTP_OK;
+	}
+	if (strcmp(path, "/debug/pprof/profile"))
+		return parse_error(ret, MHD_HTTP_NOT_FOUND,
+				   "not found: try /debug/pprof/profile?seconds=N or /metrics\n");
+	if (n_args > HTTP_MAX_ARGS)
+		return parse_error(ret, MHD_HTTP_BAD_REQUEST,
+				   "too many query arguments (at most %d)\n", HTTP_MAX_ARGS);
+	if (arg_number(args, n_args, "seconds", 1, HTTP_PROFILE_SECONDS_MAX,
+		       HTTP_PROFILE_SECONDS_DEFAULT, &seconds) < 0)
+		return parse_error(ret, MHD_HTTP_BAD_REQUEST,
+				   "bad seconds: expected one whole number 1..%d\n",
+				   HTTP_PROFILE_SECONDS_MAX);
+	if (arg_number(args, n_args, "pid", 1, INT_MAX, 0, &pid) < 0)
+		return parse_error(ret, MHD_HTTP_BAD_REQUEST,
+				   "bad pid: expected one process id 1..%d\n", INT_MAX);
+	ret->route = HTTP_ROUTE_PROFILE;
+	ret->seconds = (unsigned)seconds;
+	ret->pid = (uint32_t)pid;
+	return MHD_HTTP_OK;
+}
+
+/* ---- serving ---------------------------------------------------------------------------- */
+
+/* MHD_KeyValueIterator: the query arguments, up to one more than the parser takes. */
+struct arg_list {
+	struct http_arg a[HTTP_MAX_ARGS + 1];
+	size_t n;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct arg_list *l = cls;
+
+	if (l->n >= ARRAY_SIZE(l->a))
+		return MHD_NO;
+	l->a[l->n++] = (struct http_arg){.key = key, .value = value};
+	return MHD_YES;
 }
 
 static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connection *conn,
-				      void **req_cls)
+				      const struct http_parsed *req, void **req_cls)
 {
-	unsigned long seconds, pid;
 	struct http_request *r;
 	bool busy = false;
 	size_t slot = 0;
-
-	if (arg_number(conn, "seconds", 1, HTTP_PROFILE_SECONDS_MAX, HTTP_PROFILE_SECONDS_DEFAULT,
-		       &seconds) < 0)
-		return reply_text(h, conn, MHD_HTTP_BAD_REQUEST,
-				  "bad seconds: expected a whole number 1..%d\n",
-				  HTTP_PROFILE_SECONDS_MAX);
-	if (arg_number(conn, "pid", 1, INT_MAX, 0, &pid) < 0)
-		return reply_text(h, conn, MHD_HTTP_BAD_REQUEST,
-				  "bad pid: expected a process id 1..%d\n", INT_MAX);
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return reply_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
 	r->h = h;
 	r->conn = conn;
-	r->seconds = seconds;
-	r->pid = pid;
+	r->seconds = req->seconds;
+	r->pid = req->pid;
 
 	pthread_mutex_lock(&h->lock);
 	for (slot = 0; slot < HTTP_MAX_PROFILES && h->all[slot]; slot++)
@@ -254,8 +333,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			       size_t *upload_data_size, void **req_cls)
 {
 	struct http_server *h = cls;
+	struct arg_list args = {};
+	struct http_parsed req;
 	char *text = NULL;
 	size_t len = 0;
+	unsigned status;
 
 	if (*req_cls)
 		return handle_resumed(h, conn, *req_cls);
@@ -264,28 +346,28 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	h->st.requests++;
 	pthread_mutex_unlock(&h->lock);
 
-	if (strcmp(method, MHD_HTTP_METHOD_GET))
-		return reply_text(h, conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-				  "method %s not allowed: only GET\n", method);
-	if (!strcmp(url, "/debug/pprof/profile"))
-		return handle_profile(h, conn, req_cls);
-	if (!strcmp(url, "/metrics")) {
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+	status = http_parse_request(method, url, args.a, args.n, &req);
+	if (status != MHD_HTTP_OK)
+		return reply_text(h, conn, status, "%s", req.error);
+	switch (req.route) {
+	case HTTP_ROUTE_PROFILE:
+		return handle_profile(h, conn, &req, req_cls);
+	case HTTP_ROUTE_METRICS:
 		if (h->metrics(h->userdata, &text, &len) < 0)
 			return reply_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					  "metrics unavailable\n");
 		return reply(h, conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
 			     len, true);
+	case HTTP_ROUTE_INDEX:
+		break;
 	}
-	if (!strcmp(url, "/"))
-		return reply_text(
-		    h, conn, MHD_HTTP_OK,
-		    "profd %s\n"
-		    "/debug/pprof/profile?seconds=N[&pid=P]  CPU profile of the next N "
-		    "seconds (pprof, gzipped)\n"
-		    "/metrics                                Prometheus metrics\n",
-		    PROFD_VERSION);
-	return reply_text(h, conn, MHD_HTTP_NOT_FOUND,
-			  "not found: try /debug/pprof/profile?seconds=N or /metrics\n");
+	return reply_text(h, conn, MHD_HTTP_OK,
+			  "profd %s\n"
+			  "/debug/pprof/profile?seconds=N[&pid=P]  CPU profile of the next N "
+			  "seconds (pprof, gzipped)\n"
+			  "/metrics                                Prometheus metrics\n",
+			  PROFD_VERSION);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,

@@ -8,7 +8,12 @@
  *   GET /metrics                                 Prometheus text format
  *   GET /                                        a short text index
  *
- * Anything else is 404 (unknown path), 405 (a method other than GET) or 400 (bad arguments).
+ * Anything else is 404 (unknown path), 405 (a method other than GET) or 400 (bad arguments:
+ * see http_parse_request(); e.g. seconds=abc, seconds given twice, or "?seconds" without a
+ * value). Request lines libmicrohttpd cannot split are closed or answered 400 by it.
+ *
+ * Bound where `listen` says; the daemon's default (daemon/config.c) is 127.0.0.1:7632,
+ * loopback only.
  *
  * Threading: a profile needs the session, which only the main thread may touch. The HTTP
  * thread suspends the connection and queues the request; the main thread takes it with
@@ -34,6 +39,40 @@
 
 struct http_server;
 struct http_request;
+
+/* ---- request parsing (pure: no socket, no MHD; unit-tested and fuzzed) ----------------------- */
+
+#define HTTP_MAX_ARGS 32 /* query arguments per request (400 beyond) */
+
+enum http_route {
+	HTTP_ROUTE_INDEX = 1, /* GET / */
+	HTTP_ROUTE_METRICS,   /* GET /metrics */
+	HTTP_ROUTE_PROFILE,   /* GET /debug/pprof/profile */
+};
+
+/* One query argument as the HTTP library decoded it. value NULL: "key" without '='. */
+struct http_arg {
+	const char *key;
+	const char *value;
+};
+
+struct http_parsed {
+	enum http_route route; /* valid when the status is 200 */
+	unsigned seconds;      /* HTTP_ROUTE_PROFILE: 1..HTTP_PROFILE_SECONDS_MAX */
+	uint32_t pid;	       /* HTTP_ROUTE_PROFILE: 1..INT_MAX, 0 when not given */
+	char error[160];       /* the answer's text (one line, '\n'-terminated) unless 200 */
+};
+
+/*
+ * What a request asks for, from its method, path (without the query) and query arguments. Returns
+ * the HTTP status to answer: 200 (*ret filled), 405 (a method other than GET; checked first),
+ * 404 (unknown path) or 400 (bad arguments of the profile path: `seconds` and `pid` must be
+ * plain decimal numbers in range, given at most once and with a value; more than HTTP_MAX_ARGS
+ * arguments). Unknown arguments are ignored, as Go's net/http/pprof does. Any string may be
+ * hostile; NULL method or path is 400.
+ */
+unsigned http_parse_request(const char *method, const char *path, const struct http_arg *args,
+			    size_t n_args, struct http_parsed *ret);
 
 /* Called in the HTTP thread for /metrics: *ret is malloc()ed text, taken over. */
 typedef int (*http_metrics_t)(void *userdata, char **ret, size_t *ret_len);

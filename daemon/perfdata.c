@@ -40,6 +40,16 @@
 #define S_REGS_USER (1ull << 12)
 #define S_STACK_USER (1ull << 13)
 #define S_IDENTIFIER (1ull << 16)
+#define S_WEIGHT (1ull << 14)
+#define S_DATA_SRC (1ull << 15)
+#define S_TRANSACTION (1ull << 17)
+#define S_REGS_INTR (1ull << 18)
+#define S_PHYS_ADDR (1ull << 19)
+#define S_AUX (1ull << 20)
+#define S_CGROUP (1ull << 21)
+#define S_DATA_PAGE_SIZE (1ull << 22)
+#define S_CODE_PAGE_SIZE (1ull << 23)
+#define S_WEIGHT_STRUCT (1ull << 24)
 
 /* read_format bits */
 #define RF_TOTAL_TIME_ENABLED (1ull << 0)
@@ -101,9 +111,28 @@ struct build_id_entry {
 	size_t len;
 };
 
+/*
+ * One event to deliver. pos packs the file offset (bits 0-45), whether the event is a sample
+ * (bit 46), whether `tail` holds its dyn_size (bit 47) and its size (bits 48-63).
+ */
 struct index_entry {
-	uint64_t time, offset;
+	uint64_t time, pos, tail;
 };
+
+#define POS_OFFSET_MASK ((1ull << 46) - 1)
+#define POS_SAMPLE (1ull << 46)
+#define POS_TAIL (1ull << 47)
+#define POS_SIZE_SHIFT 48
+
+/*
+ * Pass 2 reads a sample's fields before the stack and the stack bytes it really holds
+ * (dyn_size), not the whole requested stack. How many bytes precede the stack (header, ids,
+ * kernel callchain, user registers) is guessed: PERFDATA_HEAD_BYTES at first, then the most
+ * seen so far plus HEAD_SLACK (a few more kernel frames); a sample that needs more is read
+ * whole.
+ */
+#define PERFDATA_HEAD_BYTES 2048
+#define HEAD_SLACK 256
 
 /* Which perf register numbers hold pc, sp, fp and lr (-1: none). */
 struct regs_map {
@@ -125,7 +154,7 @@ struct perfdata {
 	struct attr *attrs;
 	size_t n_attrs;
 	struct id_slot *ids;
-	size_t ids_cap;
+	size_t ids_cap, ids_used;
 	struct build_id_entry *bids;
 	size_t n_bids;
 	struct perfdata_stats st;
@@ -192,7 +221,7 @@ static uint64_t mix(uint64_t x)
 
 static int ids_add(struct perfdata *pd, uint64_t id, uint32_t attr)
 {
-	size_t k, n = 0;
+	size_t k;
 
 	if (!pd->ids_cap) {
 		pd->ids_cap = 64;
@@ -200,9 +229,8 @@ static int ids_add(struct perfdata *pd, uint64_t id, uint32_t attr)
 		if (!pd->ids)
 			return -ENOMEM;
 	}
-	for (size_t i = 0; i < pd->ids_cap; i++)
-		n += pd->ids[i].used;
-	if ((n + 1) * 2 > pd->ids_cap) {
+	/* Counted, not recounted per id: that made a file with many ids cost ids^2. */
+	if ((pd->ids_used + 1) * 2 > pd->ids_cap) {
 		size_t ncap = pd->ids_cap * 2;
 		struct id_slot *ns = calloc(ncap, sizeof(*ns));
 
@@ -224,6 +252,7 @@ static int ids_add(struct perfdata *pd, uint64_t id, uint32_t attr)
 		if (pd->ids[k].id == id)
 			return 0;
 	pd->ids[k] = (struct id_slot){.id = id, .attr = attr, .used = true};
+	pd->ids_used++;
 	return 0;
 }
 
@@ -380,7 +409,11 @@ int perfdata_open(const char *path, struct perfdata **ret)
 	void *map;
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* No access-time update per read (tens of thousands of them): allowed to the file's owner
+	 * and root, EPERM for others, who read it the ordinary way. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)
@@ -557,21 +590,40 @@ static uint64_t trailer_time(const struct attr *a, const uint8_t *e, size_t len)
 	return get64(e + pos);
 }
 
+/*
+ * Fields of an event in [p, end); only [.., avail) of it was read. Reading past `end` is a
+ * malformed event (bad); past `avail` only means more must be read (short): the caller reads
+ * the whole event and parses again, so a short parse never decides anything.
+ */
 struct cursor {
-	const uint8_t *p, *end;
-	bool bad;
+	const uint8_t *p, *end, *avail;
+	bool bad, short_read;
 };
 
 static const uint8_t *take(struct cursor *c, size_t n)
 {
 	const uint8_t *p = c->p;
 
-	if (c->bad || (size_t)(c->end - c->p) < n) {
-		c->bad = true;
+	if (c->bad || c->short_read || (size_t)(c->end - c->p) < n) {
+		c->bad = !c->short_read;
+		return NULL;
+	}
+	if ((size_t)(c->avail - c->p) < n) {
+		c->short_read = true;
 		return NULL;
 	}
 	c->p += n;
 	return p;
+}
+
+/* Bytes of dyn_size and everything after it in a sample of this type; -1 when not fixed. */
+static int sample_tail_bytes(uint64_t st)
+{
+	if (!(st & S_STACK_USER) || (st & (S_REGS_INTR | S_AUX)))
+		return -1;
+	return 8 * (1 + !!(st & (S_WEIGHT | S_WEIGHT_STRUCT)) + !!(st & S_DATA_SRC) +
+		    !!(st & S_TRANSACTION) + !!(st & S_PHYS_ADDR) + !!(st & S_CGROUP) +
+		    !!(st & S_DATA_PAGE_SIZE) + !!(st & S_CODE_PAGE_SIZE));
 }
 
 static uint64_t take64(struct cursor *c)
@@ -591,11 +643,15 @@ static uint64_t reg_at(uint64_t mask, const uint8_t *regs, int reg)
 	return get64(regs + 8 * __builtin_popcountll(below));
 }
 
+/*
+ * `avail` bytes of the `len`-byte event at e were read; `tail`, if not NULL, is the sample's
+ * dyn_size as pass 1 read it. -EAGAIN: more of the event must be read.
+ */
 static int parse_sample(const struct perfdata *pd, const struct attr *a, const uint8_t *e,
-			size_t len, struct perfdata_event *ev)
+			size_t len, size_t avail, const uint64_t *tail, struct perfdata_event *ev)
 {
 	struct perfdata_sample *s = &ev->sample;
-	struct cursor c = {e + 8, e + len, false};
+	struct cursor c = {e + 8, e + len, e + avail, false, false};
 	uint64_t st = a->sample_type;
 	const uint8_t *p;
 
@@ -645,6 +701,8 @@ static int parse_sample(const struct perfdata *pd, const struct attr *a, const u
 		if (c.bad || nr > (uint64_t)(c.end - c.p) / 8)
 			return -EBADMSG;
 		p = take(&c, nr * 8);
+		if (!p)
+			return c.short_read ? -EAGAIN : -EBADMSG;
 		for (uint64_t i = 0; i < nr; i++) {
 			uint64_t ip = get64(p + 8 * i);
 
@@ -689,19 +747,32 @@ static int parse_sample(const struct perfdata *pd, const struct attr *a, const u
 		uint64_t size = take64(&c);
 
 		if (size) {
+			int tail_bytes = sample_tail_bytes(st);
 			uint64_t dyn;
 
+			if (c.short_read)
+				return -EAGAIN;
 			if (c.bad || size > (uint64_t)(c.end - c.p))
 				return -EBADMSG;
-			p = take(&c, size);
-			dyn = take64(&c);
-			if (!c.bad) {
-				s->stack = p;
-				s->stack_len = MIN(dyn, size);
+			/* Only the dyn_size bytes the kernel really copied are needed. */
+			p = c.p;
+			c.p += size;
+			if (tail && tail_bytes > 0 && (size_t)(c.end - c.p) == (size_t)tail_bytes) {
+				/* dyn_size sits where pass 1 read it: it need not be read again. */
+				dyn = *tail;
+				c.p += 8;
+			} else {
+				dyn = take64(&c);
 			}
+			if (c.bad)
+				return -EBADMSG;
+			if (c.short_read || c.avail < p || MIN(dyn, size) > (uint64_t)(c.avail - p))
+				return -EAGAIN;
+			s->stack = p;
+			s->stack_len = MIN(dyn, size);
 		}
 	}
-	return c.bad ? -EBADMSG : 0;
+	return c.bad ? -EBADMSG : c.short_read ? -EAGAIN : 0;
 }
 
 /* A NUL-terminated string in [p, end); NULL when there is none. */
@@ -710,8 +781,9 @@ static const char *str_in(const uint8_t *p, const uint8_t *end)
 	return p < end && memchr(p, '\0', end - p) ? (const char *)p : NULL;
 }
 
-static int parse_event(const struct perfdata *pd, const uint8_t *e, size_t len,
-		       struct perfdata_event *ev)
+/* See parse_sample() for avail and tail; events other than samples are always read whole. */
+static int parse_event(const struct perfdata *pd, const uint8_t *e, size_t len, size_t avail,
+		       const uint64_t *tail, struct perfdata_event *ev)
 {
 	uint32_t type = get32(e);
 	uint16_t misc = get16(e + 4);
@@ -722,7 +794,7 @@ static int parse_event(const struct perfdata *pd, const uint8_t *e, size_t len,
 		return -EBADMSG;
 	if (type == R_SAMPLE) {
 		ev->type = PERFDATA_EV_SAMPLE;
-		return parse_sample(pd, a, e, len, ev);
+		return parse_sample(pd, a, e, len, avail, tail, ev);
 	}
 	/* Fields end where the sample_id trailer begins. */
 	if (a->flags & A_SAMPLE_ID_ALL) {
@@ -826,33 +898,6 @@ static uint64_t event_time(const struct perfdata *pd, const uint8_t *e, size_t l
 	return trailer_time(a, e, len);
 }
 
-/*
- * The file is mapped whole, but its pages need not stay mapped: drop them (they stay in the page
- * cache; a later touch maps them again) every PERFDATA_WINDOW_BYTES read, so our resident size
- * does not grow with the file.
- */
-struct window {
-	uint64_t lo, hi; /* file range touched since the last drop */
-	size_t bytes;
-};
-
-static void window_advance(struct perfdata *pd, struct window *w, uint64_t off, size_t n)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	uint64_t lo;
-
-	if (!w->bytes || off < w->lo)
-		w->lo = off;
-	if (!w->bytes || off + n > w->hi)
-		w->hi = off + n;
-	w->bytes += n;
-	if (w->bytes < PERFDATA_WINDOW_BYTES)
-		return;
-	lo = w->lo & ~(uint64_t)(page - 1);
-	(void)madvise((void *)(pd->data + lo), w->hi - lo, MADV_DONTNEED);
-	w->bytes = 0;
-}
-
 /* Read exactly n bytes at off; -1 with errno set (EIO for a short read) otherwise. */
 static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
@@ -871,13 +916,24 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
+/* dyn_size of the sample ending at `end` (file offset), read by pass 1; see sample_tail_bytes(). */
+static void note_tail(struct index_entry *e, int tail_bytes, const uint8_t *before_end,
+		      size_t n_before)
+{
+	if (tail_bytes > 0 && (size_t)tail_bytes <= n_before) {
+		e->tail = get64(before_end - tail_bytes);
+		e->pos |= POS_TAIL;
+	}
+}
+
 static int cmp_index(const void *x, const void *y)
 {
 	const struct index_entry *a = x, *b = y;
+	uint64_t ao = a->pos & POS_OFFSET_MASK, bo = b->pos & POS_OFFSET_MASK;
 
 	if (a->time != b->time)
 		return a->time < b->time ? -1 : 1;
-	return a->offset < b->offset ? -1 : a->offset > b->offset;
+	return ao < bo ? -1 : ao > bo;
 }
 
 int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
@@ -886,27 +942,45 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 	_cleanup_free_ struct index_entry *idx = NULL;
 	_cleanup_free_ struct perfdata_event *ev = NULL;
 	_cleanup_free_ uint8_t *scratch = NULL;
-	size_t n = 0, cap = 0;
-	struct window win = {};
-	int damage = 0, r;
+	size_t n = 0, cap = 0, prev = SIZE_MAX; /* prev: index of the sample just before off */
+	size_t head = PERFDATA_HEAD_BYTES;
+	bool head_seen = false;
+	int prev_tail = -1, damage = 0, r;
 
 	if (end < off || end > pd->size) {
 		/* The header promises more than the file holds: read what is there, then say so. */
 		end = pd->size;
 		damage = 1;
 	}
+	if (pd->size > POS_OFFSET_MASK)
+		return -EFBIG;
+	scratch = malloc(UINT16_MAX + 1);
+	ev = malloc(sizeof(*ev));
+	if (!scratch || !ev)
+		return -ENOMEM;
 	/*
 	 * Pass 1: frame the events and note their times, reading just their first bytes (all a
 	 * sample's time needs) or, for the small events with a sample_id trailer, the whole event.
+	 * Each read starts up to 64 bytes early: the end of the event before, where a sample keeps
+	 * its dyn_size, so pass 2 can read just the stack bytes it holds. Events are read with
+	 * pread(), never through the mapping: touching a page of a mapping maps the pages around it
+	 * too, and a perf.data is mostly stack bytes nobody reads. (Keeping what pass 2 needs from
+	 * pass 1 instead would save a read per sample, but costs as much in fresh memory.)
 	 */
 	while (off < end) {
-		uint8_t head[64];
-		const uint8_t *e = head;
+		uint8_t buf[128];
+		const uint8_t *e;
+		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
 		uint32_t type;
 		uint16_t size;
 
-		if (pread_full(pd->fd, head, MIN(sizeof(head), end - off), off) < 0)
+		if (pread_full(pd->fd, buf, before + MIN((uint64_t)64, end - off), off - before) <
+		    0)
 			return -errno;
+		e = buf + before;
+		if (prev != SIZE_MAX)
+			note_tail(&idx[prev], prev_tail, e, before);
+		prev = SIZE_MAX;
 		if (end - off < 8) {
 			r = fail(pd, off,
 				 "truncated event header at byte offset %" PRIu64 ": %" PRIu64
@@ -947,18 +1021,37 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 				idx = ni;
 				cap = ncap;
 			}
-			if (type != R_SAMPLE && size > sizeof(head)) {
-				if (!scratch && !(scratch = malloc(UINT16_MAX)))
-					return -ENOMEM;
+			if (type != R_SAMPLE && size > 64) {
 				if (pread_full(pd->fd, scratch, size, off) < 0)
 					return -errno;
 				e = scratch;
 			}
-			idx[n++] = (struct index_entry){event_time(pd, e, size, type), off};
+			idx[n] = (struct index_entry){
+			    .time = event_time(pd, e, size, type),
+			    .pos = off | (uint64_t)size << POS_SIZE_SHIFT,
+			};
+			if (type == R_SAMPLE) {
+				const struct attr *a =
+				    event_attr(pd, e, MIN((size_t)size, (size_t)64), type);
+
+				idx[n].pos |= POS_SAMPLE;
+				prev = n;
+				prev_tail = a ? sample_tail_bytes(a->sample_type) : -1;
+			}
+			n++;
 		} else {
 			pd->st.skipped++;
 		}
 		off += size;
+	}
+	if (prev != SIZE_MAX && prev_tail > 0) {
+		/* The last sample: its end was not read with a following event. */
+		uint8_t buf[64];
+		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
+
+		if (pread_full(pd->fd, buf, before, off - before) < 0)
+			return -errno;
+		note_tail(&idx[prev], prev_tail, buf + before, before);
 	}
 	if (damage == 1)
 		fail(pd, pd->size,
@@ -969,18 +1062,34 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 	if (n)
 		qsort(idx, n, sizeof(*idx), cmp_index);
 
-	/* Pass 2: parse and deliver in time order, which is about file order. */
-	(void)madvise((void *)pd->data, pd->size, MADV_SEQUENTIAL);
-	ev = malloc(sizeof(*ev));
-	if (!ev)
-		return -ENOMEM;
+	/*
+	 * Pass 2: read, parse and deliver in time order, which is about file order. A sample
+	 * whose dyn_size pass 1 saw is read up to the end of the stack bytes it holds; if its
+	 * fields turn out to need more (or anything else does), the whole event is read.
+	 */
 	for (size_t i = 0; i < n; i++) {
-		const uint8_t *e = pd->data + idx[i].offset;
-		size_t size = get16(e + 6);
+		uint64_t eoff = idx[i].pos & POS_OFFSET_MASK;
+		size_t size = (size_t)(idx[i].pos >> POS_SIZE_SHIFT), got = size;
+		const uint64_t *tail = (idx[i].pos & POS_TAIL) ? &idx[i].tail : NULL;
 
 		memset(ev, 0, offsetof(struct perfdata_event, sample));
-		ev->offset = idx[i].offset;
-		r = parse_event(pd, e, size, ev);
+		ev->offset = eoff;
+		r = -EAGAIN;
+		if (tail) {
+			got = (size_t)MIN((uint64_t)size, head + MIN(idx[i].tail, (uint64_t)size));
+			if (pread_full(pd->fd, scratch, got, eoff) < 0)
+				return -errno;
+			r = parse_event(pd, scratch, size, got, tail, ev);
+		}
+		if (r == -EAGAIN) {
+			if (got != size || !tail) {
+				if (pread_full(pd->fd, scratch, size, eoff) < 0)
+					return -errno;
+			}
+			memset(ev, 0, offsetof(struct perfdata_event, sample));
+			ev->offset = eoff;
+			r = parse_event(pd, scratch, size, size, NULL, ev);
+		}
 		if (r == -ENOENT) {
 			pd->st.skipped++;
 			continue;
@@ -992,6 +1101,13 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 		switch (ev->type) {
 		case PERFDATA_EV_SAMPLE:
 			pd->st.samples++;
+			if (ev->sample.stack) {
+				size_t h = (size_t)(ev->sample.stack - scratch) + HEAD_SLACK;
+
+				if (!head_seen || h > head)
+					head = h;
+				head_seen = true;
+			}
 			break;
 		case PERFDATA_EV_MMAP:
 			pd->st.mmaps++;
@@ -1010,7 +1126,6 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 			pd->st.lost_samples += ev->lost;
 			break;
 		}
-		window_advance(pd, &win, idx[i].offset, size);
 		r = fn(userdata, ev);
 		if (r < 0)
 			return r;

@@ -22,16 +22,21 @@
  * process table before the samples that need them even when they were written from another
  * CPU's buffer later.
  *
- * Input is hostile: the file is mmapped read-only and every offset, size and count is
- * bounds-checked against its section with overflow-safe arithmetic. An event header that
+ * Input is hostile: every offset, size and count is bounds-checked against its section with
+ * overflow-safe arithmetic. An event header that
  * cannot be right (size < 8, or running past the data section) is damage: events before it
  * are delivered, then perfdata_read() returns -EBADMSG and perfdata_error() names the byte
  * offset. An event whose header is sane but whose fields are inconsistent is skipped and
- * counted (stats.malformed). A file that is truncated while mmapped can still fault the reader
- * (SIGBUS), as with any mmap-based reader.
+ * counted (stats.malformed). The headers and feature sections are read through a read-only
+ * mapping: a file truncated meanwhile can still fault the reader there (SIGBUS), as with any
+ * mmap-based reader.
  *
- * Memory: the file is mapped whole, but pages read are unmapped again every
- * PERFDATA_WINDOW_BYTES, so the resident size stays bounded whatever the file's size.
+ * Reading: events are read with pread() into one 64 KiB buffer, never through the mapping
+ * (touching a page of a mapping maps its neighbours too, and a perf.data is mostly stack bytes
+ * nobody reads). Pass 1 reads each event's first 64 bytes (its time) and the 64 before it (the
+ * previous sample's dyn_size); pass 2 reads a sample's fields and only the stack bytes the
+ * kernel really copied (dyn_size), about 4 KiB of a 32 KiB stack sample, and any other event
+ * whole. Memory: the index (24 bytes an event) and that buffer, whatever the file's size.
  *
  * Limits: PERFDATA_MAX_ATTRS attributes, PERFDATA_MAX_IDS ids, PERFDATA_MAX_EVENTS events
  * (-E2BIG beyond), PERFDATA_MAX_BUILD_IDS build-id entries (the rest are ignored),
@@ -52,7 +57,6 @@
 #define PERFDATA_MAX_EVENTS (64u << 20)
 #define PERFDATA_MAX_BUILD_IDS (1u << 16)
 #define PERFDATA_MAX_KSTACK 128
-#define PERFDATA_WINDOW_BYTES (64u << 20)
 
 enum perfdata_event_type {
 	PERFDATA_EV_SAMPLE = 1,
@@ -151,8 +155,8 @@ size_t perfdata_build_id(const struct perfdata *pd, const char *path, const uint
 /*
  * Deliver the data section's events to fn in time order (see top). fn returning < 0 stops and
  * returns that value. Returns 0, or -EBADMSG after delivering the events before the damage,
- * -E2BIG past PERFDATA_MAX_EVENTS, -ENOMEM. Strings and stack bytes in an event are valid
- * during the call only.
+ * -E2BIG past PERFDATA_MAX_EVENTS, -ENOMEM, -EFBIG for a file of 64 TiB or more, or pread()'s
+ * -errno. Strings and stack bytes in an event are valid during the call only.
  */
 typedef int (*perfdata_event_fn)(void *userdata, const struct perfdata_event *ev);
 int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include "common/log.h"
 #include "common/macro.h"
+#include "common/util.h"
 #include "daemon/proc.h"
 #include "symbolize/symbolize.h"
 
@@ -119,49 +121,154 @@ static void dso_cache_gc(struct proc_table *t)
 	}
 }
 
-static int open_in_root(struct proc_table *t, pid_t pid, const char *path)
+/* ---- opening mapped files ------------------------------------------------------------------ */
+
+static_assert(PROC_MAX_FILE_SIZE == SYM_MAX_FILE_SIZE, "the symbolizer refuses larger files");
+
+/*
+ * Turn an O_PATH fd into a read-only one, only for a regular file no larger than
+ * PROC_MAX_FILE_SIZE. Nothing else is ever opened for reading: a FIFO would block the caller,
+ * and opening a device can have side effects.
+ */
+static int reopen_regular(int pfd, uint64_t *ret_ino)
 {
-	char root[64];
+	char self[64];
+	struct stat st;
+	int fd;
+
+	if (fstat(pfd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > PROC_MAX_FILE_SIZE)
+		return -EFBIG;
+	/* The magic link reopens the very inode pfd holds: no path is resolved again. */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (ret_ino)
+		*ret_ino = st.st_ino;
+	return fd;
+}
+
+/*
+ * Without openat2: one component at a time below rootfd, never following a symlink. The paths
+ * in /proc/PID/maps are canonical (the kernel prints the dentry's path), so a symlink or ".."
+ * on the way means the tree is not the one the maps line describes: refused (-ELOOP, -EXDEV,
+ * the errors openat2 gives for RESOLVE_NO_SYMLINKS and RESOLVE_BENEATH) rather than followed,
+ * possibly out of the root.
+ */
+static int walk_in_root(int rootfd, const char *path)
+{
+	_cleanup_close_ int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	char name[NAME_MAX + 1];
+	const char *p = path;
+
+	if (dfd < 0)
+		return -errno;
+	for (;;) {
+		struct stat st;
+		size_t len;
+		int fd;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return TAKE_FD(dfd);
+		len = strcspn(p, "/");
+		if (len > NAME_MAX)
+			return -ENAMETOOLONG;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (!strcmp(name, "."))
+			continue;
+		if (!strcmp(name, ".."))
+			return -EXDEV;
+		fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		close(dfd);
+		dfd = fd;
+		if (fstat(dfd, &st) < 0)
+			return -errno;
+		if (S_ISLNK(st.st_mode))
+			return -ELOOP;
+		if (*p && !S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+	}
+}
+
+int proc_open_in_root(int rootfd, const char *path, unsigned flags, uint64_t *ret_ino)
+{
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.flags = O_PATH | O_CLOEXEC,
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
+	_cleanup_close_ int pfd = -1;
+
+	if (rootfd < 0 || !path)
+		return -EINVAL;
+	if (!(flags & PROC_OPEN_NO_OPENAT2)) {
+		pfd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+		/* ENOSYS: before Linux 5.6, or hidden by a seccomp filter (container runtimes). */
+		if (pfd < 0 && errno != ENOSYS)
+			return -errno;
+	}
+	if (pfd < 0) {
+		pfd = walk_in_root(rootfd, path);
+		if (pfd < 0)
+			return pfd;
+	}
+	return reopen_regular(pfd, ret_ino);
+}
+
+static int open_in_root(struct proc_table *t, pid_t pid, const char *path, uint64_t *ret_ino)
+{
+	char root[64];
 	_cleanup_close_ int rootfd = -1;
-	int fd;
 
 	snprintf(root, sizeof(root), "%s/%d/root", t->proc_root, pid);
 	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return -errno;
-	fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : fd;
+	return proc_open_in_root(rootfd, path, 0, ret_ino);
 }
 
 /*
  * Open the file behind a mapping. map_files gives the very file that is mapped (even when
- * deleted or replaced on disk); the root path is the fallback when map_files is not readable.
- * The fd must refer to the inode the maps line names, or it is the wrong file.
+ * deleted or replaced on disk); the root path is the fallback when map_files is not readable
+ * (no CAP_CHECKPOINT_RESTORE), and never for a deleted file, whose path now names another one
+ * or nothing. The fd must refer to the inode the maps line names, or it is the wrong file.
  */
 static int open_mapped_file(struct proc_table *t, pid_t pid, const struct maps_entry *e)
 {
 	char mf[96];
-	struct stat st;
+	_cleanup_close_ int pfd = -1;
+	uint64_t ino = 0;
 	int fd;
 
 	snprintf(mf, sizeof(mf), "%s/%d/map_files/%" PRIx64 "-%" PRIx64, t->proc_root, pid,
 		 e->start, e->end);
-	fd = open(mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		if (e->deleted)
-			return -ENOENT;
-		fd = open_in_root(t, pid, e->path);
-		if (fd < 0)
-			return fd;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != e->ino) {
+	pfd = open(mf, O_PATH | O_CLOEXEC);
+	if (pfd >= 0)
+		fd = reopen_regular(pfd, &ino);
+	else if (e->deleted)
+		fd = -ENOENT;
+	else
+		fd = open_in_root(t, pid, e->path, &ino);
+	if (fd >= 0 && ino != e->ino) {
 		close(fd);
-		return -ESTALE;
+		fd = -ESTALE;
 	}
+	if (fd < 0)
+		log_debug_errno(fd, "pid %d: %s%s not opened: %m", pid, e->path,
+				e->deleted ? " (deleted)" : "");
 	return fd;
 }
 

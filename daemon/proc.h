@@ -5,9 +5,11 @@
  *
  * Files are opened once, when a process's maps are first read, through
  * /proc/PID/map_files/START-END (the exact file mapped, even if deleted or replaced since)
- * or else through /proc/PID/root with RESOLVE_IN_ROOT (containers; symlinks inside the
- * container cannot lead outside its root). The open fd is kept with the dso, so binaries can
- * still be read after the process exits, when the profile is written.
+ * or else, for files not deleted, through /proc/PID/root with RESOLVE_IN_ROOT (containers;
+ * symlinks inside the container cannot lead outside its root; see proc_open_in_root()), and
+ * kept only if the inode is the one the maps line names. Only regular files up to
+ * PROC_MAX_FILE_SIZE are ever opened for reading. The open fd is kept with the dso, so
+ * binaries can still be read after the process exits, when the profile is written.
  *
  * Limits (documented, enforced): PROC_MAX_PROCS processes, PROC_MAX_MAPS mappings per process,
  * PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped beyond them).
@@ -23,6 +25,7 @@
 #define PROC_MAX_MAPS 65536
 #define PROC_MAX_DSOS 8192
 #define PROC_MAPS_LINE_MAX 8192
+#define PROC_MAX_FILE_SIZE (4ull << 30) /* = SYM_MAX_FILE_SIZE: larger binaries are not opened */
 
 enum mapping_kind {
 	MAPPING_ANON = 0, /* no file: heap, anonymous, JIT */
@@ -84,6 +87,21 @@ struct maps_entry {
 
 /* Parse one line (modified in place: path is NUL-terminated). 0, or -EINVAL for junk. */
 int proc_maps_parse_line(char *line, struct maps_entry *ret);
+
+/*
+ * Open `path` (as /proc/PID/maps names it) below the directory `rootfd` as if rootfd were "/"
+ * (a process's /proc/PID/root), for reading. Symlinks, absolute or made of "..", resolve inside
+ * the root (openat2 RESOLVE_IN_ROOT); magic links (/proc/N/root, /proc/N/fd/M) are refused.
+ * Where openat2 is unavailable (ENOSYS: Linux < 5.6, or a seccomp filter), the path is walked
+ * one component at a time and any symlink (-ELOOP) or ".." (-EXDEV) on it is refused, never
+ * followed. Only a regular file is opened for reading, so a FIFO cannot block and a device is
+ * never opened: -EISDIR (directory), -EINVAL (FIFO, socket, device), -EFBIG (larger than
+ * PROC_MAX_FILE_SIZE), -ELOOP (symlink loop or refused symlink), or the -errno of the
+ * lookup. flags: PROC_OPEN_NO_OPENAT2 takes the fallback path even when openat2 exists
+ * (tests). Returns a read-only O_CLOEXEC fd and its inode number in *ret_ino (may be NULL).
+ */
+#define PROC_OPEN_NO_OPENAT2 (1u << 0)
+int proc_open_in_root(int rootfd, const char *path, unsigned flags, uint64_t *ret_ino);
 
 struct proc_table;
 

@@ -320,6 +320,21 @@ static struct perfmap *load_perfmap(uint32_t pid)
 	return pm;
 }
 
+/* DIR/perf-PID.map of a recording's process: nothing of this machine's is consulted. */
+static struct perfmap *load_perfmap_dir(const char *dir, uint32_t pid)
+{
+	_cleanup_free_ char *path = NULL;
+	struct perfmap *pm = NULL;
+	int r;
+
+	if (asprintf(&path, "%s/perf-%" PRIu32 ".map", dir, pid) < 0)
+		return NULL;
+	r = perfmap_load(path, &pm); /* O_NOFOLLOW, O_NONBLOCK, regular files only */
+	if (r < 0 && r != -ENOENT)
+		log_debug("perf map %s: %s", path, strerror(-r));
+	return r < 0 ? NULL : pm;
+}
+
 /* The perf map of pid, loaded on first use; NULL when it has none. */
 static struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
 {
@@ -328,7 +343,11 @@ static struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
 
 	if (v)
 		return (struct perfmap *)(uintptr_t)*v;
-	if (c->n_perfmaps < PROFILE_MAX_PERFMAPS)
+	if (c->n_perfmaps >= PROFILE_MAX_PERFMAPS || c->o->perfmaps == PROFILE_PERFMAPS_NONE)
+		pm = NULL;
+	else if (c->o->perfmaps == PROFILE_PERFMAPS_DIR)
+		pm = c->o->perfmap_dir ? load_perfmap_dir(c->o->perfmap_dir, pid) : NULL;
+	else
 		pm = load_perfmap(pid);
 	if (u64_map_put(&c->perfmaps, pid, (uintptr_t)pm) < 0) {
 		perfmap_free(pm);

@@ -19,6 +19,11 @@
  * would lend its map (profd keeps no start time per pid). At most PROFILE_MAX_PERFMAPS
  * perf maps are loaded per profile (each bounded by the PERFMAP_MAX_* limits); frames of
  * further processes keep "[anon] 0x..." names.
+ *
+ * That is PROFILE_PERFMAPS_LIVE, for profiles of this machine's processes. A recording converted
+ * later (`profd convert`, possibly on another machine) must not look at this machine's /proc or
+ * /tmp: PROFILE_PERFMAPS_NONE reads nothing, PROFILE_PERFMAPS_DIR reads DIR/perf-PID.map with
+ * the recorded PID (a regular file, not a symlink; the directory is trusted as given).
  */
 #pragma once
 
@@ -34,6 +39,13 @@ struct sym_cache;
 
 #define PROFILE_MAX_PERFMAPS 64
 
+/* Where JIT perf maps come from (see the top of this file). */
+enum profile_perfmaps {
+	PROFILE_PERFMAPS_LIVE = 0, /* the live process's /tmp/perf-NSPID.map (record, daemon) */
+	PROFILE_PERFMAPS_NONE,	   /* none: anonymous frames keep "[anon] 0x..." names */
+	PROFILE_PERFMAPS_DIR,	   /* perfmap_dir/perf-PID.map, PID as recorded (convert) */
+};
+
 struct profile_options {
 	uint64_t period_ns;      /* 1e9 / frequency */
 	int64_t time_nanos;      /* wall-clock start */
@@ -41,6 +53,8 @@ struct profile_options {
 	bool inlines;            /* expand inline frames when debug info has them */
 	struct kallsyms *kallsyms; /* may be NULL: kernel frames then get address names */
 	struct sym_cache *sym_cache; /* may be NULL: a private cache (default config) per call */
+	enum profile_perfmaps perfmaps;
+	const char *perfmap_dir; /* PROFILE_PERFMAPS_DIR */
 };
 
 #define PROFILE_TOP_N 10

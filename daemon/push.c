@@ -23,6 +23,9 @@
 #define SPOOL_TMP_PREFIX ".push-"
 #define SPOOL_MAX_FILES 100000
 #define PUSH_RESPONSE_MAX 512
+/* Spooled profiles are interval profiles: the same modes as the daemon's output files. */
+#define SPOOL_FILE_MODE 0640
+#define SPOOL_DIR_MODE 0750
 
 struct push {
 	char *url, *name, *labels, *spool_dir;
@@ -160,7 +163,9 @@ int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, in
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, data, len);
+	r = fchmod(fd, SPOOL_FILE_MODE) < 0 ? -errno : 0;
+	if (r == 0)
+		r = write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -453,6 +458,23 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Like the interval files: 0750 when created here (an existing directory keeps its mode). */
+static int spool_dir_create(const char *dir)
+{
+	int r;
+
+	if (mkdir(dir, SPOOL_DIR_MODE) < 0) {
+		if (errno == EEXIST)
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+		r = mkdir_p(dir, SPOOL_DIR_MODE);
+		if (r < 0)
+			return r;
+	}
+	return chmod(dir, SPOOL_DIR_MODE) < 0 ? -errno : 0;
+}
+
 static void remove_stale_temp_files(struct push *p)
 {
 	int fd = openat(p->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -521,7 +543,7 @@ int push_new(const struct push_config *cfg, struct push **ret)
 	ulen = strlen(p->url);
 	while (ulen > 0 && p->url[ulen - 1] == '/')
 		p->url[--ulen] = '\0';
-	r = mkdir_p(p->spool_dir, 0750);
+	r = spool_dir_create(p->spool_dir);
 	if (r < 0)
 		goto fail;
 	p->dir_fd = open(p->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

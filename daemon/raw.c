@@ -142,7 +142,7 @@ int raw_writer_new(const char *path, const struct raw_header *h, struct raw_writ
 		raw_writer_free(w);
 		return r;
 	}
-	(void)fchmod(fd, 0644);
+	(void)fchmod(fd, 0600); /* owner only, like the profile (see proto/pprof.h) */
 	w->f = fdopen(fd, "w");
 	if (!w->f) {
 		r = -errno;
@@ -494,6 +494,8 @@ int raw_reader_open(const char *path, struct raw_reader **ret)
 	}
 	if (fstat(fileno(r->f), &st) == 0 && S_ISREG(st.st_mode))
 		r->file_size = (uint64_t)st.st_size;
+	/* Records are a few KiB: read many per read(2), as the writer writes them. */
+	setvbuf(r->f, NULL, _IOFBF, 1u << 20);
 	n = read_full(r->f, fixed, sizeof(fixed));
 	if (n < 0) {
 		raw_reader_free(r);

@@ -387,15 +387,12 @@ void session_tap_remove(struct session *s, struct session_tap *t)
 		}
 }
 
-static int handle_sample(struct session *s, const struct profd_sample *rec, size_t size)
+/* A sample whose rec->ustack_len bytes of user stack are at `ustack` (checked by the caller). */
+static int handle_sample(struct session *s, const struct profd_sample *rec, const uint8_t *ustack)
 {
 	struct agg_stack *st = s->scratch;
 	size_t nk = MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK), n = 0;
 
-	if (sizeof(*rec) + (size_t)rec->ustack_len > size) {
-		s->st.bad_records++;
-		return 0;
-	}
 	s->st.samples++;
 
 	memset(st, 0, sizeof(*st));
@@ -424,7 +421,7 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, size
 			.e_machine = rec->e_machine,
 			.regs = { .pc = rec->regs[0], .sp = rec->regs[1], .fp = rec->regs[2],
 				  .lr = rec->regs[3] },
-			.stack = (const uint8_t *)(rec + 1),
+			.stack = ustack,
 			.stack_start = rec->regs[1],
 			.stack_len = rec->ustack_len,
 			.find_module = find_module,
@@ -479,10 +476,17 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		return 0;
 	}
 	switch (h->type) {
-	case PROFD_REC_SAMPLE:
-		if (h->size < sizeof(struct profd_sample))
+	case PROFD_REC_SAMPLE: {
+		const struct profd_sample *rec = data;
+
+		if (h->size < sizeof(*rec))
 			break;
-		return handle_sample(s, data, h->size);
+		if (sizeof(*rec) + (size_t)rec->ustack_len > h->size) {
+			s->st.bad_records++;
+			return 0;
+		}
+		return handle_sample(s, rec, (const uint8_t *)(rec + 1));
+	}
 	case PROFD_REC_EXEC:
 	case PROFD_REC_EXIT:
 	case PROFD_REC_FORK: {
@@ -514,6 +518,17 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 	}
 	s->st.bad_records++;
 	return 0;
+}
+
+int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack)
+{
+	s->st.records++;
+	if (rec->hdr.version != PROFD_RECORD_VERSION || rec->hdr.type != PROFD_REC_SAMPLE ||
+	    (rec->ustack_len > 0 && !ustack)) {
+		s->st.bad_records++;
+		return 0;
+	}
+	return handle_sample(s, rec, ustack);
 }
 
 int session_watch_pid(struct session *s, uint32_t pid)

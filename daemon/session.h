@@ -43,6 +43,14 @@ void session_free(struct session *s);
 /* Handle one ring-buffer record. Malformed records are counted, never fatal: returns 0. */
 int session_handle_record(struct session *s, const void *data, size_t size);
 
+/*
+ * Handle one sample whose user stack (rec->ustack_len bytes) lies at `ustack` instead of right
+ * after the record, so a reader that has the bytes elsewhere (a perf.data event) need not
+ * copy them. rec->hdr.size is not used. Counted like session_handle_record(); returns 0.
+ */
+struct profd_sample;
+int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack);
+
 /* Make sure a process's maps are loaded now (e.g. right after it was chosen as a target). */
 int session_watch_pid(struct session *s, uint32_t pid);
 

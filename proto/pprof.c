@@ -994,12 +994,12 @@ static int write_all(int fd, const uint8_t *data, size_t len)
 	return 0;
 }
 
-static int temp_file_fill(int fd, const uint8_t *data, size_t len)
+static int temp_file_fill(int fd, const uint8_t *data, size_t len, mode_t mode)
 {
 	int r;
 
-	/* mkstemp() creates 0600; profiles are meant to be read by other users' tools. */
-	if (fchmod(fd, 0644) < 0)
+	/* The caller's mode whatever the umask: profiles name every process's functions. */
+	if (fchmod(fd, mode) < 0)
 		return -errno;
 	r = write_all(fd, data, len);
 	if (r < 0)
@@ -1010,6 +1010,11 @@ static int temp_file_fill(int fd, const uint8_t *data, size_t len)
 }
 
 int pprof_write_file(struct pprof_builder *b, const char *path)
+{
+	return pprof_write_file_mode(b, path, 0600);
+}
+
+int pprof_write_file_mode(struct pprof_builder *b, const char *path, mode_t mode)
 {
 	_cleanup_free_ uint8_t *data = NULL;
 	_cleanup_free_ char *tmp = NULL, *dir = NULL;
@@ -1030,7 +1035,7 @@ int pprof_write_file(struct pprof_builder *b, const char *path)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	r = temp_file_fill(fd, data, len);
+	r = temp_file_fill(fd, data, len, mode);
 	/* close() reports deferred write errors on some filesystems (NFS). */
 	if (close(TAKE_FD(fd)) < 0 && r >= 0)
 		r = -errno;

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * Limits (exceeding one returns -E2BIG and adds nothing). PPROF_MAX_VALUES is per sample and
@@ -123,10 +124,14 @@ int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size
 int pprof_serialize(struct pprof_builder *b, uint8_t **ret, size_t *ret_len);
 
 /*
- * Write gzipped profile atomically to path with mode 0644 (see top of file). The temp file is
- * ".<name>.XXXXXX" in path's directory; the directory is fsync()ed after the rename, best effort.
+ * Write gzipped profile atomically to path with mode 0600, owner only, whatever the umask (like
+ * `perf record`: profiles name the functions and commands of every process profiled). The temp
+ * file is ".<name>.XXXXXX" in path's directory; the directory is fsync()ed after the rename,
+ * best effort. pprof_write_file_mode(): the same with another mode (e.g. 0640 for a service's
+ * files that a group reads).
  */
 int pprof_write_file(struct pprof_builder *b, const char *path);
+int pprof_write_file_mode(struct pprof_builder *b, const char *path, mode_t mode);
 
 /* Counts, for summaries and tests; 0 for a NULL builder. */
 size_t pprof_n_samples(const struct pprof_builder *b);

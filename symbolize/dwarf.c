@@ -153,7 +153,10 @@ struct sym_elf {
 	char *path;               /* the binary's name in the target */
 	char **debug_dirs;        /* absolute, NULL-terminated */
 	bool debuginfod;
-	bool debug_searched;      /* the module's debug file was searched (found or not) */
+	bool debug_searched; /* libdwfl asked for the module's debug file */
+	bool debug_located;  /* our local search ran (locate_debug_file) */
+	int debug_fd;	     /* what it found, -1: nothing; libdwfl gets a dup */
+	char *debug_name;
 	dev_t main_dev;
 	ino_t main_ino;
 };
@@ -195,6 +198,9 @@ void sym_elf_free(struct sym_elf *e)
 	free(e->fns);
 	free(e->loads);
 	free(e->path);
+	if (e->debug_fd >= 0)
+		close(e->debug_fd);
+	free(e->debug_name);
 	if (e->debug_dirs)
 		for (char **d = e->debug_dirs; *d; d++)
 			free(*d);
@@ -325,6 +331,7 @@ int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *op
 	if (!e)
 		return -ENOMEM;
 	e->has_lines = -1;
+	e->debug_fd = -1;
 	e->main_dev = st.st_dev;
 	e->main_ino = st.st_ino;
 	e->debuginfod = opts && opts->debuginfod;
@@ -514,6 +521,34 @@ static int find_local_debuginfo(struct sym_elf *e, const uint8_t *build_id, size
 }
 
 /*
+ * The local search for the module's debug file, once per sym_elf: by libdwfl's request
+ * (find_debuginfo) or earlier, when sym_elf_has_lines() wants to look at its section headers
+ * without libdw reading (and decompressing) its DWARF. The same build-id and debuglink libdwfl
+ * would pass.
+ */
+static void locate_debug_file(struct sym_elf *e)
+{
+	const unsigned char *bits = NULL;
+	GElf_Addr bits_vaddr;
+	GElf_Word crc = 0;
+	size_t build_id_len = 0;
+	char *name = NULL;
+
+	if (e->debug_located)
+		return;
+	e->debug_located = true;
+	int n = dwfl_module_build_id(e->mod, &bits, &bits_vaddr);
+	if (n > 0 && n <= 64)
+		build_id_len = (size_t)n;
+	const char *link = e->elf ? dwelf_elf_gnu_debuglink(e->elf, &crc) : NULL;
+	e->debug_fd = find_local_debuginfo(e, bits, build_id_len, link, crc, &name);
+	if (e->debug_fd >= 0)
+		e->debug_name = name;
+	else
+		free(name);
+}
+
+/*
  * Whether libdwfl asks for the module's own debug file (with the main file's debuglink, or
  * none) rather than for a dwz alternate file (named by .gnu_debugaltlink).
  */
@@ -550,14 +585,22 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 		return -1;
 	e->debug_searched = true;
 
+	locate_debug_file(e);
+	if (e->debug_fd >= 0) {
+		/* libdwfl owns what it gets: a dup, so sym_elf_has_lines() keeps its own. */
+		fd = fcntl(e->debug_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd >= 0 && e->debug_name)
+			*ret_name = strdup(e->debug_name);
+		errno = 0;
+		return fd;
+	}
+
 	int n = dwfl_module_build_id(mod, &bits, &bits_vaddr);
 	if (n > 0 && n <= 64)
 		build_id_len = (size_t)n;
-
-	fd = find_local_debuginfo(e, bits, build_id_len, debuglink, crc, ret_name);
 	errno = 0;
-	if (fd >= 0 || !e->debuginfod || build_id_len == 0)
-		return fd;
+	if (!e->debuginfod || build_id_len == 0)
+		return -1;
 
 	/* With debuginfod on: libdwfl's standard search, whose local part finds nothing (see
 	 * no_local_search), so what it returns came from a server. Check it like the rest. */
@@ -835,7 +878,7 @@ static bool symtab_find_slow(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym 
 	return true;
 }
 
-static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
+static void build_funcs(struct sym_elf *e)
 {
 	if (!e->funcs && e->funcs_err == 0) {
 		int r = func_table_build(e->mod, SYM_MAX_FUNC_SYMBOLS, &e->funcs);
@@ -846,6 +889,11 @@ static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
 			e->funcs_err = r;
 		}
 	}
+}
+
+static bool symtab_find(struct sym_elf *e, Dwarf_Addr addr, struct elf_sym *ret)
+{
+	build_funcs(e);
 	if (!e->funcs)
 		return symtab_find_slow(e, addr, ret);
 
@@ -1277,14 +1325,29 @@ bool sym_elf_has_symbols(struct sym_elf *e)
 	return e && dwfl_module_getsymtab(e->mod) > 1;
 }
 
-bool sym_elf_has_lines(struct sym_elf *e)
+/* A .debug_line section with contents (compressed or not: its size is not looked into). */
+static bool elf_has_line_section(Elf *elf)
 {
-	if (!e)
-		return false;
-	if (e->has_lines >= 0)
-		return e->has_lines;
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
 
-	e->has_lines = 0;
+	if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return false;
+	/* Bounded by the section count libelf validated against the file size. */
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr mem, *sh = gelf_getshdr(scn, &mem);
+		const char *name = sh ? elf_strptr(elf, shstrndx, sh->sh_name) : NULL;
+
+		if (name && (!strcmp(name, ".debug_line") || !strcmp(name, ".zdebug_line")) &&
+		    sh->sh_type != SHT_NOBITS && sh->sh_size > 0)
+			return true;
+	}
+	return false;
+}
+
+/* The old way: let libdw load the DWARF (and decompress all of it) and probe CUs. */
+static bool dwarf_has_lines(struct sym_elf *e)
+{
 	Dwarf_Addr b;
 	if (!dwfl_module_getdwarf(e->mod, &b))
 		return false;
@@ -1293,10 +1356,51 @@ bool sym_elf_has_lines(struct sym_elf *e)
 	for (int n = 0; n < HAS_LINES_MAX_CUS && (cu = dwfl_module_nextcu(e->mod, cu, &b)); n++) {
 		Dwarf_Lines *lines;
 		size_t nl;
-		if (dwarf_getsrclines(cu, &lines, &nl) == 0 && nl > 0) {
-			e->has_lines = 1;
-			break;
+		if (dwarf_getsrclines(cu, &lines, &nl) == 0 && nl > 0)
+			return true;
+	}
+	return false;
+}
+
+bool sym_elf_has_lines(struct sym_elf *e)
+{
+	if (!e)
+		return false;
+	if (e->has_lines >= 0)
+		return e->has_lines;
+
+	/*
+	 * From section headers: libdw would decompress every DWARF section of the file (60 ms
+	 * for glibc's debug file) just to answer this. A file with a .debug_line has lines.
+	 */
+	bool has = elf_has_line_section(e->elf);
+	if (!has) {
+		locate_debug_file(e);
+		if (e->debug_fd >= 0) {
+			Elf *d = elf_begin(e->debug_fd, ELF_C_READ_MMAP, NULL);
+			has = d && elf_kind(d) == ELF_K_ELF && elf_has_line_section(d);
+			if (d)
+				elf_end(d);
+		} else if (e->debuginfod) {
+			/* Only libdwfl can ask debuginfod for the file. */
+			has = dwarf_has_lines(e);
 		}
 	}
-	return e->has_lines;
+	e->has_lines = has;
+	return has;
+}
+
+void sym_elf_prepare(struct sym_elf *e)
+{
+	Dwarf_Addr bias;
+
+	if (!e)
+		return;
+	(void)sym_elf_has_symbols(e); /* the symbol table, and so the debug file search */
+	build_funcs(e);
+	(void)sym_elf_has_lines(e);
+	/* DWARF (decompressed here) and libdwfl's address → CU table, which the first lookup of
+	 * an address in the module builds. */
+	if (dwfl_module_getdwarf(e->mod, &bias) && e->n_loads > 0)
+		(void)dwfl_module_addrdie(e->mod, e->loads[0].vaddr + e->bias, &bias);
 }

@@ -61,3 +61,15 @@ void func_table_free(struct func_table *t);
 /* The symbol covering dwfl address `addr`: its index for dwfl_module_getsym_info() and start. */
 bool func_table_find(const struct func_table *t, uint64_t addr, int *ret_ndx,
 		     uint64_t *ret_start);
+
+/*
+ * Read now what lookups in `e` will need (symbol table and its sorted index, debug file, DWARF
+ * and its address index), so a lookup later finds it ready: for sym_cache_prepare().
+ */
+struct sym_elf;
+void sym_elf_prepare(struct sym_elf *e);
+
+/* Open bin's ELF in the cache (as a lookup would) and sym_elf_prepare() it. 0 or -errno. */
+struct sym_cache;
+struct sym_binary;
+int sym_cache_prepare(struct sym_cache *c, const struct sym_binary *bin);

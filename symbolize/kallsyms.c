@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* /proc/kallsyms: text symbols of the kernel and its modules, sorted for binary search. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "symbolize/internal.h"
@@ -54,62 +58,60 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Hex digit value + 1; 0: not a hex digit. */
+static const uint8_t hex_value[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+	['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+	['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 /*
- * Parse "addr type name[\t[module]]". Returns 1 with the fields set, 0 for a line that is
- * not in that shape (ignored by the caller).
+ * Parse "addr type name[\t[module]]" in [line, eol) (eol: the line's '\n' or NUL, excluded).
+ * Returns 1 with the fields set, 0 for a line that is not in that shape (ignored by the caller).
  */
-static int parse_line(char *line, uint64_t *ret_addr, char *ret_type, const char **ret_name,
-		      size_t *ret_name_len, const char **ret_mod, size_t *ret_mod_len)
+static int parse_line(const char *line, const char *eol, uint64_t *ret_addr, char *ret_type,
+		      const char **ret_name, size_t *ret_name_len, const char **ret_mod,
+		      size_t *ret_mod_len)
 {
-	char *p = line;
+	const char *p = line;
 	uint64_t addr = 0;
 	int digits = 0;
+	uint8_t v;
 
-	for (; *p && !is_blank(*p); p++, digits++) {
-		int v;
-		if (*p >= '0' && *p <= '9')
-			v = *p - '0';
-		else if (*p >= 'a' && *p <= 'f')
-			v = *p - 'a' + 10;
-		else if (*p >= 'A' && *p <= 'F')
-			v = *p - 'A' + 10;
-		else
-			return 0;
-		if (digits >= 16)
-			return 0;
-		addr = addr << 4 | (uint64_t)v;
-	}
-	if (digits == 0 || !is_blank(*p))
+	/* 1 to 16 hex digits (a table, not three ranges per digit), then a blank. */
+	for (; p < eol && digits < 16 && (v = hex_value[(unsigned char)*p]); p++, digits++)
+		addr = addr << 4 | (uint64_t)(v - 1);
+	if (digits == 0 || p == eol || !is_blank(*p))
 		return 0;
 	p++;
 
-	if (!*p || is_blank(*p) || !is_blank(p[1]))
+	if (eol - p < 2 || is_blank(p[0]) || !is_blank(p[1]))
 		return 0;
 	*ret_type = *p;
 	p += 2;
 
 	const char *name = p;
-	while (*p && !is_blank(*p) && *p != '\n')
+	while (p < eol && !is_blank(*p))
 		p++;
 	if (p == name)
 		return 0;
 	size_t name_len = (size_t)(p - name);
 
-	while (is_blank(*p))
+	while (p < eol && is_blank(*p))
 		p++;
 	const char *mod = NULL;
 	size_t mod_len = 0;
-	if (*p == '[') {
-		char *end = strchr(p, ']');
+	if (p < eol && *p == '[') {
+		const char *end = memchr(p, ']', (size_t)(eol - p));
 		if (!end || end == p + 1)
 			return 0;
 		mod = p + 1;
 		mod_len = (size_t)(end - mod);
 		p = end + 1;
-		while (is_blank(*p))
+		while (p < eol && is_blank(*p))
 			p++;
 	}
-	if (*p && *p != '\n')
+	if (p < eol)
 		return 0;
 
 	*ret_addr = addr;
@@ -159,7 +161,8 @@ int kallsyms_load(const char *path, struct kallsyms **ret)
 		char type;
 		const char *name, *mod;
 		size_t name_len, mod_len;
-		if (!parse_line(line, &addr, &type, &name, &name_len, &mod, &mod_len))
+		if (!parse_line(line, line + strcspn(line, "\n"), &addr, &type, &name, &name_len,
+				&mod, &mod_len))
 			continue;
 		parsed++;
 		if (addr != 0)
@@ -210,6 +213,263 @@ int kallsyms_load(const char *path, struct kallsyms **ret)
 			k->syms[w++] = k->syms[i];
 	k->n = w;
 
+	*ret = TAKE_PTR(k);
+	return 0;
+}
+
+/* ---- only what some addresses need ------------------------------------------------------- */
+
+/* A symbol line of the file being read, pointing into its buffer. */
+struct kline {
+	uint64_t addr;
+	const char *name, *mod;
+	size_t name_len, mod_len;
+	uint8_t rank;
+	bool set;
+};
+
+static int kline_format(const struct kline *l, char *buf, size_t size)
+{
+	return l->mod ? snprintf(buf, size, "%.*s [%.*s]", (int)l->name_len, l->name,
+				 (int)l->mod_len, l->mod)
+		      : snprintf(buf, size, "%.*s", (int)l->name_len, l->name);
+}
+
+/* ksym_cmp() order on lines: address, then rank, then the name as it will be formatted. */
+static int kline_cmp(const struct kline *x, const struct kline *y)
+{
+	char a[KALLSYMS_MAX_LINE + 4], b[KALLSYMS_MAX_LINE + 4];
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	/* Aliases of one address and rank: rare enough to format both. */
+	kline_format(x, a, sizeof(a));
+	kline_format(y, b, sizeof(b));
+	return strcmp(a, b);
+}
+
+/* A whole file: mapped if it is a regular one (no copy, no fresh memory), else read. */
+struct text {
+	const char *p;
+	size_t len;
+	void *map; /* the mapping, or NULL when p was read into malloc()ed memory */
+};
+
+static void text_done(struct text *t)
+{
+	if (t->map)
+		munmap(t->map, t->len);
+	else
+		free((char *)t->p);
+	*t = (struct text){};
+}
+
+static int text_load(const char *path, struct text *ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct stat st;
+
+	*ret = (struct text){};
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISREG(st.st_mode) && st.st_size > 0) {
+		void *m;
+
+		if ((uint64_t)st.st_size > KALLSYMS_MAX_FILE_BYTES)
+			return -EFBIG;
+		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED)
+			return -errno;
+		*ret = (struct text){ .p = m, .len = (size_t)st.st_size, .map = m };
+		return 0;
+	}
+	/* procfs files report size 0: grow as we go. */
+	for (;;) {
+		if (cap - len < 4096) {
+			size_t ncap = cap ? cap * 2 : (size_t)1 << 20;
+			char *n;
+
+			if (cap > KALLSYMS_MAX_FILE_BYTES)
+				return -EFBIG;
+			n = realloc(buf, ncap);
+			if (!n)
+				return -ENOMEM;
+			buf = n;
+			cap = ncap;
+		}
+		ssize_t k = read(fd, buf + len, cap - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errno == EAGAIN ? -EINVAL : -errno;
+		if (k == 0)
+			break;
+		len += (size_t)k;
+		if (len > KALLSYMS_MAX_FILE_BYTES)
+			return -EFBIG;
+	}
+	*ret = (struct text){ .p = TAKE_PTR(buf), .len = len };
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int ksym_from_kline(struct kallsyms *k, const struct kline *l)
+{
+	char buf[KALLSYMS_MAX_LINE + 4];
+	int n = kline_format(l, buf, sizeof(buf));
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return 0;
+	const char *s = str_pool_strndup(&k->pool, buf, (size_t)n);
+	if (!s)
+		return -E2BIG;
+	k->syms[k->n++] = (struct ksym){ .addr = l->addr, .name = s, .rank = l->rank };
+	return 0;
+}
+
+int kallsyms_load_for(const char *path, const uint64_t *addrs, size_t n_addrs, const char *find,
+		      uint64_t *ret_find_addr, struct kallsyms **ret)
+{
+	size_t find_len = find ? strlen(find) : 0;
+	bool found = false;
+
+	if (!path || !ret || (n_addrs > 0 && !addrs) || (find && !ret_find_addr))
+		return -EINVAL;
+	if (find)
+		*ret_find_addr = 0;
+	if (n_addrs > KALLSYMS_MAX_ENTRIES)
+		return -E2BIG;
+
+	_cleanup_(text_done) struct text t = {};
+	_cleanup_free_ uint64_t *q = NULL;
+	/* below[j]: the best symbol at or below q[j] and above q[j - 1]; above[j]: the lowest
+	 * symbol above q[j] and at or below q[j + 1]. */
+	_cleanup_free_ struct kline *below = NULL, *above = NULL;
+	size_t m = 0, parsed = 0, n_text = 0, last = 0;
+	bool any_nonzero = false;
+	int r;
+
+	r = text_load(path, &t);
+	if (r < 0)
+		return r;
+	q = malloc((n_addrs ? n_addrs : 1) * sizeof(*q));
+	below = calloc(n_addrs ? n_addrs : 1, sizeof(*below));
+	above = calloc(n_addrs ? n_addrs : 1, sizeof(*above));
+	if (!q || !below || !above)
+		return -ENOMEM;
+	if (n_addrs)
+		memcpy(q, addrs, n_addrs * sizeof(*q));
+	qsort(q, n_addrs, sizeof(*q), cmp_u64);
+	for (size_t i = 0; i < n_addrs; i++)
+		if (m == 0 || q[m - 1] != q[i])
+			q[m++] = q[i];
+
+	for (const char *line = t.p, *end = t.p + t.len; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line)), *eol, *next;
+
+		if (!nl)
+			nl = end;
+		next = nl < end ? nl + 1 : end;
+		/* As kallsyms_load() with its fgets() buffer: a line this long is not kallsyms, and
+		 * a NUL ends what is read of one. */
+		if ((size_t)(nl - line) >= KALLSYMS_MAX_LINE - 1)
+			return -EBADMSG;
+		eol = memchr(line, '\0', (size_t)(nl - line));
+		if (!eol)
+			eol = nl;
+		struct kline l;
+		char type;
+		if (parse_line(line, eol, &l.addr, &type, &l.name, &l.name_len, &l.mod,
+			       &l.mod_len)) {
+			int rank = text_rank(type);
+
+			parsed++;
+			if (l.addr != 0)
+				any_nonzero = true;
+			if (rank >= 0) {
+				if (++n_text > KALLSYMS_MAX_ENTRIES)
+					return -E2BIG;
+				if (find && !found && !l.mod && l.name_len == find_len &&
+				    !memcmp(l.name, find, find_len)) {
+					*ret_find_addr = l.addr;
+					found = true;
+				}
+				l.rank = (uint8_t)rank;
+				l.set = true;
+				/* First q[j] >= addr; sorted input keeps hitting the last one. */
+				size_t lo = 0, hi = m;
+				if ((last == m || q[last] >= l.addr) &&
+				    (last == 0 || q[last - 1] < l.addr))
+					lo = hi = last;
+				while (lo < hi) {
+					size_t mid = lo + (hi - lo) / 2;
+					if (q[mid] < l.addr)
+						lo = mid + 1;
+					else
+						hi = mid;
+				}
+				last = lo;
+				if (lo < m) {
+					struct kline *b = &below[lo];
+					if (!b->set || l.addr > b->addr ||
+					    (l.addr == b->addr && kline_cmp(&l, b) < 0))
+						*b = l;
+				}
+				if (lo > 0 &&
+				    (!above[lo - 1].set || kline_cmp(&l, &above[lo - 1]) < 0))
+					above[lo - 1] = l;
+			}
+		}
+		line = next;
+	}
+
+	if (parsed == 0)
+		return -ENODATA;
+	if (!any_nonzero)
+		return -EACCES;
+	if (n_text == 0)
+		return -ENODATA;
+
+	/* A gap without symbols: the answer comes from the neighbouring gap. */
+	for (size_t j = 1; j < m; j++)
+		if (!below[j].set)
+			below[j] = below[j - 1];
+	for (size_t j = m; j-- > 1;)
+		if (!above[j - 1].set)
+			above[j - 1] = above[j];
+
+	_cleanup_(kallsyms_freep) struct kallsyms *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	str_pool_init(&k->pool, KALLSYMS_MAX_STRING_BYTES);
+	k->syms = calloc(2 * m + 1, sizeof(*k->syms));
+	if (!k->syms)
+		return -ENOMEM;
+	for (size_t j = 0; j < m; j++) {
+		if (below[j].set && (r = ksym_from_kline(k, &below[j])) < 0)
+			return r;
+		if (above[j].set && (r = ksym_from_kline(k, &above[j])) < 0)
+			return r;
+	}
+	if (k->n > 1)
+		qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
+	size_t w = 0;
+	for (size_t i = 0; i < k->n; i++)
+		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
+			k->syms[w++] = k->syms[i];
+	k->n = w;
 	*ret = TAKE_PTR(k);
 	return 0;
 }

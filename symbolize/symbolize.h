@@ -10,6 +10,7 @@
  *                         per-(build-id, file offset) result cache that outlives profiles
  *   struct kallsyms     — /proc/kallsyms (kernel + modules)
  *   struct perfmap      — a JIT's /tmp/perf-PID.map
+ *   struct sym_warmer   — a thread preparing binaries in a sym_cache ahead of lookups
  *
  * Addresses: sym_elf_lookup() takes an ELF virtual address (what `nm` and `eu-addr2line -e`
  * use). Convert a process address first: file offset = addr - mapping start + mapping pgoff,
@@ -38,8 +39,8 @@
  * below.
  *
  * Threads: a sym_elf and a sym_cache are not thread-safe (libdw caches are filled lazily); use
- * each one from one thread at a time. A loaded kallsyms or perfmap is read-only and may be
- * shared.
+ * each one from one thread at a time (a sym_warmer hands its cache over to its thread). A
+ * loaded kallsyms or perfmap is read-only and may be shared.
  *
  * Input is hostile: every parser here bounds-checks what it reads. The files are mmapped by
  * libelf; a file truncated while open can still fault the reader (SIGBUS), as with any
@@ -64,6 +65,7 @@
 #define KALLSYMS_MAX_LINE 1024               /* KSYM_NAME_LEN (512) + module + address */
 #define KALLSYMS_MAX_STRING_BYTES (256u << 20)
 #define KALLSYMS_LAST_SYMBOL_SIZE 4096       /* span given to the highest symbol */
+#define KALLSYMS_MAX_FILE_BYTES (256u << 20) /* kallsyms_load_for() */
 
 enum sym_source {
 	SYM_SOURCE_NONE = 0, /* nothing found: caller uses module+0xoffset */
@@ -173,7 +175,10 @@ int sym_elf_lookup(struct sym_elf *e, uint64_t vaddr, bool inlines, struct sym_r
 
 /*
  * Whether the binary had DWARF line info / symbols (for pprof mapping has_* flags), counting
- * separate debug files. has_lines looks for DWARF (and so for debug files) on first call.
+ * separate debug files. has_lines looks for a non-empty .debug_line section header in the
+ * binary or its separate debug file (searched on first call); it does not read the DWARF
+ * itself (libdw would decompress all of it). With debuginfod on and no local debug file, it
+ * loads the DWARF through libdwfl, which may ask the server.
  */
 bool sym_elf_has_symbols(struct sym_elf *e);
 bool sym_elf_has_lines(struct sym_elf *e);
@@ -187,6 +192,17 @@ struct kallsyms;
  * KALLSYMS_MAX_LINE, -E2BIG past KALLSYMS_MAX_ENTRIES, -ENOMEM, or fopen's -errno.
  */
 int kallsyms_load(const char *path, struct kallsyms **ret);
+/*
+ * kallsyms_load() for a known set of addresses (e.g. the kernel frames of a recording): the
+ * file is read whole (at most KALLSYMS_MAX_FILE_BYTES, -EFBIG beyond) and only the symbols that
+ * answer lookups of `addrs` are kept, each address's covering symbol and the one after it.
+ * kallsyms_lookup() of any of `addrs` then answers exactly as after kallsyms_load(); other
+ * addresses may not. With `find`, *ret_find_addr gets the address of the first kernel (not
+ * module) text symbol of that name, 0 if there is none. Same errors as kallsyms_load(), plus
+ * -EFBIG.
+ */
+int kallsyms_load_for(const char *path, const uint64_t *addrs, size_t n_addrs, const char *find,
+		      uint64_t *ret_find_addr, struct kallsyms **ret);
 void kallsyms_free(struct kallsyms *k);
 /*
  * name is "func" or "func [module]", valid until kallsyms_free(). A symbol spans up to the next
@@ -349,3 +365,24 @@ int sym_cache_binary_info(struct sym_cache *c, const struct sym_binary *bin,
 void sym_cache_next_generation(struct sym_cache *c);
 
 void sym_cache_get_stats(const struct sym_cache *c, struct sym_cache_stats *ret);
+
+/*
+ * struct sym_warmer: prepares binaries in a cache from a thread of its own while the caller
+ * does something else (`profd convert` reading and unwinding a recording): for each binary
+ * given to sym_warmer_add(), it opens the ELF in the cache and reads what lookups will need,
+ * the symbol table, the separate debug file and its DWARF (which libdw decompresses whole on
+ * first use: about 60 ms for glibc's debug file). Lookups then answer exactly as without it,
+ * only sooner. From sym_warmer_new() to sym_warmer_finish() the cache belongs to the warmer:
+ * the caller must not use it. sym_warmer_finish() prepares what is still queued, stops the
+ * thread and frees the warmer; the prepared binaries stay in the cache (bounded as usual).
+ *
+ * sym_warmer_add() copies what it needs (dup of the fd, build-id, path): 0, -EINVAL,
+ * -ENOMEM, the dup's -errno, or -E2BIG past SYM_WARMER_MAX binaries (those are opened on
+ * their first lookup as usual). sym_warmer_new(): 0, -EINVAL, -ENOMEM or pthread_create()'s
+ * error (the caller goes on without one).
+ */
+#define SYM_WARMER_MAX 4096
+struct sym_warmer;
+int sym_warmer_new(struct sym_cache *c, struct sym_warmer **ret);
+int sym_warmer_add(struct sym_warmer *w, const struct sym_binary *bin);
+void sym_warmer_finish(struct sym_warmer *w);

@@ -13,7 +13,8 @@ pkgs=(
 	libsystemd-dev libmicrohttpd-dev libcurl4-openssl-dev dpkg-dev
 	golang-go golang-github-google-pprof-dev
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
-	util-linux procps
+	util-linux procps strace
+	linux-perf time
 )
 
 missing=()

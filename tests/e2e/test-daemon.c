@@ -237,6 +237,33 @@ static size_t count_files(const char *dir, const char *prefix)
 	return n;
 }
 
+/*
+ * The daemon's files name every process's functions: dir is 0750 and each file in it starting
+ * with prefix is 0640 (at least one). Returns how many files were checked.
+ */
+static size_t check_modes(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	size_t n = 0;
+
+	cr_assert_not_null(d, "%s", dir);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0750, "%s: mode %o", dir, st.st_mode & 07777);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		cr_assert_eq(fstatat(dirfd(d), de->d_name, &st, 0), 0);
+		cr_assert_eq(st.st_mode & 07777, 0640, "%s/%s: mode %o", dir, de->d_name,
+			     st.st_mode & 07777);
+		n++;
+	}
+	closedir(d);
+	cr_assert_gt(n, 0, "no %s* file in %s", prefix, dir);
+	return n;
+}
+
 /* ---- HTTP client (libcurl) ---------------------------------------------------------------- */
 
 struct buf {
@@ -277,6 +304,44 @@ static long http(const char *method, const char *url, struct buf *ret)
 	else
 		free(b.data);
 	return code;
+}
+
+/*
+ * `req` written byte for byte to the daemon at addr ("127.0.0.1:PORT"), not through a client
+ * that would refuse to send it: the answer's status, or 0 when the connection was closed
+ * without one.
+ */
+static unsigned raw_http(const char *addr, const char *req)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const char *colon = strrchr(addr, ':');
+	char host[64], buf[1024];
+	unsigned status = 0;
+	size_t n = 0;
+	ssize_t k;
+	int fd;
+
+	cr_assert_not_null(colon, "%s", addr);
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	cr_assert_eq(inet_pton(AF_INET, host, &sa.sin_addr), 1, "%s", addr);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+		cr_assert_eq(poll(&pfd, 1, 30000), 1, "no answer to %s", req);
+		k = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (k <= 0 || (n += (size_t)k) == sizeof(buf) - 1)
+			break;
+	}
+	close(fd);
+	buf[n] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %u", &status) != 1)
+		status = 0;
+	return status;
 }
 
 static char *get_metrics(struct td *d)
@@ -446,6 +511,49 @@ Test(daemon, config_errors)
 	cr_assert_eq(system(path), 0);
 }
 
+/*
+ * Root without the capabilities sampling needs (the bounding set emptied before exec, or
+ * holding CAP_BPF only): a message naming the missing one, a non-zero exit, and nothing
+ * created, before any interval could be expected.
+ */
+Test(daemon, unprivileged_fails_clearly)
+{
+	static const struct {
+		const char *bounding, *missing;
+	} cases[] = {
+		{"-all", "CAP_BPF"},
+		{"-all,+bpf", "CAP_PERFMON"},
+	};
+	char dir_tmpl[] = "/tmp/profd-test-XXXXXX", *dir = mkdtemp(dir_tmpl), out[256], conf[256];
+	struct run_result rr;
+	struct stat st;
+
+	cr_assert_eq(geteuid(), 0, "end-to-end tests need root");
+	cr_assert_not_null(dir);
+	snprintf(out, sizeof(out), "%s/out", dir);
+	snprintf(conf, sizeof(conf), "%s/profd.conf", dir);
+	write_text(conf, "interval = 1\noutput_dir = %s\nlisten = \"\"\n", out);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char bset[64];
+
+		snprintf(bset, sizeof(bset), "--bounding-set=%s", cases[i].bounding);
+		char *const argv[] = {"/usr/bin/setpriv", bset, "--inh-caps=-all",
+				      (char *)test_build_path("profd"), "daemon", "--config", conf,
+				      NULL};
+		cr_assert_eq(test_run(argv, 30, &rr), 0);
+		cr_assert_neq(rr.status, 0, "%s: the daemon started: %s", cases[i].bounding,
+			      rr.err);
+		cr_assert(strstr(rr.err, "Missing capability") && strstr(rr.err, cases[i].missing),
+			  "%s: the message does not name %s: %s", cases[i].bounding,
+			  cases[i].missing, rr.err);
+		cr_assert_neq(stat(out, &st), 0, "%s: the output directory was created",
+			      cases[i].bounding);
+		run_result_free(&rr);
+	}
+	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+	cr_assert_eq(system(out), 0);
+}
+
 Test(daemon, cgroup_container_id)
 {
 	static const char id[] = "4c5e0c9d1b0e6f9f2f1d4e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c";
@@ -507,6 +615,7 @@ Test(daemon, intervals_and_sigterm, .timeout = 60)
 	while ((n = list_profiles(d.out, names, 64)) < 3 && now_s() < end)
 		usleep(100000);
 	cr_assert_geq(n, 3, "interval files did not appear (%zu)", n);
+	check_modes(d.out, "profile-");
 	for (size_t i = 0; i < n; i++) {
 		unsigned y, mo, da, h, mi, s;
 		char z;
@@ -614,6 +723,29 @@ Test(daemon, pull_and_metrics, .timeout = 60)
 	}
 	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1&pid=999999999", d.addr);
 	cr_assert_eq(http("GET", url, NULL), 404);
+	/* Malformed requests as raw bytes: 4xx, or closed unanswered; the daemon keeps serving. */
+	static const struct {
+		const char *req;
+		unsigned status;
+	} malformed[] = {
+	    {"GET /debug/pprof/profile?seconds=1&seconds=2 HTTP/1.1\r\nHost: x\r\n"
+	     "Connection: close\r\n\r\n",
+	     400},
+	    {"GET /debug/pprof/profile?seconds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	     400},
+	    {"GET /debug/pprof/profile?seconds=18446744073709551617 HTTP/1.1\r\nHost: x\r\n"
+	     "Connection: close\r\n\r\n",
+	     400},
+	    {"GET /metrics\r\n\r\n", 400},
+	    {"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400},
+	    {"\x16\x03\x01 garbage HTTP/1.1\r\n\r\n", 405},
+	    {"GARBAGE\r\n\r\n", 0}, /* no blank: libmicrohttpd just closes */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(malformed); i++)
+		cr_assert_eq(raw_http(d.addr, malformed[i].req), malformed[i].status, "%s",
+			     malformed[i].req);
+	cr_assert_eq(
+	    raw_http(d.addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 200);
 
 	/* Metrics: syntax, and the numbers that matter. */
 	usleep(600000); /* the snapshot is refreshed twice a second */
@@ -980,6 +1112,7 @@ Test(daemon, push_and_spool, .timeout = 60)
 		usleep(100000);
 	spooled = count_files(spool, "push-");
 	cr_assert_geq(spooled, 3, "spool holds %zu files", spooled);
+	check_modes(spool, "push-");
 	m = get_metrics(&d);
 	cr_assert_gt(metric_value(m, "profd_push_failures_total"), 0, "%s", m);
 	cr_assert_geq(metric_value(m, "profd_push_spool_files"), 1, "%s", m);

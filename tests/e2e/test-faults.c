@@ -3,7 +3,9 @@
  * Faults, end to end, as root: the target execs another image mid-record, dlopen/dlclose
  * churn, a storm of short-lived processes under `record -a`, a full output filesystem,
  * SIGTERM while recording, SIGKILL of the daemon and a restart on the same state directory,
- * and a crafted process root whose symlinks point out of it.
+ * a crafted process root whose symlinks point out of it, a mapped executable or library
+ * replaced on disk (and a library truncated in place) while profiled, and SIGTERM while the
+ * daemon is held inside an interval file's write (under strace).
  *
  * Each test is bounded (a few seconds of recording); the file runs in well under 90 s.
  */
@@ -722,4 +724,508 @@ Test(faults, tiny_ring_buffer_counts_drops)
 	test_pprof_free(p);
 	run_result_free(&rr);
 	free(out);
+}
+
+/* ---- 8. a mapped binary replaced on disk while it is profiled --------------------------- */
+
+/*
+ * Two builds of one program or library that differ only in the names of their functions:
+ * `orig_*` runs, `fake_*` is written over its path (a new file renamed into place, the way
+ * package managers and deploy tools replace binaries). The code is byte for byte the same, at
+ * the same addresses, so symbolizing with the file now at the path would name every sample
+ * fake_*: only the file actually mapped (/proc/PID/map_files) names them orig_*.
+ */
+static const char replace_exe_src[] =
+	"#include <stdio.h>\n"
+	"#include <stdlib.h>\n"
+	"#include <time.h>\n"
+	"#include <unistd.h>\n"
+	"#define NI __attribute__((noinline, noipa))\n"
+	"static volatile unsigned long sink;\n"
+	"static double now(void)\n"
+	"{\n"
+	"\tstruct timespec ts;\n"
+	"\tclock_gettime(CLOCK_MONOTONIC, &ts);\n"
+	"\treturn ts.tv_sec + ts.tv_nsec / 1e9;\n"
+	"}\n"
+	"NI void LEAF(unsigned long n)\n"
+	"{\n"
+	"\tvolatile unsigned long slot[2] = { sink, 0 };\n"
+	"\tfor (unsigned long i = 0; i < n; i++)\n"
+	"\t\tslot[0] = slot[0] * 6364136223846793005ul + 1442695040888963407ul;\n"
+	"\tsink = slot[0] + slot[1];\n"
+	"}\n"
+	"NI void MID(unsigned long n)\n"
+	"{\n"
+	"\tLEAF(n);\n"
+	"\tsink++;\n"
+	"}\n"
+	"int main(int argc, char **argv)\n"
+	"{\n"
+	"\tdouble end = now() + atof(argv[1]);\n"
+	"\tprintf(\"%d\\n\", (int)getpid());\n"
+	"\tfflush(stdout);\n"
+	"\twhile (now() < end)\n"
+	"\t\tMID(2000000);\n"
+	"\treturn 0;\n"
+	"}\n";
+
+static const char replace_lib_src[] =
+	"#define NI __attribute__((noinline, noipa))\n"
+	"static volatile unsigned long sink;\n"
+	"NI unsigned long HOT(unsigned long n)\n"
+	"{\n"
+	"\tvolatile unsigned long slot[2] = { n, 0 };\n"
+	"\tfor (unsigned long i = 0; i < n; i++)\n"
+	"\t\tslot[0] = slot[0] * 6364136223846793005ul + 1442695040888963407ul;\n"
+	"\treturn slot[0] + slot[1];\n"
+	"}\n"
+	"unsigned long replace_entry(unsigned long n)\n"
+	"{\n"
+	"\treturn HOT(n) + sink;\n"
+	"}\n";
+
+#define REPLACE_CFLAGS "-O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer"
+
+/* Build src into out with `defines`; the source goes next to out. */
+static void build_variant(const char *src, const char *out, const char *flags, const char *defines)
+{
+	char *c;
+
+	cr_assert(asprintf(&c, "%s.c", out) > 0);
+	write_bytes(c, src, strlen(src));
+	cr_assert_eq(sh("gcc " REPLACE_CFLAGS " %s %s -o '%s' '%s'", flags, defines, out, c), 0,
+		     "cannot build %s", out);
+	free(c);
+}
+
+/* Replace path by a copy of from, as a new inode renamed over it. */
+static void replace_by_rename(const char *from, const char *path)
+{
+	char *tmp;
+
+	cr_assert(asprintf(&tmp, "%s.new", path) > 0);
+	cr_assert_eq(sh("cp '%s' '%s' && chmod 0755 '%s'", from, tmp, tmp), 0);
+	cr_assert_eq(rename(tmp, path), 0, "rename: %s", strerror(errno));
+	free(tmp);
+}
+
+/* /proc/pid/maps maps path, and says it is deleted (replaced): the replacement took. */
+static bool maps_show(pid_t pid, const char *path, bool deleted)
+{
+	char *maps_path, *maps, *want;
+	bool found;
+
+	cr_assert(asprintf(&maps_path, "/proc/%d/maps", (int)pid) > 0);
+	cr_assert(asprintf(&want, "%s%s\n", path, deleted ? " (deleted)" : "") > 0);
+	maps = slurp(maps_path, NULL);
+	found = maps && strstr(maps, want);
+	free(maps);
+	free(maps_path);
+	free(want);
+	return found;
+}
+
+static void check_replaced_profile(const char *out, pid_t pid, const char *const *good,
+				   size_t n_good, const char *bad_leaf, const char *bad_mid)
+{
+	Perftools__Profiles__Profile *p = test_pprof_load(out);
+	uint64_t total, bad;
+	double frac;
+	char *traces;
+
+	cr_assert_not_null(p);
+	frac = test_chain_fraction(p, pid, good, n_good, &total);
+	bad = samples_naming(p, pid, bad_leaf) + samples_naming(p, pid, bad_mid);
+	cr_assert_gt(total, 100, "samples of the workload: %lu", (unsigned long)total);
+	cr_assert_eq(bad, 0, "%lu samples named from the new file at the path (%s)",
+		     (unsigned long)bad, bad_leaf);
+	cr_assert_geq(frac, 0.8, "%s chain in %.1f%% of %lu samples", good[0], frac * 100,
+		      (unsigned long)total);
+	test_pprof_free(p);
+	/* The real pprof agrees. */
+	traces = test_check_with_pprof(out);
+	cr_assert(strstr(traces, good[0]) && strstr(traces, good[1]), "%s", traces);
+	cr_assert_null(strstr(traces, bad_leaf), "%s", traces);
+	free(traces);
+}
+
+Test(faults, mapped_exe_replaced_on_disk)
+{
+	static const char *const good[] = { "orig_leaf", "orig_mid", "main" };
+	char *dir = test_tmpdir(), *app, *fake, *out, *log, *l, pidstr[16];
+	pid_t w, profd;
+	int status;
+
+	test_require_root();
+	cr_assert(asprintf(&app, "%s/app", dir) > 0);
+	cr_assert(asprintf(&fake, "%s/fake", dir) > 0);
+	cr_assert(asprintf(&out, "%s/exe.pb.gz", dir) > 0);
+	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
+	build_variant(replace_exe_src, app, "", "-DLEAF=orig_leaf -DMID=orig_mid");
+	build_variant(replace_exe_src, fake, "", "-DLEAF=fake_leaf -DMID=fake_mid");
+
+	char *const wl[] = { app, "8", NULL };
+	w = test_spawn(wl);
+	cr_assert_gt(w, 0);
+	/* Replaced before profd first reads the maps... */
+	replace_by_rename(fake, app);
+	cr_assert(maps_show(w, app, true), "the running image is not shown as replaced");
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
+			       "-d", "3", "-o", out, "-q", NULL };
+	profd = start_logged(argv, log);
+	/* ...and again while it records. */
+	sleep_s(1.5);
+	replace_by_rename(fake, app);
+	status = wait_bounded(profd, 60, NULL);
+	l = slurp(log, NULL);
+	cr_assert_eq(status, 0, "profd exit %d: %s", status, l ? l : "");
+	kill(w, SIGKILL);
+	test_wait(w, 10);
+	check_replaced_profile(out, w, good, 3, "fake_leaf", "fake_mid");
+	free(l);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+	free(app);
+	free(fake);
+	free(out);
+	free(log);
+}
+
+Test(faults, dlopened_lib_replaced_on_disk)
+{
+	static const char *const good[] = { "orig_hot", "replace_entry", "main" };
+	char *dir = test_tmpdir(), *lib, *fake, *out, *log, *l, pidstr[16];
+	pid_t w, profd;
+	double end;
+	int status;
+
+	test_require_root();
+	cr_assert(asprintf(&lib, "%s/libreplace.so", dir) > 0);
+	cr_assert(asprintf(&fake, "%s/libfake.so", dir) > 0);
+	cr_assert(asprintf(&out, "%s/lib.pb.gz", dir) > 0);
+	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
+	build_variant(replace_lib_src, lib, "-shared -fPIC", "-DHOT=orig_hot");
+	build_variant(replace_lib_src, fake, "-shared -fPIC", "-DHOT=fake_hot");
+
+	char *const wl[] = { (char *)test_build_path("workloads/fault_replace"), lib, "3", NULL };
+	w = test_spawn(wl);
+	cr_assert_gt(w, 0);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
+			       "-d", "5", "-o", out, "-q", NULL };
+	/*
+	 * profd reads the maps before the library exists in them; the workload is off CPU (no
+	 * sample makes profd look again) until the library is mapped and replaced, so profd
+	 * first opens it when its first sample misses, after the replacement.
+	 */
+	profd = start_logged(argv, log);
+	sleep_s(1.0);
+	kill(w, SIGUSR1);
+	for (end = now_s() + 10; !maps_show(w, lib, false) && now_s() < end;)
+		sleep_s(0.02);
+	cr_assert(maps_show(w, lib, false), "the workload did not map %s", lib);
+	replace_by_rename(fake, lib);
+	cr_assert(maps_show(w, lib, true), "the mapped library is not shown as replaced");
+	kill(w, SIGUSR1);
+	status = wait_bounded(profd, 60, NULL);
+	l = slurp(log, NULL);
+	cr_assert_eq(status, 0, "profd exit %d: %s", status, l ? l : "");
+	test_wait(w, 10);
+	check_replaced_profile(out, w, good, 3, "fake_hot", "fake_hot");
+	free(l);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+	free(lib);
+	free(fake);
+	free(out);
+	free(log);
+}
+
+/*
+ * Truncated in place (O_TRUNC on the mapped inode, as `cp new old` does): the workload dies of
+ * SIGBUS at its next instruction in the library; profd, which holds the same inode open, must
+ * still write a valid profile, naming the library's frames honestly (the fallback
+ * "libreplace.so+0x..." once the file is empty), never crash or borrow another file's names.
+ */
+Test(faults, dlopened_lib_truncated_in_place)
+{
+	char *dir = test_tmpdir(), *lib, *out, *log, *l, pidstr[16];
+	Perftools__Profiles__Profile *p;
+	uint64_t total = 0, in_lib = 0;
+	pid_t w, profd;
+	double end;
+	int status, fd;
+
+	test_require_root();
+	cr_assert(asprintf(&lib, "%s/libreplace.so", dir) > 0);
+	cr_assert(asprintf(&out, "%s/trunc.pb.gz", dir) > 0);
+	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
+	build_variant(replace_lib_src, lib, "-shared -fPIC", "-DHOT=orig_hot");
+
+	char *const wl[] = { (char *)test_build_path("workloads/fault_replace"), lib, "10", NULL };
+	w = test_spawn(wl);
+	cr_assert_gt(w, 0);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
+			       "-d", "20", "-o", out, "-q", NULL };
+	profd = start_logged(argv, log);
+	sleep_s(1.0);
+	kill(w, SIGUSR1);
+	for (end = now_s() + 10; !maps_show(w, lib, false) && now_s() < end;)
+		sleep_s(0.02);
+	kill(w, SIGUSR1);
+	sleep_s(1.5);
+	fd = open(lib, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s", strerror(errno));
+	close(fd);
+	status = test_wait(w, 10);
+	cr_assert_eq(status, 128 + SIGBUS, "the workload survived the truncation (%d)?", status);
+	status = wait_bounded(profd, 60, NULL);
+	l = slurp(log, NULL);
+	cr_assert_eq(status, 0, "profd exit %d: %s", status, l ? l : "");
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const char *names[64];
+		size_t k = test_sample_functions(p, p->sample[i], names, 64);
+
+		if (test_sample_label_num(p, p->sample[i], "pid") != w || !k)
+			continue;
+		total += p->sample[i]->value[0];
+		cr_assert(names[0] && names[0][0], "a sample without a leaf name");
+		if (!strcmp(names[0], "orig_hot") || !strncmp(names[0], "libreplace.so+0x", 16))
+			in_lib += p->sample[i]->value[0];
+	}
+	cr_assert_gt(total, 100, "samples of the workload: %lu", (unsigned long)total);
+	cr_assert_geq(in_lib, total * 8 / 10, "only %lu of %lu leaves in the library",
+		      (unsigned long)in_lib, (unsigned long)total);
+	test_pprof_free(p);
+	free(test_check_with_pprof(out));
+	free(l);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+	free(lib);
+	free(out);
+	free(log);
+}
+
+/* ---- 9. SIGTERM while the daemon writes an interval file -------------------------------- */
+
+/*
+ * The child of pid named comm, or 0. strace forks short-lived children of its own at start (to
+ * probe ptrace features) before the one that runs the command: only the name tells them apart.
+ */
+static pid_t child_named(pid_t pid, const char *comm)
+{
+	char path[64], *s, *c;
+	pid_t found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	s = slurp(path, NULL);
+	for (char *p = s; p && *p && !found;) {
+		char *end;
+		pid_t k = (pid_t)strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		p = end;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)k);
+		c = slurp(path, NULL);
+		if (c && !strncmp(c, comm, strlen(comm)) && c[strlen(comm)] == '\n')
+			found = k;
+		free(c);
+	}
+	free(s);
+	return found;
+}
+
+/* The syscall pid is stopped in ("N arg1 ..." of /proc/pid/syscall): N, or -1; *ret_arg1. */
+static long stopped_syscall(pid_t pid, unsigned long *ret_arg1)
+{
+	char path[64], *s;
+	long nr = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	s = slurp(path, NULL);
+	if (s && sscanf(s, "%ld %lx", &nr, ret_arg1) != 2)
+		nr = -1;
+	free(s);
+	return nr;
+}
+
+/* pid is in a ptrace stop ("t (tracing stop)"), not merely running or in the syscall. */
+static bool tracing_stop(pid_t pid)
+{
+	char path[64], *s;
+	bool stopped;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = slurp(path, NULL);
+	stopped = s && strstr(s, "\nState:\tt ");
+	free(s);
+	return stopped;
+}
+
+/*
+ * pid is held by strace at the entry of syscall nr: in a ptrace stop inside it, and still there
+ * 0.5 s later. A real fsync() in progress (the disk flushing) is not a ptrace stop, and strace
+ * resumes the syscalls it does not hold within microseconds.
+ */
+static bool held_in_syscall(pid_t pid, long nr, unsigned long *ret_arg1)
+{
+	unsigned long a1, a2;
+
+	if (stopped_syscall(pid, &a1) != nr || !tracing_stop(pid))
+		return false;
+	sleep_s(0.5);
+	if (stopped_syscall(pid, &a2) != nr || a2 != a1 || !tracing_stop(pid))
+		return false;
+	*ret_arg1 = a1;
+	return true;
+}
+
+/* SIGTERM is pending for pid (process-wide or for its main thread). */
+static bool sigterm_pending(pid_t pid)
+{
+	char path[64], *s, *p;
+	bool pending = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = slurp(path, NULL);
+	cr_assert_not_null(s);
+	for (p = s; (p = strstr(p, "Pnd:\t")); p += 5)
+		if (strtoull(p + 5, NULL, 16) & (1ull << (SIGTERM - 1)))
+			pending = true;
+	free(s);
+	return pending;
+}
+
+/*
+ * Deterministic, not a race: the daemon runs under strace, which holds the fsync() of the
+ * second interval's temp file (the profile fully written, not yet renamed into place) for 4 s.
+ * The test sees the daemon held in exactly that syscall (a lasting ptrace stop in fsync per
+ * /proc/PID/status and /proc/PID/syscall, on an fd that is the temp file), sends SIGTERM then,
+ * and checks the signal is pending while the write is still held. Afterwards: exit 0, the interval being written is complete and opens in the real
+ * pprof, the earlier interval is unchanged, the final partial interval exists, no temp file is
+ * left, and the modes are 0640 in a 0750 directory.
+ */
+Test(faults, sigterm_during_interval_write, .timeout = 90)
+{
+	char *dir = test_tmpdir(), *conf, *state, *log, *stlog, *l, *left, *name, *path;
+	char fdpath[64], target[512];
+	struct snap before, after;
+	unsigned long fd = 0;
+	pid_t st, d = 0;
+	ssize_t n;
+	double end;
+	bool held = false;
+	int status;
+
+	test_require_root();
+	cr_assert_eq(access("/usr/bin/strace", X_OK), 0, "strace is missing: make deps installs it");
+	cr_assert(asprintf(&conf, "%s/profd.conf", dir) > 0);
+	cr_assert(asprintf(&state, "%s/state", dir) > 0);
+	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
+	cr_assert(asprintf(&stlog, "%s/strace.log", dir) > 0);
+	FILE *f = fopen(conf, "we");
+	cr_assert_not_null(f);
+	fprintf(f, "interval = 1s\noutput_dir = %s\nlisten = \"\"\nfrequency = 99\n"
+		   "log_level = info\n", state);
+	fclose(f);
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "20", NULL };
+	pid_t w = test_spawn(wl);
+	cr_assert_gt(w, 0);
+
+	/*
+	 * Each interval fsync()s its temp file, then (after the rename) the directory: the third
+	 * fsync is the second interval's temp file. The log of the traced fsyncs shows which one
+	 * was held ("(DELAYED)").
+	 */
+	char *const argv[] = { "/usr/bin/strace", "-f", "-qq", "-tt", "-o", stlog, "-e", "trace=fsync",
+			       "-e", "signal=none", "-e", "inject=fsync:delay_enter=4s:when=3", "--",
+			       (char *)test_build_path("profd"), "daemon", "--config", conf, NULL };
+	st = start_logged(argv, log);
+	for (end = now_s() + 10; !(d = child_named(st, "profd")) && now_s() < end;)
+		sleep_s(0.01);
+	cr_assert_gt(d, 0, "strace started no daemon: %s", slurp(log, NULL));
+	for (end = now_s() + 30; !(held = held_in_syscall(d, 74, &fd)) && now_s() < end;)
+		sleep_s(0.01);
+	cr_assert(held, "the daemon was never held in fsync (x86_64: 74): %s", slurp(log, NULL));
+	snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%lu", (int)d, fd);
+	n = readlink(fdpath, target, sizeof(target) - 1);
+	cr_assert_gt(n, 0);
+	target[n] = '\0';
+	/* STATE/.profile-STAMP.pb.gz.XXXXXX: the profile being written, before its rename. */
+	name = strrchr(target, '/');
+	cr_assert(name && !strncmp(target, state, strlen(state)) &&
+			  !strncmp(name, "/.profile-", 10) && strstr(name, ".pb.gz."),
+		  "held fsync of %s, not of an interval's temp file", target);
+	name = strndup(name + 2, strstr(name, ".pb.gz.") + 6 - (name + 2));
+	cr_assert(asprintf(&path, "%s/%s", state, name) > 0);
+	snap_take(&before, state);
+	cr_assert_geq(before.n, 1, "no complete interval before the held one");
+	cr_assert(!snap_has(&before, name), "%s already there", name);
+
+	kill(d, SIGTERM);
+	cr_assert(held_in_syscall(d, 74, &fd), "the write was not held when SIGTERM came");
+	cr_assert(sigterm_pending(d), "SIGTERM is not pending during the held write");
+
+	status = wait_bounded(st, 60, NULL);
+	l = slurp(log, NULL);
+	cr_assert_eq(status, 0, "daemon exit %d after SIGTERM during a write: %s", status,
+		     l ? l : "");
+	free(l);
+	l = slurp(stlog, NULL);
+	cr_assert(l && strstr(l, "(DELAYED)"), "strace held no fsync: %s", l ? l : "");
+	free(l);
+
+	/* The interval being written when SIGTERM came: complete. */
+	Perftools__Profiles__Profile *p = test_pprof_load(path);
+	cr_assert_not_null(p, "%s is missing or does not decode", path);
+	cr_assert_gt(p->n_sample, 0);
+	test_pprof_free(p);
+	free(test_check_with_pprof(path));
+	/* Earlier intervals untouched; one more, the partial last interval; no temp files. */
+	snap_take(&after, state);
+	for (size_t i = 0; i < before.n; i++) {
+		bool same = false;
+
+		for (size_t j = 0; j < after.n; j++)
+			if (!strcmp(after.name[j], before.name[i]))
+				same = after.len[j] == before.len[i] &&
+				       !memcmp(after.data[j], before.data[i], before.len[i]);
+		cr_assert(same, "earlier interval %s changed or vanished", before.name[i]);
+	}
+	cr_assert_geq(after.n, before.n + 2, "%zu files before, %zu after: no final interval",
+		      before.n, after.n);
+	for (size_t j = 0; j < after.n; j++) {
+		char *pj;
+		struct stat sb;
+
+		cr_assert(asprintf(&pj, "%s/%s", state, after.name[j]) > 0);
+		p = test_pprof_load(pj);
+		cr_assert_not_null(p, "%s does not decode", pj);
+		test_pprof_free(p);
+		cr_assert_eq(stat(pj, &sb), 0);
+		cr_assert_eq(sb.st_mode & 07777, 0640, "%s: mode %o", pj, sb.st_mode & 07777);
+		free(pj);
+	}
+	struct stat sd;
+	cr_assert_eq(stat(state, &sd), 0);
+	cr_assert_eq(sd.st_mode & 07777, 0750, "%s: mode %o", state, sd.st_mode & 07777);
+	left = list_prefixed(state, ".");
+	cr_assert_str_eq(left, "", "temp files left: %s", left);
+	free(left);
+	kill(w, SIGKILL);
+	test_wait(w, 10);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+	free(conf);
+	free(state);
+	free(log);
+	free(stlog);
+	free(name);
+	free(path);
 }

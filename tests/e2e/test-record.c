@@ -4,6 +4,7 @@
  * written here is decoded by us and also opened by the real pprof tool.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,15 @@
 #include "tests/lib/testlib.h"
 
 static const char *const chain[] = { "chain_leaf", "chain_c", "chain_b", "chain_a", "main" };
+
+static unsigned file_mode(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+	cr_assert(S_ISREG(st.st_mode), "%s is not a regular file", path);
+	return st.st_mode & 07777;
+}
 
 Test(record, pid_chain)
 {
@@ -52,6 +62,8 @@ Test(record, pid_chain)
 	cr_assert_eq(p->period, 1000000000 / 199);
 	cr_assert_eq(p->n_sample_type, 2);
 	test_pprof_free(p);
+	cr_assert_eq(file_mode(out), 0600, "mode %o: the profile must be owner-only",
+		     file_mode(out));
 
 	traces = test_check_with_pprof(out);
 	cr_assert(strstr(traces, "chain_leaf") && strstr(traces, "chain_a"), "%s", traces);
@@ -119,6 +131,63 @@ Test(record, target_exits_mid_record)
 	free(test_check_with_pprof(out));
 	run_result_free(&rr);
 	free(out);
+}
+
+/*
+ * Profiles name every profiled process's functions and commands, raw captures hold their stack
+ * bytes: record and convert write them 0600 whatever the umask, replacing a 0644 file.
+ */
+Test(record, outputs_are_owner_only)
+{
+	char *dir = test_tmpdir(), *out, *raw, *conv, *folded;
+	struct run_result rr;
+	mode_t old;
+
+	test_require_root();
+	cr_assert(asprintf(&out, "%s/p.pb.gz", dir) > 0);
+	cr_assert(asprintf(&raw, "%s/p.raw", dir) > 0);
+	cr_assert(asprintf(&conv, "%s/conv.pb.gz", dir) > 0);
+	cr_assert(asprintf(&folded, "%s/conv.folded", dir) > 0);
+	FILE *f = fopen(out, "we");
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert_eq(chmod(out, 0644), 0);
+
+	old = umask(0);
+	char *const rec[] = { (char *)test_build_path("profd"), "record", "-F", "99", "-q", "-o", out,
+			      "--", (char *)test_build_path("workloads/chain"), "0.5", NULL };
+	cr_assert_eq(test_run(rec, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd record failed: %s", rr.err);
+	run_result_free(&rr);
+	char *const rec_raw[] = { (char *)test_build_path("profd"), "record", "-F", "99", "-q",
+				  "--raw", raw, "--", (char *)test_build_path("workloads/chain"),
+				  "0.5", NULL };
+	cr_assert_eq(test_run(rec_raw, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd record --raw failed: %s", rr.err);
+	run_result_free(&rr);
+	char *const cv[] = { (char *)test_build_path("profd"), "convert", raw, "-q", "-o", conv, NULL };
+	cr_assert_eq(test_run(cv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd convert failed: %s", rr.err);
+	run_result_free(&rr);
+	char *const cvf[] = { (char *)test_build_path("profd"), "convert", raw, "-q", "-f", "folded",
+			      "-o", folded, NULL };
+	cr_assert_eq(test_run(cvf, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd convert -f folded failed: %s", rr.err);
+	run_result_free(&rr);
+	umask(old);
+
+	cr_assert_eq(file_mode(out), 0600, "record -o: mode %o", file_mode(out));
+	cr_assert_eq(file_mode(raw), 0600, "record --raw: mode %o", file_mode(raw));
+	cr_assert_eq(file_mode(conv), 0600, "convert: mode %o", file_mode(conv));
+	cr_assert_eq(file_mode(folded), 0600, "convert -f folded: mode %o", file_mode(folded));
+	free(test_check_with_pprof(conv));
+	free(raw);
+	cr_assert(asprintf(&raw, "rm -rf '%s'", dir) > 0 && system(raw) == 0);
+	free(raw);
+	free(out);
+	free(conv);
+	free(folded);
+	free(dir);
 }
 
 Test(record, unprivileged_fails_clearly)

@@ -58,6 +58,18 @@ struct fuzz_unwind_header {
  */
 
 /*
+ * fuzz-raw: a flag byte, then the raw capture file. Unless FUZZ_RAW_KEEP_CRC is set, the target
+ * first rewrites the header's CRC and every record's CRC to match (as far as the lengths frame
+ * the records), so mutated payloads reach the parsers instead of all failing the CRC check.
+ */
+#define FUZZ_RAW_KEEP_CRC 1u
+
+/*
+ * fuzz-http: "METHOD PATH[?QUERY]" (no space: no path); arguments split at '&', each key and
+ * value at its first '=' (no '=': a key without a value).
+ */
+
+/*
  * fuzz-core: the core file, then a /proc/PID/maps text for core_load_maps(), then a u16 with the
  * length of that text (the last 2 bytes of the input; without them, all of it is the core).
  */
@@ -93,7 +105,8 @@ void __sanitizer_report_error_summary(const char *summary) __attribute__((weak))
 
 /*
  * The input as a regular file, for APIs that take an fd or a path (/proc/self/fd/N). One memfd
- * per process, truncated and rewritten for each input.
+ * per process, overwritten for each input and then cut to its size (not emptied first: freeing
+ * and allocating its pages again cost more than many a target's work).
  */
 static inline int fuzz_memfd(const uint8_t *data, size_t size)
 {
@@ -107,10 +120,6 @@ static inline int fuzz_memfd(const uint8_t *data, size_t size)
 			abort();
 		}
 	}
-	if (ftruncate(fd, 0) < 0) {
-		perror("ftruncate");
-		abort();
-	}
 	while (done < size) {
 		ssize_t n = pwrite(fd, data + done, size - done, (off_t)done);
 
@@ -119,6 +128,10 @@ static inline int fuzz_memfd(const uint8_t *data, size_t size)
 			abort();
 		}
 		done += (size_t)n;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		perror("ftruncate");
+		abort();
 	}
 	return fd;
 }

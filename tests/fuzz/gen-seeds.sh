@@ -7,9 +7,14 @@
 #   - the CFI sections of those and of both C libraries (cut to whole entries, 8 KiB);
 #   - real stacks captured by tests/fuzz/seed-stack.c (x86_64 natively, aarch64 under qemu-user);
 #   - /proc/self/maps and /proc/kallsyms excerpts; mangled names from the C++ build and libstdc++;
-#   - records, cores and synthetic stacks written by tests/fuzz/seedgen.c.
-# Cross-architecture seeds are skipped (with a note) when the aarch64 toolchain or qemu is absent.
-# Usage: gen-seeds.sh OUT   (CC: host compiler, default gcc)
+#   - records, cores, synthetic stacks and perf.data files written by tests/fuzz/seedgen.c;
+#   - raw captures written by profd's own writer from tests/fuzz/seed-raw.c (built by the Makefile
+#     against the fuzz library, passed as SEED_RAW);
+#   - perf.data files of `perf record --call-graph dwarf` runs, when perf can record here;
+#   - HTTP request lines for the daemon's endpoint.
+# Cross-architecture seeds are skipped (with a note) when the aarch64 toolchain or qemu is absent,
+# recorded perf.data seeds when perf is missing or not allowed (the synthetic ones remain).
+# Usage: gen-seeds.sh OUT   (CC: host compiler, default gcc; SEED_RAW: the seed-raw program)
 set -euo pipefail
 
 out=$1
@@ -23,7 +28,8 @@ w=$out/.work
 
 rm -rf "$out"
 mkdir -p "$w"
-for t in cfi cfi-elf config core demangle elf-ident kallsyms maps perfmap session symbolize unwind; do
+for t in cfi cfi-elf config core demangle elf-ident http kallsyms maps perfdata perfmap raw \
+	session symbolize unwind; do
 	mkdir -p "$out/$t"
 done
 note() { echo "gen-seeds: $*" >&2; }
@@ -164,9 +170,40 @@ output_dir = "/tmp/a \"quoted\" \\ dir"
 interval = 2h
 EOM
 
-# ---- records, cores ---------------------------------------------------------------------------
+# HTTP request lines of the daemon's endpoint ("METHOD PATH[?QUERY]"), as clients send them.
+printf 'GET /debug/pprof/profile?seconds=30' >"$out/http/pprof"
+printf 'GET /debug/pprof/profile?seconds=10&pid=4242' >"$out/http/pprof-pid"
+printf 'GET /debug/pprof/profile' >"$out/http/pprof-default"
+printf 'GET /debug/pprof/profile?seconds=5&seconds=6&pid=&debug' >"$out/http/duplicate"
+printf 'GET /debug/pprof/profile?seconds=18446744073709551617&pid=-1' >"$out/http/overflow"
+printf 'GET /metrics' >"$out/http/metrics"
+printf 'GET /?x=1' >"$out/http/index"
+printf 'POST /debug/pprof/profile?seconds=1' >"$out/http/post"
+printf 'GET /debug/pprof/heap' >"$out/http/unknown-path"
+
+# ---- records, cores, captures --------------------------------------------------------------------
 "$w/seedgen" records "$out/session"
 "$w/seedgen" cores "$out/core"
+if [ -n "${SEED_RAW:-}" ] && [ -x "$SEED_RAW" ]; then
+	ASAN_OPTIONS=detect_leaks=0 "$SEED_RAW" "$out/raw" ||
+		note "seed-raw failed: no raw capture seeds"
+else
+	note "no seed-raw program (SEED_RAW): no raw capture seeds"
+fi
+
+# perf.data: synthetic files (every event kind, both architectures, several attributes), then
+# real recordings of the seed program when perf may record here.
+"$w/seedgen" perfdata "$out/perfdata"
+if command -v perf >/dev/null; then
+	for cg in dwarf,1024 dwarf,4096; do
+		perf record -q -e cpu-clock -c 100000 --call-graph "$cg" -o "$w/perf-$cg.data" \
+			-- "$w/x64-g" >/dev/null 2>&1 &&
+			cp "$w/perf-$cg.data" "$out/perfdata/perf-record-$cg" ||
+			note "perf record --call-graph $cg failed here: no recorded perf.data seed"
+	done
+else
+	note "no perf: synthetic perf.data seeds only"
+fi
 
 for t in "$out"/*/; do
 	printf '  %-12s %3d seeds\n' "$(basename "$t")" "$(find "$t" -type f | wc -l)"

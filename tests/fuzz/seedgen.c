@@ -8,6 +8,8 @@
  *   seedgen cores DIR          small x86_64 and aarch64 core files for fuzz-core
  *   seedgen unwind DIR         synthetic frame-pointer stacks for fuzz-unwind
  *   seedgen kallsyms DIR       a synthetic kallsyms text (when /proc/kallsyms hides addresses)
+ *   seedgen perfdata DIR       small perf.data files (perf record's file format) for
+ *                              fuzz-perfdata: every event kind, both architectures
  *
  * Everything written here is described by the code that writes it: no opaque blobs.
  */
@@ -276,7 +278,7 @@ static void record_sample(struct buf *out, uint16_t machine, uint32_t pid, uint1
 		put_zeros(out, (size_t)ring_delta);
 }
 
-static void record_task(struct buf *out, uint16_t type, uint32_t pid, uint32_t size)
+static void record_task(struct buf *out, uint16_t type, uint32_t pid, uint32_t size, uint32_t ppid)
 {
 	struct profd_task_event e;
 
@@ -286,7 +288,7 @@ static void record_task(struct buf *out, uint16_t type, uint32_t pid, uint32_t s
 	e.hdr.size = size;
 	e.time_ns = 42;
 	e.pid = pid;
-	e.ppid = type == PROFD_REC_FORK ? pid - 2 : 0;
+	e.ppid = type == PROFD_REC_FORK ? pid - 2 : ppid;
 	memcpy(e.comm, "child", 6);
 	put_u32(out, sizeof(e));
 	put(out, &e, sizeof(e));
@@ -300,7 +302,7 @@ static int cmd_records(const char *dir)
 	struct {
 		const char *name;
 		struct buf b;
-	} seeds[16];
+	} seeds[20];
 	size_t n = 0;
 
 #define SEED(nm) (seeds[n].name = (nm), seeds[n].b = (struct buf){0}, &seeds[n++].b)
@@ -322,10 +324,13 @@ static int cmd_records(const char *dir)
 		      PROFD_RECORD_VERSION);
 	record_sample(SEED("sample-bad-version"), PROFD_EM_X86_64, self, 0, 2, 64, 0, 0, 7);
 	record_sample(SEED("sample-bad-machine"), 3, self, 0, 2, 64, 0, 0, PROFD_RECORD_VERSION);
-	record_task(SEED("exec"), PROFD_REC_EXEC, self, sizeof(struct profd_task_event));
-	record_task(SEED("exit"), PROFD_REC_EXIT, self, sizeof(struct profd_task_event));
-	record_task(SEED("fork"), PROFD_REC_FORK, self, sizeof(struct profd_task_event));
-	record_task(SEED("task-short"), PROFD_REC_EXIT, self, 12);
+	record_task(SEED("exec"), PROFD_REC_EXEC, self, sizeof(struct profd_task_event), 0);
+	/* fuzz-session: an odd ppid in an EXEC brings the process's mappings right back. */
+	record_task(SEED("exec-then-maps"), PROFD_REC_EXEC, self, sizeof(struct profd_task_event),
+		    1);
+	record_task(SEED("exit"), PROFD_REC_EXIT, self, sizeof(struct profd_task_event), 0);
+	record_task(SEED("fork"), PROFD_REC_FORK, self, sizeof(struct profd_task_event), 0);
+	record_task(SEED("task-short"), PROFD_REC_EXIT, self, 12, 0);
 	{
 		struct buf *b = SEED("junk");
 		static const uint8_t tiny[] = {1, 0, 1};
@@ -553,6 +558,394 @@ static int cmd_unwind(const char *dir)
 	return 0;
 }
 
+/* ---- perf.data ---------------------------------------------------------------------------- */
+
+/* perf_event_attr.sample_type bits and record types (linux/perf_event.h). */
+enum {
+	PS_IP = 1 << 0,
+	PS_TID = 1 << 1,
+	PS_TIME = 1 << 2,
+	PS_ADDR = 1 << 3,
+	PS_READ = 1 << 4,
+	PS_CALLCHAIN = 1 << 5,
+	PS_ID = 1 << 6,
+	PS_CPU = 1 << 7,
+	PS_PERIOD = 1 << 8,
+	PS_STREAM_ID = 1 << 9,
+	PS_RAW = 1 << 10,
+	PS_BRANCH_STACK = 1 << 11,
+	PS_REGS_USER = 1 << 12,
+	PS_STACK_USER = 1 << 13,
+	PS_IDENTIFIER = 1 << 16,
+};
+enum {
+	PR_MMAP = 1,
+	PR_LOST = 2,
+	PR_COMM = 3,
+	PR_EXIT = 4,
+	PR_FORK = 7,
+	PR_SAMPLE = 9,
+	PR_MMAP2 = 10,
+	PR_LOST_SAMPLES = 13,
+	PR_FINISHED_ROUND = 68,
+};
+#define PA_FREQ (1ull << 10)
+#define PA_SAMPLE_ID_ALL (1ull << 18)
+#define PRF_ID (1ull << 2)
+#define PRF_GROUP (1ull << 3)
+#define PMISC_KERNEL 1
+#define PMISC_USER 2
+#define PMISC_COMM_EXEC (1u << 13)
+#define PMISC_MMAP_BUILD_ID (1u << 14)
+#define PMISC_BUILD_ID_SIZE (1u << 15)
+#define PCTX_KERNEL ((uint64_t)-128)
+#define PCTX_USER ((uint64_t)-512)
+#define PATTR_SIZE 128 /* perf_event_attr, version 8 */
+
+struct pd_cfg {
+	const char *name;
+	bool aarch64;
+	unsigned n_attrs;   /* 1 or 2 (then samples carry PERF_SAMPLE_IDENTIFIER) */
+	uint64_t extra;	    /* more sample_type bits (READ group, ADDR, RAW, BRANCH_STACK ...) */
+	bool freq;	    /* sample_freq instead of sample_period */
+	bool no_features;   /* and data_size 0: a file perf did not finish */
+	unsigned stack_len; /* sample_stack_user */
+};
+
+struct pd_ctx {
+	const struct pd_cfg *cfg;
+	uint64_t st;	    /* sample_type of every attribute */
+	uint64_t regs_mask; /* sample_regs_user */
+	unsigned n_regs;
+	int pc, sp, fp, lr; /* perf register numbers */
+	uint32_t pid;
+};
+
+static void pd_trailer(struct buf *b, const struct pd_ctx *c, uint32_t tid, uint64_t time)
+{
+	put_u32(b, c->pid);
+	put_u32(b, tid);
+	put_u64(b, time);
+	if (c->st & PS_ID)
+		put_u64(b, 1001);
+	if (c->st & PS_STREAM_ID)
+		put_u64(b, 1001);
+	put_u32(b, 1); /* cpu */
+	put_u32(b, 0);
+	if (c->st & PS_IDENTIFIER)
+		put_u64(b, 1001);
+}
+
+/* An event: header, then body (already in `body`), padded to 8 bytes. */
+static void pd_event(struct buf *out, uint32_t type, uint16_t misc, const struct buf *body)
+{
+	size_t pad = (8 - (body->len % 8)) % 8;
+
+	put_u32(out, type);
+	put_u16(out, misc);
+	put_u16(out, (uint16_t)(8 + body->len + pad));
+	put(out, body->p, body->len);
+	put_zeros(out, pad);
+}
+
+static void pd_string(struct buf *b, const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	put(b, s, n);
+	put_zeros(b, (8 - n % 8) % 8);
+}
+
+static void pd_comm(struct buf *out, const struct pd_ctx *c, const char *comm, bool exec,
+		    uint64_t time)
+{
+	struct buf b = {0};
+
+	put_u32(&b, c->pid);
+	put_u32(&b, c->pid);
+	pd_string(&b, comm);
+	pd_trailer(&b, c, c->pid, time);
+	pd_event(out, PR_COMM, exec ? PMISC_COMM_EXEC : 0, &b);
+	free(b.p);
+}
+
+static void pd_mmap2(struct buf *out, const struct pd_ctx *c, uint64_t addr, uint64_t len,
+		     uint64_t pgoff, uint32_t prot, const char *path, const uint8_t *build_id,
+		     uint64_t time)
+{
+	struct buf b = {0};
+
+	put_u32(&b, c->pid);
+	put_u32(&b, c->pid);
+	put_u64(&b, addr);
+	put_u64(&b, len);
+	put_u64(&b, pgoff);
+	if (build_id) {
+		uint8_t id[24] = {20};
+
+		memcpy(id + 4, build_id, 20);
+		put(&b, id, sizeof(id));
+	} else {
+		put_u32(&b, 254); /* maj */
+		put_u32(&b, 1);	  /* min */
+		put_u64(&b, 123456);
+		put_u64(&b, 0);
+	}
+	put_u32(&b, prot);
+	put_u32(&b, 2); /* MAP_PRIVATE */
+	pd_string(&b, path);
+	pd_trailer(&b, c, c->pid, time);
+	pd_event(out, PR_MMAP2, PMISC_USER | (build_id ? PMISC_MMAP_BUILD_ID : 0), &b);
+	free(b.p);
+}
+
+static void pd_mmap(struct buf *out, const struct pd_ctx *c, uint64_t addr, uint64_t len,
+		    const char *path, uint64_t time)
+{
+	struct buf b = {0};
+
+	put_u32(&b, c->pid);
+	put_u32(&b, c->pid);
+	put_u64(&b, addr);
+	put_u64(&b, len);
+	put_u64(&b, 0);
+	pd_string(&b, path);
+	pd_trailer(&b, c, c->pid, time);
+	pd_event(out, PR_MMAP, PMISC_USER, &b);
+	free(b.p);
+}
+
+static void pd_task(struct buf *out, const struct pd_ctx *c, uint32_t type, uint32_t pid,
+		    uint32_t ppid, uint64_t time)
+{
+	struct buf b = {0};
+
+	put_u32(&b, pid);
+	put_u32(&b, ppid);
+	put_u32(&b, pid);
+	put_u32(&b, ppid);
+	put_u64(&b, time);
+	pd_trailer(&b, c, pid, time);
+	pd_event(out, type, 0, &b);
+	free(b.p);
+}
+
+static void pd_sample(struct buf *out, const struct pd_ctx *c, uint16_t cpumode, uint64_t time,
+		      uint64_t code, unsigned depth)
+{
+	const uint64_t sp = 0x7ffc00001000ull;
+	uint8_t stack[4096] = {0};
+	struct buf b = {0};
+	uint64_t fp, regs[64] = {0};
+	size_t stack_len = c->cfg->stack_len < sizeof(stack) ? c->cfg->stack_len : sizeof(stack);
+
+	fp_chain(stack, stack_len, sp, code, depth, &fp);
+	if (c->st & PS_IDENTIFIER)
+		put_u64(&b, 1001);
+	put_u64(&b, code + 0x10); /* ip */
+	put_u32(&b, c->pid);
+	put_u32(&b, c->pid);
+	put_u64(&b, time);
+	if (c->st & PS_ADDR)
+		put_u64(&b, 0xdead0000);
+	if (c->st & PS_ID)
+		put_u64(&b, 1001);
+	if (c->st & PS_STREAM_ID)
+		put_u64(&b, 1001);
+	put_u32(&b, 1); /* cpu */
+	put_u32(&b, 0);
+	put_u64(&b, 100000);   /* period */
+	if (c->st & PS_READ) { /* group of 2 with ids */
+		put_u64(&b, 2);
+		put_u64(&b, 10);
+		put_u64(&b, 1001);
+		put_u64(&b, 20);
+		put_u64(&b, 1002);
+	}
+	/* callchain: kernel frames, then user frames. */
+	put_u64(&b, 6);
+	put_u64(&b, PCTX_KERNEL);
+	put_u64(&b, 0xffffffff81001234ull);
+	put_u64(&b, 0xffffffff81005678ull);
+	put_u64(&b, PCTX_USER);
+	put_u64(&b, code + 0x10);
+	put_u64(&b, code + 0x44);
+	if (c->st & PS_RAW) {
+		put_u32(&b, 4);
+		put_u32(&b, 0xabcdef);
+	}
+	if (c->st & PS_BRANCH_STACK) {
+		put_u64(&b, 1);
+		put_u64(&b, code);
+		put_u64(&b, code + 0x40);
+		put_u64(&b, 0);
+	}
+	/* user registers in mask order */
+	regs[c->pc] = code + 0x10;
+	regs[c->sp] = sp;
+	regs[c->fp] = fp;
+	if (c->lr >= 0)
+		regs[c->lr] = code + 0x84;
+	put_u64(&b, 2); /* PERF_SAMPLE_REGS_ABI_64 */
+	for (int r = 0; r < 64; r++)
+		if (c->regs_mask & (1ull << r))
+			put_u64(&b, regs[r]);
+	put_u64(&b, stack_len);
+	put(&b, stack, stack_len);
+	put_u64(&b, stack_len / 2); /* dyn_size: what was really copied */
+	pd_event(out, PR_SAMPLE, cpumode, &b);
+	free(b.p);
+}
+
+static void make_perfdata(const char *dir, const struct pd_cfg *cfg)
+{
+	static const uint8_t exe_id[20] = {0x5e, 0xed, 1,  2,  3,  4,  5,  6,  7,  8,
+					   9,	 10,   11, 12, 13, 14, 15, 16, 17, 18};
+	const uint64_t code = 0x555555554000ull;
+	struct pd_ctx c = {.cfg = cfg, .pid = 4242};
+	struct buf f = {0}, data = {0}, feat = {0}, bid = {0};
+	uint64_t attrs_off = 104, attr_sz = PATTR_SIZE + 16, ids_off, data_off, feat_off;
+	const char *arch = cfg->aarch64 ? "aarch64" : "x86_64";
+
+	if (cfg->aarch64) {
+		c.regs_mask = (1ull << 29) | (1ull << 30) | (1ull << 31) | (1ull << 32);
+		c.pc = 32, c.sp = 31, c.fp = 29, c.lr = 30;
+	} else {
+		c.regs_mask = (1ull << 6) | (1ull << 7) | (1ull << 8) | (1ull << 0);
+		c.pc = 8, c.sp = 7, c.fp = 6, c.lr = -1;
+	}
+	c.st = PS_IP | PS_TID | PS_TIME | PS_CPU | PS_PERIOD | PS_CALLCHAIN | PS_REGS_USER |
+	       PS_STACK_USER | cfg->extra;
+	if (cfg->n_attrs > 1)
+		c.st |= PS_IDENTIFIER;
+
+	/* Data: out of time order on purpose (the reader sorts), every event kind. */
+	pd_comm(&data, &c, "seedprog", true, 100);
+	pd_mmap2(&data, &c, code, 0x2000, 0, 5, "/usr/bin/seedprog", NULL, 110);
+	pd_mmap2(&data, &c, code + 0x2000, 0x1000, 0x2000, 1, "/usr/bin/seedprog", NULL, 111);
+	pd_mmap2(&data, &c, 0x7f0000000000ull, 0x20000, 0, 5, "/usr/lib/libc.so.6", exe_id, 120);
+	pd_mmap(&data, &c, 0x7f0000100000ull, 0x1000, "//anon", 121);
+	pd_mmap(&data, &c, 0x7f0000200000ull, 0x1000, "/tmp/gone.so (deleted)", 122);
+	pd_sample(&data, &c, PMISC_USER, 300, code, 6);
+	pd_sample(&data, &c, PMISC_KERNEL, 200, code, 3);
+	{
+		struct buf b = {0}; /* FINISHED_ROUND: no body, skipped */
+
+		pd_event(&data, PR_FINISHED_ROUND, 0, &b);
+	}
+	pd_task(&data, &c, PR_FORK, c.pid + 1, c.pid, 400);
+	{
+		struct buf b = {0};
+
+		put_u64(&b, 1001);
+		put_u64(&b, 3);
+		pd_trailer(&b, &c, c.pid, 410);
+		pd_event(&data, PR_LOST, 0, &b);
+		free(b.p);
+		b = (struct buf){0};
+		put_u64(&b, 2);
+		pd_trailer(&b, &c, c.pid, 420);
+		pd_event(&data, PR_LOST_SAMPLES, 0, &b);
+		free(b.p);
+	}
+	c.pid++;
+	pd_sample(&data, &c, PMISC_USER, 500, code, 2);
+	pd_task(&data, &c, PR_EXIT, c.pid, c.pid - 1, 600);
+
+	/* Features: HEADER_BUILD_ID (bit 2), HEADER_ARCH (bit 6), in bit order. */
+	{
+		uint8_t id[24] = {0};
+
+		memcpy(id, exe_id, 20);
+		id[20] = 20;
+		put_u32(&bid, 67); /* PERF_RECORD_HEADER_BUILD_ID */
+		put_u16(&bid, PMISC_BUILD_ID_SIZE | PMISC_USER);
+		put_u16(&bid, 8 + 4 + 24 + 24);
+		put_u32(&bid, 4242);
+		put(&bid, id, sizeof(id));
+		put(&bid, "/usr/bin/seedprog\0\0\0\0\0\0", 24);
+	}
+	put_u32(&feat, 64);
+	put(&feat, arch, strlen(arch));
+	put_zeros(&feat, 64 - strlen(arch));
+
+	ids_off = attrs_off + attr_sz * cfg->n_attrs;
+	data_off = ids_off + 8 * cfg->n_attrs;
+	feat_off = data_off + data.len;
+
+	/* File header. */
+	put(&f, "PERFILE2", 8);
+	put_u64(&f, 104);
+	put_u64(&f, attr_sz);
+	put_u64(&f, attrs_off);
+	put_u64(&f, attr_sz * cfg->n_attrs);
+	put_u64(&f, data_off);
+	put_u64(&f, cfg->no_features ? 0 : data.len);
+	put_u64(&f, 0); /* event_types */
+	put_u64(&f, 0);
+	put_u64(&f, cfg->no_features ? 0 : (1ull << 2) | (1ull << 6));
+	put_zeros(&f, 24);
+	/* Attributes, each followed by its id section. */
+	for (unsigned i = 0; i < cfg->n_attrs; i++) {
+		uint8_t a[PATTR_SIZE] = {0};
+		uint32_t type = 1, size = PATTR_SIZE; /* PERF_TYPE_SOFTWARE, cpu-clock */
+		uint64_t period = cfg->freq ? 99 : 100000, st = c.st, rf = 0,
+			 flags = PA_SAMPLE_ID_ALL;
+		uint32_t stack = cfg->stack_len;
+
+		if (cfg->freq)
+			flags |= PA_FREQ;
+		if (cfg->extra & PS_READ)
+			rf = PRF_ID | PRF_GROUP;
+		memcpy(a, &type, 4);
+		memcpy(a + 4, &size, 4);
+		memcpy(a + 16, &period, 8);
+		memcpy(a + 24, &st, 8);
+		memcpy(a + 32, &rf, 8);
+		memcpy(a + 40, &flags, 8);
+		memcpy(a + 80, &c.regs_mask, 8);
+		memcpy(a + 88, &stack, 4);
+		put(&f, a, sizeof(a));
+		put_u64(&f, ids_off + 8 * i);
+		put_u64(&f, 8);
+	}
+	for (unsigned i = 0; i < cfg->n_attrs; i++)
+		put_u64(&f, 1001 + i);
+	put(&f, data.p, data.len);
+	if (!cfg->no_features) {
+		uint64_t sec = feat_off + 2 * 16;
+
+		put_u64(&f, sec);
+		put_u64(&f, bid.len);
+		put_u64(&f, sec + bid.len);
+		put_u64(&f, feat.len);
+		put(&f, bid.p, bid.len);
+		put(&f, feat.p, feat.len);
+	}
+	write_file(dir, cfg->name, f.p, f.len);
+	free(f.p);
+	free(data.p);
+	free(feat.p);
+	free(bid.p);
+}
+
+static int cmd_perfdata(const char *dir)
+{
+	static const struct pd_cfg cfgs[] = {
+	    {"synthetic-x86_64", false, 1, 0, false, false, 512},
+	    {"synthetic-aarch64", true, 1, 0, true, false, 512},
+	    {"synthetic-two-attrs", false, 2, 0, false, false, 256},
+	    {"synthetic-all-fields", false, 1,
+	     PS_ADDR | PS_READ | PS_ID | PS_STREAM_ID | PS_RAW | PS_BRANCH_STACK, false, false,
+	     128},
+	    {"synthetic-unfinished", false, 1, 0, false, true, 256},
+	};
+
+	for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++)
+		make_perfdata(dir, &cfgs[i]);
+	return 0;
+}
+
 /* ---- kallsyms ----------------------------------------------------------------------------- */
 
 static int cmd_kallsyms(const char *dir)
@@ -585,7 +978,9 @@ int main(int argc, char **argv)
 		return cmd_unwind(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "kallsyms") == 0)
 		return cmd_kallsyms(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "perfdata") == 0)
+		return cmd_perfdata(argv[2]);
 	fprintf(stderr, "usage: seedgen cfi ELF OUT [MAX] | records DIR | cores DIR | unwind DIR | "
-			"kallsyms DIR\n");
+			"kallsyms DIR | perfdata DIR\n");
 	return 2;
 }

@@ -696,6 +696,90 @@ Test(cfi, instruction_limit)
 	cfi_table_free(t);
 }
 
+/*
+ * CIE thrash: two CIEs at offsets that share a slot of the direct-mapped CIE cache (slot =
+ * offset / 4 % CFI_CIE_CACHE_SIZE), each with an initial program just under
+ * CFI_MAX_INSNS_PER_FDE, and FDEs that alternate between them, so every FDE re-runs a whole CIE
+ * program. The work grows with FDEs x CIE length, both with the file: quadratic, unless
+ * CFI_MAX_INSNS_TOTAL stops it.
+ */
+#define THRASH_CIE_BYTES (4 * CFI_CIE_CACHE_SIZE * 235) /* 60160: same slot back to back */
+
+static size_t thrash_cie(struct buf *b)
+{
+	/* 17 bytes of CIE fields + a 5-byte x86 prologue + DW_CFA_nop up to THRASH_CIE_BYTES. */
+	static uint8_t insns[THRASH_CIE_BYTES - 17];
+	size_t off = b->n;
+
+	memset(insns, 0, sizeof(insns));
+	memcpy(insns, (const uint8_t[]){0x0c, 7, 8, 0x90, 1}, 5);
+	add_cie(b, &(struct cie_desc){.aug = "zR",
+				      .caf = 1,
+				      .daf = -8,
+				      .ra = 16,
+				      .augdata = B(0x1b),
+				      .insns = insns,
+				      .insns_len = sizeof(insns)});
+	cr_assert_eq(b->n - off, THRASH_CIE_BYTES);
+	return off;
+}
+
+/* CIE A, CIE B in the same cache slot, then n FDEs: alternating A/B, or all on A. */
+static void thrash_eh(struct buf *b, size_t n, bool alternate)
+{
+	size_t a = thrash_cie(b), c = thrash_cie(b);
+
+	cr_assert_eq((a / 4) % CFI_CIE_CACHE_SIZE, (c / 4) % CFI_CIE_CACHE_SIZE);
+	for (size_t i = 0; i < n; i++)
+		fde(b, alternate && i % 2 ? c : a, 0x100000 + 0x10 * i, 0x10, NONE);
+}
+
+/* Each CIE miss runs about this many instructions; the limit allows this many misses. */
+#define THRASH_INSNS_PER_MISS (THRASH_CIE_BYTES - 17 - 5 + 2)
+#define THRASH_MAX_MISSES (CFI_MAX_INSNS_TOTAL / THRASH_INSNS_PER_MISS)
+
+Test(cfi, cie_thrash_stops_at_total_instruction_limit, .timeout = 120)
+{
+	_cleanup_(buf_free) struct buf b = {};
+	struct cfi_table *t = NULL;
+	int r;
+
+	/* Four times what the limit allows: ~4 * 2^26 instructions without it. */
+	thrash_eh(&b, 4 * THRASH_MAX_MISSES, true);
+	r = build_eh_ex(EM_X86_64, &b, 0, &t);
+	cr_assert_eq(r, -E2BIG, "cfi_table_build: %d (%s)", r, strerror(-r));
+	cr_assert_null(t);
+}
+
+Test(cfi, cie_thrash_below_the_limit_builds, .timeout = 120)
+{
+	_cleanup_(buf_free) struct buf b = {};
+	struct cfi_table *t;
+	const struct cfi_table_stats *st;
+	const size_t n = THRASH_MAX_MISSES / 2;
+
+	/* Half the misses the limit allows: a (slow) table, every FDE a CIE cache miss. */
+	thrash_eh(&b, n, true);
+	t = build_eh(EM_X86_64, &b);
+	st = cfi_table_get_stats(t);
+	cr_expect_eq(st->n_fdes, n);
+	cr_expect_eq(st->n_fdes_used, n);
+	cr_expect_eq(st->n_cies, n, "every FDE should have missed the CIE cache");
+	expect_rule(t, 0x100000, X86_ENTRY);
+	expect_rule(t, 0x100000 + 0x10 * (n - 1), X86_ENTRY);
+	cfi_table_free(t);
+
+	/* The same CIEs with many more FDEs that all share one: one CIE run, a table. */
+	buf_free(&b);
+	thrash_eh(&b, 8 * THRASH_MAX_MISSES, false);
+	t = build_eh(EM_X86_64, &b);
+	st = cfi_table_get_stats(t);
+	cr_expect_eq(st->n_fdes_used, 8 * THRASH_MAX_MISSES);
+	cr_expect_eq(st->n_cies, 1);
+	expect_rule(t, 0x100000 + 0x10 * (8 * THRASH_MAX_MISSES - 1), X86_ENTRY);
+	cfi_table_free(t);
+}
+
 /* ---- x86_64 PLT expression --------------------------------------------------------------- */
 
 static struct cfi_table *plt_table(uint16_t machine, uint8_t lit)

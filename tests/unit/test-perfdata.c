@@ -180,6 +180,60 @@ static void spit(const char *path, const void *b, size_t n)
 	fclose(f);
 }
 
+struct stack_check {
+	const uint8_t *file;
+	size_t size;
+	uint64_t samples, checked;
+};
+
+/*
+ * The reader reads a sample's fields and only the stack bytes the kernel copied (dyn_size):
+ * what it hands out must be exactly the file's bytes, as long as the file says.
+ */
+static int check_stack(void *userdata, const struct perfdata_event *ev)
+{
+	struct stack_check *c = userdata;
+	const uint8_t *e = c->file + ev->offset, *at;
+	uint16_t esize;
+	uint64_t size, dyn;
+
+	if (ev->type != PERFDATA_EV_SAMPLE)
+		return 0;
+	c->samples++;
+	cr_assert_leq(ev->offset + 8, c->size);
+	memcpy(&esize, e + 6, 2);
+	cr_assert_leq(ev->offset + esize, c->size);
+	if (!ev->sample.stack_len)
+		return 0;
+	at = memmem(e, esize, ev->sample.stack, ev->sample.stack_len);
+	cr_assert_not_null(at, "sample at %lu: stack bytes not in its event",
+			   (unsigned long)ev->offset);
+	/* PERF_SAMPLE_STACK_USER: u64 size, data[size], u64 dyn_size. */
+	memcpy(&size, at - 8, 8);
+	cr_assert_leq((size_t)(at - e) + size + 8, esize);
+	memcpy(&dyn, at + size, 8);
+	cr_assert_eq(ev->sample.stack_len, dyn < size ? dyn : size, "at %lu",
+		     (unsigned long)ev->offset);
+	c->checked++;
+	return 0;
+}
+
+Test(perfdata, stack_bytes_are_the_files)
+{
+	struct stack_check c = {};
+	struct perfdata *pd;
+	uint8_t *file;
+
+	file = slurp(data_path, &c.size);
+	c.file = file;
+	cr_assert_eq(perfdata_open(data_path, &pd), 0);
+	cr_assert_eq(perfdata_read(pd, check_stack, &c), 0, "%s", perfdata_error(pd));
+	cr_assert_gt(c.samples, 200);
+	cr_assert_eq(c.checked, c.samples, "every sample has its stack");
+	perfdata_free(pd);
+	free(file);
+}
+
 Test(perfdata, truncated_file_keeps_samples_before_the_cut)
 {
 	struct perfdata *pd;

@@ -835,13 +835,17 @@ Test(pprof, write_file_round_trip)
 	dir = make_temp_dir();
 	cr_assert_geq(asprintf(&path, "%s/profile.pb.gz", dir), 0);
 
-	/* The mode is 0644 whatever the umask. */
+	/* The mode is the one asked for whatever the umask: 0600 by default, like perf.data. */
 	umask(077);
+	cr_assert_eq(pprof_write_file_mode(b, path, 0640), 0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0640, "mode %o", st.st_mode & 07777);
+	umask(0);
 	cr_assert_eq(pprof_write_file(b, path), 0);
 	umask(022);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert(S_ISREG(st.st_mode));
-	cr_assert_eq(st.st_mode & 07777, 0644, "mode %o", st.st_mode & 07777);
+	cr_assert_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
 	cr_assert_eq(count_entries(dir), 1, "temp file left behind");
 
 	file = read_file(path, &file_len);

@@ -1421,6 +1421,175 @@ Test(symbolize, kallsyms_random_input)
 	}
 }
 
+/* kallsyms_load_for() answers the addresses it was given exactly as kallsyms_load() does. */
+static void expect_same_ksyms(const char *path, const uint64_t *addrs, size_t n)
+{
+	struct kallsyms *all = NULL, *some = NULL;
+	int r_all = kallsyms_load(path, &all);
+	int r_some = kallsyms_load_for(path, addrs, n, NULL, NULL, &some);
+
+	cr_assert_eq(r_some, r_all, "%s: load_for %d, load %d", path, r_some, r_all);
+	if (r_all < 0) {
+		cr_assert_null(some);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *na = NULL, *ns = NULL;
+		uint64_t sa = 0, ss = 0;
+		int ra = kallsyms_lookup(all, addrs[i], &na, &sa);
+		int rs = kallsyms_lookup(some, addrs[i], &ns, &ss);
+
+		cr_assert_eq(rs, ra, "%s: 0x%" PRIx64 ": %d vs %d", path, addrs[i], rs, ra);
+		if (ra == 0) {
+			cr_assert_str_eq(ns, na, "%s: 0x%" PRIx64, path, addrs[i]);
+			cr_assert_eq(ss, sa, "%s: 0x%" PRIx64, path, addrs[i]);
+		}
+	}
+	kallsyms_free(all);
+	kallsyms_free(some);
+}
+
+Test(symbolize, kallsyms_load_for_matches_load)
+{
+	/* Unsorted, modules, aliases of one rank told apart by name, data symbols, junk. */
+	write_file(tmp("kfor"), "ffffffff81002000 T do_syscall_64\n"
+				"ffffffffc0a01000 t ext4_fill_super\t[ext4]\n"
+				"ffffffff81000000 T _text\n"
+				"ffffffff81000000 T _stext\n"
+				"ffffffff81000000 t startup_64\n"
+				"ffffffff81001000 t native_write_cr4\n"
+				"ffffffff81001000 t native_write_cr4\t[a]\n"
+				"ffffffff81001800 d some_data\n"
+				"ffffffff81003000 W weak_fn\n"
+				"ffffffff81003000 W weak_fn\t[ab]\n"
+				"ffffffff81003000 W weak_fn\t[a]\n"
+				"ffffffff81004000 T _etext\n"
+				"ffffffffc0a00000 t ext4_init\t[ext4]\n"
+				"ffffffffc0a00000 t ext4_init\n"
+				"ffffffffc0b00000 T bpf_prog_6deef7357e7b4530_prog\t[bpf]\n"
+				"this is not a symbol line\n"
+				"ffffffff81005000\n"
+				"ffffffff81000500 w weak_local\n"
+				"ffffffff81000800 b bss_thing");
+	uint64_t addrs[] = {
+	    0,
+	    0xffffffff80ffffff,
+	    0xffffffff81000000,
+	    0xffffffff810004ff,
+	    0xffffffff81000500,
+	    0xffffffff81000fff,
+	    0xffffffff81001000,
+	    0xffffffff81001900,
+	    0xffffffff81002abc,
+	    0xffffffff81003000,
+	    0xffffffff81003001,
+	    0xffffffff81003fff,
+	    0xffffffff81004000,
+	    0xffffffff81006000,
+	    0xffffffffc0a00010,
+	    0xffffffffc0a01234,
+	    0xffffffffc0b00000 + KALLSYMS_LAST_SYMBOL_SIZE - 1,
+	    0xffffffffc0b00000 + KALLSYMS_LAST_SYMBOL_SIZE,
+	    UINT64_MAX,
+	};
+	expect_same_ksyms(tmp("kfor"), addrs, ARRAY_SIZE(addrs));
+	/* One address at a time: each answer stands alone, neighbours or not. */
+	for (size_t i = 0; i < ARRAY_SIZE(addrs); i++)
+		expect_same_ksyms(tmp("kfor"), &addrs[i], 1);
+	/* Duplicates and no address at all. */
+	uint64_t dup[] = {0xffffffff81001900, 0xffffffff81001900, 0xffffffff81000000};
+	expect_same_ksyms(tmp("kfor"), dup, ARRAY_SIZE(dup));
+	struct kallsyms *k = NULL;
+	uint64_t found = 1;
+	cr_assert_eq(kallsyms_load_for(tmp("kfor"), NULL, 0, "_text", &found, &k), 0);
+	cr_assert_eq(kallsyms_lookup(k, 0xffffffff81000000, NULL, NULL), -ENOENT);
+	cr_assert_eq(found, 0xffffffff81000000, "the named symbol, not the preferred alias");
+	kallsyms_free(k);
+	/* Kernel symbols only, text only, exact names. */
+	cr_assert_eq(kallsyms_load_for(tmp("kfor"), addrs, 3, "ext4_init", &found, &k), 0);
+	cr_assert_eq(found, 0xffffffffc0a00000);
+	kallsyms_free(k);
+	cr_assert_eq(kallsyms_load_for(tmp("kfor"), addrs, 3, "some_data", &found, &k), 0);
+	cr_assert_eq(found, 0);
+	kallsyms_free(k);
+	cr_assert_eq(kallsyms_load_for(tmp("kfor"), addrs, 3, "_tex", &found, &k), 0);
+	cr_assert_eq(found, 0);
+	kallsyms_free(k);
+
+	/* The same errors. */
+	write_file(tmp("kzeros"), "0000000000000000 T _stext\n0000000000000000 t foo\t[mod]\n");
+	expect_same_ksyms(tmp("kzeros"), addrs, ARRAY_SIZE(addrs));
+	write_file(tmp("kempty"), "");
+	expect_same_ksyms(tmp("kempty"), addrs, ARRAY_SIZE(addrs));
+	char *lng = malloc(KALLSYMS_MAX_LINE * 2 + 64);
+	cr_assert_not_null(lng);
+	int off = sprintf(lng, "ffffffff81000000 T ");
+	memset(lng + off, 'x', KALLSYMS_MAX_LINE * 2);
+	strcpy(lng + off + KALLSYMS_MAX_LINE * 2, "\nffffffff81001000 T ok\n");
+	write_file(tmp("klong"), lng);
+	free(lng);
+	expect_same_ksyms(tmp("klong"), addrs, ARRAY_SIZE(addrs));
+	cr_assert_eq(kallsyms_load_for(tmp("does-not-exist"), addrs, 1, NULL, NULL, &k), -ENOENT);
+
+	/* Random files glued from fragments, random addresses around the symbols. */
+	static const char *frags[] = {"ffffffff81000000",
+				      "ffffffff81000010",
+				      "0000000000000000",
+				      " ",
+				      "\t",
+				      "T",
+				      "t",
+				      "W",
+				      "d",
+				      "foo",
+				      "[mod]",
+				      "[",
+				      "]",
+				      "\n",
+				      "zz",
+				      "ffffffffffffffff",
+				      "1",
+				      "bar_baz",
+				      "ab"};
+	uint32_t seed = 0x7654321;
+	for (int iter = 0; iter < 300; iter++) {
+		FILE *f = fopen(tmp("kforrand"), "we");
+		cr_assert_not_null(f);
+		int n = (int)(xorshift32(&seed) % 600);
+		for (int i = 0; i < n; i++)
+			fputs(frags[xorshift32(&seed) % ARRAY_SIZE(frags)], f);
+		fclose(f);
+		uint64_t q[24];
+		for (size_t i = 0; i < ARRAY_SIZE(q); i++)
+			q[i] = i % 5 == 0   ? (uint64_t)xorshift32(&seed)
+			       : i % 5 == 1 ? UINT64_MAX - (xorshift32(&seed) % 64)
+					    : 0xffffffff81000000ull + (xorshift32(&seed) % 64) - 16;
+		expect_same_ksyms(tmp("kforrand"), q, ARRAY_SIZE(q));
+	}
+
+	/* The real file, for some of its own addresses and the bytes around them. */
+	if (access("/proc/kallsyms", R_OK) == 0) {
+		char *out =
+		    capture("awk '$2 ~ /^[tTwW]$/ && $1 != \"0000000000000000\" && NR %% 997 == 0 "
+			    "{print $1}' /proc/kallsyms");
+		uint64_t q[512];
+		size_t nq = 0;
+		for (char *p = out, *e; *p && nq + 3 <= ARRAY_SIZE(q); p = e) {
+			uint64_t a = strtoull(p, &e, 16);
+			if (e == p)
+				break;
+			q[nq++] = a;
+			q[nq++] = a - 1;
+			q[nq++] = a + 7;
+			while (*e == '\n')
+				e++;
+		}
+		free(out);
+		if (nq > 0)
+			expect_same_ksyms("/proc/kallsyms", q, nq);
+	}
+}
+
 /* ---- JIT perf maps ------------------------------------------------------------------------- */
 
 static struct perfmap *load_map_text(const char *name, const char *text)
@@ -1760,6 +1929,53 @@ Test(symbolize, debug_file_from_build_id_dir)
 
 	/* The default search (/usr/lib/debug) does not look in our directory. */
 	e = open_elf(tmp("libbid.so"));
+	cr_assert_not(sym_elf_has_lines(e));
+	sym_elf_free(e);
+}
+
+/*
+ * has_lines comes from section headers (a .debug_line, compressed or not, in the binary or its
+ * debug file), before and without any DWARF lookup, and agrees with what lookups then find.
+ */
+Test(symbolize, has_lines_from_section_headers)
+{
+	struct sym_result r;
+	char hex[129];
+
+	/* Compressed DWARF in the binary itself. */
+	build_split_lib("libgz.so", "-Wl,--build-id=sha1 -gz=zlib");
+	uint64_t hidden = nm_addr(tmp("libgz.so.full"), "dyn_hidden", false, NULL);
+	struct sym_elf *e = open_elf(tmp("libgz.so.full"));
+	cr_assert(sym_elf_has_lines(e));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
+	cr_assert_not_null(r.frames[0].file);
+	sym_elf_free(e);
+
+	/* A compressed debug file found by build-id, asked before any lookup. */
+	build_id_hex_of(tmp("libgz.so"), hex, sizeof(hex));
+	sh("mkdir -p '%s/gzdbg/.build-id/%.2s' && objcopy --compress-debug-sections=zlib '%s' "
+	   "'%s/gzdbg/.build-id/%.2s/%s.debug'",
+	   tmpdir, hex, tmp("libgz.so.debug"), tmpdir, hex, hex + 2);
+	e = open_elf_dirs(tmp("libgz.so"), tmp("gzdbg"));
+	cr_assert(sym_elf_has_lines(e));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_eq(r.source, SYM_SOURCE_DWARF, "the debug file found for has_lines serves DWARF");
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "dyn_hidden");
+	cr_assert(sym_elf_has_lines(e));
+	sym_elf_free(e);
+
+	/* The same debug file without its line table: no lines, the functions still there. */
+	sh("objcopy --remove-section .debug_line '%s/gzdbg/.build-id/%.2s/%s.debug'", tmpdir, hex,
+	   hex + 2);
+	e = open_elf_dirs(tmp("libgz.so"), tmp("gzdbg"));
+	cr_assert_not(sym_elf_has_lines(e));
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	cr_assert_str_eq(r.frames[r.n_frames - 1].name, "dyn_hidden");
+	sym_elf_free(e);
+
+	/* No debug file anywhere: none. */
+	e = open_elf_dirs(tmp("libgz.so"), tmp("nodbg"));
 	cr_assert_not(sym_elf_has_lines(e));
 	sym_elf_free(e);
 }
@@ -2187,6 +2403,72 @@ Test(symbolize, cache_result_limits_and_generations)
 	cr_assert_eq(cache_stats(c).elf_opens, 2);
 	sym_cache_free(c);
 	close(x.fd);
+}
+
+/* A warmed cache answers as a cold one, and has its binaries open before the first lookup. */
+Test(symbolize, warmer_prepares_binaries)
+{
+	sh("gcc -O2 -g -fPIE -pie -Wl,--build-id=sha1 -o '%s' '%s' && cp '%s' '%s'", tmp("warm-a"),
+	   fixture("inline.c"), tmp("warm-a"), tmp("warm-a2"));
+	build_split_lib("libwarm.so", "-Wl,--build-id=sha1 -gz=zlib");
+	char hex[129];
+	build_id_hex_of(tmp("libwarm.so"), hex, sizeof(hex));
+	sh("mkdir -p '%s/wdbg/.build-id/%.2s' && cp '%s' '%s/wdbg/.build-id/%.2s/%s.debug'", tmpdir,
+	   hex, tmp("libwarm.so.debug"), tmpdir, hex, hex + 2);
+	const char *dirs[] = {tmp("wdbg"), NULL};
+	struct sym_cache_config cfg = {.debug_dirs = dirs};
+	uint64_t size, start = nm_addr(tmp("warm-a"), "outer_loop", false, &size);
+	uint64_t hidden = nm_addr(tmp("libwarm.so.full"), "dyn_hidden", false, NULL);
+	struct test_bin a, a2, lib;
+	test_bin_open(&a, tmp("warm-a"));
+	test_bin_open(&a2, tmp("warm-a2"));
+	test_bin_open(&lib, tmp("libwarm.so"));
+
+	struct sym_cache *warm = NULL, *cold = NULL;
+	struct sym_warmer *w = NULL;
+	cr_assert_eq(sym_cache_new(&cfg, &warm), 0);
+	cr_assert_eq(sym_cache_new(&cfg, &cold), 0);
+	cr_assert_eq(sym_warmer_new(warm, &w), 0);
+	cr_assert_eq(sym_warmer_add(w, &a.b), 0);
+	cr_assert_eq(sym_warmer_add(w, &lib.b), 0);
+	cr_assert_eq(sym_warmer_add(w, &a2.b), 0, "the same build-id again: harmless");
+	/* The warmer has its own fds: the caller's may go. */
+	close(a2.fd);
+	struct sym_binary bad = {.fd = -1};
+	cr_assert_eq(sym_warmer_add(w, &bad), -EINVAL);
+	sym_warmer_finish(w);
+	struct sym_cache_stats st = cache_stats(warm);
+	cr_assert_eq(st.elf_opens, 2, "both binaries were opened by the warmer");
+	cr_assert_eq(st.n_results, 0, "and nothing was looked up");
+
+	for (uint64_t i = 0; i < size; i++) {
+		struct sym_result want, got;
+		uint64_t off = offset_of(tmp("warm-a"), start + i);
+		cr_assert_eq(sym_cache_lookup(cold, &a.b, off, true, &want), 0);
+		cr_assert_eq(sym_cache_lookup(warm, &a.b, off, true, &got), 0);
+		expect_same_result(&want, &got);
+	}
+	struct sym_result want, got;
+	uint64_t off = offset_of(tmp("libwarm.so.full"), hidden + 1);
+	cr_assert_eq(sym_cache_lookup(cold, &lib.b, off, true, &want), 0);
+	cr_assert_eq(sym_cache_lookup(warm, &lib.b, off, true, &got), 0);
+	cr_assert_eq(got.source, SYM_SOURCE_DWARF, "the debug file was found and read");
+	expect_same_result(&want, &got);
+	struct sym_binary_info info;
+	cr_assert_eq(sym_cache_binary_info(warm, &lib.b, &info), 0);
+	cr_assert(info.has_symbols && info.has_lines);
+	cr_assert_eq(cache_stats(warm).elf_opens, 2, "no binary opened twice");
+
+	/* Nothing given: finish right away. */
+	cr_assert_eq(sym_warmer_new(warm, &w), 0);
+	sym_warmer_finish(w);
+	sym_warmer_finish(NULL);
+	cr_assert_eq(sym_warmer_new(NULL, &w), -EINVAL);
+
+	sym_cache_free(warm);
+	sym_cache_free(cold);
+	close(a.fd);
+	close(lib.fd);
 }
 
 Test(symbolize, cache_without_build_id_keys_by_file)

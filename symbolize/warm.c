@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct sym_warmer: a thread that opens binaries in a sym_cache and reads what their lookups
+ * will need, while the cache's owner is busy with something else (see symbolize.h). The owner
+ * does not touch the cache until sym_warmer_finish(), so the cache itself needs no lock: only
+ * the queue between the two threads has one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "symbolize/internal.h"
+#include "symbolize/symbolize.h"
+
+struct warm_item {
+	struct warm_item *next;
+	int fd;
+	size_t build_id_len;
+	uint8_t build_id[64];
+	char path[]; /* "" when none was given */
+};
+
+struct sym_warmer {
+	struct sym_cache *cache;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct warm_item *head, *tail;
+	size_t n_added;
+	bool done;
+};
+
+static void item_free(struct warm_item *it)
+{
+	if (!it)
+		return;
+	if (it->fd >= 0)
+		close(it->fd);
+	free(it);
+}
+
+static void *warm_thread(void *userdata)
+{
+	struct sym_warmer *w = userdata;
+
+	for (;;) {
+		struct warm_item *it;
+
+		pthread_mutex_lock(&w->lock);
+		while (!w->head && !w->done)
+			pthread_cond_wait(&w->cond, &w->lock);
+		it = w->head;
+		if (it) {
+			w->head = it->next;
+			if (!w->head)
+				w->tail = NULL;
+		}
+		pthread_mutex_unlock(&w->lock);
+		if (!it)
+			return NULL; /* done, and nothing left */
+		(void)sym_cache_prepare(w->cache,
+					&(struct sym_binary){
+					    .build_id = it->build_id_len ? it->build_id : NULL,
+					    .build_id_len = it->build_id_len,
+					    .fd = it->fd,
+					    .path = it->path[0] ? it->path : NULL,
+					});
+		item_free(it);
+	}
+}
+
+int sym_warmer_new(struct sym_cache *c, struct sym_warmer **ret)
+{
+	struct sym_warmer *w;
+	int r;
+
+	if (!c || !ret)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->cache = c;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	r = pthread_create(&w->thread, NULL, warm_thread, w);
+	if (r != 0) {
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return -r;
+	}
+	*ret = w;
+	return 0;
+}
+
+int sym_warmer_add(struct sym_warmer *w, const struct sym_binary *bin)
+{
+	size_t plen;
+	struct warm_item *it;
+
+	if (!w || !bin || bin->fd < 0 || bin->build_id_len > sizeof(it->build_id) ||
+	    (bin->build_id_len && !bin->build_id))
+		return -EINVAL;
+	if (w->n_added >= SYM_WARMER_MAX)
+		return -E2BIG;
+	plen = bin->path ? strnlen(bin->path, 4096) : 0;
+	it = calloc(1, sizeof(*it) + plen + 1);
+	if (!it)
+		return -ENOMEM;
+	/* Our own fd: the caller may close its own meanwhile. */
+	it->fd = fcntl(bin->fd, F_DUPFD_CLOEXEC, 3);
+	if (it->fd < 0) {
+		int r = -errno;
+
+		free(it);
+		return r;
+	}
+	it->build_id_len = bin->build_id_len;
+	if (bin->build_id_len)
+		memcpy(it->build_id, bin->build_id, bin->build_id_len);
+	if (plen)
+		memcpy(it->path, bin->path, plen);
+
+	pthread_mutex_lock(&w->lock);
+	if (w->tail)
+		w->tail->next = it;
+	else
+		w->head = it;
+	w->tail = it;
+	w->n_added++;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+void sym_warmer_finish(struct sym_warmer *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	/* It empties the queue before it returns: what was asked for is ready. */
+	pthread_join(w->thread, NULL);
+	while (w->head) {
+		struct warm_item *it = w->head;
+
+		w->head = it->next;
+		item_free(it);
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
