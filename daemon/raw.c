@@ -328,10 +328,10 @@ int raw_writer_add_ksyms(struct raw_writer *w, const struct aggregate *a, const 
 	for (size_t i = 0; i < set.cap; i++)
 		if (set.slots[i].addr)
 			set.slots[n++] = set.slots[i];
+	if (n == 0) /* no kernel frames: set.slots may be NULL, which qsort() must not get */
+		goto out;
 	qsort(set.slots, n, sizeof(*set.slots), cmp_ksym);
 	n = MIN(n, (size_t)RAW_MAX_KSYMS);
-	if (n == 0)
-		goto out;
 	for (size_t i = 0; i < n; i++)
 		len += RAW_KSYM_FIXED + MIN(strlen(set.slots[i].name), (size_t)RAW_MAX_KSYM_NAME);
 	b = writer_scratch(w, len);
