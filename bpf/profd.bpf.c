@@ -107,59 +107,126 @@ static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
 #error "profd: unsupported BPF target architecture"
 #endif
 
-struct vma_end_ctx {
+/*
+ * The stack VMA of each thread, as bpf_find_vma() last saw it. bpf_find_vma() costs ~10 µs
+ * per call in a VM (its mmap_read_unlock is deferred to an irq_work, a self-IPI from the
+ * sampling interrupt) against ~100 ns for this lookup; a thread's stack does not move, so one
+ * lookup per thread is enough. A sample whose sp lies outside the cached range (the main
+ * stack grew, a signal or fiber stack, a tid reused) looks the VMA up again.
+ */
+struct stack_range {
+	__u64 start;
 	__u64 end;
 };
 
-static long vma_end_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
-{
-	struct vma_end_ctx *c = data;
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_STACK_RANGES);
+	__type(key, __u32);
+	__type(value, struct stack_range);
+} stack_ranges SEC(".maps");
 
-	c->end = BPF_CORE_READ(vma, vm_end);
+static long vma_range_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct stack_range *r = data;
+
+	r->start = BPF_CORE_READ(vma, vm_start);
+	r->end = BPF_CORE_READ(vma, vm_end);
+	return 0;
+}
+
+/* End of the VMA holding sp, or 0 when it cannot be known now (mmap lock contended). */
+static __always_inline __u64 stack_vma_end(struct task_struct *task, __u32 tid, __u64 sp)
+{
+	struct stack_range *cached = bpf_map_lookup_elem(&stack_ranges, &tid);
+	struct stack_range r = {};
+
+	if (cached && sp >= cached->start && sp < cached->end)
+		return cached->end;
+	if (bpf_find_vma(task, sp, vma_range_cb, &r, 0) != 0 || r.end <= sp)
+		return 0;
+	bpf_map_update_elem(&stack_ranges, &tid, &r, BPF_ANY);
+	return r.end;
+}
+
+/* State of the page-by-page copy, shared with its bpf_loop() callback. */
+struct page_copy_ctx {
+	__u64 sp;
+	__u32 cpu;
+	__u32 want;
+	__u32 off;
+	bool partial;
+};
+
+/*
+ * One page (or the rest of sp's page) per call. A bpf_loop() callback is verified once,
+ * whatever stack_bytes is; an unrolled loop over a constant from .rodata is not, and blows
+ * the verifier's instruction budget for some sizes.
+ */
+static long page_copy_cb(__u32 i, void *data)
+{
+	struct page_copy_ctx *c = data;
+	struct sample_buf *b = bpf_map_lookup_elem(&scratch, &c->cpu);
+	__u64 off = c->off, want = c->want, addr, chunk;
+
+	if (!b || off >= want || off > PROFD_STACK_BYTES_MAX)
+		return 1;
+	addr = c->sp + off;
+	chunk = PAGE_SZ - (addr & (PAGE_SZ - 1));
+	if (chunk > want - off)
+		chunk = want - off;
+	/* Bounds the verifier can follow: 1..PAGE_SZ bytes into the buffer's last page. */
+	chunk &= 2 * PAGE_SZ - 1;
+	if (chunk == 0 || chunk > PAGE_SZ)
+		return 1;
+	if (bpf_probe_read_user(b->stack + off, chunk, (void *)addr) != 0) {
+		c->partial = true;
+		return 1;
+	}
+	c->off = off + chunk;
 	return 0;
 }
 
 /*
  * Copy the user stack from sp upwards. Preferred: bounded by the end of the VMA holding sp,
  * so a thread near the top of its stack copies what exists rather than failing. When the VMA
- * cannot be looked up (mmap lock contended), copy page by page and stop at the first page
- * that cannot be read.
+ * cannot be looked up (mmap lock contended) or the copy faults, copy page by page and stop at
+ * the first page that cannot be read.
  */
 static __always_inline __u32 copy_user_stack(struct task_struct *task, struct sample_buf *b,
-					     __u64 sp, __u16 *flags)
+					     __u32 cpu, __u32 tid, __u64 sp, __u16 *flags)
 {
-	struct vma_end_ctx vc = {};
-	__u64 want = stack_bytes;
-	__u32 off = 0;
+	struct page_copy_ctx pc = {.sp = sp, .cpu = cpu};
+	__u64 want = stack_bytes, end = stack_vma_end(task, tid, sp);
 
 	if (want > PROFD_STACK_BYTES_MAX)
 		want = PROFD_STACK_BYTES_MAX;
-	if (bpf_find_vma(task, sp, vma_end_cb, &vc, 0) == 0 && vc.end > sp) {
+	if (end) {
 		*flags |= PROFD_SAMPLE_STACK_VMA;
-		if (vc.end - sp < want)
-			want = vc.end - sp;
+		if (end - sp < want)
+			want = end - sp;
 		if (want <= PROFD_STACK_BYTES_MAX &&
 		    bpf_probe_read_user(b->stack, want, (void *)sp) == 0)
 			return want;
 	}
+	pc.want = want;
+	bpf_loop(PROFD_STACK_BYTES_MAX / PAGE_SZ + 1, page_copy_cb, &pc, 0);
+	if (pc.partial)
+		*flags |= PROFD_SAMPLE_STACK_PARTIAL;
+	return pc.off;
+}
 
-	for (int i = 0; i < PROFD_STACK_BYTES_MAX / PAGE_SZ + 1; i++) {
-		__u64 addr = sp + off;
-		__u32 chunk = PAGE_SZ - (addr & (PAGE_SZ - 1));
+/*
+ * Wake the reader only when the ring buffer is filling up: it drains on its own poll timer
+ * (capture_poll), so a wakeup per sample (an irq_work and a remote wakeup in the sampled
+ * task's interrupt) buys nothing.
+ */
+static __always_inline __u64 submit_flags(void)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 
-		if (off >= want)
-			break;
-		if (chunk > want - off)
-			chunk = want - off;
-		if (off > PROFD_STACK_BYTES_MAX || chunk > PAGE_SZ)
-			break;
-		if (bpf_probe_read_user(b->stack + off, chunk, (void *)addr) != 0) {
-			*flags |= PROFD_SAMPLE_STACK_PARTIAL;
-			break;
-		}
-		off += chunk;
-	}
-	return off;
+	return avail > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 SEC("perf_event")
@@ -210,14 +277,14 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
 
 		regs_fill(uregs, s->regs);
-		s->ustack_len = copy_user_stack(task, b, s->regs[1], &s->flags);
+		s->ustack_len = copy_user_stack(task, b, cpu, s->tid, s->regs[1], &s->flags);
 	}
 
 	__u64 size = sizeof(*s) + s->ustack_len;
 	if (size > sizeof(*b))
 		return 0;
 	s->hdr.size = size;
-	if (bpf_ringbuf_output(&events, b, size, 0) != 0)
+	if (bpf_ringbuf_output(&events, b, size, submit_flags()) != 0)
 		count_lost(0);
 	return 0;
 }
@@ -239,7 +306,7 @@ static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,
 	e->pid = pid;
 	e->ppid = ppid;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, submit_flags());
 }
 
 SEC("tp_btf/sched_process_exec")

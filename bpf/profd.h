@@ -19,6 +19,7 @@
 #define PROFD_STACK_BYTES_DEFAULT (32 * 1024) /* user stack bytes copied per sample */
 #define PROFD_STACK_BYTES_MAX (64 * 1024)
 #define PROFD_MAX_TARGETS 4096 /* tgids in the filter map */
+#define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
 
 enum profd_rec_type {
 	PROFD_REC_SAMPLE = 1,

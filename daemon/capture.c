@@ -216,13 +216,29 @@ int capture_add_pid(struct capture *c, pid_t pid)
 	return 0;
 }
 
+size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t want = (uint64_t)freq * (cpus > 0 ? (uint64_t)cpus : 1) *
+			(sizeof(struct profd_sample) + stack_bytes + 8);
+	size_t size = CAPTURE_RINGBUF_MIN_AUTO;
+
+	while (size < want && size < CAPTURE_RINGBUF_DEFAULT)
+		size <<= 1;
+	return size;
+}
+
 int capture_poll(struct capture *c, int timeout_ms)
 {
 	int r = ring_buffer__poll(c->rb, timeout_ms);
 
-	if (r == -EINTR)
-		return 0;
-	return r;
+	/*
+	 * The BPF program wakes us only when the ring is a quarter full (see submit_flags()),
+	 * so a poll that timed out still has records to drain.
+	 */
+	if (r == 0 || r == -EINTR)
+		r = ring_buffer__consume(c->rb);
+	return r == -EINTR ? 0 : r;
 }
 
 uint64_t capture_lost(struct capture *c)

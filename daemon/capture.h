@@ -19,6 +19,15 @@ struct capture_config {
 };
 
 #define CAPTURE_RINGBUF_DEFAULT (32u << 20)
+#define CAPTURE_RINGBUF_MIN_AUTO (4u << 20)
+
+/*
+ * A ring buffer size for sampling at freq Hz on every online CPU with stack_bytes per sample:
+ * room for one second of full-size samples (the reader drains every ≤ 100 ms), a power of two
+ * from CAPTURE_RINGBUF_MIN_AUTO to CAPTURE_RINGBUF_DEFAULT. Its pages end up resident (twice:
+ * the data pages are mapped back to back), so a bigger ring than the rate needs is memory.
+ */
+size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes);
 
 /* Called for every record; return < 0 to stop consuming. */
 typedef int (*capture_handler_t)(void *userdata, const void *data, size_t size);
@@ -41,7 +50,12 @@ int capture_add_pid(struct capture *c, pid_t pid);
 /* Attach the perf events: sampling starts now. */
 int capture_start(struct capture *c);
 
-/* Consume records for up to timeout_ms. Returns records consumed or -errno (-EINTR is 0). */
+/*
+ * Wait up to timeout_ms, then consume what the ring buffer holds. The BPF side wakes the
+ * reader only when the ring is a quarter full, so records usually arrive in batches, one per
+ * timeout: callers poll with a timeout (≤ 100 ms keeps a 32 MiB ring far from full).
+ * Returns records consumed or -errno (-EINTR is 0).
+ */
 int capture_poll(struct capture *c, int timeout_ms);
 
 /* Samples and task events the BPF side could not put in the ring buffer, summed over CPUs. */

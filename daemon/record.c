@@ -77,8 +77,9 @@ static void help(void)
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
 	       "      --ring-buffer BYTES  BPF ring buffer size, a power of two from 4096 to 1 GiB\n"
-	       "                           (default 32 MiB); samples that do not fit are counted\n"
-	       "                           as lost\n"
+	       "                           (default: a second of full-size samples on every CPU,\n"
+	       "                           4 to 32 MiB); samples that do not fit are counted as\n"
+	       "                           lost\n"
 	       "      --debuginfod         fetch missing debug info from the debuginfod servers\n"
 	       "                           in DEBUGINFOD_URLS (off by default: profd never\n"
 	       "                           contacts the network unless asked)\n"
@@ -441,7 +442,7 @@ int cmd_record(int argc, char **argv)
 	const char *missing = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	_cleanup_close_ int go_fd = -1;
-	uint64_t start_ns, last_progress = 0, end_ns;
+	uint64_t start_ns, last_progress = 0, end_ns, lost = 0;
 	struct timespec wall;
 	bool tty;
 	int r;
@@ -498,7 +499,8 @@ int cmd_record(int argc, char **argv)
 		.all = o.all,
 		.freq = o.freq,
 		.stack_bytes = o.stack_bytes,
-		.ringbuf_bytes = o.ringbuf_bytes,
+		.ringbuf_bytes = o.ringbuf_bytes ? o.ringbuf_bytes
+						 : capture_ringbuf_size(o.freq, o.stack_bytes),
 		.follow_forks = true,
 	};
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
@@ -582,6 +584,12 @@ int cmd_record(int argc, char **argv)
 		waitpid(ctx.child, NULL, 0);
 		ctx.child = -1;
 	}
+	/*
+	 * Sampling is over: detach and unmap the ring buffer (its data pages are mapped twice and
+	 * resident) before symbolization, which is what peaks profd's memory.
+	 */
+	lost = capture_lost(ctx.capture);
+	capture_free(TAKE_PTR(ctx.capture));
 
 	r = kallsyms_load("/proc/kallsyms", &ks);
 	if (r < 0)
@@ -593,7 +601,7 @@ int cmd_record(int argc, char **argv)
 		(void)raw_writer_add_end(ctx.raw, &(struct raw_end){
 							  .records = st->records,
 							  .samples = st->samples,
-							  .lost = capture_lost(ctx.capture),
+							  .lost = lost,
 							  .duration_ns = end_ns - start_ns,
 						  });
 		r = raw_writer_commit(ctx.raw);
@@ -604,7 +612,7 @@ int cmd_record(int argc, char **argv)
 		if (o.progress)
 			printf("profd: wrote raw capture %s (%" PRIu64 " samples, lost %" PRIu64
 			       ", %.1f MB)\n  convert it with: profd convert %s -o profile.pb.gz\n",
-			       o.raw, st->samples, capture_lost(ctx.capture),
+			       o.raw, st->samples, lost,
 			       raw_writer_bytes(ctx.raw) / 1e6, o.raw);
 		r = 0;
 		goto out;
@@ -633,7 +641,7 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	if (o.progress)
-		print_summary(&o, &sum, session_stats(ctx.session), capture_lost(ctx.capture),
+		print_summary(&o, &sum, session_stats(ctx.session), lost,
 			      (end_ns - start_ns) / 1e9);
 	r = 0;
 out:

@@ -101,6 +101,42 @@ Test(record, command_mode)
 	free(out);
 }
 
+/*
+ * Every --stack-bytes the CLI accepts loads and samples: the size is a constant of the BPF
+ * program (rodata), and the verifier once rejected all but the default. Sizes that cover the
+ * chain's stack walk it whole.
+ */
+Test(record, stack_bytes_sizes)
+{
+	static const char *const sizes[] = { "512", "4096", "12345", "65536" };
+
+	test_require_root();
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *out = test_out_path("sb.pb.gz");
+		char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "199",
+				       "--stack-bytes", (char *)sizes[i], "-o", out, "--",
+				       (char *)test_build_path("workloads/chain"), "1", NULL };
+		struct run_result rr;
+		Perftools__Profiles__Profile *p;
+		uint64_t total;
+		double frac;
+
+		cr_assert_eq(test_run(argv, 60, &rr), 0);
+		cr_assert_eq(rr.status, 0, "--stack-bytes %s: %s", sizes[i], rr.err);
+		p = test_pprof_load(out);
+		cr_assert_not_null(p, "--stack-bytes %s: no profile", sizes[i]);
+		frac = test_chain_fraction(p, 0, chain, 5, &total);
+		cr_assert_gt(total, 50, "--stack-bytes %s: %lu samples", sizes[i],
+			     (unsigned long)total);
+		if (atoi(sizes[i]) >= 4096)
+			cr_assert_geq(frac, 0.90, "--stack-bytes %s: chain in %.1f%% of %lu", sizes[i],
+				      frac * 100, (unsigned long)total);
+		test_pprof_free(p);
+		run_result_free(&rr);
+		free(out);
+	}
+}
+
 Test(record, target_exits_mid_record)
 {
 	char *const wl[] = { (char *)test_build_path("workloads/chain"), "1", NULL };
