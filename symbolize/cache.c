@@ -85,6 +85,7 @@ struct sym_bin {
 	int err;            /* last open error, 0 if none */
 	bool err_permanent; /* the file itself is unusable: do not try again */
 	bool have_info, has_symbols, has_lines;
+	bool preparing; /* a sym_warmer thread is opening it (sym_cache_prepare_shared) */
 	uint64_t last_gen;
 };
 
@@ -432,9 +433,34 @@ static bool transient_error(int r)
 	       r == -EAGAIN;
 }
 
+/* Record the outcome of opening b's ELF: elf on success (r == 0), else the error r. */
+static void bin_set_elf(struct sym_cache *c, struct sym_bin *b, const struct sym_binary *bin,
+			struct sym_elf *elf, int r)
+{
+	if (r < 0) {
+		log_debug("symbolize: cannot open %s: %s", bin->path ? bin->path : "?",
+			  strerror(-r));
+		b->err = r;
+		b->err_permanent = !transient_error(r);
+		return;
+	}
+	b->elf = elf;
+	b->err = 0;
+	c->st.elf_opens++;
+	list_add_head(&c->open_elfs, &b->elf_lru);
+	c->n_open++;
+	while (c->n_open > c->max_elfs) {
+		/* b is at the head and max_elfs >= 1: the tail is another binary. */
+		struct sym_bin *old = container_of(c->open_elfs.prev, struct sym_bin, elf_lru);
+		bin_close_elf(c, old);
+	}
+}
+
 /* The binary's open sym_elf (opened now if needed), or NULL with b->err set. */
 static struct sym_elf *bin_elf(struct sym_cache *c, struct sym_bin *b, const struct sym_binary *bin)
 {
+	struct sym_elf *elf = NULL;
+
 	if (b->elf) {
 		list_move_head(&c->open_elfs, &b->elf_lru);
 		return b->elf;
@@ -445,23 +471,7 @@ static struct sym_elf *bin_elf(struct sym_cache *c, struct sym_bin *b, const str
 		b->err = -EBADF;
 		return NULL;
 	}
-	int r = sym_elf_open_with(bin->fd, bin->path, &c->elf_opts, &b->elf);
-	if (r < 0) {
-		log_debug("symbolize: cannot open %s: %s", bin->path ? bin->path : "?",
-			  strerror(-r));
-		b->err = r;
-		b->err_permanent = !transient_error(r);
-		return NULL;
-	}
-	b->err = 0;
-	c->st.elf_opens++;
-	list_add_head(&c->open_elfs, &b->elf_lru);
-	c->n_open++;
-	while (c->n_open > c->max_elfs) {
-		/* b is at the head and max_elfs >= 1: the tail is another binary. */
-		struct sym_bin *old = container_of(c->open_elfs.prev, struct sym_bin, elf_lru);
-		bin_close_elf(c, old);
-	}
+	bin_set_elf(c, b, bin, elf, sym_elf_open_with(bin->fd, bin->path, &c->elf_opts, &elf));
 	return b->elf;
 }
 
@@ -647,6 +657,60 @@ int sym_cache_prepare(struct sym_cache *c, const struct sym_binary *bin)
 		b->have_info = true;
 	}
 	return 0;
+}
+
+int sym_cache_prepare_shared(struct sym_cache *c, const struct sym_binary *bin,
+			     pthread_mutex_t *lock)
+{
+	struct sym_elf *elf = NULL;
+	struct bin_key k;
+	struct sym_bin *b;
+	bool has_symbols = false, has_lines = false;
+	int r;
+
+	if (!c || !bin || !lock)
+		return -EINVAL;
+	r = make_key(bin, &k);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(lock);
+	r = bin_get(c, &k, &b);
+	if (r == 0 && (b->elf || b->err_permanent || b->preparing))
+		r = 1; /* nothing to do, or another thread is on it */
+	else if (r == 0)
+		b->preparing = true;
+	pthread_mutex_unlock(lock);
+	if (r != 0)
+		return r < 0 ? r : 0;
+
+	/* The slow part, unlocked: it touches nothing of the cache but its read-only options. */
+	r = bin->fd < 0 ? -EBADF : sym_elf_open_with(bin->fd, bin->path, &c->elf_opts, &elf);
+	if (r == 0) {
+		sym_elf_prepare(elf);
+		has_symbols = sym_elf_has_symbols(elf);
+		has_lines = sym_elf_has_lines(elf);
+	}
+
+	pthread_mutex_lock(lock);
+	/* Found again by key: the pointer from before may have been evicted meanwhile. */
+	if (bin_get(c, &k, &b) < 0) {
+		pthread_mutex_unlock(lock);
+		sym_elf_free(elf);
+		return -ENOMEM;
+	}
+	b->preparing = false;
+	if (b->elf) {
+		sym_elf_free(elf);
+	} else {
+		bin_set_elf(c, b, bin, elf, r);
+		if (r == 0 && !b->have_info) {
+			b->has_symbols = has_symbols;
+			b->has_lines = has_lines;
+			b->have_info = true;
+		}
+	}
+	pthread_mutex_unlock(lock);
+	return r;
 }
 
 void sym_cache_next_generation(struct sym_cache *c)

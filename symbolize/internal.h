@@ -9,6 +9,8 @@
  */
 #pragma once
 
+#include <pthread.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,3 +75,11 @@ void sym_elf_prepare(struct sym_elf *e);
 struct sym_cache;
 struct sym_binary;
 int sym_cache_prepare(struct sym_cache *c, const struct sym_binary *bin);
+
+/*
+ * The same for several threads sharing c: the cache's structures are touched only under lock,
+ * the opening and reading (the slow part) outside it, so binaries are prepared in parallel.
+ * A binary already open, or being opened by another thread, is left alone. 0 or -errno.
+ */
+int sym_cache_prepare_shared(struct sym_cache *c, const struct sym_binary *bin,
+			     pthread_mutex_t *lock);

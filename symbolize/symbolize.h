@@ -367,7 +367,8 @@ void sym_cache_next_generation(struct sym_cache *c);
 void sym_cache_get_stats(const struct sym_cache *c, struct sym_cache_stats *ret);
 
 /*
- * struct sym_warmer: prepares binaries in a cache from a thread of its own while the caller
+ * struct sym_warmer: prepares binaries in a cache from threads of its own (one per CPU, at
+ * most SYM_WARMER_THREADS, binaries in parallel) while the caller
  * does something else (`profd convert` reading and unwinding a recording): for each binary
  * given to sym_warmer_add(), it opens the ELF in the cache and reads what lookups will need,
  * the symbol table, the separate debug file and its DWARF (which libdw decompresses whole on
@@ -382,6 +383,7 @@ void sym_cache_get_stats(const struct sym_cache *c, struct sym_cache_stats *ret)
  * error (the caller goes on without one).
  */
 #define SYM_WARMER_MAX 4096
+#define SYM_WARMER_THREADS 2
 struct sym_warmer;
 int sym_warmer_new(struct sym_cache *c, struct sym_warmer **ret);
 int sym_warmer_add(struct sym_warmer *w, const struct sym_binary *bin);

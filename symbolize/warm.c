@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * struct sym_warmer: a thread that opens binaries in a sym_cache and reads what their lookups
+ * struct sym_warmer: threads that open binaries in a sym_cache and read what their lookups
  * will need, while the cache's owner is busy with something else (see symbolize.h). The owner
- * does not touch the cache until sym_warmer_finish(), so the cache itself needs no lock: only
- * the queue between the two threads has one.
+ * does not touch the cache until sym_warmer_finish(); the warmer's threads share it under one
+ * lock held only around the cache's bookkeeping (sym_cache_prepare_shared()), so two large
+ * debug files (glibc's and libstdc++'s, each tens of ms of zlib) are read at the same time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +27,10 @@ struct warm_item {
 
 struct sym_warmer {
 	struct sym_cache *cache;
-	pthread_t thread;
-	pthread_mutex_t lock;
+	pthread_t threads[SYM_WARMER_THREADS];
+	size_t n_threads;
+	pthread_mutex_t cache_lock; /* the cache, between the warmer's threads */
+	pthread_mutex_t lock;       /* the queue */
 	pthread_cond_t cond;
 	struct warm_item *head, *tail;
 	size_t n_added;
@@ -62,13 +65,14 @@ static void *warm_thread(void *userdata)
 		pthread_mutex_unlock(&w->lock);
 		if (!it)
 			return NULL; /* done, and nothing left */
-		(void)sym_cache_prepare(w->cache,
-					&(struct sym_binary){
-					    .build_id = it->build_id_len ? it->build_id : NULL,
-					    .build_id_len = it->build_id_len,
-					    .fd = it->fd,
-					    .path = it->path[0] ? it->path : NULL,
-					});
+		(void)sym_cache_prepare_shared(w->cache,
+					       &(struct sym_binary){
+						   .build_id = it->build_id_len ? it->build_id : NULL,
+						   .build_id_len = it->build_id_len,
+						   .fd = it->fd,
+						   .path = it->path[0] ? it->path : NULL,
+					       },
+					       &w->cache_lock);
 		item_free(it);
 	}
 }
@@ -84,12 +88,22 @@ int sym_warmer_new(struct sym_cache *c, struct sym_warmer **ret)
 	if (!w)
 		return -ENOMEM;
 	w->cache = c;
+	pthread_mutex_init(&w->cache_lock, NULL);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	r = pthread_create(&w->thread, NULL, warm_thread, w);
-	if (r != 0) {
+	/* One thread per CPU beyond the caller's, at least one. */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t want = cpus > 1 ? MIN((size_t)cpus, (size_t)SYM_WARMER_THREADS) : 1;
+
+	for (r = 0; w->n_threads < want; w->n_threads++) {
+		r = pthread_create(&w->threads[w->n_threads], NULL, warm_thread, w);
+		if (r != 0)
+			break;
+	}
+	if (w->n_threads == 0) {
 		pthread_cond_destroy(&w->cond);
 		pthread_mutex_destroy(&w->lock);
+		pthread_mutex_destroy(&w->cache_lock);
 		free(w);
 		return -r;
 	}
@@ -143,10 +157,11 @@ void sym_warmer_finish(struct sym_warmer *w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->done = true;
-	pthread_cond_signal(&w->cond);
+	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	/* It empties the queue before it returns: what was asked for is ready. */
-	pthread_join(w->thread, NULL);
+	/* They empty the queue before they return: what was asked for is ready. */
+	for (size_t i = 0; i < w->n_threads; i++)
+		pthread_join(w->threads[i], NULL);
 	while (w->head) {
 		struct warm_item *it = w->head;
 
@@ -155,5 +170,6 @@ void sym_warmer_finish(struct sym_warmer *w)
 	}
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
+	pthread_mutex_destroy(&w->cache_lock);
 	free(w);
 }
