@@ -323,6 +323,12 @@ int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *op
 	int r = check_header(dfd);
 	if (r < 0)
 		return r;
+	/* DWARF in the binary itself, compressed (-gz): libdw reads an inflated copy. */
+	int ifd;
+	if (sym_inflate_debug_sections(dfd, &ifd) == 0) {
+		close(dfd);
+		dfd = ifd;
+	}
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
@@ -587,8 +593,10 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 
 	locate_debug_file(e);
 	if (e->debug_fd >= 0) {
-		/* libdwfl owns what it gets: a dup, so sym_elf_has_lines() keeps its own. */
-		fd = fcntl(e->debug_fd, F_DUPFD_CLOEXEC, 3);
+		/* libdwfl owns what it gets: a dup (or an inflated copy), so sym_elf_has_lines()
+		 * keeps its own. */
+		if (sym_inflate_debug_sections(e->debug_fd, &fd) < 0)
+			fd = fcntl(e->debug_fd, F_DUPFD_CLOEXEC, 3);
 		if (fd >= 0 && e->debug_name)
 			*ret_name = strdup(e->debug_name);
 		errno = 0;

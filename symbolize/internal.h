@@ -83,3 +83,12 @@ int sym_cache_prepare(struct sym_cache *c, const struct sym_binary *bin);
  */
 int sym_cache_prepare_shared(struct sym_cache *c, const struct sym_binary *bin,
 			     pthread_mutex_t *lock);
+
+/*
+ * An fd (memfd) on a copy of ELF file `fd` whose zlib-compressed .debug_* sections are
+ * inflated (libdeflate, two threads) and whose location lists are dropped, for libdw to read
+ * instead of decompressing them itself. 0 with *ret_fd set; -ENODATA when there is nothing to
+ * inflate or the file is not one this understands (64-bit little-endian ELF, zlib sections,
+ * at most SYM_MAX_INFLATED_BYTES inflated): use the file itself; other -errno on failure.
+ */
+int sym_inflate_debug_sections(int fd, int *ret_fd);

@@ -54,6 +54,7 @@
 
 #define SYM_MAX_INLINE 32
 #define SYM_MAX_FILE_SIZE (4ull << 30)
+#define SYM_MAX_INFLATED_BYTES (1ull << 30) /* compressed DWARF inflated by profd per file */
 #define SYM_MAX_STRING_BYTES (64u << 20)
 #define SYM_DEMANGLE_MAX_INPUT 8192 /* libiberty builds its tree on the stack: ~600 KiB */
 #define SYM_DEMANGLE_MAX_OUTPUT 65536

@@ -35,6 +35,12 @@ for bin in "$@"; do
 	fi
 	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ]; then
 		failed_bins+=("$(basename "$bin")")
+		if [ "$f" -eq 0 ] && [ "$c" -eq 0 ]; then
+			# Every test passed, yet the binary failed: say how, so a log tells why.
+			sig=""
+			[ "$rc" -gt 128 ] && sig=" (signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"
+			echo "*** $(basename "$bin"): exit status $rc$sig after its tests passed"
+		fi
 	fi
 done
 echo

@@ -8,7 +8,7 @@ pkgs=(
 	libclang-rt-14-dev
 	libbpf-dev libelf-dev libdw-dev elfutils libiberty-dev
 	libdebuginfod1 xz-utils
-	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
+	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdeflate-dev
 	libcriterion-dev
 	libsystemd-dev libmicrohttpd-dev libcurl4-openssl-dev dpkg-dev
 	golang-go golang-github-google-pprof-dev

@@ -23,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "symbolize/internal.h"
 #include "symbolize/symbolize.h"
 
 static char tmpdir[PATH_MAX];
@@ -505,6 +507,109 @@ Test(symbolize, inline_chain_aarch64_cross)
 	struct elf_ident id;
 	cr_assert_eq(elf_identify_fd(fd, &id), 0);
 	cr_assert_eq(id.e_machine, EM_AARCH64);
+	close(fd);
+}
+
+/* DWARF compressed in the binary (-gz): what profd inflates itself answers as libdw would. */
+Test(symbolize, inline_chain_compressed_dwarf)
+{
+	sh("gcc -O2 -g -gz=zlib -fPIE -pie -o '%s' '%s'", tmp("inline-gz"), fixture("inline.c"));
+	check_inline_binary(tmp("inline-gz"));
+}
+
+/* Section headers of an ELF file, through libelf, by name: flags, type and size. */
+static bool section_info(int fd, const char *want, GElf_Shdr *ret)
+{
+	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+	bool found = false;
+
+	cr_assert_not_null(elf, "%s", elf_errmsg(-1));
+	cr_assert_eq(elf_getshdrstrndx(elf, &shstrndx), 0);
+	while (!found && (scn = elf_nextscn(elf, scn))) {
+		const char *name;
+
+		cr_assert_not_null(gelf_getshdr(scn, ret));
+		name = elf_strptr(elf, shstrndx, ret->sh_name);
+		found = name && !strcmp(name, want);
+	}
+	elf_end(elf);
+	return found;
+}
+
+Test(symbolize, inflate_debug_sections)
+{
+	GElf_Shdr info, line;
+	int fd, ifd = -1;
+
+	elf_version(EV_CURRENT);
+	sh("gcc -O2 -g -gz=zlib -o '%s' '%s'", tmp("inflate-gz"), fixture("inline.c"));
+	sh("gcc -O2 -g -o '%s' '%s'", tmp("inflate-plain"), fixture("inline.c"));
+
+	/* Compressed: an inflated copy, every .debug_* section plain, the code untouched. */
+	fd = open(tmp("inflate-gz"), O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert(section_info(fd, ".debug_info", &info));
+	cr_assert(info.sh_flags & SHF_COMPRESSED, "the fixture's DWARF is compressed");
+	cr_assert_eq(sym_inflate_debug_sections(fd, &ifd), 0);
+	cr_assert_geq(ifd, 0);
+	cr_assert(section_info(ifd, ".debug_info", &info));
+	cr_assert_not(info.sh_flags & SHF_COMPRESSED);
+	cr_assert(section_info(ifd, ".debug_line", &line));
+	cr_assert_not(line.sh_flags & SHF_COMPRESSED);
+	cr_assert_gt(line.sh_size, 0);
+	if (section_info(ifd, ".debug_loclists", &info))
+		cr_assert_eq(info.sh_type, SHT_NOBITS, "location lists are left out");
+	{
+		struct elf_ident a, b;
+
+		cr_assert_eq(elf_identify_fd(fd, &a), 0);
+		cr_assert_eq(elf_identify_fd(ifd, &b), 0);
+		cr_assert_eq(a.build_id_len, b.build_id_len);
+		cr_assert_eq(memcmp(a.build_id, b.build_id, a.build_id_len), 0);
+	}
+	close(ifd);
+
+	/* Nothing compressed: nothing to do. */
+	int pfd = open(tmp("inflate-plain"), O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(pfd, 0);
+	ifd = 12345;
+	cr_assert_eq(sym_inflate_debug_sections(pfd, &ifd), -ENODATA);
+	cr_assert_eq(ifd, -1);
+	close(pfd);
+
+	/* Damaged copies: cut anywhere, or a lying header byte: -ENODATA or a copy, no crash. */
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	uint8_t *orig = malloc(st.st_size);
+	cr_assert_not_null(orig);
+	cr_assert_eq(pread(fd, orig, st.st_size, 0), st.st_size);
+	srand(7);
+	for (int round = 0; round < 300; round++) {
+		int dfd = memfd_create("damaged", MFD_CLOEXEC);
+		off_t len = st.st_size;
+		uint8_t *copy = malloc(st.st_size);
+
+		cr_assert_geq(dfd, 0);
+		cr_assert_not_null(copy);
+		memcpy(copy, orig, st.st_size);
+		if (round % 2)
+			len = rand() % st.st_size;
+		else
+			for (int k = 0; k < 8; k++)
+				copy[rand() % st.st_size] = (uint8_t)rand();
+		cr_assert_eq(write(dfd, copy, len), len);
+		int r = sym_inflate_debug_sections(dfd, &ifd);
+		cr_assert(r == 0 || r == -ENODATA, "round %d: %d", round, r);
+		if (r == 0) {
+			cr_assert_geq(ifd, 0);
+			close(ifd);
+		}
+		close(dfd);
+		free(copy);
+	}
+	free(orig);
 	close(fd);
 }
 
