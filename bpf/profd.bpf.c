@@ -312,8 +312,10 @@ static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(profd_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u32 tgid = p->tgid;
+	__u32 tgid = p->tgid, tid = p->pid;
 
+	/* A new image, a new stack: what was remembered of the old one is no bound for it. */
+	bpf_map_delete_elem(&stack_ranges, &tid);
 	if (is_target(tgid))
 		emit_task_event(PROFD_REC_EXEC, tgid, 0, p);
 	return 0;
