@@ -368,7 +368,7 @@ tp_run() {
 }
 
 slow_section() {
-	local reps=5 meas=3 settle=0.5 cfgs=("${tp_configs[@]}")
+	local reps=7 meas=3 settle=0.5 cfgs=("${tp_configs[@]}")
 	[ $smoke = 1 ] && reps=1 meas=0.1 settle=0.05 cfgs=(alone profd-999 perf-999)
 	local load0 rep cfg
 	load0=$(loadavg)

@@ -23,7 +23,9 @@
  * or -errno; the library never logs above debug and keeps no global state.
  *
  * Limits: SYM_MAX_INLINE frames per address; files larger than SYM_MAX_FILE_SIZE are refused
- * with -EFBIG. Each sym_elf keeps at most SYM_MAX_STRING_BYTES of its own strings (demangled
+ * with -EFBIG. Compressed (zlib) DWARF is inflated by the library itself into a memfd, at most
+ * SYM_MAX_INFLATED_BYTES per file (beyond that, or for anything it does not understand, libdw
+ * inflates it as it always does). Each sym_elf keeps at most SYM_MAX_STRING_BYTES of its own strings (demangled
  * names); past that, names are returned undemangled. Demangling is tried only for names up to
  * SYM_DEMANGLE_MAX_INPUT bytes with results up to SYM_DEMANGLE_MAX_OUTPUT bytes.
  * Lookup indexes, built on first need and kept with the sym_elf: the symbol table is searched
