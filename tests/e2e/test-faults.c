@@ -507,6 +507,15 @@ static void snap_take(struct snap *s, const char *dir)
 	closedir(d);
 }
 
+static void snap_free(struct snap *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->name[i]);
+		free(s->data[i]);
+	}
+	s->n = 0;
+}
+
 static bool snap_has(const struct snap *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -563,6 +572,7 @@ Test(faults, daemon_sigkill_restart)
 	sleep_s(0.5);
 	kill(d, SIGKILL);
 	waitpid(d, NULL, 0);
+	snap_free(&before);
 	snap_take(&before, state);
 	cr_assert_geq(before.n, 2);
 	/* What a crash between write and rename leaves. */
@@ -607,6 +617,8 @@ Test(faults, daemon_sigkill_restart)
 	free(conf);
 	free(state);
 	free(log);
+	snap_free(&before);
+	snap_free(&after);
 	free(stale);
 }
 
@@ -1241,4 +1253,6 @@ Test(faults, sigterm_during_interval_write, .timeout = 90)
 	free(stlog);
 	free(name);
 	free(path);
+	snap_free(&before);
+	snap_free(&after);
 }
