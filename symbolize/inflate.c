@@ -128,6 +128,16 @@ static void *inflate_worker(void *userdata)
 	return NULL;
 }
 
+struct range {
+	uint64_t off, len;
+};
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
 /* Biggest first, so the two threads finish together. */
 static int cmp_in_len_desc(const void *a, const void *b)
 {
@@ -181,9 +191,10 @@ int sym_inflate_debug_sections(int fd, int *ret_fd)
 	names[strsh->sh_size] = '\0';
 
 	_cleanup_free_ struct zsec *secs = calloc(shnum, sizeof(*secs));
-	if (!secs)
+	_cleanup_free_ struct range *skip = calloc(shnum, sizeof(*skip));
+	if (!secs || !skip)
 		return -ENOMEM;
-	size_t n_secs = 0;
+	size_t n_secs = 0, n_skip = 0;
 	/* The new file: the old one as it is, then the inflated sections, then the headers. */
 	uint64_t out_end = fsize, total = 0;
 	for (size_t i = 0; i < shnum; i++) {
@@ -198,6 +209,8 @@ int sym_inflate_debug_sections(int fd, int *ret_fd)
 			continue;
 		if (!strcmp(name, ".debug_loc") || !strcmp(name, ".debug_loclists")) {
 			/* Variable locations: not read by symbolization, not worth inflating. */
+			if (s->sh_offset <= fsize && s->sh_size <= fsize - s->sh_offset)
+				skip[n_skip++] = (struct range){ s->sh_offset, s->sh_size };
 			s->sh_type = SHT_NOBITS;
 			s->sh_flags &= ~(uint64_t)SHF_COMPRESSED;
 			s->sh_size = 0;
@@ -221,6 +234,7 @@ int sym_inflate_debug_sections(int fd, int *ret_fd)
 		if (ch.ch_size > SYM_MAX_INFLATED_BYTES - total)
 			return -ENODATA;
 		total += ch.ch_size;
+		skip[n_skip++] = (struct range){ s->sh_offset, s->sh_size };
 		secs[n_secs++] = (struct zsec){
 			.shndx = i,
 			.in_off = s->sh_offset + sizeof(ch),
@@ -245,8 +259,22 @@ int sym_inflate_debug_sections(int fd, int *ret_fd)
 	if (out == MAP_FAILED)
 		return -errno;
 
-	/* The original bytes, offsets unchanged: program headers, notes, symbols stay valid. */
-	r = pread_all(fd, out, fsize, 0);
+	/*
+	 * The original bytes, offsets unchanged (program headers, notes, symbols stay valid),
+	 * but for the sections replaced or dropped: their old bytes stay holes of the memfd,
+	 * which cost no memory.
+	 */
+	qsort(skip, n_skip, sizeof(*skip), cmp_range);
+	uint64_t at = 0;
+	r = 0;
+	for (size_t i = 0; i <= n_skip && r == 0; i++) {
+		uint64_t gap_end = i < n_skip ? skip[i].off : fsize;
+
+		if (gap_end > at)
+			r = pread_all(fd, out + at, gap_end - at, at);
+		if (i < n_skip && skip[i].off + skip[i].len > at)
+			at = skip[i].off + skip[i].len;
+	}
 	if (r == 0) {
 		struct job j = { .fd = fd, .out = out, .secs = secs, .n_secs = n_secs };
 		pthread_t t;
