@@ -632,33 +632,6 @@ int sym_cache_binary_info(struct sym_cache *c, const struct sym_binary *bin,
 	return 0;
 }
 
-int sym_cache_prepare(struct sym_cache *c, const struct sym_binary *bin)
-{
-	struct bin_key k;
-	struct sym_bin *b;
-	struct sym_elf *elf;
-	int r;
-
-	if (!c || !bin)
-		return -EINVAL;
-	r = make_key(bin, &k);
-	if (r < 0)
-		return r;
-	r = bin_get(c, &k, &b);
-	if (r < 0)
-		return r;
-	elf = bin_elf(c, b, bin);
-	if (!elf)
-		return b->err;
-	sym_elf_prepare(elf);
-	if (!b->have_info) {
-		b->has_symbols = sym_elf_has_symbols(elf);
-		b->has_lines = sym_elf_has_lines(elf);
-		b->have_info = true;
-	}
-	return 0;
-}
-
 int sym_cache_prepare_shared(struct sym_cache *c, const struct sym_binary *bin,
 			     pthread_mutex_t *lock)
 {

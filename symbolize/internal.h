@@ -66,21 +66,19 @@ bool func_table_find(const struct func_table *t, uint64_t addr, int *ret_ndx,
 
 /*
  * Read now what lookups in `e` will need (symbol table and its sorted index, debug file, DWARF
- * and its address index), so a lookup later finds it ready: for sym_cache_prepare().
+ * and its address index), so a lookup later finds it ready: for sym_cache_prepare_shared().
  */
 struct sym_elf;
 void sym_elf_prepare(struct sym_elf *e);
 
-/* Open bin's ELF in the cache (as a lookup would) and sym_elf_prepare() it. 0 or -errno. */
+/*
+ * Open bin's ELF in the cache (as a lookup would) and sym_elf_prepare() it, from one of
+ * several threads sharing c: the cache's structures are touched only under lock, the opening
+ * and reading (the slow part) outside it, so binaries are prepared in parallel. A binary
+ * already open, or being opened by another thread, is left alone. 0 or -errno.
+ */
 struct sym_cache;
 struct sym_binary;
-int sym_cache_prepare(struct sym_cache *c, const struct sym_binary *bin);
-
-/*
- * The same for several threads sharing c: the cache's structures are touched only under lock,
- * the opening and reading (the slow part) outside it, so binaries are prepared in parallel.
- * A binary already open, or being opened by another thread, is left alone. 0 or -errno.
- */
 int sym_cache_prepare_shared(struct sym_cache *c, const struct sym_binary *bin,
 			     pthread_mutex_t *lock);
 
