@@ -22,7 +22,7 @@ endif
 .SUFFIXES:
 .DEFAULT_GOAL := all
 
-PKGS       := libbpf libdw libelf libprotobuf-c zlib libdeflate libsystemd libmicrohttpd libcurl
+PKGS       := libbpf libdw libelf libprotobuf-c zlib libdeflate libsystemd libmicrohttpd gnutls libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
@@ -288,16 +288,17 @@ FUZZ_TARGETS       ?= $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuz
 FUZZ_CFLAGS        := -O1 -g -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE -I. \
                       -DPROFD_VERSION='"$(VERSION)"' \
                       -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
-                      $(shell pkg-config --cflags libdw libelf libmicrohttpd 2>/dev/null) \
+                      $(shell pkg-config --cflags libdw libelf libmicrohttpd gnutls 2>/dev/null) \
                       -fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
 # --as-needed: only the targets that pull in http.o load libmicrohttpd (and what it drags in).
 FUZZ_LDLIBS        := -Wl,--as-needed \
-                      $(shell pkg-config --libs libdw libelf zlib libdeflate libmicrohttpd 2>/dev/null) \
+                      $(shell pkg-config --libs libdw libelf zlib libdeflate libmicrohttpd gnutls 2>/dev/null) \
                       -liberty -lm -lpthread
 # http.c is in for http_parse_request() (its server half needs libmicrohttpd, never BPF).
 FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c) \
                       $(wildcard daemon/proc.c daemon/session.c daemon/aggregate.c daemon/core.c \
-                                 daemon/config.c daemon/raw.c daemon/perfdata.c daemon/http.c)
+                                 daemon/config.c daemon/raw.c daemon/perfdata.c daemon/http.c \
+                                 daemon/access.c)
 FUZZ_OBJS          := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB           := $(FUZZ_DIR)/libprofd-fuzz.a
 FUZZ_BINS          := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)

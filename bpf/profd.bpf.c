@@ -221,6 +221,31 @@ static __always_inline __u32 copy_user_stack(struct task_struct *task, struct sa
  * (capture_poll), so a wakeup per sample (an irq_work and a remote wakeup in the sampled
  * task's interrupt) buys nothing.
  */
+/*
+ * The uid a same-user caller must have to see this sample (see profd_sample.uid): every uid and
+ * every gid of the thread agree, and its mm is dumpable (SUID_DUMP_USER in the low bits of
+ * mm->flags, an unsigned long or a one-word bitmap depending on the kernel).
+ */
+static __always_inline __u32 sample_owner(struct task_struct *task)
+{
+	const struct cred *c = BPF_CORE_READ(task, cred);
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	__u32 uid, gid;
+	__u64 mmflags = 0;
+
+	if (!c || !mm)
+		return PROFD_UID_NONE;
+	uid = BPF_CORE_READ(c, uid.val);
+	gid = BPF_CORE_READ(c, gid.val);
+	if (BPF_CORE_READ(c, euid.val) != uid || BPF_CORE_READ(c, suid.val) != uid ||
+	    BPF_CORE_READ(c, fsuid.val) != uid || BPF_CORE_READ(c, egid.val) != gid ||
+	    BPF_CORE_READ(c, sgid.val) != gid || BPF_CORE_READ(c, fsgid.val) != gid)
+		return PROFD_UID_NONE;
+	if (bpf_core_read(&mmflags, sizeof(mmflags), &mm->flags) || (mmflags & 3) != 1)
+		return PROFD_UID_NONE;
+	return uid;
+}
+
 static __always_inline __u64 submit_flags(void)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
@@ -256,6 +281,7 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 	s->cpu = cpu;
 	s->e_machine = SAMPLE_EM;
 	s->flags = 0;
+	s->reserved = 0;
 	s->kstack_len = 0;
 	s->ustack_len = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
@@ -271,11 +297,13 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 
 	if (!task->mm) {
 		s->flags |= PROFD_SAMPLE_KERNEL_THREAD;
+		s->uid = PROFD_UID_NONE;
 		__builtin_memset(s->regs, 0, sizeof(s->regs));
 	} else {
 		/* The task's saved user registers: right whether the tick hit user or kernel. */
 		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
 
+		s->uid = sample_owner(task);
 		regs_fill(uregs, s->regs);
 		s->ustack_len = copy_user_stack(task, b, cpu, s->tid, s->regs[1], &s->flags);
 	}

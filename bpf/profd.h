@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define PROFD_RECORD_VERSION 1
+#define PROFD_RECORD_VERSION 2
 
 #define PROFD_COMM_LEN 16
 #define PROFD_MAX_KSTACK 64                  /* kernel IPs kept per sample */
@@ -31,6 +31,8 @@ enum profd_rec_type {
 /* ELF machine numbers, as in <elf.h>; the BPF side cannot include it. */
 #define PROFD_EM_X86_64 62
 #define PROFD_EM_AARCH64 183
+
+#define PROFD_UID_NONE 0xffffffffu /* profd_sample.uid: visible to privileged callers only */
 
 enum profd_sample_flags {
 	PROFD_SAMPLE_USER_MODE = 1u << 0,   /* the sample interrupted user code */
@@ -59,6 +61,14 @@ struct profd_sample {
 	__u32 cpu;
 	__u16 e_machine; /* PROFD_EM_* of the sampled user context */
 	__u16 flags;     /* enum profd_sample_flags */
+	/*
+	 * Who may see this sample besides root (the daemon's own_processes policy): the thread's uid
+	 * when its real, effective, saved and fs uids are all that one uid, its gids likewise agree,
+	 * and its process is dumpable (the kernel's ptrace/perf_event_open test for a same-user
+	 * caller). PROFD_UID_NONE otherwise, for kernel threads and when not known (perf.data).
+	 */
+	__u32 uid;
+	__u32 reserved; /* 0 */
 	char comm[PROFD_COMM_LEN];  /* thread name */
 	char pcomm[PROFD_COMM_LEN]; /* thread group leader's name (the process) */
 	__u64 regs[4];

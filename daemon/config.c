@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -19,7 +20,7 @@
 #define CONFIG_LINES_MAX 10000
 #define CONFIG_STRING_MAX PATH_MAX
 
-enum key_type { KEY_UINT, KEY_DURATION, KEY_SIZE, KEY_STRING, KEY_LOG_LEVEL };
+enum key_type { KEY_UINT, KEY_DURATION, KEY_SIZE, KEY_STRING, KEY_LOG_LEVEL, KEY_BOOL };
 
 typedef int (*str_check_t)(const char *v, char *err, size_t err_size);
 
@@ -38,6 +39,9 @@ static int check_listen(const char *v, char *err, size_t err_size);
 static int check_url(const char *v, char *err, size_t err_size);
 static int check_name(const char *v, char *err, size_t err_size);
 static int check_labels(const char *v, char *err, size_t err_size);
+static int check_group(const char *v, char *err, size_t err_size);
+static bool name_char(char c);
+static int check_metrics_access(const char *v, char *err, size_t err_size);
 
 #define OFF(f) offsetof(struct daemon_config, f)
 static const struct key keys[] = {
@@ -53,7 +57,21 @@ static const struct key keys[] = {
     {"stack_bytes", KEY_UINT, OFF(stack_bytes), 0, PROFD_STACK_BYTES_MAX, NULL,
      "user stack bytes copied per sample"},
     {"listen", KEY_STRING, OFF(listen), 0, 0, check_listen,
-     "HTTP address HOST:PORT for /debug/pprof/profile and /metrics (\"\" disables)"},
+     "HTTP addresses HOST:PORT or unix:/PATH, comma-separated, for /debug/pprof/profile and "
+     "/metrics (\"\" disables)"},
+    {"allow_group", KEY_STRING, OFF(allow_group), 0, 0, check_group,
+     "group whose members may fetch whole-host profiles (\"\": root only)"},
+    {"own_processes", KEY_BOOL, OFF(own_processes), 0, 0, NULL,
+     "let any local user fetch a profile of their own processes (yes/no)"},
+    {"metrics_access", KEY_STRING, OFF(metrics_access), 0, 0, check_metrics_access,
+     "who may read /metrics: local (any local user) or privileged"},
+    {"tls_cert", KEY_STRING, OFF(tls_cert), 0, 0, check_path_or_empty,
+     "PEM certificate chain: TCP listeners serve HTTPS"},
+    {"tls_key", KEY_STRING, OFF(tls_key), 0, 0, check_path_or_empty, "PEM private key of tls_cert"},
+    {"tls_client_ca", KEY_STRING, OFF(tls_client_ca), 0, 0, check_path_or_empty,
+     "PEM CA certificates: a client certificate they signed grants full access"},
+    {"bearer_token_file", KEY_STRING, OFF(bearer_token_file), 0, 0, check_path_or_empty,
+     "file holding a token: 'Authorization: Bearer TOKEN' grants full access"},
     {"push_url", KEY_STRING, OFF(push_url), 0, 0, check_url,
      "Pyroscope server to push each interval to (\"\" disables)"},
     {"push_name", KEY_STRING, OFF(push_name), 0, 0, check_name, "Pyroscope application name"},
@@ -92,6 +110,12 @@ void daemon_config_init(struct daemon_config *c)
 	    .retention_bytes = 1ull << 30,
 	    .stack_bytes = PROFD_STACK_BYTES_DEFAULT,
 	    .listen = strdup("127.0.0.1:7632"),
+	    .allow_group = strdup(DAEMON_GROUP_DEFAULT),
+	    .metrics_access = strdup("local"),
+	    .tls_cert = strdup(""),
+	    .tls_key = strdup(""),
+	    .tls_client_ca = strdup(""),
+	    .bearer_token_file = strdup(""),
 	    .push_url = strdup(""),
 	    .push_name = strdup("profd"),
 	    .push_labels = strdup(""),
@@ -214,15 +238,106 @@ int daemon_parse_listen(const char *s, char **ret_host, unsigned *ret_port)
 	return 0;
 }
 
+static bool host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+static int parse_one_listener(const char *s, size_t len, struct daemon_listener *l)
+{
+	char buf[DAEMON_UNIX_PATH_MAX + 16];
+	_cleanup_free_ char *host = NULL;
+
+	*l = (struct daemon_listener){};
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (!strncmp(buf, "unix:", 5)) {
+		const char *path = buf + 5;
+
+		if (path[0] != '/' || strlen(path) > DAEMON_UNIX_PATH_MAX)
+			return -EINVAL;
+		for (const char *p = path; *p; p++)
+			if (iscntrl((unsigned char)*p))
+				return -EINVAL;
+		l->is_unix = true;
+		strcpy(l->path, path);
+		return 0;
+	}
+	if (daemon_parse_listen(buf, &host, &l->port) < 0 || strlen(host) >= sizeof(l->host))
+		return -EINVAL;
+	strcpy(l->host, host);
+	l->loopback = host_is_loopback(host);
+	return 0;
+}
+
+int daemon_parse_listeners(const char *s, struct daemon_listener *ret, size_t *ret_n)
+{
+	size_t n = 0;
+
+	*ret_n = 0;
+	if (!*s)
+		return 0;
+	for (;;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+
+		if (n == DAEMON_LISTEN_MAX || parse_one_listener(s, len, &ret[n]) < 0)
+			return -EINVAL;
+		n++;
+		if (!comma)
+			break;
+		s = comma + 1;
+	}
+	*ret_n = n;
+	return 0;
+}
+
 static int check_listen(const char *v, char *err, size_t err_size)
 {
-	if (!*v)
-		return 0;
-	if (daemon_parse_listen(v, NULL, NULL) < 0)
-		return errf(
-		    err, err_size,
-		    "expected \"\" (no HTTP server) or ADDRESS:PORT with a numeric IPv4 address, "
-		    "[IPv6] or localhost and a port 0..65535, e.g. 127.0.0.1:7632");
+	struct daemon_listener l[DAEMON_LISTEN_MAX];
+	size_t n;
+
+	if (daemon_parse_listeners(v, l, &n) < 0)
+		return errf(err, err_size,
+			    "expected \"\" (no HTTP server) or up to %d comma-separated addresses: "
+			    "ADDRESS:PORT with a numeric IPv4 address, [IPv6] or localhost and a port "
+			    "0..65535 (e.g. 127.0.0.1:7632), or unix:/ABSOLUTE/PATH of at most %d "
+			    "bytes (e.g. unix:/run/profd/profd.sock)",
+			    DAEMON_LISTEN_MAX, DAEMON_UNIX_PATH_MAX);
+	return 0;
+}
+
+static int check_group(const char *v, char *err, size_t err_size)
+{
+	size_t n = strlen(v);
+
+	/* Whether the group exists is checked at start: it may be created after the file. */
+	if (n > 64)
+		return errf(err, err_size, "group name too long (at most 64 bytes)");
+	for (const char *p = v; *p; p++)
+		if (!name_char(*p))
+			return errf(err, err_size,
+				    "'%c' not allowed in a group (a name or number: A-Z a-z 0-9 . _ -)",
+				    *p);
+	return 0;
+}
+
+static int check_metrics_access(const char *v, char *err, size_t err_size)
+{
+	if (strcmp(v, "local") && strcmp(v, "privileged"))
+		return errf(err, err_size,
+			    "expected local (any local user may read /metrics) or privileged (root, "
+			    "allow_group, client certificate or token only)");
 	return 0;
 }
 
@@ -446,6 +561,16 @@ int daemon_config_set(struct daemon_config *c, const char *key, const char *valu
 		*f = copy;
 		return 0;
 	}
+	case KEY_BOOL:
+		if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "1")) {
+			*(bool *)((char *)c + k->offset) = true;
+			return 0;
+		}
+		if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "0")) {
+			*(bool *)((char *)c + k->offset) = false;
+			return 0;
+		}
+		return errf(err, err_size, "'%s' is not a yes/no value (allowed: yes, no)", value);
 	case KEY_LOG_LEVEL:
 		for (size_t i = 0; i < ARRAY_SIZE(level_names); i++)
 			if (!strcmp(value, level_names[i])) {
@@ -588,11 +713,44 @@ int daemon_config_load(struct daemon_config *c, const char *path)
 
 int daemon_config_check(const struct daemon_config *c)
 {
+	struct daemon_listener l[DAEMON_LISTEN_MAX];
+	size_t n = 0;
+
 	if (c->push_url[0] && !c->spool_dir[0])
 		return log_error_errno(-EINVAL,
 				       "push_url is set but spool_dir is empty: a spool "
 				       "directory is needed to keep profiles while the server "
 				       "is unreachable.");
+	if (!c->tls_cert[0] != !c->tls_key[0])
+		return log_error_errno(-EINVAL, "tls_cert and tls_key go together: set both (PEM "
+						"certificate chain and its private key) or neither.");
+	if (c->tls_client_ca[0] && !c->tls_cert[0])
+		return log_error_errno(-EINVAL,
+				       "tls_client_ca is set but tls_cert/tls_key are not: client "
+				       "certificates are checked only over HTTPS.");
+	if (daemon_parse_listeners(c->listen, l, &n) < 0)
+		return log_error_errno(-EINVAL, "listen: bad value '%s'.", c->listen);
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].is_unix || l[i].loopback)
+			continue;
+		/*
+		 * Off this host a caller's uid is unknown: only a verified client certificate or
+		 * the token can tell who may see the whole host's profiles.
+		 */
+		if (!c->tls_client_ca[0] && !c->bearer_token_file[0])
+			return log_error_errno(
+			    -EINVAL,
+			    "listen: %s:%u is not a loopback address, and a remote caller cannot be "
+			    "identified: set tls_cert, tls_key and tls_client_ca (HTTPS with client "
+			    "certificates) or bearer_token_file, or listen on 127.0.0.1 or a "
+			    "unix: socket. See profd(1), ACCESS CONTROL.",
+			    l[i].host, l[i].port);
+		if (!c->tls_cert[0])
+			log_warning("listen: %s:%u is not a loopback address and serves plain HTTP: "
+				    "the bearer token crosses the network in clear text; set tls_cert "
+				    "and tls_key.",
+				    l[i].host, l[i].port);
+	}
 	return 0;
 }
 
@@ -636,6 +794,9 @@ void daemon_config_write(const struct daemon_config *c, FILE *f)
 			break;
 		case KEY_LOG_LEVEL:
 			fprintf(f, "%s = %s\n", k->name, level_names[c->log_level]);
+			break;
+		case KEY_BOOL:
+			fprintf(f, "%s = %s\n", k->name, *(const bool *)field ? "yes" : "no");
 			break;
 		}
 	}

@@ -25,6 +25,7 @@
 #define DAEMON_FREQ_MAX 10000
 #define DAEMON_INTERVAL_MAX (24 * 3600)
 #define DAEMON_PUSH_LABELS_MAX 32
+#define DAEMON_GROUP_DEFAULT "profd"
 
 struct daemon_config {
 	unsigned frequency;	  /* Hz per CPU */
@@ -33,7 +34,14 @@ struct daemon_config {
 	unsigned retention_count; /* interval files kept; 0: no count limit */
 	uint64_t retention_bytes; /* total bytes of interval files; 0: no size limit */
 	unsigned stack_bytes;	  /* user stack bytes copied per sample */
-	char *listen;		  /* "HOST:PORT", "[V6]:PORT"; "" disables HTTP */
+	char *listen;		  /* comma-separated "HOST:PORT", "[V6]:PORT", "unix:/PATH"; "" disables HTTP */
+	/* Access control of the HTTP endpoint (daemon/access.h). */
+	char *allow_group;	  /* members see everything (name or number); "": root only */
+	bool own_processes;	  /* any local user may fetch a profile of their own processes */
+	char *metrics_access;	  /* "local": any identified local caller; "privileged" */
+	char *tls_cert, *tls_key; /* PEM files: TCP listeners serve HTTPS ("": plain HTTP) */
+	char *tls_client_ca;	  /* PEM CA: a client certificate it signed grants everything */
+	char *bearer_token_file;  /* "Authorization: Bearer <its content>" grants everything */
 	char *push_url;		  /* Pyroscope base URL; "" disables push */
 	char *push_name;	  /* Pyroscope application name */
 	char *push_labels;	  /* "k=v,k=v" */
@@ -73,3 +81,19 @@ void daemon_config_write(const struct daemon_config *c, FILE *f);
 /* Parse "HOST:PORT" / "[V6]:PORT" (numeric hosts, or "localhost"). ret_host gets a malloc'd host.
  */
 int daemon_parse_listen(const char *s, char **ret_host, unsigned *ret_port);
+
+/* One entry of `listen`. */
+#define DAEMON_LISTEN_MAX 4
+#define DAEMON_UNIX_PATH_MAX 107 /* sun_path less its NUL */
+struct daemon_listener {
+	bool is_unix;
+	char path[DAEMON_UNIX_PATH_MAX + 1]; /* is_unix: absolute socket path */
+	char host[48];			     /* numeric; "localhost" becomes 127.0.0.1 */
+	unsigned port;
+	bool loopback; /* a TCP address only this host can reach (127.0.0.0/8, ::1) */
+};
+/*
+ * Split `listen` ("" gives none) into at most DAEMON_LISTEN_MAX listeners. -EINVAL on any bad
+ * entry, an empty entry, or more than DAEMON_LISTEN_MAX.
+ */
+int daemon_parse_listeners(const char *s, struct daemon_listener *ret, size_t *ret_n);

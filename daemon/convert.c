@@ -722,6 +722,7 @@ static int perf_sample(struct convert_ctx *c, const struct perfdata_event *ev)
 	s->tid = ev->tid;
 	s->cpu = ps->cpu;
 	s->e_machine = perfdata_info(c->pd)->e_machine;
+	s->uid = PROFD_UID_NONE; /* perf.data does not say */
 	if (ps->cpumode == PERFDATA_CPUMODE_USER)
 		s->flags |= PROFD_SAMPLE_USER_MODE;
 	if (ev->pid == 0 || !ps->has_user_regs)

@@ -38,6 +38,7 @@
 #include "common/macro.h"
 #include "daemon/capture.h"
 #include "daemon/cli.h"
+#include "daemon/access.h"
 #include "daemon/config.h"
 #include "daemon/http.h"
 #include "daemon/profile.h"
@@ -557,10 +558,22 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 			http_request_finish(req, 404, NULL, 0, msg);
 			continue;
 		}
+		const struct access_decision *ad = http_request_access(req);
+		struct session_tap_filter f = {
+		    .pid = pid,
+		    .by_uid = ad->scope == ACCESS_OWN,
+		    .uid = ad->uid,
+		    .no_kernel = ad->scope == ACCESS_OWN && ad->no_kernel,
+		};
+
+		if (ad->scope != ACCESS_ALL && ad->scope != ACCESS_OWN) {
+			http_request_finish(req, 403, NULL, 0, "forbidden");
+			continue;
+		}
 		*j = (struct job){.req = req, .start_ns = now};
 		r = aggregate_new(&j->agg);
 		if (r >= 0)
-			r = session_tap_add(d->session, j->agg, pid, &j->tap);
+			r = session_tap_add(d->session, j->agg, &f, &j->tap);
 		if (r < 0) {
 			aggregate_free(j->agg);
 			http_request_finish(req, 503, NULL, 0, "cannot start a profile now");
@@ -571,8 +584,8 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 		clock_gettime(CLOCK_REALTIME, &j->start_wall);
 		j->deadline_ns = now + http_request_seconds(req) * 1000000000ull;
 		d->n_jobs++;
-		log_debug("On-demand profile: %u s%s.", http_request_seconds(req),
-			  pid ? " of one pid" : "");
+		log_debug("On-demand profile: %u s%s%s.", http_request_seconds(req),
+			  pid ? " of one pid" : "", f.by_uid ? ", the caller's own processes" : "");
 	}
 }
 
@@ -753,6 +766,11 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		       s.http.client_errors);
 		metric(f, "profd_http_server_errors_total", "counter", "HTTP answers 5xx.",
 		       s.http.server_errors);
+		metric(f, "profd_http_refused_total", "counter",
+		       "HTTP requests refused by access control (401/403).", s.http.refused);
+		metric(f, "profd_http_own_process_profiles_total", "counter",
+		       "Profiles served restricted to the caller's own processes.",
+		       s.http.own_profiles);
 		metric(f, "profd_http_active_profiles", "gauge",
 		       "On-demand profiles being collected.", s.http.active_profiles);
 	}
@@ -799,16 +817,113 @@ static void block_signals(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &all, old);
 }
 
-static int http_start(struct daemon *d, const char *listen, struct http_server **ret)
+#define PEM_FILE_MAX (1 << 20)
+
+/* A PEM file's text, NUL-terminated; "" path gives NULL. Logs what is wrong. */
+static int read_pem(const char *key, const char *path, char **ret)
 {
+	_cleanup_fclose_ FILE *f = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t n;
+
+	*ret = NULL;
+	if (!path[0])
+		return 0;
+	f = fopen(path, "re");
+	if (!f)
+		return log_error_errno(-errno, "%s: cannot read %s: %m", key, path);
+	buf = malloc(PEM_FILE_MAX + 1);
+	if (!buf)
+		return log_oom();
+	n = fread(buf, 1, PEM_FILE_MAX + 1, f);
+	if (ferror(f))
+		return log_error_errno(-EIO, "%s: cannot read %s.", key, path);
+	if (n > PEM_FILE_MAX || !memmem(buf, n, "-----BEGIN ", 11))
+		return log_error_errno(-EINVAL, "%s: %s is not a PEM file of at most %d bytes.", key,
+				       path, PEM_FILE_MAX);
+	buf[n] = '\0';
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+/* What the HTTP server needs from the configuration, files read and the group resolved. */
+struct http_setup {
+	struct http_options o;
+	char *cert, *key, *ca, *token;
+};
+
+static void http_setup_done(struct http_setup *s)
+{
+	free(s->cert);
+	if (s->key)
+		explicit_bzero(s->key, strlen(s->key));
+	free(s->key);
+	free(s->ca);
+	if (s->token)
+		explicit_bzero(s->token, s->o.token_len);
+	free(s->token);
+	*s = (struct http_setup){};
+}
+
+static int http_setup_load(struct daemon *d, const struct daemon_config *c, struct http_setup *s)
+{
+	char err[256];
+	int r;
+
+	*s = (struct http_setup){};
+	s->o.listen = c->listen;
+	s->o.metrics = render_metrics;
+	s->o.userdata = d;
+	s->o.policy.own_processes = c->own_processes;
+	s->o.policy.metrics_local = !strcmp(c->metrics_access, "local");
+	r = access_policy_set_group(&s->o.policy, c->allow_group);
+	if (r == -ENOENT) {
+		/* Root keeps access; an admin who wants the group creates it and reloads. */
+		log_warning("allow_group: no group '%s' on this host: only root (and client "
+			    "certificates or the token, if configured) may fetch profiles. Create it "
+			    "(groupadd --system %s) and reload.",
+			    c->allow_group, c->allow_group);
+	} else if (r < 0) {
+		return log_error_errno(r, "allow_group: cannot look up group '%s': %m",
+				       c->allow_group);
+	}
+	if ((r = read_pem("tls_cert", c->tls_cert, &s->cert)) < 0 ||
+	    (r = read_pem("tls_key", c->tls_key, &s->key)) < 0 ||
+	    (r = read_pem("tls_client_ca", c->tls_client_ca, &s->ca)) < 0) {
+		http_setup_done(s);
+		return r;
+	}
+	if (c->bearer_token_file[0]) {
+		r = access_read_token(c->bearer_token_file, &s->token, &s->o.token_len, err,
+				      sizeof(err));
+		if (r < 0) {
+			http_setup_done(s);
+			return log_error_errno(r, "bearer_token_file: %s.",
+					       r == -ENOMEM ? "out of memory" : err);
+		}
+	}
+	s->o.tls_cert = s->cert;
+	s->o.tls_key = s->key;
+	s->o.tls_client_ca = s->ca;
+	s->o.token = s->token;
+	return 0;
+}
+
+static int http_start(struct daemon *d, const struct daemon_config *c, struct http_server **ret)
+{
+	struct http_setup hs;
 	sigset_t old;
 	int r;
 
-	block_signals(&old);
-	r = http_server_new(listen, render_metrics, d, ret);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = http_setup_load(d, c, &hs);
 	if (r < 0)
-		return log_error_errno(r, "Cannot listen on %s: %m", listen);
+		return r;
+	block_signals(&old);
+	r = http_server_new(&hs.o, ret);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	http_setup_done(&hs);
+	if (r < 0)
+		return log_error_errno(r, "Cannot listen on %s: %m", c->listen);
 	log_notice("HTTP server listening on %s.", http_server_address(*ret));
 	return 0;
 }
@@ -891,6 +1006,17 @@ static bool str_changed(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
+static bool http_access_changed(const struct daemon_config *a, const struct daemon_config *b)
+{
+	/* The token and certificate files may change under the same names: a reload rereads. */
+	return str_changed(a->allow_group, b->allow_group) || a->own_processes != b->own_processes ||
+	       str_changed(a->metrics_access, b->metrics_access) ||
+	       str_changed(a->tls_cert, b->tls_cert) || str_changed(a->tls_key, b->tls_key) ||
+	       str_changed(a->tls_client_ca, b->tls_client_ca) || a->tls_cert[0] ||
+	       a->bearer_token_file[0] || b->bearer_token_file[0] ||
+	       str_changed(a->bearer_token_file, b->bearer_token_file);
+}
+
 /*
  * SIGHUP. A configuration that does not load changes nothing. Otherwise: a new frequency or
  * stack size replaces the capture, and a new frequency also closes the current interval (a
@@ -930,18 +1056,19 @@ static int daemon_reload(struct daemon *d)
 		}
 	}
 
-	if (str_changed(n.listen, d->cfg.listen)) {
+	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
+	if (str_changed(n.listen, d->cfg.listen) || http_access_changed(&n, &d->cfg)) {
 		struct http_server *h = NULL;
 
-		r = n.listen[0] ? http_start(d, n.listen, &h) : 0;
+		r = n.listen[0] ? http_start(d, &n, &h) : 0;
 		if (r < 0 && d->http) {
 			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
 			log_notice("Stopping the HTTP server on %s to try again.", d->cfg.listen);
 			jobs_cancel(d, "profd's HTTP server moved");
 			http_server_free(d->http);
 			d->http = NULL;
-			r = http_start(d, n.listen, &h);
-			if (r < 0 && http_start(d, d->cfg.listen, &d->http) >= 0) {
+			r = http_start(d, &n, &h);
+			if (r < 0 && http_start(d, &d->cfg, &d->http) >= 0) {
 				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
 				free(n.listen);
 				n.listen = strdup(d->cfg.listen);
@@ -1058,7 +1185,7 @@ static int daemon_run(struct daemon *d)
 	if (r < 0)
 		return r;
 	if (d->cfg.listen[0]) {
-		r = http_start(d, d->cfg.listen, &d->http);
+		r = http_start(d, &d->cfg, &d->http);
 		if (r < 0)
 			return r;
 	}

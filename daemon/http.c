@@ -12,7 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "common/log.h"
 #include "common/macro.h"
@@ -33,6 +38,7 @@ struct http_request {
 	enum request_state state;
 	unsigned seconds;
 	uint32_t pid;
+	struct access_decision access;
 	unsigned status;
 	void *body;
 	size_t len;
@@ -40,11 +46,30 @@ struct http_request {
 	bool counted; /* counts in active_profiles */
 };
 
-struct http_server {
+struct listener {
 	struct MHD_Daemon *mhd;
+	bool is_unix, tls;
+	char path[DAEMON_UNIX_PATH_MAX + 1]; /* is_unix */
+	dev_t dev;			     /* of the socket file we made, to unlink only ours */
+	ino_t ino;
+};
+
+/* Who is at the other end of one connection: identified once, when it is accepted. */
+struct conn_ctx {
+	struct access_peer peer;
+	bool identified;
+	bool tls_checked;
+};
+
+struct http_server {
+	struct listener listeners[DAEMON_LISTEN_MAX];
+	size_t n_listeners;
 	http_metrics_t metrics;
 	void *userdata;
-	char address[INET6_ADDRSTRLEN + 16];
+	struct access_policy policy;
+	char *token; /* NULL: no bearer token */
+	size_t token_len;
+	char address[DAEMON_LISTEN_MAX * (DAEMON_UNIX_PATH_MAX + 8)];
 	pthread_mutex_t lock;
 	/* Under lock: */
 	struct http_request *queue_head, *queue_tail;
@@ -53,6 +78,7 @@ struct http_server {
 	bool stopping; /* no more requests are queued */
 	/* HTTP thread only: */
 	struct log_ratelimit log_rl;
+	struct log_ratelimit refused_rl;
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -237,7 +263,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connection *conn,
-				      const struct http_parsed *req, void **req_cls)
+				      const struct http_parsed *req,
+				      const struct access_decision *access, void **req_cls)
 {
 	struct http_request *r;
 	bool busy = false;
@@ -250,6 +277,7 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 	r->conn = conn;
 	r->seconds = req->seconds;
 	r->pid = req->pid;
+	r->access = *access;
 
 	pthread_mutex_lock(&h->lock);
 	for (slot = 0; slot < HTTP_MAX_PROFILES && h->all[slot]; slot++)
@@ -261,6 +289,8 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 		r->counted = true;
 		h->st.active_profiles++;
 		h->st.profile_requests++;
+		if (access->scope == ACCESS_OWN)
+			h->st.own_profiles++;
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (busy) {
@@ -328,13 +358,77 @@ static enum MHD_Result handle_resumed(struct http_server *h, struct MHD_Connecti
 	return reply_text(h, conn, status, "%s\n", r->message);
 }
 
+/* The TLS client certificate, checked once per connection against tls_client_ca. */
+static void check_client_cert(struct MHD_Connection *conn, struct conn_ctx *c)
+{
+	const union MHD_ConnectionInfo *ci;
+	gnutls_session_t tls;
+	unsigned int status = ~0u, n = 0;
+
+	if (c->tls_checked)
+		return;
+	c->tls_checked = true;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return;
+	tls = (gnutls_session_t)ci->tls_session;
+	/* No certificate at all is not an error of verify_peers2: ask for one explicitly. */
+	if (!gnutls_certificate_get_peers(tls, &n) || n == 0)
+		return;
+	if (gnutls_certificate_verify_peers2(tls, &status) == GNUTLS_E_SUCCESS && status == 0)
+		c->peer.cert_verified = true;
+}
+
+static void log_refused(struct http_server *h, const char *url, const struct access_peer *p,
+			const struct access_decision *d)
+{
+	size_t n = strlen(d->reason);
+
+	if (!log_ratelimit_ok(&h->refused_rl))
+		return;
+	log_notice("HTTP: refused %.64s to %s (%u): %.*s", url, p->addr, d->status,
+		   (int)(n && d->reason[n - 1] == '\n' ? n - 1 : n), d->reason);
+}
+
+static enum MHD_Result reply_refused(struct http_server *h, struct MHD_Connection *conn,
+				     const struct access_decision *d)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(d->reason), (void *)d->reason,
+					       MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (d->status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"profd\"");
+	pthread_mutex_lock(&h->lock);
+	h->st.refused++;
+	h->st.client_errors++;
+	pthread_mutex_unlock(&h->lock);
+	ret = MHD_queue_response(conn, d->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
 			       const char *method, const char *version, const char *upload_data,
 			       size_t *upload_data_size, void **req_cls)
 {
+	static const struct conn_ctx unknown = {.peer = {.addr = "unidentified caller"}};
 	struct http_server *h = cls;
 	struct arg_list args = {};
 	struct http_parsed req;
+	struct access_decision ad;
+	struct access_peer peer;
+	const union MHD_ConnectionInfo *ci;
+	const struct conn_ctx *cc = &unknown;
+	const char *auth, *tok;
+	enum access_what what;
+	size_t tok_len;
 	char *text = NULL;
 	size_t len = 0;
 	unsigned status;
@@ -350,9 +444,35 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	status = http_parse_request(method, url, args.a, args.n, &req);
 	if (status != MHD_HTTP_OK)
 		return reply_text(h, conn, status, "%s", req.error);
+
+	/* Who is asking: the connection's identity, plus this request's credentials. */
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context && ((struct conn_ctx *)ci->socket_context)->identified) {
+		struct conn_ctx *c = ci->socket_context;
+
+		if (h->policy.client_ca_configured)
+			check_client_cert(conn, c);
+		cc = c;
+	}
+	peer = cc->peer;
+	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth) {
+		peer.token_given = true;
+		peer.token_ok = h->token && access_parse_bearer(auth, &tok, &tok_len) == 0 &&
+				access_token_equal(tok, tok_len, h->token, h->token_len);
+	}
+	what = req.route == HTTP_ROUTE_PROFILE	   ? ACCESS_PROFILE
+	       : req.route == HTTP_ROUTE_METRICS ? ACCESS_METRICS
+						 : ACCESS_INDEX;
+	access_decide(&h->policy, &peer, what, access_perf_event_paranoid(), &ad);
+	if (ad.scope == ACCESS_DENY) {
+		log_refused(h, url, &peer, &ad);
+		return reply_refused(h, conn, &ad);
+	}
+
 	switch (req.route) {
 	case HTTP_ROUTE_PROFILE:
-		return handle_profile(h, conn, &req, req_cls);
+		return handle_profile(h, conn, &req, &ad, req_cls);
 	case HTTP_ROUTE_METRICS:
 		if (h->metrics(h->userdata, &text, &len) < 0)
 			return reply_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -366,8 +486,38 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			  "profd %s\n"
 			  "/debug/pprof/profile?seconds=N[&pid=P]  CPU profile of the next N "
 			  "seconds (pprof, gzipped)\n"
-			  "/metrics                                Prometheus metrics\n",
-			  PROFD_VERSION);
+			  "/metrics                                Prometheus metrics\n"
+			  "Access: root, group %s%s%s%s; see profd(1), ACCESS CONTROL.\n",
+			  PROFD_VERSION, h->policy.group_set ? h->policy.group_name : "(none)",
+			  h->policy.own_processes ? ", any local user for their own processes" : "",
+			  h->policy.client_ca_configured ? ", client certificates" : "",
+			  h->token ? ", the bearer token" : "");
+}
+
+/* MHD_NotifyConnectionCallback: identify each connection once, when it is accepted. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *fdi, *ai;
+	struct conn_ctx *c;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return; /* unidentified: refused everything but the index */
+	fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (fdi && access_identify(fdi->connect_fd, ai ? ai->client_addr : NULL,
+				   ai && ai->client_addr ? sizeof(struct sockaddr_storage) : 0,
+				   &c->peer) >= 0)
+		c->identified = true;
+	else
+		snprintf(c->peer.addr, sizeof(c->peer.addr), "unidentified caller");
+	*socket_context = c;
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -386,67 +536,203 @@ static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	*req_cls = NULL;
 }
 
-int http_server_new(const char *listen, http_metrics_t metrics, void *userdata,
-		    struct http_server **ret)
+/*
+ * A listening unix socket at l->path: mode and group are set before listen(), so no caller can
+ * connect while it is still more open than asked.
+ */
+static int unix_listen(struct listener *l, const struct http_options *o, int *ret_fd)
 {
-	_cleanup_free_ char *host = NULL;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	mode_t mode = o->policy.own_processes ? 0666 : 0660;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	if (strlen(l->path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, l->path);
+	if (lstat(l->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket: not replacing it.", l->path);
+			return -EEXIST;
+		}
+		(void)unlink(l->path); /* a stale socket of an earlier run */
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	if (o->policy.group_set && chown(l->path, (uid_t)-1, o->policy.allow_gid) < 0) {
+		int r = -errno;
+
+		(void)unlink(l->path);
+		log_error("Cannot give %s to group %s: %s.", l->path, o->policy.group_name,
+			  strerror(-r));
+		return r;
+	}
+	if (chmod(l->path, mode) < 0 || stat(l->path, &st) < 0 || listen(fd, 64) < 0) {
+		int r = -errno;
+
+		(void)unlink(l->path);
+		return r;
+	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static void listener_close(struct listener *l)
+{
+	struct stat st;
+
+	if (l->mhd)
+		MHD_stop_daemon(l->mhd);
+	l->mhd = NULL;
+	/* Unlink the socket file only if it is still ours (a new server may have replaced it). */
+	if (l->is_unix && l->ino && stat(l->path, &st) == 0 && st.st_dev == l->dev &&
+	    st.st_ino == l->ino)
+		(void)unlink(l->path);
+	l->ino = 0;
+}
+
+static int listener_open(struct http_server *h, struct listener *l,
+			 const struct daemon_listener *dl, const struct http_options *o)
+{
 	struct sockaddr_storage ss = {};
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
-	unsigned port, flags;
+	struct MHD_OptionItem opts[16];
+	size_t n = 0;
+	unsigned port = dl->port;
+	int fd = -1, r;
+
+#define OPT(o_, v_, p_) (opts[n++] = (struct MHD_OptionItem){(o_), (intptr_t)(v_), (p_)})
+	/* The logger first, so MHD never logs through its own default logger. */
+	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S, NULL);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, completed, h);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h);
+	if (dl->is_unix) {
+		l->is_unix = true;
+		snprintf(l->path, sizeof(l->path), "%s", dl->path);
+		r = unix_listen(l, o, &fd);
+		if (r < 0)
+			return r;
+		OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
+	} else {
+		if (strchr(dl->host, ':')) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			a->sin6_family = AF_INET6;
+			a->sin6_port = htons(port);
+			if (inet_pton(AF_INET6, dl->host, &a->sin6_addr) != 1)
+				return -EINVAL;
+			flags |= MHD_USE_IPv6;
+		} else {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			a->sin_family = AF_INET;
+			a->sin_port = htons(port);
+			if (inet_pton(AF_INET, dl->host, &a->sin_addr) != 1)
+				return -EINVAL;
+		}
+		OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+		OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+		OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_IP, NULL);
+		if (o->tls_cert && o->tls_key) {
+			l->tls = true;
+			flags |= MHD_USE_TLS;
+			OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert);
+			OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key);
+			/* Makes MHD ask every client for a certificate (not require one). */
+			if (o->tls_client_ca)
+				OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)o->tls_client_ca);
+		}
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+	errno = 0;
+	l->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, h,
+				  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!l->mhd) {
+		r = errno ? -errno : -EADDRINUSE;
+		if (fd >= 0)
+			close(fd);
+		listener_close(l);
+		return r;
+	}
+	if (dl->is_unix)
+		return 0;
+	info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	if (info && info->port)
+		port = info->port;
+	r = strlen(h->address);
+	snprintf(h->address + r, sizeof(h->address) - r,
+		 ss.ss_family == AF_INET6 ? "%s%s[%s]:%u" : "%s%s%s:%u", r ? "," : "",
+		 l->tls ? "https://" : "", dl->host, port);
+	return 0;
+}
+
+int http_server_new(const struct http_options *o, struct http_server **ret)
+{
+	struct daemon_listener dl[DAEMON_LISTEN_MAX];
 	struct http_server *h;
+	size_t n;
 	int r;
 
-	r = daemon_parse_listen(listen, &host, &port);
+	r = daemon_parse_listeners(o->listen, dl, &n);
 	if (r < 0)
 		return r;
-	if (strchr(host, ':')) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return -EINVAL;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return -EINVAL;
-	}
-
+	if (n == 0)
+		return -EINVAL;
+	if (!o->tls_cert != !o->tls_key || (o->tls_client_ca && !o->tls_cert))
+		return -EINVAL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	h->metrics = metrics;
-	h->userdata = userdata;
-	h->log_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
-	pthread_mutex_init(&h->lock, NULL);
-
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
-		MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	errno = 0;
-	/* The logger first, so MHD never logs through its own default logger. */
-	h->mhd = MHD_start_daemon(
-	    flags, (uint16_t)port, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-	    (unsigned)1, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-	    completed, h, MHD_OPTION_END);
-	if (!h->mhd) {
-		r = errno ? -errno : -EADDRINUSE;
-		pthread_mutex_destroy(&h->lock);
-		free(h);
-		return r;
+	h->metrics = o->metrics;
+	h->userdata = o->userdata;
+	h->policy = o->policy;
+	h->policy.client_ca_configured = o->tls_client_ca != NULL;
+	h->policy.token_configured = o->token != NULL;
+	if (o->token) {
+		h->token = malloc(o->token_len + 1);
+		if (!h->token) {
+			free(h);
+			return -ENOMEM;
+		}
+		memcpy(h->token, o->token, o->token_len);
+		h->token[o->token_len] = '\0';
+		h->token_len = o->token_len;
 	}
-	info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	if (info && info->port)
-		port = info->port;
-	snprintf(h->address, sizeof(h->address), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-		 host, port);
+	h->log_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
+	h->refused_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
+	pthread_mutex_init(&h->lock, NULL);
+	for (size_t i = 0; i < n; i++) {
+		r = listener_open(h, &h->listeners[i], &dl[i], o);
+		if (r < 0) {
+			if (dl[i].is_unix)
+				log_error_errno(r, "Cannot listen on unix:%s: %m", dl[i].path);
+			else
+				log_error_errno(r, "Cannot listen on %s:%u: %m", dl[i].host, dl[i].port);
+			for (size_t j = 0; j < i; j++)
+				listener_close(&h->listeners[j]);
+			pthread_mutex_destroy(&h->lock);
+			free(h->token);
+			free(h);
+			return r;
+		}
+		h->n_listeners++;
+		if (dl[i].is_unix) {
+			size_t k = strlen(h->address);
+
+			snprintf(h->address + k, sizeof(h->address) - k, "%sunix:%s", k ? "," : "",
+				 dl[i].path);
+		}
+	}
 	*ret = h;
 	return 0;
 }
@@ -484,8 +770,12 @@ void http_server_free(struct http_server *h)
 			break;
 		usleep(10000);
 	}
-	MHD_stop_daemon(h->mhd);
+	for (size_t i = 0; i < h->n_listeners; i++)
+		listener_close(&h->listeners[i]);
 	pthread_mutex_destroy(&h->lock);
+	if (h->token)
+		explicit_bzero(h->token, h->token_len);
+	free(h->token);
 	free(h);
 }
 
@@ -519,6 +809,11 @@ unsigned http_request_seconds(const struct http_request *r)
 uint32_t http_request_pid(const struct http_request *r)
 {
 	return r->pid;
+}
+
+const struct access_decision *http_request_access(const struct http_request *r)
+{
+	return &r->access;
 }
 
 void http_request_finish(struct http_request *r, unsigned status, void *body, size_t len,

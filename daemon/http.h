@@ -13,7 +13,9 @@
  * value). Request lines libmicrohttpd cannot split are closed or answered 400 by it.
  *
  * Bound where `listen` says; the daemon's default (daemon/config.c) is 127.0.0.1:7632,
- * loopback only.
+ * loopback only. Who may see what is daemon/access.h's business: every request is identified
+ * (unix peer credentials, loopback socket owner, TLS client certificate, bearer token) and
+ * decided there; the index page is open, the rest default-deny.
  *
  * Threading: a profile needs the session, which only the main thread may touch. The HTTP
  * thread suspends the connection and queues the request; the main thread takes it with
@@ -29,6 +31,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "daemon/access.h"
 
 #define HTTP_PROFILE_SECONDS_MAX 300
 #define HTTP_PROFILE_SECONDS_DEFAULT 30
@@ -77,13 +81,32 @@ unsigned http_parse_request(const char *method, const char *path, const struct h
 /* Called in the HTTP thread for /metrics: *ret is malloc()ed text, taken over. */
 typedef int (*http_metrics_t)(void *userdata, char **ret, size_t *ret_len);
 
+struct http_options {
+	/*
+	 * Comma-separated listeners (daemon_parse_listeners()): "HOST:PORT", "[V6]:PORT" (port 0
+	 * picks a free one), "unix:/PATH". A unix socket is created mode 0660 with the group of
+	 * policy.allow_gid (0666 when policy.own_processes: every local user is meant to reach
+	 * it), replacing a stale socket at PATH but never another kind of file, and unlinked by
+	 * http_server_free() if it is still ours.
+	 */
+	const char *listen;
+	/* PEM text (not paths), NULL for none: with cert and key every TCP listener is HTTPS. */
+	const char *tls_cert, *tls_key;
+	const char *tls_client_ca; /* clients may present a certificate it signed */
+	const char *token;	   /* bearer token, NULL for none */
+	size_t token_len;
+	struct access_policy policy; /* copied */
+	http_metrics_t metrics;
+	void *userdata;
+};
+
 /*
- * Listen on `listen` ("HOST:PORT", "[V6]:PORT"; port 0 picks a free one) and start the thread.
- * Signals should be blocked in the calling thread while this runs: the new thread inherits the
- * mask, and signals are the main thread's business.
+ * Listen as `o` says and start the thread. Signals should be blocked in the calling thread while
+ * this runs: the new thread inherits the mask, and signals are the main thread's business.
+ * Every request is checked with access_decide() before it is served: refused ones get 401/403
+ * with the reason, are counted (http_stats.refused) and logged (rate-limited).
  */
-int http_server_new(const char *listen, http_metrics_t metrics, void *userdata,
-		    struct http_server **ret);
+int http_server_new(const struct http_options *o, struct http_server **ret);
 /*
  * Answer requests not yet taken with 503, wait a little for the answers to go out, stop the
  * thread. Requests taken with http_server_next() must be finished before. NULL-safe.
@@ -97,6 +120,8 @@ const char *http_server_address(const struct http_server *h);
 struct http_request *http_server_next(struct http_server *h);
 unsigned http_request_seconds(const struct http_request *r);
 uint32_t http_request_pid(const struct http_request *r); /* 0: every process */
+/* What the caller may see (ACCESS_ALL or ACCESS_OWN): the profile must hold nothing more. */
+const struct access_decision *http_request_access(const struct http_request *r);
 
 /*
  * Main thread: answer a request taken with http_server_next(). `body` (malloc()ed, taken over)
@@ -110,6 +135,8 @@ struct http_stats {
 	uint64_t profile_requests; /* accepted /debug/pprof/profile requests */
 	uint64_t client_errors;	   /* answered 4xx */
 	uint64_t server_errors;	   /* answered 5xx */
+	uint64_t refused;	   /* answered 401/403 by access control */
+	uint64_t own_profiles;	   /* profiles restricted to the caller's own processes */
 	unsigned active_profiles;  /* profile requests not answered yet */
 };
 void http_server_stats(struct http_server *h, struct http_stats *ret);

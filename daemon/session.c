@@ -24,7 +24,7 @@ struct container_pid {
 
 struct session_tap {
 	struct aggregate *agg;
-	uint32_t pid;
+	struct session_tap_filter f;
 	uint32_t gen;         /* session aggregate generation the tables below translate */
 	uint32_t *map_xlat;   /* session mapping id - AGG_MAP_FIRST → tap mapping id (0: not yet) */
 	size_t map_xlat_cap;
@@ -299,11 +299,15 @@ static uint16_t container_index(struct session *s, uint32_t pid)
 }
 
 /* Copy a stack of the session's aggregate into a tap, translating mapping and container ids. */
-static void tap_feed(struct session *s, struct session_tap *t, const struct agg_stack *st)
+static void tap_feed(struct session *s, struct session_tap *t, const struct agg_stack *st,
+		     uint32_t uid)
 {
 	struct agg_stack *ts = t->scratch;
+	size_t skip = 0;
 
-	if (t->pid && st->pid != t->pid)
+	if (t->f.pid && st->pid != t->f.pid)
+		return;
+	if (t->f.by_uid && (uid == PROFD_UID_NONE || uid != t->f.uid))
 		return;
 	if (t->gen != s->agg_gen) {
 		/* The session's aggregate was replaced: its ids start over. */
@@ -312,7 +316,12 @@ static void tap_feed(struct session *s, struct session_tap *t, const struct agg_
 		memset(t->cont_xlat, 0, (AGG_MAX_CONTAINERS + 1) * sizeof(*t->cont_xlat));
 		t->gen = s->agg_gen;
 	}
-	memcpy(ts, st, sizeof(*st) + st->n_frames * sizeof(st->frames[0]));
+	if (t->f.no_kernel)
+		while (skip < st->n_frames && st->frames[skip].map_id == AGG_MAP_KERNEL)
+			skip++;
+	memcpy(ts, st, sizeof(*st));
+	ts->n_frames = st->n_frames - skip;
+	memcpy(ts->frames, st->frames + skip, ts->n_frames * sizeof(st->frames[0]));
 	for (size_t i = 0; i < ts->n_frames; i++) {
 		uint32_t id = ts->frames[i].map_id, k;
 		const struct agg_mapping *am;
@@ -353,7 +362,8 @@ static void tap_feed(struct session *s, struct session_tap *t, const struct agg_
 	(void)aggregate_add(t->agg, ts, 1);
 }
 
-int session_tap_add(struct session *s, struct aggregate *a, uint32_t pid, struct session_tap **ret)
+int session_tap_add(struct session *s, struct aggregate *a, const struct session_tap_filter *f,
+		    struct session_tap **ret)
 {
 	struct session_tap *t;
 
@@ -363,7 +373,8 @@ int session_tap_add(struct session *s, struct aggregate *a, uint32_t pid, struct
 	if (!t)
 		return -ENOMEM;
 	t->agg = a;
-	t->pid = pid;
+	if (f)
+		t->f = *f;
 	t->gen = s->agg_gen;
 	t->cont_xlat = calloc(AGG_MAX_CONTAINERS + 1, sizeof(*t->cont_xlat));
 	t->scratch = malloc(sizeof(*t->scratch) +
@@ -462,7 +473,7 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	st->container = container_index(s, rec->pid);
 	(void)aggregate_add(s->agg, st, 1); /* a full aggregate counts the drop itself */
 	for (size_t i = 0; i < s->n_taps; i++)
-		tap_feed(s, s->taps[i], st);
+		tap_feed(s, s->taps[i], st, rec->uid);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,14 +62,22 @@ int session_take_aggregate(struct session *s, struct aggregate **ret);
 struct proc_table *session_procs(struct session *s);
 
 /*
- * Taps: extra aggregates fed with every following sample (of one process, or all when pid is
- * 0) besides the session's own, e.g. for on-demand profiles that overlap interval boundaries.
- * The tap's aggregate stays owned by the caller and must outlive the tap. At most
- * SESSION_MAX_TAPS at once (-EBUSY beyond).
+ * Taps: extra aggregates fed with every following sample that passes the tap's filter, besides
+ * the session's own, e.g. for on-demand profiles that overlap interval boundaries. The filter is
+ * how the daemon's access control restricts what a caller sees: nothing a caller may not see
+ * ever enters its tap's aggregate. The tap's aggregate stays owned by the caller and must
+ * outlive the tap. At most SESSION_MAX_TAPS at once (-EBUSY beyond).
  */
 #define SESSION_MAX_TAPS 16
+struct session_tap_filter {
+	uint32_t pid; /* only this process; 0: every process */
+	bool by_uid;  /* only samples whose profd_sample.uid is `uid` (never PROFD_UID_NONE ones) */
+	uint32_t uid;
+	bool no_kernel; /* leave kernel frames out (the user part of each stack stays) */
+};
 struct session_tap;
-int session_tap_add(struct session *s, struct aggregate *a, uint32_t pid, struct session_tap **ret);
+int session_tap_add(struct session *s, struct aggregate *a, const struct session_tap_filter *f,
+		    struct session_tap **ret);
 void session_tap_remove(struct session *s, struct session_tap *t);
 
 /*

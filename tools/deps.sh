@@ -10,7 +10,8 @@ pkgs=(
 	libdebuginfod1 xz-utils
 	libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libdeflate-dev
 	libcriterion-dev
-	libsystemd-dev libmicrohttpd-dev libcurl4-openssl-dev dpkg-dev
+	libsystemd-dev libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev dpkg-dev
+	curl openssl
 	golang-go golang-github-google-pprof-dev
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
 	util-linux procps strace
