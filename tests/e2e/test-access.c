@@ -1,0 +1,560 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Access control of `profd daemon`'s endpoint, end to end, with real users: the callers are
+ * curl and the real pprof run under setpriv as nobody (65534), as the `daemon` user (uid 1, in
+ * group `daemon`) and as root; certificates are made by openssl in the test's own directory.
+ *
+ * Each test starts its own daemon (listen 127.0.0.1:0, the port read back from its log) and its
+ * own busy workloads, so what is asserted never depends on what else runs on the host.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "tests/lib/testlib.h"
+
+#define NOBODY 65534
+#define DAEMON_UID 1 /* Debian's `daemon` user, primary group `daemon` (1) */
+
+static const char *const chain[] = {"chain_leaf", "chain_c", "chain_b", "chain_a", "main"};
+
+struct ta {
+	char *dir;  /* 0755: the users below must reach the workload copy and certificates */
+	char *pub;  /* 1777: where callers that are not root write what they fetched */
+	char *conf, *log, *notify;
+	int notify_fd;
+	pid_t pid;
+	char addr[64]; /* the TCP listener, HOST:PORT */
+	pid_t workloads[8];
+	size_t n_workloads;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, k;
+
+	if (!f)
+		return NULL;
+	do {
+		if (n + 4097 > cap) {
+			cap = (n + 4097) * 2;
+			buf = realloc(buf, cap);
+			cr_assert_not_null(buf);
+		}
+		k = fread(buf + n, 1, 4096, f);
+		n += k;
+	} while (k > 0);
+	fclose(f);
+	buf[n] = '\0';
+	if (ret_len)
+		*ret_len = n;
+	return buf;
+}
+
+static void write_text(const char *path, mode_t mode, const char *fmt, ...)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	FILE *f;
+	va_list ap;
+
+	cr_assert_geq(fd, 0, "cannot write %s: %s", path, strerror(errno));
+	f = fdopen(fd, "w");
+	cr_assert_not_null(f);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	char *p;
+
+	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+	return p;
+}
+
+static void ta_prepare(struct ta *t)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char *src = (char *)test_build_path("workloads/chain"), *dst;
+	struct run_result rr;
+
+	test_require_root();
+	memset(t, 0, sizeof(*t));
+	t->dir = test_tmpdir();
+	cr_assert_not_null(t->dir);
+	cr_assert_eq(chmod(t->dir, 0755), 0);
+	t->pub = path_in(t->dir, "pub");
+	cr_assert_eq(mkdir(t->pub, 0755), 0);
+	cr_assert_eq(chmod(t->pub, 01777), 0);
+	t->conf = path_in(t->dir, "profd.conf");
+	t->log = path_in(t->dir, "profd.log");
+	t->notify = path_in(t->dir, "notify");
+	/* The build tree may sit below a directory other users cannot enter: use a copy. */
+	dst = path_in(t->dir, "chain");
+	cr_assert_eq(test_run((char *[]){"/usr/bin/install", "-m", "0755", src, dst, NULL}, 30, &rr),
+		     0);
+	cr_assert_eq(rr.status, 0, "install: %s", rr.err);
+	run_result_free(&rr);
+	free(dst);
+	t->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(t->notify_fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->notify);
+	cr_assert_eq(bind(t->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+static bool ta_notified(struct ta *t, const char *what, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	char buf[4096];
+
+	while (now_s() < end) {
+		struct pollfd p = {.fd = t->notify_fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(t->notify_fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strstr(buf, what))
+			return true;
+	}
+	return false;
+}
+
+/* Start the daemon on t->conf and wait until it is ready: 0, or its exit status if it ended. */
+static int ta_start(struct ta *t, bool must_start)
+{
+	char *log, *p;
+	int status;
+
+	t->pid = fork();
+	cr_assert_geq(t->pid, 0);
+	if (t->pid == 0) {
+		int fd = open(t->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setenv("NOTIFY_SOCKET", t->notify, 1);
+		execl(test_build_path("profd"), "profd", "daemon", "--config", t->conf, NULL);
+		_exit(127);
+	}
+	if (!ta_notified(t, "READY=1", 60)) {
+		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			t->pid = 0;
+			cr_assert(!must_start, "daemon did not start: %s", slurp(t->log, NULL));
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+		t->pid = 0;
+		cr_assert_fail("daemon did not become ready: %s", slurp(t->log, NULL));
+	}
+	cr_assert(must_start, "daemon started, but should have refused: %s", slurp(t->log, NULL));
+	log = slurp(t->log, NULL);
+	p = strstr(log, "listening on ");
+	if (p) {
+		p += strlen("listening on ");
+		if (!strncmp(p, "https://", 8))
+			p += 8;
+		snprintf(t->addr, sizeof(t->addr), "%.*s", (int)strcspn(p, ", \n"), p);
+		if (t->addr[0] && t->addr[strlen(t->addr) - 1] == '.')
+			t->addr[strlen(t->addr) - 1] = '\0';
+	}
+	free(log);
+	return 0;
+}
+
+/* A workload run as uid:gid (no supplementary groups); kept until the test ends. */
+static pid_t ta_spawn_as(struct ta *t, uid_t uid, gid_t gid, char *const cmd[])
+{
+	char u[32], g[32], *argv[16];
+	size_t n = 0;
+	pid_t pid;
+
+	snprintf(u, sizeof(u), "--reuid=%u", (unsigned)uid);
+	snprintf(g, sizeof(g), "--regid=%u", (unsigned)gid);
+	argv[n++] = "/usr/bin/setpriv";
+	argv[n++] = u;
+	argv[n++] = g;
+	argv[n++] = "--clear-groups";
+	argv[n++] = "--";
+	for (size_t i = 0; cmd[i] && n < ARRAY_SIZE(argv) - 1; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	pid = test_spawn(argv);
+	cr_assert_gt(pid, 0, "cannot start %s as uid %u", cmd[0], (unsigned)uid);
+	cr_assert_lt(t->n_workloads, ARRAY_SIZE(t->workloads));
+	t->workloads[t->n_workloads++] = pid;
+	return pid;
+}
+
+static pid_t ta_chain_as(struct ta *t, uid_t uid, gid_t gid)
+{
+	_cleanup_free_ char *prog = path_in(t->dir, "chain");
+
+	return ta_spawn_as(t, uid, gid, (char *[]){prog, "60", NULL});
+}
+
+static void ta_cleanup(struct ta *t)
+{
+	char *cmd = NULL;
+
+	for (size_t i = 0; i < t->n_workloads; i++) {
+		kill(t->workloads[i], SIGKILL);
+		waitpid(t->workloads[i], NULL, 0);
+	}
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+	}
+	if (t->notify_fd > 0)
+		close(t->notify_fd);
+	if (t->dir && asprintf(&cmd, "rm -rf '%s'", t->dir) > 0 && system(cmd) != 0)
+		cr_log_warn("could not remove %s", t->dir);
+	free(cmd);
+	free(t->dir);
+	free(t->pub);
+	free(t->conf);
+	free(t->log);
+	free(t->notify);
+}
+
+/* SIGTERM and wait for a clean exit. */
+static void ta_stop(struct ta *t)
+{
+	double end = now_s() + 60;
+	int status;
+
+	kill(t->pid, SIGTERM);
+	while (now_s() < end) {
+		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			t->pid = 0;
+			cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+				  "daemon exit status %d: %s", status, slurp(t->log, NULL));
+			return;
+		}
+		usleep(20000);
+	}
+	cr_assert_fail("daemon did not stop");
+}
+
+/*
+ * `curl` as a user (uid NULL-free: setpriv), writing the body to t->pub/<out>. groups: "" for
+ * none, else setpriv's --groups list. Returns the HTTP status (0: no answer, e.g. refused
+ * connection); *ret_body gets the body (malloc()ed, may hold NULs), *ret_len its length.
+ */
+static unsigned curl_as(struct ta *t, uid_t uid, gid_t gid, const char *groups, const char *out,
+			char *const extra[], const char *url, char **ret_body, size_t *ret_len)
+{
+	char u[32], g[32], gr[160], *argv[32];
+	_cleanup_free_ char *o = path_in(t->pub, out);
+	struct run_result rr;
+	size_t n = 0;
+	unsigned status = 0;
+
+	unlink(o);
+	snprintf(u, sizeof(u), "--reuid=%u", (unsigned)uid);
+	snprintf(g, sizeof(g), "--regid=%u", (unsigned)gid);
+	argv[n++] = "/usr/bin/setpriv";
+	argv[n++] = u;
+	argv[n++] = g;
+	if (groups[0]) {
+		snprintf(gr, sizeof(gr), "--groups=%s", groups);
+		argv[n++] = gr;
+	} else {
+		argv[n++] = "--clear-groups";
+	}
+	argv[n++] = "--";
+	argv[n++] = "/usr/bin/curl";
+	argv[n++] = "-sS";
+	argv[n++] = "--max-time";
+	argv[n++] = "60";
+	argv[n++] = "-o";
+	argv[n++] = o;
+	argv[n++] = "-w";
+	argv[n++] = "%{http_code}";
+	for (size_t i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n++] = (char *)url;
+	argv[n] = NULL;
+	cr_assert_lt(n, ARRAY_SIZE(argv));
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	if (sscanf(rr.out, "%u", &status) != 1)
+		status = 0;
+	run_result_free(&rr);
+	if (ret_body) {
+		*ret_body = slurp(o, ret_len);
+		if (!*ret_body) {
+			*ret_body = strdup("");
+			*ret_len = 0;
+		}
+	}
+	return status;
+}
+
+static bool is_gzip(const char *b, size_t n)
+{
+	return n >= 2 && (unsigned char)b[0] == 0x1f && (unsigned char)b[1] == 0x8b;
+}
+
+static Perftools__Profiles__Profile *load_body(struct ta *t, const char *name, const char *b,
+					      size_t n)
+{
+	_cleanup_free_ char *p = path_in(t->dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	Perftools__Profiles__Profile *prof;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, b, n), (ssize_t)n);
+	close(fd);
+	prof = test_pprof_load(p);
+	cr_assert_not_null(prof);
+	free(test_check_with_pprof(p));
+	return prof;
+}
+
+/* Samples (values[0]) of process pid. */
+static uint64_t pid_samples(const Perftools__Profiles__Profile *p, pid_t pid)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++)
+		if (test_sample_label_num(p, p->sample[i], "pid") == pid)
+			n += p->sample[i]->value[0];
+	return n;
+}
+
+static bool has_kernel_mapping(const Perftools__Profiles__Profile *p)
+{
+	for (size_t i = 0; i < p->n_mapping; i++) {
+		uint64_t s = p->mapping[i]->filename;
+
+		if (s < p->n_string_table && strstr(p->string_table[s], "kernel"))
+			return true;
+	}
+	return false;
+}
+
+static double metric_value(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, name, n) && l[n] == ' ')
+			return strtod(l + n + 1, NULL);
+	return -1;
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+/*
+ * Default deny: nobody gets 403 and no profile bytes; a member of allow_group (uid 1, group
+ * daemon) and root get the whole host's profile; the unix socket is 0660 root:group and
+ * connect() alone already keeps others out.
+ */
+Test(access, nobody_denied_group_and_root_allowed, .timeout = 240)
+{
+	struct ta t;
+	char url[256], *body, *metrics, *log;
+	size_t n;
+	pid_t root_chain;
+	struct stat st;
+	_cleanup_free_ char *sock = NULL;
+	Perftools__Profiles__Profile *p;
+
+	ta_prepare(&t);
+	sock = path_in(t.dir, "profd.sock");
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = daemon\n"
+		   "frequency = 99\n",
+		   sock);
+	root_chain = ta_chain_as(&t, 0, 0);
+	ta_start(&t, true);
+	cr_assert(t.addr[0], "no listening address in the log: %s", slurp(t.log, NULL));
+
+	/* nobody: 403, a reason that says how to get access, no profile. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1", t.addr);
+	cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "nobody.out", NULL, url, &body, &n), 403,
+		     "body: %s", body);
+	cr_expect(!is_gzip(body, n), "a profile was sent to nobody");
+	cr_expect(strstr(body, "uid 65534") && strstr(body, "group daemon"), "body: %s", body);
+	free(body);
+	/* ... also with pid= of its own choosing. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1&pid=%d", t.addr,
+		 root_chain);
+	cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "nobody2.out", NULL, url, &body, &n), 403);
+	cr_expect(!is_gzip(body, n));
+	free(body);
+
+	/* /metrics names no process: any local user (metrics_access = local, the default). */
+	snprintf(url, sizeof(url), "http://%s/metrics", t.addr);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "m.out", NULL, url, NULL, NULL), 200);
+
+	/* A member of allow_group over loopback TCP: the whole host, root's workload included. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3", t.addr);
+	cr_assert_eq(curl_as(&t, DAEMON_UID, DAEMON_UID, "", "member.out", NULL, url, &body, &n),
+		     200, "body: %s", body);
+	cr_assert(is_gzip(body, n));
+	p = load_body(&t, "member.pb.gz", body, n);
+	cr_expect_gt(pid_samples(p, root_chain), 20, "root's workload missing from the group's view");
+	test_pprof_free(p);
+	free(body);
+
+	/* root. */
+	cr_assert_eq(curl_as(&t, 0, 0, "", "root.out", NULL, url, &body, &n), 200);
+	p = load_body(&t, "root.pb.gz", body, n);
+	cr_expect_gt(pid_samples(p, root_chain), 20);
+	cr_expect_gt(test_chain_fraction(p, root_chain, chain, ARRAY_SIZE(chain), NULL), 0.9);
+	test_pprof_free(p);
+	free(body);
+
+	/* The unix socket: 0660, group daemon; nobody cannot even connect, with the group it can. */
+	cr_assert_eq(stat(sock, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0660, "socket mode %o", st.st_mode & 07777);
+	cr_expect_eq(st.st_gid, DAEMON_UID);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "u1.out", (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/debug/pprof/profile?seconds=1", NULL, NULL),
+		     0, "nobody connected to a 0660 socket of another group");
+	cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "1", "u2.out",
+			     (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/debug/pprof/profile?seconds=2", &body, &n),
+		     200, "body: %s", body);
+	p = load_body(&t, "unix.pb.gz", body, n);
+	cr_expect_gt(pid_samples(p, root_chain), 10);
+	test_pprof_free(p);
+	free(body);
+
+	/* Refusals are counted and logged. */
+	cr_assert_eq(curl_as(&t, 0, 0, "", "metrics.out", NULL, url, NULL, NULL), 200);
+	snprintf(url, sizeof(url), "http://%s/metrics", t.addr);
+	cr_assert_eq(curl_as(&t, 0, 0, "", "metrics.out", NULL, url, &metrics, &n), 200);
+	cr_expect_geq(metric_value(metrics, "profd_http_refused_total"), 2, "%s", metrics);
+	free(metrics);
+	ta_stop(&t);
+	log = slurp(t.log, NULL);
+	cr_expect(strstr(log, "refused /debug/pprof/profile to 127.0.0.1:"), "log: %s", log);
+	cr_expect(access(sock, F_OK) != 0, "the socket outlived the daemon");
+	free(log);
+	ta_cleanup(&t);
+}
+
+/*
+ * own_processes: nobody gets a profile of its own processes only. Busy processes of uid 1 and
+ * of root run at the same time and must be absent; kernel frames are left out when
+ * perf_event_paranoid >= 2 (dd spends its time in the kernel), and nothing at all is served when
+ * it is above 2.
+ */
+Test(access, own_processes_only, .timeout = 240)
+{
+	struct ta t;
+	char url[256], *body;
+	size_t n;
+	pid_t mine, dd, other, root_chain;
+	int paranoid = 3;
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	Perftools__Profiles__Profile *p;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%d", &paranoid), 1);
+	fclose(f);
+	ta_prepare(&t);
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0\noutput_dir = \"\"\nallow_group = \"\"\n"
+		   "own_processes = yes\nfrequency = 99\n");
+	mine = ta_chain_as(&t, NOBODY, NOBODY);
+	other = ta_chain_as(&t, DAEMON_UID, DAEMON_UID);
+	root_chain = ta_chain_as(&t, 0, 0);
+	/* Time in the kernel: dd copying /dev/zero (its pid printed first, as test_spawn wants). */
+	dd = ta_spawn_as(&t, NOBODY, NOBODY,
+			 (char *[]){"/bin/sh", "-c",
+				    "echo $$; exec dd if=/dev/zero of=/dev/null bs=1M 2>/dev/null",
+				    NULL});
+	ta_start(&t, true);
+
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3", t.addr);
+	if (paranoid > 2) {
+		cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "own.out", NULL, url, &body, &n), 403);
+		cr_expect(strstr(body, "perf_event_paranoid"), "body: %s", body);
+		free(body);
+		ta_stop(&t);
+		ta_cleanup(&t);
+		return;
+	}
+	cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "own.out", NULL, url, &body, &n), 200,
+		     "body: %s", body);
+	p = load_body(&t, "own.pb.gz", body, n);
+	free(body);
+	cr_expect_gt(pid_samples(p, mine), 20, "the caller's own workload is missing");
+	cr_expect_gt(test_chain_fraction(p, mine, chain, ARRAY_SIZE(chain), NULL), 0.9);
+	cr_expect_eq(pid_samples(p, other), 0, "uid 1's process is in nobody's profile");
+	cr_expect_eq(pid_samples(p, root_chain), 0, "root's process is in nobody's profile");
+	cr_expect_gt(pid_samples(p, dd), 10, "the caller's dd is missing");
+	for (size_t i = 0; i < p->n_sample; i++) {
+		int64_t pid = test_sample_label_num(p, p->sample[i], "pid");
+		char status[64];
+		struct stat st;
+
+		/* Every process in it is nobody's (those gone since cannot be checked). */
+		snprintf(status, sizeof(status), "/proc/%lld", (long long)pid);
+		if (stat(status, &st) == 0)
+			cr_expect_eq(st.st_uid, NOBODY, "pid %lld of uid %u in nobody's profile",
+				     (long long)pid, (unsigned)st.st_uid);
+	}
+	if (paranoid >= 2)
+		cr_expect(!has_kernel_mapping(p), "kernel frames at perf_event_paranoid %d",
+			  paranoid);
+	test_pprof_free(p);
+
+	/* Asking for another user's pid gives an empty profile, not that process. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=2&pid=%d", t.addr, other);
+	cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "other.out", NULL, url, &body, &n), 200);
+	p = load_body(&t, "other.pb.gz", body, n);
+	cr_expect_eq(pid_samples(p, other), 0);
+	test_pprof_free(p);
+	free(body);
+
+	/* root still sees everyone, kernel frames included. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=2", t.addr);
+	cr_assert_eq(curl_as(&t, 0, 0, "", "root.out", NULL, url, &body, &n), 200);
+	p = load_body(&t, "root.pb.gz", body, n);
+	cr_expect_gt(pid_samples(p, other), 10);
+	cr_expect_gt(pid_samples(p, root_chain), 10);
+	cr_expect(has_kernel_mapping(p), "dd's kernel time has no kernel frames in root's view");
+	test_pprof_free(p);
+	free(body);
+	ta_stop(&t);
+	ta_cleanup(&t);
+}
