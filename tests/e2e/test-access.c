@@ -131,7 +131,9 @@ static void ta_prepare(struct ta *t)
 	cr_assert_eq(bind(t->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 }
 
-static bool ta_notified(struct ta *t, const char *what, double timeout_s)
+/* Wait for a notification containing `what`: 1; 0 on timeout; -1 when the daemon ended first
+ * (*ret_status then holds its wait status). */
+static int ta_notified(struct ta *t, const char *what, double timeout_s, int *ret_status)
 {
 	double end = now_s() + timeout_s;
 	char buf[4096];
@@ -140,23 +142,26 @@ static bool ta_notified(struct ta *t, const char *what, double timeout_s)
 		struct pollfd p = {.fd = t->notify_fd, .events = POLLIN};
 		ssize_t n;
 
-		if (poll(&p, 1, 100) <= 0)
+		if (poll(&p, 1, 100) <= 0) {
+			if (waitpid(t->pid, ret_status, WNOHANG) == t->pid)
+				return -1;
 			continue;
+		}
 		n = recv(t->notify_fd, buf, sizeof(buf) - 1, 0);
 		if (n <= 0)
 			continue;
 		buf[n] = '\0';
 		if (strstr(buf, what))
-			return true;
+			return 1;
 	}
-	return false;
+	return 0;
 }
 
 /* Start the daemon on t->conf and wait until it is ready: 0, or its exit status if it ended. */
 static int ta_start(struct ta *t, bool must_start)
 {
 	char *log, *p;
-	int status;
+	int status, r;
 
 	t->pid = fork();
 	cr_assert_geq(t->pid, 0);
@@ -170,12 +175,13 @@ static int ta_start(struct ta *t, bool must_start)
 		execl(test_build_path("profd"), "profd", "daemon", "--config", t->conf, NULL);
 		_exit(127);
 	}
-	if (!ta_notified(t, "READY=1", 60)) {
-		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
-			t->pid = 0;
-			cr_assert(!must_start, "daemon did not start: %s", slurp(t->log, NULL));
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		}
+	r = ta_notified(t, "READY=1", 60, &status);
+	if (r < 0) {
+		t->pid = 0;
+		cr_assert(!must_start, "daemon did not start: %s", slurp(t->log, NULL));
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+	if (r == 0) {
 		kill(t->pid, SIGKILL);
 		waitpid(t->pid, NULL, 0);
 		t->pid = 0;
@@ -555,6 +561,192 @@ Test(access, own_processes_only, .timeout = 240)
 	cr_expect(has_kernel_mapping(p), "dd's kernel time has no kernel frames in root's view");
 	test_pprof_free(p);
 	free(body);
+	ta_stop(&t);
+	ta_cleanup(&t);
+}
+
+/* A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in dir. */
+static void make_certs(const char *dir)
+{
+	static const char script[] =
+	    "set -e; cd \"$1\"\n"
+	    "k='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
+	    "openssl req -x509 $k -keyout ca.key -out ca.crt -subj /CN=profd-test-ca -days 2 "
+	    "  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign\n"
+	    "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext\n"
+	    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
+	    "for n in server client; do\n"
+	    "  openssl req $k -keyout $n.key -out $n.csr -subj /CN=profd-test-$n\n"
+	    "  openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+	    "    -extfile $n.ext -out $n.crt\n"
+	    "done\n"
+	    /* A second CA that signed nothing of ours, and a client certificate from it. */
+	    "openssl req -x509 $k -keyout evil-ca.key -out evil-ca.crt -subj /CN=other-ca -days 2\n"
+	    "openssl req $k -keyout evil.key -out evil.csr -subj /CN=profd-test-evil\n"
+	    "openssl x509 -req -in evil.csr -CA evil-ca.crt -CAkey evil-ca.key -CAcreateserial "
+	    "  -days 2 -extfile client.ext -out evil.crt\n"
+	    "chmod 0644 *.key *.crt\n";
+	struct run_result rr;
+
+	cr_assert_eq(test_run((char *[]){"/bin/sh", "-c", (char *)script, "sh", (char *)dir, NULL},
+			      60, &rr),
+		     0);
+	cr_assert_eq(rr.status, 0, "openssl: %s", rr.err);
+	run_result_free(&rr);
+}
+
+/*
+ * HTTPS with client certificates: the real pprof fetches with -tls_cert/-tls_key/-tls_ca; a
+ * caller without a certificate (nobody), or with one another CA signed, is refused; plain HTTP is
+ * not served on that port.
+ */
+Test(access, tls_client_certificate, .timeout = 240)
+{
+	struct ta t;
+	char url[256], *body, *cmd = NULL;
+	size_t n;
+	pid_t root_chain;
+	struct run_result rr;
+	_cleanup_free_ char *ca = NULL, *cc = NULL, *ck = NULL, *ec = NULL, *ek = NULL;
+
+	ta_prepare(&t);
+	make_certs(t.dir);
+	ca = path_in(t.dir, "ca.crt");
+	cc = path_in(t.dir, "client.crt");
+	ck = path_in(t.dir, "client.key");
+	ec = path_in(t.dir, "evil.crt");
+	ek = path_in(t.dir, "evil.key");
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0\noutput_dir = \"\"\nallow_group = \"\"\n"
+		   "tls_cert = %s/server.crt\ntls_key = %s/server.key\ntls_client_ca = %s\n",
+		   t.dir, t.dir, ca);
+	root_chain = ta_chain_as(&t, 0, 0);
+	ta_start(&t, true);
+	cr_assert(strstr(slurp(t.log, NULL), "listening on https://"), "%s", slurp(t.log, NULL));
+
+	/* The real pprof, with a client certificate. */
+	snprintf(url, sizeof(url), "https://%s/debug/pprof/profile?seconds=3", t.addr);
+	cr_assert(asprintf(&cmd,
+			   "PPROF_TMPDIR='%s' HOME='%s' exec '%s' -raw -tls_cert '%s' -tls_key '%s' "
+			   "-tls_ca '%s' '%s'",
+			   t.dir, t.dir, test_build_path("pprof"), cc, ck, ca, url) > 0);
+	cr_assert_eq(test_run((char *[]){"/bin/sh", "-c", cmd, NULL}, 120, &rr), 0);
+	cr_assert_eq(rr.status, 0, "pprof over TLS failed: %s", rr.err);
+	cr_expect(strstr(rr.out, "chain_leaf") && strstr(rr.out, "chain_a"),
+		  "pprof -raw shows no chain: %.2000s", rr.out);
+	run_result_free(&rr);
+	free(cmd);
+	(void)root_chain;
+
+	/* nobody with the client certificate: the certificate, not the uid, grants access. */
+	snprintf(url, sizeof(url), "https://%s/debug/pprof/profile?seconds=1", t.addr);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "c1.out",
+			     (char *[]){"--cacert", ca, "--cert", cc, "--key", ck, NULL}, url, &body,
+			     &n),
+		     200, "body: %s", body);
+	cr_expect(is_gzip(body, n));
+	free(body);
+	/* Without one: refused, no profile. */
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "c2.out", (char *[]){"--cacert", ca, NULL},
+			     url, &body, &n),
+		     403, "body: %s", body);
+	cr_expect(!is_gzip(body, n));
+	free(body);
+	/* With a certificate of another CA: refused (or the handshake fails: 0). */
+	unsigned st = curl_as(&t, NOBODY, NOBODY, "", "c3.out",
+			      (char *[]){"--cacert", ca, "--cert", ec, "--key", ek, NULL}, url, &body,
+			      &n);
+	cr_expect(st == 403 || st == 0, "a foreign CA's certificate got %u", st);
+	cr_expect(!is_gzip(body, n));
+	free(body);
+	/* Plain HTTP on the TLS port: no answer with a profile. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1", t.addr);
+	st = curl_as(&t, 0, 0, "", "c4.out", NULL, url, &body, &n);
+	cr_expect(st != 200 && !is_gzip(body, n), "plain HTTP on the HTTPS port got %u", st);
+	free(body);
+	ta_stop(&t);
+	ta_cleanup(&t);
+}
+
+/* The bearer token: right token 200 (even for nobody), wrong or none 403; a world-readable token
+ * file is refused at start. */
+Test(access, bearer_token, .timeout = 240)
+{
+	static const char token[] = "0123456789abcdef0123456789abcdef";
+	struct ta t;
+	char url[256], *body, hdr[128];
+	size_t n;
+	_cleanup_free_ char *tf = NULL;
+
+	ta_prepare(&t);
+	tf = path_in(t.dir, "token");
+	write_text(tf, 0600, "%s\n", token);
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0\noutput_dir = \"\"\nallow_group = \"\"\n"
+		   "metrics_access = privileged\nbearer_token_file = %s\n",
+		   tf);
+	ta_chain_as(&t, 0, 0);
+	ta_start(&t, true);
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1", t.addr);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "t1.out", (char *[]){"-H", hdr, NULL}, url,
+			     &body, &n),
+		     200, "body: %s", body);
+	cr_expect(is_gzip(body, n));
+	free(body);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %.31sX", token);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "t2.out", (char *[]){"-H", hdr, NULL}, url,
+			     &body, &n),
+		     403, "body: %s", body);
+	cr_expect(!is_gzip(body, n));
+	free(body);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "t3.out", NULL, url, NULL, NULL), 403);
+	/* metrics_access = privileged: nobody's /metrics is refused too, the token's is not. */
+	snprintf(url, sizeof(url), "http://%s/metrics", t.addr);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "t4.out", NULL, url, NULL, NULL), 403);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "t5.out", (char *[]){"-H", hdr, NULL}, url,
+			     NULL, NULL),
+		     200);
+	ta_stop(&t);
+
+	/* A token file every user can read protects nothing: refused at start. */
+	cr_assert_eq(chmod(tf, 0644), 0);
+	cr_expect_neq(ta_start(&t, false), 0);
+	cr_expect(strstr(slurp(t.log, NULL), "readable by every user"), "%s", slurp(t.log, NULL));
+	ta_cleanup(&t);
+}
+
+/* A non-loopback listener without client certificates or a token is refused at start. */
+Test(access, non_loopback_needs_tls_or_token, .timeout = 120)
+{
+	struct ta t;
+	_cleanup_free_ char *tf = NULL;
+	char *log;
+
+	ta_prepare(&t);
+	write_text(t.conf, 0644, "listen = 0.0.0.0:0\noutput_dir = \"\"\n");
+	cr_expect_neq(ta_start(&t, false), 0);
+	log = slurp(t.log, NULL);
+	cr_expect(strstr(log, "0.0.0.0:0 is not a loopback address") &&
+		      strstr(log, "tls_client_ca") && strstr(log, "bearer_token_file"),
+		  "log: %s", log);
+	free(log);
+	write_text(t.conf, 0644, "listen = 127.0.0.1:0,[::]:0\noutput_dir = \"\"\n");
+	cr_expect_neq(ta_start(&t, false), 0);
+	log = slurp(t.log, NULL);
+	cr_expect(strstr(log, "not a loopback address"), "log: %s", log);
+	free(log);
+
+	/* With a token it starts (and warns that plain HTTP shows the token to the network). */
+	tf = path_in(t.dir, "token");
+	write_text(tf, 0600, "fedcba9876543210fedcba9876543210\n");
+	write_text(t.conf, 0644, "listen = 0.0.0.0:0\noutput_dir = \"\"\nbearer_token_file = %s\n",
+		   tf);
+	ta_start(&t, true);
+	log = slurp(t.log, NULL);
+	cr_expect(strstr(log, "clear text"), "log: %s", log);
+	free(log);
 	ta_stop(&t);
 	ta_cleanup(&t);
 }
