@@ -152,6 +152,7 @@ TEST_LIBS_test-symbolize := symbolize common
 TEST_LIBS_test-unwind    := unwind common
 TEST_LIBS_test-cfi       := unwind common
 TEST_LIBS_test-http      := daemon common
+TEST_LIBS_test-access    := daemon common
 test_libs = $(if $(TEST_LIBS_$(1)),$(foreach m,$(TEST_LIBS_$(1)),$(call lib,$(m))),$(ALL_LIBS))
 
 .SECONDEXPANSION:

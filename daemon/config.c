@@ -731,6 +731,8 @@ int daemon_config_check(const struct daemon_config *c)
 	if (daemon_parse_listeners(c->listen, l, &n) < 0)
 		return log_error_errno(-EINVAL, "listen: bad value '%s'.", c->listen);
 	for (size_t i = 0; i < n; i++) {
+		const char *v6 = strchr(l[i].host, ':') ? "[" : "";
+
 		if (l[i].is_unix || l[i].loopback)
 			continue;
 		/*
@@ -740,16 +742,16 @@ int daemon_config_check(const struct daemon_config *c)
 		if (!c->tls_client_ca[0] && !c->bearer_token_file[0])
 			return log_error_errno(
 			    -EINVAL,
-			    "listen: %s:%u is not a loopback address, and a remote caller cannot be "
+			    "listen: %s%s%s:%u is not a loopback address, and a remote caller cannot be "
 			    "identified: set tls_cert, tls_key and tls_client_ca (HTTPS with client "
 			    "certificates) or bearer_token_file, or listen on 127.0.0.1 or a "
 			    "unix: socket. See profd(1), ACCESS CONTROL.",
-			    l[i].host, l[i].port);
+			    v6, l[i].host, *v6 ? "]" : "", l[i].port);
 		if (!c->tls_cert[0])
-			log_warning("listen: %s:%u is not a loopback address and serves plain HTTP: "
+			log_warning("listen: %s%s%s:%u is not a loopback address and serves plain HTTP: "
 				    "the bearer token crosses the network in clear text; set tls_cert "
 				    "and tls_key.",
-				    l[i].host, l[i].port);
+				    v6, l[i].host, *v6 ? "]" : "", l[i].port);
 	}
 	return 0;
 }
