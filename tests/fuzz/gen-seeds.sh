@@ -28,7 +28,7 @@ w=$out/.work
 
 rm -rf "$out"
 mkdir -p "$w"
-for t in cfi cfi-elf config core demangle elf-ident http kallsyms maps perfdata perfmap raw \
+for t in access cfi cfi-elf config core demangle elf-ident http kallsyms maps perfdata perfmap raw \
 	session symbolize unwind; do
 	mkdir -p "$out/$t"
 done
@@ -180,6 +180,15 @@ printf 'GET /metrics' >"$out/http/metrics"
 printf 'GET /?x=1' >"$out/http/index"
 printf 'POST /debug/pprof/profile?seconds=1' >"$out/http/post"
 printf 'GET /debug/pprof/heap' >"$out/http/unknown-path"
+
+# Access control: byte 0 picks the part (0 Authorization header, 1 listen list, 2 a decision).
+printf '\000Bearer 0123456789abcdef0123456789abcdef' >"$out/access/bearer"
+printf '\000bearer \t tok  ' >"$out/access/bearer-blanks"
+printf '\000Basic dXNlcjpwYXNz' >"$out/access/basic"
+printf '\001127.0.0.1:7632,unix:/run/profd/profd.sock' >"$out/access/listen"
+printf '\001[::1]:0,[::ffff:127.0.0.1]:1,0.0.0.0:7632,localhost:9' >"$out/access/listen-v6"
+printf '\002\007\001\014\200\001\002\001\002\003\004\002\003' >"$out/access/decide-own"
+printf '\002\037\000\063\000\000\000\000\000\000\000\000\001' >"$out/access/decide-token"
 
 # ---- records, cores, captures --------------------------------------------------------------------
 "$w/seedgen" records "$out/session"
