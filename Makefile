@@ -367,6 +367,7 @@ install: $(BUILD)/profd
 	$(Q)install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)/profd
 	$(Q)sed 's|/usr/bin/profd|$(BINDIR)/profd|' packaging/profd.service > $(DESTDIR)$(UNITDIR)/profd.service
 	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/profd.service
+	$(Q)install -m 0644 packaging/profd.socket $(DESTDIR)$(UNITDIR)/profd.socket
 	$(Q)install -m 0644 packaging/profd.1 $(DESTDIR)$(MANDIR)/man1/profd.1
 	$(Q)test -e $(DESTDIR)$(SYSCONFDIR)/profd/profd.conf || \
 		install -m 0644 packaging/profd.conf $(DESTDIR)$(SYSCONFDIR)/profd/profd.conf
@@ -392,7 +393,8 @@ deb: $(BUILD)/profd
 unit-check: $(BUILD)/profd
 	$(Q)mkdir -p $(BUILD)/packaging
 	$(Q)sed 's|/usr/bin/profd|$(abspath $(BUILD))/profd|' packaging/profd.service > $(BUILD)/packaging/profd.service
-	$(Q)systemd-analyze verify --man=no $(BUILD)/packaging/profd.service
+	$(Q)cp packaging/profd.socket $(BUILD)/packaging/profd.socket
+	$(Q)systemd-analyze verify --man=no $(BUILD)/packaging/profd.service $(BUILD)/packaging/profd.socket
 	$(Q)systemd-analyze security --offline=yes $(BUILD)/packaging/profd.service | tail -1
 
 .PHONY: install deb unit-check

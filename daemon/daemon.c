@@ -99,6 +99,8 @@ struct daemon {
 	uint64_t interval_ns;
 	struct job jobs[HTTP_MAX_PROFILES];
 	size_t n_jobs;
+	int listen_fds[DAEMON_LISTEN_MAX]; /* sockets systemd passed (profd.socket) */
+	size_t n_listen_fds;
 
 	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
 	uint64_t snapshot_ns;
@@ -918,6 +920,8 @@ static int http_start(struct daemon *d, const struct daemon_config *c, struct ht
 	r = http_setup_load(d, c, &hs);
 	if (r < 0)
 		return r;
+	hs.o.inherited_fds = d->listen_fds;
+	hs.o.n_inherited = d->n_listen_fds;
 	block_signals(&old);
 	r = http_server_new(&hs.o, ret);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1164,6 +1168,19 @@ static int daemon_run(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
 	raise_fd_limit();
+	/* Sockets from systemd (profd.socket): kept for the whole run, reused on reloads. */
+	r = sd_listen_fds(1);
+	for (int i = 0; i < r; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (d->n_listen_fds < ARRAY_SIZE(d->listen_fds) &&
+		    sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) > 0)
+			d->listen_fds[d->n_listen_fds++] = fd;
+		else
+			log_warning("Ignoring socket %d from systemd: only up to %d listening unix "
+				    "stream sockets are used.",
+				    fd, DAEMON_LISTEN_MAX);
+	}
 
 	if (d->cfg.output_dir[0]) {
 		r = output_dir_create(d->cfg.output_dir);

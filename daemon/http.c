@@ -18,9 +18,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/util.h"
 #include "daemon/config.h"
 #include "daemon/http.h"
 
@@ -49,6 +51,7 @@ struct http_request {
 struct listener {
 	struct MHD_Daemon *mhd;
 	bool is_unix, tls;
+	bool inherited; /* the socket is systemd's: never closed or unlinked here */
 	char path[DAEMON_UNIX_PATH_MAX + 1]; /* is_unix */
 	dev_t dev;			     /* of the socket file we made, to unlink only ours */
 	ino_t ino;
@@ -547,9 +550,23 @@ static int unix_listen(struct listener *l, const struct http_options *o, int *re
 	_cleanup_close_ int fd = -1;
 	struct stat st;
 
+	_cleanup_free_ char *dir = strdup(l->path);
+	char *slash;
+
 	if (strlen(l->path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, l->path);
+	/* Outside systemd nobody made the RuntimeDirectory: make the socket's directory. */
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		int r = mkdir_p(dir, 0755);
+
+		if (r < 0)
+			log_warning_errno(r, "Cannot create %s: %m", dir);
+	}
 	if (lstat(l->path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("%s exists and is not a socket: not replacing it.", l->path);
@@ -586,6 +603,9 @@ static void listener_close(struct listener *l)
 {
 	struct stat st;
 
+	/* Quiesce first: MHD then hands the listening socket back instead of closing it. */
+	if (l->mhd && l->inherited)
+		(void)MHD_quiesce_daemon(l->mhd);
 	if (l->mhd)
 		MHD_stop_daemon(l->mhd);
 	l->mhd = NULL;
@@ -618,9 +638,17 @@ static int listener_open(struct http_server *h, struct listener *l,
 	if (dl->is_unix) {
 		l->is_unix = true;
 		snprintf(l->path, sizeof(l->path), "%s", dl->path);
-		r = unix_listen(l, o, &fd);
-		if (r < 0)
-			return r;
+		for (size_t i = 0; i < o->n_inherited && fd < 0; i++)
+			if (sd_is_socket_unix(o->inherited_fds[i], SOCK_STREAM, 1, dl->path, 0) > 0)
+				fd = o->inherited_fds[i];
+		if (fd >= 0) {
+			l->inherited = true;
+			flags |= MHD_USE_ITC;
+		} else {
+			r = unix_listen(l, o, &fd);
+			if (r < 0)
+				return r;
+		}
 		OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
 	} else {
 		if (strchr(dl->host, ':')) {
@@ -659,7 +687,7 @@ static int listener_open(struct http_server *h, struct listener *l,
 				  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!l->mhd) {
 		r = errno ? -errno : -EADDRINUSE;
-		if (fd >= 0)
+		if (fd >= 0 && !l->inherited)
 			close(fd);
 		listener_close(l);
 		return r;
@@ -729,8 +757,8 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 		if (dl[i].is_unix) {
 			size_t k = strlen(h->address);
 
-			snprintf(h->address + k, sizeof(h->address) - k, "%sunix:%s", k ? "," : "",
-				 dl[i].path);
+			snprintf(h->address + k, sizeof(h->address) - k, "%sunix:%s%s", k ? "," : "",
+				 dl[i].path, h->listeners[i].inherited ? " (from systemd)" : "");
 		}
 	}
 	*ret = h;

@@ -90,6 +90,13 @@ struct http_options {
 	 * http_server_free() if it is still ours.
 	 */
 	const char *listen;
+	/*
+	 * Listening sockets inherited from systemd (profd.socket; sd_listen_fds()): a unix listener
+	 * whose path matches one of them uses it as it is (mode and group are the socket unit's),
+	 * and leaves it open and in place when the server stops, for the next one.
+	 */
+	const int *inherited_fds;
+	size_t n_inherited;
 	/* PEM text (not paths), NULL for none: with cert and key every TCP listener is HTTPS. */
 	const char *tls_cert, *tls_key;
 	const char *tls_client_ca; /* clients may present a certificate it signed */
