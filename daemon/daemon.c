@@ -552,14 +552,6 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 	while (d->n_jobs < ARRAY_SIZE(d->jobs) && (req = http_server_next(d->http))) {
 		struct job *j = &d->jobs[d->n_jobs];
 		uint32_t pid = http_request_pid(req);
-		char msg[64];
-		int r;
-
-		if (pid && kill(pid, 0) < 0 && errno == ESRCH) {
-			snprintf(msg, sizeof(msg), "no process %u", pid);
-			http_request_finish(req, 404, NULL, 0, msg);
-			continue;
-		}
 		const struct access_decision *ad = http_request_access(req);
 		struct session_tap_filter f = {
 		    .pid = pid,
@@ -567,9 +559,19 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 		    .uid = ad->uid,
 		    .no_kernel = ad->scope == ACCESS_OWN && ad->no_kernel,
 		};
+		char msg[64];
+		int r;
 
 		if (ad->scope != ACCESS_ALL && ad->scope != ACCESS_OWN) {
 			http_request_finish(req, 403, NULL, 0, "forbidden");
+			continue;
+		}
+
+		/* Whether another user's pid exists is not ours to tell: own-process callers get an
+		 * empty profile instead. */
+		if (pid && ad->scope == ACCESS_ALL && kill(pid, 0) < 0 && errno == ESRCH) {
+			snprintf(msg, sizeof(msg), "no process %u", pid);
+			http_request_finish(req, 404, NULL, 0, msg);
 			continue;
 		}
 		*j = (struct job){.req = req, .start_ns = now};
