@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -378,7 +379,12 @@ static void check_client_cert(struct MHD_Connection *conn, struct conn_ctx *c)
 	/* No certificate at all is not an error of verify_peers2: ask for one explicitly. */
 	if (!gnutls_certificate_get_peers(tls, &n) || n == 0)
 		return;
-	if (gnutls_certificate_verify_peers2(tls, &status) == GNUTLS_E_SUCCESS && status == 0)
+	/* Signed by tls_client_ca, in date, and meant for TLS clients (a server certificate of the
+	 * same CA is not a client credential). */
+	gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+					 .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+	if (gnutls_certificate_verify_peers(tls, &purpose, 1, &status) == GNUTLS_E_SUCCESS &&
+	    status == 0)
 		c->peer.cert_verified = true;
 }
 

@@ -668,6 +668,13 @@ Test(access, tls_client_certificate, .timeout = 240)
 	cr_expect(st == 403 || st == 0, "a foreign CA's certificate got %u", st);
 	cr_expect(!is_gzip(body, n));
 	free(body);
+	/* The server's own certificate (same CA, but for servers) is no client credential. */
+	_cleanup_free_ char *sc = path_in(t.dir, "server.crt"), *sk = path_in(t.dir, "server.key");
+	st = curl_as(&t, NOBODY, NOBODY, "", "c5.out",
+		     (char *[]){"--cacert", ca, "--cert", sc, "--key", sk, NULL}, url, &body, &n);
+	cr_expect(st == 403 || st == 0, "a server certificate got %u as a client", st);
+	cr_expect(!is_gzip(body, n));
+	free(body);
 	/* Plain HTTP on the TLS port: no answer with a profile. */
 	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1", t.addr);
 	st = curl_as(&t, 0, 0, "", "c4.out", NULL, url, &body, &n);
