@@ -379,6 +379,18 @@ char *test_check_with_pprof(const char *path)
 	return out;
 }
 
+char *test_slurp(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *s;
+
+	if (fd < 0)
+		return strdup("");
+	s = slurp_fd(fd);
+	close(fd);
+	return s ? s : strdup("");
+}
+
 double test_now(void)
 {
 	struct timespec ts;

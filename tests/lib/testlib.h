@@ -73,6 +73,8 @@ double test_cpu_seconds(pid_t pid);
  * the machine runs, the workload then did that much work). False after timeout_s or exit.
  */
 bool test_wait_cpu(pid_t pid, double cpu_s, double timeout_s);
+/* A whole file, NUL-terminated (malloc()ed; "" when it cannot be read: for messages). */
+char *test_slurp(const char *path);
 /* Monotonic clock in seconds. */
 double test_now(void);
 
