@@ -609,9 +609,10 @@ Test(daemon, intervals_and_sigterm, .timeout = 180)
 	write_text(d.conf,
 		   "interval = 2\noutput_dir = %s\nlisten = 127.0.0.1:0\nlog_level = info\n",
 		   d.out);
-	td_start(&d);
+	/* Busy before the daemon starts: every interval file covers the workload whole. */
 	wpid = start_chain();
-	/* The first file's interval started before the workload: wait for two more. */
+	td_start(&d);
+	/* The first file's interval began with the daemon's start-up: the second is checked. */
 	end = now_s() + 60;
 	while ((n = list_profiles(d.out, names, 64)) < 3 && now_s() < end)
 		usleep(100000);
