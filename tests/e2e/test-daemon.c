@@ -1248,7 +1248,8 @@ Test(daemon, container_label, .timeout = 180, .fini = container_fini)
 	end = now_s() + 60;
 	while ((n = list_profiles(d.out, names, 16)) < 2 && now_s() < end)
 		usleep(100000);
-	cr_assert_geq(n, 2);
+	cr_assert_geq(n, 2, "%zu interval files in 60 s, daemon %s: %s", n,
+		      kill(d.pid, 0) == 0 ? "running" : "gone", read_file(d.log));
 	snprintf(path, sizeof(path), "%s/%s", d.out, names[1]);
 	Perftools__Profiles__Profile *p = test_pprof_load(path);
 	cr_assert_not_null(p);
