@@ -134,9 +134,9 @@ void run_result_free(struct run_result *r)
 
 pid_t test_spawn(char *const argv[])
 {
-	int p[2];
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	char buf[32] = {};
+	int p[2];
 
 	if (pipe(p) < 0)
 		return -1;
@@ -145,7 +145,8 @@ pid_t test_spawn(char *const argv[])
 		return -1;
 	if (pid == 0) {
 		/* A failed assertion ends the test process: the workload must not outlive it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
 		dup2(p[1], 1);
 		close(p[0]);
 		execv(argv[0], argv);
