@@ -1249,7 +1249,8 @@ Test(daemon, container_label, .timeout = 180, .fini = container_fini)
 	snprintf(container_cg, sizeof(container_cg), "%s", cg);
 
 	td_prepare(&d);
-	write_text(d.conf, "interval = 2\noutput_dir = %s\nlisten = \"\"\nlog_level = info\n", d.out);
+	write_text(d.conf, "interval = 2\noutput_dir = %s\nlisten = \"\"\nlog_level = info\n",
+		   d.out);
 	wpid = container_wpid = start_chain();
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
 	snprintf(buf, sizeof(buf), "%d\n", wpid);

@@ -435,11 +435,11 @@ bool test_wait_sampling(pid_t pid, double timeout_s)
 		cpus = 1;
 	while (test_now() < end) {
 		int n = count_perf_fds(pid);
-		siginfo_t si = { 0 };
+		siginfo_t si = {0};
 
 		/* Exited (a zombie of ours, or gone): it will never sample. */
-		if (n < 0 || (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-			      si.si_pid == pid))
+		if (n < 0 ||
+		    (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid))
 			return false;
 		if (n >= cpus) {
 			/* The last fd opened, its attach follows within microseconds. */
@@ -469,8 +469,8 @@ double test_cpu_seconds(pid_t pid)
 	buf[n] = '\0';
 	/* comm may hold spaces and parentheses: fields are counted after the last ')'. */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 }
