@@ -108,10 +108,11 @@ fmt_bytes() {
 }
 mark() { if [ "$1" = 1 ]; then echo met; else echo '**missed**'; fi; }
 
-# Waits (≤ 5 s) for the first line of FILE (the workloads print their pid first); prints it.
+# Waits (≤ 60 s: a start-up on a loaded machine is slow, and this runs inside `make test`) for
+# the first line of FILE (the workloads print their pid first); prints it.
 first_line() {
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 1200); do
 		if [ -s "$1" ] && [ "$(wc -l <"$1")" -ge 1 ]; then
 			head -1 "$1"
 			return 0
@@ -277,7 +278,7 @@ tp_configs=(alone floor-999 profd-99 profd-999 perf-99 perf-999)
 # target pid is in the filter.
 profd_wait_attached() {
 	local i pp="" n
-	for i in $(seq 600); do
+	for i in $(seq 1200); do # ≤ 60 s, for a loaded machine
 		kill -0 "$1" 2>/dev/null || return 1
 		[ -n "$pp" ] || pp=$(pgrep -P "$1" -x profd || true)
 		if [ -n "$pp" ]; then
@@ -485,7 +486,8 @@ host_run() {
 		-o "$tmp/host.pb.gz" >"$tmp/host.log" 2>&1 &
 	local tpid=$! ppid=""
 	host_time_pid=$tpid
-	for i in $(seq 100); do
+	# ≤ 60 s, for a loaded machine (this runs inside `make test` as bench-smoke).
+	for i in $(seq 3000); do
 		ppid=$(pgrep -P "$tpid" -x profd || true)
 		[ -n "$ppid" ] && break
 		sleep 0.02

@@ -145,7 +145,7 @@ static void td_start(struct td *d)
 		execl(test_build_path("profd"), "profd", "daemon", "--config", d->conf, NULL);
 		_exit(127);
 	}
-	if (!td_notified(d, "READY=1", 30)) {
+	if (!td_notified(d, "READY=1", 60)) {
 		kill(d->pid, SIGKILL);
 		waitpid(d->pid, NULL, 0);
 		log = read_file(d->log);
@@ -416,9 +416,13 @@ static void check_metrics_syntax(const char *text)
 
 /* ---- workloads ---------------------------------------------------------------------------- */
 
-static pid_t start_chain(const char *seconds)
+/*
+ * The load a test asserts on is its own: a busy chain workload that lives until the test
+ * stops it (or the test process ends), however long a loaded machine makes the test take.
+ */
+static pid_t start_chain(void)
 {
-	char *const wl[] = {(char *)test_build_path("workloads/chain"), (char *)seconds, NULL};
+	char *const wl[] = {(char *)test_build_path("workloads/chain"), "3600", NULL};
 	pid_t pid = test_spawn(wl);
 
 	cr_assert_gt(pid, 0);
@@ -427,10 +431,7 @@ static pid_t start_chain(const char *seconds)
 
 static void stop_pid(pid_t pid)
 {
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
+	test_kill(pid);
 }
 
 static uint64_t profile_samples(const Perftools__Profiles__Profile *p)
@@ -596,7 +597,7 @@ Test(daemon, cgroup_container_id)
 }
 
 /* Interval files with the workload's chain; SIGTERM writes the partial interval and exits 0. */
-Test(daemon, intervals_and_sigterm, .timeout = 60)
+Test(daemon, intervals_and_sigterm, .timeout = 180)
 {
 	char names[64][64], path[512];
 	struct td d;
@@ -608,10 +609,11 @@ Test(daemon, intervals_and_sigterm, .timeout = 60)
 	write_text(d.conf,
 		   "interval = 2\noutput_dir = %s\nlisten = 127.0.0.1:0\nlog_level = info\n",
 		   d.out);
+	/* Busy before the daemon starts: every interval file covers the workload whole. */
+	wpid = start_chain();
 	td_start(&d);
-	wpid = start_chain("30");
-	/* The first file's interval started before the workload: wait for two more. */
-	end = now_s() + 15;
+	/* The first file's interval began with the daemon's start-up: the second is checked. */
+	end = now_s() + 60;
 	while ((n = list_profiles(d.out, names, 64)) < 3 && now_s() < end)
 		usleep(100000);
 	cr_assert_geq(n, 3, "interval files did not appear (%zu)", n);
@@ -645,8 +647,17 @@ Test(daemon, intervals_and_sigterm, .timeout = 60)
 	cr_assert(strstr(top, "chain_leaf"), "%s", top);
 	free(top);
 
+	/*
+	 * SIGTERM right after an interval file appeared, as far as can be from the next boundary:
+	 * a regular interval written between the count and the signal would pass for the final one.
+	 */
 	before = list_profiles(d.out, names, 64);
-	cr_assert_eq(td_stop(&d, 20), 0, "daemon did not exit 0: %s", read_file(d.log));
+	end = now_s() + 60;
+	while ((n = list_profiles(d.out, names, 64)) == before && now_s() < end)
+		usleep(10000);
+	cr_assert_gt(n, before, "no new interval file within 60 s");
+	before = n;
+	cr_assert_eq(td_stop(&d, 60), 0, "daemon did not exit 0: %s", read_file(d.log));
 	cr_assert(td_notified(&d, "STOPPING=1", 1), "no STOPPING=1");
 	n = list_profiles(d.out, names, 64);
 	cr_assert_eq(n, before + 1, "no final partial interval (%zu files, %zu before)", n, before);
@@ -661,7 +672,7 @@ Test(daemon, intervals_and_sigterm, .timeout = 60)
 }
 
 /* /debug/pprof/profile fetched by the real pprof, ?pid=, and the error answers. */
-Test(daemon, pull_and_metrics, .timeout = 60)
+Test(daemon, pull_and_metrics, .timeout = 180)
 {
 	char url[256], cmd[1024], path[512];
 	struct td d;
@@ -672,7 +683,7 @@ Test(daemon, pull_and_metrics, .timeout = 60)
 	write_text(d.conf, "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
 	td_start(&d);
 	cr_assert(d.addr[0], "no listen address in the log");
-	wpid = start_chain("30");
+	wpid = start_chain();
 
 	/* As Parca or `go tool pprof` would pull it. */
 	snprintf(cmd, sizeof(cmd),
@@ -747,9 +758,22 @@ Test(daemon, pull_and_metrics, .timeout = 60)
 	cr_assert_eq(
 	    raw_http(d.addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 200);
 
-	/* Metrics: syntax, and the numbers that matter. */
-	usleep(600000); /* the snapshot is refreshed twice a second */
-	char *m = get_metrics(&d);
+	/*
+	 * Metrics: syntax, and the numbers that matter. The snapshot is refreshed twice a second,
+	 * when the daemon gets the CPU: wait until it counts the requests above.
+	 */
+	char *m;
+	double end = now_s() + 60;
+
+	for (;;) {
+		m = get_metrics(&d);
+		if ((metric_value(m, "profd_http_profile_requests_total") >= 2 &&
+		     metric_value(m, "profd_http_client_errors_total") >= 9) ||
+		    now_s() > end)
+			break;
+		free(m);
+		usleep(100000);
+	}
 	check_metrics_syntax(m);
 	cr_assert_gt(metric_value(m, "profd_samples_total"), 0, "%s", m);
 	cr_assert_geq(metric_value(m, "profd_lost_samples_total"), 0, "%s", m);
@@ -763,13 +787,13 @@ Test(daemon, pull_and_metrics, .timeout = 60)
 	cr_assert_geq(metric_value(m, "profd_http_client_errors_total"), 9, "%s", m);
 	free(m);
 
-	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	cr_assert_eq(td_stop(&d, 60), 0, "%s", read_file(d.log));
 	stop_pid(wpid);
 	td_cleanup(&d);
 }
 
 /* SIGHUP: a new frequency applies without losing samples; a bad file keeps the old config. */
-Test(daemon, reload, .timeout = 60)
+Test(daemon, reload, .timeout = 180)
 {
 	char names[16][64], path[512];
 	struct td d;
@@ -780,20 +804,21 @@ Test(daemon, reload, .timeout = 60)
 	size_t n;
 
 	td_prepare(&d);
-	write_text(d.conf, "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
+	/* An interval far longer than the test: the only files are those the reload writes. */
+	write_text(d.conf, "interval = 3600\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
 	td_start(&d);
-	wpid = start_chain("30");
+	wpid = start_chain();
 	usleep(1000000);
 	m = get_metrics(&d);
 	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 99, "%s", m);
 	free(m);
 
 	write_text(d.conf,
-		   "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\nfrequency = 199\n",
+		   "interval = 3600\noutput_dir = %s\nlisten = 127.0.0.1:0\nfrequency = 199\n",
 		   d.out);
 	kill(d.pid, SIGHUP);
-	cr_assert(td_notified(&d, "RELOADING=1", 10), "no RELOADING=1");
-	cr_assert(td_notified(&d, "READY=1", 10), "no READY=1 after the reload");
+	cr_assert(td_notified(&d, "RELOADING=1", 60), "no RELOADING=1");
+	cr_assert(td_notified(&d, "READY=1", 60), "no READY=1 after the reload");
 	m = get_metrics(&d);
 	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 199, "%s", m);
 	cr_assert_eq(metric_value(m, "profd_config_reloads_total"), 1, "%s", m);
@@ -804,8 +829,8 @@ Test(daemon, reload, .timeout = 60)
 	/* A broken file: logged with its line, the daemon keeps running with 199 Hz. */
 	write_text(d.conf, "frequency = 5 Hz\n");
 	kill(d.pid, SIGHUP);
-	cr_assert(td_notified(&d, "RELOADING=1", 10), "no RELOADING=1");
-	cr_assert(td_notified(&d, "READY=1", 10), "no READY=1 after the failed reload");
+	cr_assert(td_notified(&d, "RELOADING=1", 60), "no RELOADING=1");
+	cr_assert(td_notified(&d, "READY=1", 60), "no READY=1 after the failed reload");
 	cr_assert_eq(kill(d.pid, 0), 0, "daemon died on a bad reload");
 	m = get_metrics(&d);
 	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 199, "%s", m);
@@ -820,7 +845,7 @@ Test(daemon, reload, .timeout = 60)
 	m = get_metrics(&d);
 	samples = metric_value(m, "profd_samples_total");
 	free(m);
-	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	cr_assert_eq(td_stop(&d, 60), 0, "%s", read_file(d.log));
 	n = list_profiles(d.out, names, 16);
 	cr_assert_eq(n, 2, "expected the 99 Hz part and the 199 Hz part");
 	for (size_t i = 0; i < n; i++) {
@@ -839,7 +864,7 @@ Test(daemon, reload, .timeout = 60)
 }
 
 /* Retention removes the oldest files first, by count and by bytes, never the newest. */
-Test(daemon, retention, .timeout = 60)
+Test(daemon, retention, .timeout = 180)
 {
 	char names[64][64], path[512];
 	struct td d;
@@ -866,15 +891,25 @@ Test(daemon, retention, .timeout = 60)
 		   d.out);
 	td_start(&d);
 
-	/* First write: 60 MiB + a bit > 50 MiB, so A goes, then B; C and the new file stay. */
-	end = now_s() + 10;
-	while ((n = list_profiles(d.out, names, 64)) != 2 && now_s() < end)
+	/*
+	 * First write: 60 MiB + a bit > 50 MiB, so A goes, then B; C and the new file stay, C until
+	 * the fourth file of this run. Waited for as "A and B gone", not as "exactly two files",
+	 * which lasts one interval only: a test process starved that long would never see it.
+	 */
+	end = now_s() + 60;
+	for (;;) {
+		n = list_profiles(d.out, names, 64);
+		if ((n >= 2 && strcmp(names[0], old[0]) && strcmp(names[0], old[1])) ||
+		    now_s() > end)
+			break;
 		usleep(50000);
-	cr_assert_eq(n, 2, "retention by bytes: %zu files", n);
-	cr_assert_str_eq(names[0], old[2]);
+	}
+	cr_assert_geq(n, 2, "retention by bytes: %zu files", n);
+	cr_assert_str_eq(names[0], old[2], "retention by bytes: the oldest file is %s", names[0]);
+	cr_assert_leq(n, 4, "retention by count: %zu files", n);
 
 	/* Then the count: C goes when the fourth file of this run arrives. */
-	end = now_s() + 15;
+	end = now_s() + 60;
 	while (now_s() < end) {
 		n = list_profiles(d.out, names, 64);
 		if (n >= 4 && strcmp(names[0], old[2]))
@@ -885,7 +920,7 @@ Test(daemon, retention, .timeout = 60)
 	cr_assert_str_neq(names[0], old[2], "the oldest file was kept");
 	snprintf(path, sizeof(path), "%s/notes.txt", d.out);
 	cr_assert_eq(access(path, F_OK), 0, "retention removed a file that is not a profile");
-	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	cr_assert_eq(td_stop(&d, 60), 0, "%s", read_file(d.log));
 	td_cleanup(&d);
 }
 
@@ -901,6 +936,7 @@ struct rx_request {
 
 struct receiver {
 	int fd;
+	int hold; /* bound to the port, never listening: keeps it ours while the receiver is down */
 	unsigned port;
 	pthread_t thread;
 	volatile bool stop;
@@ -993,22 +1029,35 @@ static void *rx_thread(void *arg)
 	return NULL;
 }
 
-/* Listen on 127.0.0.1:port (0: any) and serve in a thread. */
-static void rx_start(struct receiver *rx, unsigned port)
+static int rx_socket(unsigned port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	socklen_t sl = sizeof(sa);
-	int one = 1;
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	rx->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(rx->fd, 0);
-	setsockopt(rx->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(rx->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s",
-		     strerror(errno));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s", strerror(errno));
+	return fd;
+}
+
+/*
+ * Listen on 127.0.0.1:port (0: a port the kernel chooses) and serve in a thread. The first
+ * start also binds a second socket to the port that never listens: while the receiver is down,
+ * connections are refused, yet no other program can take the port before it comes back.
+ */
+static void rx_start(struct receiver *rx, unsigned port)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	rx->fd = rx_socket(port);
 	cr_assert_eq(listen(rx->fd, 16), 0);
-	getsockname(rx->fd, (struct sockaddr *)&sa, &sl);
+	cr_assert_eq(getsockname(rx->fd, (struct sockaddr *)&sa, &sl), 0);
 	rx->port = ntohs(sa.sin_port);
+	if (!port)
+		rx->hold = rx_socket(rx->port);
 	rx->stop = false;
 	cr_assert_eq(pthread_create(&rx->thread, NULL, rx_thread, rx), 0);
 }
@@ -1065,13 +1114,14 @@ static Perftools__Profiles__Profile *rx_profile(const struct rx_request *r, cons
 }
 
 /* Push to a stub Pyroscope; with the receiver down, profiles spool and arrive when it returns. */
-Test(daemon, push_and_spool, .timeout = 60)
+Test(daemon, push_and_spool, .timeout = 180)
 {
 	struct receiver rx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	char spool[512];
 	struct td d;
 	size_t got, spooled;
 	double end;
+	pid_t wpid;
 	char *m;
 
 	rx_start(&rx, 0);
@@ -1082,9 +1132,11 @@ Test(daemon, push_and_spool, .timeout = 60)
 		   "push_url = http://127.0.0.1:%u/\npush_name = profd.test\n"
 		   "push_labels = env=ci,host=t1\nspool_dir = %s\n",
 		   rx.port, spool);
+	/* Only intervals with samples are pushed: the test brings a busy process of its own. */
+	wpid = start_chain();
 	td_start(&d);
 
-	end = now_s() + 10;
+	end = now_s() + 60;
 	while (rx_count(&rx) < 1 && now_s() < end)
 		usleep(50000);
 	cr_assert_geq(rx_count(&rx), 1, "nothing pushed: %s", read_file(d.log));
@@ -1105,9 +1157,8 @@ Test(daemon, push_and_spool, .timeout = 60)
 
 	/* Receiver down: profiles stay in the spool. */
 	rx_stop(&rx);
-	usleep(300000);
 	got = rx_count(&rx);
-	end = now_s() + 15;
+	end = now_s() + 60;
 	while (count_files(spool, "push-") < 3 && now_s() < end)
 		usleep(100000);
 	spooled = count_files(spool, "push-");
@@ -1120,7 +1171,7 @@ Test(daemon, push_and_spool, .timeout = 60)
 
 	/* Back on the same port: the spool drains, oldest first. */
 	rx_start(&rx, rx.port);
-	end = now_s() + 20;
+	end = now_s() + 60;
 	while ((rx_count(&rx) < got + spooled || count_files(spool, "push-") > 1) && now_s() < end)
 		usleep(100000);
 	cr_assert_geq(rx_count(&rx), got + spooled, "only %zu of %zu spooled profiles arrived",
@@ -1132,8 +1183,10 @@ Test(daemon, push_and_spool, .timeout = 60)
 			      "not sent in order: %s after %s", rx.req[i].line, rx.req[i - 1].line);
 	pthread_mutex_unlock(&rx.lock);
 
-	cr_assert_eq(td_stop(&d, 20), 0, "%s", read_file(d.log));
+	cr_assert_eq(td_stop(&d, 60), 0, "%s", read_file(d.log));
+	stop_pid(wpid);
 	rx_stop(&rx);
+	close(rx.hold);
 	for (size_t i = 0; i < rx.n; i++)
 		free(rx.req[i].body);
 	td_cleanup(&d);
@@ -1178,7 +1231,7 @@ static void container_fini(void)
 	}
 }
 
-Test(daemon, container_label, .timeout = 60, .fini = container_fini)
+Test(daemon, container_label, .timeout = 180, .fini = container_fini)
 {
 	static const char id[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char names[16][64], cg[512], procs[600], path[512], buf[32];
@@ -1196,16 +1249,18 @@ Test(daemon, container_label, .timeout = 60, .fini = container_fini)
 	snprintf(container_cg, sizeof(container_cg), "%s", cg);
 
 	td_prepare(&d);
-	write_text(d.conf, "interval = 2\noutput_dir = %s\nlisten = \"\"\n", d.out);
-	wpid = container_wpid = start_chain("20");
+	write_text(d.conf, "interval = 2\noutput_dir = %s\nlisten = \"\"\nlog_level = info\n",
+		   d.out);
+	wpid = container_wpid = start_chain();
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
 	snprintf(buf, sizeof(buf), "%d\n", wpid);
 	write_text(procs, "%s", buf);
 	td_start(&d);
-	end = now_s() + 10;
+	end = now_s() + 60;
 	while ((n = list_profiles(d.out, names, 16)) < 2 && now_s() < end)
 		usleep(100000);
-	cr_assert_geq(n, 2);
+	cr_assert_geq(n, 2, "%zu interval files in 60 s, daemon %s: %s", n,
+		      kill(d.pid, 0) == 0 ? "running" : "gone", read_file(d.log));
 	snprintf(path, sizeof(path), "%s/%s", d.out, names[1]);
 	Perftools__Profiles__Profile *p = test_pprof_load(path);
 	cr_assert_not_null(p);
@@ -1225,7 +1280,7 @@ Test(daemon, container_label, .timeout = 60, .fini = container_fini)
 	cr_assert_eq(others, 0, "the container id leaked to other processes");
 	test_pprof_free(p);
 
-	cr_assert_eq(td_stop(&d, 20), 0);
+	cr_assert_eq(td_stop(&d, 60), 0);
 	free(mnt);
 	td_cleanup(&d);
 }

@@ -306,7 +306,9 @@ Test(faults, process_storm_memory)
 	char *const wl[] = { (char *)test_build_path("workloads/fault_spawner"), "3", "200", NULL };
 
 	profd = start_logged(argv, log);
-	sleep_s(0.5);
+	/* The storm starts once profd samples, so all of it falls in the recording. */
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
 	spawner = test_spawn(wl);
 	cr_assert_gt(spawner, 0);
 	status = wait_bounded(profd, 40, &ru);
@@ -390,13 +392,14 @@ Test(faults, output_fs_full)
 	test_require_root();
 	mnt = small_tmpfs(dir, true);
 	cr_assert(asprintf(&out, "%s/new.pb.gz", mnt) > 0);
-	/* A busy host-wide second: far more than the 0 bytes left. */
-	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3", NULL };
+	/* A busy host-wide second (the test's own workload): far more than the 0 bytes left. */
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3600", NULL };
 	pid_t w = test_spawn(wl);
+	cr_assert_gt(w, 0);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", "199", "-d", "1",
 			       "-o", out, "-q", NULL };
 	cr_assert_eq(test_run(argv, 60, &rr), 0);
-	test_wait(w, 10);
+	test_kill(w);
 	check_dir_after_failure(mnt);
 	umount2(mnt, MNT_DETACH);
 	cr_assert_neq(rr.status, 0, "profd exited 0 writing to a full filesystem");
@@ -413,24 +416,25 @@ Test(faults, output_dir_read_only)
 {
 	char *dir = test_tmpdir(), *mnt, *out;
 	struct run_result rr;
-	double t0;
 
 	test_require_root();
 	mnt = small_tmpfs(dir, false);
 	cr_assert_eq(mount(NULL, mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0, "remount: %s",
 		     strerror(errno));
 	cr_assert(asprintf(&out, "%s/new.pb.gz", mnt) > 0);
-	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-d", "3", "-o", out,
-			       "-q", NULL };
-	t0 = now_s();
+	/*
+	 * Refused before recording, not after the samples of the duration were thrown away: with
+	 * -d 600, a profd that recorded first is still running when test_run kills it at 60 s.
+	 */
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-d", "600", "-o",
+			       out, "-q", NULL };
 	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_neq(rr.status, 128 + SIGKILL, "profd recorded before finding the output unwritable");
 	check_dir_after_failure(mnt);
 	umount2(mnt, MNT_DETACH);
 	cr_assert_neq(rr.status, 0, "profd exited 0 with a read-only output directory");
 	cr_assert(strstr(rr.err, "Read-only file system") && strstr(rr.err, mnt),
 		  "unclear message: %s", rr.err);
-	/* Refused before recording, not after 3 s of samples thrown away. */
-	cr_assert_lt(now_s() - t0, 2.5, "profd recorded before finding the output unwritable");
 	run_result_free(&rr);
 	sh("rm -rf '%s'", dir);
 	free(dir);
@@ -443,7 +447,7 @@ Test(faults, output_dir_read_only)
 Test(faults, sigterm_while_recording)
 {
 	char *dir = test_tmpdir(), *out, *log, *l;
-	char *const wl[] = { (char *)test_build_path("workloads/chain"), "4", NULL };
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3600", NULL };
 	Perftools__Profiles__Profile *p;
 	uint64_t total;
 	double frac;
@@ -460,10 +464,13 @@ Test(faults, sigterm_while_recording)
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
 			       "-o", out, "-q", NULL };
 	profd = start_logged(argv, log);
-	sleep_s(2.5);
+	/* Sampling, and 1 s of the workload's CPU time since (~199 samples), however busy the host. */
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
+	cr_assert(test_wait_cpu(w, 1.0, 120), "the workload got no 1 s of CPU in 120 s");
 	kill(profd, SIGTERM);
-	status = wait_bounded(profd, 30, NULL);
-	test_wait(w, 10);
+	status = wait_bounded(profd, 60, NULL);
+	test_kill(w);
 	l = slurp(log, NULL);
 	cr_assert_eq(status, 0, "profd exit %d after SIGTERM: %s", status, l ? l : "");
 	p = test_pprof_load(out);
@@ -566,9 +573,9 @@ Test(faults, daemon_sigkill_restart)
 
 	d = start_logged(argv, log);
 	/* Two complete intervals, then the third is being captured when it is killed. */
-	cr_assert(wait_new_profile(state, &empty, 20), "no interval file: %s", slurp(log, NULL));
+	cr_assert(wait_new_profile(state, &empty, 60), "no interval file: %s", slurp(log, NULL));
 	snap_take(&before, state);
-	cr_assert(wait_new_profile(state, &before, 10), "no second interval file");
+	cr_assert(wait_new_profile(state, &before, 60), "no second interval file");
 	sleep_s(0.5);
 	kill(d, SIGKILL);
 	waitpid(d, NULL, 0);
@@ -580,7 +587,7 @@ Test(faults, daemon_sigkill_restart)
 	write_bytes(stale, "half a profile", 14);
 
 	d = start_logged(argv, log);
-	cr_assert(wait_new_profile(state, &before, 20), "restarted daemon wrote no interval: %s",
+	cr_assert(wait_new_profile(state, &before, 60), "restarted daemon wrote no interval: %s",
 		  slurp(log, NULL));
 	status = 0;
 	kill(d, SIGTERM);
@@ -660,13 +667,14 @@ static void crafted_root(bool absolute)
 	cr_assert(asprintf(&inner, "%s/tmp", root) > 0);
 	cr_assert_eq(symlink(target, inner), 0);
 
-	char *const wl[] = { "/usr/sbin/chroot", root, "/jit_spin", "4", "--keep-map", NULL };
+	/* Runs until killed: it outlives the recording however long profd takes to start. */
+	char *const wl[] = { "/usr/sbin/chroot", root, "/jit_spin", "3600", "--keep-map", NULL };
 	w = test_spawn(wl);
 	cr_assert_gt(w, 0);
 	free(inner);
 	cr_assert(asprintf(&inner, "%s%s/perf-%d.map", root, escape, (int)w) > 0);
 	cr_assert(asprintf(&outer, "%s/perf-%d.map", escape, (int)w) > 0);
-	for (end = now_s() + 5; access(inner, R_OK) != 0 && now_s() < end;)
+	for (end = now_s() + 60; access(inner, R_OK) != 0 && now_s() < end;)
 		sleep_s(0.05);
 	cr_assert_eq(access(inner, R_OK), 0, "jit_spin wrote no map in its root");
 	sleep_s(0.1);
@@ -678,7 +686,7 @@ static void crafted_root(bool absolute)
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
 			       "-d", "2", "-o", out, "-q", NULL };
 	cr_assert_eq(test_run(argv, 60, &rr), 0);
-	test_wait(w, 10);
+	test_kill(w);
 	sh("rm -rf '%s'", escape);
 	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
 	p = test_pprof_load(out);
@@ -881,7 +889,7 @@ Test(faults, mapped_exe_replaced_on_disk)
 	build_variant(replace_exe_src, app, "", "-DLEAF=orig_leaf -DMID=orig_mid");
 	build_variant(replace_exe_src, fake, "", "-DLEAF=fake_leaf -DMID=fake_mid");
 
-	char *const wl[] = { app, "8", NULL };
+	char *const wl[] = { app, "3600", NULL };
 	w = test_spawn(wl);
 	cr_assert_gt(w, 0);
 	/* Replaced before profd first reads the maps... */
@@ -889,11 +897,16 @@ Test(faults, mapped_exe_replaced_on_disk)
 	cr_assert(maps_show(w, app, true), "the running image is not shown as replaced");
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-d", "3", "-o", out, "-q", NULL };
+			       "-o", out, "-q", NULL };
 	profd = start_logged(argv, log);
-	/* ...and again while it records. */
-	sleep_s(1.5);
+	/* ...and again while it records (0.5 s of the workload's CPU time into it)... */
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
+	cr_assert(test_wait_cpu(w, 0.5, 120), "the workload got no CPU");
 	replace_by_rename(fake, app);
+	/* ...which goes on for 1 s more of it (~300 samples in all, however busy the host). */
+	cr_assert(test_wait_cpu(w, 1.0, 120), "the workload got no CPU");
+	kill(profd, SIGTERM);
 	status = wait_bounded(profd, 60, NULL);
 	l = slurp(log, NULL);
 	cr_assert_eq(status, 0, "profd exit %d: %s", status, l ? l : "");
@@ -930,16 +943,17 @@ Test(faults, dlopened_lib_replaced_on_disk)
 	cr_assert_gt(w, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-d", "5", "-o", out, "-q", NULL };
+			       "-d", "600", "-o", out, "-q", NULL };
 	/*
 	 * profd reads the maps before the library exists in them; the workload is off CPU (no
 	 * sample makes profd look again) until the library is mapped and replaced, so profd
 	 * first opens it when its first sample misses, after the replacement.
 	 */
 	profd = start_logged(argv, log);
-	sleep_s(1.0);
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
 	kill(w, SIGUSR1);
-	for (end = now_s() + 10; !maps_show(w, lib, false) && now_s() < end;)
+	for (end = now_s() + 60; !maps_show(w, lib, false) && now_s() < end;)
 		sleep_s(0.02);
 	cr_assert(maps_show(w, lib, false), "the workload did not map %s", lib);
 	replace_by_rename(fake, lib);
@@ -980,23 +994,25 @@ Test(faults, dlopened_lib_truncated_in_place)
 	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
 	build_variant(replace_lib_src, lib, "-shared -fPIC", "-DHOT=orig_hot");
 
-	char *const wl[] = { (char *)test_build_path("workloads/fault_replace"), lib, "10", NULL };
+	char *const wl[] = { (char *)test_build_path("workloads/fault_replace"), lib, "3600", NULL };
 	w = test_spawn(wl);
 	cr_assert_gt(w, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-d", "20", "-o", out, "-q", NULL };
+			       "-d", "600", "-o", out, "-q", NULL };
 	profd = start_logged(argv, log);
-	sleep_s(1.0);
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
 	kill(w, SIGUSR1);
-	for (end = now_s() + 10; !maps_show(w, lib, false) && now_s() < end;)
+	for (end = now_s() + 60; !maps_show(w, lib, false) && now_s() < end;)
 		sleep_s(0.02);
 	kill(w, SIGUSR1);
-	sleep_s(1.5);
+	/* 1.5 s of work in the library (~300 samples) before it is truncated, however busy. */
+	cr_assert(test_wait_cpu(w, 1.5, 120), "the workload got no CPU");
 	fd = open(lib, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	cr_assert_geq(fd, 0, "%s", strerror(errno));
 	close(fd);
-	status = test_wait(w, 10);
+	status = test_wait(w, 60);
 	cr_assert_eq(status, 128 + SIGBUS, "the workload survived the truncation (%d)?", status);
 	status = wait_bounded(profd, 60, NULL);
 	l = slurp(log, NULL);
@@ -1120,14 +1136,14 @@ static bool sigterm_pending(pid_t pid)
 
 /*
  * Deterministic, not a race: the daemon runs under strace, which holds the fsync() of the
- * second interval's temp file (the profile fully written, not yet renamed into place) for 4 s.
+ * second interval's temp file (the profile fully written, not yet renamed into place) for 10 s.
  * The test sees the daemon held in exactly that syscall (a lasting ptrace stop in fsync per
  * /proc/PID/status and /proc/PID/syscall, on an fd that is the temp file), sends SIGTERM then,
  * and checks the signal is pending while the write is still held. Afterwards: exit 0, the interval being written is complete and opens in the real
  * pprof, the earlier interval is unchanged, the final partial interval exists, no temp file is
  * left, and the modes are 0640 in a 0750 directory.
  */
-Test(faults, sigterm_during_interval_write, .timeout = 90)
+Test(faults, sigterm_during_interval_write, .timeout = 180)
 {
 	char *dir = test_tmpdir(), *conf, *state, *log, *stlog, *l, *left, *name, *path;
 	char fdpath[64], target[512];
@@ -1159,7 +1175,7 @@ Test(faults, sigterm_during_interval_write, .timeout = 90)
 	fprintf(f, "interval = 1s\noutput_dir = %s\nlisten = \"\"\nfrequency = 99\n"
 		   "log_level = info\n", state);
 	fclose(f);
-	char *const wl[] = { (char *)test_build_path("workloads/chain"), "20", NULL };
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3600", NULL };
 	pid_t w = test_spawn(wl);
 	cr_assert_gt(w, 0);
 
@@ -1169,13 +1185,13 @@ Test(faults, sigterm_during_interval_write, .timeout = 90)
 	 * was held ("(DELAYED)").
 	 */
 	char *const argv[] = { "/usr/bin/strace", "-f", "-qq", "-tt", "-o", stlog, "-e", "trace=fsync",
-			       "-e", "signal=none", "-e", "inject=fsync:delay_enter=4s:when=3", "--",
+			       "-e", "signal=none", "-e", "inject=fsync:delay_enter=10s:when=3", "--",
 			       (char *)test_build_path("profd"), "daemon", "--config", conf, NULL };
 	st = start_logged(argv, log);
-	for (end = now_s() + 10; !(d = child_named(st, "profd")) && now_s() < end;)
+	for (end = now_s() + 60; !(d = child_named(st, "profd")) && now_s() < end;)
 		sleep_s(0.01);
 	cr_assert_gt(d, 0, "strace started no daemon: %s", slurp(log, NULL));
-	for (end = now_s() + 30; !(held = held_in_syscall(d, 74, &fd)) && now_s() < end;)
+	for (end = now_s() + 60; !(held = held_in_syscall(d, 74, &fd)) && now_s() < end;)
 		sleep_s(0.01);
 	cr_assert(held, "the daemon was never held in fsync (x86_64: 74): %s", slurp(log, NULL));
 	snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%lu", (int)d, fd);
@@ -1243,8 +1259,7 @@ Test(faults, sigterm_during_interval_write, .timeout = 90)
 	left = list_prefixed(state, ".");
 	cr_assert_str_eq(left, "", "temp files left: %s", left);
 	free(left);
-	kill(w, SIGKILL);
-	test_wait(w, 10);
+	test_kill(w);
 	sh("rm -rf '%s'", dir);
 	free(dir);
 	free(conf);

@@ -5,9 +5,12 @@
  * frame in the profile, so "reached the root" is checked from the profile itself.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "tests/lib/testlib.h"
@@ -48,30 +51,51 @@ static struct completeness measure(const Perftools__Profiles__Profile *p, pid_t 
 	return c;
 }
 
+/*
+ * Profile workload (at 499 Hz, -p) while it does 2 s of CPU work, however much of the machine
+ * it gets: it runs until it is killed, profd records from when its perf events are open until
+ * SIGINT (Ctrl-C), sent once the workload's CPU time grew by 2 s, so ~1000 samples are expected.
+ */
 static Perftools__Profiles__Profile *record_workload(const char *workload, pid_t *ret_pid,
 						     char **ret_path)
 {
-	char *const wl[] = { (char *)test_build_path(workload), "4", NULL };
-	char *dir = test_tmpdir(), *out = NULL, pidstr[16];
-	struct run_result rr;
+	char *const wl[] = { (char *)test_build_path(workload), "3600", NULL };
+	char *dir = test_tmpdir(), *out = NULL, *log = NULL, pidstr[16];
 	Perftools__Profiles__Profile *p;
-	pid_t pid;
+	pid_t pid, profd;
+	int status;
 
 	cr_assert_eq(geteuid(), 0, "end-to-end tests need root");
 	cr_assert(asprintf(&out, "%s/live.pb.gz", dir) > 0);
+	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
 	pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
-			       "499", "-d", "3", "-o", out, NULL };
-	cr_assert_eq(test_run(argv, 60, &rr), 0);
-	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
-	test_wait(pid, 30);
-	run_result_free(&rr);
+			       "499", "-o", out, NULL };
+	profd = fork();
+	cr_assert_geq(profd, 0);
+	if (profd == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
+	cr_assert(test_wait_cpu(pid, 2.0, 120), "the workload got no 2 s of CPU in 120 s");
+	kill(profd, SIGINT);
+	status = test_wait(profd, 60);
+	test_kill(pid);
+	cr_assert_eq(status, 0, "profd failed (%d): %s", status, test_slurp(log));
 	p = test_pprof_load(out);
 	cr_assert_not_null(p);
 	*ret_pid = pid;
 	*ret_path = out;
+	free(log);
 	free(dir);
 	return p;
 }

@@ -5,10 +5,12 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -17,6 +19,24 @@
 #include "tests/lib/testlib.h"
 
 static const char *const chain[] = { "chain_leaf", "chain_c", "chain_b", "chain_a", "main" };
+
+/* Fork/exec argv with stdout/stderr to log; the child dies with the test. */
+static pid_t start_logged(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
 
 static unsigned file_mode(const char *path)
 {
@@ -29,7 +49,8 @@ static unsigned file_mode(const char *path)
 
 Test(record, pid_chain)
 {
-	char *const wl[] = { (char *)test_build_path("workloads/chain"), "6", NULL };
+	/* Runs until killed: it outlives the recording however long profd takes to start. */
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3600", NULL };
 	char *out = test_out_path("pid.pb.gz"), pidstr[16];
 	struct run_result rr;
 	Perftools__Profiles__Profile *p;
@@ -48,7 +69,8 @@ Test(record, pid_chain)
 	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
 	cr_assert(strstr(rr.out, "Top 10 functions") || strstr(rr.out, "Top "), "no summary: %s",
 		  rr.out);
-	test_wait(pid, 30);
+	cr_assert_eq(kill(pid, 0), 0, "the workload died while profiled");
+	test_kill(pid);
 
 	p = test_pprof_load(out);
 	cr_assert_not_null(p, "cannot decode %s", out);
@@ -137,36 +159,44 @@ Test(record, stack_bytes_sizes)
 	}
 }
 
+/*
+ * The target is killed while profd records it for 600 s: recording ends with it and writes
+ * the profile, well before the duration (profd is given 60 s for that).
+ */
 Test(record, target_exits_mid_record)
 {
-	char *const wl[] = { (char *)test_build_path("workloads/chain"), "1", NULL };
-	char *out = test_out_path("exit.pb.gz"), pidstr[16];
-	struct run_result rr;
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3600", NULL };
+	char *dir = test_tmpdir(), *out = NULL, *log = NULL, pidstr[16];
 	Perftools__Profiles__Profile *p;
 	struct stat st;
-	time_t t0;
-	pid_t pid;
+	pid_t pid, profd;
+	int status;
 
 	test_require_root();
+	cr_assert(asprintf(&out, "%s/exit.pb.gz", dir) > 0);
+	cr_assert(asprintf(&log, "%s/profd.log", dir) > 0);
 	pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
-	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-d", "30",
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-d", "600",
 			       "-o", out, NULL };
-	t0 = time(NULL);
-	cr_assert_eq(test_run(argv, 60, &rr), 0);
-	test_wait(pid, 10);
-	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
-	/* The target lived ~1 s: recording must end with it, not run for the 30 s duration. */
-	cr_assert_lt(time(NULL) - t0, 20);
+	profd = start_logged(argv, log);
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
+	cr_assert(test_wait_cpu(pid, 0.5, 120), "the workload got no CPU");
+	test_kill(pid);
+	status = test_wait(profd, 60);
+	cr_assert_eq(status, 0, "profd did not end with its target (%d): %s", status,
+		     test_slurp(log));
 	cr_assert_eq(stat(out, &st), 0, "no profile written");
 	p = test_pprof_load(out);
 	cr_assert_not_null(p);
 	cr_assert_gt(p->n_sample, 0);
 	test_pprof_free(p);
 	free(test_check_with_pprof(out));
-	run_result_free(&rr);
 	free(out);
+	free(log);
+	free(dir);
 }
 
 /*
@@ -297,8 +327,8 @@ Test(record, help_and_version)
 
 Test(record, whole_host_and_ctrl_c)
 {
-	char *const wl[] = { (char *)test_build_path("workloads/chain"), "4", NULL };
-	char *out = test_out_path("all.pb.gz");
+	char *const wl[] = { (char *)test_build_path("workloads/chain"), "3600", NULL };
+	char *out = test_out_path("all.pb.gz"), *log = test_out_path("all.log");
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", "99", "-q",
 			       "-o", out, NULL };
 	Perftools__Profiles__Profile *p;
@@ -311,18 +341,15 @@ Test(record, whole_host_and_ctrl_c)
 	test_require_root();
 	wpid = test_spawn(wl);
 	cr_assert_gt(wpid, 0);
-	ppid = fork();
-	cr_assert_geq(ppid, 0);
-	if (ppid == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	sleep(2);
+	ppid = start_logged(argv, log);
+	/* Sampling, and the workload did 1 s of work since (~99 samples), however busy the host. */
+	cr_assert(test_wait_sampling(ppid, 60), "profd did not start sampling: %s", test_slurp(log));
+	cr_assert(test_wait_cpu(wpid, 1.0, 120), "the workload got no 1 s of CPU in 120 s");
 	/* Ctrl-C: recording ends and the profile is written, exit status 0. */
 	kill(ppid, SIGINT);
-	cr_assert_eq(waitpid(ppid, &status, 0), ppid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-	test_wait(wpid, 10);
+	status = test_wait(ppid, 60);
+	cr_assert_eq(status, 0, "status %d: %s", status, test_slurp(log));
+	test_kill(wpid);
 
 	p = test_pprof_load(out);
 	cr_assert_not_null(p);
@@ -341,14 +368,18 @@ Test(record, whole_host_and_ctrl_c)
 	test_pprof_free(p);
 	free(test_check_with_pprof(out));
 	free(out);
+	free(log);
 }
 
 Test(record, kernel_frames_named)
 {
-	/* A workload that lives in the kernel: dd copying /dev/zero to /dev/null. */
+	/*
+	 * A workload that lives in the kernel: dd copying /dev/zero to /dev/null, ended by
+	 * SIGXCPU after 2 s of CPU time (not of wall time: the same work on a busy host).
+	 */
 	char *out = test_out_path("kernel.pb.gz");
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "499", "-q", "-o", out,
-			       "--", "/usr/bin/timeout", "2", "/bin/dd", "if=/dev/zero",
+			       "--", "/usr/bin/prlimit", "--cpu=2:10", "/bin/dd", "if=/dev/zero",
 			       "of=/dev/null", "bs=64k", NULL };
 	struct run_result rr;
 	Perftools__Profiles__Profile *p;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -109,18 +110,39 @@ static Perftools__Profiles__Profile *record_cmd(const char *out, const char *ext
 	return p;
 }
 
+/*
+ * Record pid (which runs until the test kills it) at 499 Hz from when profd samples until
+ * SIGINT, sent once pid did 1 s of CPU work: ~499 samples, however busy the machine is.
+ */
 static Perftools__Profiles__Profile *record_pid(const char *out, pid_t pid, const char *extra)
 {
-	char pidstr[16];
-	struct run_result rr;
+	char pidstr[16], *log;
 	Perftools__Profiles__Profile *p;
+	pid_t profd;
+	int status;
 
+	cr_assert(asprintf(&log, "%s.log", out) > 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
-			       "499", "-d", "2", "-o", (char *)out, (char *)extra, NULL };
-	cr_assert_eq(test_run(argv, 60, &rr), 0);
-	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
-	run_result_free(&rr);
+			       "499", "-o", (char *)out, (char *)extra, NULL };
+	profd = fork();
+	cr_assert_geq(profd, 0);
+	if (profd == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
+	cr_assert(test_wait_cpu(pid, 1.0, 120), "the workload got no 1 s of CPU in 120 s");
+	kill(profd, SIGINT);
+	status = test_wait(profd, 60);
+	cr_assert_eq(status, 0, "profd failed (%d): %s", status, test_slurp(log));
+	free(log);
 	p = test_pprof_load(out);
 	cr_assert_not_null(p, "cannot decode %s", out);
 	return p;
@@ -262,7 +284,7 @@ static void remove_perf_map(pid_t pid)
 
 Test(symbols, jit_frames_named_from_perf_map)
 {
-	char *const wl[] = { (char *)test_build_path("workloads/jit_spin"), "4", NULL };
+	char *const wl[] = { (char *)test_build_path("workloads/jit_spin"), "3600", NULL };
 	char *out = test_out_path("jit.pb.gz");
 	uint64_t total;
 
@@ -270,7 +292,9 @@ Test(symbols, jit_frames_named_from_perf_map)
 	pid_t pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
-	cr_assert_eq(test_wait(pid, 30), 0);
+	cr_assert_eq(kill(pid, 0), 0, "jit_spin died while profiled");
+	test_kill(pid);
+	remove_perf_map(pid);
 
 	double frac = leaf_fraction(p, pid, "jit_spin_loop", &total);
 	cr_assert_gt(total, 200, "samples: %lu", (unsigned long)total);
@@ -339,7 +363,7 @@ Test(symbols, jit_perf_map_inside_pid_and_mount_namespace)
 	snprintf(bin, sizeof(bin), "%s/jit_spin", bindir);
 	snprintf(cp, sizeof(cp), "cp '%s' '%s'", test_build_path("workloads/jit_spin"), bin);
 	cr_assert_eq(system(cp), 0);
-	snprintf(script, sizeof(script), "mount -t tmpfs tmpfs /tmp && exec '%s' 4", bin);
+	snprintf(script, sizeof(script), "mount -t tmpfs tmpfs /tmp && exec '%s' 3600", bin);
 	char *const wl[] = { "/usr/bin/unshare", "--pid", "--fork", "--mount", "--mount-proc",
 			     "/bin/sh", "-c", script, NULL };
 	char *out = test_out_path("jit-ns.pb.gz"), host_map[64], status[64], line[256];
@@ -364,7 +388,9 @@ Test(symbols, jit_perf_map_inside_pid_and_mount_namespace)
 	cr_assert_neq(access(host_map, F_OK), 0, "the map must exist only inside");
 
 	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
-	test_wait(u, 30);
+	/* pid 1 of its namespace: killing it ends the namespace, then unshare exits. */
+	kill(pid, SIGKILL);
+	test_wait(u, 60);
 	double frac = leaf_fraction(p, pid, "jit_spin_loop", &total);
 	cr_assert_gt(total, 100, "samples: %lu", (unsigned long)total);
 	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
@@ -390,7 +416,7 @@ Test(symbols, binary_deleted_while_running)
 	cr_assert(asprintf(&copy, "%s/chain-copy", dir) > 0);
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", test_build_path("workloads/chain"), copy);
 	cr_assert_eq(system(cmd), 0);
-	char *const wl[] = { copy, "4", NULL };
+	char *const wl[] = { copy, "3600", NULL };
 	pid_t pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	/* Gone from the file system; only /proc/PID/map_files still reaches it. */
@@ -398,7 +424,7 @@ Test(symbols, binary_deleted_while_running)
 
 	char *out = test_out_path("deleted.pb.gz");
 	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
-	test_wait(pid, 30);
+	test_kill(pid);
 	double frac = test_chain_fraction(p, pid, chain, 5, &total);
 	cr_assert_gt(total, 200);
 	cr_assert_geq(frac, 0.9, "chain in %.1f%% of %lu samples", frac * 100,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -132,9 +134,9 @@ void run_result_free(struct run_result *r)
 
 pid_t test_spawn(char *const argv[])
 {
-	int p[2];
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	char buf[32] = {};
+	int p[2];
 
 	if (pipe(p) < 0)
 		return -1;
@@ -142,6 +144,9 @@ pid_t test_spawn(char *const argv[])
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* A failed assertion ends the test process: the workload must not outlive it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
 		dup2(p[1], 1);
 		close(p[0]);
 		execv(argv[0], argv);
@@ -155,6 +160,14 @@ pid_t test_spawn(char *const argv[])
 	}
 	close(p[0]);
 	return pid;
+}
+
+void test_kill(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
 }
 
 int test_wait(pid_t pid, int timeout_s)
@@ -365,4 +378,116 @@ char *test_check_with_pprof(const char *path)
 	cr_assert_not_null(out);
 	cr_assert_eq(st, 0, "pprof -traces failed on %s:\n%s", path, out);
 	return out;
+}
+
+char *test_slurp(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *s;
+
+	if (fd < 0)
+		return strdup("");
+	s = slurp_fd(fd);
+	close(fd);
+	return s ? s : strdup("");
+}
+
+double test_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int count_perf_fds(pid_t pid)
+{
+	char dir[64], path[PATH_MAX], target[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		ssize_t k;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		k = readlink(path, target, sizeof(target) - 1);
+		if (k <= 0)
+			continue;
+		target[k] = '\0';
+		if (!strcmp(target, "anon_inode:[perf_event]"))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+bool test_wait_sampling(pid_t pid, double timeout_s)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	double end = test_now() + timeout_s;
+
+	if (cpus < 1)
+		cpus = 1;
+	while (test_now() < end) {
+		int n = count_perf_fds(pid);
+		siginfo_t si = {0};
+
+		/* Exited (a zombie of ours, or gone): it will never sample. */
+		if (n < 0 ||
+		    (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid))
+			return false;
+		if (n >= cpus) {
+			/* The last fd opened, its attach follows within microseconds. */
+			usleep(20000);
+			return true;
+		}
+		usleep(10000);
+	}
+	return false;
+}
+
+double test_cpu_seconds(pid_t pid)
+{
+	char path[64], buf[4096], *p;
+	unsigned long long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields are counted after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
+}
+
+bool test_wait_cpu(pid_t pid, double cpu_s, double timeout_s)
+{
+	double start = test_cpu_seconds(pid), end = test_now() + timeout_s, c;
+
+	if (start < 0)
+		return false;
+	while (test_now() < end) {
+		c = test_cpu_seconds(pid);
+		if (c < 0)
+			return false;
+		if (c - start >= cpu_s)
+			return true;
+		usleep(20000);
+	}
+	return false;
 }

@@ -25,8 +25,13 @@ struct run_result {
 int test_run(char *const argv[], int timeout_s, struct run_result *ret);
 void run_result_free(struct run_result *r);
 
-/* Start a workload in the background; returns its pid (it prints its pid first). */
+/*
+ * Start a workload in the background; returns its pid (it prints its pid first). It is killed
+ * when the test process ends, so a failed assertion leaves no workload spinning.
+ */
 pid_t test_spawn(char *const argv[]);
+/* SIGKILL and reap a spawned process; no-op for pid <= 0. */
+void test_kill(pid_t pid);
 /* Wait for a spawned process; returns exit status or -1. */
 int test_wait(pid_t pid, int timeout_s);
 
@@ -54,6 +59,24 @@ size_t test_sample_functions(const Perftools__Profiles__Profile *p,
  */
 double test_chain_fraction(const Perftools__Profiles__Profile *p, pid_t pid,
 			   const char *const *chain, size_t n_chain, uint64_t *ret_total);
+
+/*
+ * Wait until the profd process `pid` samples: one cpu-clock perf event open per online CPU
+ * (profd opens them in capture_start() and attaches its BPF program to each right away).
+ * Returns false after timeout_s or when pid exited.
+ */
+bool test_wait_sampling(pid_t pid, double timeout_s);
+/* CPU time (user + system, all threads) that process pid has used, in seconds; -1 if gone. */
+double test_cpu_seconds(pid_t pid);
+/*
+ * Wait until process pid has used cpu_s more seconds of CPU than when called (whatever else
+ * the machine runs, the workload then did that much work). False after timeout_s or exit.
+ */
+bool test_wait_cpu(pid_t pid, double cpu_s, double timeout_s);
+/* A whole file, NUL-terminated (malloc()ed; "" when it cannot be read: for messages). */
+char *test_slurp(const char *path);
+/* Monotonic clock in seconds. */
+double test_now(void);
 
 /* Fail the test unless running as root: the e2e tests prove capture, so they must run. */
 void test_require_root(void);

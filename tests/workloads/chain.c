@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Workload with a known call chain: main → chain_a → chain_b → chain_c → chain_leaf, where
- * chain_leaf burns CPU. Built with frame pointers. Usage: chain [SECONDS] (default 5).
+ * chain_leaf burns CPU. Built with frame pointers. Usage: chain [SECONDS] (default 5; CPU seconds).
  * Prints its pid on stdout once running so a test can attach.
  */
 #include <stdio.h>
@@ -13,11 +13,12 @@
 
 static volatile unsigned long sink;
 
+/* CPU time of the process: SECONDS of work, however busy the machine is. */
 static double now(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Spins with 48 KiB of live stack below main, so every sample's stack copy is the full cap
- * (32 KiB by default). Usage: fault_bigstack [SECONDS]. Prints its pid first.
+ * Spins with 48 KiB of live stack below main, so every sample's stack copy is the full cap (32 KiB
+ * by default). Usage: fault_bigstack [SECONDS] (CPU seconds). Prints its pid first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +10,12 @@
 
 static volatile unsigned long sink;
 
+/* CPU time of the process: SECONDS of work, however busy the machine is. */
 static double now(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 

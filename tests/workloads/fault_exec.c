@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Fault workload: spins in exec_leaf ← exec_b ← exec_a ← main for SECONDS, then execv()s
- * PROG with its arguments (the process keeps its pid, its image changes mid-record).
- * Usage: fault_exec SECONDS PROG [ARGS...]. Prints its pid on stdout first.
+ * Fault workload: spins in exec_leaf ← exec_b ← exec_a ← main for SECONDS, then execv()s PROG with
+ * its arguments (the process keeps its pid, its image changes mid-record). Usage: fault_exec
+ * SECONDS PROG [ARGS...] (SECONDS of CPU time). Prints its pid on stdout first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +13,12 @@
 
 static volatile unsigned long sink;
 
+/* CPU time of the process: SECONDS of work, however busy the machine is. */
 static double now(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 

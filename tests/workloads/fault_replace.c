@@ -4,8 +4,8 @@
  * fault_replace LIB SECONDS [N]. Prints its pid, then waits for SIGUSR1 (off CPU, so a
  * profiler sees no sample of it), dlopen()s LIB, waits for a second SIGUSR1 (the test replaces
  * LIB on disk meanwhile), then calls LIB's `unsigned long replace_entry(unsigned long)` with N
- * for SECONDS. The library stays mapped until exit (or until a test truncates it: SIGBUS, without
- * a core file).
+ * for SECONDS of CPU time. The library stays mapped until exit (or until a test truncates it:
+ * SIGBUS, without a core file).
  */
 #include <dlfcn.h>
 #include <signal.h>
@@ -17,11 +17,12 @@
 
 static volatile unsigned long sink;
 
+/* CPU time of the process: SECONDS of work, however busy the machine is. */
 static double now(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 

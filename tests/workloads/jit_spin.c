@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * A tiny "JIT": copies a spinning function's machine code into an anonymous executable page,
- * announces it in /tmp/perf-PID.map as jit_spin_loop (the perf map format JITs write: "START
- * SIZE name" in hex) and spends its time there. The code builds a frame-pointer frame so the
- * caller is found too. x86_64 only: elsewhere it exits with 77 (skip).
+ * announces it in /tmp/perf-PID.map as jit_spin_loop (the perf map format JITs write: "START SIZE
+ * name" in hex) and spends its time there. The code builds a frame-pointer frame so the caller is
+ * found too. x86_64 only: elsewhere it exits with 77 (skip).
  *
- * Usage: jit_spin [SECONDS] [--keep-map] (default 5 s). Prints its pid once running. The map
- * file is removed at exit unless --keep-map (a profile written after the process is gone still
- * needs it, as it would with a real JIT, which never removes it).
+ * Usage: jit_spin [SECONDS] [--keep-map] (default 5 s of CPU time). Prints its pid once running.
+ * The map file is removed at exit unless --keep-map (a profile written after the process is gone
+ * still needs it, as it would with a real JIT, which never removes it).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,11 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* CPU time of the process: SECONDS of work, however busy the machine is. */
 static double now(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
