@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <linux/capability.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "bpf/profd.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/util.h"
 #include "daemon/capture.h"
 #include "profd.skel.h"
 
@@ -34,6 +37,9 @@ struct capture {
 	capture_handler_t handler;
 	void *userdata;
 	int n_cpus;
+	/* One capture_poll() call: records handled, and when it must give the caller back. */
+	uint64_t polled, deadline_ns;
+	bool over_budget;
 };
 
 static bool cap_has(const struct __user_cap_data_struct d[2], int cap)
@@ -64,8 +70,20 @@ int capture_check_privileges(const char **ret_missing)
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
+	int r = c->handler(c->userdata, data, size);
 
-	return c->handler(c->userdata, data, size);
+	if (r < 0)
+		return r;
+	/*
+	 * libbpf reads on while the producer keeps writing: a reader slower than the samples
+	 * arrive (a starved daemon, a burst of new binaries) would never return to its intervals,
+	 * signals and HTTP requests. A negative return stops it with this record consumed.
+	 */
+	if ((++c->polled & 63) == 0 && mono_ns() >= c->deadline_ns) {
+		c->over_budget = true;
+		return -EAGAIN;
+	}
+	return 0;
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -230,14 +248,20 @@ size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes)
 
 int capture_poll(struct capture *c, int timeout_ms)
 {
-	int r = ring_buffer__poll(c->rb, timeout_ms);
+	int r;
 
+	c->polled = 0;
+	c->over_budget = false;
+	c->deadline_ns = mono_ns() + (uint64_t)timeout_ms * 1000000 + CAPTURE_POLL_BUDGET_NS;
+	r = ring_buffer__poll(c->rb, timeout_ms);
 	/*
 	 * The BPF program wakes us only when the ring is a quarter full (see submit_flags()),
 	 * so a poll that timed out still has records to drain.
 	 */
-	if (r == 0 || r == -EINTR)
+	if (!c->over_budget && (r == 0 || r == -EINTR))
 		r = ring_buffer__consume(c->rb);
+	if (c->over_budget)
+		return (int)MIN(c->polled, (uint64_t)INT_MAX);
 	return r == -EINTR ? 0 : r;
 }
 

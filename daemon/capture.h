@@ -54,8 +54,12 @@ int capture_start(struct capture *c);
  * Wait up to timeout_ms, then consume what the ring buffer holds. The BPF side wakes the
  * reader only when the ring is a quarter full, so records usually arrive in batches, one per
  * timeout: callers poll with a timeout (≤ 100 ms keeps a 32 MiB ring far from full).
- * Returns records consumed or -errno (-EINTR is 0).
+ * Returns records consumed or -errno (-EINTR is 0). A call handles records for at most
+ * CAPTURE_POLL_BUDGET_NS after its timeout, then returns what it consumed so far (the rest
+ * stays in the ring for the next call): a reader slower than the producer still gets back to
+ * its other work.
  */
+#define CAPTURE_POLL_BUDGET_NS (200ull * 1000 * 1000)
 int capture_poll(struct capture *c, int timeout_ms);
 
 /* Samples and task events the BPF side could not put in the ring buffer, summed over CPUs. */
