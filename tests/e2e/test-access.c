@@ -45,14 +45,6 @@ struct ta {
 	size_t n_workloads;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static char *slurp(const char *path, size_t *ret_len)
 {
 	FILE *f = fopen(path, "re");
@@ -112,7 +104,6 @@ static char *path_in(const char *dir, const char *name)
 
 static void ta_prepare(struct ta *t)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char *src = (char *)test_build_path("workloads/chain"), *dst;
 	struct run_result rr;
 
@@ -134,57 +125,20 @@ static void ta_prepare(struct ta *t)
 	cr_assert_eq(rr.status, 0, "install: %s", rr.err);
 	run_result_free(&rr);
 	free(dst);
-	t->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(t->notify_fd, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->notify);
-	cr_assert_eq(bind(t->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-}
-
-/* Wait for a notification containing `what`: 1; 0 on timeout; -1 when the daemon ended first
- * (*ret_status then holds its wait status). */
-static int ta_notified(struct ta *t, const char *what, double timeout_s, int *ret_status)
-{
-	double end = now_s() + timeout_s;
-	char buf[4096];
-
-	while (now_s() < end) {
-		struct pollfd p = {.fd = t->notify_fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 100) <= 0) {
-			if (waitpid(t->pid, ret_status, WNOHANG) == t->pid)
-				return -1;
-			continue;
-		}
-		n = recv(t->notify_fd, buf, sizeof(buf) - 1, 0);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		if (strstr(buf, what))
-			return 1;
-	}
-	return 0;
+	t->notify_fd = test_notify_socket(t->notify);
 }
 
 /* Start the daemon on t->conf and wait until it is ready: 0, or its exit status if it ended. */
 static int ta_start(struct ta *t, bool must_start)
 {
-	char *log, *p;
+	char *log, *p, env[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
 	int status, r;
 
-	t->pid = fork();
-	cr_assert_geq(t->pid, 0);
-	if (t->pid == 0) {
-		int fd = open(t->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		setenv("NOTIFY_SOCKET", t->notify, 1);
-		execl(test_build_path("profd"), "profd", "daemon", "--config", t->conf, NULL);
-		_exit(127);
-	}
-	r = ta_notified(t, "READY=1", 60, &status);
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", t->notify);
+	t->pid = test_spawn_logged(
+	    (char *[]){(char *)test_build_path("profd"), "daemon", "--config", t->conf, NULL}, t->log,
+	    (char *[]){env, NULL});
+	r = test_notified(t->notify_fd, "READY=1", 60, t->pid, &status);
 	if (r < 0) {
 		t->pid = 0;
 		cr_assert(!must_start, "daemon did not start: %s", slurp(t->log, NULL));
@@ -269,20 +223,10 @@ static void ta_cleanup(struct ta *t)
 /* SIGTERM and wait for a clean exit. */
 static void ta_stop(struct ta *t)
 {
-	double end = now_s() + 60;
-	int status;
+	int r = test_stop(t->pid, 60);
 
-	kill(t->pid, SIGTERM);
-	while (now_s() < end) {
-		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
-			t->pid = 0;
-			cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-				  "daemon exit status %d: %s", status, slurp(t->log, NULL));
-			return;
-		}
-		usleep(20000);
-	}
-	cr_assert_fail("daemon did not stop");
+	t->pid = 0;
+	cr_expect_eq(r, 0, "daemon exit status %d: %s", r, slurp(t->log, NULL));
 }
 
 /*

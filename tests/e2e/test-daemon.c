@@ -90,8 +90,6 @@ struct td {
 
 static void td_prepare(struct td *d)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
 	cr_assert_eq(geteuid(), 0, "end-to-end tests need root");
 	memset(d, 0, sizeof(*d));
 	d->dir = test_tmpdir();
@@ -100,51 +98,24 @@ static void td_prepare(struct td *d)
 	cr_assert(asprintf(&d->log, "%s/profd.log", d->dir) > 0);
 	cr_assert(asprintf(&d->out, "%s/out", d->dir) > 0);
 	cr_assert(asprintf(&d->notify_path, "%s/notify", d->dir) > 0);
-	d->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(d->notify_fd, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->notify_path);
-	cr_assert_eq(bind(d->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	d->notify_fd = test_notify_socket(d->notify_path);
 }
 
 /* Wait for a notification containing `what` (e.g. "READY=1"); false on timeout. */
 static bool td_notified(struct td *d, const char *what, double timeout_s)
 {
-	double end = now_s() + timeout_s;
-	char buf[4096];
-
-	while (now_s() < end) {
-		struct pollfd p = {.fd = d->notify_fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		n = recv(d->notify_fd, buf, sizeof(buf) - 1, 0);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		if (strstr(buf, what))
-			return true;
-	}
-	return false;
+	return test_notified(d->notify_fd, what, timeout_s, 0, NULL) == 1;
 }
 
 static void td_start(struct td *d)
 {
-	char *log, *p;
+	char *log, *p, env[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
 
-	d->pid = fork();
-	cr_assert_geq(d->pid, 0);
-	if (d->pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		/* A failed assertion ends the test process: the daemon must not outlive it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		setenv("NOTIFY_SOCKET", d->notify_path, 1);
-		execl(test_build_path("profd"), "profd", "daemon", "--config", d->conf, NULL);
-		_exit(127);
-	}
+	/* A failed assertion ends the test process: the daemon dies with it. */
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", d->notify_path);
+	d->pid = test_spawn_logged(
+	    (char *[]){(char *)test_build_path("profd"), "daemon", "--config", d->conf, NULL}, d->log,
+	    (char *[]){env, NULL});
 	if (!td_notified(d, "READY=1", 60)) {
 		kill(d->pid, SIGKILL);
 		waitpid(d->pid, NULL, 0);
@@ -165,23 +136,10 @@ static void td_start(struct td *d)
 /* SIGTERM and wait: the exit status, or -1 on timeout. */
 static int td_stop(struct td *d, int timeout_s)
 {
-	int status;
-	double end = now_s() + timeout_s;
+	int r = test_stop(d->pid, timeout_s);
 
-	if (d->pid <= 0)
-		return -1;
-	kill(d->pid, SIGTERM);
-	while (now_s() < end) {
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		}
-		usleep(20000);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, NULL, 0);
 	d->pid = 0;
-	return -1;
+	return r;
 }
 
 static void td_cleanup(struct td *d)

@@ -162,24 +162,6 @@ static char *list_prefixed(const char *dir, const char *prefix)
 	return s;
 }
 
-/* Fork/exec argv with stdout/stderr to log; the child dies with the test. */
-static pid_t start_logged(char *const argv[], const char *log)
-{
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
 /* wait4 with a timeout: exit status (128 + signal), -1 on timeout (then killed). */
 static int wait_bounded(pid_t pid, double timeout_s, struct rusage *ru)
 {
@@ -305,7 +287,7 @@ Test(faults, process_storm_memory)
 			       "-o", out, "-q", NULL };
 	char *const wl[] = { (char *)test_build_path("workloads/fault_spawner"), "3", "200", NULL };
 
-	profd = start_logged(argv, log);
+	profd = test_spawn_logged(argv, log, NULL);
 	/* The storm starts once profd samples, so all of it falls in the recording. */
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
@@ -463,7 +445,7 @@ Test(faults, sigterm_while_recording)
 	snprintf(pidstr, sizeof(pidstr), "%d", w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
 			       "-o", out, "-q", NULL };
-	profd = start_logged(argv, log);
+	profd = test_spawn_logged(argv, log, NULL);
 	/* Sampling, and 1 s of the workload's CPU time since (~199 samples), however busy the host. */
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
@@ -571,7 +553,7 @@ Test(faults, daemon_sigkill_restart)
 	fclose(f);
 	char *const argv[] = { (char *)test_build_path("profd"), "daemon", "--config", conf, NULL };
 
-	d = start_logged(argv, log);
+	d = test_spawn_logged(argv, log, NULL);
 	/* Two complete intervals, then the third is being captured when it is killed. */
 	cr_assert(wait_new_profile(state, &empty, 60), "no interval file: %s", slurp(log, NULL));
 	snap_take(&before, state);
@@ -586,7 +568,7 @@ Test(faults, daemon_sigkill_restart)
 	cr_assert(asprintf(&stale, "%s/.profile-20200101T000000Z.pb.gz.Ab12Cd", state) > 0);
 	write_bytes(stale, "half a profile", 14);
 
-	d = start_logged(argv, log);
+	d = test_spawn_logged(argv, log, NULL);
 	cr_assert(wait_new_profile(state, &before, 60), "restarted daemon wrote no interval: %s",
 		  slurp(log, NULL));
 	status = 0;
@@ -898,7 +880,7 @@ Test(faults, mapped_exe_replaced_on_disk)
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
 			       "-o", out, "-q", NULL };
-	profd = start_logged(argv, log);
+	profd = test_spawn_logged(argv, log, NULL);
 	/* ...and again while it records (0.5 s of the workload's CPU time into it)... */
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
@@ -949,7 +931,7 @@ Test(faults, dlopened_lib_replaced_on_disk)
 	 * sample makes profd look again) until the library is mapped and replaced, so profd
 	 * first opens it when its first sample misses, after the replacement.
 	 */
-	profd = start_logged(argv, log);
+	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
 	kill(w, SIGUSR1);
@@ -1000,7 +982,7 @@ Test(faults, dlopened_lib_truncated_in_place)
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
 			       "-d", "600", "-o", out, "-q", NULL };
-	profd = start_logged(argv, log);
+	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
 	kill(w, SIGUSR1);
@@ -1187,7 +1169,7 @@ Test(faults, sigterm_during_interval_write, .timeout = 180)
 	char *const argv[] = { "/usr/bin/strace", "-f", "-qq", "-tt", "-o", stlog, "-e", "trace=fsync",
 			       "-e", "signal=none", "-e", "inject=fsync:delay_enter=10s:when=3", "--",
 			       (char *)test_build_path("profd"), "daemon", "--config", conf, NULL };
-	st = start_logged(argv, log);
+	st = test_spawn_logged(argv, log, NULL);
 	for (end = now_s() + 60; !(d = child_named(st, "profd")) && now_s() < end;)
 		sleep_s(0.01);
 	cr_assert_gt(d, 0, "strace started no daemon: %s", slurp(log, NULL));

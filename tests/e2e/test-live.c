@@ -73,17 +73,7 @@ static Perftools__Profiles__Profile *record_workload(const char *workload, pid_t
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
 			       "499", "-o", out, NULL };
-	profd = fork();
-	cr_assert_geq(profd, 0);
-	if (profd == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
+	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
 	cr_assert(test_wait_cpu(pid, 2.0, 120), "the workload got no 2 s of CPU in 120 s");

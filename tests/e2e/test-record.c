@@ -20,24 +20,6 @@
 
 static const char *const chain[] = { "chain_leaf", "chain_c", "chain_b", "chain_a", "main" };
 
-/* Fork/exec argv with stdout/stderr to log; the child dies with the test. */
-static pid_t start_logged(char *const argv[], const char *log)
-{
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
 static unsigned file_mode(const char *path)
 {
 	struct stat st;
@@ -180,7 +162,7 @@ Test(record, target_exits_mid_record)
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-d", "600",
 			       "-o", out, NULL };
-	profd = start_logged(argv, log);
+	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));
 	cr_assert(test_wait_cpu(pid, 0.5, 120), "the workload got no CPU");
@@ -341,7 +323,7 @@ Test(record, whole_host_and_ctrl_c)
 	test_require_root();
 	wpid = test_spawn(wl);
 	cr_assert_gt(wpid, 0);
-	ppid = start_logged(argv, log);
+	ppid = test_spawn_logged(argv, log, NULL);
 	/* Sampling, and the workload did 1 s of work since (~99 samples), however busy the host. */
 	cr_assert(test_wait_sampling(ppid, 60), "profd did not start sampling: %s", test_slurp(log));
 	cr_assert(test_wait_cpu(wpid, 1.0, 120), "the workload got no 1 s of CPU in 120 s");

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,6 +170,77 @@ void test_kill(pid_t pid)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}
+}
+
+pid_t test_spawn_logged(char *const argv[], const char *log, char *const env[])
+{
+	pid_t parent = getpid(), pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127); /* the test was gone before the death signal was set up */
+		dup2(fd, 1);
+		dup2(fd, 2);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv(env[i]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int test_notify_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+	strcpy(sa.sun_path, path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", path,
+		     strerror(errno));
+	return fd;
+}
+
+int test_notified(int fd, const char *what, double timeout_s, pid_t pid, int *ret_status)
+{
+	struct timespec ts;
+	double end;
+	char buf[4096];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = ts.tv_sec + ts.tv_nsec / 1e9 + timeout_s;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (ts.tv_sec + ts.tv_nsec / 1e9 >= end)
+			return 0;
+		if (poll(&p, 1, 100) <= 0) {
+			if (pid > 0 && waitpid(pid, ret_status, WNOHANG) == pid)
+				return -1;
+			continue;
+		}
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strstr(buf, what))
+			return 1;
+	}
+}
+
+int test_stop(pid_t pid, int timeout_s)
+{
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	return test_wait(pid, timeout_s);
 }
 
 int test_wait(pid_t pid, int timeout_s)

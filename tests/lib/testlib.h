@@ -32,6 +32,22 @@ void run_result_free(struct run_result *r);
 pid_t test_spawn(char *const argv[]);
 /* SIGKILL and reap a spawned process; no-op for pid <= 0. */
 void test_kill(pid_t pid);
+/*
+ * Fork and exec argv with stdout and stderr appended to `log` (created 0644), the variables of
+ * env ("KEY=VALUE", NULL-terminated, may be NULL) set in the child; the child dies with the test
+ * process (PR_SET_PDEATHSIG). Returns its pid (asserts on failure).
+ */
+pid_t test_spawn_logged(char *const argv[], const char *log, char *const env[]);
+/*
+ * sd_notify(3) as systemd sees it, for daemons under test: a datagram socket bound at path
+ * (the daemon's NOTIFY_SOCKET), and a wait for a message containing `what` (e.g. "READY=1").
+ * test_notified: 1 when it came, 0 after timeout_s, -1 when process pid (if > 0) ended first,
+ * its wait status in *ret_status.
+ */
+int test_notify_socket(const char *path);
+int test_notified(int fd, const char *what, double timeout_s, pid_t pid, int *ret_status);
+/* SIGTERM and wait up to timeout_s: the exit status (128 + signal), or -1 (then SIGKILLed). */
+int test_stop(pid_t pid, int timeout_s);
 /* Wait for a spawned process; returns exit status or -1. */
 int test_wait(pid_t pid, int timeout_s);
 
