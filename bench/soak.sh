@@ -356,8 +356,8 @@ cat <<EOF
 
 After warm-up in thirds, minimum–maximum over each third's samples (a leak lifts the minimum from third to third; what else runs on the host moves the maximum):
 
-| span | samples | VmRSS MiB | RssAnon MiB | file maps MiB | fds | fds: files | binaries open | symbol cache: open ELFs | load 1 min |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| span | samples | VmRSS MiB | RssAnon MiB | file maps MiB | unwind cache MiB | fds | fds: files | binaries open | symbol cache: open ELFs | load 1 min |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 for k in 0 1 2; do
 	from=$(ev '%.0f' "$warm + ($total - $warm) * $k / 3")
@@ -371,15 +371,16 @@ for k in 0 1 2; do
 	[ "$n" -gt 0 ] || continue
 	read -r _ alo ahi _ <<<"$(range anon "$from" "$to")"
 	read -r _ flo fhi _ <<<"$(range rss_files "$from" "$to")"
+	read -r _ ulo uhi _ <<<"$(range unwind_bytes "$from" "$to")"
 	read -r _ dlo dhi _ <<<"$(range fds "$from" "$to")"
 	read -r _ dflo dfhi _ <<<"$(range fds_files "$from" "$to")"
 	read -r _ blo bhi _ <<<"$(range binaries "$from" "$to")"
 	read -r _ elo ehi _ <<<"$(range sym_open_elfs "$from" "$to")"
 	lmax=$(awk -F'\t' -v i="${C[load1]}" -v ti="${C[t]}" -v from="$from" -v to="$to" \
 		'NR > 1 && $ti >= from && $ti < to && $i > m { m = $i } END { print m + 0 }' "$tmp/samples.tsv")
-	printf '| %s–%s s | %s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | ≤ %s |\n' \
+	printf '| %s–%s s | %s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | %s–%s | ≤ %s |\n' \
 		"$from" "$shown_to" "$n" "$(mib "$lo")" "$(mib "$hi")" "$(mib "$alo")" "$(mib "$ahi")" \
-		"$(mib "$flo")" "$(mib "$fhi")" "$dlo" "$dhi" "$dflo" "$dfhi" "$blo" "$bhi" "$elo" "$ehi" "$lmax"
+		"$(mib "$flo")" "$(mib "$fhi")" "$(ev '%.1f' "$ulo / 1048576")" "$(ev '%.1f' "$uhi / 1048576")" "$dlo" "$dhi" "$dflo" "$dfhi" "$blo" "$bhi" "$elo" "$ehi" "$lmax"
 done
 
 # Timeline: eleven evenly spaced samples.
