@@ -237,7 +237,8 @@ format:
 
 # ---- benchmarks ------------------------------------------------------------------------------
 # bench/ prints figures; never part of `make test`. `make bench` runs the full benchmark and keeps
-# its markdown output in BENCHMARKS.md (replaced only when every part succeeds): bench-unwind
+# its markdown output in BENCHMARKS.md (replaced only when every part succeeds; section 9, the
+# soak below, is carried over from the old file): bench-unwind
 # (sections 1-3: CFI build, warm unwinding, symbolization, in-process), then bench/bench-side.sh
 # (sections 4-8: profd side by side with perf on this machine: offline conversion, target
 # slowdown, whole-host cost, output size, complete stacks; needs root, perf and /usr/bin/time,
@@ -299,7 +300,7 @@ soak: $(SOAK_DEPS)
 	$(Q)cat $(SOAK_DIR)/soak.md >> $(SOAK_DIR)/BENCHMARKS.md.tmp
 	$(Q)mv $(SOAK_DIR)/BENCHMARKS.md.tmp BENCHMARKS.md
 
-.PHONY: bench bench-smoke soak soak-bins
+.PHONY: soak soak-bins
 
 # ---- fuzzing ---------------------------------------------------------------------------------
 # libFuzzer targets for the parsers of outside input (tests/fuzz/fuzz-*.c), built with clang and

@@ -73,6 +73,11 @@ total=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
 [ "$total" -ge 30 ] || die "--minutes $minutes: at least 0.5"
 # Warm-up: the first sixth of the run (5 min of 30), at least 30 s.
 warm=$(awk -v t="$total" 'BEGIN { w = t / 6; printf "%d", w < 30 ? 30 : w }')
+# The commit is taken now: the tree may change while the soak runs.
+commit=$(git -C "$(dirname "$0")/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$(dirname "$0")/.." status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit (with uncommitted changes)"
+fi
 ncpu=$(nproc)
 tck=$(getconf CLK_TCK)
 
@@ -152,7 +157,8 @@ snapshot() {
 	local fds cpu
 	# fds: all, files (binaries and memfds), anon inodes (BPF objects, perf events), others
 	# (sockets, pipes).
-	fds=$(find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' |
+	# (An fd closed between find's readdir and readlink is not counted: not an error.)
+	fds=$({ find "/proc/$daemon_pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null || true; } |
 		awk '/^\// { f++; next } /^anon_inode:/ { a++; next } { o++ }
 			END { printf "%d\t%d\t%d\t%d\n", f + a + o, f, a, o }')
 	# Resident kB in BPF map mappings (the ring buffer) and in file mappings, from smaps.
@@ -162,7 +168,8 @@ snapshot() {
 	# utime and stime: fields 14 and 15 after the ")" that ends comm (which may hold spaces).
 	cpu=$(sed 's/.*) //' "/proc/$daemon_pid/stat" | awk '{ print $12 + $13 }')
 	curl -sS -f --max-time 10 -o "$tmp/metrics" "http://$addr/metrics" ||
-		die "GET /metrics failed at t=$t s"
+		{ sleep 1 && curl -sS -f --max-time 10 -o "$tmp/metrics" "http://$addr/metrics"; } ||
+		die "GET /metrics failed twice at t=$t s"
 	printf '%s\n' "$t" "$(status_kb VmRSS)" "$(status_kb RssAnon)" "$rss_parts" "$fds" "$cpu" \
 		"$(cut -d' ' -f1 /proc/loadavg)" "$(cut -d' ' -f2 /proc/loadavg)" \
 		"$(cut -d' ' -f3 /proc/loadavg)" "$pulls_ok" \
@@ -260,9 +267,6 @@ dkb() { ev '%+.0f' "($(get "$r_end" "$1") - $(get "$r_warm" "$1")) / 1024"; }
 
 kernel=$(uname -sr)
 cpu_model=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
-commit=$(git -C "$(dirname "$0")/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$(dirname "$0")/.." status --porcelain --untracked-files=no 2>/dev/null | head -1)
-[ -n "$dirty" ] && commit="$commit (with uncommitted changes)"
 churn_line=$(grep '^churn:' "$tmp/churn.out" | sed 's/^churn: //' || echo "no summary (exit $churn_rc)")
 
 cat <<EOF
