@@ -91,7 +91,9 @@ cleanup() {
 	if [ -n "$churn_pid" ]; then kill "$churn_pid" 2>/dev/null || true; fi
 	if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; fi
 	wait 2>/dev/null || true
+	# What was measured so far stays, also when the soak failed.
 	[ -f "$tmp/profd.log" ] && cp "$tmp/profd.log" "$SOAK/profd.log"
+	[ -f "$tmp/samples.tsv" ] && cp "$tmp/samples.tsv" "$SOAK/samples.tsv"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
