@@ -136,11 +136,6 @@ __attribute__((noinline)) static void proc_once(unsigned long i)
 		n_errors++;
 }
 
-static void proc_loop(unsigned long i)
-{
-	proc_once(i);
-}
-
 static void *thread_body(void *arg)
 {
 	(void)arg;
@@ -184,7 +179,7 @@ __attribute__((noinline)) static void dlopen_once(unsigned long i)
 static void *proc_thread(void *arg)
 {
 	(void)arg;
-	every(procs_rate, proc_loop);
+	every(procs_rate, proc_once);
 	return NULL;
 }
 
@@ -222,11 +217,20 @@ int main(int argc, char **argv)
 	}
 	while ((c = getopt(argc, argv, "p:t:d:w:")) != -1) {
 		switch (c) {
-		case 'p': procs_rate = atof(optarg); break;
-		case 't': threads_rate = atof(optarg); break;
-		case 'd': dlopen_rate = atof(optarg); break;
-		case 'w': work_us = atof(optarg); break;
-		default: usage();
+		case 'p':
+			procs_rate = atof(optarg);
+			break;
+		case 't':
+			threads_rate = atof(optarg);
+			break;
+		case 'd':
+			dlopen_rate = atof(optarg);
+			break;
+		case 'w':
+			work_us = atof(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind >= argc)
@@ -244,9 +248,10 @@ int main(int argc, char **argv)
 		}
 	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);
-	printf("churn: %lu processes (%lu fork, %lu spawn), %lu threads, %lu dlopen/dlclose cycles, "
-	       "%lu errors\n",
-	       n_fork + n_spawn, (unsigned long)n_fork, (unsigned long)n_spawn,
-	       (unsigned long)n_threads, (unsigned long)n_dlopen, (unsigned long)n_errors);
+	printf(
+	    "churn: %lu processes (%lu fork, %lu spawn), %lu threads, %lu dlopen/dlclose cycles, "
+	    "%lu errors\n",
+	    n_fork + n_spawn, (unsigned long)n_fork, (unsigned long)n_spawn,
+	    (unsigned long)n_threads, (unsigned long)n_dlopen, (unsigned long)n_errors);
 	return n_errors ? 1 : 0;
 }
