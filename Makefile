@@ -238,7 +238,8 @@ format:
 
 # ---- benchmarks ------------------------------------------------------------------------------
 # bench/ prints figures; never part of `make test`. `make bench` runs the full benchmark and keeps
-# its markdown output in BENCHMARKS.md (replaced only when every part succeeds): bench-unwind
+# its markdown output in BENCHMARKS.md (replaced only when every part succeeds; section 9, the
+# soak below, is carried over from the old file): bench-unwind
 # (sections 1-3: CFI build, warm unwinding, symbolization, in-process), then bench/bench-side.sh
 # (sections 4-8: profd side by side with perf on this machine: offline conversion, target
 # slowdown, whole-host cost, output size, complete stacks; needs root, perf and /usr/bin/time,
@@ -260,13 +261,47 @@ $(BENCH_BIN): $(BENCH_OBJS) $(ALL_LIBS)
 bench: $(BENCH_BIN) $(BENCH_SIDE_DEPS)
 	$(Q){ $(BENCH_BIN) && $(BENCH_SIDE) $(BUILD); echo $$? > $(BUILD)/bench/rc; } | \
 		tee $(BUILD)/bench/BENCHMARKS.md.tmp
-	$(Q)test "$$(cat $(BUILD)/bench/rc)" = 0 && mv $(BUILD)/bench/BENCHMARKS.md.tmp BENCHMARKS.md
+	$(Q)test "$$(cat $(BUILD)/bench/rc)" = 0
+	$(Q)sed -n '/^## 9\. Soak/,$$p' BENCHMARKS.md >> $(BUILD)/bench/BENCHMARKS.md.tmp
+	$(Q)mv $(BUILD)/bench/BENCHMARKS.md.tmp BENCHMARKS.md
 
 bench-smoke: $(BENCH_BIN) $(BENCH_SIDE_DEPS)
 	$(Q)$(BENCH_BIN) --smoke > $(BUILD)/bench/smoke.md
 	$(Q)$(BENCH_SIDE) --smoke $(BUILD) > $(BUILD)/bench/smoke-side.md
 
 .PHONY: bench bench-smoke
+
+# `make soak [SOAK_MINUTES=30]`: bench/soak.sh runs `profd daemon` (99 Hz, its own temporary
+# config and output directory) for SOAK_MINUTES under process, thread and dlopen churn
+# (bench/soak/churn.c and the libchurnN.so it dlopens) with a profile pulled over HTTP every
+# few seconds, and prints the daemon's RSS, fds, CPU and cache sizes over time. Its markdown
+# replaces section 9 of BENCHMARKS.md (the last section; `make bench` keeps it) only when the
+# soak succeeded (no failed pull). Needs root and curl; never part of `make test`.
+SOAK_MINUTES ?= 30
+SOAK_DIR  := $(BUILD)/bench/soak
+SOAK_LIBS := $(foreach i,0 1 2 3,$(SOAK_DIR)/libchurn$(i).so)
+SOAK_DEPS := $(BUILD)/profd $(PPROF) $(SOAK_DIR)/churn $(SOAK_LIBS)
+
+$(SOAK_DIR)/churn: bench/soak/churn.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(WL_CFLAGS) $< -o $@ -lpthread
+$(SOAK_DIR)/libchurn%.so: bench/soak/libchurn.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(WL_CFLAGS) -fPIC -shared -DCHURN_LIB=$* $< -o $@
+
+soak-bins: $(SOAK_DEPS)
+
+soak: $(SOAK_DEPS)
+	$(Q){ bench/soak.sh --minutes $(SOAK_MINUTES) $(BUILD); echo $$? > $(SOAK_DIR)/rc; } | \
+		tee $(SOAK_DIR)/soak.md
+	$(Q)test "$$(cat $(SOAK_DIR)/rc)" = 0
+	$(Q)sed '/^## 9\. Soak/,$$d' BENCHMARKS.md > $(SOAK_DIR)/BENCHMARKS.md.tmp
+	$(Q)cat $(SOAK_DIR)/soak.md >> $(SOAK_DIR)/BENCHMARKS.md.tmp
+	$(Q)mv $(SOAK_DIR)/BENCHMARKS.md.tmp BENCHMARKS.md
+
+.PHONY: soak soak-bins
 
 # ---- fuzzing ---------------------------------------------------------------------------------
 # libFuzzer targets for the parsers of outside input (tests/fuzz/fuzz-*.c), built with clang and
