@@ -328,7 +328,7 @@ FUZZ_CFLAGS        := -O1 -g -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE -I
                       -fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
 # --as-needed: only the targets that pull in http.o load libmicrohttpd (and what it drags in).
 FUZZ_LDLIBS        := -Wl,--as-needed \
-                      $(shell pkg-config --libs libdw libelf zlib libdeflate libmicrohttpd gnutls 2>/dev/null) \
+                      $(shell pkg-config --libs libdw libelf zlib libdeflate libmicrohttpd gnutls libsystemd 2>/dev/null) \
                       -liberty -lm -lpthread
 # http.c is in for http_parse_request() (its server half needs libmicrohttpd, never BPF).
 FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c) \
