@@ -534,7 +534,8 @@ host_section() {
 	declare -A dur=([99]=14 [999]=8) ta=([99]=3 [999]=3) tb=([99]=13 [999]=7)
 	if [ $smoke = 1 ]; then
 		hzs=(99)
-		dur[99]=0.8 ta[99]=0.6 tb[99]=0.7
+		# The window must close well before profd ends: its -d runs from its start-up.
+		dur[99]=2 ta[99]=0.6 tb[99]=0.9
 	fi
 	load0=$(loadavg)
 	bpf_stats_old=$(sysctl -n kernel.bpf_stats_enabled)
