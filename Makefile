@@ -78,7 +78,7 @@ SRCS_common     := $(wildcard common/*.c)
 SRCS_proto      := $(wildcard proto/*.c)
 SRCS_symbolize  := $(wildcard symbolize/*.c)
 SRCS_unwind     := $(wildcard daemon/unwind/*.c)
-SRCS_daemon     := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+SRCS_daemon     := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(wildcard daemon/python/*.c)
 OBJS_common     := $(SRCS_common:%.c=$(BUILD)/obj/%.o)
 OBJS_proto      := $(SRCS_proto:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/proto/profile.pb-c.o
 OBJS_symbolize  := $(SRCS_symbolize:%.c=$(BUILD)/obj/%.o)
@@ -331,7 +331,7 @@ FUZZ_LDLIBS        := -Wl,--as-needed \
                       $(shell pkg-config --libs libdw libelf zlib libdeflate libmicrohttpd gnutls libsystemd 2>/dev/null) \
                       -liberty -lm -lpthread
 # http.c is in for http_parse_request() (its server half needs libmicrohttpd, never BPF).
-FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c) \
+FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c daemon/python/*.c) \
                       $(wildcard daemon/proc.c daemon/session.c daemon/aggregate.c daemon/core.c \
                                  daemon/config.c daemon/raw.c daemon/perfdata.c daemon/http.c \
                                  daemon/access.c)

@@ -19,6 +19,7 @@ const volatile bool filter_pids = true;
 const volatile __u32 self_tgid = 0;
 const volatile __u32 stack_bytes = PROFD_STACK_BYTES_DEFAULT;
 const volatile bool follow_forks = true;
+const volatile bool python_frames = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -41,10 +42,15 @@ struct {
 } lost SEC(".maps");
 
 #define PAGE_SZ 4096
+#define PY_BYTES (PROFD_PY_MAX_FRAMES * sizeof(struct profd_py_frame))
 struct sample_buf {
 	struct profd_sample s;
-	/* One extra page so the page-by-page fallback copy needs no tighter bound. */
-	__u8 stack[PROFD_STACK_BYTES_MAX + PAGE_SZ];
+	/*
+	 * The user stack, then the Python frames. One extra page so the page-by-page fallback copy
+	 * needs no tighter bound, and room for the Python frames after the largest stack.
+	 */
+	__u8 stack[PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES];
+	__u8 frame[128]; /* the _PyInterpreterFrame being read (PROFD_PY_FRAME_READ bytes) */
 };
 
 /*
@@ -216,6 +222,197 @@ static __always_inline __u32 copy_user_stack(struct task_struct *task, struct sa
 	return pc.off;
 }
 
+/* ---- CPython frame chains */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PROFD_MAX_PY_PROCS);
+	__type(key, __u32);
+	__type(value, struct profd_py_proc);
+} py_procs SEC(".maps");
+
+/* tid → its PyThreadState, as last found (checked against native_thread_id on every use). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_PY_THREADS);
+	__type(key, __u32);
+	__type(value, __u64);
+} py_tstates SEC(".maps");
+
+static __always_inline __u64 read_u64(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr) != 0)
+		return 0;
+	return v;
+}
+
+/* The thread id as the thread's own PID namespace sees it: what CPython stores (gettid()). */
+static __always_inline __u64 task_ns_tid(struct task_struct *task)
+{
+	struct pid *p = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(p, level);
+	int nr = 0;
+
+	bpf_core_read(&nr, sizeof(nr), &p->numbers[level & 31].nr);
+	return (__u64)nr;
+}
+
+struct tstate_search {
+	__u64 tstate; /* current candidate, then the answer */
+	__u64 want;   /* namespace tid */
+	__u16 next, tid_off;
+	bool found;
+};
+
+static long tstate_search_cb(__u32 i, void *data)
+{
+	struct tstate_search *t = data;
+
+	if (!t->tstate)
+		return 1;
+	if (read_u64(t->tstate + t->tid_off) == t->want) {
+		t->found = true;
+		return 1;
+	}
+	t->tstate = read_u64(t->tstate + t->next);
+	return 0;
+}
+
+/* The PyThreadState of this thread: remembered, else searched in every interpreter's list. */
+static __always_inline __u64 py_find_tstate(const struct profd_py_proc *pp, __u32 tid, __u64 ns_tid)
+{
+	__u64 *cached = bpf_map_lookup_elem(&py_tstates, &tid);
+	struct tstate_search t = {.want = ns_tid, .next = pp->tstate_next,
+				  .tid_off = pp->tstate_native_thread_id};
+	__u64 interp;
+
+	if (cached && *cached && read_u64(*cached + t.tid_off) == ns_tid)
+		return *cached;
+	interp = read_u64(pp->runtime + pp->runtime_interpreters_head);
+	for (int i = 0; i < PROFD_PY_MAX_INTERPS && interp; i++) {
+		t.tstate = read_u64(interp + pp->interp_threads_head);
+		bpf_loop(PROFD_PY_MAX_TSTATES, tstate_search_cb, &t, 0);
+		if (t.found) {
+			bpf_map_update_elem(&py_tstates, &tid, &t.tstate, BPF_ANY);
+			return t.tstate;
+		}
+		interp = read_u64(interp + pp->interp_next);
+	}
+	return 0;
+}
+
+struct py_walk {
+	__u64 frame;
+	__u32 cpu;
+	__u32 base; /* where frame 0 goes in sample_buf.stack (= ustack_len) */
+	__u32 n;
+	__u16 code, previous, instr, owner, is_entry;
+	__u8 owner_cstack;
+	bool error;
+};
+
+static __always_inline __u64 frame_u64(struct sample_buf *b, __u16 off)
+{
+	__u64 v;
+
+	__builtin_memcpy(&v, b->frame + (off & 63), sizeof(v));
+	return v;
+}
+
+/* One _PyInterpreterFrame per call: read it at once, record its code and instruction. */
+static long py_walk_cb(__u32 i, void *data)
+{
+	struct py_walk *w = data;
+	struct sample_buf *b = bpf_map_lookup_elem(&scratch, &w->cpu);
+	struct profd_py_frame *f;
+	__u64 code, instr, off;
+	__u8 owner;
+
+	if (!b || !w->frame)
+		return 1;
+	if (bpf_probe_read_user(b->frame, PROFD_PY_FRAME_READ, (void *)w->frame) != 0) {
+		w->error = true;
+		return 1;
+	}
+	owner = b->frame[w->owner & 127];
+	if (w->owner_cstack != 0xff && owner == w->owner_cstack) {
+		/* A C-stack shim: the frame recorded before it was its eval call's first. */
+		if (w->n > 0) {
+			off = w->base + (__u64)(w->n - 1) * sizeof(*f);
+			if (off <= PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES - sizeof(*f)) {
+				f = (void *)(b->stack + off);
+				f->flags |= PROFD_PY_FRAME_ENTRY;
+			}
+		}
+		w->frame = frame_u64(b, w->previous);
+		return 0;
+	}
+	if (w->n >= PROFD_PY_MAX_FRAMES)
+		return 1; /* still frames left: the caller flags the chain as truncated */
+	off = w->base + (__u64)w->n * sizeof(*f);
+	if (off > PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES - sizeof(*f))
+		return 1;
+	f = (void *)(b->stack + off);
+	code = frame_u64(b, w->code);
+	instr = frame_u64(b, w->instr);
+	f->code = code;
+	f->instr_delta = instr >= code && instr - code < 0xffffffffull ? instr - code : 0xffffffffu;
+	f->flags = 0;
+	if (w->is_entry != PROFD_PY_OFF_NONE && b->frame[w->is_entry & 127])
+		f->flags = PROFD_PY_FRAME_ENTRY;
+	w->n++;
+	w->frame = frame_u64(b, w->previous);
+	return 0;
+}
+
+/*
+ * Append this thread's Python frames after the user stack copied into b (ustack_len bytes);
+ * returns how many. Flags say why a chain is missing or cut.
+ */
+static __always_inline __u32 py_walk(struct task_struct *task, struct sample_buf *b, __u32 cpu,
+				     __u32 tgid, __u32 tid, __u32 ustack_len, __u16 *flags)
+{
+	struct profd_py_proc *pp = bpf_map_lookup_elem(&py_procs, &tgid);
+	struct py_walk w = {.cpu = cpu, .base = ustack_len};
+	__u64 tstate, cframe;
+
+	if (!pp)
+		return 0;
+	*flags |= PROFD_SAMPLE_PY;
+	if (pp->frame_code > 64 - 8 || pp->frame_previous > 64 - 8 || pp->frame_instr > 64 - 8 ||
+	    pp->frame_owner >= PROFD_PY_FRAME_READ ||
+	    (pp->frame_is_entry != PROFD_PY_OFF_NONE && pp->frame_is_entry >= PROFD_PY_FRAME_READ)) {
+		*flags |= PROFD_SAMPLE_PY_ERROR;
+		return 0;
+	}
+	tstate = py_find_tstate(pp, tid, task_ns_tid(task));
+	if (!tstate) {
+		*flags |= PROFD_SAMPLE_PY_NO_TSTATE;
+		return 0;
+	}
+	if (pp->tstate_current_frame != PROFD_PY_OFF_NONE) {
+		w.frame = read_u64(tstate + pp->tstate_current_frame);
+	} else {
+		cframe = read_u64(tstate + pp->tstate_cframe);
+		w.frame = cframe ? read_u64(cframe + pp->cframe_current_frame) : 0;
+	}
+	w.code = pp->frame_code;
+	w.previous = pp->frame_previous;
+	w.instr = pp->frame_instr;
+	w.owner = pp->frame_owner;
+	w.is_entry = pp->frame_is_entry;
+	w.owner_cstack = pp->owner_cstack;
+	/* Shim frames take loop turns too: room for one per recorded frame. */
+	bpf_loop(2 * PROFD_PY_MAX_FRAMES, py_walk_cb, &w, 0);
+	if (w.error)
+		*flags |= PROFD_SAMPLE_PY_ERROR;
+	else if (w.frame && w.n >= PROFD_PY_MAX_FRAMES)
+		*flags |= PROFD_SAMPLE_PY_TRUNCATED;
+	return w.n;
+}
+
 /*
  * Wake the reader only when the ring buffer is filling up: it drains on its own poll timer
  * (capture_poll), so a wakeup per sample (an irq_work and a remote wakeup in the sampled
@@ -282,6 +479,7 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 	s->e_machine = SAMPLE_EM;
 	s->flags = 0;
 	s->reserved = 0;
+	s->py_nframes = 0;
 	s->kstack_len = 0;
 	s->ustack_len = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
@@ -306,9 +504,11 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 		s->uid = sample_owner(task);
 		regs_fill(uregs, s->regs);
 		s->ustack_len = copy_user_stack(task, b, cpu, s->tid, s->regs[1], &s->flags);
+		if (python_frames)
+			s->py_nframes = py_walk(task, b, cpu, tgid, s->tid, s->ustack_len, &s->flags);
 	}
 
-	__u64 size = sizeof(*s) + s->ustack_len;
+	__u64 size = sizeof(*s) + s->ustack_len + (__u64)s->py_nframes * sizeof(struct profd_py_frame);
 	if (size > sizeof(*b))
 		return 0;
 	s->hdr.size = size;
@@ -344,6 +544,9 @@ int BPF_PROG(profd_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 
 	/* A new image, a new stack: what was remembered of the old one is no bound for it. */
 	bpf_map_delete_elem(&stack_ranges, &tid);
+	/* Nor is its interpreter: userspace describes the new image again if it runs Python. */
+	bpf_map_delete_elem(&py_procs, &tgid);
+	bpf_map_delete_elem(&py_tstates, &tid);
 	if (is_target(tgid))
 		emit_task_event(PROFD_REC_EXEC, tgid, 0, p);
 	return 0;
@@ -358,6 +561,7 @@ int BPF_PROG(profd_exit, struct task_struct *p)
 	if (p->pid != p->tgid || !is_target(tgid))
 		return 0;
 	emit_task_event(PROFD_REC_EXIT, tgid, 0, p);
+	bpf_map_delete_elem(&py_procs, &tgid);
 	if (filter_pids)
 		bpf_map_delete_elem(&targets, &tgid);
 	return 0;

@@ -12,7 +12,9 @@
 #include <linux/types.h>
 #endif
 
-#define PROFD_RECORD_VERSION 2
+#define PROFD_RECORD_VERSION 3
+/* Version 2 records are version 3 records without Python frames (py_nframes was 0). */
+#define PROFD_RECORD_VERSION_MIN 2
 
 #define PROFD_COMM_LEN 16
 #define PROFD_MAX_KSTACK 64                  /* kernel IPs kept per sample */
@@ -20,6 +22,12 @@
 #define PROFD_STACK_BYTES_MAX (64 * 1024)
 #define PROFD_MAX_TARGETS 4096 /* tgids in the filter map */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
+#define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
+#define PROFD_MAX_PY_PROCS 4096      /* CPython processes the BPF side knows (profd_py_proc) */
+#define PROFD_MAX_PY_THREADS 16384   /* threads whose PyThreadState address is remembered (LRU) */
+#define PROFD_PY_MAX_INTERPS 8       /* interpreters searched for a thread's state */
+#define PROFD_PY_MAX_TSTATES 512     /* thread states searched per interpreter */
+#define PROFD_PY_FRAME_READ 72       /* bytes of a _PyInterpreterFrame read at once */
 
 enum profd_rec_type {
 	PROFD_REC_SAMPLE = 1,
@@ -39,6 +47,45 @@ enum profd_sample_flags {
 	PROFD_SAMPLE_KERNEL_THREAD = 1u << 1, /* no user context (kernel thread) */
 	PROFD_SAMPLE_STACK_VMA = 1u << 2,   /* stack copy was bounded by the stack's VMA end */
 	PROFD_SAMPLE_STACK_PARTIAL = 1u << 3, /* the copy stopped early at an unreadable page */
+	PROFD_SAMPLE_PY = 1u << 4,           /* a CPython process: its frame chain was walked */
+	PROFD_SAMPLE_PY_TRUNCATED = 1u << 5, /* more than PROFD_PY_MAX_FRAMES Python frames */
+	PROFD_SAMPLE_PY_ERROR = 1u << 6,     /* the thread state or a frame could not be read */
+	PROFD_SAMPLE_PY_NO_TSTATE = 1u << 7, /* no thread state for this thread (not running Python) */
+};
+
+/*
+ * A CPython process, as userspace describes it to the BPF program (map py_procs, key tgid):
+ * where _PyRuntime is and the offsets of the fields the frame-chain walk reads. Offsets are
+ * bytes; PROFD_PY_OFF_NONE where the interpreter's version has no such field. Every frame
+ * offset plus the field's size is at most PROFD_PY_FRAME_READ (userspace checks).
+ */
+#define PROFD_PY_OFF_NONE 0xffff
+struct profd_py_proc {
+	__u64 runtime; /* address of _PyRuntime in the process */
+	__u16 runtime_interpreters_head;
+	__u16 interp_next, interp_threads_head;
+	__u16 tstate_next, tstate_native_thread_id;
+	__u16 tstate_cframe, cframe_current_frame; /* 3.11, 3.12 */
+	__u16 tstate_current_frame;                /* 3.13+ */
+	__u16 frame_code, frame_previous, frame_instr, frame_owner;
+	__u16 frame_is_entry; /* 3.11 */
+	__u8 owner_cstack;    /* 3.12+: owner of C-stack shim frames; 0xff: none */
+	__u8 reserved[5];
+};
+
+enum profd_py_frame_flags {
+	/*
+	 * The first frame its _PyEval_EvalFrameDefault call ran: walking from the leaf, the frames
+	 * up to and including this one belong to one native _PyEval_EvalFrameDefault frame.
+	 */
+	PROFD_PY_FRAME_ENTRY = 1u << 0,
+};
+
+/* One Python frame of a sample, innermost first. */
+struct profd_py_frame {
+	__u64 code;        /* the frame's code object (f_code / f_executable) */
+	__u32 instr_delta; /* instruction pointer - code, bytes; 0xffffffff if out of range */
+	__u32 flags;       /* enum profd_py_frame_flags */
 };
 
 struct profd_rec_hdr {
@@ -49,7 +96,8 @@ struct profd_rec_hdr {
 
 /*
  * One sample: the fixed part below, then `ustack_len` bytes of user stack copied from the
- * address in regs[1] (sp) upwards.
+ * address in regs[1] (sp) upwards, then `py_nframes` struct profd_py_frame (not aligned: copy
+ * them out).
  *
  * regs: x86_64: [0]=ip [1]=sp [2]=bp [3]=0; aarch64: [0]=pc [1]=sp [2]=x29 [3]=x30.
  */
@@ -68,7 +116,8 @@ struct profd_sample {
 	 * caller). PROFD_UID_NONE otherwise, for kernel threads and when not known (perf.data).
 	 */
 	__u32 uid;
-	__u32 reserved; /* 0 */
+	__u16 py_nframes; /* Python frames after the user stack bytes */
+	__u16 reserved;   /* 0 */
 	char comm[PROFD_COMM_LEN];  /* thread name */
 	char pcomm[PROFD_COMM_LEN]; /* thread group leader's name (the process) */
 	__u64 regs[4];

@@ -5,6 +5,7 @@
 
 #include "common/macro.h"
 #include "daemon/aggregate.h"
+#include "daemon/python/python.h"
 
 struct aggregate {
 	/* Open hash of stacks with chaining; buckets double when the load passes 1. */
@@ -88,8 +89,14 @@ void aggregate_free(struct aggregate *a)
 {
 	if (!a)
 		return;
-	for (size_t i = 0; i < a->n_stacks; i++)
-		free(a->order[i]);
+	for (size_t i = 0; i < a->n_stacks; i++) {
+		struct agg_stack *st = a->order[i];
+
+		for (size_t f = 0; f < st->n_frames; f++)
+			if (st->frames[f].flags & AGG_FRAME_PYTHON)
+				py_code_unref((struct py_code *)(uintptr_t)st->frames[f].addr);
+		free(st);
+	}
 	free(a->order);
 	free(a->buckets);
 	for (size_t i = 0; i < a->n_maps; i++) {
@@ -238,6 +245,9 @@ int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t c
 	if (!s)
 		return -ENOMEM;
 	memcpy(s, stack, size);
+	for (size_t f = 0; f < s->n_frames; f++)
+		if (s->frames[f].flags & AGG_FRAME_PYTHON)
+			py_code_ref((struct py_code *)(uintptr_t)s->frames[f].addr);
 	s->hash = h;
 	s->count = count;
 	s->next = a->buckets[h & (a->n_buckets - 1)];

@@ -24,8 +24,11 @@
 
 #define AGG_MAX_STACKS (1u << 20)
 #define AGG_MAX_MAPPINGS (1u << 16)
-/* Room for every frame a sample can have: 64 kernel + UNWIND_MAX_DEPTH_LIMIT (4096) user. */
-#define AGG_MAX_FRAMES (64 + 4096)
+/*
+ * Room for every frame a sample can have: 64 kernel + UNWIND_MAX_DEPTH_LIMIT (4096) user, plus
+ * the PROFD_PY_MAX_FRAMES (128) Python frames that replace interpreter frames.
+ */
+#define AGG_MAX_FRAMES (64 + 4096 + 128)
 #define AGG_MAX_CONTAINERS 4096
 #define AGG_CONTAINER_ID_MAX 64 /* characters of a container id (64 hex for docker/containerd) */
 
@@ -37,7 +40,15 @@ enum {
 
 enum agg_frame_flags {
 	AGG_FRAME_RETURN = 1u << 0, /* a return address: symbolize at addr - 1 */
+	/*
+	 * A Python frame: addr is a struct py_code * (daemon/python/python.h) that the aggregate
+	 * holds a reference on, map_id the interpreter's mapping, and the line is
+	 * flags >> AGG_FRAME_LINE_SHIFT (0: unknown).
+	 */
+	AGG_FRAME_PYTHON = 1u << 1,
 };
+#define AGG_FRAME_LINE_SHIFT 8
+#define AGG_FRAME_LINE_MAX ((1u << (32 - AGG_FRAME_LINE_SHIFT)) - 1)
 
 struct agg_frame {
 	uint64_t addr;
@@ -84,7 +95,10 @@ int aggregate_intern_container(struct aggregate *a, const char *id, uint16_t *re
 /* The container id of an index, or NULL for 0 / an unknown index. */
 const char *aggregate_container(const struct aggregate *a, uint16_t idx);
 
-/* Count one sample with this stack (stack->count, hash and next are ignored). */
+/*
+ * Count one sample with this stack (stack->count, hash and next are ignored). A stack seen for
+ * the first time takes a reference on the code objects of its Python frames.
+ */
 int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t count);
 
 /* The i-th unique stack in first-seen order (0 <= i < aggregate_n_stacks()), else NULL. */

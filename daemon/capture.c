@@ -123,6 +123,7 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 	c->skel->rodata->self_tgid = getpid();
 	c->skel->rodata->stack_bytes = cfg->stack_bytes;
 	c->skel->rodata->follow_forks = cfg->follow_forks;
+	c->skel->rodata->python_frames = !cfg->no_python;
 	r = bpf_map__set_max_entries(c->skel->maps.events, rb);
 	if (r < 0)
 		goto fail;
@@ -229,6 +230,18 @@ int capture_add_pid(struct capture *c, pid_t pid)
 	if (c->cfg.all)
 		return 0;
 	if (bpf_map__update_elem(c->skel->maps.targets, &key, sizeof(key), &one, sizeof(one),
+				 BPF_ANY) < 0)
+		return errno == E2BIG || errno == ENOSPC ? -E2BIG : -errno;
+	return 0;
+}
+
+int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc *py)
+{
+	__u32 key = pid;
+
+	if (c->cfg.no_python)
+		return 0;
+	if (bpf_map__update_elem(c->skel->maps.py_procs, &key, sizeof(key), py, sizeof(*py),
 				 BPF_ANY) < 0)
 		return errno == E2BIG || errno == ENOSPC ? -E2BIG : -errno;
 	return 0;

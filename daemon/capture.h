@@ -16,6 +16,7 @@ struct capture_config {
 	unsigned stack_bytes;  /* user stack bytes per sample, <= PROFD_STACK_BYTES_MAX */
 	size_t ringbuf_bytes;  /* power of two, >= page size */
 	bool follow_forks;     /* children of targets become targets */
+	bool no_python;        /* don't walk CPython frame chains */
 };
 
 #define CAPTURE_RINGBUF_DEFAULT (32u << 20)
@@ -46,6 +47,14 @@ void capture_free(struct capture *c);
 
 /* Add a process to the filter (no-op with cfg.all). -E2BIG when the map is full. */
 int capture_add_pid(struct capture *c, pid_t pid);
+
+/*
+ * Tell the BPF program that process `pid` runs CPython and where its frame chain is (no-op
+ * with cfg.no_python). The entry goes when the process execs or exits. -E2BIG when
+ * PROFD_MAX_PY_PROCS processes are known already.
+ */
+struct profd_py_proc;
+int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc *py);
 
 /* Attach the perf events: sampling starts now. */
 int capture_start(struct capture *c);

@@ -56,6 +56,9 @@ static const struct key keys[] = {
      "total size of interval files kept (0: no limit)"},
     {"stack_bytes", KEY_UINT, OFF(stack_bytes), 0, PROFD_STACK_BYTES_MAX, NULL,
      "user stack bytes copied per sample"},
+    {"python", KEY_BOOL, OFF(python), 0, 0, NULL,
+     "show the Python functions CPython 3.11+ processes run in place of their interpreter's "
+     "frames (yes/no)"},
     {"listen", KEY_STRING, OFF(listen), 0, 0, check_listen,
      "HTTP addresses HOST:PORT or unix:/PATH, comma-separated, for /debug/pprof/profile and "
      "/metrics (\"\" disables)"},
@@ -109,6 +112,7 @@ void daemon_config_init(struct daemon_config *c)
 	    .retention_count = 1440,
 	    .retention_bytes = 1ull << 30,
 	    .stack_bytes = PROFD_STACK_BYTES_DEFAULT,
+	    .python = true,
 	    .listen = strdup("127.0.0.1:7632"),
 	    .allow_group = strdup(DAEMON_GROUP_DEFAULT),
 	    .metrics_access = strdup("local"),

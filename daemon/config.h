@@ -34,6 +34,7 @@ struct daemon_config {
 	unsigned retention_count; /* interval files kept; 0: no count limit */
 	uint64_t retention_bytes; /* total bytes of interval files; 0: no size limit */
 	unsigned stack_bytes;	  /* user stack bytes copied per sample */
+	bool python;		  /* CPython frames in place of interpreter frames */
 	char *listen;		  /* comma-separated "HOST:PORT", "[V6]:PORT", "unix:/PATH"; "" disables HTTP */
 	/* Access control of the HTTP endpoint (daemon/access.h). */
 	char *allow_group;	  /* members see everything (name or number); "": root only */

@@ -1470,7 +1470,7 @@ int cmd_convert(int argc, char **argv)
 	r = finder_init(&c.finder, &o);
 	if (r < 0)
 		return log_oom();
-	r = session_new(NULL, &c.session);
+	r = session_new(&(struct session_config){ .no_python = true }, &c.session);
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up: %m");
 		goto out;

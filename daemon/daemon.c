@@ -957,9 +957,22 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 	return 0;
 }
 
+static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
+{
+	struct daemon *d = userdata;
+	int r;
+
+	if (!d->capture)
+		return;
+	r = capture_set_python(d->capture, (pid_t)pid, py);
+	if (r < 0)
+		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
+}
+
 static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, struct capture **ret)
 {
-	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes};
+	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes,
+				    .no_python = !d->cfg.python};
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)
@@ -1153,7 +1166,8 @@ static void daemon_done(struct daemon *d)
 
 static int daemon_run(struct daemon *d)
 {
-	struct session_config sc = {.container_ids = true};
+	struct session_config sc = {.container_ids = true, .no_python = !d->cfg.python,
+				    .on_python = on_python, .userdata = d};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;
 	struct timespec now_wall;

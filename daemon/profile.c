@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/profile.h"
+#include "daemon/python/python.h"
 #include "daemon/unwind/unwind.h"
 #include "symbolize/symbolize.h"
 
@@ -52,6 +53,7 @@ struct builder_ctx {
 	struct pprof_builder *b;
 	uint64_t *map_ids; /* aggregate map id → pprof mapping id (0 until added) */
 	uint64_t kernel_map_id;
+	uint64_t py_locs; /* Python locations so far: their synthetic addresses */
 	struct loc_entry *locs;
 	size_t locs_cap, locs_n;
 	struct name_count *names;
@@ -511,8 +513,51 @@ static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, 
 	return 1;
 }
 
-static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
-			  uint64_t *ret_id, const char **ret_leaf)
+/*
+ * A Python frame (see AGG_FRAME_PYTHON): a Location per (code object, line) in the
+ * interpreter's mapping, one Line in a Function named by the code's qualified name. Its
+ * address is synthetic: bit 63 set (no code lives there) plus a count, unique in the profile.
+ */
+static int python_location(struct builder_ctx *c, const struct agg_frame *f, uint64_t *ret_id,
+			   const char **ret_leaf)
+{
+	const struct py_code *code = (const struct py_code *)(uintptr_t)f->addr;
+	uint32_t line = f->flags >> AGG_FRAME_LINE_SHIFT;
+	/* The pid slot of the key holds the line, marked so it never meets a native frame's. */
+	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, f->addr);
+	struct pprof_line l = {
+		.function_name = code->qualname,
+		.system_name = code->qualname,
+		.filename = code->filename,
+		.start_line = code->firstlineno,
+		.line = line,
+	};
+	uint64_t pm;
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	if (!e->used) {
+		r = ensure_mapping(c, f->map_id, 0, &pm);
+		if (r < 0)
+			return r;
+		r = pprof_add_location(c->b, pm, (1ull << 63) | ++c->py_locs, &l, 1, &e->loc_id);
+		if (r < 0)
+			return r;
+		e->used = true;
+		e->addr = f->addr;
+		e->map_id = f->map_id;
+		e->pid = 0x80000000u | line;
+		e->leaf = code->qualname; /* the aggregate holds the code until the build ends */
+		c->locs_n++;
+	}
+	*ret_id = e->loc_id;
+	*ret_leaf = e->leaf;
+	return 0;
+}
+
+static int native_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			   uint64_t *ret_id, const char **ret_leaf)
 {
 	const struct agg_mapping *m = aggregate_mapping(c->a, f->map_id);
 	uint32_t kpid = m && m->kind == MAPPING_ANON && !m->dso ? pid : 0;
@@ -553,6 +598,14 @@ static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint
 	*ret_id = e->loc_id;
 	*ret_leaf = e->leaf;
 	return 0;
+}
+
+static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			  uint64_t *ret_id, const char **ret_leaf)
+{
+	if (f->flags & AGG_FRAME_PYTHON)
+		return python_location(c, f, ret_id, ret_leaf);
+	return native_location(c, f, pid, ret_id, ret_leaf);
 }
 
 static int stop_location(struct builder_ctx *c, uint16_t stop, uint64_t *ret_id)

@@ -43,6 +43,7 @@ struct record_opts {
 	size_t ringbuf_bytes;
 	size_t max_depth;
 	bool inlines;
+	bool python;
 	bool debuginfod;
 	bool progress;
 };
@@ -76,6 +77,9 @@ static void help(void)
 	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
+	       "      --no-python          do not read CPython frames (by default the Python\n"
+	       "                           functions, files and lines a CPython 3.11+ process runs\n"
+	       "                           stand in place of its interpreter's frames)\n"
 	       "      --ring-buffer BYTES  BPF ring buffer size, a power of two from 4096 to 1 GiB\n"
 	       "                           (default: a second of full-size samples on every CPU,\n"
 	       "                           4 to 32 MiB); samples that do not fit are counted as\n"
@@ -115,7 +119,7 @@ static int parse_pids(const char *arg, struct record_opts *o)
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
 	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
-	       OPT_RING_BUFFER };
+	       OPT_RING_BUFFER, OPT_NO_PYTHON };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
@@ -126,6 +130,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
+		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 		{ "ring-buffer", required_argument, NULL, OPT_RING_BUFFER },
 		{ "debuginfod", no_argument, NULL, OPT_DEBUGINFOD },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -143,6 +148,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		.stack_bytes = PROFD_STACK_BYTES_DEFAULT,
 		.max_depth = UNWIND_MAX_DEPTH_DEFAULT,
 		.inlines = true,
+		.python = true,
 		.progress = true,
 	};
 	optind = 1;
@@ -202,6 +208,9 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 			break;
 		case OPT_NO_INLINE:
 			o->inlines = false;
+			break;
+		case OPT_NO_PYTHON:
+			o->python = false;
 			break;
 		case OPT_RING_BUFFER:
 			if (parse_ulong(optarg, 4096, 1ul << 30, &v) < 0 || (v & (v - 1)))
@@ -316,6 +325,18 @@ static void on_maps(void *userdata, const struct proc *p)
 	(void)raw_writer_add_process(c->raw, p, comm);
 }
 
+static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
+{
+	struct record_ctx *c = userdata;
+	int r;
+
+	if (!c->capture)
+		return;
+	r = capture_set_python(c->capture, (pid_t)pid, py);
+	if (r < 0)
+		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
+}
+
 /* A zombie has exited too: its parent just has not reaped it yet. */
 static bool process_running(pid_t pid)
 {
@@ -407,6 +428,12 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 	       sum->n_functions, sum->n_mappings);
 	if (st->bad_records)
 		printf("  malformed  %" PRIu64 " records skipped\n", st->bad_records);
+	if (st->py_samples || st->py_unsupported)
+		printf("  python     %" PRIu64 " samples in CPython, %" PRIu64 " Python frames"
+		       " (%" PRIu64 " unplaced, %" PRIu64 " unreadable code objects, %" PRIu64
+		       " chains unreadable or cut, %" PRIu64 " samples of unsupported interpreters)\n",
+		       st->py_samples, st->py_frames, st->py_unplaced, st->py_bad_code, st->py_errors,
+		       st->py_unsupported);
 	if (sum->n_top == 0)
 		return;
 	printf("\nTop %zu functions by self samples:\n", sum->n_top);
@@ -472,6 +499,10 @@ int cmd_record(int argc, char **argv)
 	raise_fd_limit();
 
 	scfg.max_depth = o.max_depth;
+	/* A raw capture is converted later, when the processes' code objects are gone. */
+	scfg.no_python = !o.python || o.raw;
+	scfg.on_python = on_python;
+	scfg.userdata = &ctx;
 	r = session_new(&scfg, &ctx.session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");
@@ -502,6 +533,7 @@ int cmd_record(int argc, char **argv)
 		.ringbuf_bytes = o.ringbuf_bytes ? o.ringbuf_bytes
 						 : capture_ringbuf_size(o.freq, o.stack_bytes),
 		.follow_forks = true,
+		.no_python = scfg.no_python,
 	};
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
 	if (r < 0) {

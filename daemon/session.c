@@ -8,6 +8,7 @@
 
 #include "bpf/profd.h"
 #include "common/macro.h"
+#include "daemon/python/python.h"
 #include "daemon/session.h"
 #include "daemon/unwind/unwind-cache.h"
 
@@ -47,7 +48,15 @@ struct session {
 	uint32_t agg_gen; /* bumped when the aggregate is replaced: invalidates mapping tags */
 	struct session_stats st;
 	struct unwind_frame *frames;
-	struct agg_stack *scratch; /* room for PROFD_MAX_KSTACK + max_depth frames */
+	struct agg_stack *scratch; /* room for PROFD_MAX_KSTACK + max_depth + Python frames */
+	struct py_procs *py;       /* NULL with cfg.no_python */
+	struct py_code *py_held[PROFD_PY_MAX_FRAMES]; /* codes the scratch stack points to */
+	size_t n_py_held;
+};
+
+/* Stands in for a code object that could not be read. Never freed: its first reference stays. */
+static struct py_code py_unknown_code = {
+	.refs = 1, .qualname = (char *)"[python]", .filename = (char *)"",
 };
 
 int session_new(const struct session_config *cfg, struct session **ret)
@@ -64,8 +73,8 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	if (s->cfg.max_depth > UNWIND_MAX_DEPTH_LIMIT)
 		s->cfg.max_depth = UNWIND_MAX_DEPTH_LIMIT;
 	s->frames = calloc(s->cfg.max_depth, sizeof(*s->frames));
-	s->scratch = malloc(sizeof(*s->scratch) +
-			    (PROFD_MAX_KSTACK + s->cfg.max_depth + 1) * sizeof(struct agg_frame));
+	s->scratch = malloc(sizeof(*s->scratch) + (PROFD_MAX_KSTACK + s->cfg.max_depth + 1 +
+						   PROFD_PY_MAX_FRAMES) * sizeof(struct agg_frame));
 	if (!s->frames || !s->scratch) {
 		r = -ENOMEM;
 		goto fail;
@@ -79,6 +88,11 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	r = aggregate_new(&s->agg);
 	if (r < 0)
 		goto fail;
+	if (!s->cfg.no_python) {
+		r = py_procs_new(&s->py);
+		if (r < 0)
+			goto fail;
+	}
 	if (s->cfg.container_ids) {
 		s->containers = calloc(CONTAINER_BUCKETS, sizeof(*s->containers));
 		if (!s->containers) {
@@ -127,6 +141,7 @@ void session_free(struct session *s)
 	containers_clear(s);
 	free(s->containers);
 	aggregate_free(s->agg);
+	py_procs_free(s->py);
 	proc_table_free(s->procs);
 	unwind_cache_free(s->unwind_cache);
 	free(s->frames);
@@ -377,8 +392,8 @@ int session_tap_add(struct session *s, struct aggregate *a, const struct session
 		t->f = *f;
 	t->gen = s->agg_gen;
 	t->cont_xlat = calloc(AGG_MAX_CONTAINERS + 1, sizeof(*t->cont_xlat));
-	t->scratch = malloc(sizeof(*t->scratch) +
-			    (PROFD_MAX_KSTACK + s->cfg.max_depth + 1) * sizeof(struct agg_frame));
+	t->scratch = malloc(sizeof(*t->scratch) + (PROFD_MAX_KSTACK + s->cfg.max_depth + 1 +
+						   PROFD_PY_MAX_FRAMES) * sizeof(struct agg_frame));
 	if (!t->cont_xlat || !t->scratch) {
 		tap_free(t);
 		return -ENOMEM;
@@ -398,8 +413,77 @@ void session_tap_remove(struct session *s, struct session_tap *t)
 		}
 }
 
+/*
+ * The CPython state of process p, detected when its maps are new. A Python process the BPF
+ * side does not walk yet (bpf_knows false: a new process, or one that just exec'd) is
+ * announced through cfg.on_python.
+ */
+static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_knows)
+{
+	struct py_proc *pp;
+	bool unsupported = false;
+
+	int rr = s->py ? py_procs_get(s->py, p, &pp, &unsupported) : 0;
+	if (rr <= 0) {
+		if (unsupported)
+			s->st.py_unsupported++;
+		return NULL;
+	}
+	if (!bpf_knows && s->cfg.on_python) {
+		struct profd_py_proc b = {
+			.runtime = pp->runtime,
+			.runtime_interpreters_head = pp->layout.runtime_interpreters_head,
+			.interp_next = pp->layout.interp_next,
+			.interp_threads_head = pp->layout.interp_threads_head,
+			.tstate_next = pp->layout.tstate_next,
+			.tstate_native_thread_id = pp->layout.tstate_native_thread_id,
+			.tstate_cframe = pp->layout.tstate_cframe,
+			.cframe_current_frame = pp->layout.cframe_current_frame,
+			.tstate_current_frame = pp->layout.tstate_current_frame,
+			.frame_code = pp->layout.frame_code,
+			.frame_previous = pp->layout.frame_previous,
+			.frame_instr = pp->layout.frame_instr,
+			.frame_owner = pp->layout.frame_owner,
+			.frame_is_entry = pp->layout.frame_is_entry,
+			.owner_cstack = pp->layout.owner_cstack,
+		};
+
+		s->cfg.on_python(s->cfg.userdata, (uint32_t)p->pid, &b);
+	}
+	return pp;
+}
+
+/* One Python frame as an aggregate frame standing in the interpreter's mapping `map_id`. */
+static struct agg_frame python_frame(struct session *s, struct py_proc *pp, uint32_t pid,
+				     const struct profd_py_frame *f, uint32_t map_id, uint64_t now)
+{
+	const struct py_code *got = NULL;
+	struct py_code *code = &py_unknown_code;
+	int32_t line = 0;
+
+	if (py_code_cache_get(pp->codes, &pp->layout, py_read_process, (void *)(uintptr_t)pid,
+			      f->code, pp->code_type, now, &got) >= 0 && got) {
+		code = (struct py_code *)got;
+		line = py_code_line(code, f->instr_delta);
+	} else {
+		s->st.py_bad_code++;
+	}
+	/* Held until the stack is counted: the cache may drop it before. */
+	s->py_held[s->n_py_held++] = py_code_ref(code);
+	if (line < 0)
+		line = 0;
+	if ((uint32_t)line > AGG_FRAME_LINE_MAX)
+		line = AGG_FRAME_LINE_MAX;
+	return (struct agg_frame){
+		.addr = (uint64_t)(uintptr_t)code,
+		.map_id = map_id,
+		.flags = AGG_FRAME_PYTHON | (uint32_t)line << AGG_FRAME_LINE_SHIFT,
+	};
+}
+
 /* A sample whose rec->ustack_len bytes of user stack are at `ustack` (checked by the caller). */
-static int handle_sample(struct session *s, const struct profd_sample *rec, const uint8_t *ustack)
+static int handle_sample(struct session *s, const struct profd_sample *rec, const uint8_t *ustack,
+			 const uint8_t *pyframes)
 {
 	struct agg_stack *st = s->scratch;
 	size_t nk = MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK), n = 0;
@@ -449,18 +533,52 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 							      .map_id = AGG_MAP_NONE };
 			st->stop = UNWIND_STOP_NO_MAPPING;
 		} else {
+			struct py_proc *pp = python_of(s, p, rec->flags & PROFD_SAMPLE_PY);
+			size_t npy = pp && pyframes ? MIN(rec->py_nframes, (size_t)PROFD_PY_MAX_FRAMES) : 0;
+			size_t pi = 0;
+
+			if (rec->flags & PROFD_SAMPLE_PY) {
+				s->st.py_samples++;
+				if (rec->flags & (PROFD_SAMPLE_PY_ERROR | PROFD_SAMPLE_PY_TRUNCATED))
+					s->st.py_errors++;
+			}
 			fc.p = p;
 			if (unwind_stack(&in, &res) < 0) {
 				res.n_frames = 0;
 				res.stop = UNWIND_STOP_NO_CFI;
 				res.complete = false;
 			}
-			for (size_t i = 0; i < res.n_frames; i++)
+			for (size_t i = 0; i < res.n_frames; i++) {
+				uint64_t pc = res.frames[i].pc;
+				uint64_t look = pc - (res.frames[i].is_return ? 1 : 0);
+
+				/*
+				 * An interpreter frame runs a group of Python frames: from where the
+				 * walk stands to the one its call entered with. The Python frames
+				 * stand in its place, in the interpreter's mapping.
+				 */
+				if (pi < npy && look >= pp->eval_start && look < pp->eval_end) {
+					uint32_t map_id = frame_map_id(s, p, pc);
+
+					while (pi < npy) {
+						struct profd_py_frame f;
+
+						memcpy(&f, pyframes + pi++ * sizeof(f), sizeof(f));
+						st->frames[n++] = python_frame(s, pp, rec->pid, &f, map_id,
+									       rec->time_ns);
+						s->st.py_frames++;
+						if (f.flags & PROFD_PY_FRAME_ENTRY)
+							break;
+					}
+					continue;
+				}
 				st->frames[n++] = (struct agg_frame){
-					.addr = res.frames[i].pc,
-					.map_id = frame_map_id(s, p, res.frames[i].pc),
+					.addr = pc,
+					.map_id = frame_map_id(s, p, pc),
 					.flags = res.frames[i].is_return ? AGG_FRAME_RETURN : 0,
 				};
+			}
+			s->st.py_unplaced += npy - pi;
 			st->stop = res.stop;
 			st->complete = res.complete;
 			s->st.frames += res.n_frames;
@@ -474,6 +592,8 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	(void)aggregate_add(s->agg, st, 1); /* a full aggregate counts the drop itself */
 	for (size_t i = 0; i < s->n_taps; i++)
 		tap_feed(s, s->taps[i], st, rec->uid);
+	while (s->n_py_held > 0)
+		py_code_unref(s->py_held[--s->n_py_held]);
 	return 0;
 }
 
@@ -482,7 +602,8 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 	const struct profd_rec_hdr *h = data;
 
 	s->st.records++;
-	if (size < sizeof(*h) || h->version != PROFD_RECORD_VERSION || h->size > size) {
+	if (size < sizeof(*h) || h->version < PROFD_RECORD_VERSION_MIN ||
+	    h->version > PROFD_RECORD_VERSION || h->size > size) {
 		s->st.bad_records++;
 		return 0;
 	}
@@ -492,11 +613,14 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 
 		if (h->size < sizeof(*rec))
 			break;
-		if (sizeof(*rec) + (size_t)rec->ustack_len > h->size) {
+		if (sizeof(*rec) + (size_t)rec->ustack_len +
+			    (size_t)rec->py_nframes * sizeof(struct profd_py_frame) > h->size ||
+		    rec->py_nframes > PROFD_PY_MAX_FRAMES) {
 			s->st.bad_records++;
 			return 0;
 		}
-		return handle_sample(s, rec, (const uint8_t *)(rec + 1));
+		return handle_sample(s, rec, (const uint8_t *)(rec + 1),
+				     (const uint8_t *)(rec + 1) + rec->ustack_len);
 	}
 	case PROFD_REC_EXEC:
 	case PROFD_REC_EXIT:
@@ -508,11 +632,15 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		if (h->type == PROFD_REC_EXEC) {
 			s->st.execs++;
 			proc_table_exec(s->procs, e->pid);
+			if (s->py)
+				py_procs_forget(s->py, e->pid);
 			/* Runtimes move a process into its container's cgroup before exec. */
 			container_forget(s, e->pid);
 		} else if (h->type == PROFD_REC_EXIT) {
 			s->st.exits++;
 			proc_table_remove(s->procs, e->pid);
+			if (s->py)
+				py_procs_forget(s->py, e->pid);
 			container_forget(s, e->pid);
 			if (s->cfg.on_exit)
 				s->cfg.on_exit(s->cfg.userdata, e->pid);
@@ -534,19 +662,22 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack)
 {
 	s->st.records++;
-	if (rec->hdr.version != PROFD_RECORD_VERSION || rec->hdr.type != PROFD_REC_SAMPLE ||
-	    (rec->ustack_len > 0 && !ustack)) {
+	if (rec->hdr.version < PROFD_RECORD_VERSION_MIN || rec->hdr.version > PROFD_RECORD_VERSION ||
+	    rec->hdr.type != PROFD_REC_SAMPLE || (rec->ustack_len > 0 && !ustack)) {
 		s->st.bad_records++;
 		return 0;
 	}
-	return handle_sample(s, rec, ustack);
+	return handle_sample(s, rec, ustack, NULL);
 }
 
 int session_watch_pid(struct session *s, uint32_t pid)
 {
 	struct proc *p;
+	int r = proc_table_get(s->procs, pid, &p);
 
-	return proc_table_get(s->procs, pid, &p);
+	if (r >= 0)
+		(void)python_of(s, p, false);
+	return r;
 }
 
 const struct session_stats *session_stats(const struct session *s)

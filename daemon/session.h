@@ -24,7 +24,16 @@ struct session_stats {
 	uint64_t stops[_UNWIND_STOP_MAX];
 	uint64_t frames;       /* user frames unwound, total */
 	uint64_t execs, exits, forks;
+	/* CPython (see daemon/python/python.h) */
+	uint64_t py_samples;     /* samples of CPython processes whose chain BPF walked */
+	uint64_t py_frames;      /* Python frames placed in stacks */
+	uint64_t py_unplaced;    /* Python frames with no interpreter frame to stand in for */
+	uint64_t py_bad_code;    /* code objects that could not be read (frame named "[python]") */
+	uint64_t py_errors;      /* samples whose chain could not be read or was cut */
+	uint64_t py_unsupported; /* samples of processes whose interpreter profd cannot read */
 };
+
+struct profd_py_proc;
 
 struct session_config {
 	size_t max_depth; /* user frames; default UNWIND_MAX_DEPTH_DEFAULT */
@@ -33,6 +42,13 @@ struct session_config {
 	size_t unwind_cache_bytes; /* CFI tables; default UNWIND_CACHE_DEFAULT_BYTES */
 	/* Called for EXIT records after the process table forgot the pid (may be NULL). */
 	void (*on_exit)(void *userdata, uint32_t pid);
+	/* Don't read CPython frames (the BPF side is told separately). */
+	bool no_python;
+	/*
+	 * Called when a process turns out to run a supported CPython (again after an exec): the
+	 * capture tells the BPF program where its frame chain is (may be NULL).
+	 */
+	void (*on_python)(void *userdata, uint32_t pid, const struct profd_py_proc *bpf);
 	void *userdata;
 };
 

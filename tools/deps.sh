@@ -16,6 +16,7 @@ pkgs=(
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
 	util-linux procps strace
 	linux-perf time
+	python3.11 libpython3.11-dev
 )
 
 missing=()

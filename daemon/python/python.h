@@ -138,3 +138,60 @@ int py_code_cache_get(struct py_code_cache *c, const struct py_layout *l, py_rea
 		      void *userdata, uint64_t addr, uint64_t code_type, uint64_t now_ns,
 		      const struct py_code **ret);
 size_t py_code_cache_size(const struct py_code_cache *c);
+
+/*
+ * ---- CPython processes (pyproc.c)
+ *
+ * A process runs CPython when one of its mapped ELF files whose name contains "python" (the
+ * interpreter executable or libpython3.X.so) exports _PyRuntime and Py_Version. What profd
+ * learns of it: the layout for its version, where _PyRuntime, PyCode_Type and
+ * _PyEval_EvalFrameDefault are in the process, and its code objects. The file is inspected once
+ * per binary (PY_MAX_BINARIES remembered), whatever the number of processes that map it.
+ */
+#define PY_MAX_PROCS 4096
+#define PY_MAX_BINARIES 256
+
+struct proc;
+struct dso;
+
+/* What an interpreter binary exports (file addresses: ELF virtual addresses). */
+struct py_binary {
+	uint32_t version_hex;
+	uint64_t runtime, code_type, eval_start, eval_end;
+	/* The executable PT_LOAD (holding _PyEval_EvalFrameDefault): gives the load bias. */
+	uint64_t exec_vaddr, exec_offset, exec_filesz;
+	struct py_layout layout;
+};
+
+/*
+ * Inspect an ELF file for CPython: 1 and *ret when it is a supported interpreter, 0 when it is
+ * not CPython, -EOPNOTSUPP for a CPython this profd cannot read (version, free-threaded build),
+ * another -errno when the file is unreadable or malformed.
+ */
+int py_binary_inspect(int fd, struct py_binary *ret);
+
+struct py_proc {
+	uint32_t pid;
+	struct py_layout layout;
+	uint64_t runtime;            /* &_PyRuntime in the process */
+	uint64_t code_type;          /* &PyCode_Type in the process */
+	uint64_t eval_start, eval_end; /* _PyEval_EvalFrameDefault's code in the process */
+	struct py_code_cache *codes;
+};
+
+struct py_procs;
+int py_procs_new(struct py_procs **ret);
+void py_procs_free(struct py_procs *t);
+
+/*
+ * The CPython state of a process whose maps are `p` (detected on first use, again whenever
+ * p's maps were re-read): 1 and *ret when it runs a supported CPython, 0 when not (or when
+ * the interpreter cannot be read: *ret_unsupported says so). Borrowed until py_procs_forget().
+ */
+int py_procs_get(struct py_procs *t, const struct proc *p, struct py_proc **ret,
+		 bool *ret_unsupported);
+/* Forget a process (it exited or exec'd). */
+void py_procs_forget(struct py_procs *t, uint32_t pid);
+
+/* A py_read_fn reading another process's memory with process_vm_readv; userdata: the pid. */
+int py_read_process(void *userdata, uint64_t addr, void *buf, size_t len);

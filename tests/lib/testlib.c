@@ -374,6 +374,30 @@ size_t test_sample_functions(const Perftools__Profiles__Profile *p,
 	return n;
 }
 
+size_t test_sample_frames(const Perftools__Profiles__Profile *p,
+			  const Perftools__Profiles__Sample *s, struct test_frame *frames, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_location_id && n < max; i++) {
+		const Perftools__Profiles__Location *l = find_loc(p, s->location_id[i]);
+
+		if (!l)
+			continue;
+		for (size_t j = 0; j < l->n_line && n < max; j++) {
+			const Perftools__Profiles__Function *f = find_fn(p, l->line[j]->function_id);
+
+			frames[n++] = (struct test_frame){
+				.name = f ? str_at(p, f->name) : "?",
+				.file = f ? str_at(p, f->filename) : "?",
+				.line = l->line[j]->line,
+				.start_line = f ? f->start_line : 0,
+			};
+		}
+	}
+	return n;
+}
+
 double test_chain_fraction(const Perftools__Profiles__Profile *p, pid_t pid,
 			   const char *const *chain, size_t n_chain, uint64_t *ret_total)
 {

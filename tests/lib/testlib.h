@@ -68,6 +68,15 @@ int64_t test_sample_label_num(const Perftools__Profiles__Profile *p,
 size_t test_sample_functions(const Perftools__Profiles__Profile *p,
 			     const Perftools__Profiles__Sample *s, const char **names, size_t max);
 
+/* One frame of a sample as pprof has it: function name, file, line, function start line. */
+struct test_frame {
+	const char *name, *file;
+	int64_t line, start_line;
+};
+/* The frames of a sample, leaf first, inline lines expanded, into frames[] (at most max). */
+size_t test_sample_frames(const Perftools__Profiles__Profile *p,
+			  const Perftools__Profiles__Sample *s, struct test_frame *frames, size_t max);
+
 /*
  * Fraction (0..1) of samples with label pid == pid (or all samples when pid <= 0) whose
  * function list contains `chain` (leaf first, consecutive). *ret_total gets the count of

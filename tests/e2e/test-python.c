@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End to end: Python frames. Debian's CPython 3.11 runs scripts written here; profd records
+ * them, and the profile must show each script's Python functions, files and lines merged
+ * into the native stack where the interpreter ran them.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/lib/testlib.h"
+
+#define PYTHON "/usr/bin/python3.11"
+#define MAX_FRAMES 4096
+
+/* Line numbers below are the scripts' own: keep them in step. */
+static const char chain_py[] =
+	"import sys, time\n"                               /* 1 */
+	"\n"                                               /* 2 */
+	"def leaf(n):\n"                                   /* 3 */
+	"    s = 0\n"                                      /* 4 */
+	"    for i in range(n):\n"                         /* 5 */
+	"        s += i * i\n"                             /* 6 */
+	"    return s\n"                                   /* 7 */
+	"\n"                                               /* 8 */
+	"def key_fn(x):\n"                                 /* 9 */
+	"    return leaf(3000) + x\n"                      /* 10 */
+	"\n"                                               /* 11 */
+	"def middle():\n"                                  /* 12 */
+	"    return sorted(range(40), key=key_fn)\n"       /* 13 */
+	"\n"                                               /* 14 */
+	"def outer():\n"                                   /* 15 */
+	"    return middle()\n"                            /* 16 */
+	"\n"                                               /* 17 */
+	"def main(seconds):\n"                             /* 18 */
+	"    end = time.monotonic() + seconds\n"           /* 19 */
+	"    while time.monotonic() < end:\n"              /* 20 */
+	"        outer()\n"                                /* 21 */
+	"\n"                                               /* 22 */
+	"main(float(sys.argv[1]))\n";                      /* 23 */
+
+static const char threads_py[] =
+	"import sys, threading, time\n"                    /* 1 */
+	"\n"                                               /* 2 */
+	"def alpha_leaf():\n"                              /* 3 */
+	"    s = 0\n"                                      /* 4 */
+	"    for i in range(5000):\n"                      /* 5 */
+	"        s += i\n"                                 /* 6 */
+	"    return s\n"                                   /* 7 */
+	"\n"                                               /* 8 */
+	"def alpha_loop(end):\n"                           /* 9 */
+	"    while time.monotonic() < end:\n"              /* 10 */
+	"        alpha_leaf()\n"                           /* 11 */
+	"\n"                                               /* 12 */
+	"def beta_leaf():\n"                               /* 13 */
+	"    s = 0\n"                                      /* 14 */
+	"    for i in range(5000):\n"                      /* 15 */
+	"        s -= i\n"                                 /* 16 */
+	"    return s\n"                                   /* 17 */
+	"\n"                                               /* 18 */
+	"def beta_loop(end):\n"                            /* 19 */
+	"    while time.monotonic() < end:\n"              /* 20 */
+	"        beta_leaf()\n"                            /* 21 */
+	"\n"                                               /* 22 */
+	"end = time.monotonic() + float(sys.argv[1])\n"    /* 23 */
+	"ta = threading.Thread(target=alpha_loop, args=(end,))\n"
+	"tb = threading.Thread(target=beta_loop, args=(end,))\n"
+	"ta.start(); tb.start()\n"
+	"print('TIDS', ta.native_id, tb.native_id, flush=True)\n"
+	"ta.join(); tb.join()\n";
+
+/* A script whose functions are named after `tag`: one_leaf/one_loop, two_leaf/two_loop. */
+static char *named_py(const char *tag)
+{
+	char *s = NULL;
+
+	cr_assert_geq(asprintf(&s,
+			       "import sys, time\n"
+			       "def %s_leaf():\n"
+			       "    s = 0\n"
+			       "    for i in range(5000):\n"
+			       "        s += i\n"
+			       "    return s\n"
+			       "def %s_loop(end):\n"
+			       "    while time.monotonic() < end:\n"
+			       "        %s_leaf()\n"
+			       "%s_loop(time.monotonic() + float(sys.argv[1]))\n",
+			       tag, tag, tag, tag),
+		      0);
+	return s;
+}
+
+static char *write_script(const char *name, const char *text)
+{
+	char *path = test_out_path(name);
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fputs(text, f) >= 0 && fclose(f) == 0, 1);
+	return path;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static int find_frame(const struct test_frame *f, size_t n, size_t from, const char *name)
+{
+	for (size_t i = from; i < n; i++)
+		if (!strcmp(f[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Does this sample read, leaf first: leaf (line 5-6 of chain.py) → key_fn:10 → native frames
+ * of sorted() (at least one) → middle:13 → outer:16 → main:21 → <module>:23?
+ */
+static bool chain_sample_ok(const struct test_frame *f, size_t n, const char *file)
+{
+	static const struct {
+		const char *name;
+		int64_t line, start;
+	} outer[] = { { "middle", 13, 12 }, { "outer", 16, 15 }, { "main", 21, 18 },
+		      { "<module>", 23, 1 } };
+	int leaf = find_frame(f, n, 0, "leaf"), m;
+
+	if (leaf < 0 || (size_t)leaf + 1 >= n)
+		return false;
+	if (f[leaf].line < 4 || f[leaf].line > 7 || f[leaf].start_line != 3 ||
+	    strcmp(f[leaf].file, file))
+		return false;
+	if (strcmp(f[leaf + 1].name, "key_fn") || f[leaf + 1].line != 10 ||
+	    f[leaf + 1].start_line != 9 || strcmp(f[leaf + 1].file, file))
+		return false;
+	m = find_frame(f, n, leaf + 2, "middle");
+	if (m < leaf + 3) /* sorted() runs key_fn from C: native frames lie in between */
+		return false;
+	for (int i = leaf + 2; i < m; i++)
+		if (!strcmp(f[i].file, file))
+			return false; /* a Python frame of ours out of place */
+	for (size_t k = 0; k < 4; k++) {
+		if ((size_t)m + k >= n)
+			return false;
+		if (strcmp(f[m + k].name, outer[k].name) || f[m + k].line != outer[k].line ||
+		    f[m + k].start_line != outer[k].start || strcmp(f[m + k].file, file))
+			return false;
+	}
+	return true;
+}
+
+static double fraction(const Perftools__Profiles__Profile *p, pid_t pid, int64_t tid,
+		       bool (*ok)(const struct test_frame *, size_t, const char *), const char *file,
+		       uint64_t *ret_total)
+{
+	static struct test_frame frames[MAX_FRAMES];
+	uint64_t total = 0, hit = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		int64_t v = s->n_value ? s->value[0] : 0;
+		size_t n;
+
+		if (pid > 0 && test_sample_label_num(p, s, "pid") != pid)
+			continue;
+		if (tid > 0 && test_sample_label_num(p, s, "tid") != tid)
+			continue;
+		total += v;
+		n = test_sample_frames(p, s, frames, MAX_FRAMES);
+		if (ok(frames, n, file))
+			hit += v;
+	}
+	*ret_total = total;
+	return total ? (double)hit / total : 0.0;
+}
+
+/* Does any sample have a frame named `name`? */
+static bool has_frame(const Perftools__Profiles__Profile *p, const char *name)
+{
+	static struct test_frame frames[MAX_FRAMES];
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t n = test_sample_frames(p, p->sample[i], frames, MAX_FRAMES);
+
+		if (find_frame(frames, n, 0, name) >= 0)
+			return true;
+	}
+	return false;
+}
+
+Test(python, chain_through_c_callback)
+{
+	char *script = write_script("chain.py", chain_py);
+	char *out = test_out_path("py.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "199", "-o", out,
+			       "--", PYTHON, script, "3", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac;
+	char *traces;
+
+	test_require_root();
+	cr_assert_eq(access(PYTHON, X_OK), 0, PYTHON " is missing: `make deps` installs it");
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	cr_assert(strstr(rr.out, "python "), "no python line in the summary: %s", rr.out);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	frac = fraction(p, 0, 0, chain_sample_ok, script, &total);
+	cr_assert_gt(total, 150, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "leaf→key_fn→sorted→middle→outer→main→<module> in %.1f%% of %lu",
+		      frac * 100, (unsigned long)total);
+	/* Every interpreter frame gave way to the Python frames it ran. */
+	cr_assert(!has_frame(p, "_PyEval_EvalFrameDefault"), "an interpreter frame was left");
+	test_pprof_free(p);
+
+	traces = test_check_with_pprof(out);
+	cr_assert(strstr(traces, "key_fn") && strstr(traces, "middle"), "%s", traces);
+	free(traces);
+	run_result_free(&rr);
+	free(out);
+	free(script);
+}
+
+Test(python, no_python_keeps_interpreter_frames)
+{
+	char *script = write_script("chain.py", chain_py);
+	char *out = test_out_path("nopy.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "--no-python", "-F", "199",
+			       "-o", out, "--", PYTHON, script, "2", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+
+	test_require_root();
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	cr_assert(!has_frame(p, "leaf") && !has_frame(p, "key_fn"), "Python frames with --no-python");
+	cr_assert(has_frame(p, "_PyEval_EvalFrameDefault"), "no interpreter frame at all");
+	test_pprof_free(p);
+	run_result_free(&rr);
+	free(out);
+	free(script);
+}
+
+static const char *want_thread;
+
+static bool thread_ok(const struct test_frame *f, size_t n, const char *file)
+{
+	char leaf[32], loop[32];
+	int i;
+
+	snprintf(leaf, sizeof(leaf), "%s_leaf", want_thread);
+	snprintf(loop, sizeof(loop), "%s_loop", want_thread);
+	i = find_frame(f, n, 0, leaf);
+	if (i < 0 || (size_t)i + 2 >= n || strcmp(f[i].file, file))
+		return false;
+	/* Its own chain only: the other thread's functions never show up in it. */
+	if (find_frame(f, n, 0, strcmp(want_thread, "alpha") ? "alpha_leaf" : "beta_leaf") >= 0)
+		return false;
+	return !strcmp(f[i + 1].name, loop) && !strcmp(f[i + 2].name, "Thread.run");
+}
+
+Test(python, threads_have_their_own_chains)
+{
+	char *script = write_script("threads.py", threads_py);
+	char *out = test_out_path("thr.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "199", "-o", out,
+			       "--", PYTHON, script, "3", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	const char *line;
+	long ta = 0, tb = 0;
+	uint64_t total;
+	double frac;
+
+	test_require_root();
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	line = strstr(rr.out, "TIDS ");
+	cr_assert(line && sscanf(line, "TIDS %ld %ld", &ta, &tb) == 2, "%s", rr.out);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	want_thread = "alpha";
+	frac = fraction(p, 0, ta, thread_ok, script, &total);
+	cr_assert_gt(total, 50, "samples of thread alpha: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "alpha's chain in %.1f%% of its %lu", frac * 100,
+		      (unsigned long)total);
+	want_thread = "beta";
+	frac = fraction(p, 0, tb, thread_ok, script, &total);
+	cr_assert_gt(total, 50, "samples of thread beta: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "beta's chain in %.1f%% of its %lu", frac * 100,
+		      (unsigned long)total);
+	test_pprof_free(p);
+	run_result_free(&rr);
+	free(out);
+	free(script);
+}
+
+static bool named_ok(const struct test_frame *f, size_t n, const char *file)
+{
+	char leaf[32], loop[32];
+	int i;
+
+	snprintf(leaf, sizeof(leaf), "%s_leaf", want_thread);
+	snprintf(loop, sizeof(loop), "%s_loop", want_thread);
+	i = find_frame(f, n, 0, leaf);
+	return i >= 0 && (size_t)i + 2 < n && !strcmp(f[i].file, file) &&
+	       !strcmp(f[i + 1].name, loop) && !strcmp(f[i + 2].name, "<module>") &&
+	       f[i].start_line == 2 && f[i].line >= 3 && f[i].line <= 6;
+}
+
+/* Whole host: two Python processes, each with its own functions. */
+Test(python, whole_host_two_processes)
+{
+	char *one_src = named_py("one"), *two_src = named_py("two");
+	char *one = write_script("one.py", one_src), *two = write_script("two.py", two_src);
+	char *out = test_out_path("all.pb.gz");
+	char *const wa[] = { PYTHON, one, "30", NULL }, *const wb[] = { PYTHON, two, "30", NULL };
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", "99", "-d",
+			       "4", "-o", out, NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac;
+	pid_t a, b;
+
+	test_require_root();
+	a = test_spawn(wa);
+	b = test_spawn(wb);
+	cr_assert(a > 0 && b > 0);
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	test_kill(a);
+	test_kill(b);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	want_thread = "one";
+	frac = fraction(p, a, 0, named_ok, one, &total);
+	cr_assert_gt(total, 50, "samples of one.py: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "one's chain in %.1f%% of %lu", frac * 100, (unsigned long)total);
+	want_thread = "two";
+	frac = fraction(p, b, 0, named_ok, two, &total);
+	cr_assert_gt(total, 50, "samples of two.py: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "two's chain in %.1f%% of %lu", frac * 100, (unsigned long)total);
+	test_pprof_free(p);
+	free(test_check_with_pprof(out));
+	run_result_free(&rr);
+	free(out);
+	free(one);
+	free(two);
+	free(one_src);
+	free(two_src);
+}
+
+/* The script ends while profd records it (-p): profd stops, and its frames are named. */
+Test(python, script_exits_mid_record)
+{
+	char *script = write_script("chain.py", chain_py);
+	char *out = test_out_path("exit.pb.gz"), pidstr[16];
+	char *const wl[] = { PYTHON, script, "4", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac, t0;
+	pid_t pid;
+
+	test_require_root();
+	pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
+			       "-d", "60", "-o", out, NULL };
+	t0 = test_now();
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	cr_assert_lt(test_now() - t0, 50, "profd did not stop when the script ended");
+	test_wait(pid, 10);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	frac = fraction(p, pid, 0, chain_sample_ok, script, &total);
+	cr_assert_gt(total, 50, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "chain in %.1f%% of %lu", frac * 100, (unsigned long)total);
+	test_pprof_free(p);
+	run_result_free(&rr);
+	free(out);
+	free(script);
+}
