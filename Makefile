@@ -169,6 +169,13 @@ $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(TEST_HELPER_OBJS) $(ALL_LIBS)
 WL_NOFP_CFLAGS := -O2 -g -fomit-frame-pointer
 $(BUILD)/workloads/libc_heavy $(BUILD)/workloads/signal_spin $(BUILD)/workloads/threads: WL_CFLAGS := $(WL_NOFP_CFLAGS)
 
+# CPython embedded through libpython3.11.so (the shared-library interpreter; `make deps`).
+$(BUILD)/workloads/pyembed: tests/workloads/pyembed.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(WL_CFLAGS) $(shell pkg-config --cflags python-3.11-embed 2>/dev/null) $< -o $@ \
+		$(shell pkg-config --libs python-3.11-embed 2>/dev/null)
+
 $(BUILD)/workloads/%: tests/workloads/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

@@ -104,13 +104,6 @@ static char *write_script(const char *name, const char *text)
 	return path;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-
-	return a >= b && !strcmp(s + a - b, suffix);
-}
-
 static int find_frame(const struct test_frame *f, size_t n, size_t from, const char *name)
 {
 	for (size_t i = from; i < n; i++)
@@ -267,7 +260,8 @@ static bool thread_ok(const struct test_frame *f, size_t n, const char *file)
 	/* Its own chain only: the other thread's functions never show up in it. */
 	if (find_frame(f, n, 0, strcmp(want_thread, "alpha") ? "alpha_leaf" : "beta_leaf") >= 0)
 		return false;
-	return !strcmp(f[i + 1].name, loop) && !strcmp(f[i + 2].name, "Thread.run");
+	/* threading's Thread.run calls the target from C: native frames lie in between. */
+	return !strcmp(f[i + 1].name, loop) && find_frame(f, n, i + 2, "Thread.run") > i + 2;
 }
 
 Test(python, threads_have_their_own_chains)
@@ -393,5 +387,60 @@ Test(python, script_exits_mid_record)
 	test_pprof_free(p);
 	run_result_free(&rr);
 	free(out);
+	free(script);
+}
+
+/* Run `argv` under profd record -- and check the chain of chain.py in it. */
+static void record_chain(char *const *cmd, size_t n_cmd, const char *script, const char *what)
+{
+	char *out = test_out_path("run.pb.gz");
+	char *argv[16] = { (char *)test_build_path("profd"), "record", "-F", "199", "-o", out, "--" };
+	size_t n = 7;
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total;
+	double frac;
+
+	for (size_t i = 0; i < n_cmd && n < 15; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	cr_assert_eq(test_run(argv, 90, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	frac = fraction(p, 0, 0, chain_sample_ok, script, &total);
+	cr_assert_gt(total, 150, "%s: samples: %lu", what, (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "%s: chain in %.1f%% of %lu", what, frac * 100,
+		      (unsigned long)total);
+	test_pprof_free(p);
+	run_result_free(&rr);
+	free(out);
+}
+
+/* The shared-library interpreter: a C program embedding libpython3.11.so. */
+Test(python, embedded_libpython)
+{
+	char *script = write_script("chain.py", chain_py);
+	char *const cmd[] = { (char *)test_build_path("workloads/pyembed"), script, "3" };
+
+	test_require_root();
+	record_chain(cmd, 3, script, "libpython3.11.so");
+	free(script);
+}
+
+/*
+ * A process in its own PID namespace (as in a container): CPython knows its threads by the
+ * namespace's thread ids, which the BPF side must match, not the host's. Reached through a
+ * shell that execs into Python.
+ */
+Test(python, pid_namespace_and_exec)
+{
+	char *script = write_script("chain.py", chain_py), *sh = NULL;
+
+	test_require_root();
+	cr_assert_geq(asprintf(&sh, "exec " PYTHON " '%s' 3", script), 0);
+	char *const cmd[] = { "unshare", "--pid", "--fork", "/bin/sh", "-c", sh };
+	record_chain(cmd, 6, script, "unshare --pid");
+	free(sh);
 	free(script);
 }
