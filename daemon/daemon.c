@@ -720,6 +720,20 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		"profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
 		"profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
 		s.st.execs, s.st.exits, s.st.forks);
+	metric(f, "profd_python_samples_total", "counter",
+	       "Samples of CPython processes whose frame chain was read.", s.st.py_samples);
+	metric(f, "profd_python_frames_total", "counter",
+	       "Python frames put in place of interpreter frames.", s.st.py_frames);
+	metric(f, "profd_python_unplaced_frames_total", "counter",
+	       "Python frames without an interpreter frame to stand in for.", s.st.py_unplaced);
+	metric(f, "profd_python_bad_code_objects_total", "counter",
+	       "Python frames whose code object could not be read (named \"[python]\").",
+	       s.st.py_bad_code);
+	metric(f, "profd_python_chain_errors_total", "counter",
+	       "Samples whose Python frame chain could not be read or was cut.", s.st.py_errors);
+	metric(f, "profd_python_unsupported_samples_total", "counter",
+	       "Samples of Python processes whose interpreter profd cannot read.",
+	       s.st.py_unsupported);
 	metric(f, "profd_processes", "gauge", "Processes in the process table.", s.procs);
 	metric(f, "profd_binaries", "gauge", "Binaries kept open for unwinding and symbolization.",
 	       s.dsos);

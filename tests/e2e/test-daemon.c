@@ -751,6 +751,63 @@ Test(daemon, pull_and_metrics, .timeout = 180)
 }
 
 /* SIGHUP: a new frequency applies without losing samples; a bad file keeps the old config. */
+/* The daemon shows the Python functions of a CPython process it had never seen before. */
+Test(daemon, python_frames, .timeout = 180)
+{
+	static const char script[] = "import os, sys, time; print(os.getpid(), flush=True)\n"
+				     "def dmn_leaf():\n"
+				     "    s = 0\n"
+				     "    for i in range(5000):\n"
+				     "        s += i\n"
+				     "    return s\n"
+				     "def dmn_loop(end):\n"
+				     "    while time.monotonic() < end:\n"
+				     "        dmn_leaf()\n"
+				     "dmn_loop(time.monotonic() + 120)\n";
+	static const char *const py_chain[] = {"dmn_leaf", "dmn_loop", "<module>"};
+	char url[256], path[512], *metrics;
+	struct td d;
+	struct buf b;
+	pid_t wpid;
+	FILE *f;
+
+	td_prepare(&d);
+	snprintf(path, sizeof(path), "%s/dmn.py", d.dir);
+	write_text(path, "%s", script);
+	write_text(d.conf, "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
+	td_start(&d);
+	cr_assert(d.addr[0], "no listen address in the log");
+	wpid = test_spawn((char *[]){"/usr/bin/python3.11", path, NULL});
+	cr_assert_gt(wpid, 0);
+	cr_assert(test_wait_cpu(wpid, 0.3, 30), "the script did not run");
+
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3&pid=%d", d.addr, wpid);
+	cr_assert_eq(http("GET", url, &b), 200);
+	snprintf(path, sizeof(path), "%s/py.pb.gz", d.dir);
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fwrite(b.data, 1, b.len, f);
+	fclose(f);
+	free(b.data);
+	Perftools__Profiles__Profile *p = test_pprof_load(path);
+	cr_assert_not_null(p);
+	uint64_t total;
+	double frac = test_chain_fraction(p, wpid, py_chain, 3, &total);
+	cr_assert_geq(total, 50, "samples of the script: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.90, "dmn_leaf→dmn_loop→<module> in %.1f%% of %lu samples", frac * 100,
+		      (unsigned long)total);
+	test_pprof_free(p);
+	free(test_check_with_pprof(path));
+
+	metrics = get_metrics(&d);
+	cr_assert_gt(metric_value(metrics, "profd_python_frames_total"), 0, "%s", metrics);
+	cr_assert_gt(metric_value(metrics, "profd_python_samples_total"), 0, "%s", metrics);
+	free(metrics);
+	stop_pid(wpid);
+	cr_assert_eq(td_stop(&d, 30), 0);
+	td_cleanup(&d);
+}
+
 Test(daemon, reload, .timeout = 180)
 {
 	char names[16][64], path[512];
