@@ -210,6 +210,16 @@ int capture_start(struct capture *c)
 	return 0;
 }
 
+void capture_stop(struct capture *c)
+{
+	if (!c)
+		return;
+	/* A perf event link owns its perf fd: destroying it closes the event. */
+	for (size_t i = 0; i < c->n_links; i++)
+		bpf_link__destroy(c->links[i]);
+	c->n_links = 0;
+}
+
 void capture_free(struct capture *c)
 {
 	if (!c)

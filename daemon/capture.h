@@ -71,5 +71,11 @@ int capture_start(struct capture *c);
 #define CAPTURE_POLL_BUDGET_NS (200ull * 1000 * 1000)
 int capture_poll(struct capture *c, int timeout_ms);
 
+/*
+ * Stop sampling (close the perf events; task events go on). What the ring buffer holds stays
+ * for capture_poll(): draining it then ends, however slow the reader is.
+ */
+void capture_stop(struct capture *c);
+
 /* Samples and task events the BPF side could not put in the ring buffer, summed over CPUs. */
 uint64_t capture_lost(struct capture *c);

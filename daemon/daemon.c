@@ -1013,6 +1013,7 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	r = capture_open(d, freq, stack_bytes, &nc);
 	if (r < 0)
 		return r;
+	capture_stop(d->capture);
 	while (capture_poll(d->capture, 0) > 0)
 		;
 	d->lost_base += capture_lost(d->capture);
@@ -1285,6 +1286,7 @@ static int daemon_run(struct daemon *d)
 	sd_notify(0, "STOPPING=1\nSTATUS=Writing the last interval");
 	if (d->capture) {
 		/* Everything already in the ring buffer belongs to the last interval. */
+		capture_stop(d->capture);
 		while (capture_poll(d->capture, 0) > 0)
 			;
 		d->lost_base += capture_lost(d->capture);

@@ -434,6 +434,9 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       " chains unreadable or cut, %" PRIu64 " samples of unsupported interpreters)\n",
 		       st->py_samples, st->py_frames, st->py_unplaced, st->py_bad_code, st->py_errors,
 		       st->py_unsupported);
+	if (st->py_code_reads)
+		printf("  python     %" PRIu64 " code objects read, %.1f µs each\n", st->py_code_reads,
+		       st->py_code_read_ns / 1e3 / st->py_code_reads);
 	if (sum->n_top == 0)
 		return;
 	printf("\nTop %zu functions by self samples:\n", sum->n_top);
@@ -604,7 +607,11 @@ int cmd_record(int argc, char **argv)
 		}
 	}
 	end_ns = mono_ns();
-	/* Everything already in the ring buffer belongs to the profile. */
+	/*
+	 * Everything already in the ring buffer belongs to the profile. Sampling stops first: a
+	 * reader slower than the samples arrive would otherwise never see the ring empty.
+	 */
+	capture_stop(ctx.capture);
 	while (capture_poll(ctx.capture, 0) > 0)
 		;
 	if (tty)

@@ -8,6 +8,7 @@
 
 #include "bpf/profd.h"
 #include "common/macro.h"
+#include "common/util.h"
 #include "daemon/python/python.h"
 #include "daemon/session.h"
 #include "daemon/unwind/unwind-cache.h"
@@ -461,8 +462,17 @@ static struct agg_frame python_frame(struct session *s, struct py_proc *pp, uint
 	struct py_code *code = &py_unknown_code;
 	int32_t line = 0;
 
-	if (py_code_cache_get(pp->codes, &pp->layout, py_read_process, (void *)(uintptr_t)pid,
-			      f->code, pp->code_type, now, &got) >= 0 && got) {
+	size_t before = py_code_cache_size(pp->codes);
+	uint64_t t0 = mono_ns();
+	int r = py_code_cache_get(pp->codes, &pp->layout, py_read_process, (void *)(uintptr_t)pid,
+				  f->code, pp->code_type, now, &got);
+
+	if (py_code_cache_size(pp->codes) != before) {
+		/* A miss: the code object was read from the process. */
+		s->st.py_code_reads++;
+		s->st.py_code_read_ns += mono_ns() - t0;
+	}
+	if (r >= 0 && got) {
 		code = (struct py_code *)got;
 		line = py_code_line(code, f->instr_delta);
 	} else {

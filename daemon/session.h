@@ -31,6 +31,10 @@ struct session_stats {
 	uint64_t py_bad_code;    /* code objects that could not be read (frame named "[python]") */
 	uint64_t py_errors;      /* samples whose chain could not be read or was cut */
 	uint64_t py_unsupported; /* samples of processes whose interpreter profd cannot read */
+	/* code objects read from their process: cache misses that grew the cache (not counted once
+	 * it is full and a miss replaces an entry) */
+	uint64_t py_code_reads;
+	uint64_t py_code_read_ns; /* time those reads took, in total */
 };
 
 struct profd_py_proc;
