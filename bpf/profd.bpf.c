@@ -20,6 +20,9 @@ const volatile __u32 self_tgid = 0;
 const volatile __u32 stack_bytes = PROFD_STACK_BYTES_DEFAULT;
 const volatile bool follow_forks = true;
 const volatile bool python_frames = true;
+const volatile __u32 n_cpus = 1;             /* possible CPUs: scratch holds 2 per CPU */
+const volatile __u64 off_cpu_min_ns = 1000000; /* shorter waits are not recorded */
+const volatile __u64 off_cpu_budget = 1000;  /* waits recorded per second per CPU */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -33,10 +36,14 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
-/* Samples (index 0) and task events (index 1) that did not fit in the ring buffer. */
+/*
+ * Samples (index 0), task events (1) and off-CPU waits (2) that did not fit in the ring
+ * buffer; off-CPU waits over the per-second budget (3), and waits that did not end in a
+ * system call (4: the thread's user code had moved on when it was seen again).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -54,9 +61,10 @@ struct sample_buf {
 };
 
 /*
- * One scratch record per CPU. Too big for a per-CPU map (their values are limited to 32 KiB),
- * so a plain array indexed by CPU number; userspace sizes it to the number of possible CPUs.
- * Our perf event programs do not nest on one CPU, so a CPU's slot has one user at a time.
+ * Two scratch records per CPU: [cpu] for samples, [n_cpus + cpu] for off-CPU waits. Too big
+ * for a per-CPU map (their values are limited to 32 KiB), so a plain array indexed by CPU
+ * number; userspace sizes it to twice the number of possible CPUs. Neither program nests on
+ * one CPU, so a slot has one user at a time. (The "cpu" of the helpers below is the slot.)
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -451,33 +459,37 @@ static __always_inline __u64 submit_flags(void)
 	return avail > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-SEC("perf_event")
-int profd_sample(struct bpf_perf_event_data *ctx)
+/*
+ * Record the current task into the ring buffer: a CPU sample (perf event) or an off-CPU wait
+ * (the task just got the CPU back). `slot` is its scratch record.
+ */
+static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, bool user_mode,
+					  __u64 off_cpu_ns, __u8 state, const __u64 *kstack,
+					  __u32 kstack_len)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, cpu = bpf_get_smp_processor_id();
+	__u32 tgid = id >> 32;
 	struct task_struct *task;
 	struct profd_sample *s;
 	struct sample_buf *b;
 	long n;
 
-	if (!is_target(tgid))
-		return 0;
-
-	b = bpf_map_lookup_elem(&scratch, &cpu);
+	b = bpf_map_lookup_elem(&scratch, &slot);
 	if (!b)
 		return 0;
 	s = &b->s;
 	task = bpf_get_current_task_btf();
 
-	s->hdr.type = PROFD_REC_SAMPLE;
+	s->hdr.type = type;
 	s->hdr.version = PROFD_RECORD_VERSION;
 	s->time_ns = bpf_ktime_get_ns();
+	s->off_cpu_ns = off_cpu_ns;
 	s->pid = tgid;
 	s->tid = (__u32)id;
-	s->cpu = cpu;
+	s->cpu = bpf_get_smp_processor_id();
 	s->e_machine = SAMPLE_EM;
 	s->flags = 0;
+	s->state = state;
 	s->reserved = 0;
 	s->py_nframes = 0;
 	s->kstack_len = 0;
@@ -485,8 +497,11 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
 
-	if (regs_user_mode((struct pt_regs *)&ctx->regs)) {
+	if (user_mode) {
 		s->flags |= PROFD_SAMPLE_USER_MODE;
+	} else if (kstack) {
+		__builtin_memcpy(s->kstack, kstack, sizeof(s->kstack));
+		s->kstack_len = kstack_len < PROFD_MAX_KSTACK ? kstack_len : PROFD_MAX_KSTACK;
 	} else {
 		n = bpf_get_stack(ctx, s->kstack, sizeof(s->kstack), 0);
 		if (n > 0)
@@ -503,9 +518,9 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 
 		s->uid = sample_owner(task);
 		regs_fill(uregs, s->regs);
-		s->ustack_len = copy_user_stack(task, b, cpu, s->tid, s->regs[1], &s->flags);
+		s->ustack_len = copy_user_stack(task, b, slot, s->tid, s->regs[1], &s->flags);
 		if (python_frames)
-			s->py_nframes = py_walk(task, b, cpu, tgid, s->tid, s->ustack_len, &s->flags);
+			s->py_nframes = py_walk(task, b, slot, tgid, s->tid, s->ustack_len, &s->flags);
 	}
 
 	__u64 size = sizeof(*s) + s->ustack_len + (__u64)s->py_nframes * sizeof(struct profd_py_frame);
@@ -513,8 +528,174 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	s->hdr.size = size;
 	if (bpf_ringbuf_output(&events, b, size, submit_flags()) != 0)
-		count_lost(0);
+		count_lost(type == PROFD_REC_OFFCPU ? 2 : 0);
 	return 0;
+}
+
+SEC("perf_event")
+int profd_sample(struct bpf_perf_event_data *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!is_target(tgid))
+		return 0;
+	return record_current(ctx, PROFD_REC_SAMPLE, bpf_get_smp_processor_id(),
+			      regs_user_mode((struct pt_regs *)&ctx->regs), 0, 0, NULL, 0);
+}
+
+/* ---- off-CPU waits (loaded only with --off-cpu) */
+
+/* tid → when it left the CPU blocked, how, and where its user code stood. */
+struct offcpu_start {
+	__u64 time_ns;
+	__u64 ip, sp;
+	__u32 state;
+	__u32 reserved;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_OFFCPU_THREADS);
+	__type(key, __u32);
+	__type(value, struct offcpu_start);
+} offcpu_starts SEC(".maps");
+
+/* tid → a wait long enough to record, once the thread is back in its own context. */
+struct offcpu_due {
+	__u64 waited_ns;
+	__u64 ip, sp;
+	__u32 state;
+	__u32 kstack_len;
+	__u64 kstack[PROFD_MAX_KSTACK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_OFFCPU_DUE);
+	__type(key, __u32);
+	__type(value, struct offcpu_due);
+} offcpu_due SEC(".maps");
+
+/* A per-CPU scratch offcpu_due (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_due);
+} offcpu_due_scratch SEC(".maps");
+
+/* This CPU's budget: waits recorded in the current second. */
+struct offcpu_budget {
+	__u64 second;
+	__u64 n;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_budget);
+} offcpu_budget SEC(".maps");
+
+/*
+ * At every context switch: a thread of interest that leaves the CPU blocked (sleeping,
+ * waiting for I/O or a lock: not preempted, which is no wait) starts a wait; the thread that
+ * gets the CPU ends its wait, and one of off_cpu_min_ns or more becomes due, with the kernel
+ * stack it slept in. Cheap on purpose: map updates only; the user stack is copied when the
+ * thread is back in its own context (profd_sys_exit).
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	__u32 tgid = prev->tgid, tid = prev->pid, ntid = next->pid, zero = 0;
+	struct offcpu_start st = {}, *started;
+	struct offcpu_due *due;
+	__u64 now = bpf_ktime_get_ns();
+	long n;
+
+	if (!preempt && prev_state != 0 && prev->mm && is_target(tgid)) {
+		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(prev);
+		__u64 r[4];
+
+		regs_fill(uregs, r);
+		st.time_ns = now;
+		st.ip = r[0];
+		st.sp = r[1];
+		st.state = prev_state & 0x2 ? PROFD_OFFCPU_DISK :
+			   prev_state & 0x1 ? PROFD_OFFCPU_SLEEP : PROFD_OFFCPU_OTHER;
+		bpf_map_update_elem(&offcpu_starts, &tid, &st, BPF_ANY);
+	}
+
+	started = bpf_map_lookup_elem(&offcpu_starts, &ntid);
+	if (!started)
+		return 0;
+	if (now - started->time_ns < off_cpu_min_ns) {
+		bpf_map_delete_elem(&offcpu_starts, &ntid);
+		return 0;
+	}
+	due = bpf_map_lookup_elem(&offcpu_due_scratch, &zero);
+	if (!due)
+		return 0;
+	due->waited_ns = now - started->time_ns;
+	due->ip = started->ip;
+	due->sp = started->sp;
+	due->state = started->state;
+	bpf_map_delete_elem(&offcpu_starts, &ntid);
+	/* Not running yet: its saved kernel stack is where it slept. */
+	n = bpf_get_task_stack(next, due->kstack, sizeof(due->kstack), 0);
+	due->kstack_len = n > 0 ? n / sizeof(__u64) : 0;
+	bpf_map_update_elem(&offcpu_due, &ntid, due, BPF_ANY);
+	return 0;
+}
+
+/*
+ * A thread leaves a system call: if it has a wait due, record it now, in its own context
+ * (its user stack is readable here), weighted by how long it waited. Nearly every wait is a
+ * system call (sleeps, futexes, poll, reads); a wait that was not (a page fault) left the
+ * thread at another user address, and is dropped rather than given the wrong stack.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now;
+	__u32 tid = (__u32)id, zero = 0, cpu = bpf_get_smp_processor_id();
+	struct offcpu_due *due = bpf_map_lookup_elem(&offcpu_due, &tid), *copy;
+	struct offcpu_budget *bud;
+	struct task_struct *task;
+	__u64 r[4];
+
+	if (!due)
+		return 0;
+	copy = bpf_map_lookup_elem(&offcpu_due_scratch, &zero);
+	if (!copy)
+		return 0;
+	__builtin_memcpy(copy, due, sizeof(*copy));
+	bpf_map_delete_elem(&offcpu_due, &tid);
+	if (!is_target(id >> 32))
+		return 0;
+	task = bpf_get_current_task_btf();
+	regs_fill((struct pt_regs *)bpf_task_pt_regs(task), r);
+	if (r[0] != copy->ip || r[1] != copy->sp) {
+		count_lost(4);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	bud = bpf_map_lookup_elem(&offcpu_budget, &zero);
+	if (!bud)
+		return 0;
+	if (bud->second != now / 1000000000ull) {
+		bud->second = now / 1000000000ull;
+		bud->n = 0;
+	}
+	if (bud->n >= off_cpu_budget) {
+		count_lost(3);
+		return 0;
+	}
+	bud->n++;
+	/* The second half of the scratch records: a sample never waits for this one. */
+	return record_current(ctx, PROFD_REC_OFFCPU, cpu + n_cpus, false, copy->waited_ns,
+			      copy->state, copy->kstack, copy->kstack_len);
 }
 
 static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,

@@ -13,8 +13,6 @@
 #endif
 
 #define PROFD_RECORD_VERSION 3
-/* Version 2 records are version 3 records without Python frames (py_nframes was 0). */
-#define PROFD_RECORD_VERSION_MIN 2
 
 #define PROFD_COMM_LEN 16
 #define PROFD_MAX_KSTACK 64                  /* kernel IPs kept per sample */
@@ -22,6 +20,8 @@
 #define PROFD_STACK_BYTES_MAX (64 * 1024)
 #define PROFD_MAX_TARGETS 4096 /* tgids in the filter map */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
+#define PROFD_MAX_OFFCPU_THREADS 65536 /* threads off the CPU at once that can be followed */
+#define PROFD_MAX_OFFCPU_DUE 4096      /* long waits waiting for their thread's system call exit */
 #define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
 #define PROFD_MAX_PY_PROCS 4096      /* CPython processes the BPF side knows (profd_py_proc) */
 #define PROFD_MAX_PY_THREADS 16384   /* threads whose PyThreadState address is remembered (LRU) */
@@ -34,6 +34,18 @@ enum profd_rec_type {
 	PROFD_REC_EXEC = 2, /* a process called exec: its mappings changed */
 	PROFD_REC_EXIT = 3, /* a thread group ended */
 	PROFD_REC_FORK = 4, /* a filtered process forked a new process (now filtered too) */
+	/*
+	 * A thread that had left the CPU blocked (not preempted) for at least the off-CPU
+	 * threshold, recorded when it runs again: struct profd_sample, off_cpu_ns and state set.
+	 */
+	PROFD_REC_OFFCPU = 5,
+};
+
+/* profd_sample.state of an off-CPU record: how the thread left the CPU. */
+enum profd_offcpu_state {
+	PROFD_OFFCPU_SLEEP = 1, /* TASK_INTERRUPTIBLE: waiting for an event (sleep, poll, read) */
+	PROFD_OFFCPU_DISK = 2,  /* TASK_UNINTERRUPTIBLE: typically I/O or a kernel lock */
+	PROFD_OFFCPU_OTHER = 3, /* stopped, traced, ... */
 };
 
 /* ELF machine numbers, as in <elf.h>; the BPF side cannot include it. */
@@ -102,8 +114,9 @@ struct profd_rec_hdr {
  * regs: x86_64: [0]=ip [1]=sp [2]=bp [3]=0; aarch64: [0]=pc [1]=sp [2]=x29 [3]=x30.
  */
 struct profd_sample {
-	struct profd_rec_hdr hdr;
-	__u64 time_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	struct profd_rec_hdr hdr; /* type PROFD_REC_SAMPLE or PROFD_REC_OFFCPU */
+	__u64 time_ns;    /* CLOCK_MONOTONIC (bpf_ktime_get_ns); OFFCPU: when it ran again */
+	__u64 off_cpu_ns; /* OFFCPU: how long the thread was off the CPU; SAMPLE: 0 */
 	__u32 pid;     /* thread group id */
 	__u32 tid;
 	__u32 cpu;
@@ -117,7 +130,8 @@ struct profd_sample {
 	 */
 	__u32 uid;
 	__u16 py_nframes; /* Python frames after the user stack bytes */
-	__u16 reserved;   /* 0 */
+	__u8 state;       /* OFFCPU: enum profd_offcpu_state; SAMPLE: 0 */
+	__u8 reserved;    /* 0 */
 	char comm[PROFD_COMM_LEN];  /* thread name */
 	char pcomm[PROFD_COMM_LEN]; /* thread group leader's name (the process) */
 	__u64 regs[4];

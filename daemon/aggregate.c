@@ -19,6 +19,7 @@ struct aggregate {
 	char **containers; /* index = idx - 1 */
 	size_t n_containers, containers_cap;
 	uint64_t n_samples, n_dropped;
+	uint64_t off_cpu_ns;
 };
 
 static uint64_t hash_word(uint64_t h, uint64_t v)
@@ -47,6 +48,7 @@ static uint64_t stack_hash(const struct agg_stack *s)
 	h = hash_name(h, s->comm, sizeof(s->comm));
 	h = hash_name(h, s->pcomm, sizeof(s->pcomm));
 	h = hash_word(h, (uint64_t)s->stop << 32 | (uint64_t)s->n_frames << 16 | s->container);
+	h = hash_word(h, s->state);
 	for (size_t i = 0; i < s->n_frames; i++) {
 		h = hash_word(h, s->frames[i].addr);
 		h = hash_word(h, (uint64_t)s->frames[i].map_id << 32 | s->frames[i].flags);
@@ -57,7 +59,8 @@ static uint64_t stack_hash(const struct agg_stack *s)
 static bool stack_equal(const struct agg_stack *a, const struct agg_stack *b)
 {
 	if (a->pid != b->pid || a->tid != b->tid || a->stop != b->stop ||
-	    a->n_frames != b->n_frames || a->complete != b->complete || a->container != b->container)
+	    a->n_frames != b->n_frames || a->complete != b->complete || a->container != b->container ||
+	    a->state != b->state)
 		return false;
 	if (strncmp(a->comm, b->comm, sizeof(a->comm)) || strncmp(a->pcomm, b->pcomm, sizeof(a->pcomm)))
 		return false;
@@ -223,12 +226,14 @@ int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t c
 	for (s = a->buckets[h & (a->n_buckets - 1)]; s; s = s->next)
 		if (s->hash == h && stack_equal(s, stack)) {
 			s->count += count;
+			s->off_cpu_ns += stack->off_cpu_ns;
 			a->n_samples += count;
+			a->off_cpu_ns += stack->off_cpu_ns;
 			return 0;
 		}
 
 	if (a->n_stacks >= AGG_MAX_STACKS || stack->n_frames > AGG_MAX_FRAMES) {
-		a->n_dropped += count;
+		a->n_dropped += count ? count : 1;
 		return -E2BIG;
 	}
 	if (a->n_stacks == a->order_cap) {
@@ -254,6 +259,7 @@ int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t c
 	a->buckets[h & (a->n_buckets - 1)] = s;
 	a->order[a->n_stacks++] = s;
 	a->n_samples += count;
+	a->off_cpu_ns += stack->off_cpu_ns;
 	if (a->n_stacks > a->n_buckets)
 		(void)grow_buckets(a); /* a failed grow only makes chains longer */
 	return 0;
@@ -267,6 +273,11 @@ const struct agg_stack *aggregate_stack(const struct aggregate *a, size_t i)
 size_t aggregate_n_stacks(const struct aggregate *a)
 {
 	return a->n_stacks;
+}
+
+uint64_t aggregate_off_cpu_ns(const struct aggregate *a)
+{
+	return a->off_cpu_ns;
 }
 
 uint64_t aggregate_n_samples(const struct aggregate *a)

@@ -67,13 +67,15 @@ struct agg_mapping {
 struct agg_stack {
 	struct agg_stack *next;
 	uint64_t hash;
-	uint64_t count;
+	uint64_t count;      /* CPU samples */
+	uint64_t off_cpu_ns; /* time off the CPU (off-CPU waits) */
 	uint32_t pid, tid;
 	char comm[16], pcomm[16];
 	uint16_t stop; /* enum unwind_stop */
 	bool complete;
 	uint16_t n_frames;
 	uint16_t container; /* aggregate_container() index, 0: none */
+	uint8_t state;      /* off-CPU waits: enum profd_offcpu_state; CPU samples: 0 */
 	struct agg_frame frames[]; /* leaf first: kernel frames, then user frames */
 };
 
@@ -96,8 +98,9 @@ int aggregate_intern_container(struct aggregate *a, const char *id, uint16_t *re
 const char *aggregate_container(const struct aggregate *a, uint16_t idx);
 
 /*
- * Count one sample with this stack (stack->count, hash and next are ignored). A stack seen for
- * the first time takes a reference on the code objects of its Python frames.
+ * Count `count` CPU samples and stack->off_cpu_ns of off-CPU time with this stack (the state
+ * is part of the stack; stack->count, hash and next are ignored). A stack seen for the first
+ * time takes a reference on the code objects of its Python frames.
  */
 int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t count);
 
@@ -106,4 +109,5 @@ const struct agg_stack *aggregate_stack(const struct aggregate *a, size_t i);
 
 size_t aggregate_n_stacks(const struct aggregate *a);
 uint64_t aggregate_n_samples(const struct aggregate *a);
+uint64_t aggregate_off_cpu_ns(const struct aggregate *a); /* total over every stack */
 uint64_t aggregate_n_dropped(const struct aggregate *a);

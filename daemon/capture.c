@@ -95,6 +95,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
+
 int capture_new(const struct capture_config *cfg, capture_handler_t handler, void *userdata,
 		struct capture **ret)
 {
@@ -124,6 +125,12 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 	c->skel->rodata->stack_bytes = cfg->stack_bytes;
 	c->skel->rodata->follow_forks = cfg->follow_forks;
 	c->skel->rodata->python_frames = !cfg->no_python;
+	c->skel->rodata->off_cpu_min_ns = cfg->off_cpu_min_ns;
+	c->skel->rodata->off_cpu_budget = cfg->off_cpu_budget ? cfg->off_cpu_budget
+							      : CAPTURE_OFF_CPU_BUDGET_DEFAULT;
+	/* Without --off-cpu, nothing runs at context switches. */
+	bpf_program__set_autoload(c->skel->progs.profd_switch_out, cfg->off_cpu);
+	bpf_program__set_autoload(c->skel->progs.profd_sys_exit, cfg->off_cpu);
 	r = bpf_map__set_max_entries(c->skel->maps.events, rb);
 	if (r < 0)
 		goto fail;
@@ -132,7 +139,8 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 		r = c->n_cpus ?: -EINVAL;
 		goto fail;
 	}
-	r = bpf_map__set_max_entries(c->skel->maps.scratch, c->n_cpus);
+	c->skel->rodata->n_cpus = c->n_cpus;
+	r = bpf_map__set_max_entries(c->skel->maps.scratch, 2 * c->n_cpus);
 	if (r < 0)
 		goto fail;
 
@@ -143,6 +151,7 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 	r = profd_bpf__attach(c->skel);
 	if (r < 0)
 		goto fail;
+
 
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), ringbuf_cb, c, NULL);
 	if (!c->rb) {
@@ -288,14 +297,14 @@ int capture_poll(struct capture *c, int timeout_ms)
 	return r == -EINTR ? 0 : r;
 }
 
-uint64_t capture_lost(struct capture *c)
+static uint64_t lost_sum(struct capture *c, __u32 first, __u32 last)
 {
 	uint64_t total = 0;
 	_cleanup_free_ uint64_t *vals = calloc(c->n_cpus, sizeof(*vals));
 
 	if (!vals)
 		return 0;
-	for (__u32 key = 0; key < 2; key++) {
+	for (__u32 key = first; key <= last; key++) {
 		if (bpf_map__lookup_elem(c->skel->maps.lost, &key, sizeof(key), vals,
 					 c->n_cpus * sizeof(*vals), 0) < 0)
 			continue;
@@ -304,3 +313,19 @@ uint64_t capture_lost(struct capture *c)
 	}
 	return total;
 }
+
+uint64_t capture_lost(struct capture *c)
+{
+	return lost_sum(c, 0, 2);
+}
+
+uint64_t capture_off_cpu_over_budget(struct capture *c)
+{
+	return lost_sum(c, 3, 3);
+}
+
+uint64_t capture_off_cpu_moved(struct capture *c)
+{
+	return lost_sum(c, 4, 4);
+}
+

@@ -17,7 +17,18 @@ struct capture_config {
 	size_t ringbuf_bytes;  /* power of two, >= page size */
 	bool follow_forks;     /* children of targets become targets */
 	bool no_python;        /* don't walk CPython frame chains */
+	/*
+	 * Off-CPU waits: a target thread that blocked (not preempted) for off_cpu_min_ns or more
+	 * is recorded when it leaves the system call it waited in (PROFD_REC_OFFCPU), at most
+	 * off_cpu_budget per second per CPU (0: CAPTURE_OFF_CPU_BUDGET_DEFAULT); further ones
+	 * are counted.
+	 */
+	bool off_cpu;
+	uint64_t off_cpu_min_ns;
+	uint64_t off_cpu_budget;
 };
+#define CAPTURE_OFF_CPU_MIN_DEFAULT_NS 1000000ull
+#define CAPTURE_OFF_CPU_BUDGET_DEFAULT 2000
 
 #define CAPTURE_RINGBUF_DEFAULT (32u << 20)
 #define CAPTURE_RINGBUF_MIN_AUTO (4u << 20)
@@ -77,5 +88,12 @@ int capture_poll(struct capture *c, int timeout_ms);
  */
 void capture_stop(struct capture *c);
 
-/* Samples and task events the BPF side could not put in the ring buffer, summed over CPUs. */
+/*
+ * Samples, task events and off-CPU waits the BPF side could not put in the ring buffer,
+ * summed over CPUs.
+ */
 uint64_t capture_lost(struct capture *c);
+/* Off-CPU waits not recorded because their CPU had used its budget for that second. */
+uint64_t capture_off_cpu_over_budget(struct capture *c);
+/* Waits not recorded because they did not end in a system call (see profd_sys_exit). */
+uint64_t capture_off_cpu_moved(struct capture *c);

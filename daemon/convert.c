@@ -376,7 +376,8 @@ static int raw_ring(struct convert_ctx *c, const void *data, size_t len)
 	const struct profd_rec_hdr *h = data;
 	int r = 0;
 
-	if (len >= sizeof(struct profd_sample) && h->type == PROFD_REC_SAMPLE)
+	if (len >= sizeof(struct profd_sample) &&
+	    (h->type == PROFD_REC_SAMPLE || h->type == PROFD_REC_OFFCPU))
 		r = pending_apply(c, ((const struct profd_sample *)data)->pid);
 	else if (len >= sizeof(struct profd_task_event) && h->type == PROFD_REC_FORK)
 		r = pending_apply(c, ((const struct profd_task_event *)data)->pid);
@@ -1661,6 +1662,7 @@ int cmd_convert(int argc, char **argv)
 	    .inlines = o.inlines,
 	    .kallsyms = c.ks,
 	    .sym_cache = symc,
+	    .off_cpu = aggregate_off_cpu_ns(session_aggregate(c.session)) > 0,
 	    /* The recording's processes are not this machine's: no /proc, no /tmp, unless asked. */
 	    .perfmaps = o.perfmap_dir ? PROFILE_PERFMAPS_DIR : PROFILE_PERFMAPS_NONE,
 	    .perfmap_dir = o.perfmap_dir,

@@ -645,6 +645,32 @@ static void count_name(struct builder_ctx *c, const char *name, uint64_t n)
 	c->names[c->names_n++] = (struct name_count){ .name = name, .count = n };
 }
 
+/* Keep the PROFILE_TOP_WAITS longest waits, longest first (same stack text: added up). */
+static void add_wait(struct profile_summary *sum, const char *stack, uint8_t state, uint64_t ns)
+{
+	size_t i;
+
+	for (i = 0; i < sum->n_waits; i++)
+		if (sum->waits[i].state == state && !strcmp(sum->waits[i].stack, stack)) {
+			ns += sum->waits[i].ns;
+			memmove(&sum->waits[i], &sum->waits[i + 1],
+				(sum->n_waits - i - 1) * sizeof(sum->waits[0]));
+			sum->n_waits--;
+			break;
+		}
+	for (i = 0; i < sum->n_waits && sum->waits[i].ns >= ns; i++)
+		;
+	if (i >= PROFILE_TOP_WAITS)
+		return;
+	if (sum->n_waits == PROFILE_TOP_WAITS)
+		sum->n_waits--;
+	memmove(&sum->waits[i + 1], &sum->waits[i], (sum->n_waits - i) * sizeof(sum->waits[0]));
+	snprintf(sum->waits[i].stack, sizeof(sum->waits[i].stack), "%s", stack);
+	sum->waits[i].state = state;
+	sum->waits[i].ns = ns;
+	sum->n_waits++;
+}
+
 static int cmp_count_desc(const void *x, const void *y)
 {
 	const struct name_count *a = x, *b = y;
@@ -656,8 +682,10 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		  struct pprof_builder **ret, struct profile_summary *sum)
 {
 	struct pprof_config cfg = {
-		.n_sample_types = 2,
-		.sample_types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
+		.n_sample_types = o->off_cpu ? 3 : 2,
+		.sample_types = { { "samples", "count" }, { "cpu", "nanoseconds" },
+				  { "off_cpu", "nanoseconds" } },
+		.default_sample_type = 2, /* cpu */
 		.period_type = { "cpu", "nanoseconds" },
 		.period = (int64_t)o->period_ns,
 		.time_nanos = o->time_nanos,
@@ -700,38 +728,61 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 	for (size_t i = 0; i < aggregate_n_stacks(a); i++) {
 		const struct agg_stack *s = aggregate_stack(a, i);
 		const char *container = aggregate_container(a, s->container);
-		struct pprof_label labels[] = {
+		struct pprof_label labels[7] = {
 			{ .key = "pid", .num = s->pid },
 			{ .key = "tid", .num = s->tid },
 			{ .key = "comm", .str = s->comm },
 			{ .key = "process", .str = s->pcomm[0] ? s->pcomm : s->comm },
-			{ .key = "container_id", .str = container },
 		};
-		size_t n_labels = ARRAY_SIZE(labels) - (container ? 0 : 1);
-		int64_t values[2] = { (int64_t)s->count, (int64_t)(s->count * o->period_ns) };
-		size_t n = 0;
+		size_t n_labels = 4;
 
+		if (container)
+			labels[n_labels++] = (struct pprof_label){ .key = "container_id",
+								   .str = container };
+		int64_t values[3] = { (int64_t)s->count, (int64_t)(s->count * o->period_ns),
+				      (int64_t)s->off_cpu_ns };
+		char wait[sizeof(sum->waits[0].stack)] = "";
+		size_t n = 0, n_user = 0;
+
+		if (s->state) {
+			static const char *const states[] = { "", "S", "D", "other" };
+
+			labels[n_labels++] = (struct pprof_label){
+				.key = "state", .str = states[s->state < 4 ? s->state : 3] };
+		}
 		for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
 			const char *leaf;
 
 			r = frame_location(&c, &s->frames[f], s->pid, &ids[n], &leaf);
 			if (r < 0)
 				goto out;
-			if (n == 0)
+			if (n == 0 && s->count)
 				count_name(&c, leaf, s->count);
+			/* A wait is told by its innermost user frames: the kernel ones all sleep. */
+			if (s->state && s->frames[f].map_id != AGG_MAP_KERNEL && n_user < 4) {
+				size_t len = strlen(wait);
+
+				snprintf(wait + len, sizeof(wait) - len, "%s%s", n_user ? " < " : "",
+					 leaf);
+				n_user++;
+			}
 			n++;
 		}
 		if (!s->complete) {
 			r = stop_location(&c, s->stop, &ids[n]);
 			if (r < 0)
 				goto out;
-			if (n == 0)
+			if (n == 0 && s->count)
 				count_name(&c, "[truncated]", s->count);
 			n++;
 		}
 		if (n == 0)
 			continue;
-		r = pprof_add_sample(c.b, ids, n, values, 2, labels, n_labels);
+		if (s->state) {
+			sum->off_cpu_ns += s->off_cpu_ns;
+			add_wait(sum, wait[0] ? wait : "[kernel]", s->state, s->off_cpu_ns);
+		}
+		r = pprof_add_sample(c.b, ids, n, values, cfg.n_sample_types, labels, n_labels);
 		if (r < 0)
 			goto out;
 

@@ -55,9 +55,22 @@ struct profile_options {
 	struct sym_cache *sym_cache; /* may be NULL: a private cache (default config) per call */
 	enum profile_perfmaps perfmaps;
 	const char *perfmap_dir; /* PROFILE_PERFMAPS_DIR */
+	/*
+	 * A third sample type, off_cpu/nanoseconds (time off the CPU of waits recorded with
+	 * --off-cpu), after samples/count and cpu/nanoseconds; cpu stays the default. Waits have
+	 * 0 samples and 0 cpu, CPU samples 0 off_cpu, and waits carry a "state" label (S: asleep,
+	 * D: uninterruptible, other).
+	 */
+	bool off_cpu;
 };
 
 #define PROFILE_TOP_N 10
+#define PROFILE_TOP_WAITS 5
+struct profile_wait {
+	char stack[256]; /* innermost user frames, "a < b < c < d" */
+	uint8_t state;   /* enum profd_offcpu_state */
+	uint64_t ns;
+};
 struct profile_top {
 	char name[256];
 	uint64_t self;
@@ -70,6 +83,9 @@ struct profile_summary {
 	size_t n_top;
 	struct profile_top top[PROFILE_TOP_N]; /* by self samples, descending */
 	size_t n_locations, n_functions, n_mappings;
+	uint64_t off_cpu_ns; /* total of the waits */
+	size_t n_waits;
+	struct profile_wait waits[PROFILE_TOP_WAITS]; /* longest first */
 };
 
 int profile_build(const struct aggregate *a, const struct profile_options *o,

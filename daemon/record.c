@@ -44,6 +44,8 @@ struct record_opts {
 	size_t max_depth;
 	bool inlines;
 	bool python;
+	bool off_cpu;
+	uint64_t off_cpu_min_ns;
 	bool debuginfod;
 	bool progress;
 };
@@ -77,6 +79,12 @@ static void help(void)
 	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
+	       "      --off-cpu            also record where threads wait: a thread that blocks\n"
+	       "                           (sleep, lock, I/O; not preemption) is recorded when it\n"
+	       "                           runs again, weighted by how long it was off the CPU;\n"
+	       "                           the profile gains the sample type off_cpu/nanoseconds\n"
+	       "                           (pprof -sample_index=off_cpu)\n"
+	       "      --off-cpu-min TIME   shorter waits are not recorded (default 1ms; us, ms, s)\n"
 	       "      --no-python          do not read CPython frames (by default the Python\n"
 	       "                           functions, files and lines a CPython 3.11+ process runs\n"
 	       "                           stand in place of its interpreter's frames)\n"
@@ -92,6 +100,32 @@ static void help(void)
 	       "  -h, --help               show this help\n",
 	       RECORD_FREQ_MAX, PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX,
 	       UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT);
+}
+
+/* "1ms", "250us", "2s", "1.5ms" or plain nanoseconds → ns, at most 60 s. */
+static int parse_duration_ns(const char *s, uint64_t *ret)
+{
+	char *end;
+	double v, mult;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	if (!strcmp(end, "") || !strcmp(end, "ns"))
+		mult = 1;
+	else if (!strcmp(end, "us"))
+		mult = 1e3;
+	else if (!strcmp(end, "ms"))
+		mult = 1e6;
+	else if (!strcmp(end, "s"))
+		mult = 1e9;
+	else
+		return -EINVAL;
+	if (v * mult > 60e9)
+		return -ERANGE;
+	*ret = (uint64_t)(v * mult);
+	return 0;
 }
 
 static int parse_pids(const char *arg, struct record_opts *o)
@@ -119,7 +153,7 @@ static int parse_pids(const char *arg, struct record_opts *o)
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
 	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
-	       OPT_RING_BUFFER, OPT_NO_PYTHON };
+	       OPT_RING_BUFFER, OPT_NO_PYTHON, OPT_OFF_CPU, OPT_OFF_CPU_MIN };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
@@ -131,6 +165,8 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
 		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
+		{ "off-cpu", no_argument, NULL, OPT_OFF_CPU },
+		{ "off-cpu-min", required_argument, NULL, OPT_OFF_CPU_MIN },
 		{ "ring-buffer", required_argument, NULL, OPT_RING_BUFFER },
 		{ "debuginfod", no_argument, NULL, OPT_DEBUGINFOD },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -149,6 +185,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		.max_depth = UNWIND_MAX_DEPTH_DEFAULT,
 		.inlines = true,
 		.python = true,
+		.off_cpu_min_ns = CAPTURE_OFF_CPU_MIN_DEFAULT_NS,
 		.progress = true,
 	};
 	optind = 1;
@@ -211,6 +248,16 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 			break;
 		case OPT_NO_PYTHON:
 			o->python = false;
+			break;
+		case OPT_OFF_CPU:
+			o->off_cpu = true;
+			break;
+		case OPT_OFF_CPU_MIN:
+			if (parse_duration_ns(optarg, &o->off_cpu_min_ns) < 0)
+				return log_error_errno(-EINVAL,
+						       "Invalid --off-cpu-min '%s': expected a duration "
+						       "such as 1ms, 500us or 2s (at most 60s).",
+						       optarg);
 			break;
 		case OPT_RING_BUFFER:
 			if (parse_ulong(optarg, 4096, 1ul << 30, &v) < 0 || (v & (v - 1)))
@@ -294,7 +341,8 @@ static int on_record(void *userdata, const void *data, size_t size)
 		if (exec && size >= sizeof(struct profd_task_event) &&
 		    ((const struct profd_task_event *)data)->pid == (__u32)c->launched)
 			c->launched_execed = true;
-		else if (size >= sizeof(struct profd_sample) && h->type == PROFD_REC_SAMPLE &&
+		else if (size >= sizeof(struct profd_sample) &&
+			 (h->type == PROFD_REC_SAMPLE || h->type == PROFD_REC_OFFCPU) &&
 			 ((const struct profd_sample *)data)->pid == (__u32)c->launched) {
 			c->pre_exec_dropped++;
 			return 0;
@@ -408,7 +456,8 @@ static void print_progress(double elapsed, const struct session_stats *st, uint6
 }
 
 static void print_summary(const struct record_opts *o, const struct profile_summary *sum,
-			  const struct session_stats *st, uint64_t lost, double elapsed)
+			  const struct session_stats *st, uint64_t lost, uint64_t over_budget,
+			  double elapsed)
 {
 	double pct = sum->user_stacks ? 100.0 * sum->complete / sum->user_stacks : 0.0;
 
@@ -437,6 +486,15 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 	if (st->py_code_reads)
 		printf("  python     %" PRIu64 " code objects read, %.1f µs each\n", st->py_code_reads,
 		       st->py_code_read_ns / 1e3 / st->py_code_reads);
+	if (o->off_cpu) {
+		printf("  off-CPU    %" PRIu64 " waits of %.1f ms or more, %.3f s in all (%" PRIu64
+		       " over the budget, not recorded)\n",
+		       st->off_cpu_waits, o->off_cpu_min_ns / 1e6, sum->off_cpu_ns / 1e9, over_budget);
+		for (size_t i = 0; i < sum->n_waits; i++)
+			printf("    %9.3f s  %s  %s\n", sum->waits[i].ns / 1e9,
+			       sum->waits[i].state == 1 ? "S" : sum->waits[i].state == 2 ? "D" : "?",
+			       sum->waits[i].stack);
+	}
 	if (sum->n_top == 0)
 		return;
 	printf("\nTop %zu functions by self samples:\n", sum->n_top);
@@ -472,7 +530,7 @@ int cmd_record(int argc, char **argv)
 	const char *missing = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	_cleanup_close_ int go_fd = -1;
-	uint64_t start_ns, last_progress = 0, end_ns, lost = 0;
+	uint64_t start_ns, last_progress = 0, end_ns, lost = 0, over_budget = 0;
 	struct timespec wall;
 	bool tty;
 	int r;
@@ -537,6 +595,8 @@ int cmd_record(int argc, char **argv)
 						 : capture_ringbuf_size(o.freq, o.stack_bytes),
 		.follow_forks = true,
 		.no_python = scfg.no_python,
+		.off_cpu = o.off_cpu,
+		.off_cpu_min_ns = o.off_cpu_min_ns,
 	};
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
 	if (r < 0) {
@@ -628,6 +688,7 @@ int cmd_record(int argc, char **argv)
 	 * resident) before symbolization, which is what peaks profd's memory.
 	 */
 	lost = capture_lost(ctx.capture);
+	over_budget = capture_off_cpu_over_budget(ctx.capture);
 	capture_free(TAKE_PTR(ctx.capture));
 
 	r = kallsyms_load("/proc/kallsyms", &ks);
@@ -668,6 +729,7 @@ int cmd_record(int argc, char **argv)
 		.inlines = o.inlines,
 		.kallsyms = ks,
 		.sym_cache = symc,
+		.off_cpu = o.off_cpu,
 	};
 	r = profile_build(session_aggregate(ctx.session), &popts, &b, &sum);
 	if (r < 0) {
@@ -680,7 +742,7 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	if (o.progress)
-		print_summary(&o, &sum, session_stats(ctx.session), lost,
+		print_summary(&o, &sum, session_stats(ctx.session), lost, over_budget,
 			      (end_ns - start_ns) / 1e9);
 	r = 0;
 out:

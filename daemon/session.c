@@ -375,7 +375,7 @@ static void tap_feed(struct session *s, struct session_tap *t, const struct agg_
 			*x = 0;
 		ts->container = *x;
 	}
-	(void)aggregate_add(t->agg, ts, 1);
+	(void)aggregate_add(t->agg, ts, ts->state ? 0 : 1); /* state: an off-CPU wait */
 }
 
 int session_tap_add(struct session *s, struct aggregate *a, const struct session_tap_filter *f,
@@ -497,10 +497,23 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 {
 	struct agg_stack *st = s->scratch;
 	size_t nk = MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK), n = 0;
+	bool off_cpu = rec->hdr.type == PROFD_REC_OFFCPU;
 
-	s->st.samples++;
+	if (off_cpu) {
+		s->st.off_cpu_waits++;
+		s->st.off_cpu_ns += rec->off_cpu_ns;
+	} else {
+		s->st.samples++;
+	}
 
 	memset(st, 0, sizeof(*st));
+	if (off_cpu) {
+		st->off_cpu_ns = rec->off_cpu_ns;
+		/* Never 0: the state tells waits from CPU samples. */
+		st->state = rec->state >= PROFD_OFFCPU_SLEEP && rec->state <= PROFD_OFFCPU_OTHER
+				    ? rec->state
+				    : PROFD_OFFCPU_OTHER;
+	}
 	st->pid = rec->pid;
 	st->tid = rec->tid;
 	memcpy(st->comm, rec->comm, sizeof(st->comm));
@@ -599,7 +612,8 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	}
 	st->n_frames = n;
 	st->container = container_index(s, rec->pid);
-	(void)aggregate_add(s->agg, st, 1); /* a full aggregate counts the drop itself */
+	/* A full aggregate counts the drop itself. */
+	(void)aggregate_add(s->agg, st, off_cpu ? 0 : 1);
 	for (size_t i = 0; i < s->n_taps; i++)
 		tap_feed(s, s->taps[i], st, rec->uid);
 	while (s->n_py_held > 0)
@@ -612,13 +626,13 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 	const struct profd_rec_hdr *h = data;
 
 	s->st.records++;
-	if (size < sizeof(*h) || h->version < PROFD_RECORD_VERSION_MIN ||
-	    h->version > PROFD_RECORD_VERSION || h->size > size) {
+	if (size < sizeof(*h) || h->version != PROFD_RECORD_VERSION || h->size > size) {
 		s->st.bad_records++;
 		return 0;
 	}
 	switch (h->type) {
-	case PROFD_REC_SAMPLE: {
+	case PROFD_REC_SAMPLE:
+	case PROFD_REC_OFFCPU: {
 		const struct profd_sample *rec = data;
 
 		if (h->size < sizeof(*rec))
@@ -672,8 +686,9 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack)
 {
 	s->st.records++;
-	if (rec->hdr.version < PROFD_RECORD_VERSION_MIN || rec->hdr.version > PROFD_RECORD_VERSION ||
-	    rec->hdr.type != PROFD_REC_SAMPLE || (rec->ustack_len > 0 && !ustack)) {
+	if (rec->hdr.version != PROFD_RECORD_VERSION ||
+	    (rec->hdr.type != PROFD_REC_SAMPLE && rec->hdr.type != PROFD_REC_OFFCPU) ||
+	    (rec->ustack_len > 0 && !ustack)) {
 		s->st.bad_records++;
 		return 0;
 	}

@@ -16,7 +16,9 @@
 
 struct session_stats {
 	uint64_t records;
-	uint64_t samples;
+	uint64_t samples;       /* CPU samples */
+	uint64_t off_cpu_waits; /* off-CPU waits (PROFD_REC_OFFCPU records) ... */
+	uint64_t off_cpu_ns;    /* ... and their total length */
 	uint64_t bad_records;  /* wrong version/size: counted, skipped */
 	uint64_t no_process;   /* sample from a pid whose maps could not be read */
 	uint64_t user_stacks;  /* samples with a user context */

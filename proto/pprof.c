@@ -90,6 +90,7 @@ struct pprof_builder {
 	uint64_t hash_key[2];
 
 	size_t n_sample_types;
+	size_t default_type; /* pprof_config.default_sample_type */
 	struct value_type sample_types[PPROF_MAX_VALUES];
 	struct value_type period_type;
 	bool has_period_type;
@@ -463,6 +464,7 @@ int pprof_builder_new(const struct pprof_config *cfg, struct pprof_builder **ret
 	b->string_bytes = 1;
 
 	b->n_sample_types = cfg->n_sample_types;
+	b->default_type = cfg->default_sample_type;
 	for (size_t i = 0; i < cfg->n_sample_types; i++) {
 		r = value_type_intern(b, &cfg->sample_types[i], &b->sample_types[i]);
 		if (r < 0)
@@ -744,7 +746,11 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	p->n_sample_type = b->n_sample_types;
 	p->sample_type = pb->value_type_ptrs;
 	/* pprof opens the last sample type by default anyway; this tells other readers the same. */
-	p->default_sample_type = b->sample_types[b->n_sample_types - 1].type;
+	p->default_sample_type =
+	    b->sample_types[b->default_type && b->default_type <= b->n_sample_types
+				? b->default_type - 1
+				: b->n_sample_types - 1]
+		.type;
 	if (b->has_period_type) {
 		pb_value_type(&pb->value_types[PPROF_MAX_VALUES], &b->period_type);
 		p->period_type = &pb->value_types[PPROF_MAX_VALUES];

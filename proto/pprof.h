@@ -49,9 +49,9 @@ struct pprof_value_type {
 
 /*
  * All strings are copied. A NULL string means "" except period_type.type: NULL leaves the
- * profile without a period type. The profile's default_sample_type is the last sample type,
- * which is also what pprof picks when none is set, so put the one viewers should open last
- * (e.g. {"samples","count"}, {"cpu","nanoseconds"}).
+ * profile without a period type. The profile's default_sample_type is sample type number
+ * default_sample_type (1-based), or the last one when that is 0 (what pprof picks when none
+ * is set), e.g. {"samples","count"}, {"cpu","nanoseconds"}.
  */
 struct pprof_config {
 	size_t n_sample_types; /* 1..PPROF_MAX_VALUES; sample_types[i].type must not be NULL */
@@ -61,6 +61,7 @@ struct pprof_config {
 	int64_t time_nanos;     /* wall-clock start of the profile */
 	int64_t duration_nanos;
 	const char *comment;    /* optional, NULL for none */
+	size_t default_sample_type; /* 1..n_sample_types; 0: the last */
 };
 
 struct pprof_mapping {
