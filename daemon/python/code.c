@@ -157,8 +157,8 @@ int py_unicode_read(const struct py_layout *l, py_read_fn read, void *userdata, 
 	kind = (state >> 2) & 7;
 	if (!((state >> 5) & 1))
 		return -EBADMSG; /* not compact: code object names always are */
-	if ((int64_t)length < 0)
-		return -EBADMSG;
+	if (length > PY_MAX_STRING_CHARS)
+		return -EBADMSG; /* no name or file name is that long */
 	if ((state >> 6) & 1) { /* compact ASCII */
 		width = 1;
 		addr += l->unicode_ascii_size;
@@ -183,8 +183,8 @@ int py_unicode_read(const struct py_layout *l, py_read_fn read, void *userdata, 
 			c = (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8;
 		else
 			memcpy(&c, raw + 4 * i, 4);
-		if ((state >> 6) & 1 && c >= 0x80)
-			c = '?'; /* said ASCII, is not */
+		if (((state >> 6) & 1 && c >= 0x80) || c == 0)
+			c = '?'; /* said ASCII, is not; or would end the string early */
 		k = put_utf8(tmp, c);
 		if (out + k >= size)
 			break; /* cut at a character boundary */

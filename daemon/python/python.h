@@ -28,6 +28,7 @@
 
 #define PY_OFF_NONE 0xffffu
 #define PY_MAX_STRING 1024       /* bytes of UTF-8 kept of a name or file name (longer: cut) */
+#define PY_MAX_STRING_CHARS (1u << 20) /* a string claiming more characters is refused */
 #define PY_MAX_LINETABLE (1u << 20) /* bytes of co_linetable read; longer tables are refused */
 
 /* Offsets (bytes) into CPython's structures; PY_OFF_NONE where a version has no such field. */

@@ -28,8 +28,8 @@ w=$out/.work
 
 rm -rf "$out"
 mkdir -p "$w"
-for t in access cfi cfi-elf config core demangle elf-ident http kallsyms maps perfdata perfmap raw \
-	session symbolize unwind; do
+for t in access cfi cfi-elf config core demangle elf-ident http kallsyms maps perfdata perfmap python \
+	raw session symbolize unwind; do
 	mkdir -p "$out/$t"
 done
 note() { echo "gen-seeds: $*" >&2; }
@@ -213,6 +213,31 @@ if command -v perf >/dev/null; then
 else
 	note "no perf: synthetic perf.data seeds only"
 fi
+
+
+# python: a hand-made location table (every entry form), and real ones from python3.11.
+printf '\000\012\000\000\000\003\000\000\000\351\002\330\000\005\370\360\005\000\001\002' \
+	>"$out/python/linetable-forms"
+if command -v python3.11 >/dev/null; then
+	python3.11 - "$out/python" <<'PY'
+import os, struct, sys
+def codes(c):
+    yield c
+    for k in c.co_consts:
+        if hasattr(k, "co_code"):
+            yield from codes(k)
+src = "def f(a):\n    for i in range(a):\n        try:\n            yield [x for x in (i,\n 2)]\n        except E:\n            pass\n"
+for n, c in enumerate(codes(compile(src, "s.py", "exec"))):
+    with open(os.path.join(sys.argv[1], "linetable-%d" % n), "wb") as f:
+        f.write(b"\0" + struct.pack("<iI", c.co_firstlineno, 3) + c.co_linetable)
+PY
+else
+	note "no python3.11: hand-made python seed only"
+fi
+# python: a debug-offsets block header, and a code image whose pointers lead nowhere.
+{ printf '\001xdebugpy\360\000\015\003\000\000\000\000'; head -c 600 /dev/zero; } \
+	>"$out/python/debug-offsets"
+{ printf '\002\000\000\001'; head -c 512 /dev/zero; } >"$out/python/code-image"
 
 for t in "$out"/*/; do
 	printf '  %-12s %3d seeds\n' "$(basename "$t")" "$(find "$t" -type f | wc -l)"
