@@ -56,6 +56,10 @@ static const struct key keys[] = {
      "total size of interval files kept (0: no limit)"},
     {"stack_bytes", KEY_UINT, OFF(stack_bytes), 0, PROFD_STACK_BYTES_MAX, NULL,
      "user stack bytes copied per sample"},
+    {"off_cpu", KEY_BOOL, OFF(off_cpu), 0, 0, NULL,
+     "also record where threads wait, weighted by how long (sample type off_cpu) (yes/no)"},
+    {"off_cpu_min_us", KEY_UINT, OFF(off_cpu_min_us), 1, 60000000, NULL,
+     "off-CPU waits shorter than this many microseconds are not recorded"},
     {"python", KEY_BOOL, OFF(python), 0, 0, NULL,
      "show the Python functions CPython 3.11+ processes run in place of their interpreter's "
      "frames (yes/no)"},
@@ -113,6 +117,7 @@ void daemon_config_init(struct daemon_config *c)
 	    .retention_bytes = 1ull << 30,
 	    .stack_bytes = PROFD_STACK_BYTES_DEFAULT,
 	    .python = true,
+	    .off_cpu_min_us = 1000,
 	    .listen = strdup("127.0.0.1:7632"),
 	    .allow_group = strdup(DAEMON_GROUP_DEFAULT),
 	    .metrics_access = strdup("local"),

@@ -35,6 +35,8 @@ struct daemon_config {
 	uint64_t retention_bytes; /* total bytes of interval files; 0: no size limit */
 	unsigned stack_bytes;	  /* user stack bytes copied per sample */
 	bool python;		  /* CPython frames in place of interpreter frames */
+	bool off_cpu;		  /* also record off-CPU waits (capture_config.off_cpu) */
+	unsigned off_cpu_min_us;  /* shorter waits are not recorded */
 	char *listen;		  /* comma-separated "HOST:PORT", "[V6]:PORT", "unix:/PATH"; "" disables HTTP */
 	/* Access control of the HTTP endpoint (daemon/access.h). */
 	char *allow_group;	  /* members see everything (name or number); "": root only */

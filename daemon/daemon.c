@@ -428,6 +428,7 @@ static struct profile_options profile_opts(struct daemon *d, const struct timesp
 	    .inlines = true,
 	    .kallsyms = d->ks,
 	    .sym_cache = d->sym_cache,
+	    .off_cpu = d->cfg.off_cpu,
 	};
 }
 
@@ -720,6 +721,10 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		"profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
 		"profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
 		s.st.execs, s.st.exits, s.st.forks);
+	metric(f, "profd_off_cpu_waits_total", "counter",
+	       "Off-CPU waits recorded (off_cpu = yes).", s.st.off_cpu_waits);
+	metric(f, "profd_off_cpu_seconds_total", "counter",
+	       "Time off the CPU of the waits recorded.", s.st.off_cpu_ns / 1e9);
 	metric(f, "profd_python_samples_total", "counter",
 	       "Samples of CPython processes whose frame chain was read.", s.st.py_samples);
 	metric(f, "profd_python_frames_total", "counter",
@@ -986,7 +991,8 @@ static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *
 static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, struct capture **ret)
 {
 	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes,
-				    .no_python = !d->cfg.python};
+				    .no_python = !d->cfg.python, .off_cpu = d->cfg.off_cpu,
+				    .off_cpu_min_ns = d->cfg.off_cpu_min_us * 1000ull};
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)
