@@ -19,7 +19,7 @@
 
 /* Line numbers below are the scripts' own: keep them in step. */
 static const char chain_py[] =
-	"import os, sys, time; print(os.getpid(), flush=True)\n" /* 1: test_spawn waits */
+	"import os, sys, time; os.write(1, b\"%d\\n\" % os.getpid())\n" /* 1: one write(): test_spawn reads it, then closes the pipe */
 	"\n"                                               /* 2 */
 	"def leaf(n):\n"                                   /* 3 */
 	"    s = 0\n"                                      /* 4 */
@@ -79,7 +79,7 @@ static char *named_py(const char *tag)
 	char *s = NULL;
 
 	cr_assert_geq(asprintf(&s,
-			       "import os, sys, time; print(os.getpid(), flush=True)\n"
+			       "import os, sys, time; os.write(1, b\"%%d\\n\" %% os.getpid())\n"
 			       "def %s_leaf():\n"
 			       "    s = 0\n"
 			       "    for i in range(5000):\n"
