@@ -185,7 +185,16 @@ $(PPROF):
 	$(Q)cd $(BUILD) && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
 		GOCACHE=$(abspath $(BUILD))/gocache go build -o pprof github.com/google/pprof
 
-test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF)
+# The reference demangler of the naming tests: pprof's own demangler and modes (tests/tools).
+DEMANGLE_REF := $(BUILD)/demangle-ref
+$(DEMANGLE_REF): tests/tools/demangle-ref.go
+	$(call msg,GO,$@)
+	$(Q)mkdir -p $(BUILD)/gocache
+	$(Q)GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
+		GOCACHE=$(abspath $(BUILD))/gocache go build -o $@ $<
+$(BUILD)/tests/unit/test-symbolize: | $(DEMANGLE_REF)
+
+test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF)
 
 # `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
 # suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
@@ -204,9 +213,10 @@ SAN_BUILD   := $(BUILD)/san
 SAN_FLAGS   := address,undefined
 SAN_RUNTIME := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-test-san: $(PPROF)
+test-san: $(PPROF) $(DEMANGLE_REF)
 	$(Q)mkdir -p $(SAN_BUILD)
 	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
+	$(Q)ln -sfn $(abspath $(DEMANGLE_REF)) $(SAN_BUILD)/demangle-ref
 	$(Q)$(MAKE) --no-print-directory SAN=$(SAN_FLAGS) BUILD=$(SAN_BUILD) test-bins
 	$(Q)echo "=== the suite again, sanitizer build ($(SAN_FLAGS), $(SAN_BUILD))"
 	$(Q)$(SAN_RUNTIME) BUILD=$(SAN_BUILD) tests/run-tests.sh \

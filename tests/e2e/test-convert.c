@@ -430,7 +430,7 @@ Test(convert, perf_data_without_frame_pointers)
 			size_t n = test_sample_functions(p, p->sample[i], names, 4096);
 
 			for (size_t k = 0; k + 1 < n; k++)
-				if (strstr(names[k], "work::sort_batch<unsigned long>(") &&
+				if (!strcmp(names[k], "work::sort_batch") &&
 				    !strcmp(names[k + 1], "main")) {
 					hit += p->sample[i]->value[0];
 					break;
