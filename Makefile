@@ -178,6 +178,13 @@ $(BUILD)/workloads/%: tests/workloads/%.cc
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CXX) $(WL_NOFP_CFLAGS) $< -o $@ -lpthread
 
+# The naming fixture doubles as a workload (record tests): -O2, forced inlining, no frame pointers.
+$(BUILD)/workloads/names: tests/fixtures/names.cc
+	$(call msg,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) $(WL_NOFP_CFLAGS) $< -o $@ -lpthread
+WL_BINS += $(BUILD)/workloads/names
+
 # The real pprof, built offline from Debian's golang-github-google-pprof-dev.
 $(PPROF):
 	$(call msg,GO,$@)

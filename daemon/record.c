@@ -25,6 +25,7 @@
 #include "daemon/profile.h"
 #include "daemon/raw.h"
 #include "daemon/session.h"
+#include "proto/output.h"
 #include "symbolize/symbolize.h"
 
 #define RECORD_MAX_PIDS 1024
@@ -45,6 +46,8 @@ struct record_opts {
 	bool inlines;
 	bool debuginfod;
 	bool progress;
+	enum output_format format;
+	enum sym_demangle_mode demangle;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -69,7 +72,14 @@ static void help(void)
 	       "  -F, --freq HZ            samples per second per CPU (default 99, max %d)\n"
 	       "  -d, --duration SECONDS   stop after this long (default: until Ctrl-C or the\n"
 	       "                           targets exit)\n"
-	       "  -o, --output FILE        profile to write (default profile.pb.gz)\n"
+	       "  -o, --output FILE        profile to write (default profile.pb.gz; speedscope:\n"
+	       "                           profile.speedscope.json; folded: profile.folded)\n"
+	       "  -f, --format FORMAT      pprof (default), speedscope (speedscope's JSON, one\n"
+	       "                           profile per thread, inline frames as frames) or\n"
+	       "                           folded ('comm;root;...;leaf count' lines)\n"
+	       "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
+	       "                           template arguments), templates, full or none\n"
+	       "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
 	       "      --raw FILE           write a raw capture to FILE instead of the profile: the\n"
 	       "                           samples as captured plus mappings and kernel symbols,\n"
 	       "                           for 'profd convert FILE' later or on another machine\n"
@@ -115,13 +125,15 @@ static int parse_pids(const char *arg, struct record_opts *o)
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
 	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
-	       OPT_RING_BUFFER };
+	       OPT_RING_BUFFER, OPT_DEMANGLE };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "freq", required_argument, NULL, 'F' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "demangle", required_argument, NULL, OPT_DEMANGLE },
 		{ "raw", required_argument, NULL, OPT_RAW },
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
@@ -146,7 +158,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		.progress = true,
 	};
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:aF:d:o:qvh", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+p:aF:d:o:f:qvh", options, NULL)) >= 0) {
 		switch (c) {
 		case 'p':
 			r = parse_pids(optarg, o);
@@ -180,6 +192,20 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 				return log_error_errno(-EINVAL, "Empty output file name.");
 			o->output = optarg;
 			output_set = true;
+			break;
+		case 'f':
+			if (output_format_from_string(optarg, &o->format) < 0)
+				return log_error_errno(-EINVAL,
+						       "Unknown format '%s': expected pprof, speedscope "
+						       "or folded.",
+						       optarg);
+			break;
+		case OPT_DEMANGLE:
+			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
+				return log_error_errno(-EINVAL,
+						       "Unknown --demangle '%s': expected simple, "
+						       "templates, full or none.",
+						       optarg);
 			break;
 		case OPT_RAW:
 			if (!*optarg)
@@ -231,6 +257,9 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 	}
 	if (optind < argc)
 		o->cmd = argv + optind;
+	if (!output_set && o->format != OUTPUT_PPROF)
+		o->output = o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
+							   : "profile.folded";
 	if (o->raw && output_set)
 		return log_error_errno(-EINVAL, "--raw writes a raw capture instead of the profile: "
 						"give -o or --raw, not both.");
@@ -617,7 +646,9 @@ int cmd_record(int argc, char **argv)
 		r = 0;
 		goto out;
 	}
-	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod }, &symc);
+	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod,
+						      .demangle = o.demangle },
+			  &symc);
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up the symbolizer: %m");
 		goto out;
@@ -635,7 +666,7 @@ int cmd_record(int argc, char **argv)
 		log_error_errno(r, "Failed to build the profile: %m");
 		goto out;
 	}
-	r = pprof_write_file(b, o.output);
+	r = output_write_builder(b, o.format, o.output, 0600);
 	if (r < 0) {
 		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
 		goto out;

@@ -1075,10 +1075,15 @@ static void fn_info_read(struct sym_elf *e, Dwarf_Die *d, struct fn_info *f)
 	Dwarf_Addr pc;
 
 	*f = (struct fn_info){ .raw = die_linkage_name(d), .decl_line = decl_line(d) };
-	if (f->raw)
+	if (f->raw) {
 		f->name = display_name(e, f->raw);
-	else
-		f->raw = f->name = qualified_name(e, d);
+	} else {
+		/* No mangled name: system_name is the DWARF name as it is. That it differs from
+		 * the qualified name also keeps pprof from "simplifying" ours (it rewrites a name
+		 * equal to its system_name that looks like C++). */
+		f->raw = die_plain_name(d);
+		f->name = qualified_name(e, d);
+	}
 	if (dwarf_entrypc(d, &pc) == 0 || dwarf_lowpc(d, &pc) == 0) {
 		f->pc = pc;
 		f->has_pc = true;

@@ -53,8 +53,9 @@
  * (following their own DW_AT_specification), an enclosing function by its demangled linkage
  * name with parameters as c++filt prints local names, and a lambda's closure type as
  * "{lambda(PARAMS)#N}" (PARAMS from the operator's parameter types, N counting earlier
- * closures of the same signature in that scope, as the Itanium mangling does). Such a name is
- * both name and system_name (there is no mangled one) and is simplified like a demangled one;
+ * closures of the same signature in that scope, as the Itanium mangling does). Such a name's
+ * system_name is the plain DW_AT_name (there is no mangled one; pprof leaves a name alone when
+ * it differs from its system_name), and it is simplified like a demangled one;
  * it never carries the function's own parameter list, and template arguments in it are
  * spelled as DWARF spells them ("long int" where c++filt says "long"): only in the default
  * SIMPLE mode, where both lose their template arguments, are the two spellings equal. Names in
