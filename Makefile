@@ -201,7 +201,21 @@ $(DEMANGLE_REF): tests/tools/demangle-ref.go
 		GOCACHE=$(abspath $(BUILD))/gocache go build -o $@ $<
 $(BUILD)/tests/unit/test-symbolize: | $(DEMANGLE_REF)
 
-test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF)
+# speedscope's own importer for the speedscope tests: the npm package (its bundle holds the
+# importer), pinned, installed once into the build tree; tests/tools/speedscope-check.js runs it.
+SPEEDSCOPE_VERSION := 1.25.0
+SPEEDSCOPE := $(BUILD)/node/node_modules/speedscope/package.json
+$(SPEEDSCOPE):
+	$(call msg,NPM,speedscope@$(SPEEDSCOPE_VERSION))
+	$(Q)mkdir -p $(BUILD)/node
+	$(Q)npm install --prefix $(BUILD)/node --no-audit --no-fund --ignore-scripts --silent \
+		speedscope@$(SPEEDSCOPE_VERSION)
+	$(Q)touch $@
+$(BUILD)/speedscope-check.js: tests/tools/speedscope-check.js | $(SPEEDSCOPE)
+	$(Q)cp $< $@
+
+test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF) \
+	   $(BUILD)/speedscope-check.js
 
 # `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
 # suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
@@ -220,8 +234,9 @@ SAN_BUILD   := $(BUILD)/san
 SAN_FLAGS   := address,undefined
 SAN_RUNTIME := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-test-san: $(PPROF) $(DEMANGLE_REF)
+test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
 	$(Q)mkdir -p $(SAN_BUILD)
+	$(Q)ln -sfn $(abspath $(BUILD)/node) $(SAN_BUILD)/node
 	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
 	$(Q)ln -sfn $(abspath $(DEMANGLE_REF)) $(SAN_BUILD)/demangle-ref
 	$(Q)$(MAKE) --no-print-directory SAN=$(SAN_FLAGS) BUILD=$(SAN_BUILD) test-bins

@@ -16,7 +16,13 @@ pkgs=(
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user gdb-multiarch
 	util-linux procps strace
 	linux-perf time
+	nodejs
 )
+# npm installs speedscope for its importer (tests). A nodejs from elsewhere (NodeSource)
+# brings its own npm and conflicts with Debian's package: only ask for it when npm is missing.
+if ! command -v npm >/dev/null 2>&1; then
+	pkgs+=(npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
