@@ -810,6 +810,12 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		       "Profiles the server refused for good (dropped).", s.push.rejected);
 		metric(f, "profd_push_dropped_total", "counter",
 		       "Profiles dropped because the spool was full.", s.push.dropped);
+		metric(f, "profd_push_split_total", "counter",
+		       "Extra profiles spooled to keep each within Pyroscope's limits.",
+		       s.push.split);
+		metric(f, "profd_push_oversize_samples_total", "counter",
+		       "Samples over Pyroscope's size limit on their own (not sent).",
+		       s.push.oversize_samples);
 		metric(f, "profd_push_spool_files", "gauge", "Profiles waiting in the spool.",
 		       s.push.spool_files);
 		metric(f, "profd_push_spool_bytes", "gauge", "Bytes waiting in the spool.",

@@ -909,3 +909,283 @@ int output_read_pprof_file(const char *path, uint8_t **ret, size_t *ret_len)
 	*ret_len = len;
 	return 0;
 }
+
+/* ---- splitting for servers with limits ---------------------------------------------------- */
+
+typedef Perftools__Profiles__Label Label;
+typedef Perftools__Profiles__Mapping Mapping;
+typedef Perftools__Profiles__ValueType ValueType;
+
+/* A part's string table: old index → new index, interned on first use. */
+struct str_remap {
+	const Profile *p;
+	int64_t *map; /* -1: not in the part yet */
+	char **strs;
+	size_t n;
+};
+
+static int64_t remap_str(struct str_remap *m, int64_t old)
+{
+	if (old <= 0 || (size_t)old >= m->p->n_string_table)
+		return 0;
+	if (m->map[old] < 0) {
+		m->strs[m->n] = m->p->string_table[old];
+		m->map[old] = (int64_t)m->n++;
+	}
+	return m->map[old];
+}
+
+static int gzip_bytes(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_len)
+{
+	z_stream z = {};
+	uLong cap = deflateBound(&z, (uLong)len) + 64;
+	uint8_t *out;
+
+	if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	cap = deflateBound(&z, (uLong)len) + 64;
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&z);
+		return -ENOMEM;
+	}
+	z.next_in = (uint8_t *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(out);
+		return -ENOMEM;
+	}
+	*ret_len = z.total_out;
+	deflateEnd(&z);
+	*ret = out;
+	return 0;
+}
+
+/*
+ * Samples [from, to) of p as a profile of their own: the locations, functions and mappings
+ * they use, and the strings those use. Packed (not gzipped) into *ret.
+ */
+static int build_part(const Profile *p, const struct view *v, size_t from, size_t to,
+		      uint8_t **ret, size_t *ret_len)
+{
+	size_t n = to - from, n_loc = 0, n_fn = 0, n_map = 0, n_lab = 0;
+	struct str_remap sm = { .p = p };
+	Profile part = *p;
+	int r = -ENOMEM;
+	bool *use_loc = calloc(p->n_location + 1, 1), *use_fn = calloc(p->n_function + 1, 1);
+	bool *use_map = calloc(p->n_mapping + 1, 1);
+	Sample *samples = calloc(n + 1, sizeof(*samples));
+	Sample **sample_ptrs = calloc(n + 1, sizeof(*sample_ptrs));
+	Location **locs = calloc(p->n_location + 1, sizeof(*locs));
+	Function *fns = calloc(p->n_function + 1, sizeof(*fns));
+	Function **fn_ptrs = calloc(p->n_function + 1, sizeof(*fn_ptrs));
+	Mapping *maps = calloc(p->n_mapping + 1, sizeof(*maps));
+	Mapping **map_ptrs = calloc(p->n_mapping + 1, sizeof(*map_ptrs));
+	ValueType *vts = calloc(p->n_sample_type + 1, sizeof(*vts));
+	ValueType **vt_ptrs = calloc(p->n_sample_type + 1, sizeof(*vt_ptrs));
+	ValueType period_type;
+	size_t total_labels = 0;
+	Label *labels = NULL;
+	Label **label_ptrs = NULL;
+	int64_t *comments = calloc(p->n_comment + 1, sizeof(*comments));
+
+	sm.map = malloc((p->n_string_table + 1) * sizeof(*sm.map));
+	sm.strs = calloc(p->n_string_table + 1, sizeof(*sm.strs));
+	for (size_t i = from; i < to; i++)
+		total_labels += p->sample[i]->n_label;
+	labels = calloc(total_labels + 1, sizeof(*labels));
+	label_ptrs = calloc(total_labels + 1, sizeof(*label_ptrs));
+	if (!use_loc || !use_fn || !use_map || !samples || !sample_ptrs || !locs || !fns ||
+	    !fn_ptrs || !maps || !map_ptrs || !vts || !vt_ptrs || !sm.map || !sm.strs || !labels ||
+	    !label_ptrs || !comments)
+		goto out;
+	for (size_t i = 0; i < p->n_string_table; i++)
+		sm.map[i] = -1;
+	sm.map[0] = 0;
+	sm.strs[0] = (char *)"";
+	sm.n = 1;
+
+	/* What the samples use. */
+	for (size_t i = from; i < to; i++) {
+		const Sample *s = p->sample[i];
+		for (size_t k = 0; k < s->n_location_id; k++) {
+			size_t li;
+			if (!id_index_find(&v->locs, s->location_id[k], &li) || use_loc[li])
+				continue;
+			use_loc[li] = true;
+			const Location *loc = p->location[li];
+			for (size_t m = 0; m < p->n_mapping; m++)
+				if (p->mapping[m]->id == loc->mapping_id)
+					use_map[m] = true;
+			for (size_t ln = 0; ln < loc->n_line; ln++) {
+				size_t fi;
+				if (id_index_find(&v->fns, loc->line[ln]->function_id, &fi))
+					use_fn[fi] = true;
+			}
+		}
+	}
+	/* Copies with their strings remapped, in the original order (ids unchanged). */
+	for (size_t i = 0; i < p->n_sample_type; i++) {
+		vts[i] = *p->sample_type[i];
+		vts[i].type = remap_str(&sm, vts[i].type);
+		vts[i].unit = remap_str(&sm, vts[i].unit);
+		vt_ptrs[i] = &vts[i];
+	}
+	part.sample_type = vt_ptrs;
+	if (p->period_type) {
+		period_type = *p->period_type;
+		period_type.type = remap_str(&sm, period_type.type);
+		period_type.unit = remap_str(&sm, period_type.unit);
+		part.period_type = &period_type;
+	}
+	for (size_t i = from; i < to; i++) {
+		const Sample *s = p->sample[i];
+		Sample *d = &samples[i - from];
+		*d = *s;
+		d->label = &label_ptrs[n_lab];
+		for (size_t l = 0; l < s->n_label; l++) {
+			labels[n_lab] = *s->label[l];
+			labels[n_lab].key = remap_str(&sm, labels[n_lab].key);
+			labels[n_lab].str = remap_str(&sm, labels[n_lab].str);
+			labels[n_lab].num_unit = remap_str(&sm, labels[n_lab].num_unit);
+			label_ptrs[n_lab] = &labels[n_lab];
+			n_lab++;
+		}
+		sample_ptrs[i - from] = d;
+	}
+	part.sample = sample_ptrs;
+	part.n_sample = n;
+	for (size_t i = 0; i < p->n_location; i++)
+		if (use_loc[i])
+			locs[n_loc++] = p->location[i];
+	part.location = locs;
+	part.n_location = n_loc;
+	for (size_t i = 0; i < p->n_function; i++) {
+		if (!use_fn[i])
+			continue;
+		fns[n_fn] = *p->function[i];
+		fns[n_fn].name = remap_str(&sm, fns[n_fn].name);
+		fns[n_fn].system_name = remap_str(&sm, fns[n_fn].system_name);
+		fns[n_fn].filename = remap_str(&sm, fns[n_fn].filename);
+		fn_ptrs[n_fn] = &fns[n_fn];
+		n_fn++;
+	}
+	part.function = fn_ptrs;
+	part.n_function = n_fn;
+	for (size_t i = 0; i < p->n_mapping; i++) {
+		if (!use_map[i])
+			continue;
+		maps[n_map] = *p->mapping[i];
+		maps[n_map].filename = remap_str(&sm, maps[n_map].filename);
+		maps[n_map].build_id = remap_str(&sm, maps[n_map].build_id);
+		map_ptrs[n_map] = &maps[n_map];
+		n_map++;
+	}
+	part.mapping = map_ptrs;
+	part.n_mapping = n_map;
+	for (size_t i = 0; i < p->n_comment; i++)
+		comments[i] = remap_str(&sm, p->comment[i]);
+	part.comment = comments;
+	part.drop_frames = remap_str(&sm, p->drop_frames);
+	part.keep_frames = remap_str(&sm, p->keep_frames);
+	part.default_sample_type = remap_str(&sm, p->default_sample_type);
+	part.string_table = sm.strs;
+	part.n_string_table = sm.n;
+
+	*ret_len = perftools__profiles__profile__get_packed_size(&part);
+	*ret = malloc(*ret_len ? *ret_len : 1);
+	if (*ret) {
+		perftools__profiles__profile__pack(&part, *ret);
+		r = 0;
+	}
+out:
+	free(use_loc);
+	free(use_fn);
+	free(use_map);
+	free(samples);
+	free(sample_ptrs);
+	free(locs);
+	free(fns);
+	free(fn_ptrs);
+	free(maps);
+	free(map_ptrs);
+	free(vts);
+	free(vt_ptrs);
+	free(labels);
+	free(label_ptrs);
+	free(comments);
+	free(sm.map);
+	free(sm.strs);
+	return r;
+}
+
+int output_split_pprof(const uint8_t *gz, size_t gz_len, size_t max_samples, size_t max_bytes,
+		       output_part_fn emit, void *userdata, struct output_split_stats *ret_stats)
+{
+	_cleanup_free_ uint8_t *raw = NULL;
+	struct output_split_stats st = {};
+	Profile *p = NULL;
+	struct view v;
+	size_t raw_len, from = 0;
+	int r;
+
+	if (!gz || !emit || max_samples == 0 || max_bytes == 0)
+		return -EINVAL;
+	if (gz_len < 2 || gz[0] != 0x1f || gz[1] != 0x8b)
+		return -EBADMSG;
+	r = gunzip(gz, gz_len, &raw, &raw_len);
+	if (r < 0)
+		return r;
+	p = perftools__profiles__profile__unpack(NULL, raw_len, raw);
+	if (!p)
+		return -EBADMSG;
+	if (p->n_sample <= max_samples && raw_len <= max_bytes) {
+		perftools__profiles__profile__free_unpacked(p, NULL);
+		st.parts = 1;
+		if (ret_stats)
+			*ret_stats = st;
+		return emit(userdata, gz, gz_len);
+	}
+	r = view_init(&v, p);
+	if (r < 0) {
+		perftools__profiles__profile__free_unpacked(p, NULL);
+		return r;
+	}
+	while (from < p->n_sample && r >= 0) {
+		size_t k = MIN(max_samples, p->n_sample - from);
+		uint8_t *packed = NULL, *part_gz = NULL;
+		size_t packed_len, part_gz_len;
+
+		/* Halve until the part fits; a single sample too big for any part is dropped. */
+		for (;;) {
+			r = build_part(p, &v, from, from + k, &packed, &packed_len);
+			if (r < 0 || packed_len <= max_bytes || k == 1)
+				break;
+			free(packed);
+			packed = NULL;
+			k = (k + 1) / 2;
+		}
+		if (r < 0)
+			break;
+		if (packed_len > max_bytes) {
+			st.dropped_samples++;
+		} else {
+			r = gzip_bytes(packed, packed_len, &part_gz, &part_gz_len);
+			if (r >= 0)
+				r = emit(userdata, part_gz, part_gz_len);
+			if (r >= 0)
+				st.parts++;
+			free(part_gz);
+		}
+		free(packed);
+		from += k;
+	}
+	view_done(&v);
+	perftools__profiles__profile__free_unpacked(p, NULL);
+	if (ret_stats)
+		*ret_stats = st;
+	return r < 0 ? r : 0;
+}

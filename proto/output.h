@@ -67,3 +67,21 @@ int output_write_builder(struct pprof_builder *b, enum output_format format, con
 
 /* Read a gzipped pprof file whole (at most OUTPUT_MAX_PPROF_BYTES) and check it unpacks. */
 int output_read_pprof_file(const char *path, uint8_t **ret, size_t *ret_len);
+
+/*
+ * For servers that refuse big profiles (Pyroscope: 4 MiB uncompressed, 16,000 samples): hand
+ * the gzipped pprof in `gz` to emit() as it is when it has at most max_samples samples and
+ * inflates to at most max_bytes, else as consecutive parts that each do, in sample order: each
+ * part a complete gzipped pprof with the same sample types, period, time and comments, and
+ * only the locations, functions, mappings and strings its samples use (ids unchanged). Every
+ * sample goes to exactly one part, so the parts add up to the profile; a sample that alone
+ * exceeds max_bytes is dropped and counted. emit()'s data is valid during the call; a negative
+ * return stops the split and is returned. Errors as above, and -EINVAL for zero limits.
+ */
+typedef int (*output_part_fn)(void *userdata, const uint8_t *gz, size_t len);
+struct output_split_stats {
+	size_t parts;           /* emitted */
+	size_t dropped_samples; /* samples bigger than max_bytes on their own */
+};
+int output_split_pprof(const uint8_t *gz, size_t gz_len, size_t max_samples, size_t max_bytes,
+		       output_part_fn emit, void *userdata, struct output_split_stats *ret_stats);

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <curl/curl.h>
 
@@ -901,6 +902,7 @@ struct receiver {
 	pthread_mutex_t lock;
 	struct rx_request req[RX_MAX];
 	size_t n;
+	size_t over_limits; /* profiles refused as Pyroscope would */
 };
 
 static ssize_t read_some(int fd, char *buf, size_t len)
@@ -910,6 +912,63 @@ static ssize_t read_some(int fd, char *buf, size_t len)
 	if (poll(&p, 1, 5000) <= 0)
 		return -1;
 	return read(fd, buf, len);
+}
+
+/* The gzipped pprof of a multipart body (form file field "profile"); NULL if absent. */
+static const char *rx_profile_bytes(const struct rx_request *r, size_t *ret_len)
+{
+	const char *part = memmem(r->body, r->len, "name=\"profile\"", 14), *data, *end = NULL;
+
+	if (!part || !(data = memmem(part, r->len - (part - r->body), "\r\n\r\n", 4)))
+		return NULL;
+	data += 4;
+	/* The only part ends at the last "\r\n--" (the closing boundary). */
+	for (const char *q = data; (q = memmem(q, r->body + r->len - q, "\r\n--", 4)); q += 4)
+		end = q;
+	if (!end)
+		return NULL;
+	*ret_len = end - data;
+	return data;
+}
+
+/*
+ * Pyroscope's ingest limits (its pkg/validation/limits.go defaults): at most 4 MiB of
+ * uncompressed profile and 16,000 samples. A body that is no gzipped pprof also fails.
+ */
+#define RX_MAX_PROFILE_BYTES (4u << 20)
+#define RX_MAX_SAMPLES 16000
+static bool rx_within_limits(const struct rx_request *r)
+{
+	size_t gz_len = 0, cap = RX_MAX_PROFILE_BYTES + 1;
+	const char *gz = rx_profile_bytes(r, &gz_len);
+	uint8_t *raw;
+	z_stream z = {};
+	bool ok;
+	int zr;
+
+	if (!gz || (raw = malloc(cap)) == NULL)
+		return false;
+	if (inflateInit2(&z, 15 + 16) != Z_OK) {
+		free(raw);
+		return false;
+	}
+	z.next_in = (Bytef *)gz;
+	z.avail_in = gz_len;
+	z.next_out = raw;
+	z.avail_out = cap;
+	zr = inflate(&z, Z_FINISH);
+	ok = zr == Z_STREAM_END && z.total_out <= RX_MAX_PROFILE_BYTES;
+	if (ok) {
+		Perftools__Profiles__Profile *p =
+		    perftools__profiles__profile__unpack(NULL, z.total_out, raw);
+
+		ok = p && p->n_sample <= RX_MAX_SAMPLES;
+		if (p)
+			perftools__profiles__profile__free_unpacked(p, NULL);
+	}
+	inflateEnd(&z);
+	free(raw);
+	return ok;
 }
 
 static void rx_serve(struct receiver *rx, int c)
@@ -955,6 +1014,17 @@ static void rx_serve(struct receiver *rx, int c)
 	r.len = clen;
 	static const char ok[] =
 	    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	static const char too_big[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+				      "Connection: close\r\n\r\n";
+	if (!rx_within_limits(&r)) {
+		/* What Pyroscope answers past its limits: refused for good. */
+		pthread_mutex_lock(&rx->lock);
+		rx->over_limits++;
+		pthread_mutex_unlock(&rx->lock);
+		(void)!write(c, too_big, strlen(too_big));
+		free(r.body);
+		goto out;
+	}
 	if (write(c, ok, strlen(ok)) != (ssize_t)strlen(ok)) {
 		free(r.body);
 		goto out;
@@ -1048,25 +1118,18 @@ static long long query_num(const char *line, const char *key)
 /* The pprof inside a multipart body (form file field "profile"), loaded. */
 static Perftools__Profiles__Profile *rx_profile(const struct rx_request *r, const char *dir)
 {
-	const char *part = memmem(r->body, r->len, "name=\"profile\"", 14), *data, *end;
+	size_t len = 0;
+	const char *data = rx_profile_bytes(r, &len);
 	char path[512];
 	FILE *f;
 
-	cr_assert_not_null(part, "no form field \"profile\"");
-	data = memmem(part, r->len - (part - r->body), "\r\n\r\n", 4);
-	cr_assert_not_null(data);
-	data += 4;
+	cr_assert_not_null(data, "no form field \"profile\" with a closing boundary");
 	cr_assert((unsigned char)data[0] == 0x1f && (unsigned char)data[1] == 0x8b,
 		  "the profile is not gzipped");
-	/* The only part ends at the last "\r\n--" (the closing boundary). */
-	end = NULL;
-	for (const char *q = data; (q = memmem(q, r->body + r->len - q, "\r\n--", 4)); q += 4)
-		end = q;
-	cr_assert_not_null(end, "no closing boundary");
 	snprintf(path, sizeof(path), "%s/pushed.pb.gz", dir);
 	f = fopen(path, "we");
 	cr_assert_not_null(f);
-	fwrite(data, 1, end - data, f);
+	fwrite(data, 1, len, f);
 	fclose(f);
 	return test_pprof_load(path);
 }
@@ -1145,6 +1208,7 @@ Test(daemon, push_and_spool, .timeout = 180)
 	stop_pid(wpid);
 	rx_stop(&rx);
 	close(rx.hold);
+	cr_assert_eq(rx.over_limits, 0, "profd pushed profiles over Pyroscope's limits");
 	for (size_t i = 0; i < rx.n; i++)
 		free(rx.req[i].body);
 	td_cleanup(&d);
