@@ -630,6 +630,67 @@ Test(daemon, intervals_and_sigterm, .timeout = 180)
 	td_cleanup(&d);
 }
 
+/* format = speedscope: interval files speedscope's own importer reads, named alike. */
+Test(daemon, intervals_as_speedscope, .timeout = 180)
+{
+	char path[1024], *cmd = NULL, *out;
+	struct td d;
+	size_t n = 0;
+	pid_t wpid;
+	double end;
+	DIR *dir;
+	struct dirent *de;
+	char first[256] = "", second[256] = "";
+
+	td_prepare(&d);
+	write_text(d.conf,
+		   "interval = 1\noutput_dir = %s\nlisten = \"\"\nformat = speedscope\n"
+		   "demangle = full\n",
+		   d.out);
+	wpid = start_chain();
+	td_start(&d);
+	end = now_s() + 60;
+	while (n < 2 && now_s() < end) {
+		usleep(100000);
+		n = 0;
+		dir = opendir(d.out);
+		cr_assert_not_null(dir);
+		while ((de = readdir(dir)))
+			if (!strncmp(de->d_name, "profile-", 8) &&
+			    strstr(de->d_name, ".speedscope.json") && strlen(de->d_name) < 256) {
+				if (!first[0] || strcmp(de->d_name, first) < 0) {
+					strcpy(second, first);
+					strcpy(first, de->d_name);
+				} else if (!second[0] || strcmp(de->d_name, second) < 0) {
+					strcpy(second, de->d_name);
+				}
+				n++;
+			}
+		closedir(dir);
+	}
+	cr_assert_geq(n, 2, "no speedscope interval files: %s", read_file(d.log));
+	cr_assert_eq(count_files(d.out, "profile-"), n, "files of another format were written");
+	check_modes(d.out, "profile-");
+	cr_assert_eq(td_stop(&d, 60), 0, "%s", read_file(d.log));
+	stop_pid(wpid);
+
+	/* The second file covers a whole interval of the busy workload. */
+	snprintf(path, sizeof(path), "%s/%s", d.out, second);
+	cr_assert(asprintf(&cmd, "node '%s' '%s' '%s' 2>&1", test_build_path("speedscope-check.js"),
+			   test_build_path("node/node_modules/speedscope/dist/release"), path) > 0);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	out = calloc(1, 1 << 20);
+	cr_assert_not_null(out);
+	fread(out, 1, (1 << 20) - 1, f);
+	cr_assert_eq(pclose(f), 0, "speedscope's importer refused %s:\n%s", path, out);
+	cr_assert(strstr(out, "\tnanoseconds\tchain pid "), "%s", out);
+	cr_assert(strstr(out, "\tchain_leaf\t"), "%s", out);
+	free(out);
+	free(cmd);
+	td_cleanup(&d);
+}
+
 /* /debug/pprof/profile fetched by the real pprof, ?pid=, and the error answers. */
 Test(daemon, pull_and_metrics, .timeout = 180)
 {
