@@ -706,11 +706,13 @@ static const char *die_plain_name(Dwarf_Die *die)
 #define QUAL_MAX_HOPS 8
 #define QUAL_MAX_DEPTH 4
 #define QUAL_MAX_LEN 4096
+#define QUAL_MAX_NEST 8 /* put_qualified() calls in progress: types of lambdas in scopes ... */
 
 struct qbuf {
 	char s[QUAL_MAX_LEN];
 	size_t len;
 	bool overflow;
+	unsigned nest; /* of put_qualified(), carried into the buffers of nested names */
 };
 
 static void qb_put(struct qbuf *q, const char *s)
@@ -884,7 +886,7 @@ static bool closure_operator(Dwarf_Die *cls, Dwarf_Die *ret)
 /* "{lambda(PARAMS)#N}" for closure type `cls` whose parent is `parent`. */
 static bool put_lambda(struct sym_elf *e, Dwarf_Die *cls, Dwarf_Die *parent, struct qbuf *q)
 {
-	struct qbuf sig = {}, other;
+	struct qbuf sig = { .nest = q->nest }, other = { .nest = q->nest };
 	Dwarf_Die op, child;
 	unsigned n = 1, seen = 0;
 	char num[32];
@@ -983,6 +985,13 @@ static void put_qualified(struct sym_elf *e, Dwarf_Die *die, struct qbuf *q, int
 	Dwarf_Die decl;
 	const char *nm;
 
+	/* Hostile DWARF can make a name part of itself (a lambda taking a type declared in it):
+	 * too deep a nesting makes the whole name fail (overflow), and the plain name is used. */
+	if (q->nest >= QUAL_MAX_NEST) {
+		q->overflow = true;
+		return;
+	}
+	q->nest++;
 	die_declaration(die, &decl);
 	nm = die_plain_name(&decl);
 	put_scopes(e, &decl, q, depth);
@@ -993,6 +1002,7 @@ static void put_qualified(struct sym_elf *e, Dwarf_Die *die, struct qbuf *q, int
 	} else {
 		qb_put(q, "??");
 	}
+	q->nest--;
 }
 
 /*
@@ -1020,6 +1030,7 @@ static const char *qualified_name(struct sym_elf *e, Dwarf_Die *die)
 		return plain;
 	q->len = 0;
 	q->overflow = false;
+	q->nest = 0;
 	q->s[0] = '\0';
 	put_qualified(e, die, q, 0);
 	if (q->overflow) {
