@@ -17,6 +17,7 @@ pkgs=(
 	util-linux procps strace
 	linux-perf time
 	nodejs
+	rustc
 )
 # npm installs speedscope for its importer (tests). A nodejs from elsewhere (NodeSource)
 # brings its own npm and conflicts with Debian's package: only ask for it when npm is missing.

@@ -887,6 +887,104 @@ Test(symbolize, cxx_names_one_rule_every_frame)
 	}
 }
 
+/*
+ * Rust (Debian's rustc, legacy mangling): every frame of the crate's functions, in every mode,
+ * is c++filt's demangling of its linkage name without the "::h<hash>" suffix (rustc-demangle's
+ * alternate form); trait methods keep their "<Type as Trait>::" path in the simple mode too.
+ */
+Test(symbolize, rust_names_one_rule)
+{
+	static const char *const modes[] = { "simple", "templates", "full", "none" };
+	const char *bin = tmp("rnames"), *list = tmp("rnames.syms"), *filt = tmp("rnames.filt");
+	uint64_t starts[64], sizes[64];
+	char *mangled[64], *want[64];
+	size_t n_syms = 0;
+
+	/* /usr/bin: Debian's rustc, what tools/deps.sh installs, whatever else is on PATH. */
+	sh("/usr/bin/rustc -C opt-level=2 -g -o '%s' '%s'", bin, fixture("names.rs"));
+	char *out = capture("nm -S --defined-only '%s'", bin);
+	for (char *line = strtok(out, "\n"); line && n_syms < 64; line = strtok(NULL, "\n")) {
+		char name[4096], type;
+		unsigned long long a, sz;
+		if (sscanf(line, "%llx %llx %c %4095s", &a, &sz, &type, name) != 4 || sz == 0 ||
+		    !strchr("tT", type) || strncmp(name, "_ZN", 3) ||
+		    (!strstr(name, "5names") && !strstr(name, "names..geometry")))
+			continue;
+		starts[n_syms] = a;
+		sizes[n_syms] = sz;
+		mangled[n_syms++] = strdup(name);
+	}
+	free(out);
+	cr_assert_geq(n_syms, 6, "the fixture's functions are missing from %s", bin);
+	FILE *f = fopen(list, "we");
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < n_syms; i++)
+		fprintf(f, "%s\n", mangled[i]);
+	fclose(f);
+	sh("c++filt < '%s' > '%s'", list, filt);
+	f = fopen(filt, "re");
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < n_syms; i++) {
+		char line[8192];
+		cr_assert_not_null(fgets(line, sizeof(line), f));
+		line[strcspn(line, "\n")] = '\0';
+		/* "::h" + 16 hex digits at the end. */
+		size_t n = strlen(line);
+		cr_assert(n > 19 && !strncmp(line + n - 19, "::h", 3), "%s", line);
+		line[n - 19] = '\0';
+		want[i] = strdup(line);
+	}
+	fclose(f);
+
+	unsigned n_trait = 0, n_frames = 0;
+	for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
+		enum sym_demangle_mode mode;
+		cr_assert_eq(sym_demangle_mode_from_string(modes[m], &mode), 0);
+		struct sym_elf *e = open_elf_mode(bin, mode);
+		for (size_t i = 0; i < n_syms; i++)
+			for (int k = 0; k < 5; k++) {
+				struct sym_result r;
+				uint64_t a = starts[i] + sizes[i] * (uint64_t)k / 5;
+				cr_assert_eq(sym_elf_lookup(e, a, true, &r), 0);
+				/* Glue rustc emits without DWARF is named from the symbol. */
+				cr_assert(r.source == SYM_SOURCE_DWARF ||
+					      r.source == SYM_SOURCE_SYMTAB,
+					  "%s+%d: %d", mangled[i], k, r.source);
+				for (size_t fi = 0; fi < r.n_frames; fi++) {
+					const struct sym_frame *fr = &r.frames[fi];
+					size_t j;
+					n_frames++;
+					for (j = 0; j < n_syms; j++)
+						if (!strcmp(fr->system_name, mangled[j]))
+							break;
+					if (j == n_syms) {
+						/* A frame of another function (std, inlined). */
+						cr_assert(strstr(fr->name, "::"), "%s", fr->name);
+						continue;
+					}
+					const char *w = mode == SYM_DEMANGLE_NONE ? mangled[j]
+										 : want[j];
+					if (mode == SYM_DEMANGLE_SIMPLE &&
+					    !strncmp(w, "core::ptr::drop_in_place<", 25))
+						w = "core::ptr::drop_in_place";
+					cr_assert_str_eq(fr->name, w, "%s: %s", modes[m],
+							 fr->system_name);
+					if (mode == SYM_DEMANGLE_SIMPLE &&
+					    !strcmp(fr->name, "<names::geometry::Square as "
+							      "names::geometry::Shape>::area"))
+						n_trait++;
+				}
+			}
+		sym_elf_free(e);
+	}
+	cr_assert_gt(n_trait, 0);
+	cr_assert_geq(n_frames, n_syms * 5 * ARRAY_SIZE(modes));
+	for (size_t i = 0; i < n_syms; i++) {
+		free(mangled[i]);
+		free(want[i]);
+	}
+}
+
 Test(symbolize, demangle_modes)
 {
 	char buf[512];
