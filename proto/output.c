@@ -26,9 +26,9 @@ typedef Perftools__Profiles__Location Location;
 typedef Perftools__Profiles__Function Function;
 
 static const char *const format_names[] = {
-	[OUTPUT_PPROF] = "pprof",
-	[OUTPUT_FOLDED] = "folded",
-	[OUTPUT_SPEEDSCOPE] = "speedscope",
+    [OUTPUT_PPROF] = "pprof",
+    [OUTPUT_FOLDED] = "folded",
+    [OUTPUT_SPEEDSCOPE] = "speedscope",
 };
 
 int output_format_from_string(const char *s, enum output_format *ret)
@@ -101,8 +101,9 @@ static int gunzip(const uint8_t *in, size_t in_len, uint8_t **ret, size_t *ret_l
 	inflateEnd(&z);
 	if (zr != Z_STREAM_END) {
 		free(out);
-		return zr == Z_MEM_ERROR ? -ENOMEM : zr == Z_BUF_ERROR && len == cap ? -EFBIG
-										    : -EBADMSG;
+		return zr == Z_MEM_ERROR		 ? -ENOMEM
+		       : zr == Z_BUF_ERROR && len == cap ? -EFBIG
+							 : -EBADMSG;
 	}
 	*ret = out;
 	*ret_len = len;
@@ -127,7 +128,7 @@ static int unpack(const uint8_t *gz, size_t gz_len, Profile **ret)
 static const char *pb_str(const Profile *p, int64_t i)
 {
 	return i >= 0 && (size_t)i < p->n_string_table && p->string_table[i] ? p->string_table[i]
-									       : "";
+									     : "";
 }
 
 /* Ids of a foreign profile need not be 1..n in order: find them by binary search. */
@@ -149,7 +150,7 @@ static int id_index_build(struct id_index *ix, size_t n, uint64_t (*id_of)(const
 {
 	uint64_t *pairs;
 
-	*ix = (struct id_index){ .n = n, .dense = true };
+	*ix = (struct id_index){.n = n, .dense = true};
 	for (size_t i = 0; i < n && ix->dense; i++)
 		ix->dense = id_of(arr, i) == i + 1;
 	if (ix->dense)
@@ -224,7 +225,7 @@ static int view_init(struct view *v, const Profile *p)
 {
 	int r;
 
-	*v = (struct view){ .p = p };
+	*v = (struct view){.p = p};
 	r = id_index_build(&v->locs, p->n_location, loc_id_of, p->location);
 	if (r >= 0)
 		r = id_index_build(&v->fns, p->n_function, fn_id_of, p->function);
@@ -343,7 +344,7 @@ static int fold_add(struct fold_map *m, char *stack, uint64_t count)
 			free(stack);
 			return 0;
 		}
-	m->slots[k] = (struct fold_line){ .stack = stack, .count = count };
+	m->slots[k] = (struct fold_line){.stack = stack, .count = count};
 	m->n++;
 	return 0;
 }
@@ -471,7 +472,8 @@ static void json_str(FILE *f, const char *str)
 			fputs("\\ufffd", f);
 			s++;
 		} else {
-			/* utf8_len() looked at no byte past a NUL: continuation bytes are never 0. */
+			/* utf8_len() looked at no byte past a NUL: continuation bytes are never 0.
+			 */
 			fwrite(s, 1, n, f);
 			s += n;
 		}
@@ -516,7 +518,8 @@ static int frame_index(struct frame_map *m, const struct frame_key *key, bool *r
 		for (size_t i = 0; i < m->cap; i++) {
 			if (!m->vals[i])
 				continue;
-			for (k = frame_hash(&m->keys[i]) & (ncap - 1); nv[k]; k = (k + 1) & (ncap - 1))
+			for (k = frame_hash(&m->keys[i]) & (ncap - 1); nv[k];
+			     k = (k + 1) & (ncap - 1))
 				;
 			nk[k] = m->keys[i];
 			nv[k] = m->vals[i];
@@ -566,8 +569,8 @@ static int cmp_thread_weight(const void *a, const void *b)
 
 static const char *speedscope_unit(const char *unit)
 {
-	static const char *const known[] = { "nanoseconds", "microseconds", "milliseconds",
-					     "seconds", "bytes" };
+	static const char *const known[] = {"nanoseconds", "microseconds", "milliseconds",
+					    "seconds", "bytes"};
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 		if (!strcmp(unit, known[i]))
 			return known[i];
@@ -590,9 +593,9 @@ static int sample_frames(const struct view *v, struct frame_map *fm, const Sampl
 		lines = loc->n_line ? loc->n_line : 1;
 		for (size_t ln = lines; ln-- > 0;) {
 			const Perftools__Profiles__Line *line = loc->n_line ? loc->line[ln] : NULL;
-			struct frame_key key = line ? (struct frame_key){ line->function_id,
-									  line->line }
-						    : (struct frame_key){ 0, (int64_t)loc->address };
+			struct frame_key key =
+			    line ? (struct frame_key){line->function_id, line->line}
+				 : (struct frame_key){0, (int64_t)loc->address};
 			bool is_new;
 			uint32_t idx;
 			int r = frame_index(fm, &key, &is_new, &idx);
@@ -600,14 +603,16 @@ static int sample_frames(const struct view *v, struct frame_map *fm, const Sampl
 			if (r < 0)
 				return r;
 			if (is_new && frames_out) {
-				const Function *fn = line ? view_function(v, line->function_id) : NULL;
+				const Function *fn =
+				    line ? view_function(v, line->function_id) : NULL;
 				char addr[32];
 
 				if (*n_frames_out)
 					fputc(',', frames_out);
 				fputs("{\"name\":", frames_out);
 				if (line) {
-					json_str(frames_out, fn ? pb_str(v->p, fn->name) : "[unknown]");
+					json_str(frames_out,
+						 fn ? pb_str(v->p, fn->name) : "[unknown]");
 				} else {
 					snprintf(addr, sizeof(addr), "0x%" PRIx64, loc->address);
 					json_str(frames_out, addr);
@@ -690,9 +695,8 @@ static int write_speedscope(const struct view *v, FILE *out)
 				tl.t = nt;
 				tl.cap = ncap;
 			}
-			tl.t[tl.n++] = (struct thread){ .pid = t == other ? -2 : pid,
-							.tid = t == other ? -2 : tid,
-							.first = s };
+			tl.t[tl.n++] = (struct thread){
+			    .pid = t == other ? -2 : pid, .tid = t == other ? -2 : tid, .first = s};
 		}
 		tl.t[t].weight += w;
 		tl.t[t].n_samples++;
@@ -724,8 +728,8 @@ static int write_speedscope(const struct view *v, FILE *out)
 		else if (th->pid < 0 && th->tid < 0)
 			name = strdup("all");
 		else if (asprintf(&name, "%s pid %" PRId64 " / %s tid %" PRId64,
-				  label_str(v, th->first, v->key_process),
-				  th->pid, label_str(v, th->first, v->key_comm), th->tid) < 0)
+				  label_str(v, th->first, v->key_process), th->pid,
+				  label_str(v, th->first, v->key_comm), th->tid) < 0)
 			name = NULL;
 		if (!name) {
 			r = -ENOMEM;
@@ -736,7 +740,8 @@ static int write_speedscope(const struct view *v, FILE *out)
 		fputs("{\"type\":\"sampled\",\"name\":", out);
 		json_str(out, name);
 		free(name);
-		fprintf(out, ",\"unit\":\"%s\",\"startValue\":0,\"endValue\":%" PRId64 ",\"samples\":[",
+		fprintf(out,
+			",\"unit\":\"%s\",\"startValue\":0,\"endValue\":%" PRId64 ",\"samples\":[",
 			unit, th->weight);
 		for (size_t i = 0; i < p->n_sample; i++) {
 			if (thread_of[i] != t)
@@ -755,7 +760,8 @@ static int write_speedscope(const struct view *v, FILE *out)
 		for (size_t i = 0; i < p->n_sample; i++) {
 			if (thread_of[i] != t)
 				continue;
-			fprintf(out, first ? "%" PRId64 : ",%" PRId64, sample_weight(v, p->sample[i]));
+			fprintf(out, first ? "%" PRId64 : ",%" PRId64,
+				sample_weight(v, p->sample[i]));
 			first = false;
 		}
 		fputs("]}", out);
@@ -968,11 +974,11 @@ static int gzip_bytes(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_
  * Samples [from, to) of p as a profile of their own: the locations, functions and mappings
  * they use, and the strings those use. Packed (not gzipped) into *ret.
  */
-static int build_part(const Profile *p, const struct view *v, size_t from, size_t to,
-		      uint8_t **ret, size_t *ret_len)
+static int build_part(const Profile *p, const struct view *v, size_t from, size_t to, uint8_t **ret,
+		      size_t *ret_len)
 {
 	size_t n = to - from, n_loc = 0, n_fn = 0, n_map = 0, n_lab = 0;
-	struct str_remap sm = { .p = p };
+	struct str_remap sm = {.p = p};
 	Profile part = *p;
 	int r = -ENOMEM;
 	bool *use_loc = calloc(p->n_location + 1, 1), *use_fn = calloc(p->n_function + 1, 1);

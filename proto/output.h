@@ -80,7 +80,7 @@ int output_read_pprof_file(const char *path, uint8_t **ret, size_t *ret_len);
  */
 typedef int (*output_part_fn)(void *userdata, const uint8_t *gz, size_t len);
 struct output_split_stats {
-	size_t parts;           /* emitted */
+	size_t parts;		/* emitted */
 	size_t dropped_samples; /* samples bigger than max_bytes on their own */
 };
 int output_split_pprof(const uint8_t *gz, size_t gz_len, size_t max_samples, size_t max_bytes,
