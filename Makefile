@@ -185,6 +185,13 @@ $(BUILD)/workloads/%: tests/workloads/%.cc
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CXX) $(WL_NOFP_CFLAGS) $< -o $@ -lpthread
 
+# The naming fixture doubles as a workload (record tests): -O2, forced inlining, no frame pointers.
+$(BUILD)/workloads/names: tests/fixtures/names.cc
+	$(call msg,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) $(WL_NOFP_CFLAGS) $< -o $@ -lpthread
+WL_BINS += $(BUILD)/workloads/names
+
 # The real pprof, built offline from Debian's golang-github-google-pprof-dev.
 $(PPROF):
 	$(call msg,GO,$@)
@@ -192,7 +199,30 @@ $(PPROF):
 	$(Q)cd $(BUILD) && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
 		GOCACHE=$(abspath $(BUILD))/gocache go build -o pprof github.com/google/pprof
 
-test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF)
+# The reference demangler of the naming tests: pprof's own demangler and modes (tests/tools).
+DEMANGLE_REF := $(BUILD)/demangle-ref
+$(DEMANGLE_REF): tests/tools/demangle-ref.go
+	$(call msg,GO,$@)
+	$(Q)mkdir -p $(BUILD)/gocache
+	$(Q)GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
+		GOCACHE=$(abspath $(BUILD))/gocache go build -o $@ $<
+$(BUILD)/tests/unit/test-symbolize: | $(DEMANGLE_REF)
+
+# speedscope's own importer for the speedscope tests: the npm package (its bundle holds the
+# importer), pinned, installed once into the build tree; tests/tools/speedscope-check.js runs it.
+SPEEDSCOPE_VERSION := 1.25.0
+SPEEDSCOPE := $(BUILD)/node/node_modules/speedscope/package.json
+$(SPEEDSCOPE):
+	$(call msg,NPM,speedscope@$(SPEEDSCOPE_VERSION))
+	$(Q)mkdir -p $(BUILD)/node
+	$(Q)npm install --prefix $(BUILD)/node --no-audit --no-fund --ignore-scripts --silent \
+		speedscope@$(SPEEDSCOPE_VERSION)
+	$(Q)touch $@
+$(BUILD)/speedscope-check.js: tests/tools/speedscope-check.js | $(SPEEDSCOPE)
+	$(Q)cp $< $@
+
+test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF) \
+	   $(BUILD)/speedscope-check.js
 
 # `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
 # suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
@@ -211,9 +241,11 @@ SAN_BUILD   := $(BUILD)/san
 SAN_FLAGS   := address,undefined
 SAN_RUNTIME := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-test-san: $(PPROF)
+test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
 	$(Q)mkdir -p $(SAN_BUILD)
+	$(Q)ln -sfn $(abspath $(BUILD)/node) $(SAN_BUILD)/node
 	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
+	$(Q)ln -sfn $(abspath $(DEMANGLE_REF)) $(SAN_BUILD)/demangle-ref
 	$(Q)$(MAKE) --no-print-directory SAN=$(SAN_FLAGS) BUILD=$(SAN_BUILD) test-bins
 	$(Q)echo "=== the suite again, sanitizer build ($(SAN_FLAGS), $(SAN_BUILD))"
 	$(Q)$(SAN_RUNTIME) BUILD=$(SAN_BUILD) tests/run-tests.sh \

@@ -42,6 +42,8 @@ static int check_labels(const char *v, char *err, size_t err_size);
 static int check_group(const char *v, char *err, size_t err_size);
 static bool name_char(char c);
 static int check_metrics_access(const char *v, char *err, size_t err_size);
+static int check_format(const char *v, char *err, size_t err_size);
+static int check_demangle(const char *v, char *err, size_t err_size);
 
 #define OFF(f) offsetof(struct daemon_config, f)
 static const struct key keys[] = {
@@ -50,6 +52,10 @@ static const struct key keys[] = {
      "length of each profile file"},
     {"output_dir", KEY_STRING, OFF(output_dir), 0, 0, check_path_or_empty,
      "directory of interval profiles (\"\" writes none)"},
+    {"format", KEY_STRING, OFF(format), 0, 0, check_format,
+     "format of the interval files: pprof, speedscope or folded"},
+    {"demangle", KEY_STRING, OFF(demangle), 0, 0, check_demangle,
+     "C++/Rust names: simple (no parameters or template arguments), templates, full or none"},
     {"retention_count", KEY_UINT, OFF(retention_count), 0, 1000000, NULL,
      "interval files kept, oldest removed first (0: no limit)"},
     {"retention_bytes", KEY_SIZE, OFF(retention_bytes), 0, 1ull << 50, NULL,
@@ -113,6 +119,8 @@ void daemon_config_init(struct daemon_config *c)
 	    .frequency = 99,
 	    .interval_s = 60,
 	    .output_dir = strdup("/var/lib/profd"),
+	    .format = strdup("pprof"),
+	    .demangle = strdup("simple"),
 	    .retention_count = 1440,
 	    .retention_bytes = 1ull << 30,
 	    .stack_bytes = PROFD_STACK_BYTES_DEFAULT,
@@ -347,6 +355,26 @@ static int check_metrics_access(const char *v, char *err, size_t err_size)
 		return errf(err, err_size,
 			    "expected local (any local user may read /metrics) or privileged (root, "
 			    "allow_group, client certificate or token only)");
+	return 0;
+}
+
+static int check_format(const char *v, char *err, size_t err_size)
+{
+	/* The names of proto/output.h's formats (config.c stays free of the proto module, which
+	 * the fuzz targets do not link); daemon.c parses the value with it. */
+	if (strcmp(v, "pprof") && strcmp(v, "speedscope") && strcmp(v, "folded"))
+		return errf(err, err_size, "expected pprof, speedscope or folded");
+	return 0;
+}
+
+static int check_demangle(const char *v, char *err, size_t err_size)
+{
+	/* The names of symbolize.h's modes (config.c links without the symbolizer, as above);
+	 * daemon.c parses the value with sym_demangle_mode_from_string(). */
+	if (strcmp(v, "simple") && strcmp(v, "templates") && strcmp(v, "full") && strcmp(v, "none"))
+		return errf(err, err_size,
+			    "expected simple (no parameters or template arguments), templates, "
+			    "full or none (mangled names)");
 	return 0;
 }
 

@@ -31,6 +31,8 @@ struct daemon_config {
 	unsigned frequency;	  /* Hz per CPU */
 	unsigned interval_s;	  /* seconds per profile file */
 	char *output_dir;	  /* "" disables interval files */
+	char *format;		  /* of interval files: "pprof", "speedscope", "folded" (output.h) */
+	char *demangle;		  /* "simple", "templates", "full", "none" (symbolize.h) */
 	unsigned retention_count; /* interval files kept; 0: no count limit */
 	uint64_t retention_bytes; /* total bytes of interval files; 0: no size limit */
 	unsigned stack_bytes;	  /* user stack bytes copied per sample */

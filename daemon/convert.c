@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * `profd convert`: a raw capture (profd record --raw) or a perf.data file (perf record
- * --call-graph dwarf) → pprof or folded stacks, offline. Both inputs become ring-buffer records
- * fed to the same session (process table in static mode, unwinder, aggregate) and the same
- * profile builder as `profd record`; only where mappings and files come from differs.
+ * --call-graph dwarf) → pprof, folded stacks or speedscope, offline. Both inputs become
+ * ring-buffer records fed to the same session (process table in static mode, unwinder,
+ * aggregate) and the same profile builder as `profd record`; only where mappings and files
+ * come from differs. A pprof file (.pb.gz, from profd or any other tool) is written as is in
+ * another format (proto/output.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,8 @@
 #include "daemon/profile.h"
 #include "daemon/raw.h"
 #include "daemon/session.h"
-#include "proto/profile.pb-c.h"
+#include "proto/output.h"
+#include "proto/pprof.h"
 #include "symbolize/symbolize.h"
 
 #define CONVERT_MAX_DEBUG_DIRS 8
@@ -38,8 +41,6 @@
 #define CONVERT_MAX_MISSING 5	    /* missing binaries named in the summary */
 #define CONVERT_MAX_TIDS (1u << 20) /* perf.data: thread names kept */
 #define CONVERT_HASH 4096
-
-enum convert_format { FORMAT_PPROF, FORMAT_FOLDED };
 
 struct convert_opts {
 	const char *input;
@@ -49,7 +50,10 @@ struct convert_opts {
 	const char *perfmap_dir; /* JIT perf maps: DIR/perf-PID.map; NULL: none */
 	const char *debug_dirs[CONVERT_MAX_DEBUG_DIRS];
 	size_t n_debug_dirs;
-	enum convert_format format;
+	enum output_format format;
+	const char *sample_type; /* folded/speedscope: value to weigh by; NULL: the format's */
+	enum sym_demangle_mode demangle;
+	bool demangle_set;
 	bool inlines;
 	bool progress;
 };
@@ -1008,256 +1012,6 @@ static int perf_kernel_symbols(struct convert_ctx *c, const struct aggregate *a)
 	return 0;
 }
 
-/* ---- folded output --------------------------------------------------------------------------- */
-
-struct fold_line {
-	char *stack;
-	uint64_t count;
-};
-
-struct fold_map {
-	struct fold_line *slots;
-	size_t cap, n;
-};
-
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-/* Takes ownership of stack. */
-static int fold_add(struct fold_map *m, char *stack, uint64_t count)
-{
-	size_t k;
-
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 1024;
-		struct fold_line *ns = calloc(ncap, sizeof(*ns));
-
-		if (!ns) {
-			free(stack);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < m->cap; i++) {
-			if (!m->slots[i].stack)
-				continue;
-			for (k = str_hash(m->slots[i].stack) & (ncap - 1); ns[k].stack;
-			     k = (k + 1) & (ncap - 1))
-				;
-			ns[k] = m->slots[i];
-		}
-		free(m->slots);
-		m->slots = ns;
-		m->cap = ncap;
-	}
-	for (k = str_hash(stack) & (m->cap - 1); m->slots[k].stack; k = (k + 1) & (m->cap - 1))
-		if (!strcmp(m->slots[k].stack, stack)) {
-			m->slots[k].count += count;
-			free(stack);
-			return 0;
-		}
-	m->slots[k] = (struct fold_line){.stack = stack, .count = count};
-	m->n++;
-	return 0;
-}
-
-static int cmp_fold(const void *a, const void *b)
-{
-	return strcmp(((const struct fold_line *)a)->stack, ((const struct fold_line *)b)->stack);
-}
-
-/* A frame name as one folded element: ';' separates frames and '\n' lines. */
-static void fold_put_name(FILE *f, const char *s)
-{
-	for (; *s; s++)
-		fputc(*s == ';' ? ':' : *s == '\n' ? ' ' : *s, f);
-}
-
-static const char *pb_str(const Perftools__Profiles__Profile *p, int64_t i)
-{
-	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
-}
-
-static int gunzip(const uint8_t *in, size_t in_len, uint8_t **ret, size_t *ret_len)
-{
-	z_stream z = {};
-	size_t cap = in_len * 4 + 4096, len = 0;
-	uint8_t *out = malloc(cap);
-	int zr;
-
-	if (!out)
-		return -ENOMEM;
-	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-		free(out);
-		return -ENOMEM;
-	}
-	z.next_in = (uint8_t *)in;
-	z.avail_in = (uInt)in_len;
-	do {
-		if (len == cap) {
-			uint8_t *n = realloc(out, cap * 2);
-
-			if (!n) {
-				zr = Z_MEM_ERROR;
-				break;
-			}
-			out = n;
-			cap *= 2;
-		}
-		z.next_out = out + len;
-		z.avail_out = (uInt)MIN(cap - len, (size_t)UINT_MAX);
-		zr = inflate(&z, Z_NO_FLUSH);
-		len = (size_t)(z.next_out - out);
-	} while (zr == Z_OK);
-	inflateEnd(&z);
-	if (zr != Z_STREAM_END) {
-		free(out);
-		return zr == Z_MEM_ERROR ? -ENOMEM : -EBADMSG;
-	}
-	*ret = out;
-	*ret_len = len;
-	return 0;
-}
-
-/*
- * Folded stacks ("comm;root;...;leaf count", one line per distinct stack, sorted), made from the
- * pprof so both outputs name frames alike: inline frames are frames, synthetic "[truncated: ...]"
- * frames stay.
- */
-static int write_folded(struct pprof_builder *b, FILE *out)
-{
-	_cleanup_free_ uint8_t *gz = NULL, *raw = NULL;
-	Perftools__Profiles__Profile *p = NULL;
-	struct fold_map m = {};
-	size_t gz_len, raw_len;
-	int64_t comm_key = -1, process_key = -1;
-	int r;
-
-	r = pprof_serialize(b, &gz, &gz_len);
-	if (r < 0)
-		return r;
-	r = gunzip(gz, gz_len, &raw, &raw_len);
-	if (r < 0)
-		return r;
-	p = perftools__profiles__profile__unpack(NULL, raw_len, raw);
-	if (!p)
-		return -EBADMSG;
-	for (size_t i = 0; i < p->n_string_table; i++) {
-		if (!strcmp(p->string_table[i], "comm"))
-			comm_key = (int64_t)i;
-		else if (!strcmp(p->string_table[i], "process"))
-			process_key = (int64_t)i;
-	}
-	for (size_t i = 0; i < p->n_sample && r >= 0; i++) {
-		const Perftools__Profiles__Sample *s = p->sample[i];
-		const char *comm = "", *process = "";
-		char *buf = NULL;
-		size_t len = 0;
-		FILE *f;
-
-		if (s->n_value == 0 || s->value[0] <= 0)
-			continue;
-		for (size_t l = 0; l < s->n_label; l++) {
-			if (s->label[l]->key == comm_key)
-				comm = pb_str(p, s->label[l]->str);
-			else if (s->label[l]->key == process_key)
-				process = pb_str(p, s->label[l]->str);
-		}
-		f = open_memstream(&buf, &len);
-		if (!f) {
-			r = -ENOMEM;
-			break;
-		}
-		fold_put_name(f, comm[0] ? comm : process[0] ? process : "[unknown]");
-		/* Locations leaf first, lines leaf (innermost inline) first: print reversed. */
-		for (size_t k = s->n_location_id; k-- > 0;) {
-			uint64_t id = s->location_id[k];
-			/* Our builder hands out ids 1..n in order. */
-			const Perftools__Profiles__Location *loc =
-			    id >= 1 && id <= p->n_location && p->location[id - 1]->id == id
-				? p->location[id - 1]
-				: NULL;
-
-			if (!loc)
-				continue;
-			for (size_t ln = loc->n_line; ln-- > 0;) {
-				uint64_t fid = loc->line[ln]->function_id;
-				const Perftools__Profiles__Function *fn =
-				    fid >= 1 && fid <= p->n_function &&
-					    p->function[fid - 1]->id == fid
-					? p->function[fid - 1]
-					: NULL;
-
-				fputc(';', f);
-				fold_put_name(f, fn ? pb_str(p, fn->name) : "[unknown]");
-			}
-		}
-		if (fclose(f) != 0 || !buf) {
-			free(buf);
-			r = -ENOMEM;
-			break;
-		}
-		r = fold_add(&m, buf, (uint64_t)s->value[0]);
-	}
-	if (r >= 0) {
-		size_t n = 0;
-
-		for (size_t i = 0; i < m.cap; i++)
-			if (m.slots[i].stack)
-				m.slots[n++] = m.slots[i];
-		qsort(m.slots, n, sizeof(*m.slots), cmp_fold);
-		for (size_t i = 0; i < n; i++)
-			fprintf(out, "%s %" PRIu64 "\n", m.slots[i].stack, m.slots[i].count);
-		m.cap = n;
-		if (fflush(out) != 0 || ferror(out))
-			r = errno ? -errno : -EIO;
-	}
-	for (size_t i = 0; i < m.cap; i++)
-		free(m.slots[i].stack);
-	free(m.slots);
-	perftools__profiles__profile__free_unpacked(p, NULL);
-	return r;
-}
-
-/* Folded output to a file: temp file + rename, like the pprof writer. */
-static int write_folded_file(struct pprof_builder *b, const char *path)
-{
-	_cleanup_free_ char *dcopy = strdup(path), *bcopy = strdup(path), *tmp = NULL;
-	FILE *f;
-	int fd, r;
-
-	if (!strcmp(path, "-"))
-		return write_folded(b, stdout);
-	if (!dcopy || !bcopy ||
-	    asprintf(&tmp, "%s/.%s.XXXXXX", dirname(dcopy), basename(bcopy)) < 0)
-		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	(void)fchmod(fd, 0600); /* owner only, like the profile (see proto/pprof.h) */
-	f = fdopen(fd, "w");
-	if (!f) {
-		r = -errno;
-		close(fd);
-		unlink(tmp);
-		return r;
-	}
-	r = write_folded(b, f);
-	if (r >= 0 && fsync(fileno(f)) < 0)
-		r = -errno;
-	if (fclose(f) != 0 && r >= 0)
-		r = -errno;
-	if (r >= 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 /* ---- command -----------------------------------------------------------------------------------
  */
 
@@ -1267,8 +1021,10 @@ static void help(void)
 	    "Usage: profd convert FILE [-o OUT] [OPTIONS]\n"
 	    "\n"
 	    "Unwind and symbolize a recording offline and write a gzipped pprof profile (or\n"
-	    "folded stacks). FILE is a raw capture of 'profd record --raw' or a perf.data of\n"
-	    "'perf record --call-graph dwarf' (user registers and stack in every sample).\n"
+	    "folded stacks, or a speedscope file). FILE is a raw capture of 'profd record --raw',\n"
+	    "a perf.data of 'perf record --call-graph dwarf' (user registers and stack in every\n"
+	    "sample), or a gzipped pprof profile (.pb.gz, from profd or any other tool), which\n"
+	    "is written as it is in the --format asked for.\n"
 	    "Binaries are looked up by their recorded path under --sysroot, checked against\n"
 	    "the recorded build-id (another build counts as missing), then by build-id in the\n"
 	    "debug directories (DIR/.build-id/xx/... in perf's cache layout and as debug files).\n"
@@ -1277,9 +1033,17 @@ static void help(void)
 	    "\n"
 	    "Options:\n"
 	    "  -o, --output OUT         file to write (default profile.pb.gz; folded: stdout;\n"
-	    "                           '-' is stdout)\n"
-	    "  -f, --format FORMAT      pprof (default) or folded ('comm;root;...;leaf count'\n"
-	    "                           lines for flamegraph.pl and inferno)\n"
+	    "                           speedscope: profile.speedscope.json; '-' is stdout)\n"
+	    "  -f, --format FORMAT      pprof (default), folded ('comm;root;...;leaf count'\n"
+	    "                           lines for flamegraph.pl and inferno) or speedscope\n"
+	    "                           (speedscope's JSON format, one profile per thread,\n"
+	    "                           inline frames as frames)\n"
+	    "      --sample-type TYPE   folded and speedscope output: weigh stacks by this\n"
+	    "                           sample type (samples, cpu, off_cpu); default: folded\n"
+	    "                           samples, speedscope the profile's default type\n"
+	    "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
+	    "                           template arguments), templates, full or none\n"
+	    "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
 	    "  -s, --sysroot DIR        look for the recorded binaries under DIR (default /)\n"
 	    "      --debug-dir DIR      also look for binaries and debug files by build-id in\n"
 	    "                           DIR (repeatable; always searched: SYSROOT%s and\n"
@@ -1301,10 +1065,13 @@ static void help(void)
 
 static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_sysroot)
 {
-	enum { OPT_DEBUG_DIR = 0x100, OPT_KALLSYMS, OPT_NO_INLINE, OPT_PERF_MAP_DIR };
+	enum { OPT_DEBUG_DIR = 0x100, OPT_KALLSYMS, OPT_NO_INLINE, OPT_PERF_MAP_DIR, OPT_DEMANGLE,
+	       OPT_SAMPLE_TYPE };
 	static const struct option options[] = {
 	    {"output", required_argument, NULL, 'o'},
 	    {"format", required_argument, NULL, 'f'},
+	    {"demangle", required_argument, NULL, OPT_DEMANGLE},
+	    {"sample-type", required_argument, NULL, OPT_SAMPLE_TYPE},
 	    {"sysroot", required_argument, NULL, 's'},
 	    {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
 	    {"kallsyms", required_argument, NULL, OPT_KALLSYMS},
@@ -1326,15 +1093,22 @@ static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_
 			o->output = optarg;
 			break;
 		case 'f':
-			if (!strcmp(optarg, "pprof"))
-				o->format = FORMAT_PPROF;
-			else if (!strcmp(optarg, "folded"))
-				o->format = FORMAT_FOLDED;
-			else
+			if (output_format_from_string(optarg, &o->format) < 0)
 				return log_error_errno(-EINVAL,
-						       "Unknown format '%s': expected pprof or "
-						       "folded.",
+						       "Unknown format '%s': expected pprof, folded or "
+						       "speedscope.",
 						       optarg);
+			break;
+		case OPT_SAMPLE_TYPE:
+			o->sample_type = optarg;
+			break;
+		case OPT_DEMANGLE:
+			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
+				return log_error_errno(-EINVAL,
+						       "Unknown --demangle '%s': expected simple, "
+						       "templates, full or none.",
+						       optarg);
+			o->demangle_set = true;
 			break;
 		case 's': {
 			struct stat st;
@@ -1396,7 +1170,9 @@ static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_
 						"Try 'profd convert --help'.");
 	o->input = argv[optind];
 	if (!o->output)
-		o->output = o->format == FORMAT_FOLDED ? "-" : "profile.pb.gz";
+		o->output = o->format == OUTPUT_FOLDED	   ? "-"
+			    : o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
+							     : "profile.pb.gz";
 	return 0;
 }
 
@@ -1441,6 +1217,32 @@ static void print_summary(const struct convert_ctx *c, const struct profile_summ
 		read_s, build_s);
 }
 
+/* A gzipped pprof in: already symbolized, only its format changes. */
+static int convert_pprof(const struct convert_opts *o)
+{
+	_cleanup_free_ uint8_t *gz = NULL;
+	size_t len;
+	int r;
+
+	if (o->demangle_set)
+		log_warning("%s is a pprof profile, named already: --demangle does not apply.",
+			    o->input);
+	r = output_read_pprof_file(o->input, &gz, &len);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read %s as a gzipped pprof profile: %m", o->input);
+	r = output_write_bytes_type(gz, len, o->format, o->sample_type, o->output, 0600);
+	if (r == -ENOENT && o->sample_type)
+		return log_error_errno(r, "%s has no sample type '%s' (nothing was written).",
+				       o->input, o->sample_type);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->output);
+	if (o->progress)
+		fprintf(!strcmp(o->output, "-") ? stderr : stdout, "profd: wrote %s (%s)\n",
+			!strcmp(o->output, "-") ? "stdout" : o->output,
+			output_format_to_string(o->format));
+	return 0;
+}
+
 int cmd_convert(int argc, char **argv)
 {
 	struct convert_opts o;
@@ -1468,6 +1270,8 @@ int cmd_convert(int argc, char **argv)
 		if (read(fd, magic, sizeof(magic)) != sizeof(magic))
 			memset(magic, 0, sizeof(magic));
 	}
+	if ((unsigned char)magic[0] == 0x1f && (unsigned char)magic[1] == 0x8b)
+		return convert_pprof(&o);
 	r = finder_init(&c.finder, &o);
 	if (r < 0)
 		return log_oom();
@@ -1484,7 +1288,8 @@ int cmd_convert(int argc, char **argv)
 	}
 	for (size_t i = 0; i < c.finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
 		debug_dirs[i] = c.finder.dirs[i];
-	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs}, &symc);
+	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs, .demangle = o.demangle},
+			  &symc);
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up the symbolizer: %m");
 		goto out;
@@ -1672,8 +1477,13 @@ int cmd_convert(int argc, char **argv)
 		log_error_errno(r, "Failed to build the profile: %m");
 		goto out;
 	}
-	r = o.format == FORMAT_FOLDED ? write_folded_file(b, o.output)
-				      : pprof_write_file(b, o.output);
+	r = output_write_builder_type(b, o.format, o.sample_type, o.output, 0600);
+	if (r == -ENOENT && o.sample_type) {
+		log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs --off-cpu); "
+				   "nothing was written.",
+				o.sample_type);
+		goto out;
+	}
 	if (r < 0) {
 		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
 		goto out;

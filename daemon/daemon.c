@@ -45,13 +45,13 @@
 #include "daemon/push.h"
 #include "daemon/session.h"
 #include "daemon/unwind/unwind-cache.h"
+#include "proto/output.h"
 #include "symbolize/symbolize.h"
 
 #define POLL_MS 100
 #define METRICS_REFRESH_NS (500ull * 1000 * 1000)
 #define PUSH_FLUSH_MS 5000
 #define PROFILE_NAME_PREFIX "profile-"
-#define PROFILE_NAME_SUFFIX ".pb.gz"
 #define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
 #define RETENTION_MAX_FILES 1000000
 
@@ -273,7 +273,10 @@ static bool parse_profile_name(const char *n, unsigned *ret_suffix)
 		suffix = strtoul(p + 1, &end, 10);
 		p = end;
 	}
-	if (strcmp(p, PROFILE_NAME_SUFFIX))
+	/* Any format's: files of a format used before a reload still count for retention. */
+	if (strcmp(p, output_format_extension(OUTPUT_PPROF)) &&
+	    strcmp(p, output_format_extension(OUTPUT_SPEEDSCOPE)) &&
+	    strcmp(p, output_format_extension(OUTPUT_FOLDED)))
 		return false;
 	*ret_suffix = suffix;
 	return true;
@@ -387,9 +390,27 @@ static void remove_stale_temp_files(const char *dir_path)
 	while ((de = readdir(dir)))
 		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX,
 			     strlen(PROFILE_NAME_PREFIX) + 1) &&
-		    strstr(de->d_name, PROFILE_NAME_SUFFIX "."))
+		    (strstr(de->d_name, ".pb.gz.") || strstr(de->d_name, ".speedscope.json.") ||
+		     strstr(de->d_name, ".folded.")))
 			unlinkat(dirfd(dir), de->d_name, 0);
 	closedir(dir);
+}
+
+/* The configured format of interval files (validated by config.c). */
+static enum output_format daemon_format(const struct daemon *d)
+{
+	enum output_format f = OUTPUT_PPROF;
+
+	(void)output_format_from_string(d->cfg.format, &f);
+	return f;
+}
+
+static enum sym_demangle_mode demangle_mode(const struct daemon_config *c)
+{
+	enum sym_demangle_mode m = SYM_DEMANGLE_SIMPLE;
+
+	(void)sym_demangle_mode_from_string(c->demangle, &m);
+	return m;
 }
 
 static int profile_path(struct daemon *d, char **ret)
@@ -402,10 +423,11 @@ static int profile_path(struct daemon *d, char **ret)
 	/* Two intervals starting in the same second (a short one after a reload): add -N. */
 	for (unsigned i = 0; i < 100; i++) {
 		char *p;
-		int r = i ? asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s-%u" PROFILE_NAME_SUFFIX,
-				     d->cfg.output_dir, stamp, i)
-			  : asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s" PROFILE_NAME_SUFFIX,
-				     d->cfg.output_dir, stamp);
+		const char *ext = output_format_extension(daemon_format(d));
+		int r = i ? asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s-%u%s", d->cfg.output_dir,
+				     stamp, i, ext)
+			  : asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s%s", d->cfg.output_dir, stamp,
+				     ext);
 
 		if (r < 0)
 			return -ENOMEM;
@@ -469,7 +491,7 @@ static void write_interval(struct daemon *d)
 		if (r >= 0)
 			r = profile_path(d, &path);
 		if (r >= 0)
-			r = pprof_write_file_mode(b, path, PROFILE_FILE_MODE);
+			r = output_write_builder(b, daemon_format(d), path, PROFILE_FILE_MODE);
 		if (r < 0) {
 			d->write_errors++;
 			if (log_ratelimit_ok(&d->rl_write))
@@ -807,6 +829,12 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		       "Profiles the server refused for good (dropped).", s.push.rejected);
 		metric(f, "profd_push_dropped_total", "counter",
 		       "Profiles dropped because the spool was full.", s.push.dropped);
+		metric(f, "profd_push_split_total", "counter",
+		       "Extra profiles spooled to keep each within Pyroscope's limits.",
+		       s.push.split);
+		metric(f, "profd_push_oversize_samples_total", "counter",
+		       "Samples over Pyroscope's size limit on their own (not sent).",
+		       s.push.oversize_samples);
 		metric(f, "profd_push_spool_files", "gauge", "Profiles waiting in the spool.",
 		       s.push.spool_files);
 		metric(f, "profd_push_spool_bytes", "gauge", "Bytes waiting in the spool.",
@@ -1096,6 +1124,25 @@ static int daemon_reload(struct daemon *d)
 		}
 	}
 
+	if (str_changed(n.demangle, d->cfg.demangle)) {
+		struct sym_cache *sc = NULL;
+
+		/* Names are cached as symbolized: another mode needs another cache. */
+		r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&n) }, &sc);
+		if (r < 0) {
+			log_error_errno(r, "Keeping demangle = %s: %m", d->cfg.demangle);
+			free(n.demangle);
+			n.demangle = strdup(d->cfg.demangle);
+			if (!n.demangle) {
+				daemon_config_done(&n);
+				return log_oom();
+			}
+		} else {
+			sym_cache_free(d->sym_cache);
+			d->sym_cache = sc;
+		}
+	}
+
 	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
 	if (str_changed(n.listen, d->cfg.listen) || http_access_changed(&n, &d->cfg)) {
 		struct http_server *h = NULL;
@@ -1229,7 +1276,8 @@ static int daemon_run(struct daemon *d)
 	r = session_new(&sc, &d->session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");
-	r = sym_cache_new(NULL, &d->sym_cache);
+	r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&d->cfg) },
+			  &d->sym_cache);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the symbol cache: %m");
 	r = kallsyms_load("/proc/kallsyms", &d->ks);

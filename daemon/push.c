@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/push.h"
+#include "proto/output.h"
 
 #define SPOOL_PREFIX "push-"
 #define SPOOL_SUFFIX ".pb.gz"
@@ -146,8 +147,8 @@ static int write_all(int fd, const uint8_t *data, size_t len)
 	return 0;
 }
 
-int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, int64_t until_s,
-		unsigned sample_rate)
+static int spool_one(struct push *p, const void *data, size_t len, int64_t from_s,
+		     int64_t until_s, unsigned sample_rate)
 {
 	_cleanup_free_ char *tmp = NULL;
 	char name[128];
@@ -208,11 +209,49 @@ int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, in
 		spool_free(e, n);
 	}
 
+	return 0;
+}
+
+struct spool_part {
+	struct push *p;
+	int64_t from_s, until_s;
+	unsigned sample_rate;
+};
+
+static int spool_part(void *userdata, const uint8_t *gz, size_t len)
+{
+	struct spool_part *sp = userdata;
+
+	return spool_one(sp->p, gz, len, sp->from_s, sp->until_s, sp->sample_rate);
+}
+
+int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, int64_t until_s,
+		unsigned sample_rate)
+{
+	struct spool_part sp = { .p = p, .from_s = from_s, .until_s = until_s,
+				 .sample_rate = sample_rate };
+	struct output_split_stats st = {};
+	int r;
+
+	/* Within the server's limits, or in parts that are (each a whole profile of the same
+	 * interval: the server adds them up). */
+	r = output_split_pprof(data, len, PUSH_MAX_SAMPLES, PUSH_MAX_PROFILE_BYTES, spool_part, &sp,
+			       &st);
 	pthread_mutex_lock(&p->lock);
+	if (st.parts > 1)
+		p->st.split += st.parts - 1;
+	p->st.oversize_samples += st.dropped_samples;
 	p->wake = true;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	return 0;
+	if (st.parts > 1)
+		log_info("Push: the interval's profile is over Pyroscope's limits (%d samples, %d "
+			 "bytes): spooled as %zu profiles.",
+			 PUSH_MAX_SAMPLES, PUSH_MAX_PROFILE_BYTES, st.parts);
+	if (st.dropped_samples)
+		log_warning("Push: %zu samples larger than %d bytes on their own were not sent.",
+			    st.dropped_samples, PUSH_MAX_PROFILE_BYTES);
+	return r;
 }
 
 /* ---- the worker -------------------------------------------------------------------------- */

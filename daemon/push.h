@@ -13,6 +13,12 @@
  * So nothing is lost while the server is down, nor across restarts of profd. The spool is
  * bounded: past `spool_bytes` the oldest files are dropped (logged, counted).
  *
+ * Limits: Pyroscope refuses a profile over PUSH_MAX_PROFILE_BYTES uncompressed or with more
+ * than PUSH_MAX_SAMPLES samples (its validation defaults, pkg/validation/limits.go). A bigger
+ * interval is spooled as several profiles of the same interval, each within both limits
+ * (proto/output.h, output_split_pprof()), which the server adds up; push_stats.split counts
+ * the extra parts, oversize_samples the samples that alone exceed the byte limit (not sent).
+ *
  * Failures: a connection error, a timeout, 408, 425, 429 or 5xx is retried with exponential
  * backoff (PUSH_BACKOFF_MIN_MS doubling up to PUSH_BACKOFF_MAX_MS; a new profile triggers an
  * immediate attempt); any other 4xx means the server will never take that file: it is logged
@@ -28,6 +34,8 @@
 #define PUSH_BACKOFF_MAX_MS 60000
 #define PUSH_TIMEOUT_MS 30000
 #define PUSH_CONNECT_TIMEOUT_MS 5000
+#define PUSH_MAX_SAMPLES 16000                   /* Pyroscope's max_profile_stacktrace_samples */
+#define PUSH_MAX_PROFILE_BYTES (4 * 1024 * 1024) /* Pyroscope's max_profile_size_bytes */
 
 struct push_config {
 	const char *url;       /* base URL, e.g. http://pyroscope:4040 (no query) */
@@ -54,7 +62,8 @@ void push_free(struct push *p, unsigned flush_ms);
 
 /*
  * Spool one gzipped pprof profile covering [from_s, until_s] (Unix seconds) sampled at
- * sample_rate Hz, and wake the worker. Returns 0 or -errno when the file could not be written.
+ * sample_rate Hz (in parts when over the limits above), and wake the worker. Returns 0 or
+ * -errno when a file could not be written, -EBADMSG when data is not a gzipped pprof.
  */
 int push_submit(struct push *p, const void *data, size_t len, int64_t from_s, int64_t until_s,
 		unsigned sample_rate);
@@ -64,6 +73,8 @@ struct push_stats {
 	uint64_t failures; /* failed attempts (retried) */
 	uint64_t rejected; /* profiles the server refused for good (dropped) */
 	uint64_t dropped;  /* profiles dropped because the spool was full */
+	uint64_t split;	   /* extra profiles spooled to stay within the server's limits */
+	uint64_t oversize_samples; /* samples too big to send at all */
 	uint64_t spool_files, spool_bytes;
 	bool failing; /* the last attempt failed */
 };

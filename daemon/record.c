@@ -25,6 +25,7 @@
 #include "daemon/profile.h"
 #include "daemon/raw.h"
 #include "daemon/session.h"
+#include "proto/output.h"
 #include "symbolize/symbolize.h"
 
 #define RECORD_MAX_PIDS 1024
@@ -48,6 +49,9 @@ struct record_opts {
 	uint64_t off_cpu_min_ns;
 	bool debuginfod;
 	bool progress;
+	enum output_format format;
+	const char *sample_type; /* folded/speedscope: value to weigh by; NULL: the format's */
+	enum sym_demangle_mode demangle;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -72,7 +76,17 @@ static void help(void)
 	       "  -F, --freq HZ            samples per second per CPU (default 99, max %d)\n"
 	       "  -d, --duration SECONDS   stop after this long (default: until Ctrl-C or the\n"
 	       "                           targets exit)\n"
-	       "  -o, --output FILE        profile to write (default profile.pb.gz)\n"
+	       "  -o, --output FILE        profile to write (default profile.pb.gz; speedscope:\n"
+	       "                           profile.speedscope.json; folded: profile.folded)\n"
+	       "  -f, --format FORMAT      pprof (default), speedscope (speedscope's JSON, one\n"
+	       "                           profile per thread, inline frames as frames) or\n"
+	       "                           folded ('comm;root;...;leaf count' lines)\n"
+	       "      --sample-type TYPE   folded and speedscope output: weigh stacks by this\n"
+	       "                           sample type (samples, cpu, or off_cpu with --off-cpu);\n"
+	       "                           default: folded samples, speedscope cpu\n"
+	       "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
+	       "                           template arguments), templates, full or none\n"
+	       "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
 	       "      --raw FILE           write a raw capture to FILE instead of the profile: the\n"
 	       "                           samples as captured plus mappings and kernel symbols,\n"
 	       "                           for 'profd convert FILE' later or on another machine\n"
@@ -153,13 +167,17 @@ static int parse_pids(const char *arg, struct record_opts *o)
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
 	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
-	       OPT_RING_BUFFER, OPT_NO_PYTHON, OPT_OFF_CPU, OPT_OFF_CPU_MIN };
+	       OPT_RING_BUFFER, OPT_NO_PYTHON, OPT_OFF_CPU, OPT_OFF_CPU_MIN, OPT_DEMANGLE,
+	       OPT_SAMPLE_TYPE };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "freq", required_argument, NULL, 'F' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "demangle", required_argument, NULL, OPT_DEMANGLE },
+		{ "sample-type", required_argument, NULL, OPT_SAMPLE_TYPE },
 		{ "raw", required_argument, NULL, OPT_RAW },
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
@@ -189,7 +207,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		.progress = true,
 	};
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:aF:d:o:qvh", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+p:aF:d:o:f:qvh", options, NULL)) >= 0) {
 		switch (c) {
 		case 'p':
 			r = parse_pids(optarg, o);
@@ -223,6 +241,29 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 				return log_error_errno(-EINVAL, "Empty output file name.");
 			o->output = optarg;
 			output_set = true;
+			break;
+		case 'f':
+			if (output_format_from_string(optarg, &o->format) < 0)
+				return log_error_errno(-EINVAL,
+						       "Unknown format '%s': expected pprof, speedscope "
+						       "or folded.",
+						       optarg);
+			break;
+		case OPT_SAMPLE_TYPE:
+			if (strcmp(optarg, "samples") && strcmp(optarg, "cpu") &&
+			    strcmp(optarg, "off_cpu"))
+				return log_error_errno(-EINVAL,
+						       "Unknown --sample-type '%s': expected samples, cpu "
+						       "or off_cpu.",
+						       optarg);
+			o->sample_type = optarg;
+			break;
+		case OPT_DEMANGLE:
+			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
+				return log_error_errno(-EINVAL,
+						       "Unknown --demangle '%s': expected simple, "
+						       "templates, full or none.",
+						       optarg);
 			break;
 		case OPT_RAW:
 			if (!*optarg)
@@ -287,6 +328,9 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 	}
 	if (optind < argc)
 		o->cmd = argv + optind;
+	if (!output_set && o->format != OUTPUT_PPROF)
+		o->output = o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
+							   : "profile.folded";
 	if (o->raw && output_set)
 		return log_error_errno(-EINVAL, "--raw writes a raw capture instead of the profile: "
 						"give -o or --raw, not both.");
@@ -717,7 +761,9 @@ int cmd_record(int argc, char **argv)
 		r = 0;
 		goto out;
 	}
-	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod }, &symc);
+	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod,
+						      .demangle = o.demangle },
+			  &symc);
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up the symbolizer: %m");
 		goto out;
@@ -736,7 +782,13 @@ int cmd_record(int argc, char **argv)
 		log_error_errno(r, "Failed to build the profile: %m");
 		goto out;
 	}
-	r = pprof_write_file(b, o.output);
+	r = output_write_builder_type(b, o.format, o.sample_type, o.output, 0600);
+	if (r == -ENOENT && o.sample_type) {
+		log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs --off-cpu); "
+				   "nothing was written.",
+				o.sample_type);
+		goto out;
+	}
 	if (r < 0) {
 		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
 		goto out;

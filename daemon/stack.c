@@ -63,6 +63,7 @@ struct stack_ctx {
 	const char *sysroot;
 	bool inlines;
 	bool verbose;		/* also print each function's start address */
+	enum sym_demangle_mode demangle;
 	struct stack_map *maps; /* sorted by start */
 	size_t n_maps;
 	size_t cap_maps;
@@ -567,7 +568,8 @@ static void print_frame(struct stack_ctx *x, const struct unwind_frame *f, unsig
 	res->n_frames = 0;
 	if (m && m->bin->fd >= 0) {
 		if (!m->bin->sym && m->bin->sym_err == 0) {
-			int r = sym_elf_open(m->bin->fd, m->bin->path, &m->bin->sym);
+			struct sym_elf_options so = { .demangle = x->demangle };
+			int r = sym_elf_open_with(m->bin->fd, m->bin->path, &so, &m->bin->sym);
 
 			if (r < 0)
 				m->bin->sym_err = r;
@@ -649,6 +651,9 @@ static void help(void)
 	       "  -m, --maps FILE     the process's mappings, in /proc/PID/maps format (qemu-user\n"
 	       "                      cores have no NT_FILE note)\n"
 	       "      --no-inline     do not show inlined functions as frames\n"
+	       "      --demangle MODE C++/Rust names: simple (default: no parameters or template\n"
+	       "                      arguments), templates, full or none (mangled), as pprof's\n"
+	       "                      -symbolize=demangle=MODE and profd record\n"
 	       "  -v, --verbose       also show each function's start address ([fn 0x...])\n"
 	       "  -h, --help          show this help\n");
 }
@@ -673,13 +678,14 @@ static const char *core_error(int r)
 
 int cmd_stack(int argc, char **argv)
 {
-	enum { ARG_NO_INLINE = 0x100 };
+	enum { ARG_NO_INLINE = 0x100, ARG_DEMANGLE };
 	static const struct option options[] = {
 		{ "core", required_argument, NULL, 'c' },
 		{ "exe", required_argument, NULL, 'e' },
 		{ "sysroot", required_argument, NULL, 's' },
 		{ "maps", required_argument, NULL, 'm' },
 		{ "no-inline", no_argument, NULL, ARG_NO_INLINE },
+		{ "demangle", required_argument, NULL, ARG_DEMANGLE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -715,6 +721,13 @@ int cmd_stack(int argc, char **argv)
 			break;
 		case ARG_NO_INLINE:
 			x.inlines = false;
+			break;
+		case ARG_DEMANGLE:
+			if (sym_demangle_mode_from_string(optarg, &x.demangle) < 0)
+				return log_error_errno(-EINVAL,
+						       "Unknown --demangle '%s': expected simple, "
+						       "templates, full or none.",
+						       optarg);
 			break;
 		case 'v':
 			x.verbose = true;

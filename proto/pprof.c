@@ -1023,8 +1023,6 @@ int pprof_write_file(struct pprof_builder *b, const char *path)
 int pprof_write_file_mode(struct pprof_builder *b, const char *path, mode_t mode)
 {
 	_cleanup_free_ uint8_t *data = NULL;
-	_cleanup_free_ char *tmp = NULL, *dir = NULL;
-	_cleanup_close_ int fd = -1, dfd = -1;
 	size_t len;
 	int r;
 
@@ -1034,6 +1032,17 @@ int pprof_write_file_mode(struct pprof_builder *b, const char *path, mode_t mode
 	r = pprof_serialize(b, &data, &len);
 	if (r < 0)
 		return r;
+	return pprof_write_data_mode(path, data, len, mode);
+}
+
+int pprof_write_data_mode(const char *path, const uint8_t *data, size_t len, mode_t mode)
+{
+	_cleanup_free_ char *tmp = NULL, *dir = NULL;
+	_cleanup_close_ int fd = -1, dfd = -1;
+	int r;
+
+	if (!path || !*path || (!data && len))
+		return -EINVAL;
 	r = temp_path_for(path, &tmp, &dir);
 	if (r < 0)
 		return r;
@@ -1053,7 +1062,7 @@ int pprof_write_file_mode(struct pprof_builder *b, const char *path, mode_t mode
 	}
 
 	/*
-	 * Make the rename itself durable. Best effort: the complete profile is already at path, and
+	 * Make the rename itself durable. Best effort: the complete file is already at path, and
 	 * failing now would break the promise that a failed write leaves nothing there.
 	 */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -133,6 +133,8 @@ int pprof_serialize(struct pprof_builder *b, uint8_t **ret, size_t *ret_len);
  */
 int pprof_write_file(struct pprof_builder *b, const char *path);
 int pprof_write_file_mode(struct pprof_builder *b, const char *path, mode_t mode);
+/* The same atomic write of any bytes (other output formats, proto/output.h). */
+int pprof_write_data_mode(const char *path, const uint8_t *data, size_t len, mode_t mode);
 
 /* Counts, for summaries and tests; 0 for a NULL builder. */
 size_t pprof_n_samples(const struct pprof_builder *b);

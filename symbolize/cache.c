@@ -533,6 +533,7 @@ int sym_cache_new(const struct sym_cache_config *cfg, struct sym_cache **ret)
 	c->elf_opts = (struct sym_elf_options){
 		.debug_dirs = (const char *const *)c->debug_dirs,
 		.debuginfod = cfg->debuginfod,
+		.demangle = cfg->demangle,
 	};
 	if (bin_buckets_grow(c) < 0 || buckets_grow(c) < 0)
 		return -ENOMEM;

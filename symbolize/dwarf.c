@@ -153,6 +153,7 @@ struct sym_elf {
 	char *path;               /* the binary's name in the target */
 	char **debug_dirs;        /* absolute, NULL-terminated */
 	bool debuginfod;
+	enum sym_demangle_mode demangle;
 	bool debug_searched; /* libdwfl asked for the module's debug file */
 	bool debug_located;  /* our local search ran (locate_debug_file) */
 	int debug_fd;	     /* what it found, -1: nothing; libdwfl gets a dup */
@@ -341,6 +342,9 @@ int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *op
 	e->main_dev = st.st_dev;
 	e->main_ino = st.st_ino;
 	e->debuginfod = opts && opts->debuginfod;
+	e->demangle = opts ? opts->demangle : SYM_DEMANGLE_SIMPLE;
+	if ((unsigned)e->demangle > SYM_DEMANGLE_NONE)
+		return -EINVAL;
 	e->path = strdup(path);
 	if (!e->path)
 		return -ENOMEM;
@@ -649,7 +653,8 @@ int sym_elf_vaddr_from_offset(struct sym_elf *e, uint64_t file_offset, uint64_t 
 /* The name to show for a raw symbol: demangled and pooled, or `raw` itself. */
 static const char *display_name(struct sym_elf *e, const char *raw)
 {
-	if (!raw || raw[0] != '_' || (raw[1] != 'Z' && raw[1] != 'R'))
+	if (!raw || raw[0] != '_' || (raw[1] != 'Z' && raw[1] != 'R') ||
+	    e->demangle == SYM_DEMANGLE_NONE)
 		return raw;
 
 	const char *v = str_pool_map_get(&e->pool, raw);
@@ -657,7 +662,7 @@ static const char *display_name(struct sym_elf *e, const char *raw)
 		return v;
 
 	v = raw;
-	if (demangle_into(raw, &e->dm) >= 0) {
+	if (demangle_into(raw, e->demangle, &e->dm) >= 0) {
 		const char *d = str_pool_strndup(&e->pool, e->dm.buf, e->dm.len);
 		/* Out of string budget: show the raw name rather than fail. */
 		if (!d)
@@ -676,19 +681,371 @@ static size_t hash_key(const void *key)
 	return (size_t)(h ^ (h >> 29));
 }
 
-static const char *die_raw_name(Dwarf_Die *die)
+static const char *die_linkage_name(Dwarf_Die *die)
 {
 	Dwarf_Attribute attr;
 	/* Integrate: inlined instances name nothing themselves, their abstract origin (and its
-	 * declaration, via DW_AT_specification) does. Linkage names carry the C++ scope and
-	 * signature; DW_AT_name is the plain C name. */
+	 * declaration, via DW_AT_specification) does. */
 	const char *name =
 		dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
 	if (!name)
 		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
-	if (!name)
-		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
 	return name && name[0] ? name : NULL;
+}
+
+static const char *die_plain_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	const char *name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+	return name && name[0] ? name : NULL;
+}
+
+/* ---- qualified names (symbolize.h, "Names") -------------------------------------------------- */
+
+/* Bounds for hostile DWARF: reference hops, nesting of named scopes, output length. */
+#define QUAL_MAX_HOPS 8
+#define QUAL_MAX_DEPTH 4
+#define QUAL_MAX_LEN 4096
+#define QUAL_MAX_NEST 8 /* put_qualified() calls in progress: types of lambdas in scopes ... */
+
+struct qbuf {
+	char s[QUAL_MAX_LEN];
+	size_t len;
+	bool overflow;
+	unsigned nest; /* of put_qualified(), carried into the buffers of nested names */
+};
+
+static void qb_put(struct qbuf *q, const char *s)
+{
+	size_t n = strlen(s);
+	if (q->overflow || n >= sizeof(q->s) - q->len) {
+		q->overflow = true;
+		return;
+	}
+	memcpy(q->s + q->len, s, n + 1);
+	q->len += n;
+}
+
+/* Where a DIE's name and scope are: through abstract origin, then specification. */
+static void die_declaration(Dwarf_Die *die, Dwarf_Die *ret)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Die next;
+
+	*ret = *die;
+	for (int hop = 0; hop < QUAL_MAX_HOPS; hop++) {
+		if (dwarf_formref_die(dwarf_attr(ret, DW_AT_abstract_origin, &attr), &next) ||
+		    dwarf_formref_die(dwarf_attr(ret, DW_AT_specification, &attr), &next))
+			*ret = next;
+		else
+			break;
+	}
+}
+
+static bool lang_has_scopes(Dwarf_Die *die)
+{
+	Dwarf_Die cu;
+	if (!dwarf_diecu(die, &cu, NULL, NULL))
+		return false;
+	switch (dwarf_srclang(&cu)) {
+	case DW_LANG_C_plus_plus:
+	case DW_LANG_C_plus_plus_03:
+	case DW_LANG_C_plus_plus_11:
+	case DW_LANG_C_plus_plus_14:
+	case DW_LANG_Rust:
+	case DW_LANG_D:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void put_qualified(struct sym_elf *e, Dwarf_Die *die, struct qbuf *q, int depth);
+
+/* A type as the demangler spells it (for a lambda's signature); false when unsure. */
+static bool put_type(struct sym_elf *e, Dwarf_Die *type, struct qbuf *q, int depth)
+{
+	static const struct {
+		const char *dwarf, *demangled;
+	} base[] = {
+		{ "long int", "long" },
+		{ "long unsigned int", "unsigned long" },
+		{ "long long int", "long long" },
+		{ "long long unsigned int", "unsigned long long" },
+		{ "short int", "short" },
+		{ "short unsigned int", "unsigned short" },
+		{ "_Bool", "bool" },
+	};
+	Dwarf_Attribute attr;
+	Dwarf_Die inner;
+	const char *name;
+
+	if (depth > 16)
+		return false;
+	switch (dwarf_tag(type)) {
+	case DW_TAG_base_type:
+		name = die_plain_name(type);
+		if (!name)
+			return false;
+		for (size_t i = 0; i < ARRAY_SIZE(base); i++)
+			if (!strcmp(name, base[i].dwarf))
+				name = base[i].demangled;
+		qb_put(q, name);
+		return true;
+	case DW_TAG_typedef:
+		/* Mangled names carry the type, not its alias. */
+		return dwarf_formref_die(dwarf_attr(type, DW_AT_type, &attr), &inner) &&
+		       put_type(e, &inner, q, depth + 1);
+	case DW_TAG_pointer_type:
+	case DW_TAG_reference_type:
+	case DW_TAG_rvalue_reference_type:
+	case DW_TAG_const_type:
+	case DW_TAG_volatile_type: {
+		int tag = dwarf_tag(type);
+		if (!dwarf_formref_die(dwarf_attr(type, DW_AT_type, &attr), &inner)) {
+			if (tag != DW_TAG_pointer_type)
+				return false;
+			qb_put(q, "void");
+		} else if (!put_type(e, &inner, q, depth + 1)) {
+			return false;
+		}
+		qb_put(q, tag == DW_TAG_pointer_type		? "*"
+			  : tag == DW_TAG_reference_type	? "&"
+			  : tag == DW_TAG_rvalue_reference_type ? "&&"
+			  : tag == DW_TAG_const_type		? " const"
+								: " volatile");
+		return true;
+	}
+	case DW_TAG_structure_type:
+	case DW_TAG_class_type:
+	case DW_TAG_union_type:
+	case DW_TAG_enumeration_type:
+		if (!die_plain_name(type))
+			return false;
+		put_qualified(e, type, q, QUAL_MAX_DEPTH - 1);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A lambda's operator(): "(PARAMS)" from its explicit parameters. */
+static bool put_params(struct sym_elf *e, Dwarf_Die *fn, struct qbuf *q)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Die child, type;
+	bool first = true;
+
+	qb_put(q, "(");
+	if (dwarf_child(fn, &child) == 0) {
+		do {
+			if (dwarf_tag(&child) != DW_TAG_formal_parameter)
+				continue;
+			if (dwarf_hasattr(&child, DW_AT_artificial))
+				continue;
+			if (!dwarf_formref_die(dwarf_attr(&child, DW_AT_type, &attr), &type))
+				return false;
+			if (!first)
+				qb_put(q, ", ");
+			first = false;
+			if (!put_type(e, &type, q, 0))
+				return false;
+		} while (dwarf_siblingof(&child, &child) == 0);
+	}
+	qb_put(q, ")");
+	return !q->overflow;
+}
+
+/* The operator() of a closure type (an unnamed class whose ctor GCC names "<lambda>"). */
+static bool closure_operator(Dwarf_Die *cls, Dwarf_Die *ret)
+{
+	Dwarf_Die child;
+	bool lambda = false, found = false;
+	unsigned n = 0;
+
+	if (dwarf_child(cls, &child) != 0)
+		return false;
+	do {
+		if (++n > 256)
+			break;
+		if (dwarf_tag(&child) != DW_TAG_subprogram)
+			continue;
+		const char *nm = die_plain_name(&child);
+		if (!nm)
+			continue;
+		if (!strncmp(nm, "<lambda", 7))
+			lambda = true;
+		else if (!strcmp(nm, "operator()") && !found) {
+			*ret = child;
+			found = true;
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return lambda && found;
+}
+
+/* "{lambda(PARAMS)#N}" for closure type `cls` whose parent is `parent`. */
+static bool put_lambda(struct sym_elf *e, Dwarf_Die *cls, Dwarf_Die *parent, struct qbuf *q)
+{
+	struct qbuf sig = { .nest = q->nest }, other = { .nest = q->nest };
+	Dwarf_Die op, child;
+	unsigned n = 1, seen = 0;
+	char num[32];
+
+	if (!closure_operator(cls, &op) || !put_params(e, &op, &sig))
+		return false;
+	if (dwarf_child(parent, &child) == 0) {
+		do {
+			if (++seen > 4096 || dwarf_dieoffset(&child) == dwarf_dieoffset(cls))
+				break;
+			int tag = dwarf_tag(&child);
+			if ((tag != DW_TAG_structure_type && tag != DW_TAG_class_type) ||
+			    die_plain_name(&child) || !closure_operator(&child, &op))
+				continue;
+			other.len = 0;
+			other.overflow = false;
+			other.s[0] = '\0';
+			if (put_params(e, &op, &other) && !strcmp(other.s, sig.s))
+				n++;
+		} while (dwarf_siblingof(&child, &child) == 0);
+	}
+	snprintf(num, sizeof(num), "#%u}", n);
+	qb_put(q, "{lambda");
+	qb_put(q, sig.s);
+	qb_put(q, num);
+	return true;
+}
+
+/*
+ * The scopes enclosing `decl` (a declaration DIE), outermost first, each followed by "::".
+ * A function scope is written whole (its demangled linkage name with parameters) and ends
+ * the walk outwards.
+ */
+static void put_scopes(struct sym_elf *e, Dwarf_Die *decl, struct qbuf *q, int depth)
+{
+	Dwarf_Die *scopes = NULL;
+	int n = dwarf_getscopes_die(decl, &scopes);
+	int outer = n - 1;
+
+	if (n <= 1) {
+		free(scopes);
+		return;
+	}
+	/* scopes[0] is decl, then its parents up to the CU; find where to start. */
+	for (int i = 1; i < n; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		Dwarf_Attribute attr;
+		if (tag == DW_TAG_subprogram ||
+		    ((tag == DW_TAG_structure_type || tag == DW_TAG_class_type ||
+		      tag == DW_TAG_union_type) &&
+		     dwarf_hasattr(&scopes[i], DW_AT_specification)) ||
+		    (tag == DW_TAG_subprogram && dwarf_attr(&scopes[i], DW_AT_abstract_origin, &attr))) {
+			outer = i;
+			break;
+		}
+	}
+	for (int i = outer; i >= 1; i--) {
+		Dwarf_Die *s = &scopes[i];
+		const char *nm = die_plain_name(s);
+		switch (dwarf_tag(s)) {
+		case DW_TAG_namespace:
+			qb_put(q, nm ? nm : "(anonymous namespace)");
+			break;
+		case DW_TAG_structure_type:
+		case DW_TAG_class_type:
+		case DW_TAG_union_type:
+			if (dwarf_hasattr(s, DW_AT_specification) && depth < QUAL_MAX_DEPTH) {
+				put_qualified(e, s, q, depth + 1);
+			} else if (nm) {
+				qb_put(q, nm);
+			} else if (i + 1 >= n || !put_lambda(e, s, &scopes[i + 1], q)) {
+				qb_put(q, "{unnamed type#1}");
+			}
+			break;
+		case DW_TAG_subprogram: {
+			const char *link = die_linkage_name(s);
+			if (link && demangle_into(link, SYM_DEMANGLE_FULL, &e->dm) >= 0)
+				qb_put(q, e->dm.buf);
+			else if (depth < QUAL_MAX_DEPTH)
+				put_qualified(e, s, q, depth + 1);
+			else
+				qb_put(q, nm ? nm : "??");
+			break;
+		}
+		default:
+			continue; /* CU, lexical blocks: not part of a name */
+		}
+		qb_put(q, "::");
+	}
+	free(scopes);
+}
+
+/* DW_AT_name of `die` qualified by its scopes, into q. */
+static void put_qualified(struct sym_elf *e, Dwarf_Die *die, struct qbuf *q, int depth)
+{
+	Dwarf_Die decl;
+	const char *nm;
+
+	/* Hostile DWARF can make a name part of itself (a lambda taking a type declared in it):
+	 * too deep a nesting makes the whole name fail (overflow), and the plain name is used. */
+	if (q->nest >= QUAL_MAX_NEST) {
+		q->overflow = true;
+		return;
+	}
+	q->nest++;
+	die_declaration(die, &decl);
+	nm = die_plain_name(&decl);
+	put_scopes(e, &decl, q, depth);
+	if (nm) {
+		qb_put(q, nm);
+	} else if (dwarf_tag(&decl) == DW_TAG_namespace) {
+		qb_put(q, "(anonymous namespace)");
+	} else {
+		qb_put(q, "??");
+	}
+	q->nest--;
+}
+
+/*
+ * The name of a function DIE without a linkage name: its qualified DW_AT_name, simplified
+ * as the mode says, pooled once per declaration DIE. NULL: the DIE has no name.
+ */
+static const char *qualified_name(struct sym_elf *e, Dwarf_Die *die)
+{
+	const char *plain = die_plain_name(die);
+	Dwarf_Die decl;
+	char key[40];
+
+	if (!plain)
+		return NULL;
+	if (!lang_has_scopes(die))
+		return plain;
+	die_declaration(die, &decl);
+	snprintf(key, sizeof(key), "\001%p", (void *)decl.addr);
+	const char *v = str_pool_map_get(&e->pool, key);
+	if (v)
+		return v;
+
+	struct qbuf *q = malloc(sizeof(*q));
+	if (!q)
+		return plain;
+	q->len = 0;
+	q->overflow = false;
+	q->nest = 0;
+	q->s[0] = '\0';
+	put_qualified(e, die, q, 0);
+	if (q->overflow) {
+		free(q);
+		return plain;
+	}
+	if (e->demangle == SYM_DEMANGLE_SIMPLE)
+		q->len = demangle_strip_templates(q->s, q->len);
+	v = str_pool_strndup(&e->pool, q->s, q->len);
+	const char *k = v ? str_pool_strndup(&e->pool, key, strlen(key)) : NULL;
+	free(q);
+	if (!v || !k)
+		return plain;
+	(void)str_pool_map_put(&e->pool, k, v);
+	return v;
 }
 
 static uint32_t clamp_u32(Dwarf_Word v)
@@ -728,8 +1085,16 @@ static void fn_info_read(struct sym_elf *e, Dwarf_Die *d, struct fn_info *f)
 {
 	Dwarf_Addr pc;
 
-	*f = (struct fn_info){ .raw = die_raw_name(d), .decl_line = decl_line(d) };
-	f->name = f->raw ? display_name(e, f->raw) : NULL;
+	*f = (struct fn_info){ .raw = die_linkage_name(d), .decl_line = decl_line(d) };
+	if (f->raw) {
+		f->name = display_name(e, f->raw);
+	} else {
+		/* No mangled name: system_name is the DWARF name as it is. That it differs from
+		 * the qualified name also keeps pprof from "simplifying" ours (it rewrites a name
+		 * equal to its system_name that looks like C++). */
+		f->raw = die_plain_name(d);
+		f->name = qualified_name(e, d);
+	}
 	if (dwarf_entrypc(d, &pc) == 0 || dwarf_lowpc(d, &pc) == 0) {
 		f->pc = pc;
 		f->has_pc = true;

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "symbolize/symbolize.h"
+
 struct str_pool_chunk;
 struct str_pool_slot;
 
@@ -47,8 +49,10 @@ struct demangle_buf {
 	bool overflow;
 };
 void demangle_buf_done(struct demangle_buf *b);
-/* 0 with b->buf holding the NUL-terminated result, or -errno as sym_demangle(). */
-int demangle_into(const char *name, struct demangle_buf *b);
+/* >= 0 with b->buf holding the NUL-terminated result, or -errno as sym_demangle_as(). */
+int demangle_into(const char *name, enum sym_demangle_mode mode, struct demangle_buf *b);
+/* SYM_DEMANGLE_SIMPLE's last step on any demangled text, in place; returns the new length. */
+size_t demangle_strip_templates(char *s, size_t n);
 
 /*
  * struct func_table: a module's function symbols sorted by address (functab.c), built once

@@ -40,6 +40,27 @@
  * lines longer than KALLSYMS_MAX_LINE (-EBADMSG). Perf maps and the cache: see their sections
  * below.
  *
+ * Names (one rule for every frame, inlined or not, C++ and Rust alike): a function is named
+ * from its linkage name, DW_AT_linkage_name (or DW_AT_MIPS_linkage_name) of its DIE or of the
+ * DIEs its DW_AT_abstract_origin / DW_AT_specification lead to, or, without DWARF, the ELF
+ * symbol; that mangled name is system_name and name is its demangling under the sym_elf's
+ * enum sym_demangle_mode (libiberty, as c++filt; Rust hashes dropped; clone suffixes such as
+ * ".constprop.0" dropped except in NONE). A function with no linkage name anywhere (GCC emits
+ * none for lambdas' operator() and for template instances that were only ever inlined, nor
+ * for C) is named DW_AT_name qualified by the DIEs enclosing its declaration (after
+ * abstract origin and specification), outermost first, joined by "::": namespaces
+ * ("(anonymous namespace)" when unnamed), classes, structures and unions by their DW_AT_name
+ * (following their own DW_AT_specification), an enclosing function by its demangled linkage
+ * name with parameters as c++filt prints local names, and a lambda's closure type as
+ * "{lambda(PARAMS)#N}" (PARAMS from the operator's parameter types, N counting earlier
+ * closures of the same signature in that scope, as the Itanium mangling does). Such a name's
+ * system_name is the plain DW_AT_name (there is no mangled one; pprof leaves a name alone when
+ * it differs from its system_name), and it is simplified like a demangled one;
+ * it never carries the function's own parameter list, and template arguments in it are
+ * spelled as DWARF spells them ("long int" where c++filt says "long"): only in the default
+ * SIMPLE mode, where both lose their template arguments, are the two spellings equal. Names in
+ * C compilation units are DW_AT_name as is.
+ *
  * Threads: a sym_elf and a sym_cache are not thread-safe (libdw caches are filled lazily); use
  * each one from one thread at a time (a sym_warmer hands its cache over to its thread). A
  * loaded kallsyms or perfmap is read-only and may be shared.
@@ -95,6 +116,31 @@ struct sym_result {
 	struct sym_frame frames[SYM_MAX_INLINE]; /* frames[0] is the innermost (leaf) */
 };
 
+/*
+ * How frame names are simplified; the modes of pprof's -symbolize=demangle=MODE (its
+ * demangler's options in brackets), applied by libiberty's demangler:
+ *   SIMPLE    (pprof's default [NoParams, NoTemplateParams]): no parameter list, no return
+ *             type, no template arguments: "std::vector::_M_realloc_insert". Lambdas keep
+ *             their enclosing function's parameters: "f(int)::{lambda(int)#1}::operator()".
+ *   TEMPLATES ("templates" [NoParams]): no parameter list or return type, template
+ *             arguments kept, as `c++filt -p`.
+ *   FULL      ("full" [NoClones]): as `c++filt`, without clone suffixes.
+ *   NONE      ("none"): the mangled linkage name as is.
+ * SIMPLE is profd's default: it is the only mode in which a function reads the same whether
+ * it was inlined (often named from DWARF without a linkage name, see "Names" above) or not,
+ * and the one in which pprof merges a template's instances into one function.
+ */
+enum sym_demangle_mode {
+	SYM_DEMANGLE_SIMPLE = 0,
+	SYM_DEMANGLE_TEMPLATES,
+	SYM_DEMANGLE_FULL,
+	SYM_DEMANGLE_NONE,
+};
+
+/* "simple", "templates", "full", "none" <-> the mode. from_string: 0 or -EINVAL. */
+int sym_demangle_mode_from_string(const char *s, enum sym_demangle_mode *ret);
+const char *sym_demangle_mode_to_string(enum sym_demangle_mode mode);
+
 struct sym_elf;
 
 #define SYM_DEFAULT_DEBUG_DIR "/usr/lib/debug"
@@ -112,6 +158,8 @@ struct sym_elf_options {
 	 * environment says.
 	 */
 	bool debuginfod;
+	/* Frame names, see "Names" above. 0 is SYM_DEMANGLE_SIMPLE. */
+	enum sym_demangle_mode demangle;
 };
 
 /*
@@ -157,7 +205,7 @@ int sym_elf_vaddr_from_offset(struct sym_elf *e, uint64_t file_offset, uint64_t 
  * With DWARF (source DWARF): frames[0] is the innermost inlined function with file:line from
  * the line table; each outer frame has the call site (DW_AT_call_file/line/column) of the
  * frame inside it; the last frame is the containing function. Names are DW_AT_linkage_name
- * (demangled) or DW_AT_name, following DW_AT_abstract_origin/DW_AT_specification. More than
+ * (demangled) or the qualified DW_AT_name, by the rule under "Names" above. More than
  * SYM_MAX_INLINE levels keep the outermost ones. With `inlines` false only the containing
  * function is returned, exactly as the last frame with `inlines` true: at the call site of the
  * outermost inlined call at vaddr (or the line-table line if nothing was inlined there). It is
@@ -223,6 +271,11 @@ int kallsyms_lookup(const struct kallsyms *k, uint64_t addr, const char **ret_na
  * -E2BIG when it is longer than SYM_DEMANGLE_MAX_INPUT, -ENOBUFS when the result does not fit.
  */
 int sym_demangle(const char *name, char *buf, size_t buf_size);
+/*
+ * The same under `mode` (see enum sym_demangle_mode), as frames are named: clone suffixes
+ * dropped; SYM_DEMANGLE_NONE gives -EINVAL (the name stays as it is).
+ */
+int sym_demangle_as(const char *name, enum sym_demangle_mode mode, char *buf, size_t buf_size);
 
 /* What the process table needs to key a mapping: architecture, type and GNU build-id. */
 struct elf_ident {
@@ -323,6 +376,7 @@ struct sym_cache_config {
 	unsigned max_idle_generations;  /* 0: SYM_CACHE_DEFAULT_MAX_IDLE_GENERATIONS */
 	const char *const *debug_dirs;  /* as struct sym_elf_options; copied */
 	bool debuginfod;                /* as struct sym_elf_options */
+	enum sym_demangle_mode demangle; /* as struct sym_elf_options */
 };
 
 /* What the caller knows about a binary; nothing here is kept past the call. */

@@ -17,7 +17,14 @@ pkgs=(
 	util-linux procps strace
 	linux-perf time
 	python3.11 libpython3.11-dev
+	nodejs
+	rustc
 )
+# npm installs speedscope for its importer (tests). A nodejs from elsewhere (NodeSource)
+# brings its own npm and conflicts with Debian's package: only ask for it when npm is missing.
+if ! command -v npm >/dev/null 2>&1; then
+	pkgs+=(npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,8 +19,12 @@
  *      NO_MAPPING; the frames before it are kept, the unmapped pc is not recorded;
  *   2. the frame is recorded (frame 0 = regs.pc, is_return false; every later frame is a
  *      return address, is_return true);
- *   3. one step to the caller: the module's CFI table (not yet implemented), else the frame
- *      pointer (struct unwind_arch.step_fp), else stop;
+ *   3. one step to the caller: the module's CFI table (cfi.h; module->table, looked up at
+ *      pc - 1 for return addresses) decides when it covers the pc: a signal trampoline
+ *      ("S" augmentation) goes to struct unwind_arch.step_signal, a rule that says the
+ *      return address is undefined ends the stack (END); a pc without an FDE, or a rule
+ *      that cannot be applied (unsupported CFA expression, or cfi_step() answering NO_CFI),
+ *      falls back to the frame pointer (struct unwind_arch.step_fp), else the walk stops;
  *   4. the recovered return address is stripped (strip_ra); 0 means the outermost frame was
  *      reached (END, complete); one that is not a multiple of code_align is BAD_RA.
  * DEPTH is reported only when another frame exists and max_frames are already recorded, so a
@@ -36,7 +40,8 @@
  * Known limitation of frame pointers on aarch64: a leaf that built no frame record keeps its
  * return address only in LR, and x29 still points at its caller's record, so the FP walk
  * (like Linux perf's) goes from the leaf straight to its caller's caller. Frame pointers
- * cannot tell the two kinds of leaf apart; the CFI step can, and will use LR for frame 0.
+ * cannot tell the two kinds of leaf apart; the CFI step can, and takes the return address from
+ * LR when the rule says it is still there (legal for the first frame only).
  */
 #pragma once
 

@@ -5,6 +5,7 @@
  * folded output; damaged input. Every pprof written here is also opened by the real pprof.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,7 +431,7 @@ Test(convert, perf_data_without_frame_pointers)
 			size_t n = test_sample_functions(p, p->sample[i], names, 4096);
 
 			for (size_t k = 0; k + 1 < n; k++)
-				if (strstr(names[k], "work::sort_batch<unsigned long>(") &&
+				if (!strcmp(names[k], "work::sort_batch") &&
 				    !strcmp(names[k + 1], "main")) {
 					hit += p->sample[i]->value[0];
 					break;
@@ -651,4 +652,246 @@ Test(convert, bad_inputs)
 	free(junk);
 	free(fp);
 	free(out);
+}
+
+/* ---- speedscope ------------------------------------------------------------------------- */
+
+struct ss_frame {
+	char *key; /* "name\tfile\tline" */
+	double self;
+};
+
+struct ss_import {
+	size_t n_profiles;
+	double total;
+	struct ss_frame frames[4096];
+	size_t n_frames;
+	char names[64][256];
+	char units[64][32];
+};
+
+/* speedscope's own importer (the npm package's bundle, run in node) on `path`. */
+static void ss_import(const char *path, struct ss_import *ret)
+{
+	char *cmd = NULL, *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int st;
+
+	memset(ret, 0, sizeof(*ret));
+	cr_assert(asprintf(&cmd, "node '%s' '%s' '%s'", test_build_path("speedscope-check.js"),
+			   test_build_path("node/node_modules/speedscope/dist/release"), path) > 0);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	while (getline(&line, &cap, f) > 0) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "profile\t", 8)) {
+			char *w = line + 8, *unit = strchr(w, '\t'), *name;
+
+			cr_assert_not_null(unit);
+			*unit++ = '\0';
+			name = strchr(unit, '\t');
+			cr_assert_not_null(name);
+			*name++ = '\0';
+			if (ret->n_profiles < 64) {
+				snprintf(ret->names[ret->n_profiles], 256, "%s", name);
+				snprintf(ret->units[ret->n_profiles], 32, "%s", unit);
+			}
+			ret->n_profiles++;
+			ret->total += strtod(w, NULL);
+		} else if (!strncmp(line, "frame\t", 6)) {
+			char *self = line + 6, *key = strchr(self, '\t');
+
+			cr_assert_not_null(key);
+			*key++ = '\0';
+			cr_assert_lt(ret->n_frames, 4096);
+			ret->frames[ret->n_frames].key = strdup(key);
+			ret->frames[ret->n_frames++].self = strtod(self, NULL);
+		}
+	}
+	free(line);
+	st = pclose(f);
+	cr_assert_eq(st, 0, "speedscope's importer failed on %s (%s)", path, cmd);
+	free(cmd);
+	cr_assert_gt(ret->n_profiles, 0);
+}
+
+static void ss_free(struct ss_import *s)
+{
+	for (size_t i = 0; i < s->n_frames; i++)
+		free(s->frames[i].key);
+}
+
+/* Self weight of the frames named `name`, any file and line. */
+static double ss_self(const struct ss_import *s, const char *name)
+{
+	size_t n = strlen(name);
+	double w = 0;
+
+	for (size_t i = 0; i < s->n_frames; i++)
+		if (!strncmp(s->frames[i].key, name, n) && s->frames[i].key[n] == '\t')
+			w += s->frames[i].self;
+	return w;
+}
+
+/* flat% of `name` in the real pprof's -top. */
+static double pprof_flat_pct(const char *pb, const char *name)
+{
+	int st = -1;
+	char *top = test_pprof_tool("-top -nodecount=500 -sample_index=cpu", pb, &st), *save = NULL;
+	double pct = -1;
+
+	cr_assert_not_null(top);
+	cr_assert_eq(st, 0, "%s", top);
+	for (char *l = strtok_r(top, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		size_t n = strlen(l), m = strlen(name);
+
+		/* pprof marks functions seen only inlined: "NAME (inline)". */
+		if (n > 9 && !strcmp(l + n - 9, " (inline)"))
+			l[n -= 9] = '\0';
+		if (n > m + 1 && !strcmp(l + n - m, name) && l[n - m - 1] == ' ')
+			cr_assert_eq(sscanf(l, "%*s %lf%%", &pct), 1, "%s", l);
+	}
+	free(top);
+	return pct;
+}
+
+Test(convert, speedscope_keeps_inline_frames)
+{
+	static const char *const leaf = "tgt::(anonymous namespace)::mix";
+	char *dir = test_tmpdir(), *pb = path_in(dir, "names.pb.gz");
+	char *json = path_in(dir, "names.speedscope.json"), *folded = path_in(dir, "names.folded");
+	char *direct = path_in(dir, "direct.speedscope.json");
+	struct ss_import *ss = calloc(1, sizeof(*ss));
+	struct run_result rr;
+	uint64_t total_cpu = 0, total_count = 0, inlined = 0, leaf_cpu = 0;
+	size_t n_keys = 0;
+	char **keys;
+
+	test_require_root();
+	cr_assert_not_null(ss);
+	rr = profd((const char *[]){"record", "-F", "499", "-q", "-o", pb, "--",
+				    test_build_path("workloads/names"), "2", NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+	rr = profd((const char *[]){"convert", pb, "-f", "speedscope", "-o", json, "-q", NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+	rr = profd((const char *[]){"convert", pb, "-f", "folded", "-o", folded, "-q", NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+
+	/* The pprof of the recording: totals, every (name, file, line) a sample reaches. */
+	Perftools__Profiles__Profile *p = test_pprof_load(pb);
+	cr_assert_not_null(p);
+	keys = calloc(p->n_location * 64 + 1, sizeof(*keys));
+	cr_assert_not_null(keys);
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+
+		total_count += s->value[0];
+		total_cpu += s->value[1];
+		for (size_t k = 0; k < s->n_location_id; k++) {
+			const Perftools__Profiles__Location *loc = NULL;
+
+			for (size_t j = 0; j < p->n_location; j++)
+				if (p->location[j]->id == s->location_id[k])
+					loc = p->location[j];
+			cr_assert_not_null(loc);
+			for (size_t ln = 0; ln < loc->n_line; ln++) {
+				const Perftools__Profiles__Function *fn = NULL;
+				char *key = NULL;
+				bool seen = false;
+
+				for (size_t j = 0; j < p->n_function; j++)
+					if (p->function[j]->id == loc->line[ln]->function_id)
+						fn = p->function[j];
+				cr_assert_not_null(fn);
+				if (k == 0 && ln == 0 && !strcmp(p->string_table[fn->name], leaf)) {
+					leaf_cpu += s->value[1];
+					/* The leaf was inlined: its Location has outer lines. */
+					inlined += loc->n_line > 1 ? s->value[1] : 0;
+				}
+				cr_assert(asprintf(&key, "%s\t%s\t%" PRId64,
+						   p->string_table[fn->name],
+						   p->string_table[fn->filename],
+						   loc->line[ln]->line) > 0);
+				for (size_t j = 0; j < n_keys && !seen; j++)
+					seen = !strcmp(keys[j], key);
+				if (seen)
+					free(key);
+				else
+					keys[n_keys++] = key;
+			}
+		}
+	}
+	cr_assert_gt(leaf_cpu, 0, "%s never sampled", leaf);
+	cr_assert_eq(inlined, leaf_cpu, "%s is not inlined everywhere", leaf);
+
+	/* speedscope's importer: one profile per thread, named by process, comm and tid, in
+	 * nanoseconds, adding up to the pprof's total. */
+	ss_import(json, ss);
+	cr_assert_float_eq(ss->total, (double)total_cpu, 0.5, "threads %.0f, pprof %" PRIu64,
+			   ss->total, total_cpu);
+	for (size_t i = 0; i < ss->n_profiles && i < 64; i++) {
+		cr_assert_str_eq(ss->units[i], "nanoseconds");
+		cr_assert(!strncmp(ss->names[i], "names pid ", 10) &&
+			      strstr(ss->names[i], " / names tid "),
+			  "%s", ss->names[i]);
+	}
+	/* The same frames, names, files and lines as the pprof. */
+	cr_assert_eq(ss->n_frames, n_keys, "speedscope %zu frames, pprof %zu", ss->n_frames,
+		     n_keys);
+	for (size_t i = 0; i < ss->n_frames; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < n_keys && !found; j++)
+			found = !strcmp(keys[j], ss->frames[i].key);
+		cr_assert(found, "speedscope frame %s is not in the pprof", ss->frames[i].key);
+	}
+	/* The inlined leaf keeps its share: as much as pprof -top gives it. */
+	double ss_pct = 100.0 * ss_self(ss, leaf) / ss->total;
+	double pp_pct = pprof_flat_pct(pb, leaf);
+	cr_log_info("%s: speedscope %.2f%%, pprof -top %.2f%%", leaf, ss_pct, pp_pct);
+	cr_assert_gt(pp_pct, 2.0, "pprof -top: %s at %.2f%%", leaf, pp_pct);
+	cr_assert_float_eq(ss_pct, pp_pct, 0.01 + 0.005 * pp_pct, "speedscope %.3f%%, pprof %.3f%%",
+			   ss_pct, pp_pct);
+	ss_free(ss);
+
+	/* Folded from the same pprof: every sample. */
+	{
+		FILE *f = fopen(folded, "r");
+		char line[65536];
+		uint64_t n = 0;
+
+		cr_assert_not_null(f);
+		while (fgets(line, sizeof(line), f))
+			n += strtoull(strrchr(line, ' ') + 1, NULL, 10);
+		fclose(f);
+		cr_assert_eq(n, total_count);
+	}
+
+	/* record writes speedscope itself, with the same names. */
+	rr = profd((const char *[]){"record", "-F", "499", "-q", "-f", "speedscope", "-o", direct,
+				    "--", test_build_path("workloads/names"), "1", NULL});
+	cr_assert_eq(rr.status, 0, "%s", rr.err);
+	run_result_free(&rr);
+	ss_import(direct, ss);
+	cr_assert_gt(ss_self(ss, leaf), 0);
+	cr_assert_gt(ss_self(ss, "tgt::run_lambdas(unsigned int)::{lambda(unsigned int, unsigned "
+				 "int)#1}::operator()"),
+		     0);
+	cr_assert_eq(ss_self(ss, "operator()"), 0);
+	ss_free(ss);
+
+	for (size_t j = 0; j < n_keys; j++)
+		free(keys[j]);
+	free(keys);
+	free(ss);
+	test_pprof_free(p);
+	free(pb);
+	free(json);
+	free(folded);
+	free(direct);
+	free(dir);
 }

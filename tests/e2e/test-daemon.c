@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <curl/curl.h>
 
@@ -629,6 +630,67 @@ Test(daemon, intervals_and_sigterm, .timeout = 180)
 	td_cleanup(&d);
 }
 
+/* format = speedscope: interval files speedscope's own importer reads, named alike. */
+Test(daemon, intervals_as_speedscope, .timeout = 180)
+{
+	char path[1024], *cmd = NULL, *out;
+	struct td d;
+	size_t n = 0;
+	pid_t wpid;
+	double end;
+	DIR *dir;
+	struct dirent *de;
+	char first[256] = "", second[256] = "";
+
+	td_prepare(&d);
+	write_text(d.conf,
+		   "interval = 1\noutput_dir = %s\nlisten = \"\"\nformat = speedscope\n"
+		   "demangle = full\n",
+		   d.out);
+	wpid = start_chain();
+	td_start(&d);
+	end = now_s() + 60;
+	while (n < 2 && now_s() < end) {
+		usleep(100000);
+		n = 0;
+		dir = opendir(d.out);
+		cr_assert_not_null(dir);
+		while ((de = readdir(dir)))
+			if (!strncmp(de->d_name, "profile-", 8) &&
+			    strstr(de->d_name, ".speedscope.json") && strlen(de->d_name) < 256) {
+				if (!first[0] || strcmp(de->d_name, first) < 0) {
+					strcpy(second, first);
+					strcpy(first, de->d_name);
+				} else if (!second[0] || strcmp(de->d_name, second) < 0) {
+					strcpy(second, de->d_name);
+				}
+				n++;
+			}
+		closedir(dir);
+	}
+	cr_assert_geq(n, 2, "no speedscope interval files: %s", read_file(d.log));
+	cr_assert_eq(count_files(d.out, "profile-"), n, "files of another format were written");
+	check_modes(d.out, "profile-");
+	cr_assert_eq(td_stop(&d, 60), 0, "%s", read_file(d.log));
+	stop_pid(wpid);
+
+	/* The second file covers a whole interval of the busy workload. */
+	snprintf(path, sizeof(path), "%s/%s", d.out, second);
+	cr_assert(asprintf(&cmd, "node '%s' '%s' '%s' 2>&1", test_build_path("speedscope-check.js"),
+			   test_build_path("node/node_modules/speedscope/dist/release"), path) > 0);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	out = calloc(1, 1 << 20);
+	cr_assert_not_null(out);
+	fread(out, 1, (1 << 20) - 1, f);
+	cr_assert_eq(pclose(f), 0, "speedscope's importer refused %s:\n%s", path, out);
+	cr_assert(strstr(out, "\tnanoseconds\tchain pid "), "%s", out);
+	cr_assert(strstr(out, "\tchain_leaf\t"), "%s", out);
+	free(out);
+	free(cmd);
+	td_cleanup(&d);
+}
+
 /* /debug/pprof/profile fetched by the real pprof, ?pid=, and the error answers. */
 Test(daemon, pull_and_metrics, .timeout = 180)
 {
@@ -958,6 +1020,7 @@ struct receiver {
 	pthread_mutex_t lock;
 	struct rx_request req[RX_MAX];
 	size_t n;
+	size_t over_limits; /* profiles refused as Pyroscope would */
 };
 
 static ssize_t read_some(int fd, char *buf, size_t len)
@@ -967,6 +1030,63 @@ static ssize_t read_some(int fd, char *buf, size_t len)
 	if (poll(&p, 1, 5000) <= 0)
 		return -1;
 	return read(fd, buf, len);
+}
+
+/* The gzipped pprof of a multipart body (form file field "profile"); NULL if absent. */
+static const char *rx_profile_bytes(const struct rx_request *r, size_t *ret_len)
+{
+	const char *part = memmem(r->body, r->len, "name=\"profile\"", 14), *data, *end = NULL;
+
+	if (!part || !(data = memmem(part, r->len - (part - r->body), "\r\n\r\n", 4)))
+		return NULL;
+	data += 4;
+	/* The only part ends at the last "\r\n--" (the closing boundary). */
+	for (const char *q = data; (q = memmem(q, r->body + r->len - q, "\r\n--", 4)); q += 4)
+		end = q;
+	if (!end)
+		return NULL;
+	*ret_len = end - data;
+	return data;
+}
+
+/*
+ * Pyroscope's ingest limits (its pkg/validation/limits.go defaults): at most 4 MiB of
+ * uncompressed profile and 16,000 samples. A body that is no gzipped pprof also fails.
+ */
+#define RX_MAX_PROFILE_BYTES (4u << 20)
+#define RX_MAX_SAMPLES 16000
+static bool rx_within_limits(const struct rx_request *r)
+{
+	size_t gz_len = 0, cap = RX_MAX_PROFILE_BYTES + 1;
+	const char *gz = rx_profile_bytes(r, &gz_len);
+	uint8_t *raw;
+	z_stream z = {};
+	bool ok;
+	int zr;
+
+	if (!gz || (raw = malloc(cap)) == NULL)
+		return false;
+	if (inflateInit2(&z, 15 + 16) != Z_OK) {
+		free(raw);
+		return false;
+	}
+	z.next_in = (Bytef *)gz;
+	z.avail_in = gz_len;
+	z.next_out = raw;
+	z.avail_out = cap;
+	zr = inflate(&z, Z_FINISH);
+	ok = zr == Z_STREAM_END && z.total_out <= RX_MAX_PROFILE_BYTES;
+	if (ok) {
+		Perftools__Profiles__Profile *p =
+		    perftools__profiles__profile__unpack(NULL, z.total_out, raw);
+
+		ok = p && p->n_sample <= RX_MAX_SAMPLES;
+		if (p)
+			perftools__profiles__profile__free_unpacked(p, NULL);
+	}
+	inflateEnd(&z);
+	free(raw);
+	return ok;
 }
 
 static void rx_serve(struct receiver *rx, int c)
@@ -1012,6 +1132,17 @@ static void rx_serve(struct receiver *rx, int c)
 	r.len = clen;
 	static const char ok[] =
 	    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	static const char too_big[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+				      "Connection: close\r\n\r\n";
+	if (!rx_within_limits(&r)) {
+		/* What Pyroscope answers past its limits: refused for good. */
+		pthread_mutex_lock(&rx->lock);
+		rx->over_limits++;
+		pthread_mutex_unlock(&rx->lock);
+		(void)!write(c, too_big, strlen(too_big));
+		free(r.body);
+		goto out;
+	}
 	if (write(c, ok, strlen(ok)) != (ssize_t)strlen(ok)) {
 		free(r.body);
 		goto out;
@@ -1105,25 +1236,18 @@ static long long query_num(const char *line, const char *key)
 /* The pprof inside a multipart body (form file field "profile"), loaded. */
 static Perftools__Profiles__Profile *rx_profile(const struct rx_request *r, const char *dir)
 {
-	const char *part = memmem(r->body, r->len, "name=\"profile\"", 14), *data, *end;
+	size_t len = 0;
+	const char *data = rx_profile_bytes(r, &len);
 	char path[512];
 	FILE *f;
 
-	cr_assert_not_null(part, "no form field \"profile\"");
-	data = memmem(part, r->len - (part - r->body), "\r\n\r\n", 4);
-	cr_assert_not_null(data);
-	data += 4;
+	cr_assert_not_null(data, "no form field \"profile\" with a closing boundary");
 	cr_assert((unsigned char)data[0] == 0x1f && (unsigned char)data[1] == 0x8b,
 		  "the profile is not gzipped");
-	/* The only part ends at the last "\r\n--" (the closing boundary). */
-	end = NULL;
-	for (const char *q = data; (q = memmem(q, r->body + r->len - q, "\r\n--", 4)); q += 4)
-		end = q;
-	cr_assert_not_null(end, "no closing boundary");
 	snprintf(path, sizeof(path), "%s/pushed.pb.gz", dir);
 	f = fopen(path, "we");
 	cr_assert_not_null(f);
-	fwrite(data, 1, end - data, f);
+	fwrite(data, 1, len, f);
 	fclose(f);
 	return test_pprof_load(path);
 }
@@ -1202,6 +1326,7 @@ Test(daemon, push_and_spool, .timeout = 180)
 	stop_pid(wpid);
 	rx_stop(&rx);
 	close(rx.hold);
+	cr_assert_eq(rx.over_limits, 0, "profd pushed profiles over Pyroscope's limits");
 	for (size_t i = 0; i < rx.n; i++)
 		free(rx.req[i].body);
 	td_cleanup(&d);

@@ -161,3 +161,43 @@ Test(offcpu, threshold)
 	free(summary);
 	free(path);
 }
+
+/* Folded stacks weighed by off_cpu: the same totals as the pprof. */
+Test(offcpu, folded_by_sample_type)
+{
+	Perftools__Profiles__Profile *p;
+	double sleep_s, pipe_s;
+	char *summary, *path, *folded = test_out_path("off.folded"), *text, *line;
+	int off;
+	int64_t in_pprof, in_folded = 0;
+
+	test_require_root();
+	p = record("1ms", &summary, &sleep_s, &pipe_s, &path);
+	off = value_index(p, "off_cpu");
+	in_pprof = chain_value(p, off, sleep_chain, 3);
+	test_pprof_free(p);
+	char *const argv[] = { (char *)test_build_path("profd"), "convert", "-q", "--format",
+			       "folded", "--sample-type", "off_cpu", "-o", folded, path, NULL };
+	struct run_result rr;
+	cr_assert_eq(test_run(argv, 60, &rr), 0);
+	cr_assert_eq(rr.status, 0, "convert failed: %s", rr.err);
+	text = test_slurp(folded);
+	for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+		if (strstr(line, ";sleeper;off_sleep_a;off_sleep_b;"))
+			in_folded += strtoll(strrchr(line, ' ') + 1, NULL, 10);
+	cr_assert_gt(in_pprof, 0);
+	cr_assert_eq(in_folded, in_pprof, "folded %lld ns, pprof %lld ns", (long long)in_folded,
+		     (long long)in_pprof);
+	run_result_free(&rr);
+	/* A type the profile does not have is an error that says so. */
+	char *const bad[] = { (char *)test_build_path("profd"), "convert", "-q", "--format",
+			      "folded", "--sample-type", "wall", "-o", folded, path, NULL };
+	cr_assert_eq(test_run(bad, 60, &rr), 0);
+	cr_assert_neq(rr.status, 0);
+	cr_assert(strstr(rr.err, "no sample type 'wall'"), "%s", rr.err);
+	run_result_free(&rr);
+	free(text);
+	free(folded);
+	free(summary);
+	free(path);
+}

@@ -635,3 +635,81 @@ Test(stack, bad_input)
 		run_result_free(&rr);
 	free(dir);
 }
+
+/*
+ * C++ names: `profd stack --core` names frames by the rule profd record uses, in every
+ * --demangle mode (a core of the names fixture stopped by gdb in an inlined function).
+ */
+Test(stack, cxx_names_as_record)
+{
+	char *dir = test_tmpdir(), *src = xasprintf("%s/../fixtures/names.cc", cross_dir());
+	char *core = xasprintf("%s/names.core", dir), *brk = NULL, *gen = NULL;
+	const char *prog = test_build_path("workloads/names");
+	char line[4096];
+	unsigned mix_line = 0, n = 0;
+	struct run_result rr;
+	FILE *f = fopen(src, "re");
+
+	cr_assert_not_null(f, "%s", src);
+	while (fgets(line, sizeof(line), f) && !mix_line) {
+		n++;
+		if (strstr(line, "@NAMES_MIX"))
+			mix_line = n;
+	}
+	fclose(f);
+	cr_assert_gt(mix_line, 0);
+	require_tool("/usr/bin/gdb");
+	brk = xasprintf("break names.cc:%u", mix_line);
+	gen = xasprintf("generate-core-file %s", core);
+	{
+		char *const argv[] = { "/usr/bin/gdb", "-batch", "-nx", "-ex",
+				       "set debuginfod enabled off", "-ex", brk, "-ex", "run", "-ex",
+				       gen, "--args", (char *)prog, "0", NULL };
+		cr_assert_eq(test_run(argv, TOOL_TIMEOUT_S, &rr), 0);
+		run_result_free(&rr);
+	}
+	cr_assert_eq(access(core, R_OK), 0, "gdb wrote no core");
+
+	static const struct {
+		const char *mode, *leaf, *caller;
+	} want[] = {
+		{ "simple", "in tgt::(anonymous namespace)::mix () [inlined]",
+		  "in tgt::run_lambdas () at" },
+		{ "templates", "in tgt::(anonymous namespace)::mix () [inlined]",
+		  "in tgt::run_lambdas () at" },
+		{ "full", "in tgt::(anonymous namespace)::mix () [inlined]",
+		  "in tgt::run_lambdas(unsigned int) () at" },
+		{ "none", "in tgt::(anonymous namespace)::mix () [inlined]",
+		  "in _ZN3tgt11run_lambdasEj () at" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		char *const argv[] = { (char *)test_build_path("profd"), "stack", "--core", core,
+				       "--exe", (char *)prog, "--demangle", (char *)want[i].mode,
+				       NULL };
+		cr_assert_eq(test_run(argv, TOOL_TIMEOUT_S, &rr), 0);
+		cr_assert_eq(rr.status, 0, "%s", rr.err);
+		cr_assert(strstr(rr.out, want[i].leaf) && strstr(rr.out, want[i].caller),
+			  "--demangle %s:\n%s", want[i].mode, rr.out);
+		run_result_free(&rr);
+	}
+
+	/* record's summary says the same. */
+	{
+		char *out = xasprintf("%s/names.pb.gz", dir);
+		char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "499", "-o",
+				       out, "--", (char *)prog, "1", NULL };
+		cr_assert_eq(test_run(argv, 120, &rr), 0);
+		cr_assert_eq(rr.status, 0, "%s", rr.err);
+		cr_assert(strstr(rr.out, "  tgt::(anonymous namespace)::mix\n"), "%s", rr.out);
+		cr_assert(strstr(rr.out, "  tgt::run_lambdas(unsigned int)::{lambda(unsigned int, "
+					 "unsigned int)#1}::operator()\n"),
+			  "%s", rr.out);
+		run_result_free(&rr);
+		free(out);
+	}
+	free(brk);
+	free(gen);
+	free(core);
+	free(src);
+	free(dir);
+}

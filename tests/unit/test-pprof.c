@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "common/macro.h"
+#include "proto/output.h"
 #include "proto/pprof.h"
 #include "proto/profile.pb-c.h"
 
@@ -1077,4 +1078,161 @@ Test(pprof, real_pprof_reads_it)
 	cr_assert_not_null(strstr(top, "[kernel] do_syscall_64"), "%s", top);
 	cr_assert_not_null(strstr(top, "Showing nodes accounting for 60ms, 100% of 60ms total"),
 			   "%s", top);
+}
+
+/* ---- splitting for Pyroscope's limits (proto/output.h) ------------------------------------ */
+
+struct parts {
+	uint8_t *gz[256];
+	size_t len[256];
+	size_t n;
+};
+
+static int keep_part(void *userdata, const uint8_t *gz, size_t len)
+{
+	struct parts *ps = userdata;
+
+	cr_assert_lt(ps->n, 256);
+	ps->gz[ps->n] = malloc(len);
+	cr_assert_not_null(ps->gz[ps->n]);
+	memcpy(ps->gz[ps->n], gz, len);
+	ps->len[ps->n++] = len;
+	return 0;
+}
+
+static size_t inflated_size(const uint8_t *gz, size_t len)
+{
+	uint8_t buf[65536];
+	z_stream z = {};
+	size_t n = 0;
+	int zr;
+
+	cr_assert_eq(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = (Bytef *)gz;
+	z.avail_in = len;
+	do {
+		z.next_out = buf;
+		z.avail_out = sizeof(buf);
+		zr = inflate(&z, Z_NO_FLUSH);
+		cr_assert(zr == Z_OK || zr == Z_STREAM_END);
+		n += sizeof(buf) - z.avail_out;
+	} while (zr != Z_STREAM_END);
+	inflateEnd(&z);
+	return n;
+}
+
+/* The function names of sample s, leaf first, "|"-joined. */
+static char *sample_names(const Profile *p, const Perftools__Profiles__Sample *s)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	cr_assert_not_null(f);
+	for (size_t k = 0; k < s->n_location_id; k++) {
+		const Perftools__Profiles__Location *loc = NULL;
+
+		for (size_t i = 0; i < p->n_location; i++)
+			if (p->location[i]->id == s->location_id[k])
+				loc = p->location[i];
+		cr_assert_not_null(loc, "location %" PRIu64 " missing", s->location_id[k]);
+		for (size_t l = 0; l < loc->n_line; l++) {
+			const Perftools__Profiles__Function *fn = NULL;
+
+			for (size_t i = 0; i < p->n_function; i++)
+				if (p->function[i]->id == loc->line[l]->function_id)
+					fn = p->function[i];
+			cr_assert_not_null(fn);
+			fprintf(f, "%s|", str(p, fn->name));
+		}
+	}
+	for (size_t l = 0; l < s->n_label; l++)
+		fprintf(f, "%s=%s|", str(p, s->label[l]->key), str(p, s->label[l]->str));
+	fclose(f);
+	return out;
+}
+
+Test(pprof, split_within_limits)
+{
+	_cleanup_(pprof_builder_freep) struct pprof_builder *b = new_builder();
+	_cleanup_(profile_freep) Profile *whole = NULL;
+	_cleanup_free_ uint8_t *gz = NULL;
+	const size_t n_locs = 3000, n_samples = 40000;
+	const size_t limits[][2] = { { 16000, 4u << 20 }, { 16000, 1u << 20 } };
+	size_t len = 0;
+
+	for (size_t i = 0; i < n_locs; i++) {
+		char name[128];
+		const struct pprof_line l = { .function_name = name, .filename = "src/x.c",
+					      .line = (int64_t)i };
+
+		snprintf(name, sizeof(name), "some::rather_long_namespace::function_number_%zu", i);
+		cr_assert_eq(pprof_add_location(b, 0, 0x1000 + 16 * i, &l, 1, NULL), 0);
+	}
+	for (size_t i = 0; i < n_samples; i++) {
+		const int64_t values[] = { 1, (int64_t)i + 1 };
+		char tid[16];
+		const struct pprof_label label = { .key = "tid", .str = tid };
+		uint64_t stack[6];
+
+		snprintf(tid, sizeof(tid), "%zu", i % 50);
+		for (size_t j = 0; j < ARRAY_SIZE(stack); j++)
+			stack[j] = 1 + (i * 31 + j * 977) % n_locs;
+		cr_assert_eq(pprof_add_sample(b, stack, ARRAY_SIZE(stack), values, 2, &label, 1), 0);
+	}
+	cr_assert_eq(pprof_serialize(b, &gz, &len), 0);
+	whole = decode(gz, len);
+
+	for (size_t t = 0; t < ARRAY_SIZE(limits); t++) {
+		struct parts ps = {};
+		struct output_split_stats st;
+		size_t next = 0;
+		int64_t cpu = 0;
+
+		cr_assert_eq(output_split_pprof(gz, len, limits[t][0], limits[t][1], keep_part, &ps,
+						&st),
+			     0);
+		cr_assert_eq(st.parts, ps.n);
+		cr_assert_eq(st.dropped_samples, 0);
+		cr_assert_geq(ps.n, (n_samples + limits[t][0] - 1) / limits[t][0]);
+		for (size_t k = 0; k < ps.n; k++) {
+			_cleanup_(profile_freep) Profile *p = decode(ps.gz[k], ps.len[k]);
+
+			cr_assert_leq(p->n_sample, limits[t][0]);
+			cr_assert_leq(inflated_size(ps.gz[k], ps.len[k]), limits[t][1]);
+			cr_assert_eq(p->time_nanos, TIME_NANOS);
+			cr_assert_eq(p->period, PERIOD);
+			cr_assert_str_eq(str(p, p->sample_type[1]->type), "cpu");
+			cr_assert_lt(p->n_function, n_locs + 1);
+			/* Every sample once, in order, with its frames and labels. */
+			for (size_t i = 0; i < p->n_sample; i++, next++) {
+				_cleanup_free_ char *a = sample_names(p, p->sample[i]);
+				_cleanup_free_ char *w = NULL;
+
+				if (next % 101 == 0 || i == 0) {
+					w = sample_names(whole, whole->sample[next]);
+					cr_assert_str_eq(a, w, "part %zu sample %zu", k, i);
+				}
+				cr_assert_eq(p->sample[i]->value[1], (int64_t)next + 1);
+				cpu += p->sample[i]->value[1];
+			}
+			free(ps.gz[k]);
+		}
+		cr_assert_eq(next, n_samples);
+		cr_assert_eq(cpu, (int64_t)(n_samples * (n_samples + 1) / 2));
+	}
+
+	/* Within the limits: handed on as it is. */
+	{
+		struct parts ps = {};
+		cr_assert_eq(output_split_pprof(gz, len, n_samples, 64u << 20, keep_part, &ps, NULL),
+			     0);
+		cr_assert_eq(ps.n, 1);
+		cr_assert_eq(ps.len[0], len);
+		cr_assert_eq(memcmp(ps.gz[0], gz, len), 0);
+		free(ps.gz[0]);
+	}
+	cr_assert_eq(output_split_pprof(gz, len, 0, 1, keep_part, NULL, NULL), -EINVAL);
+	cr_assert_eq(output_split_pprof((const uint8_t *)"nope", 4, 1, 1, keep_part, NULL, NULL),
+		     -EBADMSG);
 }

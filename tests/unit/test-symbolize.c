@@ -216,6 +216,18 @@ static struct sym_elf *open_elf(const char *path)
 	return e;
 }
 
+static struct sym_elf *open_elf_mode(const char *path, enum sym_demangle_mode mode)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s", path);
+	struct sym_elf_options o = { .demangle = mode };
+	struct sym_elf *e = NULL;
+	int r = sym_elf_open_with(fd, path, &o, &e);
+	cr_assert_eq(r, 0, "sym_elf_open_with(%s): %s", path, strerror(-r));
+	close(fd);
+	return e;
+}
+
 static int open_elf_err(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -619,7 +631,8 @@ Test(symbolize, cxx_names_match_eu_addr2line)
 {
 	const char *bin = tmp("templates");
 	sh("g++ -O2 -g -o '%s' '%s'", bin, fixture("templates.cc"));
-	struct sym_elf *e = open_elf(bin);
+	/* eu-addr2line -C prints c++filt's full form. */
+	struct sym_elf *e = open_elf_mode(bin, SYM_DEMANGLE_FULL);
 
 	uint64_t size, start = nm_addr(bin, "_ZN13profd_fixture9sum_rangeIlEET_S1_", false, &size);
 	struct sym_result *res = calloc(size, sizeof(*res));
@@ -660,7 +673,7 @@ Test(symbolize, cxx_names_match_eu_addr2line)
 
 	/* Without DWARF the symtab name is demangled the same way. */
 	sh("strip --strip-debug -o '%s' '%s'", tmp("templates-nodebug"), bin);
-	e = open_elf(tmp("templates-nodebug"));
+	e = open_elf_mode(tmp("templates-nodebug"), SYM_DEMANGLE_FULL);
 	cr_assert_not(sym_elf_has_lines(e));
 	cr_assert_eq(sym_elf_lookup(e, cstart + 1, true, &a), 0);
 	cr_assert_eq(a.source, SYM_SOURCE_SYMTAB);
@@ -670,6 +683,347 @@ Test(symbolize, cxx_names_match_eu_addr2line)
 	cr_assert_eq(a.frames[0].sym_start, cstart);
 	cr_assert_null(a.frames[0].file);
 	sym_elf_free(e);
+}
+
+/* ---- naming rule: every frame of the C++ fixture against pprof's demangler ----------------- */
+
+/* Mangled names of the fixture's functions that are only ever inlined (no symbol, and GCC
+ * gives their DWARF no linkage name): what the Itanium ABI names them. */
+static const char *const names_inline_only[] = {
+	"_ZZN3tgt11run_lambdasEjENKUljjE_clEjj", /* the std::sort comparator */
+	"_ZN3tgt12_GLOBAL__N_13mixEj",           /* tgt::(anonymous namespace)::mix */
+	"_ZNK3tgt3BoxImE4foldEm",
+	"_ZZNK3tgt3BoxImE5totalEjENKUlmjE_clEmj", /* the step lambda */
+};
+
+struct ref_names {
+	char **mangled, **demangled;
+	size_t n;
+};
+
+/* <build>/demangle-ref: this binary is <build>/tests/unit/test-symbolize. */
+static const char *demangle_ref_path(void)
+{
+	static char p[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", p, sizeof(p) - 32);
+	cr_assert_gt(n, 0);
+	p[n] = '\0';
+	for (int i = 0; i < 3; i++) {
+		char *sl = strrchr(p, '/');
+		cr_assert_not_null(sl);
+		*sl = '\0';
+	}
+	strcat(p, "/demangle-ref");
+	cr_assert_eq(access(p, X_OK), 0, "%s missing: make builds it", p);
+	return p;
+}
+
+/* demangle-ref MODE over `names` (pprof's demangler, tests/tools/demangle-ref.go). */
+static void ref_demangle(char **names, size_t n, const char *mode, struct ref_names *ret)
+{
+	const char *in = tmp("ref-in"), *out = tmp("ref-out");
+	FILE *f = fopen(in, "we");
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s\n", names[i]);
+	cr_assert_eq(fclose(f), 0);
+	sh("'%s' %s < '%s' > '%s'", demangle_ref_path(), mode, in, out);
+	f = fopen(out, "re");
+	cr_assert_not_null(f);
+	ret->mangled = names;
+	ret->n = n;
+	ret->demangled = calloc(n ? n : 1, sizeof(char *));
+	cr_assert_not_null(ret->demangled);
+	char *line = NULL;
+	size_t cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		ssize_t len = getline(&line, &cap, f);
+		cr_assert_gt(len, 0, "demangle-ref gave fewer lines than names");
+		line[strcspn(line, "\n")] = '\0';
+		ret->demangled[i] = strdup(line);
+	}
+	free(line);
+	fclose(f);
+}
+
+static const char *ref_find(const struct ref_names *r, const char *mangled)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->mangled[i], mangled))
+			return r->demangled[i];
+	return NULL;
+}
+
+static bool ref_has_value(const struct ref_names *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->demangled[i], name))
+			return true;
+	return false;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+Test(symbolize, cxx_names_one_rule_every_frame)
+{
+	static const char *const modes[] = { "simple", "templates", "full", "none" };
+	const char *bin = tmp("names");
+	sh("g++ -O2 -g -o '%s' '%s'", bin, fixture("names.cc"));
+
+	/* Every sized function symbol of the binary: its name and a few addresses in it. */
+	char *out = capture("nm -S --defined-only '%s'", bin);
+	uint64_t starts[256], sizes[256];
+	size_t n_syms = 0;
+	for (char *line = strtok(out, "\n"); line && n_syms < 256; line = strtok(NULL, "\n")) {
+		char name[4096], type;
+		unsigned long long a, sz;
+		if (sscanf(line, "%llx %llx %c %4095s", &a, &sz, &type, name) != 4 || sz == 0 ||
+		    !strchr("tTwW", type) || (strncmp(name, "_Z", 2) && strcmp(name, "main")))
+			continue;
+		starts[n_syms] = a;
+		sizes[n_syms++] = sz;
+	}
+	free(out);
+	cr_assert_gt(n_syms, 10);
+
+	for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
+		enum sym_demangle_mode mode;
+		cr_assert_eq(sym_demangle_mode_from_string(modes[m], &mode), 0);
+		cr_assert_str_eq(sym_demangle_mode_to_string(mode), modes[m]);
+		struct sym_elf *e = open_elf_mode(bin, mode);
+
+		/* First pass: the frames, and the mangled names they carry. */
+		size_t n_res = n_syms * 5;
+		struct sym_result *res = calloc(n_res, sizeof(*res));
+		char **mangled = calloc(n_res * SYM_MAX_INLINE + ARRAY_SIZE(names_inline_only),
+					sizeof(char *));
+		cr_assert(res && mangled);
+		size_t n_mangled = 0;
+		for (size_t i = 0; i < n_syms; i++)
+			for (int k = 0; k < 5; k++) {
+				uint64_t a = starts[i] + sizes[i] * (uint64_t)k / 5;
+				struct sym_result *r = &res[i * 5 + k];
+				cr_assert_eq(sym_elf_lookup(e, a, true, r), 0);
+				cr_assert_eq(r->source, SYM_SOURCE_DWARF, "%s: %#" PRIx64, modes[m], a);
+				for (size_t f = 0; f < r->n_frames; f++)
+					if (!strncmp(r->frames[f].system_name, "_Z", 2))
+						mangled[n_mangled++] = strdup(r->frames[f].system_name);
+			}
+		size_t n_own = n_mangled;
+		for (size_t i = 0; i < ARRAY_SIZE(names_inline_only); i++)
+			mangled[n_mangled++] = strdup(names_inline_only[i]);
+		struct ref_names ref, ref_tmpl;
+		ref_demangle(mangled, n_mangled, modes[m], &ref);
+		ref_demangle(mangled, n_mangled, "templates", &ref_tmpl);
+
+		unsigned n_frames = 0, n_inlined = 0, n_dwarf_named = 0, n_lambda = 0, n_sort = 0;
+		for (size_t i = 0; i < n_res; i++) {
+			const struct sym_result *r = &res[i];
+			for (size_t f = 0; f < r->n_frames; f++) {
+				const struct sym_frame *fr = &r->frames[f];
+				n_frames++;
+				n_inlined += f + 1 < r->n_frames;
+				cr_assert(strcmp(fr->name, "operator()") != 0 &&
+					      strncmp(fr->name, "operator()", 10) != 0,
+					  "%s: bare %s (%s)", modes[m], fr->name, fr->system_name);
+				if (!strncmp(fr->system_name, "_Z", 2)) {
+					/* Named from a linkage name: exactly pprof's demangling. */
+					const char *want = ref_find(&ref, fr->system_name);
+					cr_assert_not_null(want);
+					cr_assert_str_eq(fr->name, want, "%s: %s: %s", modes[m],
+							 fr->system_name, fr->name);
+				} else if (!strcmp(fr->name, "main")) {
+					cr_assert_str_eq(fr->system_name, "main");
+				} else {
+					/* Named from DWARF: qualified; system_name the plain
+					 * DW_AT_name, so that pprof keeps the name as it is. */
+					n_dwarf_named++;
+					cr_assert_str_neq(fr->name, fr->system_name);
+					cr_assert(strstr(fr->name, "::"), "%s: unqualified %s",
+						  modes[m], fr->name);
+					if (fr->file && has_suffix(fr->file, "names.cc")) {
+						/* The fixture's own inline-only functions: as pprof
+						 * demangles their Itanium names (in full and none, the
+						 * no-parameter form: DWARF gives no mangled name). */
+						const struct ref_names *want =
+						    mode == SYM_DEMANGLE_SIMPLE ? &ref : &ref_tmpl;
+						cr_assert(ref_has_value(want, fr->name),
+							  "%s: %s is no demangled name", modes[m],
+							  fr->name);
+					} else if (mode == SYM_DEMANGLE_SIMPLE) {
+						cr_assert_null(strchr(fr->name, '<'), "%s", fr->name);
+					}
+				}
+				if (strstr(fr->name, "run_lambdas(unsigned int)::{lambda(unsigned "
+							 "int, unsigned int)#1}::operator()"))
+					n_lambda++;
+				if (mode == SYM_DEMANGLE_SIMPLE &&
+				    !strcmp(fr->name, "std::__introsort_loop"))
+					n_sort++;
+			}
+		}
+		cr_assert_gt(n_inlined, 10, "%s: %u inlined frames", modes[m], n_inlined);
+		cr_assert_gt(n_dwarf_named, 0);
+		if (mode != SYM_DEMANGLE_NONE)
+			cr_assert_gt(n_lambda, 0, "%s: the sort lambda never named", modes[m]);
+		if (mode == SYM_DEMANGLE_SIMPLE)
+			cr_assert_gt(n_sort, 0);
+		(void)n_own;
+
+		for (size_t i = 0; i < n_mangled; i++) {
+			free(ref.demangled[i]);
+			free(ref_tmpl.demangled[i]);
+			free(mangled[i]);
+		}
+		free(ref.demangled);
+		free(ref_tmpl.demangled);
+		free(mangled);
+		free(res);
+		sym_elf_free(e);
+	}
+}
+
+/*
+ * Rust (Debian's rustc, legacy mangling): every frame of the crate's functions, in every mode,
+ * is c++filt's demangling of its linkage name without the "::h<hash>" suffix (rustc-demangle's
+ * alternate form); trait methods keep their "<Type as Trait>::" path in the simple mode too.
+ */
+Test(symbolize, rust_names_one_rule)
+{
+	static const char *const modes[] = { "simple", "templates", "full", "none" };
+	const char *bin = tmp("rnames"), *list = tmp("rnames.syms"), *filt = tmp("rnames.filt");
+	uint64_t starts[64], sizes[64];
+	char *mangled[64], *want[64];
+	size_t n_syms = 0;
+
+	/* /usr/bin: Debian's rustc, what tools/deps.sh installs, whatever else is on PATH. */
+	sh("/usr/bin/rustc -C opt-level=2 -g -o '%s' '%s'", bin, fixture("names.rs"));
+	char *out = capture("nm -S --defined-only '%s'", bin);
+	for (char *line = strtok(out, "\n"); line && n_syms < 64; line = strtok(NULL, "\n")) {
+		char name[4096], type;
+		unsigned long long a, sz;
+		if (sscanf(line, "%llx %llx %c %4095s", &a, &sz, &type, name) != 4 || sz == 0 ||
+		    !strchr("tT", type) || strncmp(name, "_ZN", 3) ||
+		    (!strstr(name, "5names") && !strstr(name, "names..geometry")))
+			continue;
+		starts[n_syms] = a;
+		sizes[n_syms] = sz;
+		mangled[n_syms++] = strdup(name);
+	}
+	free(out);
+	cr_assert_geq(n_syms, 6, "the fixture's functions are missing from %s", bin);
+	FILE *f = fopen(list, "we");
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < n_syms; i++)
+		fprintf(f, "%s\n", mangled[i]);
+	fclose(f);
+	sh("c++filt < '%s' > '%s'", list, filt);
+	f = fopen(filt, "re");
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < n_syms; i++) {
+		char line[8192];
+		cr_assert_not_null(fgets(line, sizeof(line), f));
+		line[strcspn(line, "\n")] = '\0';
+		/* "::h" + 16 hex digits at the end. */
+		size_t n = strlen(line);
+		cr_assert(n > 19 && !strncmp(line + n - 19, "::h", 3), "%s", line);
+		line[n - 19] = '\0';
+		want[i] = strdup(line);
+	}
+	fclose(f);
+
+	unsigned n_trait = 0, n_frames = 0;
+	for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
+		enum sym_demangle_mode mode;
+		cr_assert_eq(sym_demangle_mode_from_string(modes[m], &mode), 0);
+		struct sym_elf *e = open_elf_mode(bin, mode);
+		for (size_t i = 0; i < n_syms; i++)
+			for (int k = 0; k < 5; k++) {
+				struct sym_result r;
+				uint64_t a = starts[i] + sizes[i] * (uint64_t)k / 5;
+				cr_assert_eq(sym_elf_lookup(e, a, true, &r), 0);
+				/* Glue rustc emits without DWARF is named from the symbol. */
+				cr_assert(r.source == SYM_SOURCE_DWARF ||
+					      r.source == SYM_SOURCE_SYMTAB,
+					  "%s+%d: %d", mangled[i], k, r.source);
+				for (size_t fi = 0; fi < r.n_frames; fi++) {
+					const struct sym_frame *fr = &r.frames[fi];
+					size_t j;
+					n_frames++;
+					for (j = 0; j < n_syms; j++)
+						if (!strcmp(fr->system_name, mangled[j]))
+							break;
+					if (j == n_syms) {
+						/* A frame of another function (std, inlined). */
+						cr_assert(strstr(fr->name, "::"), "%s", fr->name);
+						continue;
+					}
+					const char *w = mode == SYM_DEMANGLE_NONE ? mangled[j]
+										 : want[j];
+					if (mode == SYM_DEMANGLE_SIMPLE &&
+					    !strncmp(w, "core::ptr::drop_in_place<", 25))
+						w = "core::ptr::drop_in_place";
+					cr_assert_str_eq(fr->name, w, "%s: %s", modes[m],
+							 fr->system_name);
+					if (mode == SYM_DEMANGLE_SIMPLE &&
+					    !strcmp(fr->name, "<names::geometry::Square as "
+							      "names::geometry::Shape>::area"))
+						n_trait++;
+				}
+			}
+		sym_elf_free(e);
+	}
+	cr_assert_gt(n_trait, 0);
+	cr_assert_geq(n_frames, n_syms * 5 * ARRAY_SIZE(modes));
+	for (size_t i = 0; i < n_syms; i++) {
+		free(mangled[i]);
+		free(want[i]);
+	}
+}
+
+Test(symbolize, demangle_modes)
+{
+	char buf[512];
+
+	/* The template stripper keeps operators and Rust qualified paths. */
+	cr_assert_geq(sym_demangle_as("_ZNSt6vectorIiSaIiEE9push_backERKi", SYM_DEMANGLE_SIMPLE, buf,
+				      sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "std::vector::push_back");
+	cr_assert_geq(sym_demangle_as("_ZNSt6vectorIiSaIiEE9push_backERKi", SYM_DEMANGLE_TEMPLATES,
+				      buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "std::vector<int, std::allocator<int> >::push_back");
+	cr_assert_geq(sym_demangle_as("_Z3fooi.constprop.0", SYM_DEMANGLE_FULL, buf, sizeof(buf)),
+		      0);
+	cr_assert_str_eq(buf, "foo(int)");
+	cr_assert_eq(sym_demangle_as("_Z3fooi", SYM_DEMANGLE_NONE, buf, sizeof(buf)), -EINVAL);
+	cr_assert_geq(sym_demangle_as("_ZltI1AEbRKT_S3_", SYM_DEMANGLE_SIMPLE, buf, sizeof(buf)),
+		      0);
+	cr_assert_str_eq(buf, "operator<");
+	cr_assert_geq(sym_demangle_as("_ZlsI1AEvRKT_", SYM_DEMANGLE_SIMPLE, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "operator<<");
+
+	char s1[] = "<alloc::vec::Vec<u8> as core::ops::drop::Drop>::drop";
+	demangle_strip_templates(s1, strlen(s1));
+	cr_assert_str_eq(s1, "<alloc::vec::Vec as core::ops::drop::Drop>::drop");
+	char s2[] = "core::ptr::drop_in_place::<alloc::vec::Vec<u8>>";
+	demangle_strip_templates(s2, strlen(s2));
+	cr_assert_str_eq(s2, "core::ptr::drop_in_place");
+	char s3[] = "a::b<c(d > e)>::f";
+	demangle_strip_templates(s3, strlen(s3));
+	cr_assert_str_eq(s3, "a::b::f");
+	char s4[] = "broken<a::f";
+	demangle_strip_templates(s4, strlen(s4));
+	cr_assert_str_eq(s4, "broken<a::f");
+	char s5[] = "x::operator->";
+	demangle_strip_templates(s5, strlen(s5));
+	cr_assert_str_eq(s5, "x::operator->");
+
+	enum sym_demangle_mode mode;
+	cr_assert_eq(sym_demangle_mode_from_string("bogus", &mode), -EINVAL);
 }
 
 Test(symbolize, demangle)
