@@ -62,6 +62,39 @@ for r in $(seq $rounds); do
 	done
 done
 
+# Whole host at 99 Hz with --off-cpu: profd's own CPU time plus the run time of all its BPF
+# programs (kernel.bpf_stats_enabled), over the elapsed time of both CPUs, while the ping-pong
+# (unpinned) and a CPU-bound loop run.
+bpf_all_ns() {
+	local fd info sum=0 t
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
+		info=$(cat /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null) || continue
+		t=$(echo "$info" | awk '/^run_time_ns:/ { print $2 }')
+		sum=$((sum + ${t:-0}))
+	done
+	echo $sum
+}
+host_secs=10
+[ $smoke = 1 ] && host_secs=2
+stats_old=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+"$WL" $((host_secs + 3)) >/dev/null &
+pp=$!
+bash -c 'while :; do :; done' &
+spin=$!
+"$PROFD" record -q -a -F 99 --off-cpu -d "$host_secs" -o "$tmp/a.pb.gz" >/dev/null 2>&1 &
+prof=$!
+sleep $(awk -v s="$host_secs" 'BEGIN { print s - 0.5 }')
+bpf_ns=$(bpf_all_ns $prof)
+cpu_ticks=$(awk '{ print $14 + $15 }' /proc/$prof/stat)
+wait $prof || true
+kill $spin $pp 2>/dev/null || true
+wait $spin $pp 2>/dev/null || true
+sysctl -qw kernel.bpf_stats_enabled="$stats_old"
+host_share=$(awk -v b="$bpf_ns" -v t="$cpu_ticks" -v hz="$(getconf CLK_TCK)" -v s="$host_secs" \
+	-v n="$(nproc)" 'BEGIN { printf "%.2f%% (profd %.2f%%, BPF %.2f%%)", (t / hz + b / 1e9) / (s * n) * 100, t / hz / (s * n) * 100, b / 1e9 / (s * n) * 100 }')
+
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 base=$(echo ${res[alone]} | tr ' ' '\n' | median)
 echo "## 11. Off-CPU: what watching every context switch costs"
@@ -88,3 +121,8 @@ for c in "${cfgs[@]}"; do
 		printf "| %s | %.0f (%s) | %+.1f%% | %s |\n", w, m, s, slow, (w == "alone") ? "—" : sprintf("%.0f ns", per)
 	}'
 done
+echo
+echo "Whole host, \`profd record -a -F 99 --off-cpu\` for ${host_secs} s while the ping-pong (unpinned) and"
+echo "a CPU-bound loop run: $host_share of the host ($(nproc) CPUs), profd's CPU time plus its BPF"
+echo "programs' run time (sampling and off-CPU)."
+

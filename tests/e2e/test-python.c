@@ -242,6 +242,21 @@ Test(python, chain_through_c_callback)
 	traces = test_check_with_pprof(out);
 	cr_assert(strstr(traces, "key_fn") && strstr(traces, "middle"), "%s", traces);
 	free(traces);
+
+	/* Folded stacks (root first) read native → Python → native (sorted) → Python too. */
+	char *folded = test_out_path("py.folded"), *text;
+	char *const conv[] = { (char *)test_build_path("profd"), "convert", "-q", "--format",
+			       "folded", "-o", folded, out, NULL };
+	struct run_result cr;
+	cr_assert_eq(test_run(conv, 60, &cr), 0);
+	cr_assert_eq(cr.status, 0, "convert failed: %s", cr.err);
+	text = test_slurp(folded);
+	cr_assert(strstr(text, "Py_RunMain;") && strstr(text, ";<module>;main;outer;middle;") &&
+		  strstr(text, ";key_fn;leaf"),
+		  "no merged stack in the folded output: %.2000s", text);
+	free(text);
+	free(folded);
+	run_result_free(&cr);
 	run_result_free(&rr);
 	free(out);
 	free(script);
