@@ -813,6 +813,61 @@ Test(daemon, pull_and_metrics, .timeout = 180)
 }
 
 /* SIGHUP: a new frequency applies without losing samples; a bad file keeps the old config. */
+/* With off_cpu = yes, pulled profiles carry off-CPU waits as a third sample type. */
+Test(daemon, off_cpu_waits, .timeout = 180)
+{
+	static const char *const sleep_chain[] = {"off_sleep_b", "off_sleep_a", "sleeper"};
+	char url[256], path[512], *metrics;
+	const char *names[4096];
+	struct td d;
+	struct buf b;
+	pid_t wpid;
+	FILE *f;
+	int64_t waited = 0;
+
+	td_prepare(&d);
+	write_text(d.conf, "interval = 60\noutput_dir = %s\nlisten = 127.0.0.1:0\noff_cpu = yes\n",
+		   d.out);
+	td_start(&d);
+	cr_assert(d.addr[0], "no listen address in the log");
+	wpid = test_spawn((char *[]){(char *)test_build_path("workloads/offcpu"), "60", NULL});
+	cr_assert_gt(wpid, 0);
+
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3&pid=%d", d.addr, wpid);
+	cr_assert_eq(http("GET", url, &b), 200);
+	snprintf(path, sizeof(path), "%s/off.pb.gz", d.dir);
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fwrite(b.data, 1, b.len, f);
+	fclose(f);
+	free(b.data);
+	Perftools__Profiles__Profile *p = test_pprof_load(path);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->n_sample_type, 3);
+	cr_assert_str_eq(p->string_table[p->sample_type[2]->type], "off_cpu");
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t n = test_sample_functions(p, p->sample[i], names, 4096);
+
+		for (size_t k = 0; k + 3 <= n; k++)
+			if (!strcmp(names[k], sleep_chain[0]) && !strcmp(names[k + 1], sleep_chain[1]) &&
+			    !strcmp(names[k + 2], sleep_chain[2])) {
+				waited += p->sample[i]->value[2];
+				break;
+			}
+	}
+	/* 3 s of 20 ms sleeps; the pull's window is not exactly 3 s of the sleeper's life. */
+	cr_assert(waited > 2.0e9 && waited < 4.0e9, "sleeper waited %.3f s in the profile",
+		  waited / 1e9);
+	test_pprof_free(p);
+	free(test_check_with_pprof(path));
+	metrics = get_metrics(&d);
+	cr_assert_gt(metric_value(metrics, "profd_off_cpu_waits_total"), 0, "%s", metrics);
+	free(metrics);
+	stop_pid(wpid);
+	cr_assert_eq(td_stop(&d, 30), 0);
+	td_cleanup(&d);
+}
+
 /* The daemon shows the Python functions of a CPython process it had never seen before. */
 Test(daemon, python_frames, .timeout = 180)
 {
