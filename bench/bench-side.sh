@@ -38,6 +38,7 @@ done
 
 PROFD=$build/profd
 PPROF=$build/pprof
+. "$(dirname "$0")/lib.sh"
 WL=$build/workloads
 TIME=/usr/bin/time
 E2E_WORKLOADS=(cxx_nofp libc_heavy signal_spin threads chain inline_heavy)
@@ -445,20 +446,6 @@ EOF
 # Sum of the on-CPU time of every thread of PID, ns (schedstat: exact, not clock ticks).
 proc_cpu_ns() {
 	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
-}
-# "run_time_ns run_cnt" of PID's perf_event BPF program (prog_type 7), from its fd's fdinfo: the
-# counters `bpftool prog show` prints, kept while kernel.bpf_stats_enabled=1.
-bpf_prog_stats() {
-	local fd info
-	for fd in /proc/"$1"/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
-		info=$(cat /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null) || continue
-		if echo "$info" | grep -q '^prog_type:[[:space:]]*7$'; then
-			echo "$info" | awk '/^run_time_ns:/ { t = $2 } /^run_cnt:/ { c = $2 } END { print t + 0, c + 0 }'
-			return 0
-		fi
-	done
-	echo "0 0"
 }
 # "rss_kB anon_kB bpf_maps_kB" of PID now: the BPF ring buffer is mapped into profd (its data
 # pages twice, back to back) and counts in its RSS, so it is shown apart.

@@ -24,6 +24,7 @@ for a in "$@"; do
 done
 PROFD=$build/profd
 WL=$build/workloads/pingpong
+. "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "offcpu.sh: needs root" >&2; exit 1; }
 [ -x "$WL" ] || { echo "offcpu.sh: $WL missing (make test-bins)" >&2; exit 1; }
 command -v perf >/dev/null || { echo "offcpu.sh: perf missing (make deps)" >&2; exit 1; }
@@ -49,8 +50,6 @@ run() {
 	echo "${rate:-0}"
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-spread() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
 
 cfgs=(alone profd profd-offcpu profd-offcpu-all perf-switch)
 declare -A res
@@ -65,16 +64,6 @@ done
 # Whole host at 99 Hz with --off-cpu: profd's own CPU time plus the run time of all its BPF
 # programs (kernel.bpf_stats_enabled), over the elapsed time of both CPUs, while the ping-pong
 # (unpinned) and a CPU-bound loop run.
-bpf_all_ns() {
-	local fd info sum=0 t
-	for fd in /proc/"$1"/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
-		info=$(cat /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null) || continue
-		t=$(echo "$info" | awk '/^run_time_ns:/ { print $2 }')
-		sum=$((sum + ${t:-0}))
-	done
-	echo $sum
-}
 host_secs=10
 [ $smoke = 1 ] && host_secs=2
 stats_old=$(sysctl -n kernel.bpf_stats_enabled)

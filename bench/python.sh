@@ -23,6 +23,7 @@ for a in "$@"; do
 done
 PROFD=$build/profd
 PY=/usr/bin/python3.11
+. "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "python.sh: needs root" >&2; exit 1; }
 [ -x "$PY" ] || { echo "python.sh: $PY missing (make deps)" >&2; exit 1; }
 rounds=7
@@ -70,20 +71,6 @@ cat >"$tmp/spin.sh" <<'SH'
 while :; do :; done
 SH
 
-# "run_time_ns run_cnt" of profd's perf_event program, while it runs.
-bpf_prog_stats() {
-	local fd info
-	for fd in /proc/"$1"/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
-		info=$(cat /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null) || continue
-		if echo "$info" | grep -q '^prog_type:[[:space:]]*7$'; then
-			echo "$info" | awk '/^run_time_ns:/ { t = $2 } /^run_cnt:/ { c = $2 } END { print t + 0, c + 0 }'
-			return 0
-		fi
-	done
-	echo "0 0"
-}
-
 # One recording of target pid $1 with extra profd flags $2..: prints "ns_per_run runs".
 one() {
 	local target=$1 out=$tmp/o.pb.gz log=$tmp/log ppid st
@@ -96,8 +83,6 @@ one() {
 	echo "$st" | awk '{ if ($2 > 0) printf "%.0f %d\n", $1 / $2, $2; else print "0 0" }'
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-spread() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
 
 declare -A res
 for wl in shallow deep spin; do

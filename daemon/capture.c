@@ -258,7 +258,7 @@ int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc 
 {
 	__u32 key = pid;
 
-	if (c->cfg.no_python)
+	if (!c || c->cfg.no_python)
 		return 0;
 	if (bpf_map__update_elem(c->skel->maps.py_procs, &key, sizeof(key), py, sizeof(*py),
 				 BPF_ANY) < 0)

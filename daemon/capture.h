@@ -61,8 +61,8 @@ int capture_add_pid(struct capture *c, pid_t pid);
 
 /*
  * Tell the BPF program that process `pid` runs CPython and where its frame chain is (no-op
- * with cfg.no_python). The entry goes when the process execs or exits. -E2BIG when
- * PROFD_MAX_PY_PROCS processes are known already.
+ * with cfg.no_python, or c NULL: nothing samples yet). The entry goes when the process execs
+ * or exits. -E2BIG when PROFD_MAX_PY_PROCS processes are known already.
  */
 struct profd_py_proc;
 int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc *py);

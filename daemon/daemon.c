@@ -1007,11 +1007,8 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
 {
 	struct daemon *d = userdata;
-	int r;
+	int r = capture_set_python(d->capture, (pid_t)pid, py);
 
-	if (!d->capture)
-		return;
-	r = capture_set_python(d->capture, (pid_t)pid, py);
 	if (r < 0)
 		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
 }

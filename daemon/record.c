@@ -420,11 +420,8 @@ static void on_maps(void *userdata, const struct proc *p)
 static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
 {
 	struct record_ctx *c = userdata;
-	int r;
+	int r = capture_set_python(c->capture, (pid_t)pid, py);
 
-	if (!c->capture)
-		return;
-	r = capture_set_python(c->capture, (pid_t)pid, py);
 	if (r < 0)
 		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
 }

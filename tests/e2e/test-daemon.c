@@ -402,6 +402,29 @@ static uint64_t profile_samples(const Perftools__Profiles__Profile *p)
 	return n;
 }
 
+/* GET a profile of `seconds` of process `pid` from the daemon, keep it as DIR/NAME, load it. */
+static Perftools__Profiles__Profile *pull_profile(struct td *d, unsigned seconds, pid_t pid,
+						 const char *name, char *path, size_t path_size)
+{
+	char url[256];
+	struct buf b;
+	FILE *f;
+	Perftools__Profiles__Profile *p;
+
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=%u&pid=%d", d->addr,
+		 seconds, pid);
+	cr_assert_eq(http("GET", url, &b), 200, "GET %s", url);
+	snprintf(path, path_size, "%s/%s", d->dir, name);
+	f = fopen(path, "we");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(b.data, 1, b.len, f), b.len);
+	cr_assert_eq(fclose(f), 0);
+	free(b.data);
+	p = test_pprof_load(path);
+	cr_assert_not_null(p, "cannot decode %s", path);
+	return p;
+}
+
 /* ---- tests -------------------------------------------------------------------------------- */
 
 Test(daemon, config_errors)
@@ -696,7 +719,6 @@ Test(daemon, pull_and_metrics, .timeout = 180)
 {
 	char url[256], cmd[1024], path[512];
 	struct td d;
-	struct buf b;
 	pid_t wpid;
 
 	td_prepare(&d);
@@ -721,16 +743,7 @@ Test(daemon, pull_and_metrics, .timeout = 180)
 	free(raw);
 
 	/* One process only. */
-	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=2&pid=%d", d.addr, wpid);
-	cr_assert_eq(http("GET", url, &b), 200);
-	snprintf(path, sizeof(path), "%s/pid.pb.gz", d.dir);
-	f = fopen(path, "we");
-	cr_assert_not_null(f);
-	fwrite(b.data, 1, b.len, f);
-	fclose(f);
-	free(b.data);
-	Perftools__Profiles__Profile *p = test_pprof_load(path);
-	cr_assert_not_null(p);
+	Perftools__Profiles__Profile *p = pull_profile(&d, 2, wpid, "pid.pb.gz", path, sizeof(path));
 	uint64_t total;
 	double frac = test_chain_fraction(p, wpid, chain, 5, &total);
 	cr_assert_geq(total, 5);
@@ -812,17 +825,14 @@ Test(daemon, pull_and_metrics, .timeout = 180)
 	td_cleanup(&d);
 }
 
-/* SIGHUP: a new frequency applies without losing samples; a bad file keeps the old config. */
 /* With off_cpu = yes, pulled profiles carry off-CPU waits as a third sample type. */
 Test(daemon, off_cpu_waits, .timeout = 180)
 {
 	static const char *const sleep_chain[] = {"off_sleep_b", "off_sleep_a", "sleeper"};
-	char url[256], path[512], *metrics;
+	char path[512], *metrics;
 	const char *names[4096];
 	struct td d;
-	struct buf b;
 	pid_t wpid;
-	FILE *f;
 	int64_t waited = 0;
 
 	td_prepare(&d);
@@ -833,16 +843,7 @@ Test(daemon, off_cpu_waits, .timeout = 180)
 	wpid = test_spawn((char *[]){(char *)test_build_path("workloads/offcpu"), "60", NULL});
 	cr_assert_gt(wpid, 0);
 
-	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3&pid=%d", d.addr, wpid);
-	cr_assert_eq(http("GET", url, &b), 200);
-	snprintf(path, sizeof(path), "%s/off.pb.gz", d.dir);
-	f = fopen(path, "we");
-	cr_assert_not_null(f);
-	fwrite(b.data, 1, b.len, f);
-	fclose(f);
-	free(b.data);
-	Perftools__Profiles__Profile *p = test_pprof_load(path);
-	cr_assert_not_null(p);
+	Perftools__Profiles__Profile *p = pull_profile(&d, 3, wpid, "off.pb.gz", path, sizeof(path));
 	cr_assert_eq(p->n_sample_type, 3);
 	cr_assert_str_eq(p->string_table[p->sample_type[2]->type], "off_cpu");
 	for (size_t i = 0; i < p->n_sample; i++) {
@@ -882,11 +883,9 @@ Test(daemon, python_frames, .timeout = 180)
 				     "        dmn_leaf()\n"
 				     "dmn_loop(time.monotonic() + 120)\n";
 	static const char *const py_chain[] = {"dmn_leaf", "dmn_loop", "<module>"};
-	char url[256], path[512], *metrics;
+	char path[512], *metrics;
 	struct td d;
-	struct buf b;
 	pid_t wpid;
-	FILE *f;
 
 	td_prepare(&d);
 	snprintf(path, sizeof(path), "%s/dmn.py", d.dir);
@@ -898,16 +897,7 @@ Test(daemon, python_frames, .timeout = 180)
 	cr_assert_gt(wpid, 0);
 	cr_assert(test_wait_cpu(wpid, 0.3, 30), "the script did not run");
 
-	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3&pid=%d", d.addr, wpid);
-	cr_assert_eq(http("GET", url, &b), 200);
-	snprintf(path, sizeof(path), "%s/py.pb.gz", d.dir);
-	f = fopen(path, "we");
-	cr_assert_not_null(f);
-	fwrite(b.data, 1, b.len, f);
-	fclose(f);
-	free(b.data);
-	Perftools__Profiles__Profile *p = test_pprof_load(path);
-	cr_assert_not_null(p);
+	Perftools__Profiles__Profile *p = pull_profile(&d, 3, wpid, "py.pb.gz", path, sizeof(path));
 	uint64_t total;
 	double frac = test_chain_fraction(p, wpid, py_chain, 3, &total);
 	cr_assert_geq(total, 50, "samples of the script: %lu", (unsigned long)total);
@@ -925,6 +915,7 @@ Test(daemon, python_frames, .timeout = 180)
 	td_cleanup(&d);
 }
 
+/* SIGHUP: a new frequency applies without losing samples; a bad file keeps the old config. */
 Test(daemon, reload, .timeout = 180)
 {
 	char names[16][64], path[512];

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: MIT
+# Helpers shared by the bench scripts (sourced, not run).
+
+# "run_time_ns run_cnt" of PID's perf_event BPF program (prog_type 7), from its fd's fdinfo: the
+# counters `bpftool prog show` prints, kept while kernel.bpf_stats_enabled=1.
+bpf_prog_stats() {
+	local fd info
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
+		info=$(cat /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null) || continue
+		if echo "$info" | grep -q '^prog_type:[[:space:]]*7$'; then
+			echo "$info" | awk '/^run_time_ns:/ { t = $2 } /^run_cnt:/ { c = $2 } END { print t + 0, c + 0 }'
+			return 0
+		fi
+	done
+	echo "0 0"
+}
+
+# Sum of run_time_ns of every BPF program PID holds (all kinds: sampling, off-CPU, tracepoints).
+bpf_all_ns() {
+	local fd info sum=0 t
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = anon_inode:bpf-prog ] || continue
+		info=$(cat /proc/"$1"/fdinfo/"${fd##*/}" 2>/dev/null) || continue
+		t=$(echo "$info" | awk '/^run_time_ns:/ { print $2 }')
+		sum=$((sum + ${t:-0}))
+	done
+	echo $sum
+}
+
+# Median, and "min–max", of the numbers on stdin (one per line).
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+spread() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
