@@ -72,11 +72,15 @@ sysctl -qw kernel.bpf_stats_enabled=1
 pp=$!
 bash -c 'while :; do :; done' &
 spin=$!
-"$PROFD" record -q -a -F 99 --off-cpu -d "$host_secs" -o "$tmp/a.pb.gz" >/dev/null 2>&1 &
+"$PROFD" record -q -a -F 99 --off-cpu -d "$host_secs" -o "$tmp/a.pb.gz" >"$tmp/host.log" 2>&1 &
 prof=$!
 sleep $(awk -v s="$host_secs" 'BEGIN { print s - 0.5 }')
+cpu_ticks=$(awk '{ print $14 + $15 }' /proc/$prof/stat 2>/dev/null) || {
+	kill $spin $pp 2>/dev/null || true
+	echo "offcpu.sh: profd -a ended early: $(cat "$tmp/host.log")" >&2
+	exit 1
+}
 bpf_ns=$(bpf_all_ns $prof)
-cpu_ticks=$(awk '{ print $14 + $15 }' /proc/$prof/stat)
 wait $prof || true
 kill $spin $pp 2>/dev/null || true
 wait $spin $pp 2>/dev/null || true

@@ -545,44 +545,28 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 
 /* ---- off-CPU waits (loaded only with --off-cpu) */
 
-/* tid → when it left the CPU blocked, how, and where its user code stood. */
-struct offcpu_start {
-	__u64 time_ns;
-	__u64 ip, sp;
-	__u32 state;
-	__u32 reserved;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, PROFD_MAX_OFFCPU_THREADS);
-	__type(key, __u32);
-	__type(value, struct offcpu_start);
-} offcpu_starts SEC(".maps");
-
-/* tid → a wait long enough to record, once the thread is back in its own context. */
-struct offcpu_due {
-	__u64 waited_ns;
+/*
+ * Per thread (task-local storage: no hashing, freed with the thread), created for a thread of
+ * interest the first time it blocks: when its current wait began and where its user code
+ * stood, and a wait long enough to record that its system call exit has not recorded yet.
+ */
+struct offcpu_task {
+	__u64 start_ns; /* 0: not waiting */
 	__u64 ip, sp;
 	__u32 state;
 	__u32 kstack_len;
+	__u64 due_ns; /* 0: nothing due; else the length of the wait due */
+	__u32 due_state;
+	__u32 reserved;
 	__u64 kstack[PROFD_MAX_KSTACK];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, PROFD_MAX_OFFCPU_DUE);
-	__type(key, __u32);
-	__type(value, struct offcpu_due);
-} offcpu_due SEC(".maps");
-
-/* A per-CPU scratch offcpu_due (too big for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct offcpu_due);
-} offcpu_due_scratch SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct offcpu_task);
+} offcpu_tasks SEC(".maps");
 
 /* This CPU's budget: waits recorded in the current second. */
 struct offcpu_budget {
@@ -608,44 +592,37 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u32 tgid = prev->tgid, tid = prev->pid, ntid = next->pid, zero = 0;
-	struct offcpu_start st = {}, *started;
-	struct offcpu_due *due;
-	__u64 now = bpf_ktime_get_ns();
+	struct offcpu_task *t;
+	__u64 now = bpf_ktime_get_ns(), waited;
 	long n;
 
-	if (!preempt && prev_state != 0 && prev->mm && is_target(tgid)) {
-		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(prev);
-		__u64 r[4];
+	if (!preempt && prev_state != 0 && prev->mm && is_target(prev->tgid)) {
+		t = bpf_task_storage_get(&offcpu_tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (t) {
+			struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(prev);
+			__u64 r[4];
 
-		regs_fill(uregs, r);
-		st.time_ns = now;
-		st.ip = r[0];
-		st.sp = r[1];
-		st.state = prev_state & 0x2 ? PROFD_OFFCPU_DISK :
-			   prev_state & 0x1 ? PROFD_OFFCPU_SLEEP : PROFD_OFFCPU_OTHER;
-		bpf_map_update_elem(&offcpu_starts, &tid, &st, BPF_ANY);
+			regs_fill(uregs, r);
+			t->start_ns = now;
+			t->ip = r[0];
+			t->sp = r[1];
+			t->state = prev_state & 0x2 ? PROFD_OFFCPU_DISK :
+				   prev_state & 0x1 ? PROFD_OFFCPU_SLEEP : PROFD_OFFCPU_OTHER;
+		}
 	}
 
-	started = bpf_map_lookup_elem(&offcpu_starts, &ntid);
-	if (!started)
+	t = bpf_task_storage_get(&offcpu_tasks, next, 0, 0);
+	if (!t || !t->start_ns)
 		return 0;
-	if (now - started->time_ns < off_cpu_min_ns) {
-		bpf_map_delete_elem(&offcpu_starts, &ntid);
+	waited = now - t->start_ns;
+	t->start_ns = 0;
+	if (waited < off_cpu_min_ns)
 		return 0;
-	}
-	due = bpf_map_lookup_elem(&offcpu_due_scratch, &zero);
-	if (!due)
-		return 0;
-	due->waited_ns = now - started->time_ns;
-	due->ip = started->ip;
-	due->sp = started->sp;
-	due->state = started->state;
-	bpf_map_delete_elem(&offcpu_starts, &ntid);
+	t->due_ns = waited;
+	t->due_state = t->state;
 	/* Not running yet: its saved kernel stack is where it slept. */
-	n = bpf_get_task_stack(next, due->kstack, sizeof(due->kstack), 0);
-	due->kstack_len = n > 0 ? n / sizeof(__u64) : 0;
-	bpf_map_update_elem(&offcpu_due, &ntid, due, BPF_ANY);
+	n = bpf_get_task_stack(next, t->kstack, sizeof(t->kstack), 0);
+	t->kstack_len = n > 0 ? n / sizeof(__u64) : 0;
 	return 0;
 }
 
@@ -658,25 +635,21 @@ int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct ta
 SEC("tp_btf/sys_exit")
 int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid(), now;
-	__u32 tid = (__u32)id, zero = 0, cpu = bpf_get_smp_processor_id();
-	struct offcpu_due *due = bpf_map_lookup_elem(&offcpu_due, &tid), *copy;
+	__u64 id = bpf_get_current_pid_tgid(), now, waited;
+	__u32 zero = 0, cpu = bpf_get_smp_processor_id();
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct offcpu_task *t = bpf_task_storage_get(&offcpu_tasks, task, 0, 0);
 	struct offcpu_budget *bud;
-	struct task_struct *task;
 	__u64 r[4];
 
-	if (!due)
+	if (!t || !t->due_ns)
 		return 0;
-	copy = bpf_map_lookup_elem(&offcpu_due_scratch, &zero);
-	if (!copy)
-		return 0;
-	__builtin_memcpy(copy, due, sizeof(*copy));
-	bpf_map_delete_elem(&offcpu_due, &tid);
+	waited = t->due_ns;
+	t->due_ns = 0;
 	if (!is_target(id >> 32))
 		return 0;
-	task = bpf_get_current_task_btf();
 	regs_fill((struct pt_regs *)bpf_task_pt_regs(task), r);
-	if (r[0] != copy->ip || r[1] != copy->sp) {
+	if (r[0] != t->ip || r[1] != t->sp) {
 		count_lost(4);
 		return 0;
 	}
@@ -694,8 +667,8 @@ int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
 	}
 	bud->n++;
 	/* The second half of the scratch records: a sample never waits for this one. */
-	return record_current(ctx, PROFD_REC_OFFCPU, cpu + n_cpus, false, copy->waited_ns,
-			      copy->state, copy->kstack, copy->kstack_len);
+	return record_current(ctx, PROFD_REC_OFFCPU, cpu + n_cpus, false, waited, t->due_state,
+			      t->kstack, t->kstack_len);
 }
 
 static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,

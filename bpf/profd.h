@@ -20,8 +20,6 @@
 #define PROFD_STACK_BYTES_MAX (64 * 1024)
 #define PROFD_MAX_TARGETS 4096 /* tgids in the filter map */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
-#define PROFD_MAX_OFFCPU_THREADS 65536 /* threads off the CPU at once that can be followed */
-#define PROFD_MAX_OFFCPU_DUE 4096      /* long waits waiting for their thread's system call exit */
 #define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
 #define PROFD_MAX_PY_PROCS 4096      /* CPython processes the BPF side knows (profd_py_proc) */
 #define PROFD_MAX_PY_THREADS 16384   /* threads whose PyThreadState address is remembered (LRU) */
