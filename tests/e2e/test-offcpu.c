@@ -35,6 +35,21 @@ static bool has_chain(const struct test_frame *f, size_t n, const char *const *c
 	return false;
 }
 
+/* Do the samples that hold `chain` all reach the root (no "[truncated: ...]" frame)? */
+static bool chain_complete(const Perftools__Profiles__Profile *p, const char *const *chain,
+			   size_t k)
+{
+	static struct test_frame frames[MAX_FRAMES];
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t n = test_sample_frames(p, p->sample[i], frames, MAX_FRAMES);
+
+		if (n && has_chain(frames, n, chain, k) && !strncmp(frames[n - 1].name, "[truncated", 10))
+			return false;
+	}
+	return true;
+}
+
 /* Sum of value `idx` over samples whose stack holds `chain` (leaf first, consecutive). */
 static int64_t chain_value(const Perftools__Profiles__Profile *p, int idx,
 			   const char *const *chain, size_t k)
@@ -118,6 +133,9 @@ Test(offcpu, waits_match_what_the_workload_measured)
 		  "sleeps: profd %.3f s, the workload measured %.3f s", got_sleep, sleep_s);
 	cr_assert(got_pipe > pipe_s * 0.85 && got_pipe < pipe_s * 1.15,
 		  "pipe reads: profd %.3f s, the workload measured %.3f s", got_pipe, pipe_s);
+
+	cr_assert(chain_complete(p, sleep_chain, 3) && chain_complete(p, pipe_chain, 3),
+		  "a waiting stack did not reach the root");
 
 	/* The CPU profile is the burner's, and a CPU sample never carries off-CPU time. */
 	burn_frac = (double)chain_value(p, samples, burn_chain, 3) / total_value(p, samples);
