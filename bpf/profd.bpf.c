@@ -555,7 +555,7 @@ struct offcpu_task {
 	__u64 ip, sp;
 	__u32 state;
 	__u32 kstack_len;
-	__u64 due_ns; /* 0: nothing due; else the length of the wait due */
+	__u64 due_ns; /* waits of the current system call not recorded yet (0: none) */
 	__u32 due_state;
 	__u32 reserved;
 	__u64 kstack[PROFD_MAX_KSTACK];
@@ -584,9 +584,9 @@ struct {
 /*
  * At every context switch: a thread of interest that leaves the CPU blocked (sleeping,
  * waiting for I/O or a lock: not preempted, which is no wait) starts a wait; the thread that
- * gets the CPU ends its wait, and one of off_cpu_min_ns or more becomes due, with the kernel
- * stack it slept in. Cheap on purpose: map updates only; the user stack is copied when the
- * thread is back in its own context (profd_sys_exit).
+ * gets the CPU ends its wait, which is due until its system call returns, with the kernel
+ * stack it slept in once the waits reach off_cpu_min_ns. Cheap on purpose: task-local storage
+ * only; the user stack is copied when the thread is back in its own context (profd_sys_exit).
  */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct task_struct *next,
@@ -603,6 +603,15 @@ int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct ta
 			__u64 r[4];
 
 			regs_fill(uregs, r);
+			/*
+			 * Time not yet recorded belongs to the user code that waited: if that
+			 * moved on (a wait that ended in no system call), it is dropped.
+			 */
+			if (t->due_ns && (r[0] != t->ip || r[1] != t->sp)) {
+				if (t->due_ns >= off_cpu_min_ns)
+					count_lost(4);
+				t->due_ns = 0;
+			}
 			t->start_ns = now;
 			t->ip = r[0];
 			t->sp = r[1];
@@ -616,13 +625,17 @@ int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct ta
 		return 0;
 	waited = now - t->start_ns;
 	t->start_ns = 0;
-	if (waited < off_cpu_min_ns)
-		return 0;
-	t->due_ns = waited;
+	/*
+	 * One system call may sleep several times (a wakeup that was not the one it waited
+	 * for): its waits add up, and the threshold applies to their sum when it returns.
+	 */
+	t->due_ns += waited;
 	t->due_state = t->state;
-	/* Not running yet: its saved kernel stack is where it slept. */
-	n = bpf_get_task_stack(next, t->kstack, sizeof(t->kstack), 0);
-	t->kstack_len = n > 0 ? n / sizeof(__u64) : 0;
+	if (t->due_ns >= off_cpu_min_ns && t->due_ns - waited < off_cpu_min_ns) {
+		/* Not running yet: its saved kernel stack is where it slept. */
+		n = bpf_get_task_stack(next, t->kstack, sizeof(t->kstack), 0);
+		t->kstack_len = n > 0 ? n / sizeof(__u64) : 0;
+	}
 	return 0;
 }
 
@@ -646,7 +659,7 @@ int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	waited = t->due_ns;
 	t->due_ns = 0;
-	if (!is_target(id >> 32))
+	if (waited < off_cpu_min_ns || !is_target(id >> 32))
 		return 0;
 	regs_fill((struct pt_regs *)bpf_task_pt_regs(task), r);
 	if (r[0] != t->ip || r[1] != t->sp) {
