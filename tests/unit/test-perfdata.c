@@ -234,7 +234,9 @@ Test(perfdata, stack_bytes_are_the_files)
 	cr_assert_eq(perfdata_open(data_path, &pd), 0);
 	cr_assert_eq(perfdata_read(pd, check_stack, &c), 0, "%s", perfdata_error(pd));
 	cr_assert_gt(c.samples, 200);
-	cr_assert_eq(c.checked, c.samples, "every sample has its stack");
+	/* As in real_recording_matches_perf: perf may take a few samples without a user stack. */
+	cr_assert_geq(c.checked + 3, c.samples, "samples with their stack: %lu of %lu",
+		      (unsigned long)c.checked, (unsigned long)c.samples);
 	perfdata_free(pd);
 	free(file);
 }
