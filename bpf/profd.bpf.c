@@ -23,6 +23,15 @@ const volatile bool python_frames = true;
 const volatile __u32 n_cpus = 1;             /* possible CPUs: scratch holds 2 per CPU */
 const volatile __u64 off_cpu_min_ns = 1000000; /* shorter waits are not recorded */
 const volatile __u64 off_cpu_budget = 1000;  /* waits recorded per second per CPU */
+const volatile bool stack_sizing = false;   /* read per-process copy sizes from stack_sizes */
+const volatile bool task_events = false;    /* per-task perf events: mark inherited ones */
+
+/*
+ * Set by userspace while it opens per-task events on a target's existing threads, cleared
+ * once every thread has one: until then the fork hook records which new threads inherit an
+ * event from their creator, so userspace opens no second one on them.
+ */
+volatile bool marking_task_events = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -72,6 +81,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sample_buf);
 } scratch SEC(".maps");
+
+/*
+ * Per process: how many bytes of user stack a sample copies (at most stack_bytes), as userspace
+ * learnt from unwinding its samples (daemon/stacksize.c). No entry: stack_bytes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_STACK_SIZES);
+	__type(key, __u32);
+	__type(value, __u32);
+} stack_sizes SEC(".maps");
+
+/*
+ * Threads that carry a per-task perf event (opened by userspace, or inherited from the thread
+ * that created them while marking_task_events was set).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_TASK_EVENTS);
+	__type(key, __u32);
+	__type(value, __u8);
+} task_event_tids SEC(".maps");
 
 static __always_inline void count_lost(__u32 idx)
 {
@@ -208,25 +239,39 @@ static long page_copy_cb(__u32 i, void *data)
  * the first page that cannot be read.
  */
 static __always_inline __u32 copy_user_stack(struct task_struct *task, struct sample_buf *b,
-					     __u32 cpu, __u32 tid, __u64 sp, __u16 *flags)
+					     __u32 cpu, __u32 tgid, __u32 tid, __u64 sp,
+					     __u16 *flags)
 {
 	struct page_copy_ctx pc = {.sp = sp, .cpu = cpu};
 	__u64 want = stack_bytes, end = stack_vma_end(task, tid, sp);
+	bool sized = false;
+	__u32 *size;
 
 	if (want > PROFD_STACK_BYTES_MAX)
 		want = PROFD_STACK_BYTES_MAX;
+	if (stack_sizing && (size = bpf_map_lookup_elem(&stack_sizes, &tgid)) && *size < want) {
+		want = *size;
+		sized = true;
+	}
 	if (end) {
 		*flags |= PROFD_SAMPLE_STACK_VMA;
+		if (end - sp <= want)
+			sized = false;
 		if (end - sp < want)
 			want = end - sp;
 		if (want <= PROFD_STACK_BYTES_MAX &&
-		    bpf_probe_read_user(b->stack, want, (void *)sp) == 0)
+		    bpf_probe_read_user(b->stack, want, (void *)sp) == 0) {
+			if (sized)
+				*flags |= PROFD_SAMPLE_STACK_SIZED;
 			return want;
+		}
 	}
 	pc.want = want;
 	bpf_loop(PROFD_STACK_BYTES_MAX / PAGE_SZ + 1, page_copy_cb, &pc, 0);
 	if (pc.partial)
 		*flags |= PROFD_SAMPLE_STACK_PARTIAL;
+	else if (sized && pc.off == want)
+		*flags |= PROFD_SAMPLE_STACK_SIZED;
 	return pc.off;
 }
 
@@ -518,7 +563,8 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 
 		s->uid = sample_owner(task);
 		regs_fill(uregs, s->regs);
-		s->ustack_len = copy_user_stack(task, b, slot, s->tid, s->regs[1], &s->flags);
+		s->ustack_len = copy_user_stack(task, b, slot, tgid, s->tid, s->regs[1],
+					       &s->flags);
 		if (python_frames)
 			s->py_nframes = py_walk(task, b, slot, tgid, s->tid, s->ustack_len, &s->flags);
 	}
@@ -714,6 +760,8 @@ int BPF_PROG(profd_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	/* Nor is its interpreter: userspace describes the new image again if it runs Python. */
 	bpf_map_delete_elem(&py_procs, &tgid);
 	bpf_map_delete_elem(&py_tstates, &tid);
+	/* Nor is the copy size learnt from its stacks. */
+	bpf_map_delete_elem(&stack_sizes, &tgid);
 	if (is_target(tgid))
 		emit_task_event(PROFD_REC_EXEC, tgid, 0, p);
 	return 0;
@@ -729,6 +777,7 @@ int BPF_PROG(profd_exit, struct task_struct *p)
 		return 0;
 	emit_task_event(PROFD_REC_EXIT, tgid, 0, p);
 	bpf_map_delete_elem(&py_procs, &tgid);
+	bpf_map_delete_elem(&stack_sizes, &tgid);
 	if (filter_pids)
 		bpf_map_delete_elem(&targets, &tgid);
 	return 0;
@@ -737,9 +786,16 @@ int BPF_PROG(profd_exit, struct task_struct *p)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(profd_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, ptid = parent->pid, ctid = child->pid;
 	__u8 one = 1;
 
+	/*
+	 * The child inherited the per-task event of the thread that created it (copy_process()
+	 * copies them before this tracepoint): note it, so userspace does not open a second one.
+	 */
+	if (task_events && marking_task_events &&
+	    bpf_map_lookup_elem(&task_event_tids, &ptid))
+		bpf_map_update_elem(&task_event_tids, &ctid, &one, BPF_ANY);
 	if (ptgid == ctgid || !is_target(ptgid))
 		return 0;
 	if (filter_pids) {

@@ -19,6 +19,8 @@
 #define PROFD_STACK_BYTES_DEFAULT (32 * 1024) /* user stack bytes copied per sample */
 #define PROFD_STACK_BYTES_MAX (64 * 1024)
 #define PROFD_MAX_TARGETS 4096 /* tgids in the filter map */
+#define PROFD_MAX_STACK_SIZES 16384 /* processes with an adaptive stack copy size (LRU) */
+#define PROFD_MAX_TASK_EVENTS 65536 /* threads known to carry a per-task perf event (LRU) */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
 #define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
 #define PROFD_MAX_PY_PROCS 4096      /* CPython processes the BPF side knows (profd_py_proc) */
@@ -61,6 +63,11 @@ enum profd_sample_flags {
 	PROFD_SAMPLE_PY_TRUNCATED = 1u << 5, /* more than PROFD_PY_MAX_FRAMES Python frames */
 	PROFD_SAMPLE_PY_ERROR = 1u << 6,     /* the thread state or a frame could not be read */
 	PROFD_SAMPLE_PY_NO_TSTATE = 1u << 7, /* no thread state for this thread (not running Python) */
+	/*
+	 * The copy stopped at the size userspace chose for this process (map stack_sizes), short
+	 * of the cap and of the stack's end: a walk that runs out of bytes needs a bigger size.
+	 */
+	PROFD_SAMPLE_STACK_SIZED = 1u << 8,
 };
 
 /*

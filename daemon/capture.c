@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -33,7 +35,10 @@ struct capture {
 	struct profd_bpf *skel;
 	struct ring_buffer *rb;
 	struct bpf_link **links;
-	size_t n_links;
+	size_t n_links, cap_links;
+	pid_t *pids; /* processes added (per-task events are opened on their threads) */
+	size_t n_pids, cap_pids;
+	struct capture_info info;
 	capture_handler_t handler;
 	void *userdata;
 	int n_cpus;
@@ -128,6 +133,8 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 	c->skel->rodata->off_cpu_min_ns = cfg->off_cpu_min_ns;
 	c->skel->rodata->off_cpu_budget = cfg->off_cpu_budget ? cfg->off_cpu_budget
 							      : CAPTURE_OFF_CPU_BUDGET_DEFAULT;
+	c->skel->rodata->stack_sizing = cfg->stack_sizing;
+	c->skel->rodata->task_events = cfg->per_task && !cfg->all;
 	/* Without --off-cpu, nothing runs at context switches. */
 	bpf_program__set_autoload(c->skel->progs.profd_switch_out, cfg->off_cpu);
 	bpf_program__set_autoload(c->skel->progs.profd_sys_exit, cfg->off_cpu);
@@ -179,6 +186,160 @@ static bool cpu_online(int cpu)
 	return v == '1';
 }
 
+static int add_link(struct capture *c, struct bpf_link *link)
+{
+	if (c->n_links == c->cap_links) {
+		size_t n = c->cap_links ? 2 * c->cap_links : 16;
+		struct bpf_link **l = reallocarray(c->links, n, sizeof(*l));
+
+		if (!l)
+			return -ENOMEM;
+		c->links = l;
+		c->cap_links = n;
+	}
+	c->links[c->n_links++] = link;
+	return 0;
+}
+
+static void destroy_links(struct capture *c)
+{
+	/* A perf event link owns its perf fd: destroying it closes the event. */
+	for (size_t i = 0; i < c->n_links; i++)
+		bpf_link__destroy(c->links[i]);
+	c->n_links = 0;
+}
+
+/* Open an event (cpu -1: on thread `tid`; else on CPU `cpu`, any task) with the program on it. */
+static int open_event(struct capture *c, const struct perf_event_attr *attr, pid_t tid, int cpu)
+{
+	struct bpf_link *link;
+	int fd, r;
+
+	fd = syscall(SYS_perf_event_open, attr, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	link = bpf_program__attach_perf_event(c->skel->progs.profd_sample, fd);
+	if (!link) {
+		r = -errno ?: -EINVAL;
+		close(fd);
+		return r;
+	}
+	/* The link owns the perf fd from here on and closes it when destroyed. */
+	r = add_link(c, link);
+	if (r < 0) {
+		bpf_link__destroy(link);
+		return r;
+	}
+	c->info.events++;
+	return 0;
+}
+
+static int start_per_cpu(struct capture *c, struct perf_event_attr *attr)
+{
+	attr->inherit = 0;
+	for (int cpu = 0; cpu < c->n_cpus; cpu++) {
+		int r;
+
+		if (!cpu_online(cpu))
+			continue;
+		r = open_event(c, attr, -1, cpu);
+		if (r == -ENODEV)
+			continue;
+		if (r < 0)
+			return log_error_errno(r, "Failed to sample CPU %d (cpu-clock perf event with "
+						  "the BPF program): %m", cpu);
+	}
+	if (c->n_links == 0)
+		return log_error_errno(-ENODEV, "No online CPU could be sampled");
+	return 0;
+}
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+/*
+ * One pass over the threads of process `pid`: open an event on each that has none. Returns
+ * events opened or -errno (a thread or process that ended meanwhile is no error).
+ */
+static int task_events_pass(struct capture *c, const struct perf_event_attr *attr, pid_t pid)
+{
+	char path[64];
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int opened = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return 0; /* gone: it will not be sampled, and its EXIT ends the recording */
+	while ((de = readdir(d))) {
+		__u32 tid;
+		__u8 one = 1;
+		char *end;
+		long v;
+		int r;
+
+		errno = 0;
+		v = strtol(de->d_name, &end, 10);
+		if (errno || *end || v <= 0 || v > INT_MAX)
+			continue;
+		tid = (__u32)v;
+		/* Opened by us already, or inherited from its creator's event. */
+		if (bpf_map__lookup_elem(c->skel->maps.task_event_tids, &tid, sizeof(tid), &one,
+					 sizeof(one), 0) == 0)
+			continue;
+		r = open_event(c, attr, (pid_t)tid, -1);
+		if (r == -ESRCH)
+			continue;
+		if (r < 0)
+			return r;
+		/*
+		 * Marked once its program is attached: a thread it creates from now on inherits the
+		 * event and the program, and the fork hook marks it in turn.
+		 */
+		(void)bpf_map__update_elem(c->skel->maps.task_event_tids, &tid, sizeof(tid), &one,
+					   sizeof(one), BPF_ANY);
+		opened++;
+	}
+	return opened;
+}
+
+/*
+ * Per-task events on every thread of the targets, inherited (inherit = 1) by what they
+ * create. Threads created while this runs either inherit from a thread that has its event
+ * already (the fork hook marks them) or show up in the next pass, which opens theirs; a pass
+ * that opens nothing ends it. A thread created in the microseconds between its creator's
+ * attach and mark gets two events (samples twice as often); none is left without one.
+ */
+static int start_per_task(struct capture *c, struct perf_event_attr *attr)
+{
+	int opened = 0, r = 0;
+
+	attr->inherit = 1;
+	c->skel->bss->marking_task_events = true;
+	for (int pass = 0; pass < 64; pass++) {
+		int n = 0;
+
+		for (size_t i = 0; i < c->n_pids; i++) {
+			r = task_events_pass(c, attr, c->pids[i]);
+			if (r < 0)
+				goto out;
+			n += r;
+		}
+		opened += n;
+		if (n == 0)
+			break;
+	}
+	r = 0;
+out:
+	c->skel->bss->marking_task_events = false;
+	c->info.threads = opened;
+	return r;
+}
+
 int capture_start(struct capture *c)
 {
 	struct perf_event_attr attr = {
@@ -188,54 +349,49 @@ int capture_start(struct capture *c)
 		.sample_freq = c->cfg.freq,
 		.freq = 1,
 	};
+	int r;
 
-	c->links = calloc(c->n_cpus, sizeof(*c->links));
-	if (!c->links)
-		return -ENOMEM;
-	for (int cpu = 0; cpu < c->n_cpus; cpu++) {
-		struct bpf_link *link;
-		int fd, r;
+	c->info = (struct capture_info){};
+	if (!c->cfg.per_task || c->cfg.all)
+		return start_per_cpu(c, &attr);
 
-		if (!cpu_online(cpu))
-			continue;
-		fd = syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ENODEV)
-				continue;
-			return log_error_errno(-errno, "Failed to open cpu-clock perf event on CPU %d: %m",
-					       cpu);
-		}
-		link = bpf_program__attach_perf_event(c->skel->progs.profd_sample, fd);
-		if (!link) {
-			r = -errno ?: -EINVAL;
-			close(fd);
-			return log_error_errno(r, "Failed to attach BPF program to CPU %d: %m", cpu);
-		}
-		/* The link owns the perf fd from here on and closes it when destroyed. */
-		c->links[c->n_links++] = link;
+	c->info.per_task = true;
+	r = start_per_task(c, &attr);
+	if (r == -EINVAL || r == -EOPNOTSUPP) {
+		/* Older kernels refuse BPF programs on inherited events. */
+		log_warning_errno(r, "This kernel refuses the BPF program on per-task inherited "
+				     "cpu-clock events (%m); sampling every CPU instead, which "
+				     "interrupts unrelated processes too.");
+		destroy_links(c);
+		c->info = (struct capture_info){};
+		return start_per_cpu(c, &attr);
 	}
-	if (c->n_links == 0)
-		return log_error_errno(-ENODEV, "No online CPU could be sampled");
+	if (r < 0)
+		return log_error_errno(r, "Failed to open per-task cpu-clock events on the targets' "
+					  "threads: %m");
 	return 0;
+}
+
+void capture_get_info(const struct capture *c, struct capture_info *ret)
+{
+	*ret = c->info;
 }
 
 void capture_stop(struct capture *c)
 {
 	if (!c)
 		return;
-	/* A perf event link owns its perf fd: destroying it closes the event. */
-	for (size_t i = 0; i < c->n_links; i++)
-		bpf_link__destroy(c->links[i]);
-	c->n_links = 0;
+	/* Closing an event also ends the events its threads inherited from it. */
+	destroy_links(c);
 }
 
 void capture_free(struct capture *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n_links; i++)
-		bpf_link__destroy(c->links[i]);
+	destroy_links(c);
 	free(c->links);
+	free(c->pids);
 	ring_buffer__free(c->rb);
 	profd_bpf__destroy(c->skel);
 	free(c);
@@ -251,6 +407,33 @@ int capture_add_pid(struct capture *c, pid_t pid)
 	if (bpf_map__update_elem(c->skel->maps.targets, &key, sizeof(key), &one, sizeof(one),
 				 BPF_ANY) < 0)
 		return errno == E2BIG || errno == ENOSPC ? -E2BIG : -errno;
+	if (c->n_pids == c->cap_pids) {
+		size_t n = c->cap_pids ? 2 * c->cap_pids : 8;
+		pid_t *p = reallocarray(c->pids, n, sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->pids = p;
+		c->cap_pids = n;
+	}
+	c->pids[c->n_pids++] = pid;
+	return 0;
+}
+
+int capture_set_stack_size(struct capture *c, pid_t pid, uint32_t bytes)
+{
+	__u32 key = pid, val = MIN(bytes, c->cfg.stack_bytes);
+
+	if (!c || !c->cfg.stack_sizing)
+		return 0;
+	if (bytes == 0)
+		return bpf_map__delete_elem(c->skel->maps.stack_sizes, &key, sizeof(key), 0) < 0 &&
+				       errno != ENOENT
+			       ? -errno
+			       : 0;
+	if (bpf_map__update_elem(c->skel->maps.stack_sizes, &key, sizeof(key), &val, sizeof(val),
+				 BPF_ANY) < 0)
+		return -errno;
 	return 0;
 }
 

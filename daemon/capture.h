@@ -26,6 +26,16 @@ struct capture_config {
 	bool off_cpu;
 	uint64_t off_cpu_min_ns;
 	uint64_t off_cpu_budget;
+	/*
+	 * Sample with per-task events (not cfg.all): one cpu-clock event on each thread of the
+	 * processes added before capture_start(), inherited by the threads and processes they
+	 * create. Only those tasks take sampling interrupts; with per-CPU events every task on
+	 * every CPU does, and the BPF program filters afterwards. When the kernel refuses a BPF
+	 * program on an inherited event, capture_start() falls back to per-CPU events and says so.
+	 */
+	bool per_task;
+	/* Copy sizes per process from capture_set_stack_size() (else always stack_bytes). */
+	bool stack_sizing;
 };
 #define CAPTURE_OFF_CPU_MIN_DEFAULT_NS 1000000ull
 #define CAPTURE_OFF_CPU_BUDGET_DEFAULT 2000
@@ -67,8 +77,26 @@ int capture_add_pid(struct capture *c, pid_t pid);
 struct profd_py_proc;
 int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc *py);
 
-/* Attach the perf events: sampling starts now. */
+/*
+ * How many user stack bytes samples of process `pid` copy from now on (capped at
+ * cfg.stack_bytes); 0 forgets the process (back to cfg.stack_bytes). No-op without
+ * cfg.stack_sizing. The entry goes when the process execs or exits.
+ */
+int capture_set_stack_size(struct capture *c, pid_t pid, uint32_t bytes);
+
+/*
+ * Attach the perf events: sampling starts now. With cfg.per_task, every thread of every
+ * process added so far gets its event (threads created meanwhile included).
+ */
 int capture_start(struct capture *c);
+
+/* What capture_start() set up, for messages: events opened and whether they are per task. */
+struct capture_info {
+	bool per_task;
+	size_t events;  /* perf events profd opened (inherited ones not counted) */
+	size_t threads; /* per task: threads that had one when sampling started */
+};
+void capture_get_info(const struct capture *c, struct capture_info *ret);
 
 /*
  * Wait up to timeout_ms, then consume what the ring buffer holds. The BPF side wakes the

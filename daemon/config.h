@@ -35,7 +35,8 @@ struct daemon_config {
 	char *demangle;		  /* "simple", "templates", "full", "none" (symbolize.h) */
 	unsigned retention_count; /* interval files kept; 0: no count limit */
 	uint64_t retention_bytes; /* total bytes of interval files; 0: no size limit */
-	unsigned stack_bytes;	  /* user stack bytes copied per sample */
+	unsigned stack_bytes;	  /* user stack bytes copied per sample, at most */
+	bool adaptive_stack_copy; /* copy what each process's walks need (daemon/stacksize.h) */
 	bool python;		  /* CPython frames in place of interpreter frames */
 	bool off_cpu;		  /* also record off-CPU waits (capture_config.off_cpu) */
 	unsigned off_cpu_min_us;  /* shorter waits are not recorded */

@@ -789,8 +789,22 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 	       s.frequency);
 	metric(f, "profd_interval_seconds", "gauge", "Length of an interval profile.",
 	       s.interval_s);
-	metric(f, "profd_stack_bytes", "gauge", "User stack bytes copied per sample.",
-	       s.stack_bytes);
+	metric(f, "profd_stack_bytes", "gauge",
+	       "The most user stack bytes a sample copies (stack_bytes).", s.stack_bytes);
+	metric(f, "profd_stack_copies_total", "counter",
+	       "Samples and waits whose user stack was copied.", s.st.stack_copies);
+	metric(f, "profd_stack_copy_bytes_total", "counter",
+	       "User stack bytes copied, in total (divide by profd_stack_copies_total for the "
+	       "mean).",
+	       s.st.stack_copy_bytes);
+	metric(f, "profd_stack_copy_p99_bytes", "gauge",
+	       "99th percentile of the user stack bytes copied per sample since start (256-byte "
+	       "resolution).",
+	       session_stack_copy_quantile(&s.st, 0.99));
+	metric(f, "profd_stack_copy_cut_total", "counter",
+	       "Stack walks that ran out of a copy cut at its process's learnt size (the size "
+	       "then grows to stack_bytes).",
+	       s.st.stack_cut);
 	metric(f, "profd_profiles_written_total", "counter", "Interval profiles written.",
 	       s.profiles_written);
 	metric(f, "profd_profile_write_errors_total", "counter",
@@ -1013,11 +1027,22 @@ static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *
 		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
 }
 
-static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, struct capture **ret)
+static void on_stack_size(void *userdata, uint32_t pid, uint32_t bytes)
+{
+	struct daemon *d = userdata;
+	int r = d->capture ? capture_set_stack_size(d->capture, (pid_t)pid, bytes) : 0;
+
+	if (r < 0)
+		log_debug_errno(r, "Cannot set the stack copy size of process %u: %m", pid);
+}
+
+static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, bool adaptive,
+			struct capture **ret)
 {
 	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes,
 				    .no_python = !d->cfg.python, .off_cpu = d->cfg.off_cpu,
-				    .off_cpu_min_ns = d->cfg.off_cpu_min_us * 1000ull};
+				    .off_cpu_min_ns = d->cfg.off_cpu_min_us * 1000ull,
+				    .stack_sizing = adaptive};
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)
@@ -1035,13 +1060,14 @@ static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, s
  * buffer meanwhile). Returns 0, or -errno with the old settings' capture running (the old one,
  * or a new one with the old settings), or -errno with d->capture NULL when nothing samples.
  */
-static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes, bool cut)
+static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes, bool adaptive,
+			   bool cut)
 {
 	struct capture *nc = NULL;
 	int r;
 
 	/* Load the new program first: if that fails, the old one keeps sampling. */
-	r = capture_open(d, freq, stack_bytes, &nc);
+	r = capture_open(d, freq, stack_bytes, adaptive, &nc);
 	if (r < 0)
 		return r;
 	capture_stop(d->capture);
@@ -1050,6 +1076,8 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	d->lost_base += capture_lost(d->capture);
 	capture_free(d->capture);
 	d->capture = nc;
+	/* The new program's sizes start empty (the cap): learn them again, under the new cap. */
+	(void)session_reset_stack_sizes(d->session, stack_bytes);
 	r = capture_start(nc);
 	if (r >= 0) {
 		if (cut)
@@ -1058,7 +1086,9 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	}
 	capture_free(nc);
 	d->capture = NULL;
-	if (capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, &d->capture) >= 0 &&
+	(void)session_reset_stack_sizes(d->session, d->cfg.stack_bytes);
+	if (capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, d->cfg.adaptive_stack_copy,
+			 &d->capture) >= 0 &&
 	    capture_start(d->capture) >= 0)
 		return r;
 	capture_free(d->capture);
@@ -1107,17 +1137,22 @@ static int daemon_reload(struct daemon *d)
 	}
 	log_set_max_level(n.log_level);
 
-	if (n.frequency != d->cfg.frequency || n.stack_bytes != d->cfg.stack_bytes) {
-		r = capture_replace(d, n.frequency, n.stack_bytes, n.frequency != d->cfg.frequency);
+	if (n.frequency != d->cfg.frequency || n.stack_bytes != d->cfg.stack_bytes ||
+	    n.adaptive_stack_copy != d->cfg.adaptive_stack_copy) {
+		r = capture_replace(d, n.frequency, n.stack_bytes, n.adaptive_stack_copy,
+				    n.frequency != d->cfg.frequency);
 		if (r < 0 && !d->capture) {
 			daemon_config_done(&n);
 			return log_error_errno(r, "No sampling possible any more: exiting.");
 		}
 		if (r < 0) {
-			log_error("Keeping frequency %u Hz and stack_bytes %u.", d->cfg.frequency,
-				  d->cfg.stack_bytes);
+			log_error("Keeping frequency %u Hz, stack_bytes %u and adaptive_stack_copy "
+				  "%s.",
+				  d->cfg.frequency, d->cfg.stack_bytes,
+				  d->cfg.adaptive_stack_copy ? "yes" : "no");
 			n.frequency = d->cfg.frequency;
 			n.stack_bytes = d->cfg.stack_bytes;
+			n.adaptive_stack_copy = d->cfg.adaptive_stack_copy;
 		}
 	}
 
@@ -1232,7 +1267,8 @@ static void daemon_done(struct daemon *d)
 static int daemon_run(struct daemon *d)
 {
 	struct session_config sc = {.container_ids = true, .no_python = !d->cfg.python,
-				    .on_python = on_python, .userdata = d};
+				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
+				    .on_stack_size = on_stack_size, .userdata = d};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;
 	struct timespec now_wall;
@@ -1280,7 +1316,8 @@ static int daemon_run(struct daemon *d)
 	r = kallsyms_load("/proc/kallsyms", &d->ks);
 	if (r < 0)
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
-	r = capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, &d->capture);
+	r = capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, d->cfg.adaptive_stack_copy,
+			 &d->capture);
 	if (r < 0)
 		return r;
 	if (d->cfg.listen[0]) {

@@ -41,6 +41,8 @@ struct record_opts {
 	const char *output;
 	const char *raw; /* --raw FILE: a raw capture instead of the pprof */
 	unsigned stack_bytes;
+	bool stack_fixed; /* --stack-copy=fixed: always stack_bytes */
+	bool per_cpu;     /* --per-cpu-events: sample -p/-- CMD targets with per-CPU events */
 	size_t ringbuf_bytes;
 	size_t max_depth;
 	bool inlines;
@@ -90,7 +92,15 @@ static void help(void)
 	       "      --raw FILE           write a raw capture to FILE instead of the profile: the\n"
 	       "                           samples as captured plus mappings and kernel symbols,\n"
 	       "                           for 'profd convert FILE' later or on another machine\n"
-	       "      --stack-bytes N      user stack bytes copied per sample (default %d, max %d)\n"
+	       "      --stack-bytes N      the most user stack bytes a sample copies (default %d,\n"
+	       "                           max %d)\n"
+	       "      --stack-copy MODE    adaptive (default): each process's samples copy what\n"
+	       "                           its stack walks need, learnt as they come, at most\n"
+	       "                           --stack-bytes; fixed: always --stack-bytes (bounded by\n"
+	       "                           the stack's end)\n"
+	       "      --per-cpu-events     sample -p and -- CMD targets with one event per CPU\n"
+	       "                           (every task on the CPU is interrupted) instead of\n"
+	       "                           per-task events that follow the targets' threads\n"
 	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
 	       "      --no-inline          do not expand inlined functions\n"
 	       "      --off-cpu            also record where threads wait: a thread that blocks\n"
@@ -168,7 +178,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 {
 	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
 	       OPT_RING_BUFFER, OPT_NO_PYTHON, OPT_OFF_CPU, OPT_OFF_CPU_MIN, OPT_DEMANGLE,
-	       OPT_SAMPLE_TYPE };
+	       OPT_SAMPLE_TYPE, OPT_STACK_COPY, OPT_PER_CPU };
 	static const struct option options[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
@@ -180,6 +190,8 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{ "sample-type", required_argument, NULL, OPT_SAMPLE_TYPE },
 		{ "raw", required_argument, NULL, OPT_RAW },
 		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
+		{ "stack-copy", required_argument, NULL, OPT_STACK_COPY },
+		{ "per-cpu-events", no_argument, NULL, OPT_PER_CPU },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
 		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
@@ -276,6 +288,20 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 						       "Invalid --stack-bytes '%s': expected 0..%d.",
 						       optarg, PROFD_STACK_BYTES_MAX);
 			o->stack_bytes = v;
+			break;
+		case OPT_STACK_COPY:
+			if (!strcmp(optarg, "adaptive"))
+				o->stack_fixed = false;
+			else if (!strcmp(optarg, "fixed"))
+				o->stack_fixed = true;
+			else
+				return log_error_errno(-EINVAL,
+						       "Unknown --stack-copy '%s': expected adaptive or "
+						       "fixed.",
+						       optarg);
+			break;
+		case OPT_PER_CPU:
+			o->per_cpu = true;
 			break;
 		case OPT_MAX_DEPTH:
 			if (parse_ulong(optarg, 1, UNWIND_MAX_DEPTH_LIMIT, &v) < 0)
@@ -417,6 +443,18 @@ static void on_maps(void *userdata, const struct proc *p)
 	(void)raw_writer_add_process(c->raw, p, comm);
 }
 
+static void on_stack_size(void *userdata, uint32_t pid, uint32_t bytes)
+{
+	struct record_ctx *c = userdata;
+	int r;
+
+	if (!c->capture)
+		return;
+	r = capture_set_stack_size(c->capture, (pid_t)pid, bytes);
+	if (r < 0)
+		log_debug_errno(r, "Cannot set the stack copy size of process %u: %m", pid);
+}
+
 static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
 {
 	struct record_ctx *c = userdata;
@@ -496,6 +534,23 @@ static void print_progress(double elapsed, const struct session_stats *st, uint6
 		elapsed, st->samples, lost);
 }
 
+/* Sampling runs: say what is sampled, how (scripts may wait for this line). */
+static void print_start(const struct record_opts *o, struct capture *c)
+{
+	struct capture_info ci;
+
+	capture_get_info(c, &ci);
+	if (ci.per_task)
+		fprintf(stderr, "profd: sampling %s at %u Hz: per-task events on %zu thread%s, "
+				"followed into new threads and children\n",
+			o->cmd ? o->cmd[0] : o->n_pids == 1 ? "1 process" : "the processes",
+			o->freq, ci.threads, ci.threads == 1 ? "" : "s");
+	else
+		fprintf(stderr, "profd: sampling %s at %u Hz: per-CPU events on %zu CPU%s\n",
+			o->all ? "every process" : o->cmd ? o->cmd[0] : "the processes", o->freq,
+			ci.events, ci.events == 1 ? "" : "s");
+}
+
 static void print_summary(const struct record_opts *o, const struct profile_summary *sum,
 			  const struct session_stats *st, uint64_t lost, uint64_t over_budget,
 			  double elapsed)
@@ -536,6 +591,17 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 			       sum->waits[i].state == 1 ? "S" : sum->waits[i].state == 2 ? "D" : "?",
 			       sum->waits[i].stack);
 	}
+	if (st->stack_copies)
+		printf("  stack copy %.0f bytes mean, %" PRIu64 " p99 per sample (%s, at most %u); "
+		       "the walks read %.0f bytes mean\n",
+		       (double)st->stack_copy_bytes / st->stack_copies,
+		       session_stack_copy_quantile(st, 0.99),
+		       o->stack_fixed ? "fixed" : "adaptive", o->stack_bytes,
+		       (double)st->stack_need_bytes / st->stack_copies);
+	if (st->stack_cut)
+		printf("  stack copy %" PRIu64 " walks ran out of a copy cut at the learnt size (the "
+		       "size grew at once)\n",
+		       st->stack_cut);
 	if (sum->n_top == 0)
 		return;
 	printf("\nTop %zu functions by self samples:\n", sum->n_top);
@@ -604,6 +670,10 @@ int cmd_record(int argc, char **argv)
 	/* A raw capture is converted later, when the processes' code objects are gone. */
 	scfg.no_python = !o.python || o.raw;
 	scfg.on_python = on_python;
+	if (!o.stack_fixed) {
+		scfg.stack_cap = o.stack_bytes;
+		scfg.on_stack_size = on_stack_size;
+	}
 	scfg.userdata = &ctx;
 	r = session_new(&scfg, &ctx.session);
 	if (r < 0)
@@ -638,6 +708,8 @@ int cmd_record(int argc, char **argv)
 		.no_python = scfg.no_python,
 		.off_cpu = o.off_cpu,
 		.off_cpu_min_ns = o.off_cpu_min_ns,
+		.per_task = !o.all && !o.per_cpu,
+		.stack_sizing = !o.stack_fixed,
 	};
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
 	if (r < 0) {
@@ -670,6 +742,8 @@ int cmd_record(int argc, char **argv)
 	r = capture_start(ctx.capture);
 	if (r < 0)
 		goto out;
+	if (o.progress)
+		print_start(&o, ctx.capture);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	start_ns = mono_ns();
 	if (go_fd >= 0) {

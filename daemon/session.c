@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "daemon/python/python.h"
 #include "daemon/session.h"
+#include "daemon/stacksize.h"
 #include "daemon/unwind/unwind-cache.h"
 
 /* pid → container id, read once per process from /proc/PID/cgroup. */
@@ -51,6 +52,7 @@ struct session {
 	struct unwind_frame *frames;
 	struct agg_stack *scratch; /* room for PROFD_MAX_KSTACK + max_depth + Python frames */
 	struct py_procs *py;       /* NULL with cfg.no_python */
+	struct stack_sizer *sizer; /* NULL without cfg.on_stack_size */
 	struct py_code *py_held[PROFD_PY_MAX_FRAMES]; /* codes the scratch stack points to */
 	size_t n_py_held;
 };
@@ -91,6 +93,12 @@ int session_new(const struct session_config *cfg, struct session **ret)
 		goto fail;
 	if (!s->cfg.no_python) {
 		r = py_procs_new(&s->py);
+		if (r < 0)
+			goto fail;
+	}
+	if (s->cfg.on_stack_size) {
+		r = stack_sizer_new(s->cfg.stack_cap ? s->cfg.stack_cap : PROFD_STACK_BYTES_DEFAULT,
+				    s->cfg.on_stack_size, s->cfg.userdata, &s->sizer);
 		if (r < 0)
 			goto fail;
 	}
@@ -143,6 +151,7 @@ void session_free(struct session *s)
 	free(s->containers);
 	aggregate_free(s->agg);
 	py_procs_free(s->py);
+	stack_sizer_free(s->sizer);
 	proc_table_free(s->procs);
 	unwind_cache_free(s->unwind_cache);
 	free(s->frames);
@@ -548,6 +557,11 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 		struct unwind_result res = { .frames = s->frames, .max_frames = s->cfg.max_depth };
 
 		s->st.user_stacks++;
+		s->st.stack_copies++;
+		s->st.stack_copy_bytes += rec->ustack_len;
+		s->st.stack_copy_hist[MIN(((size_t)rec->ustack_len + SESSION_COPY_BUCKET - 1) /
+						  SESSION_COPY_BUCKET,
+					  (size_t)SESSION_COPY_BUCKETS - 1)]++;
 		proc_table_set_sample_time(s->procs, rec->time_ns);
 		if (proc_table_get(s->procs, rec->pid, &p) < 0) {
 			/* Gone before we could read its maps: keep the sample, unnamed. */
@@ -602,6 +616,13 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 				};
 			}
 			s->st.py_unplaced += npy - pi;
+			s->st.stack_need_bytes += res.stack_used;
+			if (res.stop == UNWIND_STOP_TRUNCATED && (rec->flags & PROFD_SAMPLE_STACK_SIZED))
+				s->st.stack_cut++;
+			if (s->sizer)
+				stack_sizer_observe(s->sizer, rec->pid, res.stack_used,
+						    res.stop == UNWIND_STOP_TRUNCATED &&
+							    (rec->flags & PROFD_SAMPLE_STACK_SIZED));
 			st->stop = res.stop;
 			st->complete = res.complete;
 			s->st.frames += res.n_frames;
@@ -656,6 +677,8 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		if (h->type == PROFD_REC_EXEC) {
 			s->st.execs++;
 			proc_table_exec(s->procs, e->pid);
+			if (s->sizer)
+				stack_sizer_forget(s->sizer, e->pid);
 			if (s->py)
 				py_procs_forget(s->py, e->pid);
 			/* Runtimes move a process into its container's cgroup before exec. */
@@ -663,6 +686,8 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		} else if (h->type == PROFD_REC_EXIT) {
 			s->st.exits++;
 			proc_table_remove(s->procs, e->pid);
+			if (s->sizer)
+				stack_sizer_forget(s->sizer, e->pid);
 			if (s->py)
 				py_procs_forget(s->py, e->pid);
 			container_forget(s, e->pid);
@@ -703,6 +728,41 @@ int session_watch_pid(struct session *s, uint32_t pid)
 	if (r >= 0)
 		(void)python_of(s, p, false);
 	return r;
+}
+
+int session_reset_stack_sizes(struct session *s, uint32_t cap)
+{
+	struct stack_sizer *z;
+	int r;
+
+	if (!s->sizer)
+		return 0;
+	r = stack_sizer_new(cap ? cap : PROFD_STACK_BYTES_DEFAULT, s->cfg.on_stack_size,
+			    s->cfg.userdata, &z);
+	if (r < 0)
+		return r;
+	stack_sizer_free(s->sizer);
+	s->sizer = z;
+	return 0;
+}
+
+uint64_t session_stack_copy_quantile(const struct session_stats *st, double q)
+{
+	uint64_t want, seen = 0;
+
+	if (!st->stack_copies)
+		return 0;
+	/* The smallest bucket with at least q of the copies at or below it. */
+	want = (uint64_t)(q * (double)st->stack_copies + 0.999999);
+	if (want == 0)
+		want = 1;
+	for (size_t i = 0; i < SESSION_COPY_BUCKETS; i++) {
+		seen += st->stack_copy_hist[i];
+		if (seen >= want)
+			return MIN((uint64_t)i * SESSION_COPY_BUCKET,
+				   (uint64_t)PROFD_STACK_BYTES_MAX);
+	}
+	return PROFD_STACK_BYTES_MAX;
 }
 
 const struct session_stats *session_stats(const struct session *s)

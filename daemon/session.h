@@ -10,9 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bpf/profd.h"
 #include "daemon/aggregate.h"
 #include "daemon/proc.h"
 #include "daemon/unwind/unwind.h"
+
+#define SESSION_COPY_BUCKET 256
+#define SESSION_COPY_BUCKETS (PROFD_STACK_BYTES_MAX / SESSION_COPY_BUCKET + 1)
 
 struct session_stats {
 	uint64_t records;
@@ -37,7 +41,15 @@ struct session_stats {
 	 * it is full and a miss replaces an entry) */
 	uint64_t py_code_reads;
 	uint64_t py_code_read_ns; /* time those reads took, in total */
+	/* user stack bytes copied per record (samples and waits with a user context) */
+	uint64_t stack_copies, stack_copy_bytes;
+	uint64_t stack_copy_hist[SESSION_COPY_BUCKETS]; /* [i]: (i-1)*BUCKET < bytes <= i*BUCKET */
+	uint64_t stack_need_bytes; /* what the walks read of those copies (unwind stack_used) */
+	uint64_t stack_cut; /* walks that ran out of a copy cut at its process's learnt size */
 };
+
+/* Copy size at quantile q (0..1) of stack_copies, rounded up to SESSION_COPY_BUCKET; 0 if none. */
+uint64_t session_stack_copy_quantile(const struct session_stats *st, double q);
 
 struct profd_py_proc;
 
@@ -55,6 +67,13 @@ struct session_config {
 	 * capture tells the BPF program where its frame chain is (may be NULL).
 	 */
 	void (*on_python)(void *userdata, uint32_t pid, const struct profd_py_proc *bpf);
+	/*
+	 * Adaptive stack copy (daemon/stacksize.h): learn from every walk how many stack bytes
+	 * each process needs, at most stack_cap, and report changes through on_stack_size (bytes
+	 * 0: back to the cap). Off when on_stack_size is NULL.
+	 */
+	uint32_t stack_cap;
+	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t bytes);
 	void *userdata;
 };
 
@@ -76,6 +95,12 @@ int session_handle_sample(struct session *s, const struct profd_sample *rec, con
 
 /* Make sure a process's maps are loaded now (e.g. right after it was chosen as a target). */
 int session_watch_pid(struct session *s, uint32_t pid);
+
+/*
+ * Forget every learnt stack copy size (a new capture starts without them) and use `cap` from
+ * now on. No-op without cfg.on_stack_size.
+ */
+int session_reset_stack_sizes(struct session *s, uint32_t cap);
 
 const struct session_stats *session_stats(const struct session *s);
 struct aggregate *session_aggregate(struct session *s);

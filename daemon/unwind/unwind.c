@@ -142,6 +142,7 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 
 	max = MIN(res->max_frames, (size_t)UNWIND_MAX_DEPTH_LIMIT);
 	res->n_frames = 0;
+	res->stack_used = 0;
 	regs = in->regs;
 
 	/* Bounded: every iteration either records a frame (at most max) or stops. */
@@ -185,6 +186,10 @@ int unwind_stack(const struct unwind_input *in, struct unwind_result *res)
 			stop = UNWIND_STOP_NO_PROGRESS;
 			break;
 		}
+		/* A caller's sp, even the outermost one's (pc 0), bounds what this step read. */
+		if (regs.sp > in->stack_start &&
+		    regs.sp - in->stack_start > res->stack_used)
+			res->stack_used = MIN(regs.sp - in->stack_start, (uint64_t)in->stack_len);
 		regs.pc = arch->strip_ra(regs.pc);
 		if (regs.pc == 0) {
 			stop = UNWIND_STOP_END;

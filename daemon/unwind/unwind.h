@@ -114,6 +114,12 @@ struct unwind_result {
 	size_t n_frames;
 	enum unwind_stop stop;
 	bool complete; /* the walk reached the root of the stack */
+	/*
+	 * How much of the copy the walk needed: from stack_start to the highest stack pointer it
+	 * recovered (the outermost caller's CFA; every slot a step reads lies below the sp it
+	 * recovers), at most stack_len. A capture can copy this many bytes and walk as far.
+	 */
+	uint64_t stack_used;
 };
 
 /* Per-architecture hooks, one file each (arch-x86_64.c, arch-aarch64.c). */

@@ -444,7 +444,7 @@ Test(faults, sigterm_while_recording)
 	char pidstr[16];
 	snprintf(pidstr, sizeof(pidstr), "%d", w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-o", out, "-q", NULL };
+			       "-o", out, NULL };
 	profd = test_spawn_logged(argv, log, NULL);
 	/* Sampling, and 1 s of the workload's CPU time since (~199 samples), however busy the host. */
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
@@ -666,7 +666,7 @@ static void crafted_root(bool absolute)
 	cr_assert(asprintf(&pidstr, "%d", (int)w) > 0);
 	cr_assert(asprintf(&out, "%s/root.pb.gz", dir) > 0);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-d", "2", "-o", out, "-q", NULL };
+			       "-d", "2", "-o", out, NULL };
 	cr_assert_eq(test_run(argv, 60, &rr), 0);
 	test_kill(w);
 	sh("rm -rf '%s'", escape);
@@ -879,7 +879,7 @@ Test(faults, mapped_exe_replaced_on_disk)
 	cr_assert(maps_show(w, app, true), "the running image is not shown as replaced");
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-o", out, "-q", NULL };
+			       "-o", out, NULL };
 	profd = test_spawn_logged(argv, log, NULL);
 	/* ...and again while it records (0.5 s of the workload's CPU time into it)... */
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
@@ -925,7 +925,7 @@ Test(faults, dlopened_lib_replaced_on_disk)
 	cr_assert_gt(w, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-d", "600", "-o", out, "-q", NULL };
+			       "-d", "600", "-o", out, NULL };
 	/*
 	 * profd reads the maps before the library exists in them; the workload is off CPU (no
 	 * sample makes profd look again) until the library is mapped and replaced, so profd
@@ -981,7 +981,7 @@ Test(faults, dlopened_lib_truncated_in_place)
 	cr_assert_gt(w, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)w);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F", "199",
-			       "-d", "600", "-o", out, "-q", NULL };
+			       "-d", "600", "-o", out, NULL };
 	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
 		  test_slurp(log));

@@ -71,7 +71,7 @@ static Perftools__Profiles__Profile *record_workload(const char *workload, pid_t
 	pid = test_spawn(wl);
 	cr_assert_gt(pid, 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
-	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F",
 			       "499", "-o", out, NULL };
 	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",

@@ -123,7 +123,7 @@ static Perftools__Profiles__Profile *record_pid(const char *out, pid_t pid, cons
 
 	cr_assert(asprintf(&log, "%s.log", out) > 0);
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
-	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-p", pidstr, "-F",
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pidstr, "-F",
 			       "499", "-o", (char *)out, (char *)extra, NULL };
 	profd = test_spawn_logged(argv, log, NULL);
 	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",

@@ -523,6 +523,32 @@ static int count_perf_fds(pid_t pid)
 	return n;
 }
 
+/* profd record said "profd: sampling ..." on its stderr (a log file of ours). */
+static bool said_sampling(pid_t pid)
+{
+	char link[64], path[PATH_MAX], buf[8192];
+	ssize_t k, n;
+	int fd;
+	bool found = false;
+
+	snprintf(link, sizeof(link), "/proc/%d/fd/2", (int)pid);
+	k = readlink(link, path, sizeof(path) - 1);
+	if (k <= 0 || path[0] != '/')
+		return false;
+	path[k] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	/* The line comes first, before any sample is handled: the head of the file is enough. */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		found = strstr(buf, "profd: sampling ") != NULL;
+	}
+	return found;
+}
+
 bool test_wait_sampling(pid_t pid, double timeout_s)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -538,8 +564,14 @@ bool test_wait_sampling(pid_t pid, double timeout_s)
 		if (n < 0 ||
 		    (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid))
 			return false;
+		/* Printed once every event is open with its program attached. */
+		if (n > 0 && said_sampling(pid))
+			return true;
+		/*
+		 * Quiet (-q) recordings print nothing: with per-CPU events (-a, the daemon), one
+		 * open per CPU is the sign; the last one's attach follows within microseconds.
+		 */
 		if (n >= cpus) {
-			/* The last fd opened, its attach follows within microseconds. */
 			usleep(20000);
 			return true;
 		}

@@ -86,9 +86,11 @@ double test_chain_fraction(const Perftools__Profiles__Profile *p, pid_t pid,
 			   const char *const *chain, size_t n_chain, uint64_t *ret_total);
 
 /*
- * Wait until the profd process `pid` samples: one cpu-clock perf event open per online CPU
- * (profd opens them in capture_start() and attaches its BPF program to each right away).
- * Returns false after timeout_s or when pid exited.
+ * Wait until the profd process `pid` samples: its "profd: sampling ..." line is in the log file
+ * its stderr goes to (printed once every event is open and attached; not with -q), or, for a
+ * quiet recording with per-CPU events (-a, the daemon), one cpu-clock perf event is open per
+ * online CPU. A quiet `record -p`/`-- CMD` (per-task events) gives no such sign: don't use -q
+ * there. Returns false after timeout_s or when pid exited.
  */
 bool test_wait_sampling(pid_t pid, double timeout_s);
 /* CPU time (user + system, all threads) that process pid has used, in seconds; -1 if gone. */
