@@ -167,7 +167,8 @@ $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(TEST_HELPER_OBJS) $(ALL_LIBS)
 
 # ...except those that exist to prove the CFI unwinder: no frame pointers at all.
 WL_NOFP_CFLAGS := -O2 -g -fomit-frame-pointer
-$(BUILD)/workloads/libc_heavy $(BUILD)/workloads/signal_spin $(BUILD)/workloads/threads: WL_CFLAGS := $(WL_NOFP_CFLAGS)
+$(BUILD)/workloads/libc_heavy $(BUILD)/workloads/signal_spin $(BUILD)/workloads/threads \
+$(BUILD)/workloads/deepen $(BUILD)/workloads/spawn_late: WL_CFLAGS := $(WL_NOFP_CFLAGS)
 
 # CPython embedded through libpython3.11.so (the shared-library interpreter; `make deps`).
 $(BUILD)/workloads/pyembed: tests/workloads/pyembed.c
@@ -373,7 +374,7 @@ FUZZ_LDLIBS        := -Wl,--as-needed \
 FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c daemon/python/*.c) \
                       $(wildcard daemon/proc.c daemon/session.c daemon/aggregate.c daemon/core.c \
                                  daemon/config.c daemon/raw.c daemon/perfdata.c daemon/http.c \
-                                 daemon/access.c)
+                                 daemon/access.c daemon/stacksize.c)
 FUZZ_OBJS          := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB           := $(FUZZ_DIR)/libprofd-fuzz.a
 FUZZ_BINS          := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)

@@ -272,20 +272,16 @@ EOF
 
 # ==== 5. target slowdown ========================================================================
 declare -gA tp_ups tp_upc tp_frac tp_size tp_samples tp_lost
-tp_configs=(alone floor-999 profd-99 profd-999 perf-99 perf-999)
+declare -gA tp_copy tp_copy99
+tp_configs=(alone floor-999 unrelated-999 profd-99 profd-999 percpu-999 perf-99 perf-999)
 
-# Waits until the profd started as job PID (taskset → timeout → profd) has one perf event per
-# CPU open: capture_start() opens them and attaches the BPF program right away, after the
-# target pid is in the filter.
+# Waits until the profd started as job PID (taskset → timeout → profd), logging to LOG, says
+# "profd: sampling": capture_start() has opened its perf events and attached the BPF program.
 profd_wait_attached() {
-	local i pp="" n
+	local i
 	for i in $(seq 1200); do # ≤ 60 s, for a loaded machine
 		kill -0 "$1" 2>/dev/null || return 1
-		[ -n "$pp" ] || pp=$(pgrep -P "$1" -x profd || true)
-		if [ -n "$pp" ]; then
-			n=$(find /proc/"$pp"/fd -lname 'anon_inode:\[perf_event\]' 2>/dev/null | wc -l)
-			[ "$n" -ge "$ncpu" ] && return 0
-		fi
+		grep -q '^profd: sampling ' "$2" 2>/dev/null && return 0
 		sleep 0.05
 	done
 	return 1
@@ -304,26 +300,31 @@ tp_run() {
 	pid=$(first_line "$out")
 	local other=""
 	case $cfg in
-	profd-* | floor-*)
+	profd-* | unrelated-* | percpu-*)
 		f=${cfg#*-}
-		# floor: profd profiles another (sleeping) process, so the sampling interrupt and the
-		# BPF program's early return still hit the target's CPU, but nothing is copied.
-		local who=$pid
-		if [ "${cfg%%-*}" = floor ]; then
+		# unrelated: profd profiles another (sleeping) process; the measured one is not a
+		# target. percpu: profd with per-CPU events (as -a and the daemon), which interrupt
+		# every task on every CPU and filter in the BPF program.
+		local who=$pid extra=()
+		if [ "${cfg%%-*}" = unrelated ]; then
 			sleep 120 &
 			other=$!
 			who=$other
 		fi
-		taskset -c 0 timeout 60 "$PROFD" record -p "$who" -F "$f" -o "$tmp/tp.pb.gz" \
-			>"$tmp/tp.log" 2>&1 &
+		[ "${cfg%%-*}" = percpu ] && extra=(--per-cpu-events)
+		taskset -c 0 timeout 60 "$PROFD" record -p "$who" -F "$f" "${extra[@]}" \
+			-o "$tmp/tp.pb.gz" >"$tmp/tp.log" 2>&1 &
 		prof=$!
-		profd_wait_attached "$prof" ||
+		profd_wait_attached "$prof" "$tmp/tp.log" ||
 			die "$cfg did not attach: $(tail -3 "$tmp/tp.log" | tr '\n' ' ')"
 		;;
-	perf-*)
-		f=${cfg#perf-}
+	perf-* | floor-*)
+		f=${cfg#*-}
+		# floor: perf's bare per-task cpu-clock sampling, no call graph: the interrupt itself.
+		local cg=(--call-graph dwarf,32768)
+		[ "${cfg%%-*}" = floor ] && cg=()
 		mkfifo "$tmp/ctl" "$tmp/ack"
-		taskset -c 0 timeout 60 perf record -q -N -e cpu-clock --call-graph dwarf,32768 \
+		taskset -c 0 timeout 60 perf record -q -N -e cpu-clock "${cg[@]}" \
 			-F "$f" -p "$pid" -o "$tmp/tp.data" -D -1 --control "fifo:$tmp/ctl,$tmp/ack" \
 			>"$tmp/tp.log" 2>&1 &
 		prof=$!
@@ -356,10 +357,12 @@ tp_run() {
 	tp_frac[$cfg]+="$frac "
 	tp_upc[$cfg]+="$(ev '%.1f' "$ups / ($frac > 0 ? $frac : 1)") "
 	case $cfg in
-	profd-*)
+	profd-* | percpu-*)
 		tp_size[$cfg]+="$(size_of "$tmp/tp.pb.gz") "
 		tp_samples[$cfg]+="$(sed -n 's/^ *samples *\([0-9]*\).*/\1/p' "$tmp/tp.log" | head -1) "
 		tp_lost[$cfg]+="$(sed -n 's/^ *samples.*(lost \([0-9]*\)).*/\1/p' "$tmp/tp.log" | head -1) "
+		tp_copy[$cfg]+="$(sed -n 's/^ *stack copy \([0-9]*\) bytes mean.*/\1/p' "$tmp/tp.log" | head -1) "
+		tp_copy99[$cfg]+="$(sed -n 's/^ *stack copy [0-9]* bytes mean, \([0-9]*\) p99.*/\1/p' "$tmp/tp.log" | head -1) "
 		;;
 	perf-*)
 		tp_size[$cfg]+="$(size_of "$tmp/tp.data") "
@@ -371,7 +374,7 @@ tp_run() {
 
 slow_section() {
 	local reps=7 meas=3 settle=0.5 cfgs=("${tp_configs[@]}")
-	[ $smoke = 1 ] && reps=1 meas=0.1 settle=0.05 cfgs=(alone profd-999 perf-999)
+	[ $smoke = 1 ] && reps=1 meas=0.1 settle=0.05 cfgs=(alone floor-999 unrelated-999 profd-999 perf-999)
 	local load0 rep cfg
 	load0=$(loadavg)
 	for rep in $(seq "$reps"); do
@@ -391,11 +394,11 @@ slow_section() {
 	cat <<EOF
 ## 5. Target slowdown
 
-\`tests/workloads/throughput.c\`: single-threaded fixed-size units of work (a 12-deep call chain holding a few KiB of live stack, a 64-bit mixer over an L1-resident table), pinned with \`taskset -c 1\`. The profiler runs pinned to CPU 0 with \`-p PID\` and ends with the target: \`profd record -p PID -F F\` or \`perf record -e cpu-clock --call-graph dwarf,32768 -F F -p PID -D -1 --control fifo:…\`. The target works unmeasured until the profiler is attached (profd: one perf event per CPU open, which is when its BPF program is attached; perf: events enabled through its control fifo and acknowledged) and ${settle} s more, then gets SIGUSR1 and counts units for ${meas} s of wall time; "alone" waits the same ${settle} s. $reps rounds, the configurations interleaved within each round. Load at start: $load0.
-The floor row runs \`profd record -F 999 -p\` a sleeping process: profd's perf events are per CPU, so the target's CPU still takes every sampling interrupt and runs the BPF program up to its pid filter, but nothing is copied; what it costs, no profiler built on per-CPU cpu-clock events here can go below.
-Throughput is reported per wall second (what a user sees; other load on CPU 1 shows up as spread) and per CPU second of the target ($acct_note). Slowdown = 1 − median ÷ median alone. Goal: ≤ 2% at 999 Hz.
+\`tests/workloads/throughput.c\`: single-threaded fixed-size units of work (a 12-deep call chain holding a few KiB of live stack, a 64-bit mixer over an L1-resident table), pinned with \`taskset -c 1\`. The profiler runs pinned to CPU 0 with \`-p PID\` and ends with the target: \`profd record -p PID -F F\` (per-task events, adaptive stack copy) or \`perf record -e cpu-clock --call-graph dwarf,32768 -F F -p PID -D -1 --control fifo:…\`. The target works unmeasured until the profiler is attached (profd: it printed "profd: sampling", i.e. its events are open and its BPF program attached; perf: events enabled through its control fifo and acknowledged) and ${settle} s more, then gets SIGUSR1 and counts units for ${meas} s of wall time; "alone" waits the same ${settle} s. $reps rounds, the configurations interleaved within each round. Load at start: $load0.
+Rows besides alone, profd and perf: **floor** is \`perf record -e cpu-clock -F 999 -p PID\` without a call graph (per-task events like the others: the bare sampling interrupt, what any profiler pays); **unrelated** measures the same target while \`profd record -F 999 -p\` profiles another, sleeping process (the target is not profiled: with per-task events it should take no interrupt at all); **per-CPU** is \`profd record -F 999 -p PID --per-cpu-events\` (one event per CPU, as \`-a\` and the daemon use).
+Throughput is reported per wall second (what a user sees; other load on CPU 1 shows up as spread) and per CPU second of the target ($acct_note). Slowdown = 1 − median ÷ median alone. Goals at 999 Hz: profd ≤ 2%; profd above the floor ≤ half of perf's above the floor; unrelated ≤ 0.3%.
 
-| profiler | runs | units/s (wall), median | min–max | slowdown (wall) | units per CPU-s, median | min–max | slowdown (per CPU-s) | target on CPU | goal ≤ 2% |
+| profiler | runs | units/s (wall), median | min–max | slowdown (wall) | units per CPU-s, median | min–max | slowdown (per CPU-s) | target on CPU | goal |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---|
 EOF
 	local base_w base_c
@@ -409,14 +412,18 @@ EOF
 		case $cfg in
 		alone) name=alone ;;
 		profd-*) name="\`profd record\` ${cfg#profd-} Hz" ;;
-		floor-*) name="floor: \`profd record\` ${cfg#floor-} Hz of another process" ;;
+		floor-*) name="floor: \`perf record\` ${cfg#floor-} Hz, no call graph" ;;
+		unrelated-*) name="unrelated: \`profd record\` ${cfg#unrelated-} Hz of another process" ;;
+		percpu-*) name="\`profd record --per-cpu-events\` ${cfg#percpu-} Hz" ;;
 		perf-*) name="\`perf record --call-graph dwarf\` ${cfg#perf-} Hz" ;;
 		esac
 		local dw dc
 		dw=$(ev '%.2f' "(1 - $(field "$sw" 1) / $base_w) * 100")
 		dc=$(ev '%.2f' "(1 - $(field "$sc" 1) / $base_c) * 100")
 		if [ "$cfg" = profd-999 ]; then
-			goal="wall $(mark "$(ev '%d' "$dw <= 2")"), per CPU-s $(mark "$(ev '%d' "$dc <= 2")")"
+			goal="≤ 2%: wall $(mark "$(ev '%d' "$dw <= 2")"), per CPU-s $(mark "$(ev '%d' "$dc <= 2")")"
+		elif [ "$cfg" = unrelated-999 ]; then
+			goal="≤ 0.3%: wall $(mark "$(ev '%d' "$dw <= 0.3")"), per CPU-s $(mark "$(ev '%d' "$dc <= 0.3")")"
 		fi
 		printf '| %s | %d | %s | %s–%s | %s | %s | %s–%s | %s | %s | %s |\n' "$name" \
 			"$(echo ${tp_ups[$cfg]} | wc -w)" \
@@ -427,14 +434,25 @@ EOF
 			"$(ev '%.0f%%' "$(field "$sf" 1) * 100")" "$goal"
 	done
 	echo
+	# Above the floor, both measures: profd's extra cost against perf's.
+	if [ -n "${tp_upc[floor-999]:-}" ] && [ -n "${tp_upc[profd-999]:-}" ] && [ -n "${tp_upc[perf-999]:-}" ]; then
+		local fw fc pw pc qw qc
+		fw=$(field "$(stats ${tp_ups[floor-999]})" 1)
+		fc=$(field "$(stats ${tp_upc[floor-999]})" 1)
+		pw=$(ev '%.2f' "(1 - $(field "$(stats ${tp_ups[profd-999]})" 1) / $fw) * 100")
+		pc=$(ev '%.2f' "(1 - $(field "$(stats ${tp_upc[profd-999]})" 1) / $fc) * 100")
+		qw=$(ev '%.2f' "(1 - $(field "$(stats ${tp_ups[perf-999]})" 1) / $fw) * 100")
+		qc=$(ev '%.2f' "(1 - $(field "$(stats ${tp_upc[perf-999]})" 1) / $fc) * 100")
+		echo "- Above the floor at 999 Hz (1 − median ÷ floor's median): profd wall $pw%, per CPU-s $pc%; perf dwarf wall $qw%, per CPU-s $qc%. Goal profd ≤ half of perf's: wall $(mark "$(ev '%d' "$pw <= $qw / 2")"), per CPU-s $(mark "$(ev '%d' "$pc <= $qc / 2")")."
+	fi
 	local c
 	for c in "${cfgs[@]}"; do
 		case $c in
-		profd-*)
+		profd-* | percpu-*)
 			local n l
 			n=$(echo ${tp_samples[$c]} | awk '{ for (i = 1; i <= NF; i++) s += $i; print s + 0 }')
 			l=$(echo ${tp_lost[$c]} | awk '{ for (i = 1; i <= NF; i++) s += $i; print s + 0 }')
-			echo "- profd ${c#profd-} Hz: $n samples over the runs, $l lost ($(ev '%.3f' "$l * 100 / ($n + $l > 0 ? $n + $l : 1)")%)."
+			echo "- $c: $n samples over the runs, $l lost ($(ev '%.3f' "$l * 100 / ($n + $l > 0 ? $n + $l : 1)")%); user stack bytes copied per sample, mean per run: ${tp_copy[$c]:-?}(p99 per run: ${tp_copy99[$c]:-?})."
 			;;
 		esac
 	done
@@ -692,14 +710,21 @@ complete_section() {
 		res[$w.profd]=$(profd_complete "$tmp/w.pb.gz" "$w")
 		res[$w.perf]=$(perf_complete "$tmp/w.data" "$w")
 		res[$w.own]=$(sed -n 's/^ *complete *\([0-9.]*%\) of \([0-9]*\).*/\1 of \2/p' "$tmp/w.log" | head -1)
+		res[$w.copy]=$(sed -n 's/^ *stack copy \([0-9]*\) bytes mean, \([0-9]*\) p99.*/\1 \2/p' "$tmp/w.log" | head -1)
+		# The same with the stack copy of before the adaptive one: to the stack's end, capped.
+		timeout 60 "$PROFD" record -F 999 --stack-copy fixed -o "$tmp/w.pb.gz" -- "$WL/$w" "$secs" \
+			>"$tmp/w.log" 2>&1 ||
+			die "profd record --stack-copy fixed -- $w failed: $(tail -3 "$tmp/w.log" | tr '\n' ' ')"
+		res[$w.fixed]=$(profd_complete "$tmp/w.pb.gz" "$w")
+		res[$w.fcopy]=$(sed -n 's/^ *stack copy \([0-9]*\) bytes mean, \([0-9]*\) p99.*/\1 \2/p' "$tmp/w.log" | head -1)
 	done
 	cat <<EOF
 ## 8. Complete stacks: profd vs perf (DWARF)
 
-Each workload run twice for ${secs} s at 999 Hz, once under \`profd record -F 999 -- W\` and once under \`perf record -e cpu-clock --call-graph dwarf,32768 -F 999 -- W\` (same binary, same stack copy size). One criterion applied to both outputs: a sample's stack is complete when its outermost frame is the process or thread entry: \`_start\`, or \`clone\`/\`__clone\`/\`clone3\`/\`__clone3\`/\`start_thread\` for threads (what the real outermost frames are here: \`_start\` for main threads, glibc's \`__clone3\` for threads). profd's stacks are read from its pprof with the real pprof (\`pprof -traces -sample_index=samples\`), perf's from \`perf script -F comm,ip,sym --no-inline\`; only samples whose thread name is the workload's count (not the launcher before exec). profd's own figure (its summary: user stacks walked to the root) beside it. Load at start: $load0.
+Each workload run three times for ${secs} s at 999 Hz: under \`profd record -F 999 -- W\` (adaptive stack copy), under \`profd record -F 999 --stack-copy fixed -- W\` (from sp to the stack's end, at most 32 KiB: the copy before the adaptive one) and under \`perf record -e cpu-clock --call-graph dwarf,32768 -F 999 -- W\` (same binary, same stack copy cap). Bytes copied are the user stack bytes per sample from profd's summary (mean, and p99 at 256-byte resolution), over the whole run: the first ~100 ms of a process, before its gap is learnt, copy as much as fixed. One criterion applied to both outputs: a sample's stack is complete when its outermost frame is the process or thread entry: \`_start\`, or \`clone\`/\`__clone\`/\`clone3\`/\`__clone3\`/\`start_thread\` for threads (what the real outermost frames are here: \`_start\` for main threads, glibc's \`__clone3\` for threads). profd's stacks are read from its pprof with the real pprof (\`pprof -traces -sample_index=samples\`), perf's from \`perf script -F comm,ip,sym --no-inline\`; only samples whose thread name is the workload's count (not the launcher before exec). profd's own figure (its summary: user stacks walked to the root) beside it. Load at start: $load0.
 
-| workload | profd samples | profd complete | profd's own "complete" | perf samples | perf complete | incomplete, outermost frames (profd) | incomplete, outermost frames (perf) |
-|---|---:|---:|---:|---:|---:|---|---|
+| workload | profd samples | profd complete | profd's own "complete" | profd fixed complete | bytes copied adaptive (mean / p99) | fixed (mean / p99) | adaptive ÷ fixed (mean), goal ≤ 25% | perf samples | perf complete | incomplete, outermost frames (profd) | incomplete, outermost frames (perf) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|
 EOF
 	for w in "${wls[@]}"; do
 		local p=${res[$w.profd]} q=${res[$w.perf]}
@@ -708,8 +733,13 @@ EOF
 		pc=$(field "$p" 2)
 		qn=$(field "$q" 1)
 		qc=$(field "$q" 2)
-		printf '| `%s` | %s | %s%% | %s | %s | %s%% | %s | %s |\n' "$w" "$pn" \
-			"$(ev '%.1f' "$pc * 100 / ($pn > 0 ? $pn : 1)")" "${res[$w.own]:-?}" "$qn" \
+		local fx=${res[$w.fixed]} ca=${res[$w.copy]:-0 0} cf=${res[$w.fcopy]:-0 0} ratio
+		ratio=$(ev '%.1f' "$(field "$ca" 1) * 100 / ($(field "$cf" 1) > 0 ? $(field "$cf" 1) : 1)")
+		printf '| `%s` | %s | %s%% | %s | %s%% | %s / %s | %s / %s | %s%% %s | %s | %s%% | %s | %s |\n' "$w" "$pn" \
+			"$(ev '%.1f' "$pc * 100 / ($pn > 0 ? $pn : 1)")" "${res[$w.own]:-?}" \
+			"$(ev '%.1f' "$(field "$fx" 2) * 100 / ($(field "$fx" 1) > 0 ? $(field "$fx" 1) : 1)")" \
+			"$(field "$ca" 1)" "$(field "$ca" 2)" "$(field "$cf" 1)" "$(field "$cf" 2)" \
+			"$ratio" "$(mark "$(ev '%d' "$ratio <= 25")")" "$qn" \
 			"$(ev '%.1f' "$qc * 100 / ($qn > 0 ? $qn : 1)")" \
 			"$(echo "$p" | cut -d' ' -f3- | sed 's/|/\\|/g')" "$(echo "$q" | cut -d' ' -f3- | sed 's/|/\\|/g')"
 	done

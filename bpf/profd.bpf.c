@@ -59,13 +59,16 @@ struct {
 
 #define PAGE_SZ 4096
 #define PY_BYTES (PROFD_PY_MAX_FRAMES * sizeof(struct profd_py_frame))
+#define KSTACK_BYTES (PROFD_MAX_KSTACK * sizeof(__u64))
+#define MIN_COPY 256 /* a learnt gap never cuts the copy below this */
 struct sample_buf {
 	struct profd_sample s;
 	/*
-	 * The user stack, then the Python frames. One extra page so the page-by-page fallback copy
-	 * needs no tighter bound, and room for the Python frames after the largest stack.
+	 * The user stack, the Python frames, the kernel IPs. One extra page so the page-by-page
+	 * fallback copy needs no tighter bound, and room for the Python frames and kernel IPs
+	 * after the largest stack.
 	 */
-	__u8 stack[PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES];
+	__u8 stack[PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES + KSTACK_BYTES];
 	__u8 frame[128]; /* the _PyInterpreterFrame being read (PROFD_PY_FRAME_READ bytes) */
 };
 
@@ -83,15 +86,17 @@ struct {
 } scratch SEC(".maps");
 
 /*
- * Per process: how many bytes of user stack a sample copies (at most stack_bytes), as userspace
- * learnt from unwinding its samples (daemon/stacksize.c). No entry: stack_bytes.
+ * Per process: how many bytes at the top of a thread's stack VMA lie above the outermost frame
+ * (environment and auxiliary vector, TLS and the thread descriptor), as userspace learnt from
+ * unwinding its samples (daemon/stacksize.c), less a margin. A sample copies from sp up to
+ * that gap, whatever its depth. No entry: up to the VMA's end (and stack_bytes).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, PROFD_MAX_STACK_SIZES);
+	__uint(max_entries, PROFD_MAX_STACK_GAPS);
 	__type(key, __u32);
 	__type(value, __u32);
-} stack_sizes SEC(".maps");
+} stack_gaps SEC(".maps");
 
 /*
  * Threads that carry a per-task perf event (opened by userspace, or inherited from the thread
@@ -240,25 +245,29 @@ static long page_copy_cb(__u32 i, void *data)
  */
 static __always_inline __u32 copy_user_stack(struct task_struct *task, struct sample_buf *b,
 					     __u32 cpu, __u32 tgid, __u32 tid, __u64 sp,
-					     __u16 *flags)
+					     __u16 *flags, __u64 *ret_end)
 {
 	struct page_copy_ctx pc = {.sp = sp, .cpu = cpu};
-	__u64 want = stack_bytes, end = stack_vma_end(task, tid, sp);
+	__u64 want = stack_bytes, end = stack_vma_end(task, tid, sp), avail, lim;
 	bool sized = false;
-	__u32 *size;
+	__u32 *gap;
 
+	*ret_end = end;
 	if (want > PROFD_STACK_BYTES_MAX)
 		want = PROFD_STACK_BYTES_MAX;
-	if (stack_sizing && (size = bpf_map_lookup_elem(&stack_sizes, &tgid)) && *size < want) {
-		want = *size;
-		sized = true;
-	}
 	if (end) {
 		*flags |= PROFD_SAMPLE_STACK_VMA;
-		if (end - sp <= want)
-			sized = false;
-		if (end - sp < want)
-			want = end - sp;
+		avail = end - sp;
+		/* The frames end `gap` bytes below the VMA's end, however deep the stack is now. */
+		if (stack_sizing && (gap = bpf_map_lookup_elem(&stack_gaps, &tgid))) {
+			lim = avail > *gap + MIN_COPY ? avail - *gap : MIN_COPY;
+			if (lim < want && lim < avail) {
+				want = lim;
+				sized = true;
+			}
+		}
+		if (avail < want)
+			want = avail;
 		if (want <= PROFD_STACK_BYTES_MAX &&
 		    bpf_probe_read_user(b->stack, want, (void *)sp) == 0) {
 			if (sized)
@@ -517,6 +526,7 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 	struct task_struct *task;
 	struct profd_sample *s;
 	struct sample_buf *b;
+	__u64 off;
 	long n;
 
 	b = bpf_map_lookup_elem(&scratch, &slot);
@@ -539,19 +549,12 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 	s->py_nframes = 0;
 	s->kstack_len = 0;
 	s->ustack_len = 0;
+	s->stack_above = PROFD_STACK_ABOVE_UNKNOWN;
+	s->reserved2 = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
-
-	if (user_mode) {
+	if (user_mode)
 		s->flags |= PROFD_SAMPLE_USER_MODE;
-	} else if (kstack) {
-		__builtin_memcpy(s->kstack, kstack, sizeof(s->kstack));
-		s->kstack_len = kstack_len < PROFD_MAX_KSTACK ? kstack_len : PROFD_MAX_KSTACK;
-	} else {
-		n = bpf_get_stack(ctx, s->kstack, sizeof(s->kstack), 0);
-		if (n > 0)
-			s->kstack_len = n / sizeof(__u64);
-	}
 
 	if (!task->mm) {
 		s->flags |= PROFD_SAMPLE_KERNEL_THREAD;
@@ -560,16 +563,39 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 	} else {
 		/* The task's saved user registers: right whether the tick hit user or kernel. */
 		struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
+		__u64 end = 0;
 
 		s->uid = sample_owner(task);
 		regs_fill(uregs, s->regs);
 		s->ustack_len = copy_user_stack(task, b, slot, tgid, s->tid, s->regs[1],
-					       &s->flags);
+					       &s->flags, &end);
+		if (end && end - s->regs[1] >= s->ustack_len &&
+		    end - s->regs[1] - s->ustack_len < PROFD_STACK_ABOVE_UNKNOWN)
+			s->stack_above = end - s->regs[1] - s->ustack_len;
 		if (python_frames)
 			s->py_nframes = py_walk(task, b, slot, tgid, s->tid, s->ustack_len, &s->flags);
 	}
 
-	__u64 size = sizeof(*s) + s->ustack_len + (__u64)s->py_nframes * sizeof(struct profd_py_frame);
+	/* The kernel IPs last, only as many as there are (none when user code was interrupted). */
+	off = s->ustack_len + (__u64)s->py_nframes * sizeof(struct profd_py_frame);
+	if (off > PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES)
+		return 0;
+	if (user_mode) {
+		/* nothing */
+	} else if (kstack) {
+		__u32 sz = kstack_len * sizeof(__u64);
+
+		if (sz > KSTACK_BYTES)
+			sz = KSTACK_BYTES;
+		if (bpf_probe_read_kernel(b->stack + off, sz, kstack) == 0)
+			s->kstack_len = sz / sizeof(__u64);
+	} else {
+		n = bpf_get_stack(ctx, b->stack + off, KSTACK_BYTES, 0);
+		if (n > 0)
+			s->kstack_len = n / sizeof(__u64);
+	}
+
+	__u64 size = sizeof(*s) + off + (__u64)s->kstack_len * sizeof(__u64);
 	if (size > sizeof(*b))
 		return 0;
 	s->hdr.size = size;
@@ -760,8 +786,8 @@ int BPF_PROG(profd_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	/* Nor is its interpreter: userspace describes the new image again if it runs Python. */
 	bpf_map_delete_elem(&py_procs, &tgid);
 	bpf_map_delete_elem(&py_tstates, &tid);
-	/* Nor is the copy size learnt from its stacks. */
-	bpf_map_delete_elem(&stack_sizes, &tgid);
+	/* Nor is the stack gap learnt from its stacks. */
+	bpf_map_delete_elem(&stack_gaps, &tgid);
 	if (is_target(tgid))
 		emit_task_event(PROFD_REC_EXEC, tgid, 0, p);
 	return 0;
@@ -777,7 +803,7 @@ int BPF_PROG(profd_exit, struct task_struct *p)
 		return 0;
 	emit_task_event(PROFD_REC_EXIT, tgid, 0, p);
 	bpf_map_delete_elem(&py_procs, &tgid);
-	bpf_map_delete_elem(&stack_sizes, &tgid);
+	bpf_map_delete_elem(&stack_gaps, &tgid);
 	if (filter_pids)
 		bpf_map_delete_elem(&targets, &tgid);
 	return 0;

@@ -12,14 +12,14 @@
 #include <linux/types.h>
 #endif
 
-#define PROFD_RECORD_VERSION 3
+#define PROFD_RECORD_VERSION 4
 
 #define PROFD_COMM_LEN 16
 #define PROFD_MAX_KSTACK 64                  /* kernel IPs kept per sample */
 #define PROFD_STACK_BYTES_DEFAULT (32 * 1024) /* user stack bytes copied per sample */
 #define PROFD_STACK_BYTES_MAX (64 * 1024)
 #define PROFD_MAX_TARGETS 4096 /* tgids in the filter map */
-#define PROFD_MAX_STACK_SIZES 16384 /* processes with an adaptive stack copy size (LRU) */
+#define PROFD_MAX_STACK_GAPS 16384 /* processes with an adaptive stack copy (LRU) */
 #define PROFD_MAX_TASK_EVENTS 65536 /* threads known to carry a per-task perf event (LRU) */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
 #define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
@@ -64,8 +64,9 @@ enum profd_sample_flags {
 	PROFD_SAMPLE_PY_ERROR = 1u << 6,     /* the thread state or a frame could not be read */
 	PROFD_SAMPLE_PY_NO_TSTATE = 1u << 7, /* no thread state for this thread (not running Python) */
 	/*
-	 * The copy stopped at the size userspace chose for this process (map stack_sizes), short
-	 * of the cap and of the stack's end: a walk that runs out of bytes needs a bigger size.
+	 * The copy stopped short of the stack's end and of the cap, where the gap userspace learnt
+	 * for this process (map stack_gaps) says the outermost frame ends: a walk that runs out of
+	 * bytes means the gap was too large.
 	 */
 	PROFD_SAMPLE_STACK_SIZED = 1u << 8,
 };
@@ -113,11 +114,14 @@ struct profd_rec_hdr {
 
 /*
  * One sample: the fixed part below, then `ustack_len` bytes of user stack copied from the
- * address in regs[1] (sp) upwards, then `py_nframes` struct profd_py_frame (not aligned: copy
- * them out).
+ * address in regs[1] (sp) upwards, then `py_nframes` struct profd_py_frame, then `kstack_len`
+ * kernel IPs (__u64, leaf first). Only what is there is copied: a user-mode sample has no
+ * kernel IPs, and nothing is padded. The parts after the fixed one are not aligned: copy them
+ * out.
  *
  * regs: x86_64: [0]=ip [1]=sp [2]=bp [3]=0; aarch64: [0]=pc [1]=sp [2]=x29 [3]=x30.
  */
+#define PROFD_STACK_ABOVE_UNKNOWN 0xffffffffu
 struct profd_sample {
 	struct profd_rec_hdr hdr; /* type PROFD_REC_SAMPLE or PROFD_REC_OFFCPU */
 	__u64 time_ns;    /* CLOCK_MONOTONIC (bpf_ktime_get_ns); OFFCPU: when it ran again */
@@ -140,10 +144,15 @@ struct profd_sample {
 	char comm[PROFD_COMM_LEN];  /* thread name */
 	char pcomm[PROFD_COMM_LEN]; /* thread group leader's name (the process) */
 	__u64 regs[4];
-	__u32 kstack_len; /* number of valid entries in kstack */
+	__u32 kstack_len; /* kernel IPs at the end of the record, at most PROFD_MAX_KSTACK */
 	__u32 ustack_len; /* bytes of user stack after this struct, copied from regs sp */
-	__u64 kstack[PROFD_MAX_KSTACK];
-	/* __u8 ustack[ustack_len]; */
+	/*
+	 * Bytes between the end of the copy and the end of the stack's VMA (not copied): what the
+	 * adaptive copy learns from. PROFD_STACK_ABOVE_UNKNOWN when the VMA was not known.
+	 */
+	__u32 stack_above;
+	__u32 reserved2; /* 0 */
+	/* __u8 ustack[ustack_len]; struct profd_py_frame py[py_nframes]; __u64 kstack[kstack_len]; */
 };
 
 struct profd_task_event {

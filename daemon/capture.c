@@ -420,18 +420,13 @@ int capture_add_pid(struct capture *c, pid_t pid)
 	return 0;
 }
 
-int capture_set_stack_size(struct capture *c, pid_t pid, uint32_t bytes)
+int capture_set_stack_gap(struct capture *c, pid_t pid, uint32_t gap)
 {
-	__u32 key = pid, val = MIN(bytes, c->cfg.stack_bytes);
+	__u32 key = pid, val = gap;
 
 	if (!c || !c->cfg.stack_sizing)
 		return 0;
-	if (bytes == 0)
-		return bpf_map__delete_elem(c->skel->maps.stack_sizes, &key, sizeof(key), 0) < 0 &&
-				       errno != ENOENT
-			       ? -errno
-			       : 0;
-	if (bpf_map__update_elem(c->skel->maps.stack_sizes, &key, sizeof(key), &val, sizeof(val),
+	if (bpf_map__update_elem(c->skel->maps.stack_gaps, &key, sizeof(key), &val, sizeof(val),
 				 BPF_ANY) < 0)
 		return -errno;
 	return 0;

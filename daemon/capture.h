@@ -34,7 +34,7 @@ struct capture_config {
 	 * program on an inherited event, capture_start() falls back to per-CPU events and says so.
 	 */
 	bool per_task;
-	/* Copy sizes per process from capture_set_stack_size() (else always stack_bytes). */
+	/* Stack gaps per process from capture_set_stack_gap() (else copy to the VMA's end). */
 	bool stack_sizing;
 };
 #define CAPTURE_OFF_CPU_MIN_DEFAULT_NS 1000000ull
@@ -78,11 +78,11 @@ struct profd_py_proc;
 int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc *py);
 
 /*
- * How many user stack bytes samples of process `pid` copy from now on (capped at
- * cfg.stack_bytes); 0 forgets the process (back to cfg.stack_bytes). No-op without
- * cfg.stack_sizing. The entry goes when the process execs or exits.
+ * Samples of process `pid` copy their user stack from sp up to `gap` bytes below the end of
+ * the stack's VMA from now on (still at most cfg.stack_bytes; see daemon/stacksize.h). No-op
+ * without cfg.stack_sizing. The entry goes when the process execs or exits.
  */
-int capture_set_stack_size(struct capture *c, pid_t pid, uint32_t bytes);
+int capture_set_stack_gap(struct capture *c, pid_t pid, uint32_t gap);
 
 /*
  * Attach the perf events: sampling starts now. With cfg.per_task, every thread of every

@@ -718,7 +718,7 @@ static int perf_sample(struct convert_ctx *c, const struct perfdata_event *ev)
 			return r;
 	}
 	/* The stack bytes stay where they are in the mapped file: only the header is made. */
-	memset(s, 0, offsetof(struct profd_sample, kstack));
+	memset(s, 0, sizeof(*s));
 	s->hdr = (struct profd_rec_hdr){.type = PROFD_REC_SAMPLE,
 					.version = PROFD_RECORD_VERSION,
 					.size = (uint32_t)(sizeof(*s) + ps->stack_len)};
@@ -739,12 +739,12 @@ static int perf_sample(struct convert_ctx *c, const struct perfdata_event *ev)
 	s->regs[2] = ps->regs.fp;
 	s->regs[3] = ps->regs.lr;
 	s->kstack_len = MIN(ps->n_kstack, (size_t)PROFD_MAX_KSTACK);
-	memcpy(s->kstack, ps->kstack, s->kstack_len * sizeof(s->kstack[0]));
 	s->ustack_len = (uint32_t)ps->stack_len;
+	s->stack_above = PROFD_STACK_ABOVE_UNKNOWN;
 	if (!c->first_ns || ev->time < c->first_ns)
 		c->first_ns = ev->time;
 	c->last_ns = MAX(c->last_ns, ev->time);
-	r = session_handle_sample(c->session, s, ps->stack);
+	r = session_handle_sample(c->session, s, ps->stack, ps->kstack);
 	warm_new_mappings(c);
 	return r;
 }

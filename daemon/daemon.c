@@ -802,8 +802,8 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 	       "resolution).",
 	       session_stack_copy_quantile(&s.st, 0.99));
 	metric(f, "profd_stack_copy_cut_total", "counter",
-	       "Stack walks that ran out of a copy cut at its process's learnt size (the size "
-	       "then grows to stack_bytes).",
+	       "Stack walks that ran out of a copy cut at its process's learnt stack gap (its "
+	       "copies then go to the stack's end until learnt again).",
 	       s.st.stack_cut);
 	metric(f, "profd_profiles_written_total", "counter", "Interval profiles written.",
 	       s.profiles_written);
@@ -1027,13 +1027,13 @@ static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *
 		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
 }
 
-static void on_stack_size(void *userdata, uint32_t pid, uint32_t bytes)
+static void on_stack_size(void *userdata, uint32_t pid, uint32_t gap)
 {
 	struct daemon *d = userdata;
-	int r = d->capture ? capture_set_stack_size(d->capture, (pid_t)pid, bytes) : 0;
+	int r = d->capture ? capture_set_stack_gap(d->capture, (pid_t)pid, gap) : 0;
 
 	if (r < 0)
-		log_debug_errno(r, "Cannot set the stack copy size of process %u: %m", pid);
+		log_debug_errno(r, "Cannot set the stack copy of process %u: %m", pid);
 }
 
 static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, bool adaptive,
@@ -1077,7 +1077,7 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	capture_free(d->capture);
 	d->capture = nc;
 	/* The new program's sizes start empty (the cap): learn them again, under the new cap. */
-	(void)session_reset_stack_sizes(d->session, stack_bytes);
+	(void)session_reset_stack_sizes(d->session);
 	r = capture_start(nc);
 	if (r >= 0) {
 		if (cut)
@@ -1086,7 +1086,7 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	}
 	capture_free(nc);
 	d->capture = NULL;
-	(void)session_reset_stack_sizes(d->session, d->cfg.stack_bytes);
+	(void)session_reset_stack_sizes(d->session);
 	if (capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, d->cfg.adaptive_stack_copy,
 			 &d->capture) >= 0 &&
 	    capture_start(d->capture) >= 0)
@@ -1267,7 +1267,7 @@ static void daemon_done(struct daemon *d)
 static int daemon_run(struct daemon *d)
 {
 	struct session_config sc = {.container_ids = true, .no_python = !d->cfg.python,
-				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
+				    .on_python = on_python,
 				    .on_stack_size = on_stack_size, .userdata = d};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;

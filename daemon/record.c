@@ -443,16 +443,16 @@ static void on_maps(void *userdata, const struct proc *p)
 	(void)raw_writer_add_process(c->raw, p, comm);
 }
 
-static void on_stack_size(void *userdata, uint32_t pid, uint32_t bytes)
+static void on_stack_size(void *userdata, uint32_t pid, uint32_t gap)
 {
 	struct record_ctx *c = userdata;
 	int r;
 
 	if (!c->capture)
 		return;
-	r = capture_set_stack_size(c->capture, (pid_t)pid, bytes);
+	r = capture_set_stack_gap(c->capture, (pid_t)pid, gap);
 	if (r < 0)
-		log_debug_errno(r, "Cannot set the stack copy size of process %u: %m", pid);
+		log_debug_errno(r, "Cannot set the stack copy of process %u: %m", pid);
 }
 
 static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
@@ -599,8 +599,8 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       o->stack_fixed ? "fixed" : "adaptive", o->stack_bytes,
 		       (double)st->stack_need_bytes / st->stack_copies);
 	if (st->stack_cut)
-		printf("  stack copy %" PRIu64 " walks ran out of a copy cut at the learnt size (the "
-		       "size grew at once)\n",
+		printf("  stack copy %" PRIu64 " walks ran out of a copy cut at the learnt gap (then "
+		       "copied to the stack's end until learnt again)\n",
 		       st->stack_cut);
 	if (sum->n_top == 0)
 		return;
@@ -670,10 +670,8 @@ int cmd_record(int argc, char **argv)
 	/* A raw capture is converted later, when the processes' code objects are gone. */
 	scfg.no_python = !o.python || o.raw;
 	scfg.on_python = on_python;
-	if (!o.stack_fixed) {
-		scfg.stack_cap = o.stack_bytes;
+	if (!o.stack_fixed)
 		scfg.on_stack_size = on_stack_size;
-	}
 	scfg.userdata = &ctx;
 	r = session_new(&scfg, &ctx.session);
 	if (r < 0)

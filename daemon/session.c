@@ -97,8 +97,7 @@ int session_new(const struct session_config *cfg, struct session **ret)
 			goto fail;
 	}
 	if (s->cfg.on_stack_size) {
-		r = stack_sizer_new(s->cfg.stack_cap ? s->cfg.stack_cap : PROFD_STACK_BYTES_DEFAULT,
-				    s->cfg.on_stack_size, s->cfg.userdata, &s->sizer);
+		r = stack_sizer_new(s->cfg.on_stack_size, s->cfg.userdata, &s->sizer);
 		if (r < 0)
 			goto fail;
 	}
@@ -500,12 +499,16 @@ static struct agg_frame python_frame(struct session *s, struct py_proc *pp, uint
 	};
 }
 
-/* A sample whose rec->ustack_len bytes of user stack are at `ustack` (checked by the caller). */
+/*
+ * A sample whose rec->ustack_len bytes of user stack are at `ustack`, its Python frames at
+ * `pyframes` and its rec->kstack_len kernel IPs at `kstack` (unaligned; sizes checked by the
+ * caller).
+ */
 static int handle_sample(struct session *s, const struct profd_sample *rec, const uint8_t *ustack,
-			 const uint8_t *pyframes)
+			 const uint8_t *pyframes, const uint8_t *kstack)
 {
 	struct agg_stack *st = s->scratch;
-	size_t nk = MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK), n = 0;
+	size_t nk = kstack ? MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK) : 0, n = 0;
 	bool off_cpu = rec->hdr.type == PROFD_REC_OFFCPU;
 
 	if (off_cpu) {
@@ -531,10 +534,13 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	st->pcomm[sizeof(st->pcomm) - 1] = '\0';
 
 	for (size_t i = 0; i < nk; i++) {
-		if (rec->kstack[i] == 0)
+		uint64_t ip;
+
+		memcpy(&ip, kstack + i * sizeof(ip), sizeof(ip));
+		if (ip == 0)
 			break;
 		/* Entries after the first are return addresses into the caller. */
-		st->frames[n++] = (struct agg_frame){ .addr = rec->kstack[i], .map_id = AGG_MAP_KERNEL,
+		st->frames[n++] = (struct agg_frame){ .addr = ip, .map_id = AGG_MAP_KERNEL,
 						      .flags = i ? AGG_FRAME_RETURN : 0 };
 	}
 
@@ -619,8 +625,11 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 			s->st.stack_need_bytes += res.stack_used;
 			if (res.stop == UNWIND_STOP_TRUNCATED && (rec->flags & PROFD_SAMPLE_STACK_SIZED))
 				s->st.stack_cut++;
-			if (s->sizer)
-				stack_sizer_observe(s->sizer, rec->pid, res.stack_used,
+			if (s->sizer && rec->stack_above != PROFD_STACK_ABOVE_UNKNOWN)
+				stack_sizer_observe(s->sizer, rec->pid,
+						    rec->ustack_len - res.stack_used +
+							    (uint64_t)rec->stack_above,
+						    res.stop == UNWIND_STOP_TRUNCATED,
 						    res.stop == UNWIND_STOP_TRUNCATED &&
 							    (rec->flags & PROFD_SAMPLE_STACK_SIZED));
 			st->stop = res.stop;
@@ -656,16 +665,22 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 	case PROFD_REC_OFFCPU: {
 		const struct profd_sample *rec = data;
 
+		size_t py_bytes, k_bytes;
+
 		if (h->size < sizeof(*rec))
 			break;
-		if (sizeof(*rec) + (size_t)rec->ustack_len +
-			    (size_t)rec->py_nframes * sizeof(struct profd_py_frame) > h->size ||
-		    rec->py_nframes > PROFD_PY_MAX_FRAMES) {
+		py_bytes = (size_t)rec->py_nframes * sizeof(struct profd_py_frame);
+		k_bytes = (size_t)rec->kstack_len * sizeof(uint64_t);
+		if (rec->py_nframes > PROFD_PY_MAX_FRAMES || rec->kstack_len > PROFD_MAX_KSTACK ||
+		    rec->ustack_len > h->size ||
+		    sizeof(*rec) + (size_t)rec->ustack_len + py_bytes + k_bytes > h->size) {
 			s->st.bad_records++;
 			return 0;
 		}
+		s->st.record_bytes += h->size;
 		return handle_sample(s, rec, (const uint8_t *)(rec + 1),
-				     (const uint8_t *)(rec + 1) + rec->ustack_len);
+				     (const uint8_t *)(rec + 1) + rec->ustack_len,
+				     (const uint8_t *)(rec + 1) + rec->ustack_len + py_bytes);
 	}
 	case PROFD_REC_EXEC:
 	case PROFD_REC_EXIT:
@@ -708,16 +723,18 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 	return 0;
 }
 
-int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack)
+int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack,
+			  const uint64_t *kstack)
 {
 	s->st.records++;
 	if (rec->hdr.version != PROFD_RECORD_VERSION ||
 	    (rec->hdr.type != PROFD_REC_SAMPLE && rec->hdr.type != PROFD_REC_OFFCPU) ||
-	    (rec->ustack_len > 0 && !ustack)) {
+	    (rec->ustack_len > 0 && !ustack) || (rec->kstack_len > 0 && !kstack) ||
+	    rec->kstack_len > PROFD_MAX_KSTACK) {
 		s->st.bad_records++;
 		return 0;
 	}
-	return handle_sample(s, rec, ustack, NULL);
+	return handle_sample(s, rec, ustack, NULL, (const uint8_t *)kstack);
 }
 
 int session_watch_pid(struct session *s, uint32_t pid)
@@ -730,15 +747,14 @@ int session_watch_pid(struct session *s, uint32_t pid)
 	return r;
 }
 
-int session_reset_stack_sizes(struct session *s, uint32_t cap)
+int session_reset_stack_sizes(struct session *s)
 {
 	struct stack_sizer *z;
 	int r;
 
 	if (!s->sizer)
 		return 0;
-	r = stack_sizer_new(cap ? cap : PROFD_STACK_BYTES_DEFAULT, s->cfg.on_stack_size,
-			    s->cfg.userdata, &z);
+	r = stack_sizer_new(s->cfg.on_stack_size, s->cfg.userdata, &z);
 	if (r < 0)
 		return r;
 	stack_sizer_free(s->sizer);

@@ -45,6 +45,7 @@ struct session_stats {
 	uint64_t stack_copies, stack_copy_bytes;
 	uint64_t stack_copy_hist[SESSION_COPY_BUCKETS]; /* [i]: (i-1)*BUCKET < bytes <= i*BUCKET */
 	uint64_t stack_need_bytes; /* what the walks read of those copies (unwind stack_used) */
+	uint64_t record_bytes;     /* ring-buffer bytes of the samples and waits, in total */
 	uint64_t stack_cut; /* walks that ran out of a copy cut at its process's learnt size */
 };
 
@@ -68,12 +69,11 @@ struct session_config {
 	 */
 	void (*on_python)(void *userdata, uint32_t pid, const struct profd_py_proc *bpf);
 	/*
-	 * Adaptive stack copy (daemon/stacksize.h): learn from every walk how many stack bytes
-	 * each process needs, at most stack_cap, and report changes through on_stack_size (bytes
-	 * 0: back to the cap). Off when on_stack_size is NULL.
+	 * Adaptive stack copy (daemon/stacksize.h): learn from every walk how much of each
+	 * process's stacks lies above its outermost frames, and report changes through
+	 * on_stack_size (the capture's stack_gaps). Off when on_stack_size is NULL.
 	 */
-	uint32_t stack_cap;
-	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t bytes);
+	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t gap);
 	void *userdata;
 };
 
@@ -86,21 +86,20 @@ void session_free(struct session *s);
 int session_handle_record(struct session *s, const void *data, size_t size);
 
 /*
- * Handle one sample whose user stack (rec->ustack_len bytes) lies at `ustack` instead of right
- * after the record, so a reader that has the bytes elsewhere (a perf.data event) need not
- * copy them. rec->hdr.size is not used. Counted like session_handle_record(); returns 0.
+ * Handle one sample whose user stack (rec->ustack_len bytes) lies at `ustack` and its kernel
+ * IPs (rec->kstack_len) at `kstack` instead of in the record, so a reader that has them
+ * elsewhere (a perf.data event) need not copy them. rec->hdr.size is not used; no Python
+ * frames. Counted like session_handle_record(); returns 0.
  */
 struct profd_sample;
-int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack);
+int session_handle_sample(struct session *s, const struct profd_sample *rec, const void *ustack,
+			  const uint64_t *kstack);
 
 /* Make sure a process's maps are loaded now (e.g. right after it was chosen as a target). */
 int session_watch_pid(struct session *s, uint32_t pid);
 
-/*
- * Forget every learnt stack copy size (a new capture starts without them) and use `cap` from
- * now on. No-op without cfg.on_stack_size.
- */
-int session_reset_stack_sizes(struct session *s, uint32_t cap);
+/* Forget every learnt stack gap (a new capture starts without them). No-op without sizing. */
+int session_reset_stack_sizes(struct session *s);
 
 const struct session_stats *session_stats(const struct session *s);
 struct aggregate *session_aggregate(struct session *s);

@@ -1,36 +1,33 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "common/macro.h"
 #include "daemon/stacksize.h"
 
 struct sizer_entry {
-	uint32_t pid;  /* 0: free slot */
-	uint32_t size; /* 0: the cap (nothing learnt yet) */
-	uint32_t n;    /* samples in the current window */
-	uint32_t win;  /* index of the current window in max[] */
-	uint64_t max[STACK_SIZER_HISTORY]; /* largest need per window, current one at [win] */
+	uint32_t pid;      /* 0: free slot */
+	bool published;    /* a gap is in the BPF map */
+	uint32_t gap;      /* the published gap */
+	uint32_t n;        /* samples in the current window */
+	uint32_t win;      /* index of the current window in min[] */
+	uint64_t min[STACK_SIZER_HISTORY]; /* smallest gap per window, current one at [win] */
 };
 
 struct stack_sizer {
-	uint32_t cap;
 	stack_sizer_set_t set;
 	void *userdata;
 	struct sizer_entry *slots; /* open addressing, linear probing, power-of-two size */
 	size_t mask, n;
 };
 
-int stack_sizer_new(uint32_t cap, stack_sizer_set_t set, void *userdata, struct stack_sizer **ret)
+int stack_sizer_new(stack_sizer_set_t set, void *userdata, struct stack_sizer **ret)
 {
-	struct stack_sizer *z;
+	struct stack_sizer *z = calloc(1, sizeof(*z));
 
-	if (cap == 0)
-		return -EINVAL;
-	z = calloc(1, sizeof(*z));
 	if (!z)
 		return -ENOMEM;
-	z->cap = cap;
 	z->set = set;
 	z->userdata = userdata;
 	*ret = z;
@@ -84,6 +81,14 @@ static int grow(struct stack_sizer *z)
 	return 0;
 }
 
+static void entry_reset(struct sizer_entry *e)
+{
+	e->n = 0;
+	e->win = 0;
+	for (int i = 0; i < STACK_SIZER_HISTORY; i++)
+		e->min[i] = UINT64_MAX;
+}
+
 static struct sizer_entry *get(struct stack_sizer *z, uint32_t pid)
 {
 	struct sizer_entry *e = find(z, pid);
@@ -100,66 +105,65 @@ static struct sizer_entry *get(struct stack_sizer *z, uint32_t pid)
 	for (i = slot_of(pid, z->mask); z->slots[i].pid; i = (i + 1) & z->mask)
 		;
 	z->slots[i] = (struct sizer_entry){ .pid = pid };
+	entry_reset(&z->slots[i]);
 	z->n++;
 	return &z->slots[i];
 }
 
-static uint32_t round_up(uint64_t v, uint32_t cap)
+uint32_t stack_sizer_next(int64_t cur, uint64_t seen)
 {
-	v = (v + STACK_SIZER_ALIGN - 1) / STACK_SIZER_ALIGN * STACK_SIZER_ALIGN;
-	return (uint32_t)MIN(v, (uint64_t)cap);
+	uint64_t target = seen > STACK_SIZER_MARGIN ? seen - STACK_SIZER_MARGIN : 0;
+
+	target = MIN(target, (uint64_t)UINT32_MAX - 1);
+	/* Copy more at once; copy less only halfway per window. */
+	if (cur < 0 || target <= (uint64_t)cur)
+		return (uint32_t)target;
+	return (uint32_t)((uint64_t)cur + (target - (uint64_t)cur + 1) / 2);
 }
 
-uint32_t stack_sizer_next(uint32_t cap, uint32_t cur, uint64_t need)
+static void publish(struct stack_sizer *z, struct sizer_entry *e, uint32_t gap)
 {
-	/* A quarter more than the deepest recent walk, and 128 bytes for a frame or two more. */
-	uint32_t target = round_up(MAX(need + need / 4 + 128, (uint64_t)STACK_SIZER_MIN), cap);
-
-	if (cur == 0 || target >= cur)
-		return target; /* first window: what it saw is the best guess; growing: at once */
-	/* Shrinking: halfway per window, so one shallow window does not undo a deep one. */
-	return round_up(MAX((uint64_t)target, (uint64_t)cur - (cur - target) / 2), cap);
-}
-
-static void set_size(struct stack_sizer *z, struct sizer_entry *e, uint32_t size)
-{
-	/* The cap is what no entry means: the BPF side needs none for it. */
-	uint32_t v = size >= z->cap ? 0 : size;
-
-	if (v == e->size)
+	if (e->published && e->gap == gap)
 		return;
-	e->size = v;
+	e->published = true;
+	e->gap = gap;
 	if (z->set)
-		z->set(z->userdata, e->pid, v);
+		z->set(z->userdata, e->pid, gap);
 }
 
-void stack_sizer_observe(struct stack_sizer *z, uint32_t pid, uint64_t need, bool cut)
+void stack_sizer_observe(struct stack_sizer *z, uint32_t pid, uint64_t gap, bool truncated,
+			 bool cut)
 {
 	struct sizer_entry *e = get(z, pid);
-	uint32_t cur;
-	uint64_t most = 0;
+	uint64_t seen = UINT64_MAX;
 
 	if (!e)
 		return;
-	cur = e->size ? e->size : z->cap;
 	if (cut) {
-		/* A stack was lost to a size too small: copy everything, then learn again. */
-		*e = (struct sizer_entry){ .pid = pid, .size = e->size };
-		set_size(z, e, z->cap);
+		/* A stack was lost to the gap: copy to the VMA's end again, and learn anew. */
+		publish(z, e, 0);
+		entry_reset(e);
 		return;
 	}
-	e->max[e->win] = MAX(e->max[e->win], need);
-	/* Came within an eighth of the size: grow before a deeper one is cut. */
-	if (e->size && need > cur - cur / 8)
-		set_size(z, e, round_up(MAX(2 * need, (uint64_t)cur), z->cap));
-	if (++e->n < STACK_SIZER_WINDOW)
+	if (truncated)
+		return;
+	e->min[e->win] = MIN(e->min[e->win], gap);
+	/* Below the published gap (+ margin): a thread with less above its frames. Now. */
+	if (e->published && gap < (uint64_t)e->gap + STACK_SIZER_MARGIN)
+		publish(z, e, stack_sizer_next(e->gap, gap));
+	e->n++;
+	if (!e->published && e->n >= STACK_SIZER_FIRST) {
+		publish(z, e, stack_sizer_next(-1, e->min[e->win]));
+		return;
+	}
+	if (e->n < STACK_SIZER_WINDOW)
 		return;
 	for (int i = 0; i < STACK_SIZER_HISTORY; i++)
-		most = MAX(most, e->max[i]);
-	set_size(z, e, stack_sizer_next(z->cap, e->size, most));
+		seen = MIN(seen, e->min[i]);
+	publish(z, e, stack_sizer_next(e->published ? (int64_t)e->gap : -1, seen));
 	e->n = 0;
 	e->win = (e->win + 1) % STACK_SIZER_HISTORY;
-	e->max[e->win] = 0;
+	e->min[e->win] = UINT64_MAX;
 }
 
 void stack_sizer_forget(struct stack_sizer *z, uint32_t pid)
@@ -186,9 +190,9 @@ void stack_sizer_forget(struct stack_sizer *z, uint32_t pid)
 	}
 }
 
-uint32_t stack_sizer_get(const struct stack_sizer *z, uint32_t pid)
+int64_t stack_sizer_get(const struct stack_sizer *z, uint32_t pid)
 {
 	const struct sizer_entry *e = find(z, pid);
 
-	return e && e->size ? e->size : z->cap;
+	return e && e->published ? (int64_t)e->gap : -1;
 }

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Adaptive stack copy: how many bytes above sp a process's samples must copy, learnt from
- * unwinding them. Every sample says how far up its walk read (unwind_result.stack_used); a
- * process's size is the most its recent walks needed plus a margin, so the BPF program copies
- * a few KiB where the stack's VMA would allow tens. Sizes grow at once (a walk that ran out of
- * bytes, or one that came close) and shrink slowly (halfway to the target per window), and
- * never exceed the cap (--stack-bytes).
+ * Adaptive stack copy: how much of a thread's stack a sample must copy, learnt from unwinding
+ * the process's samples. A walk that reaches the root reads from sp up to the outermost frame;
+ * what lies above that, up to the end of the stack's VMA, is never read: the environment and
+ * auxiliary vector on a main thread, the thread descriptor and static TLS on others. That gap
+ * is fixed per thread whatever the depth, so the BPF program, which knows the VMA's end, copies
+ * from sp to (end - gap): a few hundred bytes where the VMA would allow kilobytes, and a stack
+ * that suddenly runs deeper is still copied whole.
  *
- * Per process, not per thread: the threads of one program run the same code to similar depths,
- * a new thread starts with what its process learnt, and the BPF side looks the size up by the
- * key it has at hand (tgid). Bounded: at most STACK_SIZER_MAX_PROCS processes are tracked;
- * others copy the cap.
+ * Per process (the key the BPF side has at hand; a process's threads share their layout): the
+ * smallest gap its recent samples showed, less a margin. It is lowered at once (the copy grows)
+ * and raised halfway per window (the copy shrinks slowly). A walk that ran out of a copy cut at
+ * the gap drops the gap to 0 (copy to the VMA's end, as without adaptation) and learning starts
+ * again. Samples whose stack VMA was not known copy the cap (--stack-bytes), as do processes
+ * beyond STACK_SIZER_MAX_PROCS.
  */
 #pragma once
 
@@ -18,34 +21,35 @@
 #include <stdint.h>
 
 #define STACK_SIZER_MAX_PROCS 16384
-#define STACK_SIZER_WINDOW 128  /* samples per window */
-#define STACK_SIZER_HISTORY 4   /* windows whose largest need the size covers */
-#define STACK_SIZER_MIN 512u    /* never copy less than this */
-#define STACK_SIZER_ALIGN 128u
+#define STACK_SIZER_FIRST 16    /* samples before the first gap is published */
+#define STACK_SIZER_WINDOW 256  /* samples per window */
+#define STACK_SIZER_HISTORY 4   /* windows whose smallest gap counts */
+#define STACK_SIZER_MARGIN 256u /* bytes under the smallest gap seen */
 
-/* Called when a process's size changes: bytes 0 means "back to the cap". */
-typedef void (*stack_sizer_set_t)(void *userdata, uint32_t pid, uint32_t bytes);
+/* Called when a process's gap changes (what map stack_gaps holds); gap 0: copy to the end. */
+typedef void (*stack_sizer_set_t)(void *userdata, uint32_t pid, uint32_t gap);
 
 struct stack_sizer;
 
-int stack_sizer_new(uint32_t cap, stack_sizer_set_t set, void *userdata, struct stack_sizer **ret);
+int stack_sizer_new(stack_sizer_set_t set, void *userdata, struct stack_sizer **ret);
 void stack_sizer_free(struct stack_sizer *z);
 
 /*
- * One unwound sample of process `pid`: its walk read `need` bytes above sp. `cut`: the walk ran
- * out of bytes where the copy stopped at this process's size (PROFD_SAMPLE_STACK_SIZED and
- * UNWIND_STOP_TRUNCATED): the size goes to the cap at once.
+ * One unwound sample of process `pid` whose stack VMA was known: `gap` bytes of it lay above
+ * the outermost frame the walk recovered. `truncated`: the walk ran out of copied bytes (its
+ * gap says nothing). `cut`: it did so where the copy stopped at the learnt gap.
  */
-void stack_sizer_observe(struct stack_sizer *z, uint32_t pid, uint64_t need, bool cut);
+void stack_sizer_observe(struct stack_sizer *z, uint32_t pid, uint64_t gap, bool truncated,
+			 bool cut);
 
 /* The process exec'd or exited: what was learnt does not apply to what comes next. */
 void stack_sizer_forget(struct stack_sizer *z, uint32_t pid);
 
-/* The size samples of `pid` copy now (the cap when nothing is learnt yet). */
-uint32_t stack_sizer_get(const struct stack_sizer *z, uint32_t pid);
+/* The gap published for `pid`, or -1 when none is (copies go to the VMA's end). */
+int64_t stack_sizer_get(const struct stack_sizer *z, uint32_t pid);
 
 /*
- * The pure rule, for tests: the size for a process whose recent windows needed at most
- * `need` bytes, when its size is `cur` (0: nothing learnt yet, i.e. the cap).
+ * The pure rule, for tests: the gap to publish when the recent windows' smallest gap is
+ * `seen` and `cur` is published now (-1: none yet).
  */
-uint32_t stack_sizer_next(uint32_t cap, uint32_t cur, uint64_t need);
+uint32_t stack_sizer_next(int64_t cur, uint64_t seen);

@@ -174,9 +174,9 @@ static void on_sample(const struct perfdata_event *ev)
 	s.regs[2] = ps->regs.fp;
 	s.regs[3] = ps->regs.lr;
 	s.kstack_len = (uint32_t)fuzz_min(ps->n_kstack, PROFD_MAX_KSTACK);
-	memcpy(s.kstack, ps->kstack, s.kstack_len * sizeof(s.kstack[0]));
 	s.ustack_len = (uint32_t)ps->stack_len;
-	FUZZ_CHECK(session_handle_sample(session, &s, ps->stack) == 0);
+	s.stack_above = PROFD_STACK_ABOVE_UNKNOWN;
+	FUZZ_CHECK(session_handle_sample(session, &s, ps->stack, ps->kstack) == 0);
 	FUZZ_CHECK(session_stats(session)->records == records + 1);
 }
 

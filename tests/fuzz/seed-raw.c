@@ -48,7 +48,9 @@ __attribute__((no_sanitize("address"), noinline)) static void copy_stack(uint8_t
 /* A sample record of the caller's stack, as the BPF program writes one. */
 __attribute__((noinline)) static void sample_here(uint16_t flags, uint32_t n_kstack)
 {
-	static uint8_t rec[sizeof(struct profd_sample) + STACK_COPY];
+	static uint8_t rec[sizeof(struct profd_sample) + STACK_COPY + PROFD_MAX_KSTACK * 8];
+	uint64_t kstack[PROFD_MAX_KSTACK];
+	size_t kbytes;
 	struct profd_sample *s = (struct profd_sample *)rec;
 	uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
 	struct timespec ts;
@@ -69,15 +71,18 @@ __attribute__((noinline)) static void sample_here(uint16_t flags, uint32_t n_kst
 	s->regs[1] = fp;
 	s->regs[2] = fp;
 	s->regs[3] = (uint64_t)(uintptr_t)__builtin_return_address(0);
-	s->kstack_len = n_kstack;
-	for (uint32_t i = 0; i < n_kstack && i < PROFD_MAX_KSTACK; i++)
-		s->kstack[i] = KBASE + 0x1000 * (i % 4) + 0x10 * i + 5;
+	s->kstack_len = n_kstack < PROFD_MAX_KSTACK ? n_kstack : PROFD_MAX_KSTACK;
+	kbytes = s->kstack_len * sizeof(uint64_t);
+	for (uint32_t i = 0; i < s->kstack_len; i++)
+		kstack[i] = KBASE + 0x1000 * (i % 4) + 0x10 * i + 5;
+	s->stack_above = PROFD_STACK_ABOVE_UNKNOWN;
 	if (!(flags & PROFD_SAMPLE_KERNEL_THREAD)) {
 		s->ustack_len = STACK_COPY;
 		copy_stack((uint8_t *)(s + 1), fp, STACK_COPY);
-	} else {
-		s->hdr.size = sizeof(*s);
 	}
+	/* The kernel IPs last, right after the stack bytes. */
+	memcpy(rec + sizeof(*s) + s->ustack_len, kstack, kbytes);
+	s->hdr.size = (uint32_t)(sizeof(*s) + s->ustack_len + kbytes);
 	r = raw_writer_add(w, RAW_REC_RING, rec, s->hdr.size);
 	if (r < 0)
 		die("writing a sample", r);

@@ -243,14 +243,17 @@ static void record_sample(struct buf *out, uint16_t machine, uint32_t pid, uint1
 {
 	struct profd_sample s;
 	uint8_t stack[1024] = {0};
-	uint64_t sp = 0x7ffc00001000ull, fp;
+	uint64_t sp = 0x7ffc00001000ull, fp, kstack[PROFD_MAX_KSTACK];
+	uint32_t kbytes;
 
 	if (ustack_len > sizeof(stack))
 		ustack_len = sizeof(stack);
 	memset(&s, 0, sizeof(s));
+	/* The kernel IPs follow the stack bytes (a huge kstack_len claims more than is there). */
+	kbytes = (n_kstack < PROFD_MAX_KSTACK ? n_kstack : PROFD_MAX_KSTACK) * sizeof(uint64_t);
 	s.hdr.type = PROFD_REC_SAMPLE;
 	s.hdr.version = version;
-	s.hdr.size = (uint32_t)((int64_t)sizeof(s) + ustack_len + size_delta);
+	s.hdr.size = (uint32_t)((int64_t)sizeof(s) + ustack_len + kbytes + size_delta);
 	s.time_ns = 123456789;
 	s.pid = pid;
 	s.tid = pid + 2;
@@ -265,12 +268,14 @@ static void record_sample(struct buf *out, uint16_t machine, uint32_t pid, uint1
 	s.regs[2] = fp;
 	s.regs[3] = machine == PROFD_EM_AARCH64 ? 0x555555554000ull + 0x84 : 0;
 	s.kstack_len = n_kstack;
-	for (unsigned i = 0; i < PROFD_MAX_KSTACK && i < n_kstack; i++)
-		s.kstack[i] = 0xffffffff81000000ull + 0x1000 * i;
+	for (unsigned i = 0; i < PROFD_MAX_KSTACK; i++)
+		kstack[i] = 0xffffffff81000000ull + 0x1000 * i;
 	s.ustack_len = ustack_len;
-	put_u32(out, (uint32_t)((int64_t)sizeof(s) + ustack_len + ring_delta));
+	s.stack_above = 4096;
+	put_u32(out, (uint32_t)((int64_t)sizeof(s) + ustack_len + kbytes + ring_delta));
 	put(out, &s, sizeof(s));
 	put(out, stack, ustack_len);
+	put(out, kstack, kbytes);
 	/* A ring length below the record's: cut what was written to match. */
 	if (ring_delta < 0)
 		out->len += ring_delta;

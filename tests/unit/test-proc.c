@@ -477,13 +477,22 @@ Test(session, malformed_records_counted)
 	rec->hdr.size = sizeof(buf);
 	rec->ustack_len = 65;
 	session_handle_record(s, buf, sizeof(buf));
+	/* Kernel IPs past the record: 64 stack bytes fit, the 8 bytes of one IP after them do not. */
+	rec->ustack_len = 64;
+	rec->kstack_len = 1;
+	session_handle_record(s, buf, sizeof(buf));
+	/* More kernel IPs than a record may hold. */
+	rec->ustack_len = 0;
+	rec->kstack_len = PROFD_MAX_KSTACK + 1;
+	session_handle_record(s, buf, sizeof(buf));
+	rec->kstack_len = 0;
 	/* Unknown type. */
 	rec->hdr.type = 77;
 	session_handle_record(s, buf, sizeof(buf));
 
 	st = session_stats(s);
-	cr_assert_eq(st->records, 5);
-	cr_assert_eq(st->bad_records, 5);
+	cr_assert_eq(st->records, 7);
+	cr_assert_eq(st->bad_records, 7);
 	cr_assert_eq(st->samples, 0);
 	session_free(s);
 }
@@ -491,8 +500,9 @@ Test(session, malformed_records_counted)
 Test(session, sample_of_self_is_unwound)
 {
 	struct session *s;
-	uint8_t buf[sizeof(struct profd_sample) + 64] = {};
+	uint8_t buf[sizeof(struct profd_sample) + 64 + 16] = {};
 	struct profd_sample *rec = (struct profd_sample *)buf;
+	const uint64_t kstack[2] = { 0xffffffff81000010ull, 0xffffffff81000020ull };
 	const struct agg_stack *st;
 
 	cr_assert_eq(session_new(NULL, &s), 0);
@@ -505,9 +515,11 @@ Test(session, sample_of_self_is_unwound)
 		.comm = "self",
 		.regs = { (uint64_t)(uintptr_t)&proc_maps_parse_line, 0x10000, 0, 0 },
 		.kstack_len = 2,
-		.kstack = { 0xffffffff81000010ull, 0xffffffff81000020ull },
 		.ustack_len = 64,
+		.stack_above = PROFD_STACK_ABOVE_UNKNOWN,
 	};
+	/* The kernel IPs come last, after the stack bytes. */
+	memcpy(buf + sizeof(*rec) + 64, kstack, sizeof(kstack));
 	cr_assert_eq(session_handle_record(s, buf, sizeof(buf)), 0);
 	cr_assert_eq(session_stats(s)->samples, 1);
 	st = aggregate_stack(session_aggregate(s), 0);

@@ -229,6 +229,32 @@ Test(unwind, x86_64_chain)
 	}
 }
 
+/*
+ * stack_used is how much of the copy the walk needs: copying exactly that much walks as far,
+ * a byte less does not (what the adaptive stack copy relies on).
+ */
+Test(unwind, stack_used_is_what_the_walk_needs)
+{
+	for (int a = 0; a < 2; a++) {
+		struct unwind_input in = build_chain(a ? EM_AARCH64 : EM_X86_64, plain_ras);
+
+		cr_assert_eq(run(&in, ARRAY_SIZE(frames)), 0);
+		assert_chain(chain_pcs, 4, UNWIND_STOP_END);
+		/* The outermost record is at +0x200: its caller's sp is +0x210. */
+		cr_assert_eq(res.stack_used, 0x210, "stack_used %#" PRIx64, res.stack_used);
+
+		in.stack_len = 0x210;
+		cr_assert_eq(run(&in, ARRAY_SIZE(frames)), 0);
+		assert_chain(chain_pcs, 4, UNWIND_STOP_END);
+		cr_assert_eq(res.stack_used, 0x210);
+
+		in.stack_len = 0x20f;
+		cr_assert_eq(run(&in, ARRAY_SIZE(frames)), 0);
+		assert_chain(chain_pcs, 3, UNWIND_STOP_TRUNCATED);
+		cr_assert_leq(res.stack_used, in.stack_len);
+	}
+}
+
 Test(unwind, aarch64_chain_pac_stripped)
 {
 	const uint64_t signed_ras[3] = {
