@@ -273,7 +273,7 @@ EOF
 # ==== 5. target slowdown ========================================================================
 declare -gA tp_ups tp_upc tp_frac tp_size tp_samples tp_lost
 declare -gA tp_copy tp_copy99
-tp_configs=(alone floor-999 unrelated-999 profd-99 profd-999 percpu-999 perf-99 perf-999)
+tp_configs=(alone floor-999 floorcpu-999 unrelated-999 unrelcpu-999 profd-99 profd-999 percpu-999 perf-99 perf-999)
 
 # Waits until the profd started as job PID (taskset → timeout → profd), logging to LOG, says
 # "profd: sampling": capture_start() has opened its perf events and attached the BPF program.
@@ -300,32 +300,38 @@ tp_run() {
 	pid=$(first_line "$out")
 	local other=""
 	case $cfg in
-	profd-* | unrelated-* | percpu-*)
+	profd-* | unrelated-* | unrelcpu-* | percpu-*)
 		f=${cfg#*-}
 		# unrelated: profd profiles another (sleeping) process; the measured one is not a
 		# target. percpu: profd with per-CPU events (as -a and the daemon), which interrupt
-		# every task on every CPU and filter in the BPF program.
+		# every task on every CPU and filter in the BPF program; unrelcpu: both.
 		local who=$pid extra=()
-		if [ "${cfg%%-*}" = unrelated ]; then
+		case ${cfg%%-*} in
+		unrelated | unrelcpu)
 			sleep 120 &
 			other=$!
 			who=$other
-		fi
-		[ "${cfg%%-*}" = percpu ] && extra=(--per-cpu-events)
+			;;
+		esac
+		case ${cfg%%-*} in percpu | unrelcpu) extra=(--per-cpu-events) ;; esac
 		taskset -c 0 timeout 60 "$PROFD" record -p "$who" -F "$f" "${extra[@]}" \
 			-o "$tmp/tp.pb.gz" >"$tmp/tp.log" 2>&1 &
 		prof=$!
 		profd_wait_attached "$prof" "$tmp/tp.log" ||
 			die "$cfg did not attach: $(tail -3 "$tmp/tp.log" | tr '\n' ' ')"
 		;;
-	perf-* | floor-*)
+	perf-* | floor-* | floorcpu-*)
 		f=${cfg#*-}
 		# floor: perf's bare per-task cpu-clock sampling, no call graph: the interrupt itself.
-		local cg=(--call-graph dwarf,32768)
-		[ "${cfg%%-*}" = floor ] && cg=()
+		# floorcpu: the same with a per-CPU event on the target's CPU (perf -a -C 1).
+		local cg=(--call-graph dwarf,32768) tgt=(-p "$pid")
+		case ${cfg%%-*} in
+		floor) cg=() ;;
+		floorcpu) cg=() tgt=(-a -C 1) ;;
+		esac
 		mkfifo "$tmp/ctl" "$tmp/ack"
 		taskset -c 0 timeout 60 perf record -q -N -e cpu-clock "${cg[@]}" \
-			-F "$f" -p "$pid" -o "$tmp/tp.data" -D -1 --control "fifo:$tmp/ctl,$tmp/ack" \
+			-F "$f" "${tgt[@]}" -o "$tmp/tp.data" -D -1 --control "fifo:$tmp/ctl,$tmp/ack" \
 			>"$tmp/tp.log" 2>&1 &
 		prof=$!
 		# Opened read-write: never blocks, and the command waits in the fifo until perf reads it.
@@ -395,7 +401,7 @@ slow_section() {
 ## 5. Target slowdown
 
 \`tests/workloads/throughput.c\`: single-threaded fixed-size units of work (a 12-deep call chain holding a few KiB of live stack, a 64-bit mixer over an L1-resident table), pinned with \`taskset -c 1\`. The profiler runs pinned to CPU 0 with \`-p PID\` and ends with the target: \`profd record -p PID -F F\` (per-task events, adaptive stack copy) or \`perf record -e cpu-clock --call-graph dwarf,32768 -F F -p PID -D -1 --control fifo:…\`. The target works unmeasured until the profiler is attached (profd: it printed "profd: sampling", i.e. its events are open and its BPF program attached; perf: events enabled through its control fifo and acknowledged) and ${settle} s more, then gets SIGUSR1 and counts units for ${meas} s of wall time; "alone" waits the same ${settle} s. $reps rounds, the configurations interleaved within each round. Load at start: $load0.
-Rows besides alone, profd and perf: **floor** is \`perf record -e cpu-clock -F 999 -p PID\` without a call graph (per-task events like the others: the bare sampling interrupt, what any profiler pays); **unrelated** measures the same target while \`profd record -F 999 -p\` profiles another, sleeping process (the target is not profiled: with per-task events it should take no interrupt at all); **per-CPU** is \`profd record -F 999 -p PID --per-cpu-events\` (one event per CPU, as \`-a\` and the daemon use).
+Rows besides alone, profd and perf: **floor** is \`perf record -e cpu-clock -F 999 -p PID\` without a call graph (per-task events like the others: the bare sampling interrupt, what any profiler pays); **unrelated** measures the same target while \`profd record -F 999 -p\` profiles another, sleeping process (the target is not profiled: with per-task events it should take no interrupt at all); **per-CPU** is \`profd record -F 999 -p PID --per-cpu-events\` (one event per CPU, as \`-a\` and the daemon use); **per-CPU floor** is \`perf record -e cpu-clock -F 999 -a -C 1\` without a call graph (a per-CPU event on the target's CPU only); **unrelated, per-CPU** is the unrelated row with \`--per-cpu-events\` (the interrupt and the BPF program's early return, nothing copied).
 Throughput is reported per wall second (what a user sees; other load on CPU 1 shows up as spread) and per CPU second of the target ($acct_note). Slowdown = 1 − median ÷ median alone. Goals at 999 Hz: profd ≤ 2%; profd above the floor ≤ half of perf's above the floor; unrelated ≤ 0.3%.
 
 | profiler | runs | units/s (wall), median | min–max | slowdown (wall) | units per CPU-s, median | min–max | slowdown (per CPU-s) | target on CPU | goal |
@@ -413,7 +419,9 @@ EOF
 		alone) name=alone ;;
 		profd-*) name="\`profd record\` ${cfg#profd-} Hz" ;;
 		floor-*) name="floor: \`perf record\` ${cfg#floor-} Hz, no call graph" ;;
+		floorcpu-*) name="per-CPU floor: \`perf record -a -C 1\` ${cfg#floorcpu-} Hz, no call graph" ;;
 		unrelated-*) name="unrelated: \`profd record\` ${cfg#unrelated-} Hz of another process" ;;
+		unrelcpu-*) name="unrelated, per-CPU: \`profd record --per-cpu-events\` ${cfg#unrelcpu-} Hz of another process" ;;
 		percpu-*) name="\`profd record --per-cpu-events\` ${cfg#percpu-} Hz" ;;
 		perf-*) name="\`perf record --call-graph dwarf\` ${cfg#perf-} Hz" ;;
 		esac

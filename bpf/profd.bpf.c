@@ -583,12 +583,10 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 	if (user_mode) {
 		/* nothing */
 	} else if (kstack) {
-		__u32 sz = kstack_len * sizeof(__u64);
-
-		if (sz > KSTACK_BYTES)
-			sz = KSTACK_BYTES;
-		if (bpf_probe_read_kernel(b->stack + off, sz, kstack) == 0)
-			s->kstack_len = sz / sizeof(__u64);
+		/* All of them into the scratch record (a constant size the verifier can check):
+		 * only kstack_len of them go into the ring buffer. */
+		if (bpf_probe_read_kernel(b->stack + off, KSTACK_BYTES, kstack) == 0)
+			s->kstack_len = kstack_len < PROFD_MAX_KSTACK ? kstack_len : PROFD_MAX_KSTACK;
 	} else {
 		n = bpf_get_stack(ctx, b->stack + off, KSTACK_BYTES, 0);
 		if (n > 0)

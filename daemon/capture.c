@@ -357,11 +357,11 @@ int capture_start(struct capture *c)
 
 	c->info.per_task = true;
 	r = start_per_task(c, &attr);
-	if (r == -EINVAL || r == -EOPNOTSUPP) {
-		/* Older kernels refuse BPF programs on inherited events. */
-		log_warning_errno(r, "This kernel refuses the BPF program on per-task inherited "
-				     "cpu-clock events (%m); sampling every CPU instead, which "
-				     "interrupts unrelated processes too.");
+	if (r == -EINVAL || r == -EOPNOTSUPP || r == -EMFILE || r == -ENFILE) {
+		/* Older kernels refuse BPF programs on inherited events; huge thread counts run
+		 * out of file descriptors (two per thread). */
+		log_warning_errno(r, "Cannot sample the targets with per-task events (%m); sampling "
+				     "every CPU instead, which interrupts unrelated processes too.");
 		destroy_links(c);
 		c->info = (struct capture_info){};
 		return start_per_cpu(c, &attr);

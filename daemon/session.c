@@ -671,7 +671,9 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 			break;
 		py_bytes = (size_t)rec->py_nframes * sizeof(struct profd_py_frame);
 		k_bytes = (size_t)rec->kstack_len * sizeof(uint64_t);
-		if (rec->py_nframes > PROFD_PY_MAX_FRAMES || rec->kstack_len > PROFD_MAX_KSTACK ||
+		/* A wait of no time would be a stack of no weight in the profile. */
+		if ((h->type == PROFD_REC_OFFCPU && rec->off_cpu_ns == 0) ||
+		    rec->py_nframes > PROFD_PY_MAX_FRAMES || rec->kstack_len > PROFD_MAX_KSTACK ||
 		    rec->ustack_len > h->size ||
 		    sizeof(*rec) + (size_t)rec->ustack_len + py_bytes + k_bytes > h->size) {
 			s->st.bad_records++;
@@ -729,6 +731,7 @@ int session_handle_sample(struct session *s, const struct profd_sample *rec, con
 	s->st.records++;
 	if (rec->hdr.version != PROFD_RECORD_VERSION ||
 	    (rec->hdr.type != PROFD_REC_SAMPLE && rec->hdr.type != PROFD_REC_OFFCPU) ||
+	    (rec->hdr.type == PROFD_REC_OFFCPU && rec->off_cpu_ns == 0) ||
 	    (rec->ustack_len > 0 && !ustack) || (rec->kstack_len > 0 && !kstack) ||
 	    rec->kstack_len > PROFD_MAX_KSTACK) {
 		s->st.bad_records++;

@@ -148,9 +148,8 @@ static double copy_mean(const char *summary)
 	return l ? atof(l + strlen("stack copy ")) : -1;
 }
 
-static char *record_deepen(const char *mode, const char *name)
+static char *record_deepen(const char *mode, char *out)
 {
-	char *out = test_out_path(name);
 	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "499",
 			       "--stack-copy", (char *)mode, "-o", out, "--",
 			       (char *)test_build_path("workloads/deepen"), "1", NULL };
@@ -175,8 +174,8 @@ Test(pertask, adaptive_copy_never_loses_a_deeper_stack)
 	uint64_t deep = 0, deep_complete = 0;
 
 	test_require_root();
-	adaptive = record_deepen("adaptive", "deepen-adaptive.pb.gz");
-	fixed = record_deepen("fixed", "deepen-fixed.pb.gz");
+	adaptive = record_deepen("adaptive", out);
+	fixed = record_deepen("fixed", test_out_path("deepen-fixed.pb.gz"));
 	cr_assert(strstr(adaptive, "(adaptive, at most 32768)"), "%s", adaptive);
 	cr_assert(strstr(fixed, "(fixed, at most 32768)"), "%s", fixed);
 	cr_assert_null(strstr(adaptive, "walks ran out"), "a walk ran out of its copy: %s",

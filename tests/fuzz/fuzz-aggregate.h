@@ -18,7 +18,8 @@ static inline void fuzz_check_aggregate(const struct aggregate *agg)
 
 		FUZZ_CHECK(s);
 		FUZZ_CHECK(s->n_frames <= AGG_MAX_FRAMES);
-		FUZZ_CHECK(s->count >= 1);
+		/* Weighed by samples, or (off-CPU waits) by time off the CPU. */
+		FUZZ_CHECK(s->count >= 1 || (s->state != 0 && s->off_cpu_ns >= 1));
 		FUZZ_CHECK(s->comm[sizeof(s->comm) - 1] == '\0');
 		FUZZ_CHECK(s->pcomm[sizeof(s->pcomm) - 1] == '\0');
 		FUZZ_CHECK(s->container == 0 || aggregate_container(agg, s->container));

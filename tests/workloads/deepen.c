@@ -39,12 +39,17 @@ __attribute__((noinline)) static void shallow_spin(double secs)
 		burn();
 }
 
+/* Not the same code as shallow_spin, or the compiler folds the two into one function. */
 __attribute__((noinline)) static void deep_spin(double secs)
 {
 	double end = cpu_now() + secs;
+	unsigned long turns = 0;
 
-	while (cpu_now() < end)
+	while (cpu_now() < end) {
 		burn();
+		turns++;
+	}
+	sink += turns;
 }
 
 /* Each level keeps 128 bytes live, so the compiler can neither drop the frame nor the call. */
