@@ -290,7 +290,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 BENCH_BIN  := $(BUILD)/bench/bench-unwind
 BENCH_SIDE := bench/bench-side.sh
-BENCH_SIDE_DEPS := $(BUILD)/profd $(PPROF) $(addprefix $(BUILD)/workloads/,throughput cxx_nofp \
+BENCH_SIDE_DEPS := $(BUILD)/profd $(PPROF) $(addprefix $(BUILD)/workloads/,throughput gaps cxx_nofp \
                    libc_heavy signal_spin threads chain inline_heavy)
 
 $(BENCH_BIN): $(BENCH_OBJS) $(ALL_LIBS)

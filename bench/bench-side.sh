@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: MIT
 #
 # bench-side.sh: profd measured side by side with Linux perf on this machine, in one run, printed
-# as markdown sections 4–8 of BENCHMARKS.md (bench-unwind prints 1–3; `make bench` runs both):
+# as markdown sections 4–8 and 12 of BENCHMARKS.md (bench-unwind prints 1–3; `make bench` runs both):
 #
 #   4. offline conversion of one perf.data: `profd convert` vs `perf script` vs `perf report`;
 #   5. target slowdown: a pinned CPU-bound benchmark alone, under profd and under perf record;
 #   6. whole-host cost of `profd record -a`: CPU, peak RSS, BPF run time per sample, lost samples;
 #   7. output size: pprof vs perf.data for the same samples;
-#   8. complete stacks per workload, profd vs perf's DWARF unwinding, one criterion for both.
+#   8. complete stacks per workload, profd vs perf's DWARF unwinding, one criterion for both;
+#  12. what each sample costs the sampled task, measured from inside it (tests/workloads/gaps.c).
 #
 # Usage: bench/bench-side.sh [--smoke] [--only=4,5,...] [BUILD]   (BUILD defaults to build)
 # Needs root (BPF), perf, /usr/bin/time, taskset and the binaries `make bench` builds in BUILD.
@@ -58,7 +59,7 @@ note() {
 command -v perf >/dev/null || die "perf not found (package linux-perf; make deps)"
 command -v taskset >/dev/null || die "taskset not found (package util-linux)"
 [ -x $TIME ] || die "$TIME not found (package time; make deps)"
-for f in "$PROFD" "$PPROF" "$WL/throughput" "${E2E_WORKLOADS[@]/#/$WL/}"; do
+for f in "$PROFD" "$PPROF" "$WL/throughput" "$WL/gaps" "${E2E_WORKLOADS[@]/#/$WL/}"; do
 	[ -x "$f" ] || die "$f missing: make BUILD=$build bench builds it"
 done
 ncpu=$(nproc)
@@ -292,15 +293,19 @@ profd_wait_attached() {
 # attached (profd: its perf events open; perf: started with events disabled, enabled through its
 # control fifo, ack received) and SETTLE s more, then gets SIGUSR1 and counts units for MEAS s;
 # the profiler ends with the target.
-tp_run() {
-	local cfg=$1 meas=$2 settle=$3 out=$tmp/tp.out pid prof="" f
+# prof_measure CFG SETTLE WORKLOAD ARGS...: runs the workload pinned to CPU 1 (it prints its pid,
+# waits for SIGUSR1, measures, prints a result line) under the profiler of CFG, pinned to CPU 0.
+# The workload's output is in $tmp/tp.out, the profiler's in $tmp/tp.log.
+prof_measure() {
+	local cfg=$1 settle=$2 out=$tmp/tp.out pid prof="" f
+	shift 2
 	rm -f "$out" "$tmp/tp.pb.gz" "$tmp/tp.data" "$tmp/ctl" "$tmp/ack"
-	taskset -c 1 "$WL/throughput" "$meas" go >"$out" &
+	taskset -c 1 "$@" >"$out" &
 	local wpid=$!
 	pid=$(first_line "$out")
 	local other=""
 	case $cfg in
-	profd-* | unrelated-* | unrelcpu-* | percpu-*)
+	profd-* | unrelated-* | unrelcpu-* | percpu-* | oldprofd-*)
 		f=${cfg#*-}
 		# unrelated: profd profiles another (sleeping) process; the measured one is not a
 		# target. percpu: profd with per-CPU events (as -a and the daemon), which interrupt
@@ -313,7 +318,11 @@ tp_run() {
 			who=$other
 			;;
 		esac
-		case ${cfg%%-*} in percpu | unrelcpu) extra=(--per-cpu-events) ;; esac
+		case ${cfg%%-*} in
+		percpu | unrelcpu) extra=(--per-cpu-events) ;;
+		# As before issue 13: per-CPU events, copies to the stack's end, a 32 MiB ring.
+		oldprofd) extra=(--per-cpu-events --stack-copy fixed --ring-buffer 33554432) ;;
+		esac
 		taskset -c 0 timeout 60 "$PROFD" record -p "$who" -F "$f" "${extra[@]}" \
 			-o "$tmp/tp.pb.gz" >"$tmp/tp.log" 2>&1 &
 		prof=$!
@@ -345,14 +354,25 @@ tp_run() {
 	esac
 	sleep "$settle"
 	kill -USR1 "$pid"
-	wait "$wpid" || die "throughput failed ($cfg)"
+	wait "$wpid" || die "$1 failed ($cfg)"
 	if [ -n "$other" ]; then
 		kill "$other"
 		wait "$other" 2>/dev/null || true
 	fi
 	if [ -n "$prof" ]; then
-		wait "$prof" || die "$cfg failed: $(tail -3 "$tmp/tp.log" | tr '\n' ' ')"
+		if [ "${cfg%%-*}" = floorcpu ]; then
+			# perf -a does not end with the target: Ctrl-C it (timeout passes the signal on).
+			kill -INT "$prof" 2>/dev/null || true
+			wait "$prof" || true
+		else
+			wait "$prof" || die "$cfg failed: $(tail -3 "$tmp/tp.log" | tr '\n' ' ')"
+		fi
 	fi
+}
+
+tp_run() {
+	local cfg=$1 meas=$2 settle=$3 out=$tmp/tp.out
+	prof_measure "$cfg" "$settle" "$WL/throughput" "$meas" go
 	local line
 	line=$(sed -n 2p "$out")
 	[[ $line == units* ]] || die "throughput printed no result ($cfg)"
@@ -380,7 +400,7 @@ tp_run() {
 
 slow_section() {
 	local reps=7 meas=3 settle=0.5 cfgs=("${tp_configs[@]}")
-	[ $smoke = 1 ] && reps=1 meas=0.1 settle=0.05 cfgs=(alone floor-999 unrelated-999 profd-999 perf-999)
+	[ $smoke = 1 ] && reps=1 meas=0.1 settle=0.05 cfgs=(alone floor-999 floorcpu-999 unrelated-999 unrelcpu-999 profd-999 percpu-999 perf-999)
 	local load0 rep cfg
 	load0=$(loadavg)
 	for rep in $(seq "$reps"); do
@@ -465,6 +485,67 @@ EOF
 		esac
 	done
 	echo "- Per-run figures (units/s wall): $(for c in "${cfgs[@]}"; do printf '%s: %s; ' "$c" "$(echo ${tp_ups[$c]} | awk '{ for (i = 1; i <= NF; i++) printf "%s%.0f", (i > 1 ? " " : ""), $i }')"; done | sed 's/; $//')."
+	echo
+}
+
+# ==== 12. what a sample costs the sampled task, from the inside ====================================
+declare -gA gp_stolen gp_gaps
+gp_configs=(alone floor-999 floorcpu-999 unrelated-999 unrelcpu-999 profd-999 percpu-999 oldprofd-999 perf-999)
+
+gap_section() {
+	local reps=7 meas=2 settle=0.3 cfgs=("${gp_configs[@]}")
+	[ $smoke = 1 ] && reps=1 meas=0.1 settle=0.05 cfgs=(alone floor-999 profd-999 oldprofd-999)
+	local load0 rep cfg line
+	load0=$(loadavg)
+	for rep in $(seq "$reps"); do
+		note "12: round $rep/$reps: ${cfgs[*]}"
+		for cfg in "${cfgs[@]}"; do
+			prof_measure "$cfg" "$settle" "$WL/gaps" "$meas" go
+			line=$(sed -n 2p "$tmp/tp.out")
+			[[ $line == gaps* ]] || die "gaps printed no result ($cfg)"
+			gp_stolen[$cfg]+="$(field "$line" 6) "
+			gp_gaps[$cfg]+="$(field "$line" 4) "
+		done
+	done
+	cat <<EOF
+## 12. What a sample costs the sampled task, from the inside
+
+\`tests/workloads/gaps.c\`, pinned to CPU 1, spins reading CLOCK_MONOTONIC (vDSO) for ${meas} s and adds up every gap of 500 ns or more between two reads: time the task did not run (the interrupt with everything done in it: the hypervisor's exits, perf's handler, profd's BPF program; or a preemption). Unlike a throughput ratio this does not move when the machine gets faster or slower between runs. Same profilers and start-up as section 5 (rows named alike), plus **profd as before issue 13**: \`--per-cpu-events --stack-copy fixed --ring-buffer 33554432\` (per-CPU events, copies to the stack's end, a 32 MiB ring). $reps rounds, interleaved. Extra = the configuration's stolen time minus alone's in the same round (median over rounds); per sample = extra ÷ 999. Load at start: $load0.
+
+| profiler (999 Hz) | gaps/s, median | stolen µs/s, median | min–max | extra over alone, µs/s | % of the CPU | per sample, µs |
+|---|---:|---:|---:|---:|---:|---:|
+EOF
+	local -a base=(${gp_stolen[alone]})
+	for cfg in "${cfgs[@]}"; do
+		local -a st=(${gp_stolen[$cfg]})
+		local ss sg diffs="" i name
+		ss=$(stats ${gp_stolen[$cfg]})
+		sg=$(stats ${gp_gaps[$cfg]})
+		for i in "${!st[@]}"; do
+			diffs+="$(ev '%.1f' "${st[$i]} - ${base[$i]:-0}") "
+		done
+		local dx
+		dx=$(field "$(stats $diffs)" 1)
+		case $cfg in
+		alone) name=alone ;;
+		floor-*) name="floor: \`perf record\`, no call graph (per task)" ;;
+		floorcpu-*) name="per-CPU floor: \`perf record -a -C 1\`, no call graph" ;;
+		unrelated-*) name="unrelated: \`profd record\` of another process" ;;
+		unrelcpu-*) name="unrelated, per-CPU: \`profd record --per-cpu-events\` of another process" ;;
+		profd-*) name="\`profd record\`" ;;
+		percpu-*) name="\`profd record --per-cpu-events\`" ;;
+		oldprofd-*) name="profd as before issue 13" ;;
+		perf-*) name="\`perf record --call-graph dwarf\`" ;;
+		esac
+		printf '| %s | %s | %s | %s–%s | %s | %s | %s |\n' "$name" \
+			"$(ev '%.0f' "$(field "$sg" 1)")" "$(ev '%.0f' "$(field "$ss" 1)")" \
+			"$(ev '%.0f' "$(field "$ss" 2)")" "$(ev '%.0f' "$(field "$ss" 3)")" \
+			"$([ "$cfg" = alone ] && echo — || ev '%.0f' "$dx")" \
+			"$([ "$cfg" = alone ] && echo — || ev '%.3f%%' "$dx / 1e4")" \
+			"$([ "$cfg" = alone ] && echo — || ev '%.2f' "$dx / 999")"
+	done
+	echo
+	echo "- Per-run stolen µs/s: $(for c in "${cfgs[@]}"; do printf '%s: %s; ' "$c" "$(echo ${gp_stolen[$c]})"; done | sed 's/; $//')."
 	echo
 }
 
@@ -758,6 +839,7 @@ EOF
 declare -gA conv_n
 section_on 4 && conv_section
 section_on 5 && slow_section
+section_on 12 && gap_section
 section_on 6 && host_section
 section_on 7 && size_section
 section_on 8 && complete_section

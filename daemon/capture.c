@@ -444,12 +444,14 @@ int capture_set_python(struct capture *c, pid_t pid, const struct profd_py_proc 
 	return 0;
 }
 
-size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes)
+size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes, bool adaptive, double seconds)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	uint64_t want = (uint64_t)freq * (cpus > 0 ? (uint64_t)cpus : 1) *
-			(sizeof(struct profd_sample) + stack_bytes + 8);
-	size_t size = CAPTURE_RINGBUF_MIN_AUTO;
+	uint64_t per = sizeof(struct profd_sample) + 8 +
+		       (adaptive ? MIN(stack_bytes, (unsigned)CAPTURE_TYPICAL_COPY) : stack_bytes);
+	uint64_t want = (uint64_t)((double)freq * (cpus > 0 ? (double)cpus : 1) * (double)per *
+				   seconds);
+	size_t size = adaptive ? CAPTURE_RINGBUF_MIN_AUTO : CAPTURE_RINGBUF_MIN_FIXED;
 
 	while (size < want && size < CAPTURE_RINGBUF_DEFAULT)
 		size <<= 1;

@@ -41,15 +41,22 @@ struct capture_config {
 #define CAPTURE_OFF_CPU_BUDGET_DEFAULT 2000
 
 #define CAPTURE_RINGBUF_DEFAULT (32u << 20)
-#define CAPTURE_RINGBUF_MIN_AUTO (4u << 20)
+#define CAPTURE_RINGBUF_MIN_AUTO (2u << 20)
+#define CAPTURE_RINGBUF_MIN_FIXED (4u << 20)
+#define CAPTURE_TYPICAL_COPY 4096 /* user stack bytes an adaptive sample copies, typically */
 
 /*
- * A ring buffer size for sampling at freq Hz on every online CPU with stack_bytes per sample:
- * room for one second of full-size samples (the reader drains every ≤ 100 ms), a power of two
- * from CAPTURE_RINGBUF_MIN_AUTO to CAPTURE_RINGBUF_DEFAULT. Its pages end up resident (twice:
- * the data pages are mapped back to back), so a bigger ring than the rate needs is memory.
+ * A ring buffer size for sampling at freq Hz on every online CPU, a power of two up to
+ * CAPTURE_RINGBUF_DEFAULT. As small as is safe, because the size is what a sample costs the
+ * sampled task: the BPF program writes each record into ring memory that was last touched a
+ * whole ring ago, and cold writes dominate its run time (on the bench machine, 3.5 KiB samples:
+ * 2.0 µs each into a 1 MiB ring, 3.7 µs into 4 MiB, 8.3 µs into 32 MiB; BENCHMARKS.md).
+ * `seconds`: how long the reader may be away (it is woken when the ring is a quarter full).
+ * adaptive: samples copy CAPTURE_TYPICAL_COPY or so (at least CAPTURE_RINGBUF_MIN_AUTO);
+ * otherwise up to stack_bytes each (at least CAPTURE_RINGBUF_MIN_FIXED). The pages end up
+ * resident (twice: the data pages are mapped back to back).
  */
-size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes);
+size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes, bool adaptive, double seconds);
 
 /* Called for every record; return < 0 to stop consuming. */
 typedef int (*capture_handler_t)(void *userdata, const void *data, size_t size);

@@ -1042,7 +1042,10 @@ static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, b
 	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes,
 				    .no_python = !d->cfg.python, .off_cpu = d->cfg.off_cpu,
 				    .off_cpu_min_ns = d->cfg.off_cpu_min_us * 1000ull,
-				    .stack_sizing = adaptive};
+				    .stack_sizing = adaptive,
+				    /* The reader also writes the interval profiles: room for 4 s. */
+				    .ringbuf_bytes = capture_ringbuf_size(freq, stack_bytes, adaptive,
+									  4.0)};
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)

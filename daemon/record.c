@@ -113,9 +113,9 @@ static void help(void)
 	       "                           functions, files and lines a CPython 3.11+ process runs\n"
 	       "                           stand in place of its interpreter's frames)\n"
 	       "      --ring-buffer BYTES  BPF ring buffer size, a power of two from 4096 to 1 GiB\n"
-	       "                           (default: a second of full-size samples on every CPU,\n"
-	       "                           4 to 32 MiB); samples that do not fit are counted as\n"
-	       "                           lost\n"
+	       "                           (default: 125 ms of samples on every CPU, 2 to 32 MiB;\n"
+	       "                           smaller is cheaper for the sampled tasks); samples\n"
+	       "                           that do not fit are counted as lost\n"
 	       "      --debuginfod         fetch missing debug info from the debuginfod servers\n"
 	       "                           in DEBUGINFOD_URLS (off by default: profd never\n"
 	       "                           contacts the network unless asked)\n"
@@ -701,7 +701,8 @@ int cmd_record(int argc, char **argv)
 		.freq = o.freq,
 		.stack_bytes = o.stack_bytes,
 		.ringbuf_bytes = o.ringbuf_bytes ? o.ringbuf_bytes
-						 : capture_ringbuf_size(o.freq, o.stack_bytes),
+						 : capture_ringbuf_size(o.freq, o.stack_bytes,
+									!o.stack_fixed, 0.125),
 		.follow_forks = true,
 		.no_python = scfg.no_python,
 		.off_cpu = o.off_cpu,
