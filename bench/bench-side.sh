@@ -799,7 +799,7 @@ complete_section() {
 		res[$w.profd]=$(profd_complete "$tmp/w.pb.gz" "$w")
 		res[$w.perf]=$(perf_complete "$tmp/w.data" "$w")
 		res[$w.own]=$(sed -n 's/^ *complete *\([0-9.]*%\) of \([0-9]*\).*/\1 of \2/p' "$tmp/w.log" | head -1)
-		res[$w.copy]=$(sed -n 's/^ *stack copy \([0-9]*\) bytes mean, \([0-9]*\) p99.*/\1 \2/p' "$tmp/w.log" | head -1)
+		res[$w.copy]=$(sed -n 's/^ *stack copy \([0-9]*\) bytes mean, \([0-9]*\) p99.*read \([0-9]*\) bytes mean; to the stack.s end: \([0-9]*\) bytes mean.*/\1 \2 \3 \4/p' "$tmp/w.log" | head -1)
 		# The same with the stack copy of before the adaptive one: to the stack's end, capped.
 		timeout 60 "$PROFD" record -F 999 --stack-copy fixed -o "$tmp/w.pb.gz" -- "$WL/$w" "$secs" \
 			>"$tmp/w.log" 2>&1 ||
@@ -810,10 +810,10 @@ complete_section() {
 	cat <<EOF
 ## 8. Complete stacks: profd vs perf (DWARF)
 
-Each workload run three times for ${secs} s at 999 Hz: under \`profd record -F 999 -- W\` (adaptive stack copy), under \`profd record -F 999 --stack-copy fixed -- W\` (from sp to the stack's end, at most 32 KiB: the copy before the adaptive one) and under \`perf record -e cpu-clock --call-graph dwarf,32768 -F 999 -- W\` (same binary, same stack copy cap). Bytes copied are the user stack bytes per sample from profd's summary (mean, and p99 at 256-byte resolution), over the whole run: the first ~100 ms of a process, before its gap is learnt, copy as much as fixed. One criterion applied to both outputs: a sample's stack is complete when its outermost frame is the process or thread entry: \`_start\`, or \`clone\`/\`__clone\`/\`clone3\`/\`__clone3\`/\`start_thread\` for threads (what the real outermost frames are here: \`_start\` for main threads, glibc's \`__clone3\` for threads). profd's stacks are read from its pprof with the real pprof (\`pprof -traces -sample_index=samples\`), perf's from \`perf script -F comm,ip,sym --no-inline\`; only samples whose thread name is the workload's count (not the launcher before exec). profd's own figure (its summary: user stacks walked to the root) beside it. Load at start: $load0.
+Each workload run three times for ${secs} s at 999 Hz: under \`profd record -F 999 -- W\` (adaptive stack copy), under \`profd record -F 999 --stack-copy fixed -- W\` (from sp to the stack's end, at most 32 KiB: the copy before the adaptive one) and under \`perf record -e cpu-clock --call-graph dwarf,32768 -F 999 -- W\` (same binary, same stack copy cap). Bytes copied are the user stack bytes per sample from profd's summary (mean, and p99 at 256-byte resolution), over the whole run (the first few tens of ms of a process, before its gap is learnt, copy to the stack's end); "walks read" is how much of the copy the unwinder used (mean), "to the end" what copying to the stack's end (the copy before issue 13) would have taken for the same samples. The fixed run is another process, whose stack top sits at another random offset (ASLR moves the stack pointer within the top pages by up to 8 KiB), so the ratio is taken against the same run's "to the end". One criterion applied to both outputs: a sample's stack is complete when its outermost frame is the process or thread entry: \`_start\`, or \`clone\`/\`__clone\`/\`clone3\`/\`__clone3\`/\`start_thread\` for threads (what the real outermost frames are here: \`_start\` for main threads, glibc's \`__clone3\` for threads). profd's stacks are read from its pprof with the real pprof (\`pprof -traces -sample_index=samples\`), perf's from \`perf script -F comm,ip,sym --no-inline\`; only samples whose thread name is the workload's count (not the launcher before exec). profd's own figure (its summary: user stacks walked to the root) beside it. Load at start: $load0.
 
-| workload | profd samples | profd complete | profd's own "complete" | profd fixed complete | bytes copied adaptive (mean / p99) | fixed (mean / p99) | adaptive ÷ fixed (mean), goal ≤ 25% | perf samples | perf complete | incomplete, outermost frames (profd) | incomplete, outermost frames (perf) |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|
+| workload | profd samples | profd complete | profd's own "complete" | profd fixed complete | bytes copied adaptive (mean / p99) | walks read | to the end, same samples | adaptive ÷ to the end, goal ≤ 25% | fixed run (mean / p99) | perf samples | perf complete | incomplete, outermost frames (profd) | incomplete, outermost frames (perf) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|
 EOF
 	for w in "${wls[@]}"; do
 		local p=${res[$w.profd]} q=${res[$w.perf]}
@@ -822,13 +822,13 @@ EOF
 		pc=$(field "$p" 2)
 		qn=$(field "$q" 1)
 		qc=$(field "$q" 2)
-		local fx=${res[$w.fixed]} ca=${res[$w.copy]:-0 0} cf=${res[$w.fcopy]:-0 0} ratio
-		ratio=$(ev '%.1f' "$(field "$ca" 1) * 100 / ($(field "$cf" 1) > 0 ? $(field "$cf" 1) : 1)")
-		printf '| `%s` | %s | %s%% | %s | %s%% | %s / %s | %s / %s | %s%% %s | %s | %s%% | %s | %s |\n' "$w" "$pn" \
+		local fx=${res[$w.fixed]} ca=${res[$w.copy]:-0 0 0 0} cf=${res[$w.fcopy]:-0 0} ratio
+		ratio=$(ev '%.1f' "$(field "$ca" 1) * 100 / ($(field "$ca" 4) > 0 ? $(field "$ca" 4) : 1)")
+		printf '| `%s` | %s | %s%% | %s | %s%% | %s / %s | %s | %s | %s%% %s | %s / %s | %s | %s%% | %s | %s |\n' "$w" "$pn" \
 			"$(ev '%.1f' "$pc * 100 / ($pn > 0 ? $pn : 1)")" "${res[$w.own]:-?}" \
 			"$(ev '%.1f' "$(field "$fx" 2) * 100 / ($(field "$fx" 1) > 0 ? $(field "$fx" 1) : 1)")" \
-			"$(field "$ca" 1)" "$(field "$ca" 2)" "$(field "$cf" 1)" "$(field "$cf" 2)" \
-			"$ratio" "$(mark "$(ev '%d' "$ratio <= 25")")" "$qn" \
+			"$(field "$ca" 1)" "$(field "$ca" 2)" "$(field "$ca" 3)" "$(field "$ca" 4)" \
+			"$ratio" "$(mark "$(ev '%d' "$ratio <= 25")")" "$(field "$cf" 1)" "$(field "$cf" 2)" "$qn" \
 			"$(ev '%.1f' "$qc * 100 / ($qn > 0 ? $qn : 1)")" \
 			"$(echo "$p" | cut -d' ' -f3- | sed 's/|/\\|/g')" "$(echo "$q" | cut -d' ' -f3- | sed 's/|/\\|/g')"
 	done

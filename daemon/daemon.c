@@ -1270,7 +1270,7 @@ static void daemon_done(struct daemon *d)
 static int daemon_run(struct daemon *d)
 {
 	struct session_config sc = {.container_ids = true, .no_python = !d->cfg.python,
-				    .on_python = on_python,
+				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
 				    .on_stack_size = on_stack_size, .userdata = d};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;

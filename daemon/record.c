@@ -593,11 +593,12 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 	}
 	if (st->stack_copies)
 		printf("  stack copy %.0f bytes mean, %" PRIu64 " p99 per sample (%s, at most %u); "
-		       "the walks read %.0f bytes mean\n",
+		       "the walks read %.0f bytes mean; to the stack's end: %.0f bytes mean\n",
 		       (double)st->stack_copy_bytes / st->stack_copies,
 		       session_stack_copy_quantile(st, 0.99),
 		       o->stack_fixed ? "fixed" : "adaptive", o->stack_bytes,
-		       (double)st->stack_need_bytes / st->stack_copies);
+		       (double)st->stack_need_bytes / st->stack_copies,
+		       (double)st->stack_full_bytes / st->stack_copies);
 	if (st->stack_cut)
 		printf("  stack copy %" PRIu64 " walks ran out of a copy cut at the learnt gap (then "
 		       "copied to the stack's end until learnt again)\n",
@@ -672,6 +673,7 @@ int cmd_record(int argc, char **argv)
 	scfg.on_python = on_python;
 	if (!o.stack_fixed)
 		scfg.on_stack_size = on_stack_size;
+	scfg.stack_cap = o.stack_bytes;
 	scfg.userdata = &ctx;
 	r = session_new(&scfg, &ctx.session);
 	if (r < 0)
@@ -757,7 +759,11 @@ int cmd_record(int argc, char **argv)
 	for (;;) {
 		uint64_t now;
 
-		r = capture_poll(ctx.capture, 100);
+		/*
+		 * The first second more often: until a process's stack gap is learnt from its
+		 * first samples (which the reader must see), its samples copy to the stack's end.
+		 */
+		r = capture_poll(ctx.capture, mono_ns() - start_ns < 1000000000ull ? 20 : 100);
 		if (r < 0) {
 			log_error_errno(r, "Failed to read samples: %m");
 			goto out;

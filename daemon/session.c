@@ -565,6 +565,13 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 		s->st.user_stacks++;
 		s->st.stack_copies++;
 		s->st.stack_copy_bytes += rec->ustack_len;
+		s->st.stack_full_bytes +=
+			rec->stack_above == PROFD_STACK_ABOVE_UNKNOWN
+				? rec->ustack_len
+				: MAX((uint64_t)rec->ustack_len,
+				      MIN((uint64_t)rec->ustack_len + rec->stack_above,
+					  (uint64_t)(s->cfg.stack_cap ? s->cfg.stack_cap
+								      : PROFD_STACK_BYTES_DEFAULT)));
 		s->st.stack_copy_hist[MIN(((size_t)rec->ustack_len + SESSION_COPY_BUCKET - 1) /
 						  SESSION_COPY_BUCKET,
 					  (size_t)SESSION_COPY_BUCKETS - 1)]++;

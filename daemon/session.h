@@ -45,6 +45,9 @@ struct session_stats {
 	uint64_t stack_copies, stack_copy_bytes;
 	uint64_t stack_copy_hist[SESSION_COPY_BUCKETS]; /* [i]: (i-1)*BUCKET < bytes <= i*BUCKET */
 	uint64_t stack_need_bytes; /* what the walks read of those copies (unwind stack_used) */
+	/* what copies to the stack's end (at most cfg.stack_cap) would have been: the same
+	 * samples' ustack_len + stack_above, where stack_above is known */
+	uint64_t stack_full_bytes;
 	uint64_t record_bytes;     /* ring-buffer bytes of the samples and waits, in total */
 	uint64_t stack_cut; /* walks that ran out of a copy cut at its process's learnt size */
 };
@@ -74,6 +77,7 @@ struct session_config {
 	 * on_stack_size (the capture's stack_gaps). Off when on_stack_size is NULL.
 	 */
 	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t gap);
+	uint32_t stack_cap; /* the copy cap (--stack-bytes), for stats.stack_full_bytes */
 	void *userdata;
 };
 

@@ -21,10 +21,10 @@
 #include <stdint.h>
 
 #define STACK_SIZER_MAX_PROCS 16384
-#define STACK_SIZER_FIRST 16    /* samples before the first gap is published */
+#define STACK_SIZER_FIRST 8     /* samples before the first gap is published */
 #define STACK_SIZER_WINDOW 256  /* samples per window */
 #define STACK_SIZER_HISTORY 4   /* windows whose smallest gap counts */
-#define STACK_SIZER_MARGIN 256u /* bytes under the smallest gap seen */
+#define STACK_SIZER_MARGIN 64u  /* bytes under the smallest gap seen */
 
 /* Called when a process's gap changes (what map stack_gaps holds); gap 0: copy to the end. */
 typedef void (*stack_sizer_set_t)(void *userdata, uint32_t pid, uint32_t gap);

@@ -816,6 +816,12 @@ Test(daemon, pull_and_metrics, .timeout = 180)
 	cr_assert_gt(metric_value(m, "process_resident_memory_bytes"), 1e6, "%s", m);
 	cr_assert_gt(metric_value(m, "process_cpu_seconds_total"), 0, "%s", m);
 	cr_assert_eq(metric_value(m, "profd_sampling_frequency_hertz"), 99, "%s", m);
+	/* Bytes copied per sample: a mean and a p99 can be had, within the cap. */
+	cr_assert_gt(metric_value(m, "profd_stack_copies_total"), 0, "%s", m);
+	cr_assert_gt(metric_value(m, "profd_stack_copy_bytes_total"), 0, "%s", m);
+	cr_assert_gt(metric_value(m, "profd_stack_copy_p99_bytes"), 0, "%s", m);
+	cr_assert_leq(metric_value(m, "profd_stack_copy_p99_bytes"), 32768, "%s", m);
+	cr_assert_geq(metric_value(m, "profd_stack_copy_cut_total"), 0, "%s", m);
 	cr_assert_geq(metric_value(m, "profd_http_profile_requests_total"), 2, "%s", m);
 	cr_assert_geq(metric_value(m, "profd_http_client_errors_total"), 9, "%s", m);
 	free(m);

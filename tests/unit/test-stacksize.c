@@ -39,7 +39,7 @@ Test(stacksize, rule)
 {
 	/* First: the smallest gap seen less the margin; nothing below 0. */
 	cr_assert_eq(stack_sizer_next(-1, 6000), 6000 - STACK_SIZER_MARGIN);
-	cr_assert_eq(stack_sizer_next(-1, 100), 0);
+	cr_assert_eq(stack_sizer_next(-1, STACK_SIZER_MARGIN / 2), 0);
 	/* A smaller gap (a bigger copy) is taken at once... */
 	cr_assert_eq(stack_sizer_next(5000, 3000), 3000 - STACK_SIZER_MARGIN);
 	/* ...a larger one (a smaller copy) halfway. */
