@@ -227,8 +227,9 @@ test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF) \
 
 # `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
 # suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
+# Builds run two jobs at once (CI machines have two CPUs); the tests themselves one at a time.
 test: deps
-	$(Q)$(MAKE) --no-print-directory test-bins
+	$(Q)$(MAKE) --no-print-directory -j2 test-bins
 	$(Q)$(MAKE) --no-print-directory -j2 fuzz-build
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke bench-smoke
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS) $(E2E_BINS)
@@ -247,7 +248,7 @@ test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
 	$(Q)ln -sfn $(abspath $(BUILD)/node) $(SAN_BUILD)/node
 	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
 	$(Q)ln -sfn $(abspath $(DEMANGLE_REF)) $(SAN_BUILD)/demangle-ref
-	$(Q)$(MAKE) --no-print-directory SAN=$(SAN_FLAGS) BUILD=$(SAN_BUILD) test-bins
+	$(Q)$(MAKE) --no-print-directory -j2 SAN=$(SAN_FLAGS) BUILD=$(SAN_BUILD) test-bins
 	$(Q)echo "=== the suite again, sanitizer build ($(SAN_FLAGS), $(SAN_BUILD))"
 	$(Q)$(SAN_RUNTIME) BUILD=$(SAN_BUILD) tests/run-tests.sh \
 		$(subst $(BUILD)/,$(SAN_BUILD)/,$(UNIT_BINS) $(E2E_BINS))

@@ -382,7 +382,7 @@ Test(access, nobody_denied_group_and_root_allowed, .timeout = 240)
 	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "m.out", NULL, url, NULL, NULL), 200);
 
 	/* A member of allow_group over loopback TCP: the whole host, root's workload included. */
-	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3", t.addr);
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=2", t.addr);
 	cr_assert_eq(curl_as(&t, DAEMON_UID, DAEMON_UID, "", "member.out", NULL, url, &body, &n),
 		     200, "body: %s", body);
 	cr_assert(is_gzip(body, n));
@@ -417,7 +417,6 @@ Test(access, nobody_denied_group_and_root_allowed, .timeout = 240)
 	free(body);
 
 	/* Refusals are counted and logged. */
-	cr_assert_eq(curl_as(&t, 0, 0, "", "metrics.out", NULL, url, NULL, NULL), 200);
 	snprintf(url, sizeof(url), "http://%s/metrics", t.addr);
 	cr_assert_eq(curl_as(&t, 0, 0, "", "metrics.out", NULL, url, &metrics, &n), 200);
 	cr_expect_geq(metric_value(metrics, "profd_http_refused_total"), 2, "%s", metrics);

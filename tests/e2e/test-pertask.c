@@ -138,6 +138,8 @@ Test(pertask, follows_new_threads_and_children)
 		     (unsigned long)n);
 	test_pprof_free(p);
 	free(test_check_with_pprof(out));
+	free(out);
+	free(log);
 }
 
 /* "  stack copy M bytes mean, P p99 per sample (...)" from a record summary; -1 if absent. */
@@ -157,7 +159,8 @@ static char *record_deepen(const char *mode, char *out)
 
 	cr_assert_eq(test_run(argv, 120, &rr), 0);
 	cr_assert_eq(rr.status, 0, "profd --stack-copy %s failed: %s", mode, rr.err);
-	return rr.out; /* leaks the rest of rr: a test process */
+	free(rr.err);
+	return rr.out; /* the summary */
 }
 
 /*
@@ -170,12 +173,13 @@ Test(pertask, adaptive_copy_never_loses_a_deeper_stack)
 {
 	const char *names[512];
 	char *adaptive, *fixed, *out = test_out_path("deepen-adaptive.pb.gz");
+	char *out_fixed = test_out_path("deepen-fixed.pb.gz");
 	Perftools__Profiles__Profile *p;
 	uint64_t deep = 0, deep_complete = 0;
 
 	test_require_root();
 	adaptive = record_deepen("adaptive", out);
-	fixed = record_deepen("fixed", test_out_path("deepen-fixed.pb.gz"));
+	fixed = record_deepen("fixed", out_fixed);
 	cr_assert(strstr(adaptive, "(adaptive, at most 32768)"), "%s", adaptive);
 	cr_assert(strstr(fixed, "(fixed, at most 32768)"), "%s", fixed);
 	cr_assert_null(strstr(adaptive, "walks ran out"), "a walk ran out of its copy: %s",
@@ -206,4 +210,8 @@ Test(pertask, adaptive_copy_never_loses_a_deeper_stack)
 		     (unsigned long)(deep - deep_complete), (unsigned long)deep);
 	test_pprof_free(p);
 	free(test_check_with_pprof(out));
+	free(adaptive);
+	free(fixed);
+	free(out);
+	free(out_fixed);
 }

@@ -1384,10 +1384,10 @@ Test(symbolize, sorted_symtab_matches_eu_addr2line_on_libc, .timeout = 120)
 	uint64_t lo, hi;
 	section_range(libc, ".text", &lo, &hi);
 
-	size_t n = 0, cap = (size_t)((hi - lo) / 61 + 1);
+	size_t n = 0, cap = (size_t)((hi - lo) / 197 + 1);
 	uint64_t *addrs = calloc(cap, sizeof(*addrs));
 	cr_assert_not_null(addrs);
-	for (uint64_t a = lo; a < hi && n < cap; a += 61)
+	for (uint64_t a = lo; a < hi && n < cap; a += 197)
 		addrs[n++] = a;
 	struct sym_elf *e = open_elf_dirs(libc, tmp("nodbg"));
 	size_t named = compare_symbols_with_eu(e, libc, "--debuginfo-path=/nonexistent", addrs, n);
