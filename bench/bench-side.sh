@@ -102,6 +102,15 @@ stats() {
 		END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m, a[1], a[NR] }'
 }
 field() { echo "$1" | awk -v i="$2" '{ print $i }'; }
+# paired "A1 A2 ..." "B1 B2 ...": "median min max" over rounds of (1 − Ai ÷ Bi) × 100, the slowdown
+# of A against B in the same round (drift between rounds cancels).
+paired() {
+	local a=($1) b=($2) i d=()
+	for i in "${!a[@]}"; do
+		[ -n "${b[$i]:-}" ] && d+=("$(ev '%.4f' "(1 - ${a[$i]} / ${b[$i]}) * 100")")
+	done
+	stats "${d[@]}"
+}
 size_of() { stat -c %s "$1"; }
 # "12.3 MB", "456 kB", "789 B"
 fmt_bytes() {
@@ -472,6 +481,14 @@ EOF
 		qw=$(ev '%.2f' "(1 - $(field "$(stats ${tp_ups[perf-999]})" 1) / $fw) * 100")
 		qc=$(ev '%.2f' "(1 - $(field "$(stats ${tp_upc[perf-999]})" 1) / $fc) * 100")
 		echo "- Above the floor at 999 Hz (1 − median ÷ floor's median): profd wall $pw%, per CPU-s $pc%; perf dwarf wall $qw%, per CPU-s $qc%. Goal profd ≤ half of perf's: wall $(mark "$(ev '%d' "$pw <= $qw / 2")"), per CPU-s $(mark "$(ev '%d' "$pc <= $qc / 2")")."
+		# The same, paired by round: each round's profiler run against that round's floor run.
+		local ppw ppc pqw pqc
+		ppw=$(paired "${tp_ups[profd-999]}" "${tp_ups[floor-999]}")
+		ppc=$(paired "${tp_upc[profd-999]}" "${tp_upc[floor-999]}")
+		pqw=$(paired "${tp_ups[perf-999]}" "${tp_ups[floor-999]}")
+		pqc=$(paired "${tp_upc[perf-999]}" "${tp_upc[floor-999]}")
+		pf() { printf '%.2f%% (%.2f to %.2f)' "$(field "$1" 1)" "$(field "$1" 2)" "$(field "$1" 3)"; }
+		echo "- Above the floor, paired by round (median over rounds of 1 − run ÷ the same round's floor run; min to max): profd wall $(pf "$ppw"), per CPU-s $(pf "$ppc"); perf dwarf wall $(pf "$pqw"), per CPU-s $(pf "$pqc"). Goal profd ≤ half of perf's: wall $(mark "$(ev '%d' "$(field "$ppw" 1) <= $(field "$pqw" 1) / 2")"), per CPU-s $(mark "$(ev '%d' "$(field "$ppc" 1) <= $(field "$pqc" 1) / 2")")."
 	fi
 	local c
 	for c in "${cfgs[@]}"; do
