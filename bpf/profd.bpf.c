@@ -4,6 +4,26 @@
  * user registers the unwinder needs, the kernel IPs, and the live part of the user stack (sp
  * up to the end of the stack's VMA, capped) into a ring buffer. All unwinding happens in
  * userspace, offline.
+ *
+ * How this program may read memory (a wrong read returns plausible values on one kernel and
+ * garbage on the next, so every read below follows one of these):
+ * - A perf_event program's ctx is not the struct its C type names. The program sees
+ *   struct bpf_perf_event_data (the interrupted registers, then sample_period and addr); the
+ *   kernel passes struct bpf_perf_event_data_kern, which holds a *pointer* to the registers.
+ *   The verifier rewrites each direct load from ctx into a load through that pointer. So:
+ *   read ctx only by direct loads at constant offsets of the UAPI layout (8 bytes wide for the
+ *   registers: the verifier refuses narrower ones; volatile, so the compiler cannot narrow
+ *   them), never through its address (&ctx->regs with BPF_CORE_READ/bpf_probe_read_kernel
+ *   reads whatever lies beyond the kern struct), and never with CO-RE field names of the
+ *   kernel's own struct pt_regs (x86_64's cs became a 16-bit member of a union with FRED).
+ *   ctx_user_mode() below is the one reader. Helpers that take ctx (bpf_get_stack) are fine.
+ * - tp_btf programs get typed BTF arguments (task_struct pointers): direct field loads are
+ *   checked by the verifier; pointers found in them (task->mm, ->cred, vma fields) are read
+ *   with BPF_CORE_READ, which is a probe read of real kernel memory at a CO-RE offset.
+ * - A task's saved user registers come from bpf_task_pt_regs(), a real pointer to its
+ *   struct pt_regs: BPF_CORE_READ of it is right, whether the tick hit user or kernel code.
+ * - User memory (stacks, CPython's structures) only with bpf_probe_read_user, every length
+ *   bounded by a constant the verifier sees.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -129,9 +149,14 @@ static __always_inline bool is_target(__u32 tgid)
 /* ---- per-architecture register access (the only #ifdefs: this program is built per arch) */
 #if defined(__TARGET_ARCH_x86)
 #define SAMPLE_EM PROFD_EM_X86_64
-static __always_inline bool regs_user_mode(struct pt_regs *r)
+/*
+ * The interrupted code segment: word 17 of the UAPI struct pt_regs that is this program's
+ * context (r15 ... orig_rax, rip, cs); its low two bits are the privilege level (3: user).
+ */
+#define CTX_MODE_WORD 17
+static __always_inline bool ctx_mode_is_user(__u64 v)
 {
-	return (BPF_CORE_READ(r, cs) & 3) != 0;
+	return (v & 3) != 0;
 }
 static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
 {
@@ -142,9 +167,14 @@ static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
 }
 #elif defined(__TARGET_ARCH_arm64)
 #define SAMPLE_EM PROFD_EM_AARCH64
-static __always_inline bool regs_user_mode(struct pt_regs *r)
+/*
+ * The interrupted pstate: word 33 of the UAPI struct user_pt_regs that is this program's
+ * context (x0 ... x30, sp, pc, pstate); mode bits 0 are EL0t (user).
+ */
+#define CTX_MODE_WORD 33
+static __always_inline bool ctx_mode_is_user(__u64 v)
 {
-	return (BPF_CORE_READ(r, pstate) & 0xf) == 0; /* PSR_MODE_EL0t */
+	return (v & 0xf) == 0;
 }
 static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
 {
@@ -156,6 +186,16 @@ static __always_inline void regs_fill(struct pt_regs *r, __u64 out[4])
 #else
 #error "profd: unsupported BPF target architecture"
 #endif
+
+/*
+ * Whether the tick interrupted user code: a direct, full-width load of the interrupted mode
+ * word from the context (see the top of this file), which the verifier turns into a load
+ * through the kernel's registers pointer.
+ */
+static __always_inline bool ctx_user_mode(struct bpf_perf_event_data *ctx)
+{
+	return ctx_mode_is_user(*(volatile const __u64 *)((const __u64 *)ctx + CTX_MODE_WORD));
+}
 
 /*
  * The stack VMA of each thread, as bpf_find_vma() last saw it. bpf_find_vma() costs ~10 µs
@@ -610,7 +650,7 @@ int profd_sample(struct bpf_perf_event_data *ctx)
 	if (!is_target(tgid))
 		return 0;
 	return record_current(ctx, PROFD_REC_SAMPLE, bpf_get_smp_processor_id(),
-			      regs_user_mode((struct pt_regs *)&ctx->regs), 0, 0, NULL, 0);
+			      ctx_user_mode(ctx), 0, 0, NULL, 0);
 }
 
 /* ---- off-CPU waits (loaded only with --off-cpu) */

@@ -447,6 +447,42 @@ char *test_pprof_tool(const char *args, const char *path, int *ret_status)
 	return out;
 }
 
+void test_perf_leaf_counts(const char *cmd, int hz, const char *sym, struct perf_leaf_counts *ret)
+{
+	char *data = test_out_path("perf.data"), *rec = NULL, *script = NULL, line[1024];
+	FILE *f;
+	int st;
+
+	*ret = (struct perf_leaf_counts){ 0 };
+	cr_assert(asprintf(&rec, "perf record -q -e cpu-clock -F %d -o '%s' -- %s >/dev/null 2>&1",
+			   hz, data, cmd) > 0);
+	st = system(rec);
+	/* The workload may end by a signal (a CPU-time limit): perf's data is what counts. */
+	cr_assert(access(data, R_OK) == 0, "perf record wrote nothing (status %d): %s", st, rec);
+	cr_assert(asprintf(&script, "perf script -i '%s' -F ip,sym,dso 2>/dev/null", data) > 0);
+	f = popen(script, "r");
+	cr_assert_not_null(f, "%s: %s", script, strerror(errno));
+	/* One line a sample: "IP SYMBOL (DSO)"; the kernel's DSO is [kernel.kallsyms]. */
+	while (fgets(line, sizeof(line), f)) {
+		char ip[64], name[512];
+
+		if (sscanf(line, "%63s %511s", ip, name) != 2)
+			continue;
+		ret->total++;
+		if (strstr(line, "([kernel.kallsyms])"))
+			ret->kernel++;
+		if (!strcmp(name, sym))
+			ret->sym++;
+	}
+	st = pclose(f);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (status %d)", script, st);
+	cr_assert_gt(ret->total, 0, "perf recorded no samples of %s", cmd);
+	unlink(data);
+	free(data);
+	free(rec);
+	free(script);
+}
+
 void test_require_root(void)
 {
 	cr_assert_eq(geteuid(), 0, "end-to-end tests need root (BPF, perf events)");

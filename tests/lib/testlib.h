@@ -117,3 +117,16 @@ char *test_check_with_pprof(const char *path);
 
 /* Run the real pprof (`$BUILD/pprof`) with args on path; returns its stdout or NULL. */
 char *test_pprof_tool(const char *args, const char *path, int *ret_status);
+
+/*
+ * perf's view of a workload, the independent reference for what the kernel reports: `perf
+ * record -e cpu-clock -F hz` of the shell command cmd (no call graph: only where each tick
+ * landed), then `perf script`. Counts every sample, those whose IP is in the kernel, and those
+ * whose leaf symbol is sym. Fails the test when perf cannot record here.
+ */
+struct perf_leaf_counts {
+	unsigned long total;
+	unsigned long kernel;
+	unsigned long sym;
+};
+void test_perf_leaf_counts(const char *cmd, int hz, const char *sym, struct perf_leaf_counts *ret);
