@@ -55,8 +55,19 @@
 #define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
 #define RETENTION_MAX_FILES 1000000
 
+/*
+ * What the running capture records: the configuration keys that shape it. Kept apart from
+ * d->cfg (what was asked): a reload whose new capture cannot start keeps these, and profiles
+ * describe these, never a value that is only in the file.
+ */
+struct capture_settings {
+	unsigned frequency, stack_bytes, off_cpu_min_us;
+	bool adaptive_stack_copy, python, off_cpu;
+};
+
 struct job {
 	struct http_request *req;
+	bool off_cpu; /* off-CPU waits were recorded when the job started */
 	struct session_tap *tap;
 	struct aggregate *agg;
 	struct timespec start_wall;
@@ -87,6 +98,7 @@ struct daemon {
 	size_t n_cli;
 
 	struct daemon_config cfg;
+	struct capture_settings run; /* what d->capture records (see struct capture_settings) */
 	struct session *session;
 	struct capture *capture;
 	struct http_server *http;
@@ -444,13 +456,13 @@ static struct profile_options profile_opts(struct daemon *d, const struct timesp
 					   uint64_t duration_ns)
 {
 	return (struct profile_options){
-	    .period_ns = 1000000000ull / d->cfg.frequency,
+	    .period_ns = 1000000000ull / d->run.frequency,
 	    .time_nanos = (int64_t)start_wall->tv_sec * 1000000000ll + start_wall->tv_nsec,
 	    .duration_nanos = (int64_t)duration_ns,
 	    .inlines = true,
 	    .kallsyms = d->ks,
 	    .sym_cache = d->sym_cache,
-	    .off_cpu = d->cfg.off_cpu,
+	    .off_cpu = d->run.off_cpu,
 	};
 }
 
@@ -512,7 +524,7 @@ static void write_interval(struct daemon *d)
 		r = pprof_serialize(b, &data, &len);
 		if (r >= 0)
 			r = push_submit(d->push, data, len, d->interval_wall.tv_sec,
-					end_wall.tv_sec, d->cfg.frequency);
+					end_wall.tv_sec, d->run.frequency);
 		if (r < 0 && log_ratelimit_ok(&d->rl_write))
 			log_error_errno(r,
 					"Failed to spool the interval profile for push into %s: %m",
@@ -540,6 +552,8 @@ static void job_end(struct daemon *d, size_t i, unsigned status, const char *mes
 	if (status == 200) {
 		struct profile_options o = profile_opts(d, &j->start_wall, mono_ns() - j->start_ns);
 
+		/* Off-CPU time is declared only when it was recorded for the whole request. */
+		o.off_cpu = o.off_cpu && j->off_cpu;
 		r = profile_build(j->agg, &o, &b, &sum);
 		if (r >= 0)
 			r = pprof_serialize(b, &data, &len);
@@ -609,6 +623,7 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 		if (pid)
 			(void)session_watch_pid(d->session, pid);
 		clock_gettime(CLOCK_REALTIME, &j->start_wall);
+		j->off_cpu = d->run.off_cpu;
 		j->deadline_ns = now + http_request_seconds(req) * 1000000000ull;
 		d->n_jobs++;
 		log_debug("On-demand profile: %u s%s%s.", http_request_seconds(req),
@@ -632,9 +647,9 @@ static void snapshot_refresh(struct daemon *d)
 	s.interval_stacks = aggregate_n_stacks(session_aggregate(d->session));
 	s.interval_samples = aggregate_n_samples(session_aggregate(d->session));
 	s.interval_dropped = aggregate_n_dropped(session_aggregate(d->session));
-	s.frequency = d->cfg.frequency;
+	s.frequency = d->run.frequency;
 	s.interval_s = d->cfg.interval_s;
-	s.stack_bytes = d->cfg.stack_bytes;
+	s.stack_bytes = d->run.stack_bytes;
 	s.profiles_written = d->profiles_written;
 	s.write_errors = d->write_errors;
 	s.retention_removed = d->retention_removed;
@@ -1036,15 +1051,59 @@ static void on_stack_size(void *userdata, uint32_t pid, uint32_t gap)
 		log_debug_errno(r, "Cannot set the stack copy of process %u: %m", pid);
 }
 
-static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, bool adaptive,
-			struct capture **ret)
+static struct capture_settings settings_of(const struct daemon_config *c)
 {
-	struct capture_config cc = {.all = true, .freq = freq, .stack_bytes = stack_bytes,
-				    .no_python = !d->cfg.python, .off_cpu = d->cfg.off_cpu,
-				    .off_cpu_min_ns = d->cfg.off_cpu_min_us * 1000ull,
-				    .stack_sizing = adaptive,
+	return (struct capture_settings){
+	    .frequency = c->frequency,
+	    .stack_bytes = c->stack_bytes,
+	    .off_cpu_min_us = c->off_cpu_min_us,
+	    .adaptive_stack_copy = c->adaptive_stack_copy,
+	    .python = c->python,
+	    .off_cpu = c->off_cpu,
+	};
+}
+
+static bool settings_equal(const struct capture_settings *a, const struct capture_settings *b)
+{
+	return a->frequency == b->frequency && a->stack_bytes == b->stack_bytes &&
+	       a->adaptive_stack_copy == b->adaptive_stack_copy && a->python == b->python &&
+	       a->off_cpu == b->off_cpu && (!a->off_cpu || a->off_cpu_min_us == b->off_cpu_min_us);
+}
+
+/* The keys of c that differ from what runs (cs), for log lines: "frequency, off_cpu". */
+static void settings_diff(const struct capture_settings *run, const struct daemon_config *c,
+			  char *buf, size_t size)
+{
+	const struct capture_settings want = settings_of(c);
+	const struct {
+		const char *key;
+		bool differs;
+	} keys[] = {
+	    {"frequency", want.frequency != run->frequency},
+	    {"stack_bytes", want.stack_bytes != run->stack_bytes},
+	    {"adaptive_stack_copy", want.adaptive_stack_copy != run->adaptive_stack_copy},
+	    {"python", want.python != run->python},
+	    {"off_cpu", want.off_cpu != run->off_cpu},
+	    {"off_cpu_min_us", want.off_cpu_min_us != run->off_cpu_min_us},
+	};
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].differs && n < size)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", keys[i].key);
+}
+
+static int capture_open(struct daemon *d, const struct capture_settings *cs, struct capture **ret)
+{
+	struct capture_config cc = {.all = true, .freq = cs->frequency, .stack_bytes = cs->stack_bytes,
+				    .no_python = !cs->python, .off_cpu = cs->off_cpu,
+				    .off_cpu_min_ns = cs->off_cpu_min_us * 1000ull,
+				    .stack_sizing = cs->adaptive_stack_copy,
 				    /* The reader also writes the interval profiles: room for 4 s. */
-				    .ringbuf_bytes = capture_ringbuf_size(freq, stack_bytes, adaptive,
+				    .ringbuf_bytes = capture_ringbuf_size(cs->frequency,
+									  cs->stack_bytes,
+									  cs->adaptive_stack_copy,
 									  4.0)};
 	int r = capture_new(&cc, on_record, d, ret);
 
@@ -1057,20 +1116,20 @@ static int capture_open(struct daemon *d, unsigned freq, unsigned stack_bytes, b
 }
 
 /*
- * Replace the capture (frequency or stack size changed); the session and its samples stay.
- * With `cut`, the current interval is closed between the old capture's last sample and the
- * new one's first, so each profile has one sampling period (new samples wait in the ring
- * buffer meanwhile). Returns 0, or -errno with the old settings' capture running (the old one,
- * or a new one with the old settings), or -errno with d->capture NULL when nothing samples.
+ * Replace the capture with one recording `want`; the session and its samples stay. With `cut`,
+ * the current interval is closed between the old capture's last sample and the new one's
+ * first, so each profile has one sampling period and one set of sample types (new samples
+ * wait in the ring buffer meanwhile). d->run always says what d->capture records. Returns 0,
+ * or -errno with the old settings' capture running (the old one, or a new one with the old
+ * settings), or -errno with d->capture NULL when nothing samples.
  */
-static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes, bool adaptive,
-			   bool cut)
+static int capture_replace(struct daemon *d, const struct capture_settings *want, bool cut)
 {
 	struct capture *nc = NULL;
 	int r;
 
 	/* Load the new program first: if that fails, the old one keeps sampling. */
-	r = capture_open(d, freq, stack_bytes, adaptive, &nc);
+	r = capture_open(d, want, &nc);
 	if (r < 0)
 		return r;
 	capture_stop(d->capture);
@@ -1085,14 +1144,13 @@ static int capture_replace(struct daemon *d, unsigned freq, unsigned stack_bytes
 	if (r >= 0) {
 		if (cut)
 			write_interval(d);
+		d->run = *want;
 		return 0;
 	}
 	capture_free(nc);
 	d->capture = NULL;
 	(void)session_reset_stack_sizes(d->session);
-	if (capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, d->cfg.adaptive_stack_copy,
-			 &d->capture) >= 0 &&
-	    capture_start(d->capture) >= 0)
+	if (capture_open(d, &d->run, &d->capture) >= 0 && capture_start(d->capture) >= 0)
 		return r;
 	capture_free(d->capture);
 	d->capture = NULL;
@@ -1125,6 +1183,7 @@ static bool http_access_changed(const struct daemon_config *a, const struct daem
 static int daemon_reload(struct daemon *d)
 {
 	struct daemon_config n;
+	struct capture_settings want;
 	struct kallsyms *ks = NULL;
 	int r;
 
@@ -1140,23 +1199,42 @@ static int daemon_reload(struct daemon *d)
 	}
 	log_set_max_level(n.log_level);
 
-	if (n.frequency != d->cfg.frequency || n.stack_bytes != d->cfg.stack_bytes ||
-	    n.adaptive_stack_copy != d->cfg.adaptive_stack_copy) {
-		r = capture_replace(d, n.frequency, n.stack_bytes, n.adaptive_stack_copy,
-				    n.frequency != d->cfg.frequency);
+	/*
+	 * Every key that shapes the capture takes effect by replacing it: frequency, stack copy,
+	 * python, off_cpu and its threshold. A new frequency (another period) or off_cpu (other
+	 * sample types) also closes the interval.
+	 */
+	want = settings_of(&n);
+	if (!settings_equal(&want, &d->run)) {
+		char keys[128];
+
+		settings_diff(&d->run, &n, keys, sizeof(keys));
+		r = capture_replace(d, &want,
+				    want.frequency != d->run.frequency || want.off_cpu != d->run.off_cpu);
 		if (r < 0 && !d->capture) {
 			daemon_config_done(&n);
 			return log_error_errno(r, "No sampling possible any more: exiting.");
 		}
 		if (r < 0) {
-			log_error("Keeping frequency %u Hz, stack_bytes %u and adaptive_stack_copy "
-				  "%s.",
-				  d->cfg.frequency, d->cfg.stack_bytes,
-				  d->cfg.adaptive_stack_copy ? "yes" : "no");
-			n.frequency = d->cfg.frequency;
-			n.stack_bytes = d->cfg.stack_bytes;
-			n.adaptive_stack_copy = d->cfg.adaptive_stack_copy;
+			log_error("Not applied: %s (the capture could not be rebuilt); still recording "
+				  "at %u Hz, stack_bytes %u, adaptive_stack_copy %s, python %s, "
+				  "off_cpu %s. Fix the cause and reload again, or restart profd.",
+				  keys, d->run.frequency, d->run.stack_bytes,
+				  d->run.adaptive_stack_copy ? "yes" : "no", d->run.python ? "yes" : "no",
+				  d->run.off_cpu ? "yes" : "no");
+			n.frequency = d->run.frequency;
+			n.stack_bytes = d->run.stack_bytes;
+			n.adaptive_stack_copy = d->run.adaptive_stack_copy;
+			n.python = d->run.python;
+			n.off_cpu = d->run.off_cpu;
+			n.off_cpu_min_us = d->run.off_cpu_min_us;
+		} else {
+			log_notice("Capture rebuilt for %s.", keys);
 		}
+		r = session_set_python(d->session, d->run.python);
+		if (r < 0)
+			log_error_errno(r, "Cannot %s Python frames: %m",
+					d->run.python ? "start" : "stop");
 	}
 
 	if (str_changed(n.demangle, d->cfg.demangle)) {
@@ -1237,7 +1315,7 @@ static int daemon_reload(struct daemon *d)
 	d->reloads++;
 	snapshot_refresh(d);
 	log_notice("Configuration reloaded from %s.", d->config_path);
-	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->run.frequency);
 	return 0;
 }
 
@@ -1319,8 +1397,8 @@ static int daemon_run(struct daemon *d)
 	r = kallsyms_load("/proc/kallsyms", &d->ks);
 	if (r < 0)
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
-	r = capture_open(d, d->cfg.frequency, d->cfg.stack_bytes, d->cfg.adaptive_stack_copy,
-			 &d->capture);
+	d->run = settings_of(&d->cfg);
+	r = capture_open(d, &d->run, &d->capture);
 	if (r < 0)
 		return r;
 	if (d->cfg.listen[0]) {

@@ -140,6 +140,25 @@ static void tap_free(struct session_tap *t)
 	free(t);
 }
 
+int session_set_python(struct session *s, bool on)
+{
+	int r;
+
+	if (on == !s->cfg.no_python)
+		return 0;
+	if (!on) {
+		py_procs_free(s->py);
+		s->py = NULL;
+		s->cfg.no_python = true;
+		return 0;
+	}
+	r = py_procs_new(&s->py);
+	if (r < 0)
+		return r;
+	s->cfg.no_python = false;
+	return 0;
+}
+
 void session_free(struct session *s)
 {
 	if (!s)

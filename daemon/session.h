@@ -105,6 +105,14 @@ int session_watch_pid(struct session *s, uint32_t pid);
 /* Forget every learnt stack gap (a new capture starts without them). No-op without sizing. */
 int session_reset_stack_sizes(struct session *s);
 
+/*
+ * Turn Python frames on or off from the next sample on (the daemon's reload: the capture was
+ * rebuilt with or without the BPF frame walk). Off forgets every process's interpreter state;
+ * on starts detecting interpreters again, each announced through cfg.on_python at its next
+ * sample. 0 or -ENOMEM (then Python stays off).
+ */
+int session_set_python(struct session *s, bool on);
+
 const struct session_stats *session_stats(const struct session *s);
 struct aggregate *session_aggregate(struct session *s);
 /* Hand the current aggregate to the caller and start a new one (daemon intervals). */

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,8 +412,13 @@ static Perftools__Profiles__Profile *pull_profile(struct td *d, unsigned seconds
 	FILE *f;
 	Perftools__Profiles__Profile *p;
 
-	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=%u&pid=%d", d->addr,
-		 seconds, pid);
+	/* pid 0: the whole host. */
+	if (pid)
+		snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=%u&pid=%d",
+			 d->addr, seconds, pid);
+	else
+		snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=%u", d->addr,
+			 seconds);
 	cr_assert_eq(http("GET", url, &b), 200, "GET %s", url);
 	snprintf(path, path_size, "%s/%s", d->dir, name);
 	f = fopen(path, "we");
@@ -989,6 +995,207 @@ Test(daemon, reload, .timeout = 180)
 	cr_assert_geq(in_files, samples, "%lu samples in files, %.0f counted",
 		      (unsigned long)in_files, samples);
 	stop_pid(wpid);
+	td_cleanup(&d);
+}
+
+/* Nanoseconds the profile gives the sleeper's off_sleep_b → off_sleep_a → sleeper chain. */
+static int64_t sleeper_waited(const Perftools__Profiles__Profile *p)
+{
+	static const char *const sleep_chain[] = {"off_sleep_b", "off_sleep_a", "sleeper"};
+	const char *names[4096];
+	int64_t waited = 0;
+
+	if (p->n_sample_type < 3)
+		return 0;
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t n = test_sample_functions(p, p->sample[i], names, 4096);
+
+		for (size_t k = 0; k + 3 <= n; k++)
+			if (!strcmp(names[k], sleep_chain[0]) && !strcmp(names[k + 1], sleep_chain[1]) &&
+			    !strcmp(names[k + 2], sleep_chain[2])) {
+				waited += p->sample[i]->value[2];
+				break;
+			}
+	}
+	return waited;
+}
+
+/* Samples of pid whose stack names fn. */
+static uint64_t samples_naming(const Perftools__Profiles__Profile *p, pid_t pid, const char *fn)
+{
+	const char *names[4096];
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		size_t k = test_sample_functions(p, p->sample[i], names, 4096);
+
+		if (test_sample_label_num(p, p->sample[i], "pid") != pid)
+			continue;
+		for (size_t j = 0; j < k; j++)
+			if (!strcmp(names[j], fn)) {
+				n += p->sample[i]->value[0];
+				break;
+			}
+	}
+	return n;
+}
+
+/*
+ * SIGHUP applies every key that shapes the capture, both ways, and profiles describe what is
+ * recorded: off_cpu (a profile declares off_cpu only with waits in it, matching the sleeper's
+ * own 20 ms sleeps), off_cpu_min_us (over the sleeper's waits: none recorded), python (the
+ * script's functions appear and go), stack_bytes (/metrics).
+ */
+Test(daemon, reload_applies_capture_keys, .timeout = 240)
+{
+	static const char script[] = "import os, sys, time; os.write(1, b\"%d\\n\" % os.getpid())\n"
+				     "def rld_leaf():\n"
+				     "    s = 0\n"
+				     "    for i in range(5000):\n"
+				     "        s += i\n"
+				     "    return s\n"
+				     "def rld_loop(end):\n"
+				     "    while time.monotonic() < end:\n"
+				     "        rld_leaf()\n"
+				     "rld_loop(time.monotonic() + 600)\n";
+	static const char base[] = "interval = 3600\noutput_dir = %s\nlisten = 127.0.0.1:0\n";
+	char path[512], conf[1024], *m, *log;
+	Perftools__Profiles__Profile *p;
+	pid_t sleeper, py;
+	struct td d;
+	int64_t waited;
+	uint64_t with_py, py_samples;
+
+	td_prepare(&d);
+	snprintf(path, sizeof(path), "%s/rld.py", d.dir);
+	write_text(path, "%s", script);
+	write_text(d.conf, base, d.out);
+	td_start(&d);
+	cr_assert(d.addr[0], "no listen address in the log");
+	sleeper = test_spawn((char *[]){(char *)test_build_path("workloads/offcpu"), "600", NULL});
+	cr_assert_gt(sleeper, 0);
+	py = test_spawn((char *[]){"/usr/bin/python3.11", path, NULL});
+	cr_assert_gt(py, 0);
+	cr_assert(test_wait_cpu(py, 0.3, 30), "the script did not run");
+
+	/* Off by default, python on: no off_cpu type, the script's functions there. */
+	p = pull_profile(&d, 2, 0, "r0.pb.gz", path, sizeof(path));
+	cr_assert_eq(p->n_sample_type, 2, "off_cpu declared while not recorded");
+	py_samples = samples_naming(p, py, "rld_leaf");
+	cr_assert_gt(py_samples, 20, "python = yes shows no Python function");
+	test_pprof_free(p);
+
+	/* On: off_cpu = yes, python = no, another stack_bytes. */
+	snprintf(conf, sizeof(conf), "%soff_cpu = yes\npython = no\nstack_bytes = 16384\n", base);
+	write_text(d.conf, conf, d.out);
+	kill(d.pid, SIGHUP);
+	cr_assert(td_notified(&d, "READY=1", 60), "no READY=1 after the reload");
+	p = pull_profile(&d, 3, 0, "r1.pb.gz", path, sizeof(path));
+	cr_assert_eq(p->n_sample_type, 3, "off_cpu = yes applied but not declared");
+	waited = sleeper_waited(p);
+	/* 3 s of 20 ms sleeps (the workload's own count); the window is not exactly 3 s. */
+	cr_assert(waited > 2.0e9 && waited < 4.0e9, "after off_cpu = yes the sleeper waited %.3f s",
+		  waited / 1e9);
+	with_py = samples_naming(p, py, "rld_leaf");
+	cr_assert_eq(with_py, 0, "python = no applied, yet %lu samples name rld_leaf",
+		     (unsigned long)with_py);
+	cr_assert_gt(samples_naming(p, py, "_PyEval_EvalFrameDefault"), 20,
+		     "the script's native frames are missing");
+	free(test_check_with_pprof(path));
+	test_pprof_free(p);
+	m = get_metrics(&d);
+	cr_assert_eq(metric_value(m, "profd_stack_bytes"), 16384, "%s", m);
+	free(m);
+
+	/* A threshold above each 20 ms sleep: waits are still declared, none recorded. */
+	snprintf(conf, sizeof(conf), "%soff_cpu = yes\noff_cpu_min_us = 500000\n", base);
+	write_text(d.conf, conf, d.out);
+	kill(d.pid, SIGHUP);
+	cr_assert(td_notified(&d, "READY=1", 60), "no READY=1 after the reload");
+	p = pull_profile(&d, 2, 0, "r2.pb.gz", path, sizeof(path));
+	cr_assert_eq(p->n_sample_type, 3);
+	waited = sleeper_waited(p);
+	cr_assert_eq(waited, 0, "off_cpu_min_us = 500000 applied, yet 20 ms sleeps recorded: %.3f s",
+		     waited / 1e9);
+	cr_assert_gt(samples_naming(p, py, "rld_leaf"), 20, "python = yes again shows nothing");
+	test_pprof_free(p);
+
+	/* Off again: no off_cpu type. */
+	write_text(d.conf, base, d.out);
+	kill(d.pid, SIGHUP);
+	cr_assert(td_notified(&d, "READY=1", 60), "no READY=1 after the reload");
+	p = pull_profile(&d, 2, 0, "r3.pb.gz", path, sizeof(path));
+	cr_assert_eq(p->n_sample_type, 2, "off_cpu = no applied but still declared");
+	test_pprof_free(p);
+	m = get_metrics(&d);
+	cr_assert_eq(metric_value(m, "profd_config_reloads_total"), 3, "%s", m);
+	free(m);
+	log = read_file(d.log);
+	cr_assert(strstr(log, "Capture rebuilt for stack_bytes, python, off_cpu."), "%s", log);
+	free(log);
+	stop_pid(py);
+	stop_pid(sleeper);
+	cr_assert_eq(td_stop(&d, 60), 0);
+	td_cleanup(&d);
+}
+
+/*
+ * SIGHUP applies the keys of the files and the endpoint too: interval, output_dir, format,
+ * retention_count (files appear in the new directory, in the new format, at the new pace, no
+ * more than kept) and listen (a new unix socket answers, the old TCP address is closed).
+ */
+Test(daemon, reload_applies_output_keys, .timeout = 180)
+{
+	char out2[512], sock[512], conf[2048], cmd[1536], old_addr[64];
+	struct td d;
+	pid_t wpid;
+	int st, fd;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	char *colon;
+
+	td_prepare(&d);
+	write_text(d.conf, "interval = 3600\noutput_dir = %s\nlisten = 127.0.0.1:0\n", d.out);
+	td_start(&d);
+	cr_assert(d.addr[0], "no listen address in the log");
+	snprintf(old_addr, sizeof(old_addr), "%s", d.addr);
+	wpid = start_chain();
+	snprintf(out2, sizeof(out2), "%s/out2", d.dir);
+	snprintf(sock, sizeof(sock), "%s/profd.sock", d.dir);
+	snprintf(conf, sizeof(conf),
+		 "interval = 1\noutput_dir = %s\nformat = speedscope\nretention_count = 2\n"
+		 "listen = unix:%s\n",
+		 out2, sock);
+	write_text(d.conf, "%s", conf);
+	kill(d.pid, SIGHUP);
+	cr_assert(td_notified(&d, "READY=1", 60), "no READY=1 after the reload");
+	/* The new listener answers; intervals of 1 s are written (three, then more). */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sf --max-time 20 --unix-socket '%s' http://profd/metrics | "
+		 "awk '$1 == \"profd_profiles_written_total\" && $2 >= 3 { ok = 1 } END { exit !ok }'",
+		 sock);
+	st = -1;
+	for (int i = 0; i < 300 && st != 0; i++) {
+		st = system(cmd);
+		if (st != 0)
+			usleep(100000);
+	}
+	cr_assert_eq(st, 0, "no /metrics with 3 interval files on the new unix socket %s", sock);
+	colon = strrchr(old_addr, ':');
+	cr_assert_not_null(colon);
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_neq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0,
+		      "the old listener %s still accepts", old_addr);
+	close(fd);
+	stop_pid(wpid);
+	cr_assert_eq(td_stop(&d, 60), 0);
+	/* Stopped: the files kept are final. Speedscope files in out2, two kept, none in out. */
+	cr_assert_eq(count_files(out2, "profile-"), 2, "retention_count = 2 in %s", out2);
+	cr_assert_eq(count_files(d.out, "profile-"), 0, "files still written to the old output_dir");
+	snprintf(cmd, sizeof(cmd), "test $(ls %s/profile-*.speedscope.json | wc -l) = 2", out2);
+	cr_assert_eq(system(cmd), 0, "not speedscope files in %s", out2);
 	td_cleanup(&d);
 }
 
