@@ -149,6 +149,7 @@ WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-op
 # A unit test links only its module's archives: TEST_LIBS_<name> (default: all of them).
 TEST_LIBS_test-pprof     := proto common
 TEST_LIBS_test-symbolize := symbolize common
+TEST_LIBS_test-safeopen  := common
 TEST_LIBS_test-unwind    := unwind common
 TEST_LIBS_test-cfi       := unwind common
 TEST_LIBS_test-http      := daemon common

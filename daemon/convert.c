@@ -270,7 +270,8 @@ static void warm_new_mappings(struct convert_ctx *c)
 		if (sym_warmer_add(c->warm, &(struct sym_binary){.build_id = d->build_id,
 								 .build_id_len = d->build_id_len,
 								 .fd = d->fd,
-								 .path = d->path}) < 0)
+								 .path = d->path,
+								 .root = d->root}) < 0)
 			continue; /* opened on its first lookup instead */
 		c->warmed[k] = d; /* at most SYM_WARMER_MAX: the table never fills */
 	}
@@ -1285,6 +1286,15 @@ int cmd_convert(int argc, char **argv)
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up: %m");
 		goto out;
+	}
+	/* Debug files next to a recorded binary: only inside a --sysroot the user named. The
+	 * recorded paths were chosen by the processes recorded; without one, debug dirs only. */
+	if (o.sysroot[0]) {
+		struct sym_root *root = NULL;
+
+		if (sym_root_open(o.sysroot, &root) == 0)
+			proc_table_set_static_root(c.procs, root);
+		sym_root_unref(root);
 	}
 	for (size_t i = 0; i < c.finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
 		debug_dirs[i] = c.finder.dirs[i];

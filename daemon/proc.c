@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/safeopen.h"
 #include "common/util.h"
 #include "daemon/proc.h"
 #include "symbolize/symbolize.h"
@@ -39,7 +39,27 @@ struct proc_table {
 	void *observer_userdata;
 	proc_open_t open_fn; /* non-NULL: static mode, no /proc */
 	void *open_userdata;
+	struct sym_root *static_root; /* static mode: the root recorded paths are in, or NULL */
+	struct root_entry *roots;     /* distinct process roots, one fd each (see proc.h) */
+	size_t n_roots, cap_roots;
 };
+
+/* A process root: its mount namespace, mount and directory, and the fd kept for it. */
+struct root_entry {
+	uint64_t mntns, mnt_id, dev, ino;
+	struct sym_root *root;
+};
+
+/* A process's root as proc_load_maps() needs it: looked up on the first new dso only. */
+struct lazy_root {
+	struct sym_root *root; /* a reference of our own: a gc meanwhile cannot free it */
+	bool tried;
+};
+
+static void lazy_root_done(struct lazy_root *lr)
+{
+	sym_root_unref(lr->root);
+}
 
 /* ---- dso --------------------------------------------------------------------------------- */
 
@@ -56,6 +76,7 @@ void dso_unref(struct dso *d)
 		return;
 	if (d->fd >= 0)
 		close(d->fd);
+	sym_root_unref(d->root);
 	free(d->path);
 	free(d);
 }
@@ -74,7 +95,8 @@ static void dso_identify(struct dso *d)
 		build_id_to_hex(d->build_id, d->build_id_len, d->build_id_hex, sizeof(d->build_id_hex));
 }
 
-static int dso_new(const char *path, int fd, uint64_t dev, uint64_t ino, struct dso **ret)
+static int dso_new(const char *path, int fd, struct sym_root *root, uint64_t dev, uint64_t ino,
+		   struct dso **ret)
 {
 	struct dso *d = calloc(1, sizeof(*d));
 
@@ -87,6 +109,7 @@ static int dso_new(const char *path, int fd, uint64_t dev, uint64_t ino, struct 
 	}
 	d->refs = 1;
 	d->fd = fd;
+	d->root = sym_root_ref(root);
 	d->dev = dev;
 	d->ino = ino;
 	dso_identify(d);
@@ -99,6 +122,78 @@ static unsigned dso_hash(uint64_t dev, uint64_t ino)
 	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
 
 	return (unsigned)(h >> 32) % DSO_HASH_SIZE;
+}
+
+/* Drop roots that nothing but the table references any more (no dso, no sym_elf). */
+static void roots_gc(struct proc_table *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n_roots; i++) {
+		if (sym_root_refs(t->roots[i].root) == 1)
+			sym_root_unref(t->roots[i].root);
+		else
+			t->roots[n++] = t->roots[i];
+	}
+	t->n_roots = n;
+}
+
+/*
+ * The root of pid (borrowed; the table keeps it), shared with every process whose root is the
+ * same directory on the same mount in the same mount namespace, or NULL when it cannot be
+ * opened or PROC_MAX_ROOTS distinct roots are in use.
+ */
+static struct sym_root *root_get(struct proc_table *t, pid_t pid)
+{
+	char path[64];
+	struct statx stx;
+	struct stat ns;
+	struct root_entry k = {};
+	struct sym_root *root;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%d/root", t->proc_root, pid);
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) < 0) {
+		close(fd);
+		return NULL;
+	}
+	k.dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	k.ino = stx.stx_ino;
+	/* The mount id is unique on the host (Linux >= 5.8); the namespace for older ones. */
+	k.mnt_id = stx.stx_mask & STATX_MNT_ID ? stx.stx_mnt_id : 0;
+	snprintf(path, sizeof(path), "%s/%d/ns/mnt", t->proc_root, pid);
+	if (stat(path, &ns) == 0)
+		k.mntns = ns.st_ino;
+	for (size_t i = 0; i < t->n_roots; i++) {
+		struct root_entry *r = &t->roots[i];
+
+		if (r->mntns == k.mntns && r->mnt_id == k.mnt_id && r->dev == k.dev &&
+		    r->ino == k.ino) {
+			close(fd);
+			return r->root;
+		}
+	}
+	if (t->n_roots >= PROC_MAX_ROOTS)
+		roots_gc(t);
+	if (t->n_roots == t->cap_roots && t->n_roots < PROC_MAX_ROOTS) {
+		size_t cap = t->cap_roots ? t->cap_roots * 2 : 8;
+		struct root_entry *nr = reallocarray(t->roots, cap, sizeof(*nr));
+
+		if (nr) {
+			t->roots = nr;
+			t->cap_roots = cap;
+		}
+	}
+	if (t->n_roots == t->cap_roots || sym_root_new(fd, &root) < 0) {
+		close(fd);
+		return NULL;
+	}
+	k.root = root;
+	t->roots[t->n_roots++] = k;
+	return root;
 }
 
 /* Drop cached dsos that nothing but the cache references any more. */
@@ -118,123 +213,46 @@ static void dso_cache_gc(struct proc_table *t)
 				pp = &d->hash_next;
 			}
 		}
-	}
+	}	roots_gc(t);
 }
 
 /* ---- opening mapped files ------------------------------------------------------------------ */
 
 static_assert(PROC_MAX_FILE_SIZE == SYM_MAX_FILE_SIZE, "the symbolizer refuses larger files");
 
-/*
- * Turn an O_PATH fd into a read-only one, only for a regular file no larger than
- * PROC_MAX_FILE_SIZE. Nothing else is ever opened for reading: a FIFO would block the caller,
- * and opening a device can have side effects.
- */
+static_assert(PROC_OPEN_NO_OPENAT2 == SAFE_OPEN_NO_OPENAT2, "one flag, two names");
+
 static int reopen_regular(int pfd, uint64_t *ret_ino)
 {
-	char self[64];
 	struct stat st;
-	int fd;
+	int fd = safe_reopen_regular(pfd, PROC_MAX_FILE_SIZE, &st);
 
-	if (fstat(pfd, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (S_ISLNK(st.st_mode))
-		return -ELOOP;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	if ((uint64_t)st.st_size > PROC_MAX_FILE_SIZE)
-		return -EFBIG;
-	/* The magic link reopens the very inode pfd holds: no path is resolved again. */
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
-	fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (ret_ino)
+	if (fd >= 0 && ret_ino)
 		*ret_ino = st.st_ino;
 	return fd;
 }
 
-/*
- * Without openat2: one component at a time below rootfd, never following a symlink. The paths
- * in /proc/PID/maps are canonical (the kernel prints the dentry's path), so a symlink or ".."
- * on the way means the tree is not the one the maps line describes: refused (-ELOOP, -EXDEV,
- * the errors openat2 gives for RESOLVE_NO_SYMLINKS and RESOLVE_BENEATH) rather than followed,
- * possibly out of the root.
- */
-static int walk_in_root(int rootfd, const char *path)
-{
-	_cleanup_close_ int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
-	char name[NAME_MAX + 1];
-	const char *p = path;
-
-	if (dfd < 0)
-		return -errno;
-	for (;;) {
-		struct stat st;
-		size_t len;
-		int fd;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			return TAKE_FD(dfd);
-		len = strcspn(p, "/");
-		if (len > NAME_MAX)
-			return -ENAMETOOLONG;
-		memcpy(name, p, len);
-		name[len] = '\0';
-		p += len;
-		if (!strcmp(name, "."))
-			continue;
-		if (!strcmp(name, ".."))
-			return -EXDEV;
-		fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		close(dfd);
-		dfd = fd;
-		if (fstat(dfd, &st) < 0)
-			return -errno;
-		if (S_ISLNK(st.st_mode))
-			return -ELOOP;
-		if (*p && !S_ISDIR(st.st_mode))
-			return -ENOTDIR;
-	}
-}
-
 int proc_open_in_root(int rootfd, const char *path, unsigned flags, uint64_t *ret_ino)
 {
-	struct open_how how = {
-		.flags = O_PATH | O_CLOEXEC,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
-	_cleanup_close_ int pfd = -1;
+	struct stat st;
+	int fd = safe_open_in_root(rootfd, path, flags & PROC_OPEN_NO_OPENAT2, PROC_MAX_FILE_SIZE,
+				   &st);
 
-	if (rootfd < 0 || !path)
-		return -EINVAL;
-	if (!(flags & PROC_OPEN_NO_OPENAT2)) {
-		pfd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-		/* ENOSYS: before Linux 5.6, or hidden by a seccomp filter (container runtimes). */
-		if (pfd < 0 && errno != ENOSYS)
-			return -errno;
-	}
-	if (pfd < 0) {
-		pfd = walk_in_root(rootfd, path);
-		if (pfd < 0)
-			return pfd;
-	}
-	return reopen_regular(pfd, ret_ino);
+	if (fd >= 0 && ret_ino)
+		*ret_ino = st.st_ino;
+	return fd;
 }
 
-static int open_in_root(struct proc_table *t, pid_t pid, const char *path, uint64_t *ret_ino)
+static int open_in_root(struct proc_table *t, pid_t pid, struct sym_root *root, const char *path,
+			uint64_t *ret_ino)
 {
-	char root[64];
+	char rp[64];
 	_cleanup_close_ int rootfd = -1;
 
-	snprintf(root, sizeof(root), "%s/%d/root", t->proc_root, pid);
-	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root)
+		return proc_open_in_root(sym_root_fd(root), path, 0, ret_ino);
+	snprintf(rp, sizeof(rp), "%s/%d/root", t->proc_root, pid);
+	rootfd = open(rp, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return -errno;
 	return proc_open_in_root(rootfd, path, 0, ret_ino);
@@ -246,7 +264,8 @@ static int open_in_root(struct proc_table *t, pid_t pid, const char *path, uint6
  * (no CAP_CHECKPOINT_RESTORE), and never for a deleted file, whose path now names another one
  * or nothing. The fd must refer to the inode the maps line names, or it is the wrong file.
  */
-static int open_mapped_file(struct proc_table *t, pid_t pid, const struct maps_entry *e)
+static int open_mapped_file(struct proc_table *t, pid_t pid, struct sym_root *root,
+			    const struct maps_entry *e)
 {
 	char mf[96];
 	_cleanup_close_ int pfd = -1;
@@ -261,7 +280,7 @@ static int open_mapped_file(struct proc_table *t, pid_t pid, const struct maps_e
 	else if (e->deleted)
 		fd = -ENOENT;
 	else
-		fd = open_in_root(t, pid, e->path, &ino);
+		fd = open_in_root(t, pid, root, e->path, &ino);
 	if (fd >= 0 && ino != e->ino) {
 		close(fd);
 		fd = -ESTALE;
@@ -272,7 +291,8 @@ static int open_mapped_file(struct proc_table *t, pid_t pid, const struct maps_e
 	return fd;
 }
 
-static struct dso *dso_cache_get(struct proc_table *t, pid_t pid, const struct maps_entry *e)
+static struct dso *dso_cache_get(struct proc_table *t, pid_t pid, struct lazy_root *lr,
+				 const struct maps_entry *e)
 {
 	uint64_t dev = makedev(e->dev_major, e->dev_minor);
 	unsigned h = dso_hash(dev, e->ino);
@@ -287,8 +307,12 @@ static struct dso *dso_cache_get(struct proc_table *t, pid_t pid, const struct m
 		if (t->n_dsos >= PROC_MAX_DSOS)
 			return NULL;
 	}
-	fd = open_mapped_file(t, pid, e);
-	if (dso_new(e->path, fd < 0 ? -1 : fd, dev, e->ino, &d) < 0) {
+	if (!lr->tried) {
+		lr->tried = true;
+		lr->root = sym_root_ref(root_get(t, pid));
+	}
+	fd = open_mapped_file(t, pid, lr->root, e);
+	if (dso_new(e->path, fd < 0 ? -1 : fd, lr->root, dev, e->ino, &d) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return NULL;
@@ -329,7 +353,7 @@ static struct dso *vdso_get(struct proc_table *t)
 	if (fd < 0)
 		return NULL;
 	if (write(fd, (const void *)base, end - start) != (ssize_t)(end - start) ||
-	    dso_new("[vdso]", fd, 0, 0, &t->vdso) < 0) {
+	    dso_new("[vdso]", fd, NULL, 0, 0, &t->vdso) < 0) {
 		close(fd);
 		return NULL;
 	}
@@ -425,6 +449,7 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 	_cleanup_free_ char *line = NULL;
 	struct mapping *maps = NULL;
 	size_t n = 0, cap = 0, linecap = 0;
+	_cleanup_(lazy_root_done) struct lazy_root root = {};
 	ssize_t len;
 
 	char exe[PATH_MAX] = "";
@@ -474,7 +499,7 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 			m->kind = MAPPING_ANON;
 		} else if (e.path[0] == '/') {
 			m->kind = MAPPING_FILE;
-			m->dso = dso_cache_get(t, p->pid, &e);
+			m->dso = dso_cache_get(t, p->pid, &root, &e);
 			m->is_exe = exe[0] && strcmp(exe, e.path) == 0;
 		} else if (strcmp(e.path, "[vdso]") == 0) {
 			m->kind = MAPPING_VDSO;
@@ -663,6 +688,10 @@ void proc_table_free(struct proc_table *t)
 		}
 	}
 	dso_unref(t->vdso);
+	for (size_t i = 0; i < t->n_roots; i++)
+		sym_root_unref(t->roots[i].root);
+	free(t->roots);
+	sym_root_unref(t->static_root);
 	free(t->proc_root);
 	free(t);
 }
@@ -684,6 +713,12 @@ int proc_table_set_static(struct proc_table *t, proc_open_t open_fn, void *userd
 	t->open_fn = open_fn;
 	t->open_userdata = userdata;
 	return 0;
+}
+
+void proc_table_set_static_root(struct proc_table *t, struct sym_root *root)
+{
+	sym_root_unref(t->static_root);
+	t->static_root = sym_root_ref(root);
 }
 
 static uint64_t path_hash(const char *s)
@@ -711,7 +746,7 @@ static struct dso *dso_cache_get_static(struct proc_table *t, const struct proc_
 			return NULL;
 	}
 	fd = t->open_fn(t->open_userdata, m);
-	if (dso_new(m->path, fd < 0 ? -1 : fd, m->dev, m->ino, &d) < 0) {
+	if (dso_new(m->path, fd < 0 ? -1 : fd, t->static_root, m->dev, m->ino, &d) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return NULL;

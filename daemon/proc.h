@@ -11,8 +11,17 @@
  * PROC_MAX_FILE_SIZE are ever opened for reading. The open fd is kept with the dso, so
  * binaries can still be read after the process exits, when the profile is written.
  *
+ * Each dso also keeps the root its path is named in (struct sym_root, symbolize.h), for the
+ * symbolizer's debug-file search next to the binary: one O_PATH fd per distinct root (a
+ * process's /proc/PID/root, told apart by mount namespace, mount id and directory), shared by
+ * reference by every dso from it; a root no dso or sym_elf references any more is closed when
+ * dsos are collected. Static tables (recordings) use the root given to
+ * proc_table_set_static_root(), or none.
+ *
  * Limits (documented, enforced): PROC_MAX_PROCS processes, PROC_MAX_MAPS mappings per process,
- * PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped beyond them).
+ * PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped beyond them), PROC_MAX_ROOTS distinct
+ * roots (binaries of processes in further roots get none: no debug file next to them is
+ * searched).
  */
 #pragma once
 
@@ -24,6 +33,7 @@
 #define PROC_MAX_PROCS 65536
 #define PROC_MAX_MAPS 65536
 #define PROC_MAX_DSOS 8192
+#define PROC_MAX_ROOTS 1024
 #define PROC_MAPS_LINE_MAX 8192
 #define PROC_MAX_FILE_SIZE (4ull << 30) /* = SYM_MAX_FILE_SIZE: larger binaries are not opened */
 
@@ -41,6 +51,7 @@ struct dso {
 	uint64_t dev, ino;
 	char *path;        /* name in the target's mount namespace */
 	int fd;            /* read-only fd on the file (or a memfd copy of the vdso), -1 if none */
+	struct sym_root *root; /* the root `path` is named in (reference), NULL: unknown */
 	uint16_t e_machine;
 	bool is_elf;
 	size_t build_id_len;
@@ -90,15 +101,10 @@ int proc_maps_parse_line(char *line, struct maps_entry *ret);
 
 /*
  * Open `path` (as /proc/PID/maps names it) below the directory `rootfd` as if rootfd were "/"
- * (a process's /proc/PID/root), for reading. Symlinks, absolute or made of "..", resolve inside
- * the root (openat2 RESOLVE_IN_ROOT); magic links (/proc/N/root, /proc/N/fd/M) are refused.
- * Where openat2 is unavailable (ENOSYS: Linux < 5.6, or a seccomp filter), the path is walked
- * one component at a time and any symlink (-ELOOP) or ".." (-EXDEV) on it is refused, never
- * followed. Only a regular file is opened for reading, so a FIFO cannot block and a device is
- * never opened: -EISDIR (directory), -EINVAL (FIFO, socket, device), -EFBIG (larger than
- * PROC_MAX_FILE_SIZE), -ELOOP (symlink loop or refused symlink), or the -errno of the
- * lookup. flags: PROC_OPEN_NO_OPENAT2 takes the fallback path even when openat2 exists
- * (tests). Returns a read-only O_CLOEXEC fd and its inode number in *ret_ino (may be NULL).
+ * (a process's /proc/PID/root), for reading: safe_open_in_root() (common/safeopen.h, where the
+ * rules are) with the cap PROC_MAX_FILE_SIZE. flags: PROC_OPEN_NO_OPENAT2 takes the
+ * component walk even when openat2 exists (tests). Returns a read-only O_CLOEXEC fd and its
+ * inode number in *ret_ino (may be NULL), or safe_open_in_root()'s -errno.
  */
 #define PROC_OPEN_NO_OPENAT2 (1u << 0)
 int proc_open_in_root(int rootfd, const char *path, unsigned flags, uint64_t *ret_ino);
@@ -166,6 +172,14 @@ typedef int (*proc_open_t)(void *userdata, const struct proc_static_map *m);
  * table already holds processes, -EINVAL for a NULL open_fn.
  */
 int proc_table_set_static(struct proc_table *t, proc_open_t open_fn, void *userdata);
+
+/*
+ * The root the recorded paths of a static table are named in, given to every dso opened after
+ * this call (the table takes a reference; NULL: unknown, the default). E.g. the --sysroot the
+ * user named; never a directory the recording chose.
+ */
+struct sym_root;
+void proc_table_set_static_root(struct proc_table *t, struct sym_root *root);
 
 /*
  * Create pid, or replace all its mappings, from `maps` (at most PROC_MAX_MAPS, any order). As

@@ -47,6 +47,7 @@ struct stack_binary {
 	struct unwind_key key;
 	struct sym_elf *sym;
 	int sym_err;
+	bool user_named; /* found where the user pointed (--exe, --sysroot): debug files next to it */
 	bool has_code; /* some mapping of it is executable */
 	struct stack_binary *hash_next;
 };
@@ -71,6 +72,7 @@ struct stack_ctx {
 	size_t n_bins, cap_bins;
 	struct stack_binary *bin_hash[BIN_HASH_SIZE];
 	struct unwind_cache *cache;
+	struct sym_root *host_root; /* "/", for binaries the user named; NULL if it cannot open */
 };
 
 static void binary_free(struct stack_binary *b)
@@ -93,6 +95,7 @@ static void stack_ctx_done(struct stack_ctx *x)
 		binary_free(x->bins[i]);
 	free(x->bins);
 	free(x->maps);
+	sym_root_unref(x->host_root);
 	unwind_cache_free(x->cache);
 	core_free(x->core);
 }
@@ -184,14 +187,20 @@ static int binary_get(struct stack_ctx *x, const char *name, bool is_exe, struct
 	if (r < 0)
 		return r;
 	r = -ENOENT;
-	if (is_exe && x->exe)
-		r = open_candidate(x, x->exe, b);
+	if (is_exe && x->exe) {
+		/* Absolute, so that the debug-file search knows the directory it is in. */
+		_cleanup_free_ char *abs = realpath(x->exe, NULL);
+
+		r = open_candidate(x, abs ? abs : x->exe, b);
+		b->user_named = r >= 0;
+	}
 	if (r < 0 && x->sysroot && name[0] == '/') {
 		_cleanup_free_ char *p = NULL;
 
 		if (asprintf(&p, "%s%s", x->sysroot, name) < 0)
 			return -ENOMEM;
 		r = open_candidate(x, p, b);
+		b->user_named = r >= 0;
 	}
 	if (r < 0 && name[0] == '/')
 		r = open_candidate(x, name, b);
@@ -568,7 +577,11 @@ static void print_frame(struct stack_ctx *x, const struct unwind_frame *f, unsig
 	res->n_frames = 0;
 	if (m && m->bin->fd >= 0) {
 		if (!m->bin->sym && m->bin->sym_err == 0) {
-			struct sym_elf_options so = { .demangle = x->demangle };
+			/* A file the core named (its process chose the path): debug dirs only. */
+			struct sym_elf_options so = {
+				.demangle = x->demangle,
+				.root = m->bin->user_named ? x->host_root : NULL,
+			};
 			int r = sym_elf_open_with(m->bin->fd, m->bin->path, &so, &m->bin->sym);
 
 			if (r < 0)
@@ -748,6 +761,7 @@ int cmd_stack(int argc, char **argv)
 	if (sysroot && strcmp(sysroot, "/") == 0)
 		sysroot[0] = '\0';
 	x.sysroot = sysroot && sysroot[0] ? sysroot : NULL;
+	(void)sym_root_open("/", &x.host_root); /* without it: debug dirs only */
 
 	r = core_open(core_path, &x.core);
 	if (r < 0) {

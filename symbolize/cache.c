@@ -456,6 +456,15 @@ static void bin_set_elf(struct sym_cache *c, struct sym_bin *b, const struct sym
 	}
 }
 
+/* The cache's options with the binary's own root (read-only on c: called unlocked too). */
+static int open_elf(const struct sym_cache *c, const struct sym_binary *bin, struct sym_elf **ret)
+{
+	struct sym_elf_options o = c->elf_opts;
+
+	o.root = bin->root;
+	return sym_elf_open_with(bin->fd, bin->path, &o, ret);
+}
+
 /* The binary's open sym_elf (opened now if needed), or NULL with b->err set. */
 static struct sym_elf *bin_elf(struct sym_cache *c, struct sym_bin *b, const struct sym_binary *bin)
 {
@@ -471,7 +480,7 @@ static struct sym_elf *bin_elf(struct sym_cache *c, struct sym_bin *b, const str
 		b->err = -EBADF;
 		return NULL;
 	}
-	bin_set_elf(c, b, bin, elf, sym_elf_open_with(bin->fd, bin->path, &c->elf_opts, &elf));
+	bin_set_elf(c, b, bin, elf, open_elf(c, bin, &elf));
 	return b->elf;
 }
 
@@ -658,7 +667,7 @@ int sym_cache_prepare_shared(struct sym_cache *c, const struct sym_binary *bin,
 		return r < 0 ? r : 0;
 
 	/* The slow part, unlocked: it touches nothing of the cache but its read-only options. */
-	r = bin->fd < 0 ? -EBADF : sym_elf_open_with(bin->fd, bin->path, &c->elf_opts, &elf);
+	r = bin->fd < 0 ? -EBADF : open_elf(c, bin, &elf);
 	if (r == 0) {
 		sym_elf_prepare(elf);
 		has_symbols = sym_elf_has_symbols(elf);

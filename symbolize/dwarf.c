@@ -26,6 +26,8 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/safeopen.h"
+#include "common/util.h"
 #include "symbolize/internal.h"
 #include "symbolize/symbolize.h"
 
@@ -160,6 +162,9 @@ struct sym_elf {
 	char *debug_name;
 	dev_t main_dev;
 	ino_t main_ino;
+	uid_t main_uid;
+	struct sym_root *root; /* where path is named (reference), NULL: unknown */
+	uint64_t search_deadline_ns; /* CLOCK_MONOTONIC end of the debug-file search */
 };
 
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
@@ -206,6 +211,7 @@ void sym_elf_free(struct sym_elf *e)
 		for (char **d = e->debug_dirs; *d; d++)
 			free(*d);
 	free(e->debug_dirs);
+	sym_root_unref(e->root);
 	free(e);
 }
 DEFINE_FREEP(struct sym_elf, sym_elf_free)
@@ -341,6 +347,8 @@ int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *op
 	e->debug_fd = -1;
 	e->main_dev = st.st_dev;
 	e->main_ino = st.st_ino;
+	e->main_uid = st.st_uid;
+	e->root = sym_root_ref(opts ? opts->root : NULL);
 	e->debuginfod = opts && opts->debuginfod;
 	e->demangle = opts ? opts->demangle : SYM_DEMANGLE_SIMPLE;
 	if ((unsigned)e->demangle > SYM_DEMANGLE_NONE)
@@ -396,8 +404,11 @@ int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *op
 
 /* ---- separate debug files ---------------------------------------------------------------- */
 
-/* CRC-32 of the whole file as .gnu_debuglink records it (zlib's polynomial, seed 0). */
-static int file_crc32(int fd, uint64_t size, uint32_t *ret)
+/*
+ * CRC-32 of the whole file as .gnu_debuglink records it (zlib's polynomial, seed 0); -ETIME
+ * past the search's deadline.
+ */
+static int file_crc32(struct sym_elf *e, int fd, uint64_t size, uint32_t *ret)
 {
 	static const size_t chunk = 1u << 16;
 	_cleanup_free_ unsigned char *buf = malloc(chunk);
@@ -407,6 +418,9 @@ static int file_crc32(int fd, uint64_t size, uint32_t *ret)
 	if (!buf)
 		return -ENOMEM;
 	while (off < size) {
+		/* Every 4 MiB: a few clock reads for 256 MiB. */
+		if ((off & ((4u << 20) - 1)) == 0 && mono_ns() > e->search_deadline_ns)
+			return -ETIME;
 		ssize_t n = pread(fd, buf, (size_t)MIN((uint64_t)chunk, size - off), (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -421,19 +435,39 @@ static int file_crc32(int fd, uint64_t size, uint32_t *ret)
 	return 0;
 }
 
-/* An fd on candidate `name` if it is the debug file for `e`, else -1. */
-static int try_debug_file(struct sym_elf *e, const char *name, const uint8_t *build_id,
-			  size_t build_id_len, GElf_Word crc)
+/* Whether a candidate may be read whole for its CRC (see SYM_DEBUGLINK_CRC_MAX_BYTES). */
+static bool crc_candidate_ok(const struct stat *st)
+{
+	uint64_t size = (uint64_t)st->st_size, allocated = (uint64_t)st->st_blocks * 512;
+
+	return size <= SYM_DEBUGLINK_CRC_MAX_BYTES &&
+	       allocated >= size / SYM_DEBUGLINK_SPARSE_RATIO;
+}
+
+/*
+ * An fd on candidate `name`, looked up below `rootfd` with safe_open_in_root(`flags`), if it is
+ * the debug file for `e`, else -1.
+ */
+static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsigned flags,
+			  const uint8_t *build_id, size_t build_id_len, GElf_Word crc)
 {
 	struct stat st;
-	int fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int fd = safe_open_in_root(rootfd, name, flags, SYM_MAX_FILE_SIZE, &st);
 
-	if (fd < 0)
+	if (fd < 0) {
+		if (fd != -ENOENT)
+			log_debug_errno(fd, "symbolize: %s: %s not opened: %m", e->path, name);
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > SYM_MAX_FILE_SIZE ||
-	    (st.st_dev == e->main_dev && st.st_ino == e->main_ino))
+	}
+	if (st.st_dev == e->main_dev && st.st_ino == e->main_ino)
 		goto reject;
+	/* Root reads it on the binary's behalf: only what the binary's owner could read anyway
+	 * (theirs, or everybody's), never a root-only file a link or mount put in the way. */
+	if (st.st_uid != e->main_uid && !(st.st_mode & S_IROTH)) {
+		log_debug("symbolize: %s: %s belongs to uid %u and is not world-readable, ignored",
+			  e->path, name, (unsigned)st.st_uid);
+		goto reject;
+	}
 
 	if (build_id_len > 0) {
 		/* A binary with a build-id: only a debug file with the same build-id is its. */
@@ -446,9 +480,20 @@ static int try_debug_file(struct sym_elf *e, const char *name, const uint8_t *bu
 	} else {
 		/* Without a build-id the debuglink CRC is the only proof; no CRC, no proof. */
 		uint32_t c = 0;
-		if (crc == 0 || file_crc32(fd, (uint64_t)st.st_size, &c) < 0 || c != crc) {
-			log_debug("symbolize: %s: %s fails the debuglink CRC, ignored", e->path,
-				  name);
+		int r;
+		if (crc == 0)
+			goto reject;
+		if (!crc_candidate_ok(&st)) {
+			log_debug("symbolize: %s: %s is too large or sparse for a CRC proof "
+				  "(%llu bytes, %llu allocated), ignored",
+				  e->path, name, (unsigned long long)st.st_size,
+				  (unsigned long long)st.st_blocks * 512);
+			goto reject;
+		}
+		r = file_crc32(e, fd, (uint64_t)st.st_size, &c);
+		if (r < 0 || c != crc) {
+			log_debug("symbolize: %s: %s fails the debuglink CRC%s, ignored", e->path,
+				  name, r == -ETIME ? " (search time budget spent)" : "");
 			goto reject;
 		}
 	}
@@ -458,10 +503,11 @@ reject:
 	return -1;
 }
 
-static int try_debug_path(struct sym_elf *e, const char *name, const uint8_t *build_id,
-			  size_t build_id_len, GElf_Word crc, char **ret_name)
+static int try_debug_path(struct sym_elf *e, int rootfd, const char *name, unsigned flags,
+			  const uint8_t *build_id, size_t build_id_len, GElf_Word crc,
+			  char **ret_name)
 {
-	int fd = try_debug_file(e, name, build_id, build_id_len, crc);
+	int fd = try_debug_file(e, rootfd, name, flags, build_id, build_id_len, crc);
 	if (fd >= 0) {
 		/* libdwfl frees the name with the module; without it we still have the fd. */
 		*ret_name = strdup(name);
@@ -479,9 +525,13 @@ static bool valid_debuglink(const char *link)
 	       strcmp(link, "..") != 0;
 }
 
-/* Search the local debug dirs: by build-id, then by debuglink name. */
-static int find_local_debuginfo(struct sym_elf *e, const uint8_t *build_id, size_t build_id_len,
-				const char *debuglink, GElf_Word crc, char **ret_name)
+/*
+ * Search the local debug dirs by build-id, next to the binary (in its root only), then the
+ * debug dirs by debuglink name. `hostfd` is "/": the debug dirs are host paths.
+ */
+static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *build_id,
+				size_t build_id_len, const char *debuglink, GElf_Word crc,
+				char **ret_name)
 {
 	char name[PATH_MAX];
 	int fd;
@@ -493,37 +543,44 @@ static int find_local_debuginfo(struct sym_elf *e, const uint8_t *build_id, size
 				if (snprintf(name, sizeof(name), "%s/.build-id/%.2s/%s.debug", *d,
 					     hex, hex + 2) >= (int)sizeof(name))
 					continue;
-				fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
+				fd = try_debug_path(e, hostfd, name, 0, build_id, build_id_len,
+						    crc, ret_name);
 				if (fd >= 0)
 					return fd;
 			}
 	}
 
 	const char *slash = strrchr(e->path, '/');
-	if (!valid_debuglink(debuglink) || !slash)
+	if (!valid_debuglink(debuglink) || !slash || e->path[0] != '/')
 		return -1;
 	int dirlen = (int)MIN((size_t)(slash - e->path), (size_t)PATH_MAX);
 	const char *dir = e->path;
 
-	/* Next to the binary, in its .debug/, then under each debug dir. */
-	if (snprintf(name, sizeof(name), "%.*s/%s", dirlen, dir, debuglink) < (int)sizeof(name)) {
-		fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
-		if (fd >= 0)
-			return fd;
+	/* Next to the binary and in its .debug/: names the target chose, in its root only and
+	 * with no symlink on the way. */
+	if (e->root) {
+		int rootfd = sym_root_fd(e->root);
+
+		if (snprintf(name, sizeof(name), "%.*s/%s", dirlen, dir, debuglink) <
+		    (int)sizeof(name)) {
+			fd = try_debug_path(e, rootfd, name, SAFE_OPEN_NO_SYMLINKS, build_id,
+					    build_id_len, crc, ret_name);
+			if (fd >= 0)
+				return fd;
+		}
+		if (snprintf(name, sizeof(name), "%.*s/.debug/%s", dirlen, dir, debuglink) <
+		    (int)sizeof(name)) {
+			fd = try_debug_path(e, rootfd, name, SAFE_OPEN_NO_SYMLINKS, build_id,
+					    build_id_len, crc, ret_name);
+			if (fd >= 0)
+				return fd;
+		}
 	}
-	if (snprintf(name, sizeof(name), "%.*s/.debug/%s", dirlen, dir, debuglink) <
-	    (int)sizeof(name)) {
-		fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
-		if (fd >= 0)
-			return fd;
-	}
-	if (dir[0] != '/')
-		return -1;
 	for (char **d = e->debug_dirs; *d; d++) {
 		if (snprintf(name, sizeof(name), "%s%.*s/%s", *d, dirlen, dir, debuglink) >=
 		    (int)sizeof(name))
 			continue;
-		fd = try_debug_path(e, name, build_id, build_id_len, crc, ret_name);
+		fd = try_debug_path(e, hostfd, name, 0, build_id, build_id_len, crc, ret_name);
 		if (fd >= 0)
 			return fd;
 	}
@@ -551,7 +608,11 @@ static void locate_debug_file(struct sym_elf *e)
 	if (n > 0 && n <= 64)
 		build_id_len = (size_t)n;
 	const char *link = e->elf ? dwelf_elf_gnu_debuglink(e->elf, &crc) : NULL;
-	e->debug_fd = find_local_debuginfo(e, bits, build_id_len, link, crc, &name);
+	_cleanup_close_ int hostfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (hostfd < 0)
+		return;
+	e->search_deadline_ns = mono_ns() + SYM_DEBUG_SEARCH_MAX_NS;
+	e->debug_fd = find_local_debuginfo(e, hostfd, bits, build_id_len, link, crc, &name);
 	if (e->debug_fd >= 0)
 		e->debug_name = name;
 	else

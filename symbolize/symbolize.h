@@ -145,6 +145,38 @@ struct sym_elf;
 
 #define SYM_DEFAULT_DEBUG_DIR "/usr/lib/debug"
 #define SYM_MAX_DEBUG_DIRS 16
+/*
+ * Caps on proving a debug file by its .gnu_debuglink CRC (binaries without a build-id), the one
+ * proof that reads a candidate whole: a candidate larger than SYM_DEBUGLINK_CRC_MAX_BYTES, or
+ * sparse (fewer than 1/SYM_DEBUGLINK_SPARSE_RATIO of its bytes allocated on disk), is refused
+ * unread; and one binary's debug-file search stops hashing, refusing the candidate, once it has
+ * run SYM_DEBUG_SEARCH_MAX_NS. So a debuglink a process aims at a huge or sparse file costs the
+ * caller at most that long, not the time to read gigabytes of zeros.
+ */
+#define SYM_DEBUGLINK_CRC_MAX_BYTES (256ull << 20)
+#define SYM_DEBUGLINK_SPARSE_RATIO 8
+#define SYM_DEBUG_SEARCH_MAX_NS (500ull * 1000 * 1000)
+
+/*
+ * struct sym_root: the root directory a binary's path is named in (a process's /proc/PID/root,
+ * a --sysroot, or "/"), for the debug-file search next to the binary. It holds one O_PATH
+ * directory fd, shared by reference: callers keep one sym_root per distinct root and hand the
+ * same one with every binary from it, and each sym_elf opened with it takes a reference, so the
+ * number of fds is that of distinct roots, not of binaries. Reference counting is atomic (a
+ * sym_warmer's threads take references); the fd is not otherwise touched.
+ *
+ * sym_root_new() takes ownership of `dirfd` (a directory, O_PATH is enough) on success: 0,
+ * -EINVAL, -ENOTDIR, -ENOMEM, fstat's -errno. sym_root_open() opens `dir` itself (O_PATH |
+ * O_DIRECTORY). sym_root_fd(): the fd, -EBADF for NULL. sym_root_refs(): the current count,
+ * for callers that drop roots nobody else references any more.
+ */
+struct sym_root;
+int sym_root_new(int dirfd, struct sym_root **ret);
+int sym_root_open(const char *dir, struct sym_root **ret);
+struct sym_root *sym_root_ref(struct sym_root *r);
+void sym_root_unref(struct sym_root *r);
+int sym_root_fd(const struct sym_root *r);
+unsigned sym_root_refs(const struct sym_root *r);
 
 struct sym_elf_options {
 	/*
@@ -160,6 +192,11 @@ struct sym_elf_options {
 	bool debuginfod;
 	/* Frame names, see "Names" above. 0 is SYM_DEMANGLE_SIMPLE. */
 	enum sym_demangle_mode demangle;
+	/*
+	 * The root the binary's `path` is named in (the sym_elf takes a reference). NULL: not
+	 * known, and then no file next to the binary is ever opened (see sym_elf_open_with()).
+	 */
+	struct sym_root *root;
 };
 
 /*
@@ -173,14 +210,25 @@ struct sym_elf_options {
  *
  * Separate debug info is searched lazily, on the first lookup that needs it, in this order:
  * <dir>/.build-id/xx/yyyy.debug for each debug dir (by GNU build-id); then, by the
- * .gnu_debuglink name, next to `path`, in its .debug/ and under <dir>/<directory of path>.
- * A candidate must be a regular file no larger than SYM_MAX_FILE_SIZE, and is accepted only if
- * its build-id equals the binary's (binaries with a build-id) or its CRC-32 equals the
- * debuglink's (binaries without); anything else is rejected. Files are opened non-blocking,
- * so a FIFO planted on a search path cannot hang the caller. Paths are host paths: for a
- * binary in a container, `path` names a file in the container's mount namespace, so the
- * debuglink search next to it looks at whatever the host has there (validated as above).
- * Then, with opts->debuginfod, debuginfod is asked by build-id. MiniDebugInfo
+ * .gnu_debuglink name (a file name; one with a '/' is ignored), next to `path` and in its
+ * .debug/ (only with opts->root, see below), then under <dir>/<directory of path>.
+ *
+ * Where candidates are opened: every one through safe_open_in_root() (common/safeopen.h), O_PATH
+ * first, so nothing but a regular file no larger than SYM_MAX_FILE_SIZE is ever opened for
+ * reading (a FIFO, a device, a socket on a search path is refused unopened). The debug dirs
+ * are host directories (root's own: /usr/lib/debug), resolved from "/". The directory of the
+ * binary and its .debug/ are the target's: they are searched only inside opts->root (symlinks
+ * resolve inside it, magic links refused) and with no symlink at all on the way
+ * (SAFE_OPEN_NO_SYMLINKS: a debuglink named "shadow" next to a link to /etc/shadow opens
+ * nothing), and never when the root is not known (opts NULL or opts->root NULL: e.g. binaries
+ * named by a recording or a core file, whose paths were chosen by the process that was
+ * recorded). Callers that open a file the user named (profd stack --exe) pass a root of "/".
+ *
+ * What is accepted: a candidate owned by the binary's owner or readable by everybody (S_IROTH),
+ * so root never lends a process the contents of a file its owner could not read; and then only
+ * if its build-id equals the binary's (binaries with a build-id) or its CRC-32 equals the
+ * debuglink's (binaries without; bounded by the SYM_DEBUGLINK_* caps above); anything else is
+ * rejected. Then, with opts->debuginfod, debuginfod is asked by build-id. MiniDebugInfo
  * (.gnu_debugdata) is used for symbols; dwz alternate files (.gnu_debugaltlink) are found by
  * libdw itself (next to the debug file and under /usr/lib/debug/.build-id).
  */
@@ -346,7 +394,7 @@ size_t perfmap_n_ranges(const struct perfmap *m);
  *
  * Binaries are keyed by GNU build-id (or, without one, by the identity of the open file:
  * device, inode, size and mtime), so one ELF is opened once however many processes, mount
- * namespaces or paths map it; the first fd and path seen for a key are used to open it
+ * namespaces or paths map it; the first fd, path and root seen for a key are used to open it
  * (binaries with equal build-ids are by definition the same code). At most max_elfs are open
  * at once (least recently used closed first; reopened from the fd of a later lookup).
  *
@@ -385,6 +433,7 @@ struct sym_binary {
 	size_t build_id_len;     /* 0: keyed by the file open at fd (fstat) */
 	int fd;                  /* the file; dup'ed when the ELF must be (re)opened; -1: none */
 	const char *path;        /* name in the target (debuglink search, messages) */
+	struct sym_root *root;   /* the root path is named in, NULL: unknown (sym_elf_options) */
 };
 
 struct sym_binary_info {
@@ -434,7 +483,7 @@ void sym_cache_get_stats(const struct sym_cache *c, struct sym_cache_stats *ret)
  * the caller must not use it. sym_warmer_finish() prepares what is still queued, stops the
  * thread and frees the warmer; the prepared binaries stay in the cache (bounded as usual).
  *
- * sym_warmer_add() copies what it needs (dup of the fd, build-id, path): 0, -EINVAL,
+ * sym_warmer_add() copies what it needs (dup of the fd, build-id, path, a reference to the root): 0, -EINVAL,
  * -ENOMEM, the dup's -errno, or -E2BIG past SYM_WARMER_MAX binaries (those are opened on
  * their first lookup as usual). sym_warmer_new(): 0, -EINVAL, -ENOMEM or pthread_create()'s
  * error (the caller goes on without one).

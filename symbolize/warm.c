@@ -20,6 +20,7 @@
 struct warm_item {
 	struct warm_item *next;
 	int fd;
+	struct sym_root *root; /* reference, or NULL */
 	size_t build_id_len;
 	uint8_t build_id[64];
 	char path[]; /* "" when none was given */
@@ -43,6 +44,7 @@ static void item_free(struct warm_item *it)
 		return;
 	if (it->fd >= 0)
 		close(it->fd);
+	sym_root_unref(it->root);
 	free(it);
 }
 
@@ -71,6 +73,7 @@ static void *warm_thread(void *userdata)
 						   .build_id_len = it->build_id_len,
 						   .fd = it->fd,
 						   .path = it->path[0] ? it->path : NULL,
+						   .root = it->root,
 					       },
 					       &w->cache_lock);
 		item_free(it);
@@ -133,6 +136,7 @@ int sym_warmer_add(struct sym_warmer *w, const struct sym_binary *bin)
 		free(it);
 		return r;
 	}
+	it->root = sym_root_ref(bin->root);
 	it->build_id_len = bin->build_id_len;
 	if (bin->build_id_len)
 		memcpy(it->build_id, bin->build_id, bin->build_id_len);

@@ -3,8 +3,9 @@
  * End to end, symbols: `profd record` on real workloads, as root, and what the profile names.
  * Inline frames as several Lines of one Location (and gone with --no-inline), function start
  * lines, JIT code named from perf maps (also inside a pid + mount namespace), a binary deleted
- * while it runs, and no debuginfod traffic unless asked. Every profile is also read by the
- * real pprof.
+ * while it runs, debug files a hostile binary names (never opened outside its root, never a
+ * device, a FIFO or a sparse file read whole), and no debuginfod traffic unless asked. Every
+ * profile is also read by the real pprof.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
@@ -430,6 +431,138 @@ Test(symbols, binary_deleted_while_running)
 	free(copy);
 	rmdir(dir);
 	free(dir);
+}
+
+/* ---- debug files a hostile binary names ------------------------------------------------------ */
+
+/* Lines of an strace -y log that mention `what`, at most max into lines[] (static storage). */
+static size_t strace_lines(const char *log, const char *what, char **lines, size_t max)
+{
+	FILE *f = fopen(log, "re");
+	static char buf[64][1024];
+	size_t n = 0;
+
+	cr_assert_not_null(f, "%s", log);
+	while (n < max && n < 64 && fgets(buf[n], sizeof(buf[n]), f))
+		if (strstr(buf[n], what)) {
+			lines[n] = buf[n];
+			n++;
+		}
+	fclose(f);
+	return n;
+}
+
+/* Bytes returned by read/pread64 calls on the fd strace -y shows as <path>. */
+static uint64_t strace_bytes_read(const char *log, const char *path)
+{
+	FILE *f = fopen(log, "re");
+	char line[4096], fdname[1200];
+	uint64_t total = 0;
+
+	cr_assert_not_null(f, "%s", log);
+	snprintf(fdname, sizeof(fdname), "<%s>", path);
+	while (fgets(line, sizeof(line), f)) {
+		const char *eq = strrchr(line, '=');
+
+		if ((strstr(line, " pread64(") || strstr(line, " read(")) && strstr(line, fdname) &&
+		    eq && eq[1] == ' ' && eq[2] != '-')
+			total += strtoull(eq + 2, NULL, 10);
+	}
+	fclose(f);
+	return total;
+}
+
+/*
+ * Issue 26 finding 1: a stripped binary of user nobody, without a build-id (so its debuglink's
+ * CRC is the only proof and profd would read a candidate whole), names a debug file next to
+ * itself that is really a symlink to a root-only file, a symlink to /dev/ptmx, a FIFO, or a
+ * 4 GiB sparse file. profd record, as root, must not open the link targets or the FIFO for
+ * reading, and must not read the sparse file (before the fix: it read the secret, opened
+ * /dev/ptmx and the FIFO, and read all 4 GiB of zeros). strace -y shows what each fd is.
+ */
+Test(symbols, hostile_debuglinks_open_nothing_outside, .timeout = 300)
+{
+	char *dir = test_tmpdir(), *sdir = test_tmpdir(), secret[256], path[512], cmd[4096];
+	static const char *const names[] = { "shadow", "pt", "fifo", "big" };
+	char *lines[64];
+	size_t n;
+
+	test_require_root();
+	cr_assert_not_null(dir);
+	cr_assert_not_null(sdir);
+	cr_assert_eq(system("command -v strace >/dev/null && command -v setpriv >/dev/null"), 0,
+		     "strace and setpriv are needed (make deps)");
+	/* The secret: root's, 0600, in a root-only directory nobody cannot touch. */
+	snprintf(secret, sizeof(secret), "%s/secret", sdir);
+	snprintf(cmd, sizeof(cmd), "echo 'root only line' > '%s' && chmod 600 '%s'", secret, secret);
+	cr_assert_eq(system(cmd), 0);
+	/* nobody's binaries: workloads/chain without build-id, stripped, one debuglink each. */
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "cd '%s' && echo placeholder > %s && "
+			 "objcopy --remove-section=.note.gnu.build-id --strip-all '%s' wl-%s && "
+			 "objcopy --add-gnu-debuglink=%s wl-%s && rm %s",
+			 dir, names[i], test_build_path("workloads/chain"), names[i], names[i],
+			 names[i], names[i]);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && ln -s '%s' shadow && ln -s /dev/ptmx pt && mkfifo fifo && "
+		 "truncate -s 4G big && chown -hR 65534:65534 . && chmod 755 .",
+		 dir, secret);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+
+	char *out = test_out_path("hostile.pb.gz"), *trace = test_out_path("hostile.strace");
+	char *run = NULL;
+	cr_assert(asprintf(&run,
+			   "'%s/wl-shadow' 1 & '%s/wl-pt' 1 & '%s/wl-fifo' 1 & '%s/wl-big' 1 & "
+			   "wait",
+			   dir, dir, dir, dir) > 0);
+	char *const argv[] = { "/usr/bin/strace", "-f", "-y", "-qq", "-e", "signal=none", "-e",
+			       "trace=open,openat,openat2,read,pread64", "-o", trace,
+			       (char *)test_build_path("profd"), "record", "-q", "-F", "99", "-o",
+			       out, "--", "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+			       "--clear-groups", "/bin/sh", "-c", run, NULL };
+	struct run_result rr;
+	cr_assert_eq(test_run(argv, 240, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	run_result_free(&rr);
+
+	/* The search did run for each binary (else this test proves nothing). */
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "\"%s/%s\"", dir, names[i]);
+		cr_assert_gt(strace_lines(trace, path, lines, 64), 0,
+			     "profd never looked for %s: nothing was tested", names[i]);
+	}
+	/* Not the secret, not /dev/ptmx: not even an O_PATH fd on them. */
+	snprintf(path, sizeof(path), "<%s>", secret);
+	n = strace_lines(trace, path, lines, 64);
+	cr_assert_eq(n, 0, "root opened the link's target: %s", n ? lines[0] : "");
+	n = strace_lines(trace, "</dev/ptmx>", lines, 64);
+	cr_assert_eq(n, 0, "root opened /dev/ptmx: %s", n ? lines[0] : "");
+	/* The FIFO: at most looked at through O_PATH, never opened to read. */
+	snprintf(path, sizeof(path), "<%s/fifo>", dir);
+	n = strace_lines(trace, path, lines, 64);
+	for (size_t i = 0; i < n; i++)
+		cr_assert(strstr(lines[i], "O_PATH"), "the FIFO was opened: %s", lines[i]);
+	/* The sparse file: not read whole (nor at all: it is refused for the CRC unread). */
+	snprintf(path, sizeof(path), "%s/big", dir);
+	uint64_t big = strace_bytes_read(trace, path);
+	cr_assert_lt(big, 1u << 20, "%llu bytes of the 4 GiB sparse file were read",
+		     (unsigned long long)big);
+
+	/* And the profile is a profile of the four. */
+	Perftools__Profiles__Profile *p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	cr_assert_gt(p->n_sample, 0);
+	test_pprof_free(p);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, sdir);
+	(void)!system(cmd);
+	free(run);
+	free(out);
+	free(trace);
+	free(dir);
+	free(sdir);
 }
 
 /* ---- debuginfod ------------------------------------------------------------------------------ */

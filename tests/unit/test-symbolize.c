@@ -216,6 +216,27 @@ static struct sym_elf *open_elf(const char *path)
 	return e;
 }
 
+/*
+ * Opened as a binary the user named: its root is the host's "/", so the debug-file search
+ * looks next to it too (sym_elf_open() alone knows no root: debug dirs only).
+ */
+static struct sym_elf *open_elf_in(const char *path, const char *const *dirs)
+{
+	struct sym_root *root = NULL;
+	cr_assert_eq(sym_root_open("/", &root), 0);
+	struct sym_elf_options o = { .debug_dirs = dirs, .root = root };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s", path);
+	struct sym_elf *e = NULL;
+	int r = sym_elf_open_with(fd, path, &o, &e);
+	cr_assert_eq(r, 0, "sym_elf_open_with(%s): %s", path, strerror(-r));
+	close(fd);
+	/* The sym_elf holds its own reference. */
+	cr_assert_eq(sym_root_refs(root), 2);
+	sym_root_unref(root);
+	return e;
+}
+
 static struct sym_elf *open_elf_mode(const char *path, enum sym_demangle_mode mode)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1124,7 +1145,7 @@ Test(symbolize, debuglink_and_minidebuginfo)
 	   "strip --strip-all -o libdl.so libdyn.so && "
 	   "objcopy --add-gnu-debuglink=libdyn.so.debug libdl.so",
 	   tmpdir);
-	struct sym_elf *e = open_elf(tmp("libdl.so"));
+	struct sym_elf *e = open_elf_in(tmp("libdl.so"), NULL);
 	struct sym_result r;
 	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
 	cr_assert_eq(r.source, SYM_SOURCE_DWARF);
@@ -2341,6 +2362,13 @@ static void build_split_lib(const char *name, const char *extra_flags)
 static struct sym_elf *open_elf_dirs(const char *path, const char *dir)
 {
 	const char *dirs[] = { dir, NULL };
+	return open_elf_in(path, dirs);
+}
+
+/* The same without a root: the debug dirs only. */
+static struct sym_elf *open_elf_dirs_noroot(const char *path, const char *dir)
+{
+	const char *dirs[] = { dir, NULL };
 	struct sym_elf_options o = { .debug_dirs = dirs };
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	cr_assert_geq(fd, 0);
@@ -2348,6 +2376,83 @@ static struct sym_elf *open_elf_dirs(const char *path, const char *dir)
 	cr_assert_eq(sym_elf_open_with(fd, path, &o, &e), 0);
 	close(fd);
 	return e;
+}
+
+/* Whether dyn_hidden is named from DWARF (so: a debug file was found and accepted). */
+static bool finds_dwarf(struct sym_elf *e, uint64_t hidden)
+{
+	struct sym_result r;
+	cr_assert_eq(sym_elf_lookup(e, hidden + 1, true, &r), 0);
+	bool dwarf = r.source == SYM_SOURCE_DWARF;
+	sym_elf_free(e);
+	return dwarf;
+}
+
+/*
+ * Next to the binary only inside a known root, and with no symlink on the way: a debuglink is a
+ * name the binary's owner chose, and profd reads it as root.
+ */
+Test(symbolize, debuglink_next_to_binary_only_in_its_root)
+{
+	build_split_lib("libnr.so", "-Wl,--build-id=sha1");
+	uint64_t hidden = nm_addr(tmp("libnr.so.full"), "dyn_hidden", false, NULL);
+	sh("cd '%s' && objcopy --add-gnu-debuglink=libnr.so.debug libnr.so libnr-link.so", tmpdir);
+
+	cr_assert(finds_dwarf(open_elf_dirs(tmp("libnr-link.so"), tmp("nodbg")), hidden));
+	cr_assert_not(finds_dwarf(open_elf_dirs_noroot(tmp("libnr-link.so"), tmp("nodbg")), hidden),
+		      "no root: nothing next to the binary is opened");
+	/* A relative path says nothing about where it is: not searched either. */
+	char cwd[PATH_MAX];
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	cr_assert_eq(chdir(tmpdir), 0);
+	cr_assert_not(finds_dwarf(open_elf_dirs("libnr-link.so", tmp("nodbg")), hidden));
+	cr_assert_eq(chdir(cwd), 0);
+
+	/* The very debug file, but reached through a symlink: refused unopened. */
+	sh("cd '%s' && mkdir -p real && mv libnr.so.debug real/ && "
+	   "ln -s real/libnr.so.debug libnr.so.debug && mkdir -p .debug && "
+	   "ln -s ../real/libnr.so.debug .debug/libnr.so.debug",
+	   tmpdir);
+	cr_assert_not(finds_dwarf(open_elf_dirs(tmp("libnr-link.so"), tmp("nodbg")), hidden));
+	/* ... and a symlinked directory on the way to it too. */
+	sh("cd '%s' && ln -s . via && rm libnr.so.debug .debug/libnr.so.debug && "
+	   "mv real/libnr.so.debug .", tmpdir);
+	cr_assert(finds_dwarf(open_elf_dirs(tmp("libnr-link.so"), tmp("nodbg")), hidden));
+	cr_assert_not(finds_dwarf(open_elf_dirs(tmp("via/libnr-link.so"), tmp("nodbg")), hidden));
+
+	/* A device or a FIFO under the name: refused before anything opens it. */
+	sh("cd '%s' && rm libnr.so.debug && ln -s /dev/zero libnr.so.debug && mkfifo .debug/libnr.so.debug",
+	   tmpdir);
+	cr_assert_not(finds_dwarf(open_elf_dirs(tmp("libnr-link.so"), tmp("nodbg")), hidden));
+}
+
+/*
+ * The CRC proof (no build-id) reads a candidate whole: a sparse one is refused unread. The
+ * control: the same debug file padded with written zeros is accepted, so the sparse one fails
+ * for being sparse, not for its padding.
+ */
+Test(symbolize, debuglink_crc_refuses_sparse_candidates, .timeout = 60)
+{
+	build_split_lib("libsp.so", "-Wl,--build-id=none");
+	uint64_t hidden = nm_addr(tmp("libsp.so.full"), "dyn_hidden", false, NULL);
+
+	/* Written zeros: 2 MiB, all allocated. */
+	sh("cd '%s' && cp libsp.so.debug padded.debug && "
+	   "dd if=/dev/zero bs=1M count=2 status=none >> padded.debug && "
+	   "objcopy --add-gnu-debuglink=padded.debug libsp.so libsp-padded.so",
+	   tmpdir);
+	cr_assert(finds_dwarf(open_elf_dirs(tmp("libsp-padded.so"), tmp("nodbg")), hidden),
+		  "a padded debug file is still a debug file");
+
+	/* A hole of 64 MiB (within SYM_DEBUGLINK_CRC_MAX_BYTES, nearly nothing allocated). */
+	sh("cd '%s' && cp libsp.so.debug sparse.debug && truncate -s 64M sparse.debug && "
+	   "objcopy --add-gnu-debuglink=sparse.debug libsp.so libsp-sparse.so",
+	   tmpdir);
+	struct stat st;
+	cr_assert_eq(stat(tmp("sparse.debug"), &st), 0);
+	cr_assert_lt((uint64_t)st.st_blocks * 512, (uint64_t)st.st_size / SYM_DEBUGLINK_SPARSE_RATIO,
+		     "the file system did not keep the hole");
+	cr_assert_not(finds_dwarf(open_elf_dirs(tmp("libsp-sparse.so"), tmp("nodbg")), hidden));
 }
 
 static void build_id_hex_of(const char *path, char *hex, size_t size)
