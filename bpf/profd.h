@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define PROFD_RECORD_VERSION 4
+#define PROFD_RECORD_VERSION 5
 
 #define PROFD_COMM_LEN 16
 #define PROFD_MAX_KSTACK 64                  /* kernel IPs kept per sample */
@@ -22,7 +22,16 @@
 #define PROFD_MAX_STACK_GAPS 16384 /* processes with an adaptive stack copy (LRU) */
 #define PROFD_MAX_TASK_EVENTS 65536 /* threads known to carry a per-task perf event (LRU) */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
-#define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
+/*
+ * Python frames kept per sample: the PROFD_PY_INNER_FRAMES innermost and the
+ * PROFD_PY_MAX_FRAMES - PROFD_PY_INNER_FRAMES outermost; the frames between are counted, not
+ * kept (profd_sample.py_skipped). The walk follows at most PROFD_PY_MAX_WALK frames (C-stack
+ * shim frames included); a longer chain is cut (PROFD_SAMPLE_PY_TRUNCATED).
+ */
+#define PROFD_PY_MAX_FRAMES 256
+#define PROFD_PY_INNER_FRAMES 192
+#define PROFD_PY_OUTER_FRAMES (PROFD_PY_MAX_FRAMES - PROFD_PY_INNER_FRAMES) /* a power of 2 */
+#define PROFD_PY_MAX_WALK 1024
 #define PROFD_MAX_PY_PROCS 4096      /* CPython processes the BPF side knows (profd_py_proc) */
 #define PROFD_MAX_PY_THREADS 16384   /* threads whose PyThreadState address is remembered (LRU) */
 #define PROFD_PY_MAX_INTERPS 8       /* interpreters searched for a thread's state */
@@ -60,7 +69,11 @@ enum profd_sample_flags {
 	PROFD_SAMPLE_STACK_VMA = 1u << 2,   /* stack copy was bounded by the stack's VMA end */
 	PROFD_SAMPLE_STACK_PARTIAL = 1u << 3, /* the copy stopped early at an unreadable page */
 	PROFD_SAMPLE_PY = 1u << 4,           /* a CPython process: its frame chain was walked */
-	PROFD_SAMPLE_PY_TRUNCATED = 1u << 5, /* more than PROFD_PY_MAX_FRAMES Python frames */
+	/*
+	 * The chain went on past PROFD_PY_MAX_WALK frames: frames outside the kept ones are
+	 * missing and their number is unknown.
+	 */
+	PROFD_SAMPLE_PY_TRUNCATED = 1u << 5,
 	PROFD_SAMPLE_PY_ERROR = 1u << 6,     /* the thread state or a frame could not be read */
 	PROFD_SAMPLE_PY_NO_TSTATE = 1u << 7, /* no thread state for this thread (not running Python) */
 	/*
@@ -99,7 +112,12 @@ enum profd_py_frame_flags {
 	PROFD_PY_FRAME_ENTRY = 1u << 0,
 };
 
-/* One Python frame of a sample, innermost first. */
+/*
+ * One Python frame of a sample, innermost first. When profd_sample.py_skipped is not 0, the
+ * first PROFD_PY_INNER_FRAMES are the innermost frames, then py_skipped frames were walked but
+ * not kept, then come the PROFD_PY_OUTER_FRAMES frames that follow them (the outermost unless
+ * the sample is PROFD_SAMPLE_PY_TRUNCATED).
+ */
 struct profd_py_frame {
 	__u64 code;        /* the frame's code object (f_code / f_executable) */
 	__u32 instr_delta; /* instruction pointer - code, bytes; 0xffffffff if out of range */
@@ -151,7 +169,13 @@ struct profd_sample {
 	 * adaptive copy learns from. PROFD_STACK_ABOVE_UNKNOWN when the VMA was not known.
 	 */
 	__u32 stack_above;
-	__u32 reserved2; /* 0 */
+	/*
+	 * Python frames walked but not kept, between the innermost and the outermost kept ones
+	 * (see struct profd_py_frame), and how many of them carry PROFD_PY_FRAME_ENTRY: the
+	 * interpreter calls that ran only frames not kept. Both at most PROFD_PY_MAX_WALK.
+	 */
+	__u16 py_skipped;
+	__u16 py_skipped_entries;
 	/* __u8 ustack[ustack_len]; struct profd_py_frame py[py_nframes]; __u64 kstack[kstack_len]; */
 };
 

@@ -33,7 +33,16 @@ struct session_stats {
 	/* CPython (see daemon/python/python.h) */
 	uint64_t py_samples;     /* samples of CPython processes whose chain BPF walked */
 	uint64_t py_frames;      /* Python frames placed in stacks */
-	uint64_t py_unplaced;    /* Python frames with no interpreter frame to stand in for */
+	/* Python frames whose interpreter frames lie past where the native walk stopped: put at
+	 * the outer end of the stack */
+	uint64_t py_outer_frames;
+	/* Python frames with no interpreter frame to stand in for, in a native stack that reached
+	 * its root: dropped */
+	uint64_t py_unplaced;
+	uint64_t py_skipped;     /* Python frames walked but not kept (a marker stands for them) */
+	uint64_t py_cut_calls;   /* interpreter calls past the end of a cut walk (marked) */
+	/* interpreter frames of samples with a walked chain left without any Python frame */
+	uint64_t py_raw_eval;
 	uint64_t py_bad_code;    /* code objects that could not be read (frame named "[python]") */
 	uint64_t py_errors;      /* samples whose chain could not be read or was cut */
 	uint64_t py_unsupported; /* samples of processes whose interpreter profd cannot read */
