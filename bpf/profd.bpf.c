@@ -103,6 +103,7 @@ struct sample_buf {
 	__u32 py_n;       /* frames walked (shims not counted) */
 	__u32 py_skipped, py_skipped_entries; /* walked, then pushed out of the outer ring */
 	__u32 py_ring_n, py_ring_first;       /* the ring's frames kept, its oldest slot */
+	__u32 py_codes_budget;                /* code records this sample may still send */
 };
 
 /*
@@ -354,6 +355,19 @@ struct {
 	__type(value, __u64);
 } py_tstates SEC(".maps");
 
+/* (process, code object) pairs whose code record was sent. */
+struct py_code_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 code;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_PY_CODES);
+	__type(key, struct py_code_key);
+	__type(value, __u8);
+} py_codes_sent SEC(".maps");
+
 static __always_inline __u64 read_u64(__u64 addr)
 {
 	__u64 v = 0;
@@ -423,9 +437,68 @@ struct py_walk {
 	__u32 cpu;
 	__u32 base; /* where frame 0 goes in sample_buf.stack (= ustack_len) */
 	__u16 code, previous, instr, owner, is_entry;
+	__u16 code_qualname, code_filename, code_linetable;
+	__u32 tgid;
 	__u8 owner_cstack;
 	bool error;
 };
+
+static __always_inline __u64 head_u64(const struct profd_py_code *c, __u16 off)
+{
+	__u64 v;
+
+	__builtin_memcpy(&v, c->head + (off & 127), sizeof(v));
+	return v;
+}
+
+/*
+ * Send a code record for `code` unless one was sent for it (PROFD_PY_CODES_PER_SAMPLE at most
+ * per sample: the others go with later samples).
+ */
+static __always_inline void py_send_code(struct py_walk *w, struct sample_buf *b, __u64 code)
+{
+	struct py_code_key key = {.tgid = w->tgid, .code = code};
+	struct profd_py_code *c;
+	__u8 one = 1;
+	__u64 p;
+
+	if (w->code_qualname == PROFD_PY_OFF_NONE || !code || b->py_codes_budget == 0)
+		return;
+	if (bpf_map_lookup_elem(&py_codes_sent, &key))
+		return;
+	c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
+	if (!c)
+		return; /* not marked sent: a later sample tries again */
+	b->py_codes_budget--;
+	c->hdr.type = PROFD_REC_PY_CODE;
+	c->hdr.version = PROFD_RECORD_VERSION;
+	c->hdr.size = sizeof(*c);
+	c->time_ns = bpf_ktime_get_ns();
+	c->code = code;
+	c->pid = w->tgid;
+	c->missing = 0;
+	if (bpf_probe_read_user(c->head, sizeof(c->head), (void *)code) != 0) {
+		__builtin_memset(c->head, 0, sizeof(c->head));
+		c->missing |= 1;
+	}
+	p = head_u64(c, w->code_qualname);
+	if (!p || bpf_probe_read_user(c->qualname, sizeof(c->qualname), (void *)p) != 0) {
+		__builtin_memset(c->qualname, 0, sizeof(c->qualname));
+		c->missing |= 2;
+	}
+	p = head_u64(c, w->code_filename);
+	if (!p || bpf_probe_read_user(c->filename, sizeof(c->filename), (void *)p) != 0) {
+		__builtin_memset(c->filename, 0, sizeof(c->filename));
+		c->missing |= 4;
+	}
+	p = head_u64(c, w->code_linetable);
+	if (!p || bpf_probe_read_user(c->linetable, sizeof(c->linetable), (void *)p) != 0) {
+		__builtin_memset(c->linetable, 0, sizeof(c->linetable));
+		c->missing |= 8;
+	}
+	bpf_ringbuf_submit(c, 0);
+	bpf_map_update_elem(&py_codes_sent, &key, &one, BPF_ANY);
+}
 
 static __always_inline __u64 frame_u64(struct sample_buf *b, __u16 off)
 {
@@ -489,6 +562,7 @@ static long py_walk_cb(__u32 i, void *data)
 	}
 	code = frame_u64(b, w->code);
 	instr = frame_u64(b, w->instr);
+	py_send_code(w, b, code);
 	f->code = code;
 	f->instr_delta = instr >= code && instr - code < 0xffffffffull ? instr - code : 0xffffffffu;
 	f->flags = 0;
@@ -581,8 +655,16 @@ static __always_inline void py_walk(struct task_struct *task, struct sample_buf 
 	w.owner = pp->frame_owner;
 	w.is_entry = pp->frame_is_entry;
 	w.owner_cstack = pp->owner_cstack;
+	w.tgid = tgid;
+	w.code_qualname = pp->code_qualname;
+	w.code_filename = pp->code_filename;
+	w.code_linetable = pp->code_linetable;
+	if (w.code_qualname > PROFD_PY_CODE_HEAD - 8 || w.code_filename > PROFD_PY_CODE_HEAD - 8 ||
+	    w.code_linetable > PROFD_PY_CODE_HEAD - 8)
+		w.code_qualname = PROFD_PY_OFF_NONE;
 	/* Shim frames take loop turns too: room for one per frame. */
 	b->py_n = 0;
+	b->py_codes_budget = PROFD_PY_CODES_PER_SAMPLE;
 	b->py_skipped = 0;
 	b->py_skipped_entries = 0;
 	bpf_loop(2 * PROFD_PY_MAX_WALK, py_walk_cb, &w, 0);

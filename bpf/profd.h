@@ -37,6 +37,12 @@
 #define PROFD_PY_MAX_INTERPS 8       /* interpreters searched for a thread's state */
 #define PROFD_PY_MAX_TSTATES 512     /* thread states searched per interpreter */
 #define PROFD_PY_FRAME_READ 72       /* bytes of a _PyInterpreterFrame read at once */
+#define PROFD_MAX_PY_CODES 65536     /* (process, code object) pairs already sent (LRU) */
+#define PROFD_PY_CODES_PER_SAMPLE 16 /* code records one sample may send at most */
+#define PROFD_PY_CODE_HEAD 160       /* bytes of a code object a code record carries */
+#define PROFD_PY_CODE_NAME 128       /* bytes of its qualified name's str object */
+#define PROFD_PY_CODE_FILE 256       /* bytes of its file name's str object */
+#define PROFD_PY_CODE_LINES 512      /* bytes of its location table's bytes object */
 
 enum profd_rec_type {
 	PROFD_REC_SAMPLE = 1,
@@ -48,6 +54,12 @@ enum profd_rec_type {
 	 * threshold, recorded when it runs again: struct profd_sample, off_cpu_ns and state set.
 	 */
 	PROFD_REC_OFFCPU = 5,
+	/*
+	 * A code object of a CPython process, sent by the frame walk the first time it meets it
+	 * (struct profd_py_code): what names it, read at once, so that it is named even when it
+	 * is freed or its process exits before userspace reads the sample.
+	 */
+	PROFD_REC_PY_CODE = 6,
 };
 
 /* profd_sample.state of an off-CPU record: how the thread left the CPU. */
@@ -101,7 +113,13 @@ struct profd_py_proc {
 	__u16 frame_code, frame_previous, frame_instr, frame_owner;
 	__u16 frame_is_entry; /* 3.11 */
 	__u8 owner_cstack;    /* 3.12+: owner of C-stack shim frames; 0xff: none */
-	__u8 reserved[5];
+	__u8 reserved;
+	/*
+	 * Code object fields whose objects a code record carries: each at most
+	 * PROFD_PY_CODE_HEAD - 8; PROFD_PY_OFF_NONE in code_qualname: send no code records.
+	 */
+	__u16 code_qualname, code_filename, code_linetable;
+	__u16 reserved2[3];
 };
 
 enum profd_py_frame_flags {
@@ -177,6 +195,24 @@ struct profd_sample {
 	__u16 py_skipped;
 	__u16 py_skipped_entries;
 	/* __u8 ustack[ustack_len]; struct profd_py_frame py[py_nframes]; __u64 kstack[kstack_len]; */
+};
+
+/*
+ * PROFD_REC_PY_CODE: the first PROFD_PY_CODE_HEAD bytes of the code object at `code` in
+ * process `pid`, and the first bytes of the objects its qualname, filename and linetable
+ * fields point to (the addresses are in `head`). A part that could not be read has its bit
+ * in `missing` (1: head, 2: qualname, 4: filename, 8: linetable) and is zero.
+ */
+struct profd_py_code {
+	struct profd_rec_hdr hdr;
+	__u64 time_ns;
+	__u64 code;
+	__u32 pid;
+	__u32 missing;
+	__u8 head[PROFD_PY_CODE_HEAD];
+	__u8 qualname[PROFD_PY_CODE_NAME];
+	__u8 filename[PROFD_PY_CODE_FILE];
+	__u8 linetable[PROFD_PY_CODE_LINES];
 };
 
 struct profd_task_event {

@@ -470,7 +470,18 @@ static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_kno
 			.frame_owner = pp->layout.frame_owner,
 			.frame_is_entry = pp->layout.frame_is_entry,
 			.owner_cstack = pp->layout.owner_cstack,
+			.code_qualname = PROFD_PY_OFF_NONE,
+			.code_filename = pp->layout.code_filename,
+			.code_linetable = pp->layout.code_linetable,
 		};
+
+		/* Code records only when the fields they follow lie in the head they carry. */
+		if ((size_t)pp->layout.code_qualname + 8 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.code_filename + 8 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.code_linetable + 8 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.code_firstlineno + 4 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.ob_type + 8 <= PROFD_PY_CODE_HEAD)
+			b.code_qualname = pp->layout.code_qualname;
 
 		s->cfg.on_python(s->cfg.userdata, (uint32_t)p->pid, &b);
 	}
@@ -725,8 +736,14 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 					n += k;
 					if (k > 0)
 						continue;
-					if (rec->flags & PROFD_SAMPLE_PY)
-						s->st.py_raw_eval++;
+					/*
+					 * No Python frame for it: the sample came before the BPF side
+					 * knew the process, or the chain ended before this call.
+					 */
+					st->frames[n++] = python_gap_frame(s, 0xffffffffu,
+									   frame_map_id(s, p, pc));
+					s->st.py_raw_eval++;
+					continue;
 				}
 				st->frames[n++] = (struct agg_frame){
 					.addr = pc,
@@ -755,9 +772,6 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 				s->st.py_outer_frames += m.next - before;
 			}
 			s->st.py_unplaced += m.n - m.next;
-			if (getenv("PROFD_PYDEBUG") && m.n > m.next)
-				fprintf(stderr, "unplaced %zu of %zu (inner %zu) stop %d nframes %zu flags %#x\n",
-					m.n - m.next, m.n, m.inner, res.stop, res.n_frames, rec->flags);
 			s->st.stack_need_bytes += res.stack_used;
 			if (res.stop == UNWIND_STOP_TRUNCATED && (rec->flags & PROFD_SAMPLE_STACK_SIZED))
 				s->st.stack_cut++;
@@ -785,6 +799,56 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	while (s->n_py_held > 0)
 		py_code_unref(s->py_held[--s->n_py_held]);
 	return 0;
+}
+
+/*
+ * A code object as the BPF program copied it when a frame ran it: named now, in place of
+ * whatever the cache held at its address (a code object freed since, whose address a new one
+ * took). When the copy of its location table was cut and the object is still there, the
+ * object read whole gives the lines the copy lacks.
+ */
+static int handle_py_code(struct session *s, const struct profd_py_code *c)
+{
+	struct proc *p;
+	struct py_proc *pp;
+	struct py_code *code = NULL, *live = NULL;
+	uint64_t tlen = 0;
+	int r;
+
+	s->st.py_code_records++;
+	if (!s->py || (c->missing & 1) || proc_table_get(s->procs, c->pid, &p) < 0)
+		return 0;
+	pp = python_of(s, p, true);
+	if (!pp)
+		return 0;
+	r = py_code_from_copy(&pp->layout, c->code, c->head, sizeof(c->head),
+			      (c->missing & 2) ? NULL : c->qualname, sizeof(c->qualname),
+			      (c->missing & 4) ? NULL : c->filename, sizeof(c->filename),
+			      (c->missing & 8) ? NULL : c->linetable, sizeof(c->linetable),
+			      pp->code_type, &code);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		s->st.py_code_records_bad++;
+		return 0;
+	}
+	if (!(c->missing & 8) && (size_t)pp->layout.bytes_size + 8 <= sizeof(c->linetable))
+		memcpy(&tlen, c->linetable + pp->layout.bytes_size, sizeof(tlen));
+	if (tlen > sizeof(c->linetable) - pp->layout.bytes_sval &&
+	    py_code_read(&pp->layout, py_read_process, (void *)(uintptr_t)c->pid, c->code,
+			 pp->code_type, &live) >= 0) {
+		if (strcmp(live->qualname, code->qualname) == 0 &&
+		    strcmp(live->filename, code->filename) == 0 &&
+		    live->firstlineno == code->firstlineno) {
+			py_code_unref(code);
+			code = live;
+		} else {
+			py_code_unref(live);
+		}
+	}
+	r = py_code_cache_put(pp->codes, c->code, code);
+	py_code_unref(code);
+	return r == -ENOMEM ? r : 0;
 }
 
 int session_handle_record(struct session *s, const void *data, size_t size)
@@ -819,6 +883,15 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		return handle_sample(s, rec, (const uint8_t *)(rec + 1),
 				     (const uint8_t *)(rec + 1) + rec->ustack_len,
 				     (const uint8_t *)(rec + 1) + rec->ustack_len + py_bytes);
+	}
+	case PROFD_REC_PY_CODE: {
+		const struct profd_py_code *c = data;
+
+		if (h->size != sizeof(*c)) {
+			s->st.bad_records++;
+			return 0;
+		}
+		return handle_py_code(s, c);
 	}
 	case PROFD_REC_EXEC:
 	case PROFD_REC_EXIT:

@@ -41,7 +41,8 @@ struct session_stats {
 	uint64_t py_unplaced;
 	uint64_t py_skipped;     /* Python frames walked but not kept (a marker stands for them) */
 	uint64_t py_cut_calls;   /* interpreter calls past the end of a cut walk (marked) */
-	/* interpreter frames of samples with a walked chain left without any Python frame */
+	/* interpreter frames of CPython processes with no Python frame to give (the sample came
+	 * before the BPF side knew the process, or its chain ended early): marked */
 	uint64_t py_raw_eval;
 	uint64_t py_bad_code;    /* code objects that could not be read (frame named "[python]") */
 	uint64_t py_errors;      /* samples whose chain could not be read or was cut */
@@ -50,6 +51,8 @@ struct session_stats {
 	 * it is full and a miss replaces an entry) */
 	uint64_t py_code_reads;
 	uint64_t py_code_read_ns; /* time those reads took, in total */
+	uint64_t py_code_records;     /* code objects the BPF side copied when they ran */
+	uint64_t py_code_records_bad; /* ... that were no code object */
 	/* user stack bytes copied per record (samples and waits with a user context) */
 	uint64_t stack_copies, stack_copy_bytes;
 	uint64_t stack_copy_hist[SESSION_COPY_BUCKETS]; /* [i]: (i-1)*BUCKET < bytes <= i*BUCKET */
