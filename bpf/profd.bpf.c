@@ -447,7 +447,9 @@ static __always_inline __u64 head_u64(const struct profd_py_code *c, __u16 off)
 {
 	__u64 v;
 
-	__builtin_memcpy(&v, c->head + (off & 127), sizeof(v));
+	if (off > PROFD_PY_CODE_HEAD - sizeof(v))
+		return 0;
+	__builtin_memcpy(&v, c->head + off, sizeof(v));
 	return v;
 }
 
