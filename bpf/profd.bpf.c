@@ -81,6 +81,7 @@ struct {
 #define PY_BYTES (PROFD_PY_MAX_FRAMES * sizeof(struct profd_py_frame))
 #define KSTACK_BYTES (PROFD_MAX_KSTACK * sizeof(__u64))
 #define MIN_COPY 256 /* a learnt gap never cuts the copy below this */
+#define RING_OFF (PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES + KSTACK_BYTES)
 struct sample_buf {
 	struct profd_sample s;
 	/*
@@ -89,7 +90,20 @@ struct sample_buf {
 	 * after the largest stack.
 	 */
 	__u8 stack[PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES + KSTACK_BYTES];
+	/*
+	 * At RING_OFF of stack[] (which it continues): the last PROFD_PY_OUTER_FRAMES frames
+	 * walked past the innermost ones, as a ring.
+	 */
+	__u8 py_ring[PROFD_PY_OUTER_FRAMES * sizeof(struct profd_py_frame)];
 	__u8 frame[128]; /* the _PyInterpreterFrame being read (PROFD_PY_FRAME_READ bytes) */
+	/*
+	 * The walk's counts. In the map, not on the stack: the verifier tracks stack values
+	 * exactly and would check the walk's callback once per frame number.
+	 */
+	__u32 py_n;       /* frames walked (shims not counted) */
+	__u32 py_skipped, py_skipped_entries; /* walked, then pushed out of the outer ring */
+	__u32 py_ring_n, py_ring_first;       /* the ring's frames kept, its oldest slot */
+	__u32 py_codes_budget;                /* code records this sample may still send */
 };
 
 /*
@@ -341,6 +355,19 @@ struct {
 	__type(value, __u64);
 } py_tstates SEC(".maps");
 
+/* (process, code object) pairs whose code record was sent. */
+struct py_code_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 code;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PROFD_MAX_PY_CODES);
+	__type(key, struct py_code_key);
+	__type(value, __u8);
+} py_codes_sent SEC(".maps");
+
 static __always_inline __u64 read_u64(__u64 addr)
 {
 	__u64 v = 0;
@@ -409,11 +436,71 @@ struct py_walk {
 	__u64 frame;
 	__u32 cpu;
 	__u32 base; /* where frame 0 goes in sample_buf.stack (= ustack_len) */
-	__u32 n;
 	__u16 code, previous, instr, owner, is_entry;
+	__u16 code_qualname, code_filename, code_linetable;
+	__u32 tgid;
 	__u8 owner_cstack;
 	bool error;
 };
+
+static __always_inline __u64 head_u64(const struct profd_py_code *c, __u16 off)
+{
+	__u64 v;
+
+	if (off > PROFD_PY_CODE_HEAD - sizeof(v))
+		return 0;
+	__builtin_memcpy(&v, c->head + off, sizeof(v));
+	return v;
+}
+
+/*
+ * Send a code record for `code` unless one was sent for it (PROFD_PY_CODES_PER_SAMPLE at most
+ * per sample: the others go with later samples).
+ */
+static __always_inline void py_send_code(struct py_walk *w, struct sample_buf *b, __u64 code)
+{
+	struct py_code_key key = {.tgid = w->tgid, .code = code};
+	struct profd_py_code *c;
+	__u8 one = 1;
+	__u64 p;
+
+	if (w->code_qualname == PROFD_PY_OFF_NONE || !code || b->py_codes_budget == 0)
+		return;
+	if (bpf_map_lookup_elem(&py_codes_sent, &key))
+		return;
+	c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
+	if (!c)
+		return; /* not marked sent: a later sample tries again */
+	b->py_codes_budget--;
+	c->hdr.type = PROFD_REC_PY_CODE;
+	c->hdr.version = PROFD_RECORD_VERSION;
+	c->hdr.size = sizeof(*c);
+	c->time_ns = bpf_ktime_get_ns();
+	c->code = code;
+	c->pid = w->tgid;
+	c->missing = 0;
+	if (bpf_probe_read_user(c->head, sizeof(c->head), (void *)code) != 0) {
+		__builtin_memset(c->head, 0, sizeof(c->head));
+		c->missing |= 1;
+	}
+	p = head_u64(c, w->code_qualname);
+	if (!p || bpf_probe_read_user(c->qualname, sizeof(c->qualname), (void *)p) != 0) {
+		__builtin_memset(c->qualname, 0, sizeof(c->qualname));
+		c->missing |= 2;
+	}
+	p = head_u64(c, w->code_filename);
+	if (!p || bpf_probe_read_user(c->filename, sizeof(c->filename), (void *)p) != 0) {
+		__builtin_memset(c->filename, 0, sizeof(c->filename));
+		c->missing |= 4;
+	}
+	p = head_u64(c, w->code_linetable);
+	if (!p || bpf_probe_read_user(c->linetable, sizeof(c->linetable), (void *)p) != 0) {
+		__builtin_memset(c->linetable, 0, sizeof(c->linetable));
+		c->missing |= 8;
+	}
+	bpf_ringbuf_submit(c, 0);
+	bpf_map_update_elem(&py_codes_sent, &key, &one, BPF_ANY);
+}
 
 static __always_inline __u64 frame_u64(struct sample_buf *b, __u16 off)
 {
@@ -421,6 +508,18 @@ static __always_inline __u64 frame_u64(struct sample_buf *b, __u16 off)
 
 	__builtin_memcpy(&v, b->frame + (off & 63), sizeof(v));
 	return v;
+}
+
+/*
+ * Where frame number `i` of the walk is kept: the innermost PROFD_PY_INNER_FRAMES in place
+ * after the user stack, the others in the ring of the last PROFD_PY_OUTER_FRAMES.
+ */
+static __always_inline __u64 walk_slot(struct py_walk *w, __u32 i)
+{
+	if (i >= PROFD_PY_INNER_FRAMES)
+		return RING_OFF + (__u64)((i - PROFD_PY_INNER_FRAMES) & (PROFD_PY_OUTER_FRAMES - 1)) *
+					  sizeof(struct profd_py_frame);
+	return w->base + (__u64)i * sizeof(struct profd_py_frame);
 }
 
 /* One _PyInterpreterFrame per call: read it at once, record its code and instruction. */
@@ -440,10 +539,10 @@ static long py_walk_cb(__u32 i, void *data)
 	}
 	owner = b->frame[w->owner & 127];
 	if (w->owner_cstack != 0xff && owner == w->owner_cstack) {
-		/* A C-stack shim: the frame recorded before it was its eval call's first. */
-		if (w->n > 0) {
-			off = w->base + (__u64)(w->n - 1) * sizeof(*f);
-			if (off <= PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES - sizeof(*f)) {
+		/* A C-stack shim: the frame walked before it was its eval call's first. */
+		if (b->py_n > 0) {
+			off = walk_slot(w, b->py_n - 1);
+			if (off <= RING_OFF + sizeof(b->py_ring) - sizeof(*f)) {
 				f = (void *)(b->stack + off);
 				f->flags |= PROFD_PY_FRAME_ENTRY;
 			}
@@ -451,48 +550,100 @@ static long py_walk_cb(__u32 i, void *data)
 		w->frame = frame_u64(b, w->previous);
 		return 0;
 	}
-	if (w->n >= PROFD_PY_MAX_FRAMES)
+	if (b->py_n >= PROFD_PY_MAX_WALK)
 		return 1; /* still frames left: the caller flags the chain as truncated */
-	off = w->base + (__u64)w->n * sizeof(*f);
-	if (off > PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES - sizeof(*f))
+	off = walk_slot(w, b->py_n);
+	if (off > RING_OFF + sizeof(b->py_ring) - sizeof(*f))
 		return 1;
 	f = (void *)(b->stack + off);
+	if (b->py_n >= PROFD_PY_MAX_FRAMES) {
+		/* The ring is full: its oldest frame is counted, not kept. */
+		b->py_skipped++;
+		if (f->flags & PROFD_PY_FRAME_ENTRY)
+			b->py_skipped_entries++;
+	}
 	code = frame_u64(b, w->code);
 	instr = frame_u64(b, w->instr);
+	py_send_code(w, b, code);
 	f->code = code;
 	f->instr_delta = instr >= code && instr - code < 0xffffffffull ? instr - code : 0xffffffffu;
 	f->flags = 0;
 	if (w->is_entry != PROFD_PY_OFF_NONE && b->frame[w->is_entry & 127])
 		f->flags = PROFD_PY_FRAME_ENTRY;
-	w->n++;
+	b->py_n++;
 	w->frame = frame_u64(b, w->previous);
 	return 0;
 }
 
 /*
- * Append this thread's Python frames after the user stack copied into b (ustack_len bytes);
- * returns how many. Flags say why a chain is missing or cut.
+ * After the walk: turn 0 writes the sample's Python counts, the turns after it copy the ring
+ * of outer frames into the sample after the innermost ones, oldest first. (In a callback, so
+ * the program after the walk sees one state, not one per outcome.)
  */
-static __always_inline __u32 py_walk(struct task_struct *task, struct sample_buf *b, __u32 cpu,
-				     __u32 tgid, __u32 tid, __u32 ustack_len, __u16 *flags)
+static long py_finish_cb(__u32 i, void *data)
+{
+	struct py_walk *w = data;
+	struct sample_buf *b = bpf_map_lookup_elem(&scratch, &w->cpu);
+	__u64 off;
+	__u32 j;
+
+	if (!b)
+		return 1;
+	if (i == 0) {
+		b->py_ring_n = 0;
+		b->py_ring_first = 0;
+		if (b->py_n > PROFD_PY_INNER_FRAMES) {
+			b->py_ring_n = b->py_n - PROFD_PY_INNER_FRAMES;
+			if (b->py_ring_n > PROFD_PY_OUTER_FRAMES) {
+				b->py_ring_first = b->py_ring_n; /* the oldest slot, modulo the ring */
+				b->py_ring_n = PROFD_PY_OUTER_FRAMES;
+			}
+			b->s.py_nframes = PROFD_PY_INNER_FRAMES + b->py_ring_n;
+		} else {
+			b->s.py_nframes = b->py_n;
+		}
+		b->s.py_skipped = b->py_skipped < 0xffff ? b->py_skipped : 0xffff;
+		b->s.py_skipped_entries = b->py_skipped_entries < 0xffff ? b->py_skipped_entries : 0xffff;
+		return 0;
+	}
+	j = i - 1;
+	if (j >= b->py_ring_n)
+		return 1;
+	off = w->base + (__u64)(PROFD_PY_INNER_FRAMES + j) * sizeof(struct profd_py_frame);
+	if (off > PROFD_STACK_BYTES_MAX + PAGE_SZ + PY_BYTES - sizeof(struct profd_py_frame))
+		return 1;
+	__builtin_memcpy(b->stack + off,
+			 b->py_ring + ((b->py_ring_first + j) & (PROFD_PY_OUTER_FRAMES - 1)) *
+					      sizeof(struct profd_py_frame),
+			 sizeof(struct profd_py_frame));
+	return 0;
+}
+
+/*
+ * Append this thread's Python frames after the user stack copied into b (ustack_len bytes) and
+ * set s->py_nframes, s->py_skipped*. Flags say why a chain is missing or cut.
+ */
+static __always_inline void py_walk(struct task_struct *task, struct sample_buf *b, __u32 cpu,
+				     __u32 tgid, __u32 tid, __u32 ustack_len,
+				     struct profd_sample *s)
 {
 	struct profd_py_proc *pp = bpf_map_lookup_elem(&py_procs, &tgid);
 	struct py_walk w = {.cpu = cpu, .base = ustack_len};
 	__u64 tstate, cframe;
 
 	if (!pp)
-		return 0;
-	*flags |= PROFD_SAMPLE_PY;
+		return;
+	s->flags |= PROFD_SAMPLE_PY;
 	if (pp->frame_code > 64 - 8 || pp->frame_previous > 64 - 8 || pp->frame_instr > 64 - 8 ||
 	    pp->frame_owner >= PROFD_PY_FRAME_READ ||
 	    (pp->frame_is_entry != PROFD_PY_OFF_NONE && pp->frame_is_entry >= PROFD_PY_FRAME_READ)) {
-		*flags |= PROFD_SAMPLE_PY_ERROR;
-		return 0;
+		s->flags |= PROFD_SAMPLE_PY_ERROR;
+		return;
 	}
 	tstate = py_find_tstate(pp, tid, task_ns_tid(task));
 	if (!tstate) {
-		*flags |= PROFD_SAMPLE_PY_NO_TSTATE;
-		return 0;
+		s->flags |= PROFD_SAMPLE_PY_NO_TSTATE;
+		return;
 	}
 	if (pp->tstate_current_frame != PROFD_PY_OFF_NONE) {
 		w.frame = read_u64(tstate + pp->tstate_current_frame);
@@ -506,13 +657,24 @@ static __always_inline __u32 py_walk(struct task_struct *task, struct sample_buf
 	w.owner = pp->frame_owner;
 	w.is_entry = pp->frame_is_entry;
 	w.owner_cstack = pp->owner_cstack;
-	/* Shim frames take loop turns too: room for one per recorded frame. */
-	bpf_loop(2 * PROFD_PY_MAX_FRAMES, py_walk_cb, &w, 0);
+	w.tgid = tgid;
+	w.code_qualname = pp->code_qualname;
+	w.code_filename = pp->code_filename;
+	w.code_linetable = pp->code_linetable;
+	if (w.code_qualname > PROFD_PY_CODE_HEAD - 8 || w.code_filename > PROFD_PY_CODE_HEAD - 8 ||
+	    w.code_linetable > PROFD_PY_CODE_HEAD - 8)
+		w.code_qualname = PROFD_PY_OFF_NONE;
+	/* Shim frames take loop turns too: room for one per frame. */
+	b->py_n = 0;
+	b->py_codes_budget = PROFD_PY_CODES_PER_SAMPLE;
+	b->py_skipped = 0;
+	b->py_skipped_entries = 0;
+	bpf_loop(2 * PROFD_PY_MAX_WALK, py_walk_cb, &w, 0);
 	if (w.error)
-		*flags |= PROFD_SAMPLE_PY_ERROR;
-	else if (w.frame && w.n >= PROFD_PY_MAX_FRAMES)
-		*flags |= PROFD_SAMPLE_PY_TRUNCATED;
-	return w.n;
+		s->flags |= PROFD_SAMPLE_PY_ERROR;
+	else if (w.frame && b->py_n >= PROFD_PY_MAX_WALK)
+		s->flags |= PROFD_SAMPLE_PY_TRUNCATED;
+	bpf_loop(PROFD_PY_OUTER_FRAMES + 1, py_finish_cb, &w, 0);
 }
 
 /*
@@ -590,7 +752,8 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 	s->kstack_len = 0;
 	s->ustack_len = 0;
 	s->stack_above = PROFD_STACK_ABOVE_UNKNOWN;
-	s->reserved2 = 0;
+	s->py_skipped = 0;
+	s->py_skipped_entries = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	BPF_CORE_READ_STR_INTO(&s->pcomm, task, group_leader, comm);
 	if (user_mode)
@@ -613,7 +776,7 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 		    end - s->regs[1] - s->ustack_len < PROFD_STACK_ABOVE_UNKNOWN)
 			s->stack_above = end - s->regs[1] - s->ustack_len;
 		if (python_frames)
-			s->py_nframes = py_walk(task, b, slot, tgid, s->tid, s->ustack_len, &s->flags);
+			py_walk(task, b, slot, tgid, s->tid, s->ustack_len, s);
 	}
 
 	/* The kernel IPs last, only as many as there are (none when user code was interrupted). */

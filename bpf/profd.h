@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define PROFD_RECORD_VERSION 4
+#define PROFD_RECORD_VERSION 5
 
 #define PROFD_COMM_LEN 16
 #define PROFD_MAX_KSTACK 64                  /* kernel IPs kept per sample */
@@ -22,12 +22,27 @@
 #define PROFD_MAX_STACK_GAPS 16384 /* processes with an adaptive stack copy (LRU) */
 #define PROFD_MAX_TASK_EVENTS 65536 /* threads known to carry a per-task perf event (LRU) */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
-#define PROFD_PY_MAX_FRAMES 128      /* Python frames kept per sample; deeper chains are cut */
+/*
+ * Python frames kept per sample: the PROFD_PY_INNER_FRAMES innermost and the
+ * PROFD_PY_MAX_FRAMES - PROFD_PY_INNER_FRAMES outermost; the frames between are counted, not
+ * kept (profd_sample.py_skipped). The walk follows at most PROFD_PY_MAX_WALK frames (C-stack
+ * shim frames included); a longer chain is cut (PROFD_SAMPLE_PY_TRUNCATED).
+ */
+#define PROFD_PY_MAX_FRAMES 256
+#define PROFD_PY_INNER_FRAMES 192
+#define PROFD_PY_OUTER_FRAMES (PROFD_PY_MAX_FRAMES - PROFD_PY_INNER_FRAMES) /* a power of 2 */
+#define PROFD_PY_MAX_WALK 1024
 #define PROFD_MAX_PY_PROCS 4096      /* CPython processes the BPF side knows (profd_py_proc) */
 #define PROFD_MAX_PY_THREADS 16384   /* threads whose PyThreadState address is remembered (LRU) */
 #define PROFD_PY_MAX_INTERPS 8       /* interpreters searched for a thread's state */
 #define PROFD_PY_MAX_TSTATES 512     /* thread states searched per interpreter */
 #define PROFD_PY_FRAME_READ 72       /* bytes of a _PyInterpreterFrame read at once */
+#define PROFD_MAX_PY_CODES 65536     /* (process, code object) pairs already sent (LRU) */
+#define PROFD_PY_CODES_PER_SAMPLE 16 /* code records one sample may send at most */
+#define PROFD_PY_CODE_HEAD 160       /* bytes of a code object a code record carries */
+#define PROFD_PY_CODE_NAME 128       /* bytes of its qualified name's str object */
+#define PROFD_PY_CODE_FILE 256       /* bytes of its file name's str object */
+#define PROFD_PY_CODE_LINES 512      /* bytes of its location table's bytes object */
 
 enum profd_rec_type {
 	PROFD_REC_SAMPLE = 1,
@@ -39,6 +54,12 @@ enum profd_rec_type {
 	 * threshold, recorded when it runs again: struct profd_sample, off_cpu_ns and state set.
 	 */
 	PROFD_REC_OFFCPU = 5,
+	/*
+	 * A code object of a CPython process, sent by the frame walk the first time it meets it
+	 * (struct profd_py_code): what names it, read at once, so that it is named even when it
+	 * is freed or its process exits before userspace reads the sample.
+	 */
+	PROFD_REC_PY_CODE = 6,
 };
 
 /* profd_sample.state of an off-CPU record: how the thread left the CPU. */
@@ -60,7 +81,11 @@ enum profd_sample_flags {
 	PROFD_SAMPLE_STACK_VMA = 1u << 2,   /* stack copy was bounded by the stack's VMA end */
 	PROFD_SAMPLE_STACK_PARTIAL = 1u << 3, /* the copy stopped early at an unreadable page */
 	PROFD_SAMPLE_PY = 1u << 4,           /* a CPython process: its frame chain was walked */
-	PROFD_SAMPLE_PY_TRUNCATED = 1u << 5, /* more than PROFD_PY_MAX_FRAMES Python frames */
+	/*
+	 * The chain went on past PROFD_PY_MAX_WALK frames: frames outside the kept ones are
+	 * missing and their number is unknown.
+	 */
+	PROFD_SAMPLE_PY_TRUNCATED = 1u << 5,
 	PROFD_SAMPLE_PY_ERROR = 1u << 6,     /* the thread state or a frame could not be read */
 	PROFD_SAMPLE_PY_NO_TSTATE = 1u << 7, /* no thread state for this thread (not running Python) */
 	/*
@@ -88,7 +113,13 @@ struct profd_py_proc {
 	__u16 frame_code, frame_previous, frame_instr, frame_owner;
 	__u16 frame_is_entry; /* 3.11 */
 	__u8 owner_cstack;    /* 3.12+: owner of C-stack shim frames; 0xff: none */
-	__u8 reserved[5];
+	__u8 reserved;
+	/*
+	 * Code object fields whose objects a code record carries: each at most
+	 * PROFD_PY_CODE_HEAD - 8; PROFD_PY_OFF_NONE in code_qualname: send no code records.
+	 */
+	__u16 code_qualname, code_filename, code_linetable;
+	__u16 reserved2[3];
 };
 
 enum profd_py_frame_flags {
@@ -99,7 +130,12 @@ enum profd_py_frame_flags {
 	PROFD_PY_FRAME_ENTRY = 1u << 0,
 };
 
-/* One Python frame of a sample, innermost first. */
+/*
+ * One Python frame of a sample, innermost first. When profd_sample.py_skipped is not 0, the
+ * first PROFD_PY_INNER_FRAMES are the innermost frames, then py_skipped frames were walked but
+ * not kept, then come the PROFD_PY_OUTER_FRAMES frames that follow them (the outermost unless
+ * the sample is PROFD_SAMPLE_PY_TRUNCATED).
+ */
 struct profd_py_frame {
 	__u64 code;        /* the frame's code object (f_code / f_executable) */
 	__u32 instr_delta; /* instruction pointer - code, bytes; 0xffffffff if out of range */
@@ -151,8 +187,32 @@ struct profd_sample {
 	 * adaptive copy learns from. PROFD_STACK_ABOVE_UNKNOWN when the VMA was not known.
 	 */
 	__u32 stack_above;
-	__u32 reserved2; /* 0 */
+	/*
+	 * Python frames walked but not kept, between the innermost and the outermost kept ones
+	 * (see struct profd_py_frame), and how many of them carry PROFD_PY_FRAME_ENTRY: the
+	 * interpreter calls that ran only frames not kept. Both at most PROFD_PY_MAX_WALK.
+	 */
+	__u16 py_skipped;
+	__u16 py_skipped_entries;
 	/* __u8 ustack[ustack_len]; struct profd_py_frame py[py_nframes]; __u64 kstack[kstack_len]; */
+};
+
+/*
+ * PROFD_REC_PY_CODE: the first PROFD_PY_CODE_HEAD bytes of the code object at `code` in
+ * process `pid`, and the first bytes of the objects its qualname, filename and linetable
+ * fields point to (the addresses are in `head`). A part that could not be read has its bit
+ * in `missing` (1: head, 2: qualname, 4: filename, 8: linetable) and is zero.
+ */
+struct profd_py_code {
+	struct profd_rec_hdr hdr;
+	__u64 time_ns;
+	__u64 code;
+	__u32 pid;
+	__u32 missing;
+	__u8 head[PROFD_PY_CODE_HEAD];
+	__u8 qualname[PROFD_PY_CODE_NAME];
+	__u8 filename[PROFD_PY_CODE_FILE];
+	__u8 linetable[PROFD_PY_CODE_LINES];
 };
 
 struct profd_task_event {

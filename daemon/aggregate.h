@@ -26,9 +26,10 @@
 #define AGG_MAX_MAPPINGS (1u << 16)
 /*
  * Room for every frame a sample can have: 64 kernel + UNWIND_MAX_DEPTH_LIMIT (4096) user, plus
- * the PROFD_PY_MAX_FRAMES (128) Python frames that replace interpreter frames.
+ * the PROFD_PY_MAX_FRAMES (256) Python frames that replace interpreter frames, markers for
+ * the Python frames not kept, and one frame for a sample without a process.
  */
-#define AGG_MAX_FRAMES (64 + 4096 + 128)
+#define AGG_MAX_FRAMES (64 + 4096 + 256 + 4)
 #define AGG_MAX_CONTAINERS 4096
 #define AGG_CONTAINER_ID_MAX 64 /* characters of a container id (64 hex for docker/containerd) */
 

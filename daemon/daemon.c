@@ -768,6 +768,12 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 	       "Python frames put in place of interpreter frames.", s.st.py_frames);
 	metric(f, "profd_python_unplaced_frames_total", "counter",
 	       "Python frames without an interpreter frame to stand in for.", s.st.py_unplaced);
+	metric(f, "profd_python_skipped_frames_total", "counter",
+	       "Python frames of deep chains walked but not kept (a marker frame stands for them).",
+	       s.st.py_skipped);
+	metric(f, "profd_python_raw_interpreter_frames_total", "counter",
+	       "Interpreter frames of CPython processes without Python frames (marked).",
+	       s.st.py_raw_eval);
 	metric(f, "profd_python_bad_code_objects_total", "counter",
 	       "Python frames whose code object could not be read (named \"[python]\").",
 	       s.st.py_bad_code);

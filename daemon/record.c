@@ -579,9 +579,19 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       " chains unreadable or cut, %" PRIu64 " samples of unsupported interpreters)\n",
 		       st->py_samples, st->py_frames, st->py_unplaced, st->py_bad_code, st->py_errors,
 		       st->py_unsupported);
+	if (st->py_skipped || st->py_cut_calls || st->py_raw_eval || st->py_outer_frames)
+		printf("  python     %" PRIu64 " frames at the outer end of cut native stacks, %" PRIu64
+		       " frames of deep chains not kept (marked), %" PRIu64
+		       " interpreter calls past a cut chain (marked), %" PRIu64
+		       " interpreter frames without Python frames (marked)\n",
+		       st->py_outer_frames, st->py_skipped, st->py_cut_calls, st->py_raw_eval);
 	if (st->py_code_reads)
 		printf("  python     %" PRIu64 " code objects read, %.1f µs each\n", st->py_code_reads,
 		       st->py_code_read_ns / 1e3 / st->py_code_reads);
+	if (st->py_code_records)
+		printf("  python     %" PRIu64 " code objects copied as they ran (%" PRIu64
+		       " not code objects)\n",
+		       st->py_code_records, st->py_code_records_bad);
 	if (o->off_cpu) {
 		printf("  off-CPU    %" PRIu64 " waits of %.1f ms or more, %.3f s in all (%" PRIu64
 		       " over the budget, not recorded)\n",

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,16 +51,28 @@ struct session {
 	uint32_t agg_gen; /* bumped when the aggregate is replaced: invalidates mapping tags */
 	struct session_stats st;
 	struct unwind_frame *frames;
-	struct agg_stack *scratch; /* room for PROFD_MAX_KSTACK + max_depth + Python frames */
+	/* room for PROFD_MAX_KSTACK + max_depth + Python frames, markers, a no-process frame */
+	struct agg_stack *scratch;
 	struct py_procs *py;       /* NULL with cfg.no_python */
 	struct stack_sizer *sizer; /* NULL without cfg.on_stack_size */
 	struct py_code *py_held[PROFD_PY_MAX_FRAMES]; /* codes the scratch stack points to */
 	size_t n_py_held;
+	/* "[python: N frames not read]" by N (made when first needed) */
+	struct py_code *py_gap_marks[PROFD_PY_MAX_WALK + 1];
 };
 
 /* Stands in for a code object that could not be read. Never freed: its first reference stays. */
 static struct py_code py_unknown_code = {
 	.refs = 1, .qualname = (char *)"[python]", .filename = (char *)"",
+};
+
+/*
+ * Stands in for an interpreter call whose Python frames were all walked but not kept (a
+ * gap's count is named once, at the call where the gap starts), or lie past the end of the
+ * walk (their number is unknown). Never freed.
+ */
+static struct py_code py_not_read_code = {
+	.refs = 1, .qualname = (char *)"[python: frames not read]", .filename = (char *)"",
 };
 
 int session_new(const struct session_config *cfg, struct session **ret)
@@ -76,7 +89,7 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	if (s->cfg.max_depth > UNWIND_MAX_DEPTH_LIMIT)
 		s->cfg.max_depth = UNWIND_MAX_DEPTH_LIMIT;
 	s->frames = calloc(s->cfg.max_depth, sizeof(*s->frames));
-	s->scratch = malloc(sizeof(*s->scratch) + (PROFD_MAX_KSTACK + s->cfg.max_depth + 1 +
+	s->scratch = malloc(sizeof(*s->scratch) + (PROFD_MAX_KSTACK + s->cfg.max_depth + 4 +
 						   PROFD_PY_MAX_FRAMES) * sizeof(struct agg_frame));
 	if (!s->frames || !s->scratch) {
 		r = -ENOMEM;
@@ -169,6 +182,8 @@ void session_free(struct session *s)
 	free(s->containers);
 	aggregate_free(s->agg);
 	py_procs_free(s->py);
+	for (size_t i = 0; i < ARRAY_SIZE(s->py_gap_marks); i++)
+		py_code_unref(s->py_gap_marks[i]);
 	stack_sizer_free(s->sizer);
 	proc_table_free(s->procs);
 	unwind_cache_free(s->unwind_cache);
@@ -420,7 +435,7 @@ int session_tap_add(struct session *s, struct aggregate *a, const struct session
 		t->f = *f;
 	t->gen = s->agg_gen;
 	t->cont_xlat = calloc(AGG_MAX_CONTAINERS + 1, sizeof(*t->cont_xlat));
-	t->scratch = malloc(sizeof(*t->scratch) + (PROFD_MAX_KSTACK + s->cfg.max_depth + 1 +
+	t->scratch = malloc(sizeof(*t->scratch) + (PROFD_MAX_KSTACK + s->cfg.max_depth + 4 +
 						   PROFD_PY_MAX_FRAMES) * sizeof(struct agg_frame));
 	if (!t->cont_xlat || !t->scratch) {
 		tap_free(t);
@@ -474,7 +489,18 @@ static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_kno
 			.frame_owner = pp->layout.frame_owner,
 			.frame_is_entry = pp->layout.frame_is_entry,
 			.owner_cstack = pp->layout.owner_cstack,
+			.code_qualname = PROFD_PY_OFF_NONE,
+			.code_filename = pp->layout.code_filename,
+			.code_linetable = pp->layout.code_linetable,
 		};
+
+		/* Code records only when the fields they follow lie in the head they carry. */
+		if ((size_t)pp->layout.code_qualname + 8 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.code_filename + 8 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.code_linetable + 8 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.code_firstlineno + 4 <= PROFD_PY_CODE_HEAD &&
+		    (size_t)pp->layout.ob_type + 8 <= PROFD_PY_CODE_HEAD)
+			b.code_qualname = pp->layout.code_qualname;
 
 		s->cfg.on_python(s->cfg.userdata, (uint32_t)p->pid, &b);
 	}
@@ -516,6 +542,89 @@ static struct agg_frame python_frame(struct session *s, struct py_proc *pp, uint
 		.map_id = map_id,
 		.flags = AGG_FRAME_PYTHON | (uint32_t)line << AGG_FRAME_LINE_SHIFT,
 	};
+}
+
+/* The frame standing in for `n` Python frames walked but not kept (n > 0). */
+static struct agg_frame python_gap_frame(struct session *s, uint32_t n, uint32_t map_id)
+{
+	struct py_code *code = &py_not_read_code;
+
+	if (n < ARRAY_SIZE(s->py_gap_marks)) {
+		if (!s->py_gap_marks[n]) {
+			struct py_code *c = calloc(1, sizeof(*c));
+
+			if (c && asprintf(&c->qualname, "[python: %" PRIu32 " frames not read]", n) >= 0 &&
+			    (c->filename = strdup("")) != NULL) {
+				c->refs = 1;
+				s->py_gap_marks[n] = c;
+			} else if (c) {
+				free(c->qualname);
+				free(c);
+			}
+		}
+		if (s->py_gap_marks[n])
+			code = s->py_gap_marks[n];
+	}
+	return (struct agg_frame){ .addr = (uint64_t)(uintptr_t)code, .map_id = map_id,
+				   .flags = AGG_FRAME_PYTHON };
+}
+
+/*
+ * The Python frames of one sample, consumed by the interpreter frames of its native stack from
+ * the leaf: `inner` frames, then (gap) `skipped` frames walked but not kept, of which
+ * `skipped_entries` began an interpreter call, then the kept outer frames; past the last one,
+ * when the walk was cut, frames of unknown number.
+ */
+struct py_merge {
+	const uint8_t *frames;
+	size_t n, inner, next;
+	uint32_t skipped, skipped_entries;
+	bool gap, gap_named, cut;
+};
+
+/*
+ * The Python frames that stand in for one interpreter frame (an eval call, `map_id` its
+ * mapping): from where the merge stands up to the first frame its call entered with. A call
+ * whose frames were not kept gets one marker frame instead. Returns how many went to out.
+ */
+static size_t python_merge_eval(struct session *s, struct py_merge *m, struct py_proc *pp,
+				uint32_t pid, uint32_t map_id, uint64_t now, struct agg_frame *out)
+{
+	size_t k = 0;
+
+	for (;;) {
+		if (m->gap && m->next == m->inner) {
+			if (!m->gap_named) {
+				out[k++] = python_gap_frame(s, m->skipped, map_id);
+				m->gap_named = true;
+			} else if (k == 0) {
+				out[k++] = python_gap_frame(s, 0xffffffffu, map_id);
+			}
+			if (m->skipped_entries > 0) {
+				/* This call began in the gap. */
+				m->skipped_entries--;
+				return k;
+			}
+			m->gap = false; /* the call goes on into the outer frames */
+			continue;
+		}
+		if (m->next < m->n) {
+			struct profd_py_frame f;
+
+			memcpy(&f, m->frames + m->next++ * sizeof(f), sizeof(f));
+			out[k++] = python_frame(s, pp, pid, &f, map_id, now);
+			s->st.py_frames++;
+			if (f.flags & PROFD_PY_FRAME_ENTRY)
+				return k;
+			continue;
+		}
+		if (m->cut && k == 0) {
+			/* Past the end of the walk: this call's frames were never seen. */
+			out[k++] = python_gap_frame(s, 0xffffffffu, map_id);
+			s->st.py_cut_calls++;
+		}
+		return k;
+	}
 }
 
 /*
@@ -603,9 +712,21 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 			st->stop = UNWIND_STOP_NO_MAPPING;
 		} else {
 			struct py_proc *pp = python_of(s, p, rec->flags & PROFD_SAMPLE_PY);
-			size_t npy = pp && pyframes ? MIN(rec->py_nframes, (size_t)PROFD_PY_MAX_FRAMES) : 0;
-			size_t pi = 0;
+			struct py_merge m = {
+				.frames = pyframes,
+				.n = pp && pyframes ? MIN(rec->py_nframes, (size_t)PROFD_PY_MAX_FRAMES)
+						    : 0,
+			};
 
+			m.inner = m.n;
+			if (m.n > PROFD_PY_INNER_FRAMES && rec->py_skipped > 0) {
+				m.inner = PROFD_PY_INNER_FRAMES;
+				m.gap = true;
+				m.skipped = rec->py_skipped;
+				m.skipped_entries = rec->py_skipped_entries;
+				s->st.py_skipped += rec->py_skipped;
+			}
+			m.cut = pp && (rec->flags & PROFD_SAMPLE_PY_TRUNCATED);
 			if (rec->flags & PROFD_SAMPLE_PY) {
 				s->st.py_samples++;
 				if (rec->flags & (PROFD_SAMPLE_PY_ERROR | PROFD_SAMPLE_PY_TRUNCATED))
@@ -623,22 +744,24 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 
 				/*
 				 * An interpreter frame runs a group of Python frames: from where the
-				 * walk stands to the one its call entered with. The Python frames
+				 * merge stands to the one its call entered with. The Python frames
 				 * stand in its place, in the interpreter's mapping.
 				 */
-				if (pi < npy && look >= pp->eval_start && look < pp->eval_end) {
-					uint32_t map_id = frame_map_id(s, p, pc);
+				if (pp && look >= pp->eval_start && look < pp->eval_end) {
+					size_t k = python_merge_eval(s, &m, pp, rec->pid,
+								     frame_map_id(s, p, pc),
+								     rec->time_ns, st->frames + n);
 
-					while (pi < npy) {
-						struct profd_py_frame f;
-
-						memcpy(&f, pyframes + pi++ * sizeof(f), sizeof(f));
-						st->frames[n++] = python_frame(s, pp, rec->pid, &f, map_id,
-									       rec->time_ns);
-						s->st.py_frames++;
-						if (f.flags & PROFD_PY_FRAME_ENTRY)
-							break;
-					}
+					n += k;
+					if (k > 0)
+						continue;
+					/*
+					 * No Python frame for it: the sample came before the BPF side
+					 * knew the process, or the chain ended before this call.
+					 */
+					st->frames[n++] = python_gap_frame(s, 0xffffffffu,
+									   frame_map_id(s, p, pc));
+					s->st.py_raw_eval++;
 					continue;
 				}
 				st->frames[n++] = (struct agg_frame){
@@ -647,7 +770,27 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 					.flags = res.frames[i].is_return ? AGG_FRAME_RETURN : 0,
 				};
 			}
-			s->st.py_unplaced += npy - pi;
+			if (!res.complete && (m.next < m.n || m.gap)) {
+				/*
+				 * The native walk stopped before the interpreter frames of the
+				 * outer Python frames: they go at the outer end, after what was
+				 * unwound (one marker for a gap; none per call in it).
+				 */
+				uint32_t map_id = frame_map_id(s, p, pp->eval_start);
+				size_t before = m.next;
+
+				m.skipped_entries = 0;
+				while (m.next < m.n || m.gap) {
+					size_t k = python_merge_eval(s, &m, pp, rec->pid, map_id,
+								     rec->time_ns, st->frames + n);
+
+					if (k == 0)
+						break;
+					n += k;
+				}
+				s->st.py_outer_frames += m.next - before;
+			}
+			s->st.py_unplaced += m.n - m.next;
 			s->st.stack_need_bytes += res.stack_used;
 			if (res.stop == UNWIND_STOP_TRUNCATED && (rec->flags & PROFD_SAMPLE_STACK_SIZED))
 				s->st.stack_cut++;
@@ -675,6 +818,56 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	while (s->n_py_held > 0)
 		py_code_unref(s->py_held[--s->n_py_held]);
 	return 0;
+}
+
+/*
+ * A code object as the BPF program copied it when a frame ran it: named now, in place of
+ * whatever the cache held at its address (a code object freed since, whose address a new one
+ * took). When the copy of its location table was cut and the object is still there, the
+ * object read whole gives the lines the copy lacks.
+ */
+static int handle_py_code(struct session *s, const struct profd_py_code *c)
+{
+	struct proc *p;
+	struct py_proc *pp;
+	struct py_code *code = NULL, *live = NULL;
+	uint64_t tlen = 0;
+	int r;
+
+	s->st.py_code_records++;
+	if (!s->py || (c->missing & 1) || proc_table_get(s->procs, c->pid, &p) < 0)
+		return 0;
+	pp = python_of(s, p, true);
+	if (!pp)
+		return 0;
+	r = py_code_from_copy(&pp->layout, c->code, c->head, sizeof(c->head),
+			      (c->missing & 2) ? NULL : c->qualname, sizeof(c->qualname),
+			      (c->missing & 4) ? NULL : c->filename, sizeof(c->filename),
+			      (c->missing & 8) ? NULL : c->linetable, sizeof(c->linetable),
+			      pp->code_type, &code);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		s->st.py_code_records_bad++;
+		return 0;
+	}
+	if (!(c->missing & 8) && (size_t)pp->layout.bytes_size + 8 <= sizeof(c->linetable))
+		memcpy(&tlen, c->linetable + pp->layout.bytes_size, sizeof(tlen));
+	if (tlen > sizeof(c->linetable) - pp->layout.bytes_sval &&
+	    py_code_read(&pp->layout, py_read_process, (void *)(uintptr_t)c->pid, c->code,
+			 pp->code_type, &live) >= 0) {
+		if (strcmp(live->qualname, code->qualname) == 0 &&
+		    strcmp(live->filename, code->filename) == 0 &&
+		    live->firstlineno == code->firstlineno) {
+			py_code_unref(code);
+			code = live;
+		} else {
+			py_code_unref(live);
+		}
+	}
+	r = py_code_cache_put(pp->codes, c->code, code);
+	py_code_unref(code);
+	return r == -ENOMEM ? r : 0;
 }
 
 int session_handle_record(struct session *s, const void *data, size_t size)
@@ -709,6 +902,15 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 		return handle_sample(s, rec, (const uint8_t *)(rec + 1),
 				     (const uint8_t *)(rec + 1) + rec->ustack_len,
 				     (const uint8_t *)(rec + 1) + rec->ustack_len + py_bytes);
+	}
+	case PROFD_REC_PY_CODE: {
+		const struct profd_py_code *c = data;
+
+		if (h->size != sizeof(*c)) {
+			s->st.bad_records++;
+			return 0;
+		}
+		return handle_py_code(s, c);
 	}
 	case PROFD_REC_EXEC:
 	case PROFD_REC_EXIT:

@@ -33,7 +33,17 @@ struct session_stats {
 	/* CPython (see daemon/python/python.h) */
 	uint64_t py_samples;     /* samples of CPython processes whose chain BPF walked */
 	uint64_t py_frames;      /* Python frames placed in stacks */
-	uint64_t py_unplaced;    /* Python frames with no interpreter frame to stand in for */
+	/* Python frames whose interpreter frames lie past where the native walk stopped: put at
+	 * the outer end of the stack */
+	uint64_t py_outer_frames;
+	/* Python frames with no interpreter frame to stand in for, in a native stack that reached
+	 * its root: dropped */
+	uint64_t py_unplaced;
+	uint64_t py_skipped;     /* Python frames walked but not kept (a marker stands for them) */
+	uint64_t py_cut_calls;   /* interpreter calls past the end of a cut walk (marked) */
+	/* interpreter frames of CPython processes with no Python frame to give (the sample came
+	 * before the BPF side knew the process, or its chain ended early): marked */
+	uint64_t py_raw_eval;
 	uint64_t py_bad_code;    /* code objects that could not be read (frame named "[python]") */
 	uint64_t py_errors;      /* samples whose chain could not be read or was cut */
 	uint64_t py_unsupported; /* samples of processes whose interpreter profd cannot read */
@@ -41,6 +51,8 @@ struct session_stats {
 	 * it is full and a miss replaces an entry) */
 	uint64_t py_code_reads;
 	uint64_t py_code_read_ns; /* time those reads took, in total */
+	uint64_t py_code_records;     /* code objects the BPF side copied when they ran */
+	uint64_t py_code_records_bad; /* ... that were no code object */
 	/* user stack bytes copied per record (samples and waits with a user context) */
 	uint64_t stack_copies, stack_copy_bytes;
 	uint64_t stack_copy_hist[SESSION_COPY_BUCKETS]; /* [i]: (i-1)*BUCKET < bytes <= i*BUCKET */

@@ -409,3 +409,132 @@ int py_code_cache_get(struct py_code_cache *c, const struct py_layout *l, py_rea
 	*ret = code;
 	return 0;
 }
+
+/* ---- code objects from copies of the target's memory */
+
+struct copies {
+	const struct py_code_copy *c;
+	size_t n;
+};
+
+static int copies_read(void *userdata, uint64_t addr, void *buf, size_t len)
+{
+	const struct copies *cs = userdata;
+
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct py_code_copy *c = &cs->c[i];
+
+		if (c->data && addr >= c->addr && addr - c->addr <= c->len &&
+		    len <= c->len - (addr - c->addr)) {
+			memcpy(buf, (const uint8_t *)c->data + (addr - c->addr), len);
+			return 0;
+		}
+	}
+	return -EFAULT;
+}
+
+/*
+ * A str object copied in part: its length cut to the characters the copy holds, so that
+ * decoding gives their prefix. The caller's buffer is changed in place.
+ */
+static void clamp_string(const struct py_layout *l, uint8_t *buf, size_t len)
+{
+	uint64_t length;
+	uint32_t state;
+	size_t data, width;
+
+	if ((size_t)l->unicode_length + 8 > len || (size_t)l->unicode_state + 4 > len)
+		return;
+	memcpy(&length, buf + l->unicode_length, sizeof(length));
+	memcpy(&state, buf + l->unicode_state, sizeof(state));
+	if ((state >> 6) & 1) {
+		data = l->unicode_ascii_size;
+		width = 1;
+	} else {
+		data = l->unicode_compact_size;
+		width = (state >> 2) & 7;
+		if (width != 1 && width != 2 && width != 4)
+			return; /* py_unicode_read refuses it */
+	}
+	if (data > len)
+		length = 0;
+	else if (length > (len - data) / width)
+		length = (len - data) / width;
+	memcpy(buf + l->unicode_length, &length, sizeof(length));
+}
+
+/* A bytes object copied in part: its size cut to the bytes the copy holds. */
+static void clamp_bytes(const struct py_layout *l, uint8_t *buf, size_t len)
+{
+	uint64_t size;
+
+	if ((size_t)l->bytes_size + 8 > len)
+		return;
+	memcpy(&size, buf + l->bytes_size, sizeof(size));
+	if (l->bytes_sval > len)
+		size = 0;
+	else if (size > len - l->bytes_sval)
+		size = len - l->bytes_sval;
+	memcpy(buf + l->bytes_size, &size, sizeof(size));
+}
+
+int py_code_from_copy(const struct py_layout *l, uint64_t addr, const void *head, size_t head_len,
+		      const void *qualname, size_t qualname_len, const void *filename,
+		      size_t filename_len, const void *linetable, size_t linetable_len,
+		      uint64_t code_type, struct py_code **ret)
+{
+	uint8_t q[PY_COPY_MAX], f[PY_COPY_MAX], t[PY_COPY_MAX];
+	struct py_code_copy c[4] = {{.addr = addr, .data = head, .len = head_len}};
+	struct copies cs = {.c = c, .n = 4};
+	uint64_t p;
+
+	if (!head || qualname_len > sizeof(q) || filename_len > sizeof(f) ||
+	    linetable_len > sizeof(t))
+		return -EINVAL;
+	if ((size_t)l->code_qualname + 8 > head_len || (size_t)l->code_filename + 8 > head_len ||
+	    (size_t)l->code_linetable + 8 > head_len)
+		return -EBADMSG;
+	if (qualname) {
+		memcpy(q, qualname, qualname_len);
+		clamp_string(l, q, qualname_len);
+		memcpy(&p, (const uint8_t *)head + l->code_qualname, sizeof(p));
+		c[1] = (struct py_code_copy){.addr = p, .data = q, .len = qualname_len};
+	}
+	if (filename) {
+		memcpy(f, filename, filename_len);
+		clamp_string(l, f, filename_len);
+		memcpy(&p, (const uint8_t *)head + l->code_filename, sizeof(p));
+		c[2] = (struct py_code_copy){.addr = p, .data = f, .len = filename_len};
+	}
+	if (linetable) {
+		memcpy(t, linetable, linetable_len);
+		clamp_bytes(l, t, linetable_len);
+		memcpy(&p, (const uint8_t *)head + l->code_linetable, sizeof(p));
+		c[3] = (struct py_code_copy){.addr = p, .data = t, .len = linetable_len};
+	}
+	return py_code_read(l, copies_read, &cs, addr, code_type, ret);
+}
+
+int py_code_cache_put(struct py_code_cache *c, uint64_t addr, struct py_code *code)
+{
+	struct cache_entry *e;
+
+	for (e = c->buckets[bucket_of(addr)]; e; e = e->next)
+		if (e->addr == addr) {
+			py_code_unref(e->code);
+			e->code = py_code_ref(code);
+			return 0;
+		}
+	if (c->n == PY_CODE_CACHE_MAX)
+		evict_oldest(c);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->addr = addr;
+	e->code = py_code_ref(code);
+	e->next = c->buckets[bucket_of(addr)];
+	c->buckets[bucket_of(addr)] = e;
+	c->order[(c->head + c->n) % PY_CODE_CACHE_MAX] = e;
+	c->n++;
+	return 0;
+}

@@ -80,6 +80,13 @@ int py_layout_from_debug_offsets(const void *buf, size_t len, struct py_layout *
 /* Read `len` bytes at `addr` of the target into buf, all or nothing: 0 or -errno. */
 typedef int (*py_read_fn)(void *userdata, uint64_t addr, void *buf, size_t len);
 
+/* A copy of `len` bytes of the target's memory at `addr`. */
+struct py_code_copy {
+	uint64_t addr;
+	const void *data;
+	size_t len;
+};
+
 /* What profd keeps of one code object. Immutable once built; reference counted. */
 struct py_code {
 	unsigned refs;
@@ -139,6 +146,25 @@ int py_code_cache_get(struct py_code_cache *c, const struct py_layout *l, py_rea
 		      void *userdata, uint64_t addr, uint64_t code_type, uint64_t now_ns,
 		      const struct py_code **ret);
 size_t py_code_cache_size(const struct py_code_cache *c);
+/*
+ * Put `code` in the cache at addr (a reference is taken), in place of what was there: a code
+ * object read at the time it ran (a code record) is right where a later read may not be.
+ */
+int py_code_cache_put(struct py_code_cache *c, uint64_t addr, struct py_code *code);
+
+/*
+ * A code object built from copies of the target's memory taken while it ran (the BPF
+ * program's code records): the first head_len bytes of the code object at addr, and the
+ * first bytes of the str objects its qualname and filename point to and of the bytes object
+ * its linetable points to (NULL: not copied). A copy cut short gives a name cut short and no
+ * line past the table's copied part. Copies are at most PY_COPY_MAX bytes; -EBADMSG as
+ * py_code_read.
+ */
+#define PY_COPY_MAX 1024
+int py_code_from_copy(const struct py_layout *l, uint64_t addr, const void *head, size_t head_len,
+		      const void *qualname, size_t qualname_len, const void *filename,
+		      size_t filename_len, const void *linetable, size_t linetable_len,
+		      uint64_t code_type, struct py_code **ret);
 
 /*
  * ---- CPython processes (pyproc.c)

@@ -483,3 +483,194 @@ Test(python, pid_namespace_and_exec)
 	free(sh);
 	free(script);
 }
+
+/* ---- chains longer than the walk, short-lived code objects */
+
+/*
+ * Recursion through C callbacks and through generators, each level its own interpreter call:
+ * 170 levels, two Python frames each through sorted(key=...), past the frames a sample keeps.
+ */
+static const char deep_calls_py[] =
+	"import sys, time\n"
+	"sys.setrecursionlimit(10000)\n"
+	"def spin(end):\n"
+	"    while time.monotonic() < end:\n"
+	"        pass\n"
+	"    return 0\n"
+	"def keyrec(n, end):\n"
+	"    if n == 0:\n"
+	"        return spin(end)\n"
+	"    return sorted([0], key=lambda v: keyrec(n - 1, end))[0]\n"
+	"def genrec(n, end):\n"
+	"    if n == 0:\n"
+	"        yield spin(end)\n"
+	"    else:\n"
+	"        yield from genrec(n - 1, end)\n"
+	"stop = time.monotonic() + float(sys.argv[1])\n"
+	"while time.monotonic() < stop:\n"
+	"    keyrec(170, time.monotonic() + 0.2)\n"
+	"    next(genrec(170, time.monotonic() + 0.2))\n";
+
+/* One interpreter call, 400 deep: spin, rec × 401, <module> = 403 frames. */
+static const char deep_recursion_py[] =
+	"import sys, time\n"
+	"sys.setrecursionlimit(10000)\n"
+	"def spin(end):\n"
+	"    while time.monotonic() < end:\n"
+	"        pass\n"
+	"def rec(n, end):\n"
+	"    if n == 0:\n"
+	"        return spin(end)\n"
+	"    return rec(n - 1, end)\n"
+	"rec(400, time.monotonic() + float(sys.argv[1]))\n";
+
+/* Functions made by exec() in a loop, each called once and dropped (large: malloc'd). */
+static const char exec_loop_py[] =
+	"import sys, time\n"
+	"end = time.monotonic() + float(sys.argv[1])\n"
+	"body = ''.join('        s += j * %d\\n' % k for k in range(60))\n"
+	"i = 0\n"
+	"while time.monotonic() < end:\n"
+	"    src = 'def made_%d(n):\\n    s = 0\\n    for j in range(n):\\n%s    return s\\n' % (i, body)\n"
+	"    ns = {}\n"
+	"    exec(compile(src, '<made>', 'exec'), ns)\n"
+	"    ns['made_%d' % i](100)\n"
+	"    del ns\n"
+	"    i += 1\n";
+
+static Perftools__Profiles__Profile *record_script(const char *name, const char *text,
+						   const char *seconds, char **ret_script)
+{
+	char *script = write_script(name, text);
+	char *out = test_out_path("deep.pb.gz");
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-F", "499", "-o", out,
+			       "--", PYTHON, script, (char *)seconds, NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+
+	test_require_root();
+	cr_assert_eq(access(PYTHON, X_OK), 0, PYTHON " is missing: `make deps` installs it");
+	cr_assert_eq(test_run(argv, 120, &rr), 0);
+	cr_assert_eq(rr.status, 0, "profd failed: %s", rr.err);
+	cr_log_info("%s", rr.out);
+	p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	run_result_free(&rr);
+	free(out);
+	*ret_script = script;
+	return p;
+}
+
+static bool name_starts(const struct test_frame *f, size_t n, const char *prefix)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(f[i].name, prefix, strlen(prefix)))
+			return true;
+	return false;
+}
+
+Test(python, deep_callbacks_and_generators_reach_module)
+{
+	static struct test_frame f[MAX_FRAMES];
+	char *script;
+	Perftools__Profiles__Profile *p = record_script("deep_calls.py", deep_calls_py, "4", &script);
+	uint64_t total = 0, raw = 0, module = 0, marked = 0, gens = 0, keys = 0;
+	bool key;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		int64_t v = p->sample[i]->n_value ? p->sample[i]->value[0] : 0;
+		size_t n = test_sample_frames(p, p->sample[i], f, MAX_FRAMES);
+		int s = find_frame(f, n, 0, "spin");
+
+		if (s < 0 || strcmp(f[s].file, script))
+			continue; /* not the workload's own samples */
+		total += v;
+		raw += find_frame(f, n, 0, "_PyEval_EvalFrameDefault") >= 0 ? v : 0;
+		module += find_frame(f, n, 0, "<module>") >= 0 ? v : 0;
+		gens += find_frame(f, n, 0, "genrec") >= 0 ? v : 0;
+		key = find_frame(f, n, 0, "keyrec") >= 0;
+		keys += key ? v : 0;
+		marked += key && name_starts(f, n, "[python: ") ? v : 0;
+	}
+	cr_assert_gt(total, 300, "samples in spin(): %lu", (unsigned long)total);
+	cr_assert(gens > total / 5 && keys > total / 5, "generators %lu, callbacks %lu of %lu",
+		  (unsigned long)gens, (unsigned long)keys, (unsigned long)total);
+	cr_assert_eq(raw, 0, "raw interpreter frames in %lu of %lu samples", (unsigned long)raw,
+		     (unsigned long)total);
+	cr_assert_geq(module, total * 95 / 100, "<module> in %lu of %lu samples",
+		      (unsigned long)module, (unsigned long)total);
+	/* 170 levels of two frames each: more than a sample keeps, and it says so. */
+	cr_assert_geq(marked, keys * 95 / 100, "a not-read marker in %lu of %lu samples",
+		      (unsigned long)marked, (unsigned long)keys);
+	test_pprof_free(p);
+	free(script);
+}
+
+Test(python, recursion_400_deep_keeps_module_and_marks_the_rest)
+{
+	static struct test_frame f[MAX_FRAMES];
+	char *script;
+	Perftools__Profiles__Profile *p =
+		record_script("deep_rec.py", deep_recursion_py, "3", &script);
+	uint64_t total = 0, ok = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		int64_t v = p->sample[i]->n_value ? p->sample[i]->value[0] : 0;
+		size_t n = test_sample_frames(p, p->sample[i], f, MAX_FRAMES);
+		int s = find_frame(f, n, 0, "spin"), m, recs = 0;
+
+		if (s < 0 || strcmp(f[s].file, script))
+			continue;
+		total += v;
+		/*
+		 * 403 frames: spin and 191 rec kept from the leaf, 63 rec and <module> from the
+		 * root, and between them one marker for the 147 not kept.
+		 */
+		m = find_frame(f, n, s, "[python: 147 frames not read]");
+		for (size_t k = 0; k < n; k++)
+			recs += !strcmp(f[k].name, "rec");
+		if (m == s + 192 && recs == 254 && find_frame(f, n, m, "<module>") == m + 64 &&
+		    find_frame(f, n, 0, "_PyEval_EvalFrameDefault") < 0)
+			ok += v;
+	}
+	cr_assert_gt(total, 300, "samples in spin(): %lu", (unsigned long)total);
+	cr_assert_geq(ok, total * 95 / 100,
+		      "spin, 191 rec, [147 not read], 63 rec, <module> in %lu of %lu samples",
+		      (unsigned long)ok, (unsigned long)total);
+	test_pprof_free(p);
+	free(script);
+}
+
+Test(python, exec_made_functions_named)
+{
+	static struct test_frame f[MAX_FRAMES];
+	char *script;
+	Perftools__Profiles__Profile *p = record_script("exec_loop.py", exec_loop_py, "4", &script);
+	uint64_t made = 0, unreadable = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		int64_t v = p->sample[i]->n_value ? p->sample[i]->value[0] : 0;
+		size_t n = test_sample_frames(p, p->sample[i], f, MAX_FRAMES);
+		int m = find_frame(f, n, 0, "<module>");
+
+		/* The frame the module called: a made_N function, or one not named. */
+		if (m < 1 || strcmp(f[m].file, script))
+			continue;
+		for (int k = m - 1; k >= 0; k--) {
+			if (!strncmp(f[k].name, "made_", 5) && !strcmp(f[k].file, "<made>")) {
+				made += v;
+				break;
+			}
+			if (!strcmp(f[k].name, "[python]")) {
+				unreadable += v;
+				break;
+			}
+		}
+	}
+	cr_assert_gt(made, 200, "samples in made_N(): %lu", (unsigned long)made);
+	cr_assert_leq(unreadable * 100, (made + unreadable) * 1,
+		      "%lu of %lu samples in exec'd functions not named", (unsigned long)unreadable,
+		      (unsigned long)(made + unreadable));
+	test_pprof_free(p);
+	free(script);
+}
