@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +47,19 @@ struct capture {
 	/* One capture_poll() call: records handled, and when it must give the caller back. */
 	uint64_t polled, deadline_ns;
 	bool over_budget;
+	uint64_t handled_ns; /* see capture_handled_ns() */
+	/* Side-band rings, one per online CPU; everything written before sb_drained_ns is read. */
+	struct sb_ring *sb;
+	size_t n_sb;
+	uint64_t sb_drained_ns;
+	bool sb_build_id;
+	uint8_t *sb_buf; /* a record that wraps around its ring, made whole */
+};
+
+struct sb_ring {
+	int fd;
+	void *base; /* the metadata page, then the data pages */
+	size_t len, data_size;
 };
 
 static bool cap_has(const struct __user_cap_data_struct d[2], int cap)
@@ -72,10 +87,64 @@ int capture_check_privileges(const char **ret_missing)
 	return 0;
 }
 
+/* Hand on every side-band record written so far. */
+static void sb_drain(struct capture *c)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	c->sb_drained_ns = mono_ns();
+	for (size_t i = 0; i < c->n_sb; i++) {
+		struct sb_ring *r = &c->sb[i];
+		struct perf_event_mmap_page *mp = r->base;
+		const uint8_t *data = (const uint8_t *)r->base + page;
+		uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
+		uint64_t tail = mp->data_tail;
+
+		while (tail < head) {
+			struct perf_event_header h;
+			size_t off = tail % r->data_size;
+			const void *rec;
+
+			/* Records are 8-byte aligned and sized: a header never wraps. */
+			memcpy(&h, data + off, sizeof(h));
+			if (h.size < sizeof(h) || h.size > head - tail) {
+				tail = head; /* cannot be: give up on what is there */
+				break;
+			}
+			if (off + h.size <= r->data_size) {
+				rec = data + off;
+			} else {
+				size_t first = r->data_size - off;
+
+				memcpy(c->sb_buf, data + off, first);
+				memcpy(c->sb_buf + first, data, h.size - first);
+				rec = c->sb_buf;
+			}
+			(void)c->cfg.sideband(c->cfg.sideband_userdata, rec, h.size);
+			tail += h.size;
+		}
+		__atomic_store_n(&mp->data_tail, tail, __ATOMIC_RELEASE);
+	}
+}
+
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
-	int r = c->handler(c->userdata, data, size);
+	int r;
+
+	/*
+	 * Samples and task events carry their time right after the header: the side-band records
+	 * before that time must reach the process table first. Everything written before the last
+	 * drain began has been read, so a drain per poll is usually all it takes.
+	 */
+	if (c->n_sb && size >= sizeof(struct profd_rec_hdr) + sizeof(uint64_t)) {
+		uint64_t t;
+
+		memcpy(&t, (const uint8_t *)data + sizeof(struct profd_rec_hdr), sizeof(t));
+		if (t >= c->sb_drained_ns)
+			sb_drain(c);
+	}
+	r = c->handler(c->userdata, data, size);
 
 	if (r < 0)
 		return r;
@@ -90,6 +159,9 @@ static int ringbuf_cb(void *ctx, void *data, size_t size)
 	}
 	return 0;
 }
+
+static int sb_open(struct capture *c);
+static void sb_close(struct capture *c);
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -165,11 +237,107 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 		r = -errno ?: -ENOMEM;
 		goto fail;
 	}
+	if (cfg->sideband) {
+		r = sb_open(c);
+		if (r < 0)
+			goto fail;
+	}
 	*ret = c;
 	return 0;
 fail:
 	capture_free(c);
 	return r;
+}
+
+static bool cpu_online(int cpu);
+
+static int sb_open_cpu(struct capture *c, int cpu, bool build_id)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct perf_event_attr a = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_DUMMY,
+		.size = sizeof(a),
+		.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU,
+		.sample_id_all = 1,
+		.mmap = 1,
+		.mmap2 = 1,
+		.comm = 1,
+		.comm_exec = 1,
+		.task = 1,
+		.use_clockid = 1,
+		.clockid = CLOCK_MONOTONIC,
+		.build_id = build_id,
+		/* Nobody waits on these fds: wake nobody until the ring is half full. */
+		.watermark = 1,
+		.wakeup_watermark = (uint32_t)(CAPTURE_SIDEBAND_PAGES * page / 2),
+	};
+	struct sb_ring *r = &c->sb[c->n_sb];
+	int fd = syscall(SYS_perf_event_open, &a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	r->len = (size_t)(CAPTURE_SIDEBAND_PAGES + 1) * page;
+	r->data_size = (size_t)CAPTURE_SIDEBAND_PAGES * page;
+	r->base = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (r->base == MAP_FAILED) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	r->fd = fd;
+	c->n_sb++;
+	return 0;
+}
+
+/* One side-band event and ring per online CPU, enabled as they open. */
+static int sb_open(struct capture *c)
+{
+	/*
+	 * MMAP2 records with device and inode, not with the build-id (Linux >= 5.12 offers
+	 * either): device and inode name the very file mapped, while a build-id names any copy,
+	 * and any user can write a file with another binary's build-id (a cache keyed by it
+	 * would let that file name and unwind other users' processes).
+	 */
+	bool build_id = false;
+
+	c->sb = calloc(c->n_cpus, sizeof(*c->sb));
+	c->sb_buf = malloc(1u << 16); /* perf_event_header.size is 16 bits */
+	if (!c->sb || !c->sb_buf)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < c->n_cpus; cpu++) {
+		int r;
+
+		if (!cpu_online(cpu))
+			continue;
+		r = sb_open_cpu(c, cpu, build_id);
+		if (r == -EINVAL && build_id && c->n_sb == 0) {
+			/* Before Linux 5.12: MMAP2 records with device and inode instead. */
+			build_id = false;
+			r = sb_open_cpu(c, cpu, build_id);
+		}
+		if (r == -ENODEV)
+			continue;
+		if (r < 0)
+			return log_error_errno(r, "Failed to open the side-band event of CPU %d "
+						  "(mmap, comm and task records): %m", cpu);
+	}
+	c->sb_build_id = build_id;
+	return 0;
+}
+
+static void sb_close(struct capture *c)
+{
+	for (size_t i = 0; i < c->n_sb; i++) {
+		munmap(c->sb[i].base, c->sb[i].len);
+		close(c->sb[i].fd);
+	}
+	c->n_sb = 0;
+	free(c->sb);
+	c->sb = NULL;
+	free(c->sb_buf);
+	c->sb_buf = NULL;
 }
 
 static bool cpu_online(int cpu)
@@ -392,6 +560,7 @@ void capture_free(struct capture *c)
 	destroy_links(c);
 	free(c->links);
 	free(c->pids);
+	sb_close(c);
 	ring_buffer__free(c->rb);
 	profd_bpf__destroy(c->skel);
 	free(c);
@@ -460,6 +629,7 @@ size_t capture_ringbuf_size(unsigned freq, unsigned stack_bytes, bool adaptive, 
 
 int capture_poll(struct capture *c, int timeout_ms)
 {
+	uint64_t start = mono_ns();
 	int r;
 
 	c->polled = 0;
@@ -472,9 +642,23 @@ int capture_poll(struct capture *c, int timeout_ms)
 	 */
 	if (!c->over_budget && (r == 0 || r == -EINTR))
 		r = ring_buffer__consume(c->rb);
+	if (c->n_sb)
+		sb_drain(c);
 	if (c->over_budget)
 		return (int)MIN(c->polled, (uint64_t)INT_MAX);
+	if (r >= 0 || r == -EINTR)
+		c->handled_ns = start;
 	return r == -EINTR ? 0 : r;
+}
+
+uint64_t capture_handled_ns(const struct capture *c)
+{
+	return c->handled_ns;
+}
+
+bool capture_sideband_build_id(const struct capture *c)
+{
+	return c->sb_build_id;
 }
 
 static uint64_t lost_sum(struct capture *c, __u32 first, __u32 last)

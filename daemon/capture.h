@@ -36,7 +36,21 @@ struct capture_config {
 	bool per_task;
 	/* Stack gaps per process from capture_set_stack_gap() (else copy to the VMA's end). */
 	bool stack_sizing;
+	/*
+	 * The kernel's side-band stream (NULL: none): one PERF_COUNT_SW_DUMMY event per online CPU
+	 * with mmap2, comm (exec flagged), task (fork, exit) records of every process, each with
+	 * sample_id_all (PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU) on CLOCK_MONOTONIC
+	 * (the clock of the samples' time_ns), and the build-id in MMAP2 where the kernel can
+	 * (Linux 5.12+; else device and inode), read through a CAPTURE_SIDEBAND_PAGES-page ring
+	 * per CPU. Enabled in capture_new(), before sampling starts: a snapshot of /proc taken
+	 * after it misses nothing. Every record is handed to `sideband` (header first; valid
+	 * during the call only) before any sample taken after it is handed to the handler, and
+	 * at every capture_poll(). A ring that overflowed hands on a PERF_RECORD_LOST record.
+	 */
+	int (*sideband)(void *userdata, const void *rec, size_t size);
+	void *sideband_userdata;
 };
+#define CAPTURE_SIDEBAND_PAGES 64
 #define CAPTURE_OFF_CPU_MIN_DEFAULT_NS 1000000ull
 #define CAPTURE_OFF_CPU_BUDGET_DEFAULT 2000
 
@@ -116,6 +130,15 @@ void capture_get_info(const struct capture *c, struct capture_info *ret);
  */
 #define CAPTURE_POLL_BUDGET_NS (200ull * 1000 * 1000)
 int capture_poll(struct capture *c, int timeout_ms);
+
+/*
+ * CLOCK_MONOTONIC time before which every sample has been handed to the handler: the start of
+ * the last capture_poll() that emptied the ring buffer (0: none yet).
+ */
+uint64_t capture_handled_ns(const struct capture *c);
+
+/* Whether the side-band's MMAP2 records carry build-ids (else device and inode). */
+bool capture_sideband_build_id(const struct capture *c);
 
 /*
  * Stop sampling (close the perf events; task events go on). What the ring buffer holds stays

@@ -79,6 +79,7 @@ struct snapshot {
 	struct session_stats st;
 	uint64_t lost;
 	size_t procs, dsos;
+	struct proc_sideband_stats sideband;
 	struct unwind_cache_stats unwind;
 	struct sym_cache_stats sym;
 	size_t interval_stacks;
@@ -641,6 +642,7 @@ static void snapshot_refresh(struct daemon *d)
 	s.lost = d->lost_base + (d->capture ? capture_lost(d->capture) : 0);
 	s.procs = proc_table_n_procs(session_procs(d->session));
 	s.dsos = proc_table_n_dsos(session_procs(d->session));
+	proc_table_sideband_stats(session_procs(d->session), &s.sideband);
 	session_unwind_stats(d->session, &s.unwind);
 	if (d->sym_cache)
 		sym_cache_get_stats(d->sym_cache, &s.sym);
@@ -785,6 +787,18 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 	metric(f, "profd_processes", "gauge", "Processes in the process table.", s.procs);
 	metric(f, "profd_binaries", "gauge", "Binaries kept open for unwinding and symbolization.",
 	       s.dsos);
+	metric(f, "profd_sideband_records_total", "counter",
+	       "Side-band records (mmap, exec, fork, exit) read from the kernel.",
+	       s.sideband.records);
+	metric(f, "profd_sideband_lost_total", "counter",
+	       "Side-band records the kernel could not write (then /proc is read again).",
+	       s.sideband.lost);
+	metric(f, "profd_sideband_resyncs_total", "counter",
+	       "Re-reads of every live process from /proc after side-band records were lost.",
+	       s.sideband.resyncs);
+	metric(f, "profd_sideband_unopened_files_total", "counter",
+	       "Mapped files named by the side-band that could not be opened.",
+	       s.sideband.unopened);
 	metric(f, "profd_unwind_cache_entries", "gauge", "Binaries in the CFI table cache.",
 	       s.unwind.entries);
 	metric(f, "profd_unwind_cache_bytes", "gauge", "Bytes of CFI tables cached.",
@@ -892,6 +906,14 @@ static int on_record(void *userdata, const void *data, size_t size)
 	struct daemon *d = userdata;
 
 	return session_handle_record(d->session, data, size);
+}
+
+/* The kernel's side-band stream feeds the process table. */
+static int on_sideband(void *userdata, const void *rec, size_t size)
+{
+	struct daemon *d = userdata;
+
+	return proc_table_sideband_push(session_procs(d->session), rec, size);
 }
 
 /* Threads inherit the signal mask: create them with every signal blocked. */
@@ -1106,6 +1128,7 @@ static int capture_open(struct daemon *d, const struct capture_settings *cs, str
 				    .no_python = !cs->python, .off_cpu = cs->off_cpu,
 				    .off_cpu_min_ns = cs->off_cpu_min_us * 1000ull,
 				    .stack_sizing = cs->adaptive_stack_copy,
+				    .sideband = on_sideband, .sideband_userdata = d,
 				    /* The reader also writes the interval profiles: room for 4 s. */
 				    .ringbuf_bytes = capture_ringbuf_size(cs->frequency,
 									  cs->stack_bytes,
@@ -1396,6 +1419,9 @@ static int daemon_run(struct daemon *d)
 	r = session_new(&sc, &d->session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");
+	r = proc_table_set_sideband(session_procs(d->session), true);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the process table: %m");
 	r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&d->cfg) },
 			  &d->sym_cache);
 	if (r < 0)
@@ -1407,6 +1433,10 @@ static int daemon_run(struct daemon *d)
 	r = capture_open(d, &d->run, &d->capture);
 	if (r < 0)
 		return r;
+	/* The side-band runs: what runs already is read now, what starts later it tells. */
+	r = proc_table_snapshot(session_procs(d->session));
+	if (r < 0)
+		log_warning_errno(r, "Cannot read the running processes: %m");
 	if (d->cfg.listen[0]) {
 		r = http_start(d, &d->cfg, &d->http);
 		if (r < 0)
@@ -1440,6 +1470,9 @@ static int daemon_run(struct daemon *d)
 			log_error_errno(r, "Failed to read samples: %m");
 			break;
 		}
+		if (d->capture)
+			proc_table_sideband_tick(session_procs(d->session),
+						 capture_handled_ns(d->capture));
 		if (reload_requested) {
 			reload_requested = 0;
 			r = daemon_reload(d);

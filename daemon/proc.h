@@ -18,10 +18,21 @@
  * dsos are collected. Static tables (recordings) use the root given to
  * proc_table_set_static_root(), or none.
  *
- * Limits (documented, enforced): PROC_MAX_PROCS processes, PROC_MAX_MAPS mappings per process,
- * PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped beyond them), PROC_MAX_ROOTS distinct
- * roots (binaries of processes in further roots get none: no debug file next to them is
- * searched).
+ * With the kernel's side-band stream (proc_table_set_sideband()), a process is a chain of
+ * generations, one per (pid, exec): FORK starts one with a copy of its parent's mappings, an
+ * exec (COMM with the exec flag) starts the next, MMAP2 adds mappings, EXIT ends the last; a
+ * sample resolves against the generation live at its timestamp (proc_table_get_at()), and an
+ * ended generation is freed only once every sample before its end was handled
+ * (proc_table_sideband_tick()). A binary named by MMAP2 is opened when the record is applied,
+ * so a process that exits right after still unwinds and symbolizes: through map_files or the
+ * process's root while it lives, else by path from profd's own root, kept only when it is the
+ * mapped file (same device and inode, or with build-id records the same build-id).
+ *
+ * Limits (documented, enforced): PROC_MAX_PROCS processes (generations, with the side-band),
+ * PROC_MAX_MAPS mappings per process, PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped
+ * beyond them), PROC_SIDEBAND_QUEUE_MAX side-band records waiting for their time,
+ * PROC_MAX_ROOTS distinct roots (binaries of processes in further roots get none: no debug
+ * file next to them is searched).
  */
 #pragma once
 
@@ -57,8 +68,10 @@ struct dso {
 	size_t build_id_len;
 	uint8_t build_id[64];
 	char build_id_hex[129]; /* "" when none */
-	/* Cache linkage (owned by the proc table). */
+	/* Cache linkage (owned by the proc table): by (dev, ino), and by build-id. */
 	struct dso *hash_next;
+	struct dso *bid_next;
+	bool in_bid_hash;
 };
 
 struct dso *dso_ref(struct dso *d);
@@ -76,13 +89,22 @@ struct mapping {
 	uint64_t user_tag;
 };
 
+/* One process, or with the side-band stream one generation of it (pid, exec). */
 struct proc {
 	pid_t pid;
-	struct mapping *maps; /* sorted by start */
+	struct mapping *maps; /* sorted by start, never overlapping */
 	size_t n_maps;
-	bool exited;
+	bool exited; /* ended (exit, or exec for an older generation): never re-read */
 	uint64_t refreshed_ns; /* CLOCK_MONOTONIC of the last maps read */
 	unsigned n_refresh;
+	/* Side-band generations (CLOCK_MONOTONIC): live over [start_ns, end_ns). start_ns 0: since
+	 * before the table knew it (read from /proc); end_ns 0: not ended. */
+	uint64_t start_ns, end_ns;
+	bool sideband;   /* mappings built from the side-band stream, not read from /proc */
+	bool from_exec;  /* started by an exec: its first file mapping is the executable */
+	bool dirty;      /* mappings changed since the observer last saw them */
+	size_t cap_maps;
+	struct proc *older; /* the previous generation of the same pid, or NULL */
 	struct proc *hash_next;
 };
 
@@ -131,10 +153,67 @@ const struct mapping *proc_find_mapping(struct proc_table *t, struct proc *p, ui
  */
 void proc_table_set_sample_time(struct proc_table *t, uint64_t sample_ns);
 
-/* exec: the old mappings are gone; the next lookup re-reads them. */
+/*
+ * The generation of pid live at time_ns (CLOCK_MONOTONIC; 0: the newest), after applying every
+ * queued side-band record up to time_ns. Without the side-band, or for a pid the table does not
+ * know, the same as proc_table_set_sample_time() + proc_table_get().
+ */
+int proc_table_get_at(struct proc_table *t, pid_t pid, uint64_t time_ns, struct proc **ret);
+
+/* exec: the old mappings are gone; the next lookup re-reads them. No-op with the side-band. */
 void proc_table_exec(struct proc_table *t, pid_t pid);
-/* exit: forget the process (dsos stay alive while referenced elsewhere). */
+/*
+ * exit: forget the process (dsos stay alive while referenced elsewhere). No-op with the
+ * side-band, whose EXIT record ends the process's last generation instead.
+ */
 void proc_table_remove(struct proc_table *t, pid_t pid);
+
+/* ---- the kernel's side-band stream ---------------------------------------------------------- */
+
+/*
+ * Take the process table's changes from the kernel's side-band records (perf_event_open with
+ * mmap2, comm, comm_exec, task and sample_id_all of PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+ * PERF_SAMPLE_CPU, clock CLOCK_MONOTONIC; with or without build_id) instead of re-reading /proc
+ * at exec, exit and lookup misses. all: every process on the host (a FORK of a process the
+ * table does not know yet reads the parent from /proc); otherwise only processes in the table
+ * and what they fork. Call on an empty table, before anything of the stream is pushed.
+ */
+int proc_table_set_sideband(struct proc_table *t, bool all);
+bool proc_table_sideband_on(const struct proc_table *t);
+
+/*
+ * Queue one side-band record (struct perf_event_header first, `size` bytes; copied). Records
+ * are applied in time order when a lookup needs them (proc_table_get_at()) or when their time
+ * has passed (proc_table_sideband_tick()). Malformed records are counted and dropped; records
+ * of types the table has no use for are ignored. PERF_RECORD_LOST is counted and followed by
+ * a resync: every live process is read again from /proc. 0 or -ENOMEM.
+ */
+#define PROC_SIDEBAND_QUEUE_MAX 65536
+int proc_table_sideband_push(struct proc_table *t, const void *rec, size_t size);
+
+/*
+ * Every sample taken before `handled_ns` (CLOCK_MONOTONIC) has been handled: apply the records
+ * up to then, and free generations that ended more than PROC_SIDEBAND_GRACE_NS before it.
+ */
+#define PROC_SIDEBAND_GRACE_NS (250ull * 1000 * 1000)
+void proc_table_sideband_tick(struct proc_table *t, uint64_t handled_ns);
+/* Apply every queued record (the end of a recording). */
+void proc_table_sideband_flush(struct proc_table *t);
+
+/* Read every process in /proc now (the snapshot of what runs when the side-band starts). */
+int proc_table_snapshot(struct proc_table *t);
+
+struct proc_sideband_stats {
+	uint64_t records;   /* side-band records pushed */
+	uint64_t mmaps;     /* executable mappings added */
+	uint64_t forks, execs, exits;
+	uint64_t lost;      /* records the kernel could not write (PERF_RECORD_LOST) */
+	uint64_t resyncs;   /* /proc re-reads of every live process after a loss */
+	uint64_t malformed; /* records too short or inconsistent: dropped */
+	uint64_t unopened;  /* mapped files that could not be opened (kept without a file) */
+	uint64_t generations; /* generations in the table now */
+};
+void proc_table_sideband_stats(const struct proc_table *t, struct proc_sideband_stats *ret);
 
 /*
  * Observer: called after every successful read of a process's mappings from /proc (first

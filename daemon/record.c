@@ -428,6 +428,14 @@ static int on_record(void *userdata, const void *data, size_t size)
 	return r;
 }
 
+/* The kernel's side-band stream feeds the process table. */
+static int on_sideband(void *userdata, const void *rec, size_t size)
+{
+	struct record_ctx *c = userdata;
+
+	return proc_table_sideband_push(session_procs(c->session), rec, size);
+}
+
 /* The process table read a process's maps: save them in the raw capture. */
 static void on_maps(void *userdata, const struct proc *p)
 {
@@ -552,8 +560,8 @@ static void print_start(const struct record_opts *o, struct capture *c)
 }
 
 static void print_summary(const struct record_opts *o, const struct profile_summary *sum,
-			  const struct session_stats *st, uint64_t lost, uint64_t over_budget,
-			  double elapsed)
+			  const struct session_stats *st, const struct proc_sideband_stats *sb,
+			  uint64_t lost, uint64_t over_budget, double elapsed)
 {
 	double pct = sum->user_stacks ? 100.0 * sum->complete / sum->user_stacks : 0.0;
 
@@ -571,6 +579,12 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 	}
 	printf("  profile    %zu locations, %zu functions, %zu mappings\n", sum->n_locations,
 	       sum->n_functions, sum->n_mappings);
+	if (sb && sb->records)
+		printf("  side-band  %" PRIu64 " records (%" PRIu64 " mappings, %" PRIu64 " forks, %"
+		       PRIu64 " execs, %" PRIu64 " exits), %" PRIu64 " lost%s, %" PRIu64
+		       " files not opened\n",
+		       sb->records, sb->mmaps, sb->forks, sb->execs, sb->exits, sb->lost,
+		       sb->lost ? " (then /proc read again)" : "", sb->unopened);
 	if (st->bad_records)
 		printf("  malformed  %" PRIu64 " records skipped\n", st->bad_records);
 	if (st->py_samples || st->py_unsupported)
@@ -721,7 +735,15 @@ int cmd_record(int argc, char **argv)
 		.off_cpu_min_ns = o.off_cpu_min_ns,
 		.per_task = !o.all && !o.per_cpu,
 		.stack_sizing = !o.stack_fixed,
+		.sideband = on_sideband,
+		.sideband_userdata = &ctx,
 	};
+	/* -a: every process; otherwise the targets and what they fork. */
+	r = proc_table_set_sideband(session_procs(ctx.session), o.all);
+	if (r < 0) {
+		log_error_errno(r, "Failed to set up the process table: %m");
+		goto out;
+	}
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
 	if (r < 0) {
 		log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel with BTF "
@@ -730,6 +752,12 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 
+	/* The side-band runs: what runs already is read now, what starts later it tells. */
+	if (o.all) {
+		r = proc_table_snapshot(session_procs(ctx.session));
+		if (r < 0)
+			log_warning_errno(r, "Cannot read the running processes: %m");
+	}
 	if (o.cmd) {
 		r = spawn_child(o.cmd, &ctx.child, &go_fd);
 		if (r < 0)
@@ -778,6 +806,7 @@ int cmd_record(int argc, char **argv)
 			log_error_errno(r, "Failed to read samples: %m");
 			goto out;
 		}
+		proc_table_sideband_tick(session_procs(ctx.session), capture_handled_ns(ctx.capture));
 		now = mono_ns();
 		if (tty && now - last_progress >= 250000000ull) {
 			print_progress((now - start_ns) / 1e9, session_stats(ctx.session),
@@ -804,6 +833,7 @@ int cmd_record(int argc, char **argv)
 	capture_stop(ctx.capture);
 	while (capture_poll(ctx.capture, 0) > 0)
 		;
+	proc_table_sideband_flush(session_procs(ctx.session));
 	if (tty)
 		fprintf(stderr, "\r\033[K");
 
@@ -879,9 +909,13 @@ int cmd_record(int argc, char **argv)
 		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
 		goto out;
 	}
-	if (o.progress)
-		print_summary(&o, &sum, session_stats(ctx.session), lost, over_budget,
+	if (o.progress) {
+		struct proc_sideband_stats sb;
+
+		proc_table_sideband_stats(session_procs(ctx.session), &sb);
+		print_summary(&o, &sum, session_stats(ctx.session), &sb, lost, over_budget,
 			      (end_ns - start_ns) / 1e9);
+	}
 	r = 0;
 out:
 	if (ctx.child > 0) {

@@ -703,8 +703,8 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 		s->st.stack_copy_hist[MIN(((size_t)rec->ustack_len + SESSION_COPY_BUCKET - 1) /
 						  SESSION_COPY_BUCKET,
 					  (size_t)SESSION_COPY_BUCKETS - 1)]++;
-		proc_table_set_sample_time(s->procs, rec->time_ns);
-		if (proc_table_get(s->procs, rec->pid, &p) < 0) {
+		/* With the side-band stream: the process's generation live when the tick came. */
+		if (proc_table_get_at(s->procs, rec->pid, rec->time_ns, &p) < 0) {
 			/* Gone before we could read its maps: keep the sample, unnamed. */
 			s->st.no_process++;
 			st->frames[n++] = (struct agg_frame){ .addr = rec->regs[0],
@@ -942,7 +942,9 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 			struct proc *p;
 
 			s->st.forks++;
-			(void)proc_table_get(s->procs, e->pid, &p);
+			/* The side-band's FORK gives the child its parent's mappings instead. */
+			if (!proc_table_sideband_on(s->procs))
+				(void)proc_table_get(s->procs, e->pid, &p);
 		}
 		return 0;
 	}
