@@ -1696,8 +1696,11 @@ int proc_table_get_at(struct proc_table *t, pid_t pid, uint64_t time_ns, struct 
 	if (!pp)
 		return proc_table_get(t, pid, ret);
 	p = gen_at(*pp, time_ns);
-	if (p->dirty && t->observer) {
-		t->observer(t->observer_userdata, p);
+	if (p->dirty) {
+		/* New mappings: what was learnt from the old ones (an interpreter) is looked at again. */
+		p->n_refresh++;
+		if (t->observer)
+			t->observer(t->observer_userdata, p);
 		p->dirty = false;
 	}
 	*ret = p;
