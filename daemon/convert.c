@@ -270,7 +270,8 @@ static void warm_new_mappings(struct convert_ctx *c)
 		if (sym_warmer_add(c->warm, &(struct sym_binary){.build_id = d->build_id,
 								 .build_id_len = d->build_id_len,
 								 .fd = d->fd,
-								 .path = d->path}) < 0)
+								 .path = d->path,
+								 .file_id = &d->file_id}) < 0)
 			continue; /* opened on its first lookup instead */
 		c->warmed[k] = d; /* at most SYM_WARMER_MAX: the table never fills */
 	}

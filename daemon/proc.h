@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "symbolize/symbolize.h"
+
 #define PROC_MAX_PROCS 65536
 #define PROC_MAX_MAPS 65536
 #define PROC_MAX_DSOS 8192
@@ -41,6 +43,12 @@ struct dso {
 	uint64_t dev, ino;
 	char *path;        /* name in the target's mount namespace */
 	int fd;            /* read-only fd on the file (or a memfd copy of the vdso), -1 if none */
+	/*
+	 * fstat() of fd (all zero when fd < 0): the file actually opened, which the symbol and
+	 * unwind caches key it by (with its build-id), so a file with another's build-id never
+	 * serves the processes that map the other. dev/ino above are the maps line's.
+	 */
+	struct sym_file_id file_id;
 	uint16_t e_machine;
 	bool is_elf;
 	size_t build_id_len;

@@ -206,6 +206,7 @@ static void dso_binary(const struct dso *d, struct sym_binary *ret)
 		.build_id_len = d->build_id_len,
 		.fd = d->fd,
 		.path = d->path,
+		.file_id = d->fd >= 0 ? &d->file_id : NULL,
 	};
 }
 
