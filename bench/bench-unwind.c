@@ -464,8 +464,8 @@ static int self_find_module(void *userdata, uint64_t pc, struct unwind_module *r
 	*ret = (struct unwind_module){.start = m->start, .end = m->end};
 	if (!m->dso || !m->dso->is_elf || m->dso->fd < 0)
 		return 0;
-	if (unwind_key_from_fd(m->dso->fd, m->dso->build_id, m->dso->build_id_len, &key) < 0)
-		return 0;
+	unwind_key_make(m->dso->build_id, m->dso->build_id_len, m->dso->file_id.dev,
+			m->dso->file_id.ino, m->dso->file_id.size, m->dso->file_id.mtime_ns, &key);
 	(void)unwind_cache_module(c->cache, &key, m->dso->fd, m->start, m->end, m->pgoff, ret);
 	ret->start = m->start;
 	ret->end = m->end;

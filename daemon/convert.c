@@ -271,7 +271,8 @@ static void warm_new_mappings(struct convert_ctx *c)
 								 .build_id_len = d->build_id_len,
 								 .fd = d->fd,
 								 .path = d->path,
-								 .root = d->root}) < 0)
+								 .root = d->root,
+								 .file_id = &d->file_id}) < 0)
 			continue; /* opened on its first lookup instead */
 		c->warmed[k] = d; /* at most SYM_WARMER_MAX: the table never fills */
 	}

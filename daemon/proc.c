@@ -98,6 +98,10 @@ static void dso_identify(struct dso *d)
 {
 	struct elf_ident id;
 
+	if (d->fd >= 0 && sym_file_id_from_fd(d->fd, &d->file_id) < 0) {
+		close(d->fd); /* no identity, nothing to key it by: as if it could not be opened */
+		d->fd = -1;
+	}
 	if (d->fd < 0 || elf_identify_fd(d->fd, &id) < 0)
 		return;
 	d->is_elf = true;

@@ -41,6 +41,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "symbolize/symbolize.h"
+
 #define PROC_MAX_PROCS 65536
 #define PROC_MAX_MAPS 65536
 #define PROC_MAX_DSOS 8192
@@ -63,6 +65,12 @@ struct dso {
 	char *path;        /* name in the target's mount namespace */
 	int fd;            /* read-only fd on the file (or a memfd copy of the vdso), -1 if none */
 	struct sym_root *root; /* the root `path` is named in (reference), NULL: unknown */
+	/*
+	 * fstat() of fd (all zero when fd < 0): the file actually opened, which the symbol and
+	 * unwind caches key it by (with its build-id), so a file with another's build-id never
+	 * serves the processes that map the other. dev/ino above are the maps line's.
+	 */
+	struct sym_file_id file_id;
 	uint16_t e_machine;
 	bool is_elf;
 	size_t build_id_len;

@@ -207,6 +207,7 @@ static void dso_binary(const struct dso *d, struct sym_binary *ret)
 		.fd = d->fd,
 		.path = d->path,
 		.root = d->root,
+		.file_id = d->fd >= 0 ? &d->file_id : NULL,
 	};
 }
 

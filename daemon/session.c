@@ -209,8 +209,9 @@ static int find_module(void *userdata, uint64_t pc, struct unwind_module *ret)
 	*ret = (struct unwind_module){ .start = m->start, .end = m->end };
 	if (!m->dso || !m->dso->is_elf || m->dso->fd < 0)
 		return 0; /* anonymous/JIT code: frame pointers only */
-	if (unwind_key_from_fd(m->dso->fd, m->dso->build_id, m->dso->build_id_len, &key) < 0)
-		return 0;
+	/* Keyed by the file this process maps (fstat'ed once per dso), not its build-id alone. */
+	unwind_key_make(m->dso->build_id, m->dso->build_id_len, m->dso->file_id.dev,
+			m->dso->file_id.ino, m->dso->file_id.size, m->dso->file_id.mtime_ns, &key);
 	/* A binary without usable CFI still is a mapping: the frame pointer may walk it. */
 	(void)unwind_cache_module(c->s->unwind_cache, &key, m->dso->fd, m->start, m->end, m->pgoff,
 				  ret);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * struct sym_cache: sym_elfs shared by build-id, bounded by an LRU of open ELFs, and results
- * per (binary, file offset, inlines) that outlive both the sym_elf and the profile (see
- * symbolize.h for the contract and the limits).
+ * struct sym_cache: one sym_elf per file opened (its fstat identity and build-id, never the
+ * build-id alone: see symbolize.h), bounded by an LRU of open ELFs, and results per (binary,
+ * file offset, inlines) that outlive both the sym_elf and the profile (see symbolize.h for the
+ * contract and the limits).
  *
  * Three intrusive LRU lists, most recent first: all binaries (for the binary cap and idle
  * generations), binaries with an open ELF (for max_elfs), and all results (for the result
@@ -65,13 +66,13 @@ static void list_move_head(struct list_node *h, struct list_node *n)
 }
 
 enum key_kind {
-	KEY_BUILD_ID = 1,
-	KEY_FILE = 2, /* dev, ino, size, mtime: no build-id */
+	KEY_BUILD_ID = 1, /* the file's identity, then its build-id */
+	KEY_FILE = 2,     /* the file's identity: no build-id */
 };
 
 struct bin_key {
 	uint8_t kind, len;
-	uint8_t bytes[64];
+	uint8_t bytes[sizeof(struct sym_file_id) + 64];
 };
 
 struct sym_bin {
@@ -153,29 +154,48 @@ static bool key_eq(const struct bin_key *a, const struct bin_key *b)
 	return a->kind == b->kind && a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
+int sym_file_id_from_fd(int fd, struct sym_file_id *ret)
+{
+	struct stat st;
+
+	if (!ret)
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*ret = (struct sym_file_id){
+		.dev = st.st_dev,
+		.ino = st.st_ino,
+		.size = (uint64_t)st.st_size,
+		.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec,
+	};
+	return 0;
+}
+
+/*
+ * The key of the file that was opened, never of a build-id alone: a build-id is what the file
+ * says about itself, and another file (another user's) may say the same. The caller holds the
+ * fd, so the inode cannot be reused while it does; size and mtime catch a file rewritten in
+ * place.
+ */
 static int make_key(const struct sym_binary *bin, struct bin_key *ret)
 {
+	struct sym_file_id id;
+	int r;
+
 	*ret = (struct bin_key){};
-	if (bin->build_id_len > 0) {
-		if (!bin->build_id || bin->build_id_len > sizeof(ret->bytes))
-			return -EINVAL;
-		ret->kind = KEY_BUILD_ID;
-		ret->len = (uint8_t)bin->build_id_len;
-		memcpy(ret->bytes, bin->build_id, bin->build_id_len);
-		return 0;
-	}
-	/* No build-id: the open file's identity. The caller holds the fd, so the inode cannot
-	 * be reused while it does; size and mtime catch a file rewritten in place. */
-	struct stat st;
-	if (bin->fd < 0)
+	if (bin->build_id_len > 0 && (!bin->build_id || bin->build_id_len > 64))
+		return -EINVAL;
+	if (bin->file_id)
+		id = *bin->file_id;
+	else if (bin->fd < 0)
 		return -EBADF;
-	if (fstat(bin->fd, &st) < 0)
-		return -errno;
-	uint64_t v[5] = { st.st_dev, st.st_ino, (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
-			  (uint64_t)st.st_mtim.tv_nsec };
-	ret->kind = KEY_FILE;
-	ret->len = sizeof(v);
-	memcpy(ret->bytes, v, sizeof(v));
+	else if ((r = sym_file_id_from_fd(bin->fd, &id)) < 0)
+		return r;
+	ret->kind = bin->build_id_len > 0 ? KEY_BUILD_ID : KEY_FILE;
+	memcpy(ret->bytes, &id, sizeof(id));
+	if (bin->build_id_len > 0)
+		memcpy(ret->bytes + sizeof(id), bin->build_id, bin->build_id_len);
+	ret->len = (uint8_t)(sizeof(id) + bin->build_id_len);
 	return 0;
 }
 
@@ -428,7 +448,7 @@ found:
 
 static bool transient_error(int r)
 {
-	/* Worth another try later, possibly with another process's fd on the same build-id. */
+	/* Worth another try later, possibly with another process's fd on the same file. */
 	return r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EBADF || r == -EINTR ||
 	       r == -EAGAIN;
 }

@@ -6,8 +6,9 @@
  * Pieces:
  *   struct sym_elf      — one ELF (+ its separate debug info), opened from an fd the caller
  *                         passes; sym_elf_lookup(): one address → struct sym_result
- *   struct sym_cache    — sym_elfs shared by build-id across processes (LRU-bounded) and a
- *                         per-(build-id, file offset) result cache that outlives profiles
+ *   struct sym_cache    — one sym_elf per file opened (LRU-bounded), shared by the processes
+ *                         that map that very file, and a per-(file, file offset) result cache
+ *                         that outlives profiles
  *   struct kallsyms     — /proc/kallsyms (kernel + modules)
  *   struct perfmap      — a JIT's /tmp/perf-PID.map
  *   struct sym_warmer   — a thread preparing binaries in a sym_cache ahead of lookups
@@ -392,11 +393,21 @@ size_t perfmap_n_ranges(const struct perfmap *m);
 /*
  * struct sym_cache: what a long-running profiler keeps between profiles.
  *
- * Binaries are keyed by GNU build-id (or, without one, by the identity of the open file:
- * device, inode, size and mtime), so one ELF is opened once however many processes, mount
- * namespaces or paths map it; the first fd, path and root seen for a key are used to open it
- * (binaries with equal build-ids are by definition the same code). At most max_elfs are open
- * at once (least recently used closed first; reopened from the fd of a later lookup).
+ * Binaries are keyed by what was actually opened: the identity of the file at the caller's fd
+ * (struct sym_file_id: device, inode, size and mtime, as fstat() gives them) together with the
+ * GNU build-id the caller read from it (none: the file identity alone). So one file is opened
+ * once however many processes, mount namespaces or paths map it, and a file serves only the
+ * lookups of that very file: two files with one build-id are two binaries, whoever made them.
+ * A build-id is a claim made by the file's author, not a proof of its contents: a user's copy
+ * of a library with the library's build-id and renamed functions must not name the processes
+ * that map the genuine one, nor its debug-file search (next to its path) serve them. An ELF
+ * that cannot be opened (-ENOEXEC, -EFBIG, ...) is remembered as failed for that file only; a
+ * file rewritten in place (new size or mtime) is a new binary. The cost: identical copies of
+ * a library on different inodes (containers whose images do not share the layer holding it)
+ * are parsed and cached once each, within the same bounds. The first fd, path and root seen
+ * for a key are used to open it (the same file; path and root only matter to the debug-file
+ * search). At most max_elfs are open at once (least recently used closed first; reopened from
+ * the fd of a later lookup).
  *
  * Results are cached per (binary, file offset, inlines), with their strings copied into the
  * entry, so closing a sym_elf never invalidates them. At most max_results entries and
@@ -427,13 +438,27 @@ struct sym_cache_config {
 	enum sym_demangle_mode demangle; /* as struct sym_elf_options */
 };
 
+/* The identity of an open file, as fstat() gives it: what the caches key a binary by. */
+struct sym_file_id {
+	uint64_t dev, ino, size, mtime_ns;
+};
+
+/* fstat(fd) into *ret: 0, -EINVAL (NULL ret), or fstat's -errno. */
+int sym_file_id_from_fd(int fd, struct sym_file_id *ret);
+
 /* What the caller knows about a binary; nothing here is kept past the call. */
 struct sym_binary {
-	const uint8_t *build_id; /* GNU build-id, or NULL */
-	size_t build_id_len;     /* 0: keyed by the file open at fd (fstat) */
+	const uint8_t *build_id; /* GNU build-id read from the file at fd, or NULL */
+	size_t build_id_len;     /* 0: keyed by the file identity alone */
 	int fd;                  /* the file; dup'ed when the ELF must be (re)opened; -1: none */
 	const char *path;        /* name in the target (debuglink search, messages) */
 	struct sym_root *root;   /* the root path is named in, NULL: unknown (sym_elf_options) */
+	/*
+	 * The identity of the file at fd, from sym_file_id_from_fd() (callers that look up one
+	 * file many times keep it, saving an fstat() per call); NULL: the cache fstat()s fd. It
+	 * must be fd's own: it is the key. Neither (fd -1, NULL): no binary, no name.
+	 */
+	const struct sym_file_id *file_id;
 };
 
 struct sym_binary_info {
@@ -483,8 +508,10 @@ void sym_cache_get_stats(const struct sym_cache *c, struct sym_cache_stats *ret)
  * the caller must not use it. sym_warmer_finish() prepares what is still queued, stops the
  * thread and frees the warmer; the prepared binaries stay in the cache (bounded as usual).
  *
- * sym_warmer_add() copies what it needs (dup of the fd, build-id, path, a reference to the root): 0, -EINVAL,
- * -ENOMEM, the dup's -errno, or -E2BIG past SYM_WARMER_MAX binaries (those are opened on
+ * sym_warmer_add() copies what it needs (dup of the fd, build-id, path, a reference to the
+ * root, the file's identity, so a binary is prepared under the key its lookups will use): 0,
+ * -EINVAL, -ENOMEM, the
+ * -errno of the dup or fstat, or -E2BIG past SYM_WARMER_MAX binaries (those are opened on
  * their first lookup as usual). sym_warmer_new(): 0, -EINVAL, -ENOMEM or pthread_create()'s
  * error (the caller goes on without one).
  */

@@ -21,6 +21,7 @@ struct warm_item {
 	struct warm_item *next;
 	int fd;
 	struct sym_root *root; /* reference, or NULL */
+	struct sym_file_id file_id; /* the caller's file: the key its lookups will use */
 	size_t build_id_len;
 	uint8_t build_id[64];
 	char path[]; /* "" when none was given */
@@ -74,6 +75,7 @@ static void *warm_thread(void *userdata)
 						   .fd = it->fd,
 						   .path = it->path[0] ? it->path : NULL,
 						   .root = it->root,
+						   .file_id = &it->file_id,
 					       },
 					       &w->cache_lock);
 		item_free(it);
@@ -137,6 +139,16 @@ int sym_warmer_add(struct sym_warmer *w, const struct sym_binary *bin)
 		return r;
 	}
 	it->root = sym_root_ref(bin->root);
+	if (bin->file_id) {
+		it->file_id = *bin->file_id;
+	} else {
+		int r = sym_file_id_from_fd(it->fd, &it->file_id);
+
+		if (r < 0) {
+			item_free(it);
+			return r;
+		}
+	}
 	it->build_id_len = bin->build_id_len;
 	if (bin->build_id_len)
 		memcpy(it->build_id, bin->build_id, bin->build_id_len);

@@ -45,11 +45,13 @@ static uint64_t key_hash(const struct unwind_key *k)
 	/* Called for every frame. A build-id is a hash already: its first bytes are enough. */
 	if (k->build_id_len >= 8) {
 		memcpy(&h, k->build_id, sizeof(h));
-		return h ^ k->build_id_len;
+		h ^= k->build_id_len;
+	} else {
+		h = 0xcbf29ce484222325ull;
+		for (size_t i = 0; i < k->build_id_len; i++)
+			h = (h ^ k->build_id[i]) * 0x100000001b3ull;
 	}
-	h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < k->build_id_len; i++)
-		h = (h ^ k->build_id[i]) * 0x100000001b3ull;
+	/* The file is part of the key: copies of one build-id land in different buckets. */
 	h ^= k->dev * 0x9e3779b97f4a7c15ull;
 	h ^= k->ino * 0xbf58476d1ce4e5b9ull;
 	h ^= k->size * 0x94d049bb133111ebull;
@@ -59,12 +61,23 @@ static uint64_t key_hash(const struct unwind_key *k)
 
 static bool key_equal(const struct unwind_key *a, const struct unwind_key *b)
 {
-	if (a->build_id_len != b->build_id_len)
-		return false;
-	if (a->build_id_len)
-		return memcmp(a->build_id, b->build_id, a->build_id_len) == 0;
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime_ns == b->mtime_ns;
+	       a->mtime_ns == b->mtime_ns && a->build_id_len == b->build_id_len &&
+	       memcmp(a->build_id, b->build_id, a->build_id_len) == 0;
+}
+
+void unwind_key_make(const uint8_t *build_id, size_t build_id_len, uint64_t dev, uint64_t ino,
+		     uint64_t size, uint64_t mtime_ns, struct unwind_key *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (build_id && build_id_len > 0 && build_id_len <= sizeof(ret->build_id)) {
+		memcpy(ret->build_id, build_id, build_id_len);
+		ret->build_id_len = build_id_len;
+	}
+	ret->dev = dev;
+	ret->ino = ino;
+	ret->size = size;
+	ret->mtime_ns = mtime_ns;
 }
 
 int unwind_key_from_fd(int fd, const uint8_t *build_id, size_t build_id_len,
@@ -73,17 +86,11 @@ int unwind_key_from_fd(int fd, const uint8_t *build_id, size_t build_id_len,
 	struct stat st;
 
 	memset(ret, 0, sizeof(*ret));
-	if (build_id && build_id_len > 0 && build_id_len <= sizeof(ret->build_id)) {
-		memcpy(ret->build_id, build_id, build_id_len);
-		ret->build_id_len = build_id_len;
-		return 0;
-	}
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	ret->dev = st.st_dev;
-	ret->ino = st.st_ino;
-	ret->size = st.st_size;
-	ret->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
+	unwind_key_make(build_id, build_id_len, st.st_dev, st.st_ino, (uint64_t)st.st_size,
+			(uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec,
+			ret);
 	return 0;
 }
 

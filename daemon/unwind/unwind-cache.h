@@ -4,7 +4,12 @@
  * maps the binary: the CFI table plus the PT_LOAD headers needed to turn a process address
  * into an ELF address (the load bias).
  *
- * Keyed by GNU build-id when the binary has one, else by (dev, inode, size, mtime). Bounded:
+ * Keyed by the file that was opened, (dev, inode, size, mtime) as fstat() gives them, with its
+ * GNU build-id when it has one: never by the build-id alone, which is only what a file says
+ * about itself. A user's file carrying a system library's build-id gets a table of its own and
+ * supplies no unwind rules (nor load bias) for the processes that map the genuine library, and
+ * a malformed file is remembered as unusable for itself only. Identical copies on different
+ * inodes are built once each (within the same byte bound). Bounded:
  * tables are evicted least-recently-used once their total size passes `max_bytes`
  * (UNWIND_CACHE_DEFAULT_BYTES). A binary whose table cannot be built (no CFI, hostile input)
  * is remembered as such, so it is not parsed again on every sample.
@@ -26,13 +31,19 @@
 
 struct unwind_key {
 	uint8_t build_id[64];
-	size_t build_id_len;                /* 0: use the fields below */
-	uint64_t dev, ino, size, mtime_ns;  /* filled by unwind_key_from_fd() */
+	size_t build_id_len;                /* 0: none */
+	uint64_t dev, ino, size, mtime_ns;  /* the file's fstat() identity: always part of the key */
 };
 
-/* Fill a key from an open file: build-id when the ELF has one, else stat() fields. */
+/*
+ * Fill a key from an open file: its fstat() identity, and the build-id read from it (NULL/0,
+ * or longer than 64 bytes: none). 0 or fstat's -errno.
+ */
 int unwind_key_from_fd(int fd, const uint8_t *build_id, size_t build_id_len,
 		       struct unwind_key *ret);
+/* The same from an identity the caller already took with fstat() of that file's fd. */
+void unwind_key_make(const uint8_t *build_id, size_t build_id_len, uint64_t dev, uint64_t ino,
+		     uint64_t size, uint64_t mtime_ns, struct unwind_key *ret);
 
 struct unwind_cache;
 

@@ -565,6 +565,218 @@ Test(symbols, hostile_debuglinks_open_nothing_outside, .timeout = 300)
 	free(sdir);
 }
 
+/* ---- two files, one build-id: each process named from its own file -------------------------- */
+
+static const char twin_lib_src[] =
+	"__attribute__((noinline)) static unsigned long TWIN_WORK(unsigned long n)\n"
+	"{\n"
+	"\tvolatile unsigned long x = 0;\n"
+	"\tfor (unsigned long i = 0; i < n; i++)\n"
+	"\t\tx += i * i;\n"
+	"\treturn x;\n"
+	"}\n"
+	"unsigned long twin_entry(unsigned long n) { return TWIN_WORK(n) + 1; }\n";
+static const char twin_main_src[] =
+	"unsigned long twin_entry(unsigned long n);\n"
+	"int main(void) { for (;;) twin_entry(100000); }\n";
+
+#define TWIN_BUILD_ID "0x5ca1ab1e00112233445566778899aabbccddeeff"
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_eq(fputs(text, f) >= 0, true);
+	cr_assert_eq(fclose(f), 0);
+}
+
+static bool maps_name(pid_t pid, const char *path)
+{
+	char mp[64];
+
+	snprintf(mp, sizeof(mp), "/proc/%d/maps", pid);
+	char *maps = test_slurp(mp);
+	bool found = strstr(maps, path) != NULL;
+
+	free(maps);
+	return found;
+}
+
+/* What the samples of pid say about the twin library: work frames by name, and their files. */
+struct twin_seen {
+	uint64_t samples, genuine, hijack;
+	const char *genuine_map, *hijack_map, *genuine_file, *hijack_file;
+	char other[256]; /* a mapping filename of a work frame that is not `want_map` */
+};
+
+static void twin_scan(const Perftools__Profiles__Profile *p, pid_t pid, const char *want_map,
+		      struct twin_seen *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		bool g = false, h = false;
+
+		if (test_sample_label_num(p, s, "pid") != pid)
+			continue;
+		ret->samples += s->value[0];
+		for (size_t j = 0; j < s->n_location_id; j++) {
+			const Perftools__Profiles__Location *l = loc_by_id(p, s->location_id[j]);
+			const char *map = "";
+
+			if (!l)
+				continue;
+			for (size_t k = 0; k < p->n_mapping; k++)
+				if (p->mapping[k]->id == l->mapping_id)
+					map = str_at(p, p->mapping[k]->filename);
+			for (size_t k = 0; k < l->n_line; k++) {
+				const Perftools__Profiles__Function *f =
+					fn_by_id(p, l->line[k]->function_id);
+				const char *name = f ? str_at(p, f->name) : "";
+				bool is_g = !strcmp(name, "genuine_work"), is_h = !strcmp(name, "hijack_work");
+
+				if (!is_g && !is_h)
+					continue;
+				g |= is_g;
+				h |= is_h;
+				if (is_g) {
+					ret->genuine_map = map;
+					ret->genuine_file = str_at(p, f->filename);
+				} else {
+					ret->hijack_map = map;
+					ret->hijack_file = str_at(p, f->filename);
+				}
+				if (strcmp(map, want_map))
+					snprintf(ret->other, sizeof(ret->other), "%s", map);
+			}
+		}
+		ret->genuine += g ? s->value[0] : 0;
+		ret->hijack += h ? s->value[0] : 0;
+	}
+}
+
+/*
+ * nobody runs a copy of a shared library with the genuine one's build-id and a renamed
+ * function, while root runs the genuine one; one recording of both. Every frame of root's
+ * process is named from the genuine file and sits in a mapping named by root's path, every
+ * frame of nobody's from nobody's copy, whichever process the symbolizer met first (both
+ * orders are recorded).
+ */
+Test(symbols, same_build_id_other_file_names_only_its_own_process, .timeout = 240)
+{
+	char *dir = test_tmpdir(), cmd[4096], gen[1024], nob[1024], main_bin[1024];
+
+	test_require_root();
+	cr_assert_not_null(dir);
+	cr_assert_eq(chmod(dir, 0755), 0);
+	snprintf(gen, sizeof(gen), "%s/genuine", dir);
+	snprintf(nob, sizeof(nob), "%s/nobody", dir);
+	snprintf(main_bin, sizeof(main_bin), "%s/main", dir);
+	cr_assert_eq(mkdir(gen, 0755), 0);
+	cr_assert_eq(mkdir(nob, 0755), 0);
+	cr_assert_eq(chown(nob, 65534, 65534), 0);
+	snprintf(cmd, sizeof(cmd), "%s/lib.c", gen);
+	write_text(cmd, twin_lib_src);
+	snprintf(cmd, sizeof(cmd), "%s/main.c", dir);
+	write_text(cmd, twin_main_src);
+	/* root's library and program; nobody builds its own copy in its own directory. */
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && gcc -O2 -g -fno-omit-frame-pointer -shared -fPIC -DTWIN_WORK=genuine_work "
+		 "-Wl,--build-id=" TWIN_BUILD_ID " -Wl,-soname,libtwin.so -o libtwin.so lib.c && "
+		 "cd '%s' && gcc -O2 -g -fno-omit-frame-pointer -o main main.c -Lgenuine -ltwin && "
+		 "cp genuine/lib.c nobody/lib.c && chown 65534:65534 nobody/lib.c && "
+		 "cd '%s' && setpriv --reuid=65534 --regid=65534 --clear-groups "
+		 "gcc -O2 -g -fno-omit-frame-pointer -shared -fPIC -DTWIN_WORK=hijack_work "
+		 "-Wl,--build-id=" TWIN_BUILD_ID " -Wl,-soname,libtwin.so -o libtwin.so lib.c",
+		 gen, dir, nob);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(cmd, sizeof(cmd),
+		 "test \"$(readelf -n '%s/libtwin.so' | grep 'Build ID')\" = "
+		 "\"$(readelf -n '%s/libtwin.so' | grep 'Build ID')\"", gen, nob);
+	cr_assert_eq(system(cmd), 0, "the two libraries must share a build-id");
+
+	char root_env[1100], nob_env[1100], *log = NULL;
+	snprintf(root_env, sizeof(root_env), "LD_LIBRARY_PATH=%s", gen);
+	snprintf(nob_env, sizeof(nob_env), "LD_LIBRARY_PATH=%s", nob);
+	cr_assert(asprintf(&log, "%s/workloads.log", dir) > 0);
+	char *const root_argv[] = { "/usr/bin/env", root_env, main_bin, NULL };
+	char *const nob_argv[] = { "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+				   "--clear-groups", "/usr/bin/env", nob_env, main_bin, NULL };
+	pid_t rpid = test_spawn_logged(root_argv, log, NULL);
+	pid_t npid = test_spawn_logged(nob_argv, log, NULL);
+	char gen_lib[1100], nob_lib[1100];
+	snprintf(gen_lib, sizeof(gen_lib), "%s/libtwin.so", gen);
+	snprintf(nob_lib, sizeof(nob_lib), "%s/libtwin.so", nob);
+	double t0 = test_now();
+	while (!(maps_name(rpid, gen_lib) && maps_name(npid, nob_lib)) && test_now() - t0 < 30)
+		usleep(20000);
+	cr_assert(maps_name(rpid, gen_lib) && maps_name(npid, nob_lib), "workloads: %s",
+		  test_slurp(log));
+
+	for (int order = 0; order < 2; order++) {
+		char pids[64], *out = NULL, *plog = NULL;
+
+		/* The first pid's samples tend to be symbolized first: both orders. */
+		snprintf(pids, sizeof(pids), "%d,%d", order ? rpid : npid, order ? npid : rpid);
+		cr_assert(asprintf(&out, "%s/twin-%d.pb.gz", dir, order) > 0);
+		cr_assert(asprintf(&plog, "%s/twin-%d.log", dir, order) > 0);
+		char *const argv[] = { (char *)test_build_path("profd"), "record", "-p", pids, "-F",
+				       "499", "-o", out, NULL };
+		pid_t profd = test_spawn_logged(argv, plog, NULL);
+		cr_assert(test_wait_sampling(profd, 60), "profd did not sample: %s", test_slurp(plog));
+		cr_assert(test_wait_cpu(rpid, 0.5, 120) && test_wait_cpu(npid, 0.5, 120),
+			  "the workloads got no CPU");
+		kill(profd, SIGINT);
+		int status = test_wait(profd, 60);
+		cr_assert_eq(status, 0, "profd failed (%d): %s", status, test_slurp(plog));
+		Perftools__Profiles__Profile *p = test_pprof_load(out);
+		cr_assert_not_null(p);
+
+		struct twin_seen r, n;
+		twin_scan(p, rpid, gen_lib, &r);
+		twin_scan(p, npid, nob_lib, &n);
+		cr_log_info("order %d: root pid %d: %lu samples, genuine_work in %lu (%s, %s), "
+			    "hijack_work in %lu (%s, %s); nobody pid %d: %lu samples, genuine_work in "
+			    "%lu (%s, %s), hijack_work in %lu (%s, %s)",
+			    order, rpid, (unsigned long)r.samples, (unsigned long)r.genuine,
+			    r.genuine_map ? r.genuine_map : "-", r.genuine_file ? r.genuine_file : "-",
+			    (unsigned long)r.hijack, r.hijack_map ? r.hijack_map : "-",
+			    r.hijack_file ? r.hijack_file : "-", npid, (unsigned long)n.samples,
+			    (unsigned long)n.genuine, n.genuine_map ? n.genuine_map : "-",
+			    n.genuine_file ? n.genuine_file : "-", (unsigned long)n.hijack,
+			    n.hijack_map ? n.hijack_map : "-", n.hijack_file ? n.hijack_file : "-");
+		cr_assert_gt(r.samples, 50);
+		cr_assert_gt(n.samples, 50);
+		/* root's process: the genuine name from the genuine file, never nobody's. */
+		cr_assert_eq(r.hijack, 0, "order %d: %lu of root's samples named from nobody's file",
+			     order, (unsigned long)r.hijack);
+		cr_assert_geq(r.genuine * 2, r.samples, "order %d: genuine_work in %lu of %lu", order,
+			      (unsigned long)r.genuine, (unsigned long)r.samples);
+		cr_assert(r.genuine_file && strstr(r.genuine_file, gen), "root's source file: %s",
+			  r.genuine_file ? r.genuine_file : "-");
+		/* nobody's process: its own name, its own file. */
+		cr_assert_eq(n.genuine, 0, "order %d: %lu of nobody's samples named from root's file",
+			     order, (unsigned long)n.genuine);
+		cr_assert_geq(n.hijack * 2, n.samples, "order %d: hijack_work in %lu of %lu", order,
+			      (unsigned long)n.hijack, (unsigned long)n.samples);
+		cr_assert(n.hijack_file && strstr(n.hijack_file, nob), "nobody's source file: %s",
+			  n.hijack_file ? n.hijack_file : "-");
+		cr_assert_eq(r.other[0], '\0', "root's work frame in mapping %s", r.other);
+		cr_assert_eq(n.other[0], '\0', "nobody's work frame in mapping %s", n.other);
+		test_pprof_free(p);
+		free(test_check_with_pprof(out));
+		free(out);
+		free(plog);
+	}
+	test_kill(npid);
+	test_kill(rpid);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	(void)!system(cmd);
+	free(log);
+	free(dir);
+}
+
 /* ---- debuginfod ------------------------------------------------------------------------------ */
 
 struct fake_server {

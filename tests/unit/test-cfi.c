@@ -19,6 +19,7 @@
 
 #include "common/macro.h"
 #include "daemon/unwind/cfi.h"
+#include "daemon/unwind/unwind-cache.h"
 
 #define EH_ADDR 0x10000 /* where the test .eh_frame "is loaded" */
 #define LIBC_PATH "/lib/x86_64-linux-gnu/libc.so.6"
@@ -2294,4 +2295,67 @@ Test(cfi, debug_frame_compressed_and_separate)
 		cfi_table_free(pair);
 		test_build_cleanup(&ab);
 	}
+}
+
+/*
+ * The CFI table cache is keyed by the file opened, not by the build-id it claims: a file with
+ * libc's build-id (a malformed one, or another program's) supplies no table for libc and does
+ * not make libc fail; libc through another fd is the same entry.
+ */
+Test(cfi, unwind_cache_keys_by_file)
+{
+	static const uint8_t popular[20] = { 0x5c, 0xa1, 0xab, 0x1e, 1, 2, 3, 4, 5, 6,
+					     7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	char junk[] = "/tmp/profd-cfi-junk-XXXXXX";
+	int jfd = mkstemp(junk);
+	cr_assert_geq(jfd, 0);
+	cr_assert_eq(write(jfd, "\177ELF and nothing more", 21), 21);
+	unlink(junk);
+	int lfd = open(LIBC_PATH, O_RDONLY | O_CLOEXEC), lfd2 = open(LIBC_PATH, O_RDONLY | O_CLOEXEC);
+	int sfd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	cr_assert(lfd >= 0 && lfd2 >= 0 && sfd >= 0);
+	struct cfi_table *want = build_file(LIBC_PATH, NULL);
+
+	for (int order = 0; order < 2; order++) {
+		struct unwind_cache *c = NULL;
+		struct unwind_key kj, kl, kl2, ks;
+		struct unwind_module mj, ml, ml2, ms;
+
+		cr_assert_eq(unwind_cache_new(0, &c), 0);
+		cr_assert_eq(unwind_key_from_fd(jfd, popular, sizeof(popular), &kj), 0);
+		cr_assert_eq(unwind_key_from_fd(lfd, popular, sizeof(popular), &kl), 0);
+		cr_assert_eq(unwind_key_from_fd(lfd2, popular, sizeof(popular), &kl2), 0);
+		cr_assert_eq(unwind_key_from_fd(sfd, popular, sizeof(popular), &ks), 0);
+		/* order 0: the impostors first; 1: libc first. */
+		if (order == 0) {
+			cr_assert_lt(unwind_cache_module(c, &kj, jfd, 0x10000, 0x20000, 0, &mj), 0);
+			cr_assert_eq(unwind_cache_module(c, &ks, sfd, 0x10000, 0x20000, 0, &ms), 0);
+		}
+		cr_assert_eq(unwind_cache_module(c, &kl, lfd, 0x7f0000000000, 0x7f0000100000, 0, &ml),
+			     0, "order %d: libc fails because another file claimed its build-id",
+			     order);
+		if (order == 1) {
+			cr_assert_lt(unwind_cache_module(c, &kj, jfd, 0x10000, 0x20000, 0, &mj), 0);
+			cr_assert_eq(unwind_cache_module(c, &ks, sfd, 0x10000, 0x20000, 0, &ms), 0);
+		}
+		cr_assert_not_null(ml.table);
+		cr_assert_not_null(ms.table);
+		cr_assert_neq(ml.table, ms.table, "order %d: one table for two files", order);
+		cr_assert_eq(cfi_table_n_rows(ml.table), cfi_table_n_rows(want));
+		cr_assert_neq(cfi_table_n_rows(ms.table), cfi_table_n_rows(want));
+		/* libc through another fd: the same file, the same entry. */
+		cr_assert_eq(unwind_cache_module(c, &kl2, -1, 0x7f0000000000, 0x7f0000100000, 0, &ml2),
+			     0);
+		cr_assert_eq(ml2.table, ml.table);
+		struct unwind_cache_stats st;
+		unwind_cache_get_stats(c, &st);
+		cr_assert_eq(st.entries, 3);
+		cr_assert_eq(st.misses, 3);
+		unwind_cache_free(c);
+	}
+	cfi_table_free(want);
+	close(jfd);
+	close(lfd);
+	close(lfd2);
+	close(sfd);
 }

@@ -2800,9 +2800,10 @@ static struct sym_cache_stats cache_stats(const struct sym_cache *c)
 	return st;
 }
 
-Test(symbolize, cache_shares_binaries_by_build_id)
+Test(symbolize, cache_keys_binaries_by_file)
 {
-	/* One build, two files (as two containers would have it): one ELF opened. */
+	/* One build, two files (as two containers would have it): each file is its own binary,
+	 * with the same answers; the same file through two fds is one. */
 	sh("gcc -O2 -g -fPIE -pie -Wl,--build-id=sha1 -o '%s' '%s' && cp '%s' '%s'",
 	   tmp("inl-a"), fixture("inline.c"), tmp("inl-a"), tmp("inl-b"));
 	uint64_t size, start = nm_addr(tmp("inl-a"), "outer_loop", false, &size);
@@ -2819,16 +2820,36 @@ Test(symbolize, cache_shares_binaries_by_build_id)
 		cr_assert_eq(sym_elf_lookup(e, start + i, true, &want), 0);
 		cr_assert_eq(sym_cache_lookup(c, i % 2 ? &a.b : &b.b, off, true, &got), 0);
 		expect_same_result(&want, &got);
-		/* Second time from the other file: a hit, same answer. */
+		/* Then from the other file: a miss (another binary), the same answer. */
 		cr_assert_eq(sym_cache_lookup(c, i % 2 ? &b.b : &a.b, off, true, &got), 0);
 		expect_same_result(&want, &got);
+		/* Again from the first file, through another fd: a hit. */
+		int fd2 = open(i % 2 ? a.path : b.path, O_RDONLY | O_CLOEXEC);
+		cr_assert_geq(fd2, 0);
+		struct sym_binary again = i % 2 ? a.b : b.b;
+		again.fd = fd2;
+		cr_assert_eq(sym_cache_lookup(c, &again, off, true, &got), 0);
+		expect_same_result(&want, &got);
+		close(fd2);
 	}
 	struct sym_cache_stats st = cache_stats(c);
-	cr_assert_eq(st.elf_opens, 1);
-	cr_assert_eq(st.n_binaries, 1);
-	cr_assert_eq(st.misses, size);
+	cr_assert_eq(st.elf_opens, 2);
+	cr_assert_eq(st.n_binaries, 2);
+	cr_assert_eq(st.misses, 2 * size);
 	cr_assert_eq(st.hits, size);
-	cr_assert_eq(st.n_results, size);
+	cr_assert_eq(st.n_results, 2 * size);
+
+	/* A file identity given by the caller (as the profiler keeps it per binary) is the key
+	 * fstat() would give: a hit, no new binary. */
+	struct sym_file_id fid;
+	cr_assert_eq(sym_file_id_from_fd(a.fd, &fid), 0);
+	struct sym_binary with_id = a.b;
+	with_id.file_id = &fid;
+	struct sym_result got;
+	uint64_t off0 = offset_of(tmp("inl-a"), start);
+	cr_assert_eq(sym_cache_lookup(c, &with_id, off0, true, &got), 0);
+	cr_assert_eq(cache_stats(c).hits, size + 1);
+	cr_assert_eq(cache_stats(c).n_binaries, 2);
 
 	/* inlines is part of the key. */
 	struct sym_result one;
@@ -2995,14 +3016,14 @@ Test(symbolize, warmer_prepares_binaries)
 	cr_assert_eq(sym_warmer_new(warm, &w), 0);
 	cr_assert_eq(sym_warmer_add(w, &a.b), 0);
 	cr_assert_eq(sym_warmer_add(w, &lib.b), 0);
-	cr_assert_eq(sym_warmer_add(w, &a2.b), 0, "the same build-id again: harmless");
+	cr_assert_eq(sym_warmer_add(w, &a2.b), 0, "a copy: another file, prepared on its own");
 	/* The warmer has its own fds: the caller's may go. */
 	close(a2.fd);
 	struct sym_binary bad = {.fd = -1};
 	cr_assert_eq(sym_warmer_add(w, &bad), -EINVAL);
 	sym_warmer_finish(w);
 	struct sym_cache_stats st = cache_stats(warm);
-	cr_assert_eq(st.elf_opens, 2, "both binaries were opened by the warmer");
+	cr_assert_eq(st.elf_opens, 3, "the three files were opened by the warmer");
 	cr_assert_eq(st.n_results, 0, "and nothing was looked up");
 
 	for (uint64_t i = 0; i < size; i++) {
@@ -3021,7 +3042,7 @@ Test(symbolize, warmer_prepares_binaries)
 	struct sym_binary_info info;
 	cr_assert_eq(sym_cache_binary_info(warm, &lib.b, &info), 0);
 	cr_assert(info.has_symbols && info.has_lines);
-	cr_assert_eq(cache_stats(warm).elf_opens, 2, "no binary opened twice");
+	cr_assert_eq(cache_stats(warm).elf_opens, 3, "no binary opened twice");
 
 	/* Nothing given: finish right away. */
 	cr_assert_eq(sym_warmer_new(warm, &w), 0);
@@ -3033,6 +3054,91 @@ Test(symbolize, warmer_prepares_binaries)
 	sym_cache_free(cold);
 	close(a.fd);
 	close(lib.fd);
+}
+
+/*
+ * Two files with one build-id and different function names (another user's copy of a library,
+ * with the library's build-id and a renamed function): each file's lookups answer from that
+ * file, whichever was looked up first, through the cache and through a warmer; a malformed
+ * file claiming that build-id fails for itself only, for good, and the others still answer.
+ */
+Test(symbolize, cache_same_build_id_two_files_each_its_own)
+{
+	static const char src[] =
+		"__attribute__((noinline)) int TWIN(int x) { return x * 3 + 1; }\n"
+		"int twin_entry(int x) { return TWIN(x) + 2; }\n";
+	write_file(tmp("twin.c"), src);
+	sh("cd '%s' && mkdir gen nob && "
+	   "gcc -O2 -g -shared -fPIC -DTWIN=genuine_work -Wl,--build-id=0x0badc0de00112233 "
+	   "-o gen/libtwin.so twin.c && "
+	   "gcc -O2 -g -shared -fPIC -DTWIN=hijack_work -Wl,--build-id=0x0badc0de00112233 "
+	   "-o nob/libtwin.so twin.c && chown -R 65534:65534 nob",
+	   tmpdir);
+	/* Same layout, same build-id: only the names differ. */
+	uint64_t g = nm_addr(tmp("gen/libtwin.so"), "genuine_work", false, NULL);
+	uint64_t h = nm_addr(tmp("nob/libtwin.so"), "hijack_work", false, NULL);
+	cr_assert_eq(g, h);
+	uint64_t off = offset_of(tmp("gen/libtwin.so"), g);
+	cr_assert_eq(off, offset_of(tmp("nob/libtwin.so"), h));
+	write_file(tmp("bad.so"), "\177ELF but nothing else: a malformed file with a popular id\n");
+
+	for (int order = 0; order < 3; order++) {
+		struct test_bin gen, nob;
+		test_bin_open(&gen, tmp("gen/libtwin.so"));
+		test_bin_open(&nob, tmp("nob/libtwin.so"));
+		cr_assert_eq(gen.id.build_id_len, 8);
+		cr_assert_eq(nob.id.build_id_len, gen.id.build_id_len);
+		cr_assert_eq(memcmp(gen.id.build_id, nob.id.build_id, 8), 0);
+		/* The bad file claims the same build-id (the caller read it; here we say it). */
+		struct test_bin bad = { .fd = open(tmp("bad.so"), O_RDONLY | O_CLOEXEC) };
+		cr_assert_geq(bad.fd, 0);
+		bad.b = (struct sym_binary){ .build_id = gen.id.build_id, .build_id_len = 8,
+					     .fd = bad.fd, .path = tmp("bad.so") };
+
+		struct sym_cache *c = NULL;
+		cr_assert_eq(sym_cache_new(NULL, &c), 0);
+		/* order 0: genuine first; 1: the copy first; 2: the bad file first, via a warmer. */
+		const struct sym_binary *first[3][3] = {
+			{ &gen.b, &nob.b, &bad.b },
+			{ &nob.b, &bad.b, &gen.b },
+			{ &bad.b, &nob.b, &gen.b },
+		};
+		if (order == 2) {
+			struct sym_warmer *w = NULL;
+			cr_assert_eq(sym_warmer_new(c, &w), 0);
+			for (int i = 0; i < 3; i++)
+				cr_assert_eq(sym_warmer_add(w, first[order][i]), 0);
+			sym_warmer_finish(w);
+		}
+		for (int round = 0; round < 2; round++)
+			for (int i = 0; i < 3; i++) {
+				const struct sym_binary *b = first[order][i];
+				struct sym_result r;
+				struct sym_binary_info info;
+
+				cr_assert_eq(sym_cache_lookup(c, b, off, false, &r), 0);
+				cr_assert_eq(sym_cache_binary_info(c, b, &info), 0);
+				if (b == &bad.b) {
+					cr_assert_eq(r.source, SYM_SOURCE_NONE);
+					cr_assert_eq(info.error, -ENOEXEC);
+					continue;
+				}
+				cr_assert_eq(info.error, 0, "order %d: %s", order, b->path);
+				cr_assert_eq(r.n_frames, 1, "order %d: %s", order, b->path);
+				cr_assert_str_eq(r.frames[0].name,
+						 b == &gen.b ? "genuine_work" : "hijack_work",
+						 "order %d round %d: %s", order, round, b->path);
+			}
+		struct sym_cache_stats st = cache_stats(c);
+		cr_assert_eq(st.n_binaries, 3);
+		cr_assert_eq(st.elf_opens, 2, "order %d: the two good files, each once", order);
+		/* Results are per file: the second round was all hits (the bad file caches none). */
+		cr_assert_eq(st.hits, 2, "order %d", order);
+		sym_cache_free(c);
+		close(gen.fd);
+		close(nob.fd);
+		close(bad.fd);
+	}
 }
 
 Test(symbolize, cache_without_build_id_keys_by_file)
