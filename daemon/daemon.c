@@ -97,7 +97,7 @@ struct daemon {
 
 	struct timespec interval_wall;
 	uint64_t interval_ns;
-	struct job jobs[HTTP_MAX_PROFILES];
+	struct job jobs[HTTP_PROFILES_MAX];
 	size_t n_jobs;
 	int listen_fds[DAEMON_LISTEN_MAX]; /* sockets systemd passed (profd.socket) */
 	size_t n_listen_fds;
@@ -566,7 +566,10 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 	struct http_request *req;
 
 	for (size_t i = 0; i < d->n_jobs;)
-		if (now >= d->jobs[i].deadline_ns)
+		if (http_request_cancelled(d->jobs[i].req))
+			/* Its client is gone and its slot already free: nothing to build. */
+			job_end(d, i, 503, "the client went away");
+		else if (now >= d->jobs[i].deadline_ns)
 			job_end(d, i, 200, NULL);
 		else
 			i++;
@@ -825,8 +828,21 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		       s.http.client_errors);
 		metric(f, "profd_http_server_errors_total", "counter", "HTTP answers 5xx.",
 		       s.http.server_errors);
-		metric(f, "profd_http_refused_total", "counter",
-		       "HTTP requests refused by access control (401/403).", s.http.refused);
+		fprintf(f,
+			"# HELP profd_http_refused_total HTTP requests and connections refused, by "
+			"reason: access (401/403 by access control), profile_quota (503: over the "
+			"profile slots of the caller), connections (closed at once: over the "
+			"connection caps), header_timeout (closed: headers not complete in time).\n"
+			"# TYPE profd_http_refused_total counter\n"
+			"profd_http_refused_total{reason=\"access\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"profile_quota\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"header_timeout\"} %" PRIu64 "\n",
+			s.http.refused, s.http.refused_profiles, s.http.refused_connections,
+			s.http.header_timeouts);
+		metric(f, "profd_http_cancelled_profiles_total", "counter",
+		       "On-demand profiles cancelled because their client went away.",
+		       s.http.cancelled);
 		metric(f, "profd_http_own_process_profiles_total", "counter",
 		       "Profiles served restricted to the caller's own processes.",
 		       s.http.own_profiles);
@@ -941,6 +957,7 @@ static int http_setup_load(struct daemon *d, const struct daemon_config *c, stru
 	s->o.userdata = d;
 	s->o.policy.own_processes = c->own_processes;
 	s->o.policy.metrics_local = !strcmp(c->metrics_access, "local");
+	daemon_config_http_limits(c, &s->o.limits);
 	r = access_policy_set_group(&s->o.policy, c->allow_group);
 	if (r == -ENOENT) {
 		/* Root keeps access; an admin who wants the group creates it and reloads. */
@@ -1112,7 +1129,14 @@ static bool http_access_changed(const struct daemon_config *a, const struct daem
 	       str_changed(a->tls_cert, b->tls_cert) || str_changed(a->tls_key, b->tls_key) ||
 	       str_changed(a->tls_client_ca, b->tls_client_ca) || a->tls_cert[0] ||
 	       a->bearer_token_file[0] || b->bearer_token_file[0] ||
-	       str_changed(a->bearer_token_file, b->bearer_token_file);
+	       str_changed(a->bearer_token_file, b->bearer_token_file) ||
+	       a->http_profiles != b->http_profiles ||
+	       a->http_profiles_per_user != b->http_profiles_per_user ||
+	       a->http_profiles_reserved != b->http_profiles_reserved ||
+	       a->http_connections != b->http_connections ||
+	       a->http_connections_per_user != b->http_connections_per_user ||
+	       a->http_connections_reserved != b->http_connections_reserved ||
+	       a->http_header_timeout_s != b->http_header_timeout_s;
 }
 
 /*
