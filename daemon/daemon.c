@@ -362,21 +362,64 @@ static void retention(struct daemon *d)
 #define PROFILE_FILE_MODE 0640
 #define OUTPUT_DIR_MODE 0750
 
-static int output_dir_create(const char *dir)
+/*
+ * output_dir and spool_dir: created 0750 when missing; an existing one must be a directory (not
+ * a symbolic link) of profd's own user (root) that no other user may write, else another user
+ * could read what profd writes there, swap files under it or point it elsewhere. Refused, with
+ * what to do in err (-EPERM, -ENOTDIR), rather than fixed: a wrong owner or mode is the
+ * administrator's to look at.
+ */
+static int state_dir_prepare(const char *key, const char *dir, char *err, size_t err_size)
 {
+	struct stat st;
 	int r;
 
 	if (mkdir(dir, OUTPUT_DIR_MODE) < 0) {
-		if (errno == EEXIST)
-			return 0;
-		if (errno != ENOENT)
-			return -errno;
-		r = mkdir_p(dir, OUTPUT_DIR_MODE);
-		if (r < 0)
-			return r;
+		if (errno == ENOENT) {
+			r = mkdir_p(dir, OUTPUT_DIR_MODE);
+			if (r < 0)
+				goto fail;
+		} else if (errno != EEXIST) {
+			r = -errno;
+			goto fail;
+		}
+	} else if (chmod(dir, OUTPUT_DIR_MODE) < 0) { /* created now: the umask took bits away */
+		r = -errno;
+		goto fail;
 	}
-	/* Created now: the umask took bits away. */
-	return chmod(dir, OUTPUT_DIR_MODE) < 0 ? -errno : 0;
+	if (lstat(dir, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(err, err_size,
+			 "%s %s is a symbolic link: set %s to the directory itself (owned by root, "
+			 "not writable by group or others)",
+			 key, dir, key);
+		return -EPERM;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, err_size, "%s %s is not a directory: remove it or choose another path",
+			 key, dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, err_size,
+			 "%s %s belongs to uid %u, not to profd's uid %u: another user could read "
+			 "or replace what profd writes there; chown %u %s (or choose another path)",
+			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), dir);
+		return -EPERM;
+	}
+	if (st.st_mode & 0022) {
+		snprintf(err, err_size,
+			 "%s %s has mode %04o: group or others may write it; chmod go-w %s", key,
+			 dir, (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
+	}
+	return 0;
+fail:
+	snprintf(err, err_size, "cannot create %s %s: %s", key, dir, strerror(-r));
+	return r;
 }
 
 /* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
@@ -487,14 +530,20 @@ static void write_interval(struct daemon *d)
 	if (d->cfg.output_dir[0]) {
 		_cleanup_free_ char *path = NULL;
 
-		r = output_dir_create(d->cfg.output_dir);
+		char err[512] = "";
+
+		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r >= 0)
 			r = profile_path(d, &path);
 		if (r >= 0)
 			r = output_write_builder(b, daemon_format(d), path, PROFILE_FILE_MODE);
 		if (r < 0) {
 			d->write_errors++;
-			if (log_ratelimit_ok(&d->rl_write))
+			if (!log_ratelimit_ok(&d->rl_write))
+				;
+			else if (err[0])
+				log_error("Failed to write the interval profile: %s.", err);
+			else
 				log_error_errno(r,
 						"Failed to write the interval profile into %s: %m",
 						d->cfg.output_dir);
@@ -1021,9 +1070,13 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 	    .spool_dir = c->spool_dir,
 	    .spool_bytes = c->spool_bytes,
 	};
+	char err[512];
 	sigset_t old;
 	int r;
 
+	r = state_dir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up push to %s: %s.", c->push_url, err);
 	block_signals(&old);
 	r = push_new(&pc, ret);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1327,10 +1380,11 @@ static int daemon_run(struct daemon *d)
 	}
 
 	if (d->cfg.output_dir[0]) {
-		r = output_dir_create(d->cfg.output_dir);
+		char err[512];
+
+		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r < 0)
-			return log_error_errno(r, "Cannot create the output directory %s: %m",
-					       d->cfg.output_dir);
+			return log_error_errno(r, "%s.", err);
 		remove_stale_temp_files(d->cfg.output_dir);
 	}
 	r = session_new(&sc, &d->session);

@@ -103,21 +103,23 @@ struct http_server {
 	pthread_cond_t watch_cond;
 	pthread_t watch;
 	bool watch_started;
-	struct log_ratelimit refused_rl;
+	/* Under lock, one per kind of refusal: a flood of one does not hide the others. */
+	struct log_ratelimit refused_rl, quota_rl, conn_rl, header_rl;
 	/* HTTP thread only: */
 	struct log_ratelimit log_rl;
 };
 
 /* Refusals of one kind, logged under the lock's protection of the rate limit. */
-static void log_limit(struct http_server *h, const char *fmt, ...) _printf_(2, 3);
-static void log_limit(struct http_server *h, const char *fmt, ...)
+static void log_limit(struct http_server *h, struct log_ratelimit *rl, const char *fmt, ...)
+    _printf_(3, 4);
+static void log_limit(struct http_server *h, struct log_ratelimit *rl, const char *fmt, ...)
 {
 	char buf[384];
 	va_list ap;
 	bool ok;
 
 	pthread_mutex_lock(&h->lock);
-	ok = log_ratelimit_ok(&h->refused_rl);
+	ok = log_ratelimit_ok(rl);
 	pthread_mutex_unlock(&h->lock);
 	if (!ok)
 		return;
@@ -421,7 +423,7 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 			snprintf(who, sizeof(who), "a privileged caller");
 		else
 			snprintf(who, sizeof(who), "uid %u", (unsigned)r->uid);
-		log_limit(h, "refused a profile request of %s: %s (%u at once in all, %u per "
+		log_limit(h, &h->quota_rl, "refused a profile request of %s: %s (%u at once in all, %u per "
 			     "unprivileged user, %u kept for privileged callers).",
 			  who, busy, h->limits.profiles, h->limits.profiles_per_user,
 			  h->limits.profiles_reserved);
@@ -755,7 +757,7 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
 	pthread_mutex_unlock(&h->lock);
 	if (why) {
 		(void)shutdown(c->fd, SHUT_RDWR);
-		log_limit(h, "closed a connection of %s at once: %s (%u in all, %u per unprivileged "
+		log_limit(h, &h->conn_rl, "closed a connection of %s at once: %s (%u in all, %u per unprivileged "
 			     "caller, %u kept for privileged callers).",
 			  c->peer.addr, why, h->limits.connections, h->limits.connections_per_user,
 			  h->limits.connections_reserved);
@@ -857,7 +859,7 @@ static void *watch_thread(void *arg)
 			MHD_resume_connection(r->conn);
 		}
 		if (cut)
-			log_limit(h, "closed %u connection%s whose request headers were not complete "
+			log_limit(h, &h->header_rl, "closed %u connection%s whose request headers were not complete "
 				     "within %u s (http_header_timeout).",
 				  cut, cut == 1 ? "" : "s", h->limits.header_timeout_s);
 		if (gone)
@@ -1127,6 +1129,7 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 	}
 	h->log_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
 	h->refused_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
+	h->quota_rl = h->conn_rl = h->header_rl = h->refused_rl;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
