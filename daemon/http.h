@@ -126,8 +126,8 @@ struct http_options {
 	 * it), replacing a stale socket at PATH but never another kind of file, and unlinked by
 	 * http_server_free() if it is still ours. The socket is bound, given its group and mode
 	 * and made to listen in a new 0700 directory beside PATH, then renamed onto PATH: it is
-	 * never reachable while more open than asked, and a symlink planted at PATH is replaced,
-	 * never followed (fchmod/fchown of a socket fd would not do: Linux applies them to the
+	 * never reachable while more open than asked, and nothing at PATH is followed (anything
+	 * there but a stale socket is refused, -EEXIST) (fchmod/fchown of a socket fd would not do: Linux applies them to the
 	 * socket's own inode, not to the file bind() made, which is the one connect() checks).
 	 * PATH's directory must belong to root (or profd's user) and not be writable by others unless
 	 * sticky (-EPERM, logged, otherwise).
