@@ -97,14 +97,14 @@ static const struct key keys[] = {
      "of http_profiles, kept for root, allow_group, certificates and the token"},
     {"http_connections", KEY_UINT, OFF(http_connections), 1, HTTP_CONNECTIONS_MAX, NULL,
      "HTTP connections at once over every listener, in all (closed at once beyond)"},
-    {"http_connections_per_user", KEY_UINT, OFF(http_connections_per_user), 1,
-     HTTP_CONNECTIONS_MAX, NULL,
-     "connections at once of one unprivileged caller (its uid, or its address if remote)"},
-    {"http_connections_reserved", KEY_UINT, OFF(http_connections_reserved), 0,
-     HTTP_CONNECTIONS_MAX, NULL, "of http_connections, kept for root and allow_group"},
+    {"http_connections_per_user", KEY_UINT, OFF(http_connections_per_user), 1, HTTP_CONNECTIONS_MAX,
+     NULL, "connections at once of one unprivileged caller (its uid, or its address if remote)"},
+    {"http_connections_reserved", KEY_UINT, OFF(http_connections_reserved), 0, HTTP_CONNECTIONS_MAX,
+     NULL, "of http_connections, kept for root and allow_group"},
     {"http_header_timeout", KEY_DURATION, OFF(http_header_timeout_s), 1, HTTP_HEADER_TIMEOUT_MAX,
-     NULL, "a request's headers must be complete this long after the connection (or the "
-	   "previous answer) started, else it is closed"},
+     NULL,
+     "a request's headers must be complete this long after the connection (or the "
+     "previous answer) started, else it is closed"},
     {"push_url", KEY_STRING, OFF(push_url), 0, 0, check_url,
      "Pyroscope server to push each interval to (\"\" disables)"},
     {"push_name", KEY_STRING, OFF(push_name), 0, 0, check_name, "Pyroscope application name"},
@@ -820,10 +820,10 @@ int daemon_config_check(const struct daemon_config *c)
 		if (!c->tls_cert[0])
 			return log_error_errno(
 			    -EINVAL,
-			    "listen: %s%s%s:%u is not a loopback address and would serve plain HTTP: "
-			    "the bearer token would cross the network in clear text. Set tls_cert "
-			    "and tls_key (HTTPS), or listen on 127.0.0.1 or a unix: socket. See "
-			    "profd(1), ACCESS CONTROL.",
+			    "listen: %s%s%s:%u is not a loopback address and would serve plain "
+			    "HTTP: the bearer token would cross the network in clear text. Set "
+			    "tls_cert and tls_key (HTTPS), or listen on 127.0.0.1 or a unix: socket. "
+			    "See profd(1), ACCESS CONTROL.",
 			    v6, l[i].host, *v6 ? "]" : "", l[i].port);
 	}
 	return 0;

@@ -399,15 +399,16 @@ static int state_dir_prepare(const char *key, const char *dir, char *err, size_t
 		return -EPERM;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, err_size, "%s %s is not a directory: remove it or choose another path",
-			 key, dir);
+		snprintf(err, err_size,
+			 "%s %s is not a directory: remove it or choose another path", key, dir);
 		return -ENOTDIR;
 	}
 	if (st.st_uid != geteuid()) {
 		snprintf(err, err_size,
 			 "%s %s belongs to uid %u, not to profd's uid %u: another user could read "
 			 "or replace what profd writes there; chown %u %s (or choose another path)",
-			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), dir);
+			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+			 dir);
 		return -EPERM;
 	}
 	if (st.st_mode & 0022) {
@@ -1177,7 +1178,8 @@ static bool str_changed(const char *a, const char *b)
 static bool http_access_changed(const struct daemon_config *a, const struct daemon_config *b)
 {
 	/* The token and certificate files may change under the same names: a reload rereads. */
-	return str_changed(a->allow_group, b->allow_group) || a->own_processes != b->own_processes ||
+	return str_changed(a->allow_group, b->allow_group) ||
+	       a->own_processes != b->own_processes ||
 	       str_changed(a->metrics_access, b->metrics_access) ||
 	       str_changed(a->tls_cert, b->tls_cert) || str_changed(a->tls_key, b->tls_key) ||
 	       str_changed(a->tls_client_ca, b->tls_client_ca) || a->tls_cert[0] ||

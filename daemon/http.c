@@ -78,7 +78,8 @@ struct conn_ctx {
 	bool cut;	   /* shut down by us (over a cap or past its deadline) */
 	int fd;
 	uint64_t deadline_ns;
-	char key[sizeof(((struct access_peer *)0)->addr)]; /* whose connection cap it counts in: "uid N" or the client's address */
+	char key[sizeof(((struct access_peer *)0)->addr)]; /* whose connection cap it counts in:
+							      "uid N" or the client's address */
 };
 
 struct http_server {
@@ -158,10 +159,11 @@ int http_limits_check(const struct http_limits *in, char *err, size_t err_size)
 		return -EINVAL;
 	}
 	if (l.profiles_per_user > l.profiles - l.profiles_reserved) {
-		snprintf(err, err_size,
-			 "http_profiles_per_user (%u) is more than unprivileged callers may hold in "
-			 "all (http_profiles - http_profiles_reserved = %u): lower it",
-			 l.profiles_per_user, l.profiles - l.profiles_reserved);
+		snprintf(
+		    err, err_size,
+		    "http_profiles_per_user (%u) is more than unprivileged callers may hold in "
+		    "all (http_profiles - http_profiles_reserved = %u): lower it",
+		    l.profiles_per_user, l.profiles - l.profiles_reserved);
 		return -EINVAL;
 	}
 	if (l.connections_reserved >= l.connections) {
@@ -172,10 +174,11 @@ int http_limits_check(const struct http_limits *in, char *err, size_t err_size)
 		return -EINVAL;
 	}
 	if (l.connections_per_user > l.connections - l.connections_reserved) {
-		snprintf(err, err_size,
-			 "http_connections_per_user (%u) is more than unprivileged callers may hold "
-			 "in all (http_connections - http_connections_reserved = %u): lower it",
-			 l.connections_per_user, l.connections - l.connections_reserved);
+		snprintf(
+		    err, err_size,
+		    "http_connections_per_user (%u) is more than unprivileged callers may hold "
+		    "in all (http_connections - http_connections_reserved = %u): lower it",
+		    l.connections_per_user, l.connections - l.connections_reserved);
 		return -EINVAL;
 	}
 	return 0;
@@ -400,8 +403,7 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 	}
 	if (slot == ARRAY_SIZE(h->all) || h->st.active_profiles >= h->limits.profiles)
 		busy = "all profile slots are taken";
-	else if (!r->privileged &&
-		 n_unpriv >= h->limits.profiles - h->limits.profiles_reserved)
+	else if (!r->privileged && n_unpriv >= h->limits.profiles - h->limits.profiles_reserved)
 		busy = "the profile slots open to unprivileged users are all taken";
 	else if (!r->privileged && n_mine >= h->limits.profiles_per_user)
 		busy = "this user already has as many profile requests as allowed";
@@ -423,8 +425,9 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 			snprintf(who, sizeof(who), "a privileged caller");
 		else
 			snprintf(who, sizeof(who), "uid %u", (unsigned)r->uid);
-		log_limit(h, &h->quota_rl, "refused a profile request of %s: %s (%u at once in all, %u per "
-			     "unprivileged user, %u kept for privileged callers).",
+		log_limit(h, &h->quota_rl,
+			  "refused a profile request of %s: %s (%u at once in all, %u per "
+			  "unprivileged user, %u kept for privileged callers).",
 			  who, busy, h->limits.profiles, h->limits.profiles_per_user,
 			  h->limits.profiles_reserved);
 		free(r);
@@ -757,8 +760,9 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
 	pthread_mutex_unlock(&h->lock);
 	if (why) {
 		(void)shutdown(c->fd, SHUT_RDWR);
-		log_limit(h, &h->conn_rl, "closed a connection of %s at once: %s (%u in all, %u per unprivileged "
-			     "caller, %u kept for privileged callers).",
+		log_limit(h, &h->conn_rl,
+			  "closed a connection of %s at once: %s (%u in all, %u per unprivileged "
+			  "caller, %u kept for privileged callers).",
 			  c->peer.addr, why, h->limits.connections, h->limits.connections_per_user,
 			  h->limits.connections_reserved);
 	}
@@ -859,12 +863,13 @@ static void *watch_thread(void *arg)
 			MHD_resume_connection(r->conn);
 		}
 		if (cut)
-			log_limit(h, &h->header_rl, "closed %u connection%s whose request headers were not complete "
-				     "within %u s (http_header_timeout).",
+			log_limit(h, &h->header_rl,
+				  "closed %u connection%s whose request headers were not complete "
+				  "within %u s (http_header_timeout).",
 				  cut, cut == 1 ? "" : "s", h->limits.header_timeout_s);
 		if (gone)
-			log_debug("HTTP: %u profile request%s cancelled: the client went away.", gone,
-				  gone == 1 ? "" : "s");
+			log_debug("HTTP: %u profile request%s cancelled: the client went away.",
+				  gone, gone == 1 ? "" : "s");
 		pthread_mutex_lock(&h->lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += HTTP_WATCH_MS * 1000000L;
@@ -912,16 +917,18 @@ static int unix_listen(struct listener *l, const struct http_options *o, int *re
 	/* Whoever may write there could replace the socket with their own. */
 	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
 	    ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))) {
-		log_error("The directory of the socket %s, %s, belongs to uid %u with mode %04o: other "
-			  "users could replace the socket. Put it in a directory of root's that "
-			  "only root may write (e.g. /run/profd), or chmod go-w %s.",
-			  l->path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), dir);
+		log_error(
+		    "The directory of the socket %s, %s, belongs to uid %u with mode %04o: other "
+		    "users could replace the socket. Put it in a directory of root's that "
+		    "only root may write (e.g. /run/profd), or chmod go-w %s.",
+		    l->path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), dir);
 		return -EPERM;
 	}
 	if (lstat(l->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-		log_error("%s exists and is not a socket (%s): not replacing it. Remove it or choose "
-			  "another path in listen.",
-			  l->path, S_ISLNK(st.st_mode) ? "a symbolic link" : "another kind of file");
+		log_error(
+		    "%s exists and is not a socket (%s): not replacing it. Remove it or choose "
+		    "another path in listen.",
+		    l->path, S_ISLNK(st.st_mode) ? "a symbolic link" : "another kind of file");
 		return -EEXIST;
 	}
 	if (asprintf(&tmp, "%s/.profd-listen.XXXXXX", dir) < 0)
@@ -941,8 +948,8 @@ static int unix_listen(struct listener *l, const struct http_options *o, int *re
 		r = -errno;
 		goto fail;
 	}
-	if (o->policy.group_set && fchownat(tfd, "s", (uid_t)-1, o->policy.allow_gid,
-					    AT_SYMLINK_NOFOLLOW) < 0) {
+	if (o->policy.group_set &&
+	    fchownat(tfd, "s", (uid_t)-1, o->policy.allow_gid, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;
 		log_error("Cannot give %s to group %s: %s.", l->path, o->policy.group_name,
 			  strerror(-r));

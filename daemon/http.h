@@ -127,10 +127,10 @@ struct http_options {
 	 * http_server_free() if it is still ours. The socket is bound, given its group and mode
 	 * and made to listen in a new 0700 directory beside PATH, then renamed onto PATH: it is
 	 * never reachable while more open than asked, and nothing at PATH is followed (anything
-	 * there but a stale socket is refused, -EEXIST) (fchmod/fchown of a socket fd would not do: Linux applies them to the
-	 * socket's own inode, not to the file bind() made, which is the one connect() checks).
-	 * PATH's directory must belong to root (or profd's user) and not be writable by others unless
-	 * sticky (-EPERM, logged, otherwise).
+	 * there but a stale socket is refused, -EEXIST) (fchmod/fchown of a socket fd would not do:
+	 * Linux applies them to the socket's own inode, not to the file bind() made, which is the
+	 * one connect() checks). PATH's directory must belong to root (or profd's user) and not be
+	 * writable by others unless sticky (-EPERM, logged, otherwise).
 	 */
 	const char *listen;
 	/*
@@ -194,8 +194,8 @@ struct http_stats {
 	uint64_t refused;	   /* answered 401/403 by access control */
 	uint64_t refused_profiles; /* profile requests answered 503: over a quota */
 	uint64_t refused_connections; /* connections closed at once: over a cap */
-	uint64_t header_timeouts;  /* connections closed: headers not complete in time */
-	uint64_t cancelled;	   /* profile requests whose client went away */
+	uint64_t header_timeouts;     /* connections closed: headers not complete in time */
+	uint64_t cancelled;	      /* profile requests whose client went away */
 	uint64_t own_profiles;	   /* profiles restricted to the caller's own processes */
 	unsigned active_profiles;  /* profile requests not answered yet */
 };

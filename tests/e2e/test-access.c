@@ -829,11 +829,11 @@ Test(access, profile_quota_and_cancel_on_disconnect, .timeout = 240)
 	cr_expect(!is_gzip(body, n));
 	free(body);
 	/* uid 1 takes the last unprivileged slot; then they are all taken. */
-	longs[2] = spawn_logged_as(
-	    DAEMON_UID, DAEMON_UID,
-	    (char *[]){"/usr/bin/curl", "-sS", "-o", "/dev/null", "--unix-socket", sock,
-		       "http://profd/debug/pprof/profile?seconds=300", NULL},
-	    l2);
+	longs[2] =
+	    spawn_logged_as(DAEMON_UID, DAEMON_UID,
+			    (char *[]){"/usr/bin/curl", "-sS", "-o", "/dev/null", "--unix-socket",
+				       sock, "http://profd/debug/pprof/profile?seconds=300", NULL},
+			    l2);
 	cr_assert(wait_metric(&t, "profd_http_active_profiles", 3, 30),
 		  "uid 1's long request never became active: %s", slurp(t.log, NULL));
 	cr_expect_eq(curl_as(&t, DAEMON_UID, DAEMON_UID, "", "q2.out", NULL, url, &body, &n), 503,
@@ -856,7 +856,8 @@ Test(access, profile_quota_and_cancel_on_disconnect, .timeout = 240)
 	cr_expect(wait_metric(&t, "profd_http_active_profiles", 0, 20),
 		  "the killed clients' requests still hold their slots");
 	cr_expect_eq(root_metric(&t, "profd_http_cancelled_profiles_total"), 3);
-	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "q5.out", (char *[]){"--unix-socket", sock, NULL},
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "q5.out",
+			     (char *[]){"--unix-socket", sock, NULL},
 			     "http://profd/debug/pprof/profile?seconds=1", &body, &n),
 		     200, "body: %s", body);
 	cr_expect(is_gzip(body, n));
@@ -869,25 +870,24 @@ Test(access, profile_quota_and_cancel_on_disconnect, .timeout = 240)
 }
 
 /* Many connections of nobody, each sending a header line every second, never a whole request. */
-static const char loris_py[] =
-    "import socket, sys, time\n"
-    "path, n, dur = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])\n"
-    "ss = []\n"
-    "for i in range(n):\n"
-    "    s = socket.socket(socket.AF_UNIX)\n"
-    "    s.connect(path)\n"
-    "    s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n')\n"
-    "    ss.append(s)\n"
-    "print('opened', len(ss), flush=True)\n"
-    "t0 = time.time(); k = 0\n"
-    "while time.time() - t0 < dur:\n"
-    "    time.sleep(1); k += 1; alive = 0\n"
-    "    for s in ss:\n"
-    "        try:\n"
-    "            s.sendall(b'X-%d: y\\r\\n' % k); alive += 1\n"
-    "        except OSError:\n"
-    "            pass\n"
-    "    print('alive', alive, flush=True)\n";
+static const char loris_py[] = "import socket, sys, time\n"
+			       "path, n, dur = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])\n"
+			       "ss = []\n"
+			       "for i in range(n):\n"
+			       "    s = socket.socket(socket.AF_UNIX)\n"
+			       "    s.connect(path)\n"
+			       "    s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n')\n"
+			       "    ss.append(s)\n"
+			       "print('opened', len(ss), flush=True)\n"
+			       "t0 = time.time(); k = 0\n"
+			       "while time.time() - t0 < dur:\n"
+			       "    time.sleep(1); k += 1; alive = 0\n"
+			       "    for s in ss:\n"
+			       "        try:\n"
+			       "            s.sendall(b'X-%d: y\\r\\n' % k); alive += 1\n"
+			       "        except OSError:\n"
+			       "            pass\n"
+			       "    print('alive', alive, flush=True)\n";
 
 /*
  * Slow headers on the world-writable unix socket (own_processes): 40 connections of nobody
@@ -987,11 +987,13 @@ Test(access, state_dirs_checked, .timeout = 240)
 	expect_refused(&t, "group-writable",
 		       (const char *const[]){"mode 0770", "chmod go-w", real, NULL});
 	cr_assert_eq(chmod(real, 0757), 0);
-	expect_refused(&t, "world-writable", (const char *const[]){"mode 0757", "chmod go-w", NULL});
+	expect_refused(&t, "world-writable",
+		       (const char *const[]){"mode 0757", "chmod go-w", NULL});
 
 	cr_assert_eq(chmod(real, 0750), 0);
 	cr_assert_eq(chown(real, NOBODY, NOBODY), 0);
-	expect_refused(&t, "nobody's", (const char *const[]){"belongs to uid 65534", "chown", NULL});
+	expect_refused(&t, "nobody's",
+		       (const char *const[]){"belongs to uid 65534", "chown", NULL});
 
 	/* spool_dir the same way (checked when push starts). */
 	cr_assert_eq(chown(real, 0, 0), 0);
@@ -1056,9 +1058,9 @@ Test(access, unix_socket_created_private, .timeout = 240)
 	write_text(t.conf, 0644,
 		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = daemon\n",
 		   osock);
-	expect_refused(&t, "world-writable socket directory",
-		       (const char *const[]){"other users could replace the socket", "mode 0777",
-					     NULL});
+	expect_refused(
+	    &t, "world-writable socket directory",
+	    (const char *const[]){"other users could replace the socket", "mode 0777", NULL});
 
 	/* The real thing, watched. */
 	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
