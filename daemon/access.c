@@ -73,15 +73,16 @@ static void deny(const struct access_policy *p, const struct access_peer *c, uns
 		     : "");
 }
 
+bool access_peer_privileged(const struct access_policy *p, const struct access_peer *c)
+{
+	return c->cert_verified || c->token_ok || (c->uid_known && c->uid == 0) || is_member(p, c);
+}
+
 void access_decide(const struct access_policy *p, const struct access_peer *c,
 		   enum access_what what, int paranoid, struct access_decision *ret)
 {
-	bool privileged;
-
 	*ret = (struct access_decision){.scope = ACCESS_DENY, .status = 403};
-	privileged = c->cert_verified || c->token_ok || (c->uid_known && c->uid == 0) ||
-		     is_member(p, c);
-	if (what == ACCESS_INDEX || privileged) {
+	if (what == ACCESS_INDEX || access_peer_privileged(p, c)) {
 		ret->scope = ACCESS_ALL;
 		ret->status = 200;
 		return;

@@ -104,6 +104,13 @@ void access_decide(const struct access_policy *p, const struct access_peer *peer
 		   enum access_what what, int paranoid, struct access_decision *ret);
 
 /*
+ * Whether `peer` is privileged under `p`: uid 0, a member of allow_group, a verified client
+ * certificate or the right token. The HTTP server also uses it for the slots it keeps for
+ * privileged callers (daemon/http.h).
+ */
+bool access_peer_privileged(const struct access_policy *p, const struct access_peer *peer);
+
+/*
  * Identify the caller of an accepted connection `fd`: unix sockets by their peer credentials,
  * TCP by the peer address (`peer`, as accepted) and, for loopback peers, the socket owner's uid
  * from the kernel's socket diagnostics. Fills *ret (via, uid, groups, addr); the TLS and token

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/config.h"
+#include "daemon/http.h"
 
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_LINES_MAX 10000
@@ -88,6 +89,22 @@ static const struct key keys[] = {
      "PEM CA certificates: a client certificate they signed grants full access"},
     {"bearer_token_file", KEY_STRING, OFF(bearer_token_file), 0, 0, check_path_or_empty,
      "file holding a token: 'Authorization: Bearer TOKEN' grants full access"},
+    {"http_profiles", KEY_UINT, OFF(http_profiles), 1, HTTP_PROFILES_MAX, NULL,
+     "HTTP profile requests collected at once, in all (503 beyond)"},
+    {"http_profiles_per_user", KEY_UINT, OFF(http_profiles_per_user), 1, HTTP_PROFILES_MAX, NULL,
+     "profile requests at once of one unprivileged user (own_processes)"},
+    {"http_profiles_reserved", KEY_UINT, OFF(http_profiles_reserved), 0, HTTP_PROFILES_MAX, NULL,
+     "of http_profiles, kept for root, allow_group, certificates and the token"},
+    {"http_connections", KEY_UINT, OFF(http_connections), 1, HTTP_CONNECTIONS_MAX, NULL,
+     "HTTP connections at once over every listener, in all (closed at once beyond)"},
+    {"http_connections_per_user", KEY_UINT, OFF(http_connections_per_user), 1, HTTP_CONNECTIONS_MAX,
+     NULL, "connections at once of one unprivileged caller (its uid, or its address if remote)"},
+    {"http_connections_reserved", KEY_UINT, OFF(http_connections_reserved), 0, HTTP_CONNECTIONS_MAX,
+     NULL, "of http_connections, kept for root and allow_group"},
+    {"http_header_timeout", KEY_DURATION, OFF(http_header_timeout_s), 1, HTTP_HEADER_TIMEOUT_MAX,
+     NULL,
+     "a request's headers must be complete this long after the connection (or the "
+     "previous answer) started, else it is closed"},
     {"push_url", KEY_STRING, OFF(push_url), 0, 0, check_url,
      "Pyroscope server to push each interval to (\"\" disables)"},
     {"push_name", KEY_STRING, OFF(push_name), 0, 0, check_name, "Pyroscope application name"},
@@ -137,6 +154,13 @@ void daemon_config_init(struct daemon_config *c)
 	    .tls_key = strdup(""),
 	    .tls_client_ca = strdup(""),
 	    .bearer_token_file = strdup(""),
+	    .http_profiles = HTTP_PROFILES_DEFAULT,
+	    .http_profiles_per_user = HTTP_PROFILES_PER_USER_DEFAULT,
+	    .http_profiles_reserved = HTTP_PROFILES_RESERVED_DEFAULT,
+	    .http_connections = HTTP_CONNECTIONS_DEFAULT,
+	    .http_connections_per_user = HTTP_CONNECTIONS_PER_USER_DEFAULT,
+	    .http_connections_reserved = HTTP_CONNECTIONS_RESERVED_DEFAULT,
+	    .http_header_timeout_s = HTTP_HEADER_TIMEOUT_DEFAULT,
 	    .push_url = strdup(""),
 	    .push_name = strdup("profd"),
 	    .push_labels = strdup(""),
@@ -755,8 +779,12 @@ int daemon_config_load(struct daemon_config *c, const char *path)
 int daemon_config_check(const struct daemon_config *c)
 {
 	struct daemon_listener l[DAEMON_LISTEN_MAX];
+	struct http_limits hl;
+	char err[256];
 	size_t n = 0;
 
+	if (daemon_config_http_limits(c, &hl), http_limits_check(&hl, err, sizeof(err)) < 0)
+		return log_error_errno(-EINVAL, "%s.", err);
 	if (c->push_url[0] && !c->spool_dir[0])
 		return log_error_errno(-EINVAL,
 				       "push_url is set but spool_dir is empty: a spool "
@@ -788,13 +816,30 @@ int daemon_config_check(const struct daemon_config *c)
 			    "certificates) or bearer_token_file, or listen on 127.0.0.1 or a "
 			    "unix: socket. See profd(1), ACCESS CONTROL.",
 			    v6, l[i].host, *v6 ? "]" : "", l[i].port);
+		/* Whoever sees the traffic would hold the whole host's profiles. */
 		if (!c->tls_cert[0])
-			log_warning("listen: %s%s%s:%u is not a loopback address and serves plain HTTP: "
-				    "the bearer token crosses the network in clear text; set tls_cert "
-				    "and tls_key.",
-				    v6, l[i].host, *v6 ? "]" : "", l[i].port);
+			return log_error_errno(
+			    -EINVAL,
+			    "listen: %s%s%s:%u is not a loopback address and would serve plain "
+			    "HTTP: the bearer token would cross the network in clear text. Set "
+			    "tls_cert and tls_key (HTTPS), or listen on 127.0.0.1 or a unix: socket. "
+			    "See profd(1), ACCESS CONTROL.",
+			    v6, l[i].host, *v6 ? "]" : "", l[i].port);
 	}
 	return 0;
+}
+
+void daemon_config_http_limits(const struct daemon_config *c, struct http_limits *ret)
+{
+	*ret = (struct http_limits){
+	    .profiles = c->http_profiles,
+	    .profiles_per_user = c->http_profiles_per_user,
+	    .profiles_reserved = c->http_profiles_reserved,
+	    .connections = c->http_connections,
+	    .connections_per_user = c->http_connections_per_user,
+	    .connections_reserved = c->http_connections_reserved,
+	    .header_timeout_s = c->http_header_timeout_s,
+	};
 }
 
 static void write_string(FILE *f, const char *key, const char *v)

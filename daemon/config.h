@@ -48,6 +48,10 @@ struct daemon_config {
 	char *tls_cert, *tls_key; /* PEM files: TCP listeners serve HTTPS ("": plain HTTP) */
 	char *tls_client_ca;	  /* PEM CA: a client certificate it signed grants everything */
 	char *bearer_token_file;  /* "Authorization: Bearer <its content>" grants everything */
+	/* Quotas and deadlines of the HTTP endpoint (struct http_limits, daemon/http.h). */
+	unsigned http_profiles, http_profiles_per_user, http_profiles_reserved;
+	unsigned http_connections, http_connections_per_user, http_connections_reserved;
+	unsigned http_header_timeout_s;
 	char *push_url;		  /* Pyroscope base URL; "" disables push */
 	char *push_name;	  /* Pyroscope application name */
 	char *push_labels;	  /* "k=v,k=v" */
@@ -75,8 +79,16 @@ int daemon_config_set(struct daemon_config *c, const char *key, const char *valu
  */
 int daemon_config_load(struct daemon_config *c, const char *path);
 
-/* Checks across keys (e.g. push_url needs spool_dir); logs and returns -EINVAL. */
+/*
+ * Checks across keys (e.g. push_url needs spool_dir, http_profiles_reserved < http_profiles, a
+ * non-loopback listener needs client certificates or a token, and a token needs TLS there); logs
+ * and returns -EINVAL.
+ */
 int daemon_config_check(const struct daemon_config *c);
+
+/* The http_* keys as the HTTP server takes them. */
+struct http_limits;
+void daemon_config_http_limits(const struct daemon_config *c, struct http_limits *ret);
 
 /* The key table, for getopt and help: the i-th key (NULL past the end) and its help line. */
 const char *daemon_config_key(size_t i, const char **ret_help);

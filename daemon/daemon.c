@@ -110,7 +110,7 @@ struct daemon {
 
 	struct timespec interval_wall;
 	uint64_t interval_ns;
-	struct job jobs[HTTP_MAX_PROFILES];
+	struct job jobs[HTTP_PROFILES_MAX];
 	size_t n_jobs;
 	int listen_fds[DAEMON_LISTEN_MAX]; /* sockets systemd passed (profd.socket) */
 	size_t n_listen_fds;
@@ -375,21 +375,65 @@ static void retention(struct daemon *d)
 #define PROFILE_FILE_MODE 0640
 #define OUTPUT_DIR_MODE 0750
 
-static int output_dir_create(const char *dir)
+/*
+ * output_dir and spool_dir: created 0750 when missing; an existing one must be a directory (not
+ * a symbolic link) of profd's own user (root) that no other user may write, else another user
+ * could read what profd writes there, swap files under it or point it elsewhere. Refused, with
+ * what to do in err (-EPERM, -ENOTDIR), rather than fixed: a wrong owner or mode is the
+ * administrator's to look at.
+ */
+static int state_dir_prepare(const char *key, const char *dir, char *err, size_t err_size)
 {
+	struct stat st;
 	int r;
 
 	if (mkdir(dir, OUTPUT_DIR_MODE) < 0) {
-		if (errno == EEXIST)
-			return 0;
-		if (errno != ENOENT)
-			return -errno;
-		r = mkdir_p(dir, OUTPUT_DIR_MODE);
-		if (r < 0)
-			return r;
+		if (errno == ENOENT) {
+			r = mkdir_p(dir, OUTPUT_DIR_MODE);
+			if (r < 0)
+				goto fail;
+		} else if (errno != EEXIST) {
+			r = -errno;
+			goto fail;
+		}
+	} else if (chmod(dir, OUTPUT_DIR_MODE) < 0) { /* created now: the umask took bits away */
+		r = -errno;
+		goto fail;
 	}
-	/* Created now: the umask took bits away. */
-	return chmod(dir, OUTPUT_DIR_MODE) < 0 ? -errno : 0;
+	if (lstat(dir, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(err, err_size,
+			 "%s %s is a symbolic link: set %s to the directory itself (owned by root, "
+			 "not writable by group or others)",
+			 key, dir, key);
+		return -EPERM;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, err_size,
+			 "%s %s is not a directory: remove it or choose another path", key, dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, err_size,
+			 "%s %s belongs to uid %u, not to profd's uid %u: another user could read "
+			 "or replace what profd writes there; chown %u %s (or choose another path)",
+			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+			 dir);
+		return -EPERM;
+	}
+	if (st.st_mode & 0022) {
+		snprintf(err, err_size,
+			 "%s %s has mode %04o: group or others may write it; chmod go-w %s", key,
+			 dir, (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
+	}
+	return 0;
+fail:
+	snprintf(err, err_size, "cannot create %s %s: %s", key, dir, strerror(-r));
+	return r;
 }
 
 /* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
@@ -500,14 +544,20 @@ static void write_interval(struct daemon *d)
 	if (d->cfg.output_dir[0]) {
 		_cleanup_free_ char *path = NULL;
 
-		r = output_dir_create(d->cfg.output_dir);
+		char err[512] = "";
+
+		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r >= 0)
 			r = profile_path(d, &path);
 		if (r >= 0)
 			r = output_write_builder(b, daemon_format(d), path, PROFILE_FILE_MODE);
 		if (r < 0) {
 			d->write_errors++;
-			if (log_ratelimit_ok(&d->rl_write))
+			if (!log_ratelimit_ok(&d->rl_write))
+				;
+			else if (err[0])
+				log_error("Failed to write the interval profile: %s.", err);
+			else
 				log_error_errno(r,
 						"Failed to write the interval profile into %s: %m",
 						d->cfg.output_dir);
@@ -581,7 +631,10 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 	struct http_request *req;
 
 	for (size_t i = 0; i < d->n_jobs;)
-		if (now >= d->jobs[i].deadline_ns)
+		if (http_request_cancelled(d->jobs[i].req))
+			/* Its client is gone and its slot already free: nothing to build. */
+			job_end(d, i, 503, "the client went away");
+		else if (now >= d->jobs[i].deadline_ns)
 			job_end(d, i, 200, NULL);
 		else
 			i++;
@@ -860,8 +913,21 @@ static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 		       s.http.client_errors);
 		metric(f, "profd_http_server_errors_total", "counter", "HTTP answers 5xx.",
 		       s.http.server_errors);
-		metric(f, "profd_http_refused_total", "counter",
-		       "HTTP requests refused by access control (401/403).", s.http.refused);
+		fprintf(f,
+			"# HELP profd_http_refused_total HTTP requests and connections refused, by "
+			"reason: access (401/403 by access control), profile_quota (503: over the "
+			"profile slots of the caller), connections (closed at once: over the "
+			"connection caps), header_timeout (closed: headers not complete in time).\n"
+			"# TYPE profd_http_refused_total counter\n"
+			"profd_http_refused_total{reason=\"access\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"profile_quota\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"header_timeout\"} %" PRIu64 "\n",
+			s.http.refused, s.http.refused_profiles, s.http.refused_connections,
+			s.http.header_timeouts);
+		metric(f, "profd_http_cancelled_profiles_total", "counter",
+		       "On-demand profiles cancelled because their client went away.",
+		       s.http.cancelled);
 		metric(f, "profd_http_own_process_profiles_total", "counter",
 		       "Profiles served restricted to the caller's own processes.",
 		       s.http.own_profiles);
@@ -984,6 +1050,7 @@ static int http_setup_load(struct daemon *d, const struct daemon_config *c, stru
 	s->o.userdata = d;
 	s->o.policy.own_processes = c->own_processes;
 	s->o.policy.metrics_local = !strcmp(c->metrics_access, "local");
+	daemon_config_http_limits(c, &s->o.limits);
 	r = access_policy_set_group(&s->o.policy, c->allow_group);
 	if (r == -ENOENT) {
 		/* Root keeps access; an admin who wants the group creates it and reloads. */
@@ -1047,9 +1114,13 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 	    .spool_dir = c->spool_dir,
 	    .spool_bytes = c->spool_bytes,
 	};
+	char err[512];
 	sigset_t old;
 	int r;
 
+	r = state_dir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up push to %s: %s.", c->push_url, err);
 	block_signals(&old);
 	r = push_new(&pc, ret);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1194,12 +1265,20 @@ static bool str_changed(const char *a, const char *b)
 static bool http_access_changed(const struct daemon_config *a, const struct daemon_config *b)
 {
 	/* The token and certificate files may change under the same names: a reload rereads. */
-	return str_changed(a->allow_group, b->allow_group) || a->own_processes != b->own_processes ||
+	return str_changed(a->allow_group, b->allow_group) ||
+	       a->own_processes != b->own_processes ||
 	       str_changed(a->metrics_access, b->metrics_access) ||
 	       str_changed(a->tls_cert, b->tls_cert) || str_changed(a->tls_key, b->tls_key) ||
 	       str_changed(a->tls_client_ca, b->tls_client_ca) || a->tls_cert[0] ||
 	       a->bearer_token_file[0] || b->bearer_token_file[0] ||
-	       str_changed(a->bearer_token_file, b->bearer_token_file);
+	       str_changed(a->bearer_token_file, b->bearer_token_file) ||
+	       a->http_profiles != b->http_profiles ||
+	       a->http_profiles_per_user != b->http_profiles_per_user ||
+	       a->http_profiles_reserved != b->http_profiles_reserved ||
+	       a->http_connections != b->http_connections ||
+	       a->http_connections_per_user != b->http_connections_per_user ||
+	       a->http_connections_reserved != b->http_connections_reserved ||
+	       a->http_header_timeout_s != b->http_header_timeout_s;
 }
 
 /*
@@ -1410,10 +1489,11 @@ static int daemon_run(struct daemon *d)
 	}
 
 	if (d->cfg.output_dir[0]) {
-		r = output_dir_create(d->cfg.output_dir);
+		char err[512];
+
+		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r < 0)
-			return log_error_errno(r, "Cannot create the output directory %s: %m",
-					       d->cfg.output_dir);
+			return log_error_errno(r, "%s.", err);
 		remove_stale_temp_files(d->cfg.output_dir);
 	}
 	r = session_new(&sc, &d->session);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
@@ -28,6 +30,7 @@
 #include "daemon/http.h"
 
 enum request_state {
+	REQ_NEW,    /* being set up in the HTTP thread */
 	REQ_QUEUED, /* suspended, waiting for the main thread */
 	REQ_TAKEN,  /* the main thread is collecting its profile */
 	REQ_DONE,   /* answer ready; connection resumed */
@@ -46,7 +49,11 @@ struct http_request {
 	void *body;
 	size_t len;
 	char message[256];
-	bool counted; /* counts in active_profiles */
+	bool counted;	 /* counts in active_profiles (holds a slot) */
+	bool privileged; /* scope ACCESS_ALL: may use the reserved slots */
+	uid_t uid;	 /* !privileged: whose quota it counts in */
+	bool cancelled;	 /* the client went away */
+	int fd;		 /* the connection's socket, watched while the request waits */
 };
 
 struct listener {
@@ -63,6 +70,16 @@ struct conn_ctx {
 	struct access_peer peer;
 	bool identified;
 	bool tls_checked;
+	/* Under h->lock: the admitted connections and their header deadlines. */
+	struct conn_ctx *prev, *next;
+	bool admitted;	   /* linked in h->conns, counted */
+	bool privileged;   /* uid 0 or allow_group: may use the reserved connections */
+	bool headers_done; /* the current request's headers are in */
+	bool cut;	   /* shut down by us (over a cap or past its deadline) */
+	int fd;
+	uint64_t deadline_ns;
+	char key[sizeof(((struct access_peer *)0)->addr)]; /* whose connection cap it counts in:
+							      "uid N" or the client's address */
 };
 
 struct http_server {
@@ -77,13 +94,95 @@ struct http_server {
 	pthread_mutex_t lock;
 	/* Under lock: */
 	struct http_request *queue_head, *queue_tail;
-	struct http_request *all[HTTP_MAX_PROFILES]; /* every counted request, for shutdown */
+	struct http_request *all[HTTP_PROFILES_MAX]; /* every counted request */
+	struct conn_ctx *conns;			     /* admitted connections */
+	unsigned n_conns, n_conns_unpriv;
 	struct http_stats st;
 	bool stopping; /* no more requests are queued */
+	bool watch_stop;
+	struct http_limits limits; /* defaults filled in */
+	pthread_cond_t watch_cond;
+	pthread_t watch;
+	bool watch_started;
+	/* Under lock, one per kind of refusal: a flood of one does not hide the others. */
+	struct log_ratelimit refused_rl, quota_rl, conn_rl, header_rl;
 	/* HTTP thread only: */
 	struct log_ratelimit log_rl;
-	struct log_ratelimit refused_rl;
 };
+
+/* Refusals of one kind, logged under the lock's protection of the rate limit. */
+static void log_limit(struct http_server *h, struct log_ratelimit *rl, const char *fmt, ...)
+    _printf_(3, 4);
+static void log_limit(struct http_server *h, struct log_ratelimit *rl, const char *fmt, ...)
+{
+	char buf[384];
+	va_list ap;
+	bool ok;
+
+	pthread_mutex_lock(&h->lock);
+	ok = log_ratelimit_ok(rl);
+	pthread_mutex_unlock(&h->lock);
+	if (!ok)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_notice("HTTP: %s", buf);
+}
+
+int http_limits_check(const struct http_limits *in, char *err, size_t err_size)
+{
+	struct http_limits l = *in;
+
+#define DEF(f_, d_) (l.f_ = l.f_ ? l.f_ : (d_))
+	DEF(profiles, HTTP_PROFILES_DEFAULT);
+	DEF(profiles_per_user, HTTP_PROFILES_PER_USER_DEFAULT);
+	DEF(profiles_reserved, HTTP_PROFILES_RESERVED_DEFAULT);
+	DEF(connections, HTTP_CONNECTIONS_DEFAULT);
+	DEF(connections_per_user, HTTP_CONNECTIONS_PER_USER_DEFAULT);
+	DEF(connections_reserved, HTTP_CONNECTIONS_RESERVED_DEFAULT);
+	DEF(header_timeout_s, HTTP_HEADER_TIMEOUT_DEFAULT);
+#undef DEF
+	if (l.profiles > HTTP_PROFILES_MAX || l.connections > HTTP_CONNECTIONS_MAX ||
+	    l.header_timeout_s > HTTP_HEADER_TIMEOUT_MAX) {
+		snprintf(err, err_size,
+			 "http_profiles is at most %d, http_connections at most %d, "
+			 "http_header_timeout at most %ds",
+			 HTTP_PROFILES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADER_TIMEOUT_MAX);
+		return -EINVAL;
+	}
+	if (l.profiles_reserved >= l.profiles) {
+		snprintf(err, err_size,
+			 "http_profiles_reserved (%u) must be less than http_profiles (%u): "
+			 "lower it or raise http_profiles",
+			 l.profiles_reserved, l.profiles);
+		return -EINVAL;
+	}
+	if (l.profiles_per_user > l.profiles - l.profiles_reserved) {
+		snprintf(
+		    err, err_size,
+		    "http_profiles_per_user (%u) is more than unprivileged callers may hold in "
+		    "all (http_profiles - http_profiles_reserved = %u): lower it",
+		    l.profiles_per_user, l.profiles - l.profiles_reserved);
+		return -EINVAL;
+	}
+	if (l.connections_reserved >= l.connections) {
+		snprintf(err, err_size,
+			 "http_connections_reserved (%u) must be less than http_connections (%u): "
+			 "lower it or raise http_connections",
+			 l.connections_reserved, l.connections);
+		return -EINVAL;
+	}
+	if (l.connections_per_user > l.connections - l.connections_reserved) {
+		snprintf(
+		    err, err_size,
+		    "http_connections_per_user (%u) is more than unprivileged callers may hold "
+		    "in all (http_connections - http_connections_reserved = %u): lower it",
+		    l.connections_per_user, l.connections - l.connections_reserved);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -270,9 +369,10 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 				      const struct http_parsed *req,
 				      const struct access_decision *access, void **req_cls)
 {
+	const union MHD_ConnectionInfo *fdi;
 	struct http_request *r;
-	bool busy = false;
-	size_t slot = 0;
+	const char *busy = NULL;
+	size_t slot = ARRAY_SIZE(h->all), n_unpriv = 0, n_mine = 0;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -283,11 +383,32 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 	r->pid = req->pid;
 	r->access = *access;
 
+	r->privileged = access->scope == ACCESS_ALL;
+	r->uid = access->uid;
+	fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	r->fd = fdi ? fdi->connect_fd : -1;
+
 	pthread_mutex_lock(&h->lock);
-	for (slot = 0; slot < HTTP_MAX_PROFILES && h->all[slot]; slot++)
-		;
-	if (slot == HTTP_MAX_PROFILES) {
-		busy = true;
+	for (size_t i = 0; i < ARRAY_SIZE(h->all); i++) {
+		if (!h->all[i]) {
+			if (slot == ARRAY_SIZE(h->all))
+				slot = i;
+			continue;
+		}
+		if (!h->all[i]->privileged) {
+			n_unpriv++;
+			if (h->all[i]->uid == r->uid)
+				n_mine++;
+		}
+	}
+	if (slot == ARRAY_SIZE(h->all) || h->st.active_profiles >= h->limits.profiles)
+		busy = "all profile slots are taken";
+	else if (!r->privileged && n_unpriv >= h->limits.profiles - h->limits.profiles_reserved)
+		busy = "the profile slots open to unprivileged users are all taken";
+	else if (!r->privileged && n_mine >= h->limits.profiles_per_user)
+		busy = "this user already has as many profile requests as allowed";
+	if (busy) {
+		h->st.refused_profiles++;
 	} else {
 		h->all[slot] = r;
 		r->counted = true;
@@ -298,10 +419,22 @@ static enum MHD_Result handle_profile(struct http_server *h, struct MHD_Connecti
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (busy) {
+		char who[32];
+
+		if (r->privileged)
+			snprintf(who, sizeof(who), "a privileged caller");
+		else
+			snprintf(who, sizeof(who), "uid %u", (unsigned)r->uid);
+		log_limit(h, &h->quota_rl,
+			  "refused a profile request of %s: %s (%u at once in all, %u per "
+			  "unprivileged user, %u kept for privileged callers).",
+			  who, busy, h->limits.profiles, h->limits.profiles_per_user,
+			  h->limits.profiles_reserved);
 		free(r);
 		return reply_text(h, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-				  "too many profile requests at once (at most %d)\n",
-				  HTTP_MAX_PROFILES);
+				  "too many profile requests at once: %s (at most %u per user); "
+				  "try again when one has finished\n",
+				  busy, h->limits.profiles_per_user);
 	}
 
 	*req_cls = r;
@@ -331,7 +464,7 @@ static void uncount(struct http_server *h, struct http_request *r)
 	/* Under h->lock. */
 	if (!r->counted)
 		return;
-	for (size_t i = 0; i < HTTP_MAX_PROFILES; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(h->all); i++)
 		if (h->all[i] == r)
 			h->all[i] = NULL;
 	h->st.active_profiles--;
@@ -392,8 +525,12 @@ static void log_refused(struct http_server *h, const char *url, const struct acc
 			const struct access_decision *d)
 {
 	size_t n = strlen(d->reason);
+	bool ok;
 
-	if (!log_ratelimit_ok(&h->refused_rl))
+	pthread_mutex_lock(&h->lock);
+	ok = log_ratelimit_ok(&h->refused_rl);
+	pthread_mutex_unlock(&h->lock);
+	if (!ok)
 		return;
 	log_notice("HTTP: refused %.64s to %s (%u): %.*s", url, p->addr, d->status,
 		   (int)(n && d->reason[n - 1] == '\n' ? n - 1 : n), d->reason);
@@ -445,8 +582,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	if (*req_cls)
 		return handle_resumed(h, conn, *req_cls);
 
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	pthread_mutex_lock(&h->lock);
 	h->st.requests++;
+	/* The headers are in: the header deadline no longer applies to this request. */
+	if (ci && ci->socket_context)
+		((struct conn_ctx *)ci->socket_context)->headers_done = true;
 	pthread_mutex_unlock(&h->lock);
 
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
@@ -455,7 +596,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		return reply_text(h, conn, status, "%s", req.error);
 
 	/* Who is asking: the connection's identity, plus this request's credentials. */
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci && ci->socket_context && ((struct conn_ctx *)ci->socket_context)->identified) {
 		struct conn_ctx *c = ci->socket_context;
 
@@ -503,30 +643,129 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 			  h->token ? ", the bearer token" : "");
 }
 
-/* MHD_NotifyConnectionCallback: identify each connection once, when it is accepted. */
+/* Whose connection cap a connection counts in: its uid, else its address without the port. */
+static void conn_key(const struct access_peer *p, char *buf, size_t size)
+{
+	char *colon;
+
+	if (p->uid_known) {
+		snprintf(buf, size, "uid %u", (unsigned)p->uid);
+		return;
+	}
+	snprintf(buf, size, "%s", p->addr);
+	colon = strrchr(buf, ':');
+	if (colon && colon != buf)
+		*colon = '\0';
+}
+
+/*
+ * Under h->lock: admit connection c or say why not. Privileged callers may use every slot,
+ * the others all but the reserved ones and at most connections_per_user each.
+ */
+static const char *conn_admit(struct http_server *h, struct conn_ctx *c)
+{
+	unsigned mine = 0;
+
+	if (h->n_conns >= h->limits.connections)
+		return "all connection slots are taken";
+	if (!c->privileged) {
+		if (h->n_conns_unpriv >= h->limits.connections - h->limits.connections_reserved)
+			return "the connection slots open to unprivileged callers are all taken";
+		for (struct conn_ctx *o = h->conns; o; o = o->next)
+			if (!o->privileged && !strcmp(o->key, c->key))
+				mine++;
+		if (mine >= h->limits.connections_per_user)
+			return "this caller already has as many connections as allowed";
+	}
+	c->admitted = true;
+	c->next = h->conns;
+	if (h->conns)
+		h->conns->prev = c;
+	h->conns = c;
+	h->n_conns++;
+	if (!c->privileged)
+		h->n_conns_unpriv++;
+	c->deadline_ns = mono_ns() + h->limits.header_timeout_s * 1000000000ull;
+	return NULL;
+}
+
+static void conn_release(struct http_server *h, struct conn_ctx *c)
+{
+	/* Under h->lock. */
+	if (!c->admitted)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->n_conns--;
+	if (!c->privileged)
+		h->n_conns_unpriv--;
+	c->admitted = false;
+}
+
+/*
+ * MHD_NotifyConnectionCallback: identify each connection once, when it is accepted, and admit
+ * it or shut it down at once (MHD then sees the end of the stream and closes it). MHD calls
+ * NOTIFY_CLOSED before it closes the socket, so under h->lock c->fd is always still open.
+ */
 static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 			      enum MHD_ConnectionNotificationCode toe)
 {
+	struct http_server *h = cls;
 	const union MHD_ConnectionInfo *fdi, *ai;
 	struct conn_ctx *c;
+	const char *why;
 
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
+		c = *socket_context;
+		if (c) {
+			pthread_mutex_lock(&h->lock);
+			conn_release(h, c);
+			pthread_mutex_unlock(&h->lock);
+		}
+		free(c);
 		*socket_context = NULL;
 		return;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return; /* unidentified: refused everything but the index */
 	fdi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	c = calloc(1, sizeof(*c));
+	if (!c || !fdi) {
+		/* Cannot be accounted for: not served. */
+		if (fdi)
+			(void)shutdown(fdi->connect_fd, SHUT_RDWR);
+		free(c);
+		return;
+	}
+	c->fd = fdi->connect_fd;
 	ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (fdi && access_identify(fdi->connect_fd, ai ? ai->client_addr : NULL,
-				   ai && ai->client_addr ? sizeof(struct sockaddr_storage) : 0,
-				   &c->peer) >= 0)
+	if (access_identify(fdi->connect_fd, ai ? ai->client_addr : NULL,
+			    ai && ai->client_addr ? sizeof(struct sockaddr_storage) : 0,
+			    &c->peer) >= 0)
 		c->identified = true;
 	else
 		snprintf(c->peer.addr, sizeof(c->peer.addr), "unidentified caller");
+	c->privileged = c->identified && access_peer_privileged(&h->policy, &c->peer);
+	conn_key(&c->peer, c->key, sizeof(c->key));
 	*socket_context = c;
+
+	pthread_mutex_lock(&h->lock);
+	why = conn_admit(h, c);
+	if (why) {
+		c->cut = true;
+		h->st.refused_connections++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (why) {
+		(void)shutdown(c->fd, SHUT_RDWR);
+		log_limit(h, &h->conn_rl,
+			  "closed a connection of %s at once: %s (%u in all, %u per unprivileged "
+			  "caller, %u kept for privileged callers).",
+			  c->peer.addr, why, h->limits.connections, h->limits.connections_per_user,
+			  h->limits.connections_reserved);
+	}
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -534,75 +773,211 @@ static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
 	struct http_server *h = cls;
 	struct http_request *r = *req_cls;
+	const union MHD_ConnectionInfo *ci;
 
+	/* The next request on this connection has its own header deadline. */
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	pthread_mutex_lock(&h->lock);
+	if (ci && ci->socket_context) {
+		struct conn_ctx *c = ci->socket_context;
+
+		c->headers_done = false;
+		c->deadline_ns = mono_ns() + h->limits.header_timeout_s * 1000000000ull;
+	}
+	if (r)
+		uncount(h, r);
+	pthread_mutex_unlock(&h->lock);
 	if (!r)
 		return;
-	pthread_mutex_lock(&h->lock);
-	uncount(h, r);
-	pthread_mutex_unlock(&h->lock);
 	free(r->body);
 	free(r);
 	*req_cls = NULL;
 }
 
 /*
- * A listening unix socket at l->path: mode and group are set before listen(), so no caller can
- * connect while it is still more open than asked.
+ * The watch thread, every HTTP_WATCH_MS: connections whose request headers are not complete by
+ * their deadline are shut down (MHD's own timeout is per read, so a header line now and then
+ * would keep it off), and requests waiting for their profile whose client went away (the peer
+ * closed or reset: POLLRDHUP, POLLHUP, POLLERR) are cancelled and their slots freed.
+ */
+static void *watch_thread(void *arg)
+{
+	struct http_server *h = arg;
+	struct http_request *resume = NULL, *r;
+	struct pollfd pf[HTTP_PROFILES_MAX];
+	struct http_request *pr[HTTP_PROFILES_MAX];
+	struct timespec ts;
+	unsigned cut, gone;
+
+	pthread_mutex_lock(&h->lock);
+	while (!h->watch_stop) {
+		uint64_t now = mono_ns();
+		size_t n = 0;
+
+		cut = gone = 0;
+		for (struct conn_ctx *c = h->conns; c; c = c->next)
+			if (!c->headers_done && !c->cut && now >= c->deadline_ns) {
+				(void)shutdown(c->fd, SHUT_RDWR);
+				c->cut = true;
+				h->st.header_timeouts++;
+				cut++;
+			}
+		for (size_t i = 0; i < ARRAY_SIZE(h->all); i++) {
+			r = h->all[i];
+			if (!r || r->fd < 0 || (r->state != REQ_QUEUED && r->state != REQ_TAKEN))
+				continue;
+			pf[n] = (struct pollfd){.fd = r->fd, .events = POLLRDHUP};
+			pr[n++] = r;
+		}
+		if (n && poll(pf, n, 0) > 0) {
+			for (size_t i = 0; i < n; i++) {
+				if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+					continue;
+				r = pr[i];
+				r->cancelled = true;
+				uncount(h, r);
+				h->st.cancelled++;
+				gone++;
+				if (r->state != REQ_QUEUED)
+					continue; /* the main thread finishes it */
+				/* Not taken yet: out of the queue, answered (to nobody) here. */
+				for (struct http_request **p = &h->queue_head; *p; p = &(*p)->next)
+					if (*p == r) {
+						*p = r->next;
+						break;
+					}
+				h->queue_tail = NULL;
+				for (struct http_request *q = h->queue_head; q; q = q->next)
+					h->queue_tail = q;
+				r->state = REQ_DONE;
+				r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+				snprintf(r->message, sizeof(r->message), "the client went away");
+				r->next = resume;
+				resume = r;
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
+		while ((r = resume)) {
+			resume = r->next;
+			r->next = NULL;
+			MHD_resume_connection(r->conn);
+		}
+		if (cut)
+			log_limit(h, &h->header_rl,
+				  "closed %u connection%s whose request headers were not complete "
+				  "within %u s (http_header_timeout).",
+				  cut, cut == 1 ? "" : "s", h->limits.header_timeout_s);
+		if (gone)
+			log_debug("HTTP: %u profile request%s cancelled: the client went away.",
+				  gone, gone == 1 ? "" : "s");
+		pthread_mutex_lock(&h->lock);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += HTTP_WATCH_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!h->watch_stop)
+			(void)pthread_cond_timedwait(&h->watch_cond, &h->lock, &ts);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/*
+ * A listening unix socket at l->path, never reachable while more open than asked: bound, given
+ * its group and mode and made to listen in a fresh 0700 directory beside it, then renamed onto
+ * the path (which replaces a stale socket, or a symlink, without following it). fchown and
+ * fchmod of the socket's fd would not do: Linux applies them to the socket's own inode, not to
+ * the file bind() made, whose owner and mode are what connect() checks.
  */
 static int unix_listen(struct listener *l, const struct http_options *o, int *ret_fd)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	mode_t mode = o->policy.own_processes ? 0666 : 0660;
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int fd = -1, tfd = -1;
+	_cleanup_free_ char *copy = strdup(l->path), *tmp = NULL;
+	const char *dir;
 	struct stat st;
+	int r;
 
-	_cleanup_free_ char *dir = strdup(l->path);
-	char *slash;
-
+	if (!copy)
+		return -ENOMEM;
+	dir = dirname(copy);
 	if (strlen(l->path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, l->path);
 	/* Outside systemd nobody made the RuntimeDirectory: make the socket's directory. */
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		int r = mkdir_p(dir, 0755);
-
+	if (strcmp(dir, "/") && stat(dir, &st) < 0 && errno == ENOENT) {
+		r = mkdir_p(dir, 0755);
 		if (r < 0)
 			log_warning_errno(r, "Cannot create %s: %m", dir);
 	}
-	if (lstat(l->path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket: not replacing it.", l->path);
-			return -EEXIST;
-		}
-		(void)unlink(l->path); /* a stale socket of an earlier run */
+	if (stat(dir, &st) < 0)
+		return log_error_errno(-errno, "Cannot use %s for the socket %s: %m", dir, l->path);
+	/* Whoever may write there could replace the socket with their own. */
+	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))) {
+		log_error(
+		    "The directory of the socket %s, %s, belongs to uid %u with mode %04o: other "
+		    "users could replace the socket. Put it in a directory of root's that "
+		    "only root may write (e.g. /run/profd), or chmod go-w %s.",
+		    l->path, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
 	}
+	if (lstat(l->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_error(
+		    "%s exists and is not a socket (%s): not replacing it. Remove it or choose "
+		    "another path in listen.",
+		    l->path, S_ISLNK(st.st_mode) ? "a symbolic link" : "another kind of file");
+		return -EEXIST;
+	}
+	if (asprintf(&tmp, "%s/.profd-listen.XXXXXX", dir) < 0)
+		return -ENOMEM;
+	if (!mkdtemp(tmp)) /* 0700: nobody else may reach what is in it */
+		return log_error_errno(-errno, "Cannot create a directory beside %s: %m", l->path);
+	tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (tfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* bind() takes a path only; the fd's /proc path is short when the directory's is not. */
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", tmp) >= sizeof(sa.sun_path))
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/s", tfd);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	if (o->policy.group_set && chown(l->path, (uid_t)-1, o->policy.allow_gid) < 0) {
-		int r = -errno;
-
-		(void)unlink(l->path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (o->policy.group_set &&
+	    fchownat(tfd, "s", (uid_t)-1, o->policy.allow_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
 		log_error("Cannot give %s to group %s: %s.", l->path, o->policy.group_name,
 			  strerror(-r));
-		return r;
+		goto fail;
 	}
-	if (chmod(l->path, mode) < 0 || stat(l->path, &st) < 0 || listen(fd, 64) < 0) {
-		int r = -errno;
-
-		(void)unlink(l->path);
-		return r;
+	if (fchmodat(tfd, "s", mode, 0) < 0 || fstatat(tfd, "s", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    listen(fd, 64) < 0) {
+		r = -errno;
+		goto fail;
 	}
+	if (!S_ISSOCK(st.st_mode)) {
+		r = -EIO;
+		goto fail;
+	}
+	if (renameat(tfd, "s", AT_FDCWD, l->path) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	(void)rmdir(tmp);
 	l->dev = st.st_dev;
 	l->ino = st.st_ino;
 	*ret_fd = TAKE_FD(fd);
 	return 0;
+fail:
+	if (tfd >= 0)
+		(void)unlinkat(tfd, "s", 0);
+	(void)rmdir(tmp);
+	return r;
 }
 
 static void listener_close(struct listener *l)
@@ -637,7 +1012,9 @@ static int listener_open(struct http_server *h, struct listener *l,
 #define OPT(o_, v_, p_) (opts[n++] = (struct MHD_OptionItem){(o_), (intptr_t)(v_), (p_)})
 	/* The logger first, so MHD never logs through its own default logger. */
 	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h);
-	OPT(MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS, NULL);
+	/* Above our own cap (conn_admit(), over every listener), so that MHD keeps accepting and we
+	 * decide: a caller over its cap is closed at once instead of queued in the backlog. */
+	OPT(MHD_OPTION_CONNECTION_LIMIT, h->limits.connections + 16, NULL);
 	OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S, NULL);
 	OPT(MHD_OPTION_NOTIFY_COMPLETED, completed, h);
 	OPT(MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h);
@@ -675,7 +1052,6 @@ static int listener_open(struct http_server *h, struct listener *l,
 		}
 		OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
 		OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
-		OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_PER_IP, NULL);
 		if (o->tls_cert && o->tls_key) {
 			l->tls = true;
 			flags |= MHD_USE_TLS;
@@ -714,6 +1090,8 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 {
 	struct daemon_listener dl[DAEMON_LISTEN_MAX];
 	struct http_server *h;
+	pthread_condattr_t ca;
+	char err[256];
 	size_t n;
 	int r;
 
@@ -724,9 +1102,23 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 		return -EINVAL;
 	if (!o->tls_cert != !o->tls_key || (o->tls_client_ca && !o->tls_cert))
 		return -EINVAL;
+	if (http_limits_check(&o->limits, err, sizeof(err)) < 0) {
+		log_error("HTTP limits: %s.", err);
+		return -EINVAL;
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
+	h->limits = o->limits;
+#define DEF(f_, d_) (h->limits.f_ = h->limits.f_ ? h->limits.f_ : (d_))
+	DEF(profiles, HTTP_PROFILES_DEFAULT);
+	DEF(profiles_per_user, HTTP_PROFILES_PER_USER_DEFAULT);
+	DEF(profiles_reserved, HTTP_PROFILES_RESERVED_DEFAULT);
+	DEF(connections, HTTP_CONNECTIONS_DEFAULT);
+	DEF(connections_per_user, HTTP_CONNECTIONS_PER_USER_DEFAULT);
+	DEF(connections_reserved, HTTP_CONNECTIONS_RESERVED_DEFAULT);
+	DEF(header_timeout_s, HTTP_HEADER_TIMEOUT_DEFAULT);
+#undef DEF
 	h->metrics = o->metrics;
 	h->userdata = o->userdata;
 	h->policy = o->policy;
@@ -744,7 +1136,12 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 	}
 	h->log_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
 	h->refused_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60, 10);
+	h->quota_rl = h->conn_rl = h->header_rl = h->refused_rl;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->watch_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	for (size_t i = 0; i < n; i++) {
 		r = listener_open(h, &h->listeners[i], &dl[i], o);
 		if (r < 0) {
@@ -752,11 +1149,7 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 				log_error_errno(r, "Cannot listen on unix:%s: %m", dl[i].path);
 			else
 				log_error_errno(r, "Cannot listen on %s:%u: %m", dl[i].host, dl[i].port);
-			for (size_t j = 0; j < i; j++)
-				listener_close(&h->listeners[j]);
-			pthread_mutex_destroy(&h->lock);
-			free(h->token);
-			free(h);
+			http_server_free(h);
 			return r;
 		}
 		h->n_listeners++;
@@ -767,6 +1160,12 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 				 dl[i].path, h->listeners[i].inherited ? " (from systemd)" : "");
 		}
 	}
+	r = -pthread_create(&h->watch, NULL, watch_thread, h);
+	if (r < 0) {
+		http_server_free(h);
+		return r;
+	}
+	h->watch_started = true;
 	*ret = h;
 	return 0;
 }
@@ -777,6 +1176,13 @@ void http_server_free(struct http_server *h)
 
 	if (!h)
 		return;
+	if (h->watch_started) {
+		pthread_mutex_lock(&h->lock);
+		h->watch_stop = true;
+		pthread_cond_signal(&h->watch_cond);
+		pthread_mutex_unlock(&h->lock);
+		pthread_join(h->watch, NULL);
+	}
 	/* Everything still waiting gets an answer; MHD must not be stopped with suspended ones. */
 	pthread_mutex_lock(&h->lock);
 	h->stopping = true;
@@ -806,6 +1212,7 @@ void http_server_free(struct http_server *h)
 	}
 	for (size_t i = 0; i < h->n_listeners; i++)
 		listener_close(&h->listeners[i]);
+	pthread_cond_destroy(&h->watch_cond);
 	pthread_mutex_destroy(&h->lock);
 	if (h->token)
 		explicit_bzero(h->token, h->token_len);
@@ -848,6 +1255,16 @@ uint32_t http_request_pid(const struct http_request *r)
 const struct access_decision *http_request_access(const struct http_request *r)
 {
 	return &r->access;
+}
+
+bool http_request_cancelled(const struct http_request *r)
+{
+	bool c;
+
+	pthread_mutex_lock(&r->h->lock);
+	c = r->cancelled;
+	pthread_mutex_unlock(&r->h->lock);
+	return c;
 }
 
 void http_request_finish(struct http_request *r, unsigned status, void *body, size_t len,

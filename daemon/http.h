@@ -23,12 +23,22 @@
  * the connection (the HTTP thread then sends the answer). /metrics is answered in the HTTP
  * thread by the metrics callback, which must therefore be thread-safe.
  *
- * Limits: HTTP_MAX_CONNECTIONS connections (HTTP_MAX_PER_IP per client address),
- * HTTP_MAX_PROFILES profile requests at once (503 beyond), idle connections closed after
- * HTTP_TIMEOUT_S (a connection waiting for its profile is not idle).
+ * Limits (struct http_limits; every one a configuration key, defaults below): profile requests
+ * at once in all, per unprivileged uid, and a share of them kept for privileged callers (root,
+ * allow_group, a client certificate, the token), 503 beyond; connections at once over every
+ * listener in all, per unprivileged caller (its uid, or its address when the uid is unknown),
+ * and a share kept for privileged callers (by uid: uid 0 or allow_group), closed at once beyond;
+ * request headers complete within header_timeout_s of the connection's start (or of its
+ * previous answer), else the connection is closed (a client sending a header line now and then
+ * does not hold a slot longer); idle connections closed after HTTP_TIMEOUT_S (a connection
+ * waiting for its profile is not idle). A client that goes away while its profile is collected
+ * (the peer closed or reset the connection: polled every HTTP_WATCH_MS) has its request
+ * cancelled and its slot freed at once. Every refusal is counted by reason and logged
+ * (rate-limited).
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,10 +46,20 @@
 
 #define HTTP_PROFILE_SECONDS_MAX 300
 #define HTTP_PROFILE_SECONDS_DEFAULT 30
-#define HTTP_MAX_CONNECTIONS 64
-#define HTTP_MAX_PER_IP 16
-#define HTTP_MAX_PROFILES 8
 #define HTTP_TIMEOUT_S 30
+#define HTTP_WATCH_MS 100
+
+/* Defaults and bounds of struct http_limits (daemon/config.c's keys http_*). */
+#define HTTP_PROFILES_DEFAULT 8
+#define HTTP_PROFILES_PER_USER_DEFAULT 2
+#define HTTP_PROFILES_RESERVED_DEFAULT 2
+#define HTTP_PROFILES_MAX 64
+#define HTTP_CONNECTIONS_DEFAULT 64
+#define HTTP_CONNECTIONS_PER_USER_DEFAULT 8
+#define HTTP_CONNECTIONS_RESERVED_DEFAULT 16
+#define HTTP_CONNECTIONS_MAX 1000
+#define HTTP_HEADER_TIMEOUT_DEFAULT 10
+#define HTTP_HEADER_TIMEOUT_MAX 300
 
 struct http_server;
 struct http_request;
@@ -78,6 +98,23 @@ struct http_parsed {
 unsigned http_parse_request(const char *method, const char *path, const struct http_arg *args,
 			    size_t n_args, struct http_parsed *ret);
 
+/*
+ * Unprivileged callers may hold at most `profiles - profiles_reserved` profile requests in all
+ * and `profiles_per_user` each; privileged ones up to `profiles` in all. The same for
+ * connections. A zero field takes its default. http_limits_check() says what is inconsistent.
+ */
+struct http_limits {
+	unsigned profiles, profiles_per_user, profiles_reserved;
+	unsigned connections, connections_per_user, connections_reserved;
+	unsigned header_timeout_s;
+};
+
+/*
+ * 0 when `l` is consistent (zero fields read as their defaults): each total within its bound,
+ * reserved < total, per_user <= total - reserved; else -EINVAL and what to change in err.
+ */
+int http_limits_check(const struct http_limits *l, char *err, size_t err_size);
+
 /* Called in the HTTP thread for /metrics: *ret is malloc()ed text, taken over. */
 typedef int (*http_metrics_t)(void *userdata, char **ret, size_t *ret_len);
 
@@ -87,7 +124,13 @@ struct http_options {
 	 * picks a free one), "unix:/PATH". A unix socket is created mode 0660 with the group of
 	 * policy.allow_gid (0666 when policy.own_processes: every local user is meant to reach
 	 * it), replacing a stale socket at PATH but never another kind of file, and unlinked by
-	 * http_server_free() if it is still ours.
+	 * http_server_free() if it is still ours. The socket is bound, given its group and mode
+	 * and made to listen in a new 0700 directory beside PATH, then renamed onto PATH: it is
+	 * never reachable while more open than asked, and nothing at PATH is followed (anything
+	 * there but a stale socket is refused, -EEXIST) (fchmod/fchown of a socket fd would not do:
+	 * Linux applies them to the socket's own inode, not to the file bind() made, which is the
+	 * one connect() checks). PATH's directory must belong to root (or profd's user) and not be
+	 * writable by others unless sticky (-EPERM, logged, otherwise).
 	 */
 	const char *listen;
 	/*
@@ -103,6 +146,7 @@ struct http_options {
 	const char *token;	   /* bearer token, NULL for none */
 	size_t token_len;
 	struct access_policy policy; /* copied */
+	struct http_limits limits;
 	http_metrics_t metrics;
 	void *userdata;
 };
@@ -129,6 +173,11 @@ unsigned http_request_seconds(const struct http_request *r);
 uint32_t http_request_pid(const struct http_request *r); /* 0: every process */
 /* What the caller may see (ACCESS_ALL or ACCESS_OWN): the profile must hold nothing more. */
 const struct access_decision *http_request_access(const struct http_request *r);
+/*
+ * Main thread: true once the client of a taken request went away. Its slot is already free;
+ * the caller stops collecting and finishes it (the answer goes nowhere).
+ */
+bool http_request_cancelled(const struct http_request *r);
 
 /*
  * Main thread: answer a request taken with http_server_next(). `body` (malloc()ed, taken over)
@@ -143,6 +192,10 @@ struct http_stats {
 	uint64_t client_errors;	   /* answered 4xx */
 	uint64_t server_errors;	   /* answered 5xx */
 	uint64_t refused;	   /* answered 401/403 by access control */
+	uint64_t refused_profiles; /* profile requests answered 503: over a quota */
+	uint64_t refused_connections; /* connections closed at once: over a cap */
+	uint64_t header_timeouts;     /* connections closed: headers not complete in time */
+	uint64_t cancelled;	      /* profile requests whose client went away */
 	uint64_t own_profiles;	   /* profiles restricted to the caller's own processes */
 	unsigned active_profiles;  /* profile requests not answered yet */
 };

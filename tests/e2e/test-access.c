@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -419,7 +420,8 @@ Test(access, nobody_denied_group_and_root_allowed, .timeout = 240)
 	/* Refusals are counted and logged. */
 	snprintf(url, sizeof(url), "http://%s/metrics", t.addr);
 	cr_assert_eq(curl_as(&t, 0, 0, "", "metrics.out", NULL, url, &metrics, &n), 200);
-	cr_expect_geq(metric_value(metrics, "profd_http_refused_total"), 2, "%s", metrics);
+	cr_expect_geq(metric_value(metrics, "profd_http_refused_total{reason=\"access\"}"), 2, "%s",
+		      metrics);
 	free(metrics);
 	ta_stop(&t);
 	log = slurp(t.log, NULL);
@@ -676,7 +678,10 @@ Test(access, bearer_token, .timeout = 240)
 	ta_cleanup(&t);
 }
 
-/* A non-loopback listener without client certificates or a token is refused at start. */
+/*
+ * A non-loopback listener without client certificates or a token is refused at start, and so is
+ * one with a token but without TLS.
+ */
 Test(access, non_loopback_needs_tls_or_token, .timeout = 120)
 {
 	struct ta t;
@@ -697,15 +702,408 @@ Test(access, non_loopback_needs_tls_or_token, .timeout = 120)
 	cr_expect(strstr(log, "not a loopback address"), "log: %s", log);
 	free(log);
 
-	/* With a token it starts (and warns that plain HTTP shows the token to the network). */
+	/* A token over plain HTTP off loopback would cross the network in clear text: refused,
+	 * saying to set tls_cert and tls_key. */
 	tf = path_in(t.dir, "token");
 	write_text(tf, 0600, "fedcba9876543210fedcba9876543210\n");
 	write_text(t.conf, 0644, "listen = 0.0.0.0:0\noutput_dir = \"\"\nbearer_token_file = %s\n",
 		   tf);
-	ta_start(&t, true);
+	cr_expect_neq(ta_start(&t, false), 0, "a token over plain HTTP off loopback was accepted");
 	log = slurp(t.log, NULL);
-	cr_expect(strstr(log, "clear text"), "log: %s", log);
+	cr_expect(strstr(log, "clear text") && strstr(log, "tls_cert and tls_key"), "log: %s", log);
 	free(log);
+
+	/* With TLS as well it starts. */
+	make_certs(t.dir);
+	write_text(t.conf, 0644,
+		   "listen = 0.0.0.0:0\noutput_dir = \"\"\nbearer_token_file = %s\n"
+		   "tls_cert = %s/server.crt\ntls_key = %s/server.key\n",
+		   tf, t.dir, t.dir);
+	ta_start(&t, true);
+	ta_stop(&t);
+	ta_cleanup(&t);
+}
+
+/* ---- limits: quotas, deadlines, what profd creates ------------------------------------------ */
+
+/* A command as uid:gid in the background, its output in `log`; the pid (kill with test_kill). */
+static pid_t spawn_logged_as(uid_t uid, gid_t gid, char *const cmd[], const char *log)
+{
+	char u[32], g[32], *argv[24];
+	size_t n = 0;
+
+	snprintf(u, sizeof(u), "--reuid=%u", (unsigned)uid);
+	snprintf(g, sizeof(g), "--regid=%u", (unsigned)gid);
+	argv[n++] = "/usr/bin/setpriv";
+	argv[n++] = u;
+	argv[n++] = g;
+	argv[n++] = "--clear-groups";
+	argv[n++] = "--";
+	for (size_t i = 0; cmd[i] && n < ARRAY_SIZE(argv) - 1; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	return test_spawn_logged(argv, log, NULL);
+}
+
+/* One metric (name with its labels, if any) as root reads it over loopback TCP. */
+static double root_metric(struct ta *t, const char *name)
+{
+	char url[128], *m;
+	size_t n;
+	double v;
+
+	snprintf(url, sizeof(url), "http://%s/metrics", t->addr);
+	cr_assert_eq(curl_as(t, 0, 0, "", "metrics.out", NULL, url, &m, &n), 200);
+	v = metric_value(m, name);
+	free(m);
+	return v;
+}
+
+/* Poll root_metric until it equals want (up to timeout_s); true when it did. */
+static bool wait_metric(struct ta *t, const char *name, double want, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 5; i++) {
+		if (root_metric(t, name) == want)
+			return true;
+		usleep(200000);
+	}
+	return false;
+}
+
+static int perf_paranoid(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	int v = 3;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%d", &v), 1);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Profile quotas (5 slots, 2 per unprivileged user, 2 kept for privileged callers): nobody holds
+ * its 2 slots with 300 s requests and its third gets 503 saying why; uid 1 takes the last
+ * unprivileged slot and its second request gets 503 too; root's requests still succeed. Then
+ * the long requests' clients are killed: the requests are cancelled and the slots free at once
+ * (a new request of nobody is served, not after 300 s).
+ */
+Test(access, profile_quota_and_cancel_on_disconnect, .timeout = 240)
+{
+	struct ta t;
+	char url[256], *body, *log;
+	size_t n;
+	pid_t longs[3];
+	_cleanup_free_ char *sock = NULL, *l0 = NULL, *l1 = NULL, *l2 = NULL;
+
+	cr_assert_leq(perf_paranoid(), 2,
+		      "own_processes profiles need kernel.perf_event_paranoid <= 2 for this test");
+	ta_prepare(&t);
+	sock = path_in(t.dir, "profd.sock");
+	l0 = path_in(t.dir, "long0.log");
+	l1 = path_in(t.dir, "long1.log");
+	l2 = path_in(t.dir, "long2.log");
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = \"\"\n"
+		   "own_processes = yes\nhttp_profiles = 5\nhttp_profiles_per_user = 2\n"
+		   "http_profiles_reserved = 2\n",
+		   sock);
+	ta_chain_as(&t, NOBODY, NOBODY);
+	ta_chain_as(&t, 0, 0);
+	ta_start(&t, true);
+
+	for (int i = 0; i < 2; i++)
+		longs[i] = spawn_logged_as(
+		    NOBODY, NOBODY,
+		    (char *[]){"/usr/bin/curl", "-sS", "-o", "/dev/null", "--unix-socket", sock,
+			       "http://profd/debug/pprof/profile?seconds=300", NULL},
+		    i ? l1 : l0);
+	cr_assert(wait_metric(&t, "profd_http_active_profiles", 2, 30),
+		  "nobody's two long requests never became active: %s", slurp(t.log, NULL));
+
+	/* nobody's third: over its own quota. */
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=1", t.addr);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "q1.out", NULL, url, &body, &n), 503,
+		     "body: %s", body);
+	cr_expect(strstr(body, "this user already has"), "body: %s", body);
+	cr_expect(!is_gzip(body, n));
+	free(body);
+	/* uid 1 takes the last unprivileged slot; then they are all taken. */
+	longs[2] =
+	    spawn_logged_as(DAEMON_UID, DAEMON_UID,
+			    (char *[]){"/usr/bin/curl", "-sS", "-o", "/dev/null", "--unix-socket",
+				       sock, "http://profd/debug/pprof/profile?seconds=300", NULL},
+			    l2);
+	cr_assert(wait_metric(&t, "profd_http_active_profiles", 3, 30),
+		  "uid 1's long request never became active: %s", slurp(t.log, NULL));
+	cr_expect_eq(curl_as(&t, DAEMON_UID, DAEMON_UID, "", "q2.out", NULL, url, &body, &n), 503,
+		     "body: %s", body);
+	cr_expect(strstr(body, "open to unprivileged users"), "body: %s", body);
+	free(body);
+	/* root: a reserved slot, over TCP and over the unix socket. */
+	cr_expect_eq(curl_as(&t, 0, 0, "", "q3.out", NULL, url, &body, &n), 200, "body: %s", body);
+	cr_expect(is_gzip(body, n));
+	free(body);
+	cr_expect_eq(curl_as(&t, 0, 0, "", "q4.out", (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/debug/pprof/profile?seconds=1", &body, &n),
+		     200, "body: %s", body);
+	free(body);
+	cr_expect_geq(root_metric(&t, "profd_http_refused_total{reason=\"profile_quota\"}"), 2);
+
+	/* The clients die: their slots come back without waiting for the 300 s. */
+	for (int i = 0; i < 3; i++)
+		test_kill(longs[i]);
+	cr_expect(wait_metric(&t, "profd_http_active_profiles", 0, 20),
+		  "the killed clients' requests still hold their slots");
+	cr_expect_eq(root_metric(&t, "profd_http_cancelled_profiles_total"), 3);
+	cr_expect_eq(curl_as(&t, NOBODY, NOBODY, "", "q5.out",
+			     (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/debug/pprof/profile?seconds=1", &body, &n),
+		     200, "body: %s", body);
+	cr_expect(is_gzip(body, n));
+	free(body);
+	ta_stop(&t);
+	log = slurp(t.log, NULL);
+	cr_expect(strstr(log, "refused a profile request of uid 65534"), "log: %s", log);
+	free(log);
+	ta_cleanup(&t);
+}
+
+/* Many connections of nobody, each sending a header line every second, never a whole request. */
+static const char loris_py[] = "import socket, sys, time\n"
+			       "path, n, dur = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])\n"
+			       "ss = []\n"
+			       "for i in range(n):\n"
+			       "    s = socket.socket(socket.AF_UNIX)\n"
+			       "    s.connect(path)\n"
+			       "    s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n')\n"
+			       "    ss.append(s)\n"
+			       "print('opened', len(ss), flush=True)\n"
+			       "t0 = time.time(); k = 0\n"
+			       "while time.time() - t0 < dur:\n"
+			       "    time.sleep(1); k += 1; alive = 0\n"
+			       "    for s in ss:\n"
+			       "        try:\n"
+			       "            s.sendall(b'X-%d: y\\r\\n' % k); alive += 1\n"
+			       "        except OSError:\n"
+			       "            pass\n"
+			       "    print('alive', alive, flush=True)\n";
+
+/*
+ * Slow headers on the world-writable unix socket (own_processes): 40 connections of nobody
+ * sending a header line every second. At most http_connections_per_user (8) are admitted, the
+ * rest closed at once; those 8 are closed at the header deadline (2 s here) however often they
+ * send; root's requests on the same socket are served meanwhile.
+ */
+Test(access, slow_headers_on_unix_socket, .timeout = 240)
+{
+	struct ta t;
+	char *body, *out, *last;
+	size_t n;
+	pid_t loris;
+	int alive = -1;
+	_cleanup_free_ char *sock = NULL, *py = NULL, *ll = NULL;
+
+	ta_prepare(&t);
+	sock = path_in(t.dir, "profd.sock");
+	py = path_in(t.dir, "loris.py");
+	ll = path_in(t.dir, "loris.log");
+	write_text(py, 0644, "%s", loris_py);
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = \"\"\n"
+		   "own_processes = yes\nhttp_header_timeout = 2\n",
+		   sock);
+	ta_chain_as(&t, 0, 0);
+	ta_start(&t, true);
+	loris = spawn_logged_as(NOBODY, NOBODY,
+				(char *[]){"/usr/bin/python3", py, sock, "40", "10", NULL}, ll);
+	for (int i = 0; i < 300 && !strstr(out = slurp(ll, NULL) ?: strdup(""), "opened"); i++) {
+		free(out);
+		usleep(100000);
+	}
+	free(out);
+	/* While the slow connections are open: root is served over the same socket. */
+	cr_expect_eq(curl_as(&t, 0, 0, "", "l1.out", (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/metrics", &body, &n),
+		     200);
+	free(body);
+	cr_expect_eq(curl_as(&t, 0, 0, "", "l2.out", (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/debug/pprof/profile?seconds=1", &body, &n),
+		     200);
+	cr_expect(is_gzip(body, n));
+	free(body);
+	cr_assert_eq(test_wait(loris, 60), 0, "loris: %s", slurp(ll, NULL));
+	out = slurp(ll, NULL);
+	cr_assert_not_null(out);
+	cr_expect(strstr(out, "opened 40"), "%s", out);
+	/* By its end every slow connection was closed, though each sent a line every second. */
+	last = strrchr(out, 'a');
+	cr_expect(last && sscanf(last, "alive %d", &alive) == 1 && alive == 0, "%s", out);
+	free(out);
+	cr_expect_geq(root_metric(&t, "profd_http_refused_total{reason=\"connections\"}"), 32);
+	cr_expect_geq(root_metric(&t, "profd_http_refused_total{reason=\"header_timeout\"}"), 8);
+	cr_expect(log_has(&t, "within 2 s (http_header_timeout)"), "%s", slurp(t.log, NULL));
+	cr_expect(log_has(&t, "this caller already has as many connections"), "%s",
+		  slurp(t.log, NULL));
+	ta_stop(&t);
+	ta_cleanup(&t);
+}
+
+/* Start with t->conf, expect a refusal whose log holds every needle. */
+static void expect_refused(struct ta *t, const char *what, const char *const needles[])
+{
+	char *log;
+
+	cr_expect_neq(ta_start(t, false), 0, "%s: started", what);
+	log = slurp(t->log, NULL);
+	for (size_t i = 0; needles[i]; i++)
+		cr_expect(log && strstr(log, needles[i]), "%s: no '%s' in: %s", what, needles[i],
+			  log);
+	free(log);
+}
+
+/*
+ * output_dir and spool_dir: a symlink, a directory group or others may write, or one another
+ * user owns is refused at start with what to do; a fresh one is made 0750.
+ */
+Test(access, state_dirs_checked, .timeout = 240)
+{
+	struct ta t;
+	struct stat st;
+	_cleanup_free_ char *real = NULL, *link = NULL, *fresh = NULL;
+
+	ta_prepare(&t);
+	real = path_in(t.dir, "out");
+	link = path_in(t.dir, "out-link");
+	fresh = path_in(t.dir, "fresh/profiles");
+	cr_assert_eq(mkdir(real, 0750), 0);
+	cr_assert_eq(symlink(real, link), 0);
+
+	write_text(t.conf, 0644, "listen = \"\"\noutput_dir = %s\n", link);
+	expect_refused(&t, "symlink", (const char *const[]){"is a symbolic link", link, NULL});
+
+	cr_assert_eq(chmod(real, 0770), 0);
+	write_text(t.conf, 0644, "listen = \"\"\noutput_dir = %s\n", real);
+	expect_refused(&t, "group-writable",
+		       (const char *const[]){"mode 0770", "chmod go-w", real, NULL});
+	cr_assert_eq(chmod(real, 0757), 0);
+	expect_refused(&t, "world-writable",
+		       (const char *const[]){"mode 0757", "chmod go-w", NULL});
+
+	cr_assert_eq(chmod(real, 0750), 0);
+	cr_assert_eq(chown(real, NOBODY, NOBODY), 0);
+	expect_refused(&t, "nobody's",
+		       (const char *const[]){"belongs to uid 65534", "chown", NULL});
+
+	/* spool_dir the same way (checked when push starts). */
+	cr_assert_eq(chown(real, 0, 0), 0);
+	cr_assert_eq(chmod(real, 0777), 0);
+	write_text(t.conf, 0644,
+		   "listen = \"\"\noutput_dir = \"\"\npush_url = http://127.0.0.1:9\n"
+		   "spool_dir = %s\n",
+		   real);
+	expect_refused(&t, "spool_dir", (const char *const[]){"spool_dir", "mode 0777", NULL});
+
+	/* A missing one is created 0750, root's, and the daemon runs. */
+	write_text(t.conf, 0644, "listen = \"\"\noutput_dir = %s\n", fresh);
+	ta_start(&t, true);
+	cr_assert_eq(lstat(fresh, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0750, "mode %o", st.st_mode & 07777);
+	cr_expect_eq(st.st_uid, 0);
+	ta_stop(&t);
+	ta_cleanup(&t);
+}
+
+/*
+ * The unix socket: a symlink planted at its path is refused, not followed (its target keeps its
+ * mode); a directory other users may write is refused; otherwise the socket appears at its path
+ * only by a rename, already with its final mode and group (inotify sees no creation at the path
+ * and no change of mode after), made in a private directory that is gone afterwards.
+ */
+Test(access, unix_socket_created_private, .timeout = 240)
+{
+	struct ta t;
+	struct stat st;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool moved = false, created = false, attrib = false, privdir = false;
+	_cleanup_free_ char *sock = NULL, *victim = NULL, *open_dir = NULL, *osock = NULL;
+	ssize_t len;
+	int in;
+
+	ta_prepare(&t);
+	sock = path_in(t.dir, "profd.sock");
+	victim = path_in(t.dir, "victim");
+	write_text(victim, 0600, "root's\n");
+	cr_assert_eq(symlink(victim, sock), 0);
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = daemon\n"
+		   "own_processes = yes\n",
+		   sock);
+	expect_refused(&t, "symlink at the socket path",
+		       (const char *const[]){"is not a socket (a symbolic link)", NULL});
+	cr_assert_eq(stat(victim, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600, "the symlink's target was chmod'ed: %o",
+		     st.st_mode & 07777);
+	cr_expect_eq(st.st_gid, 0, "the symlink's target was chown'ed");
+	cr_assert_eq(lstat(sock, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode));
+	cr_assert_eq(unlink(sock), 0);
+
+	/* A directory anyone may write (not sticky): anyone could swap the socket. */
+	open_dir = path_in(t.dir, "open");
+	osock = path_in(open_dir, "profd.sock");
+	cr_assert_eq(mkdir(open_dir, 0777), 0);
+	cr_assert_eq(chmod(open_dir, 0777), 0);
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = daemon\n",
+		   osock);
+	expect_refused(
+	    &t, "world-writable socket directory",
+	    (const char *const[]){"other users could replace the socket", "mode 0777", NULL});
+
+	/* The real thing, watched. */
+	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	cr_assert_geq(in, 0);
+	cr_assert_geq(inotify_add_watch(in, t.dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB), 0);
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0,unix:%s\noutput_dir = \"\"\nallow_group = daemon\n", sock);
+	ta_start(&t, true);
+	while ((len = read(in, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+
+			if (e->len && !strcmp(e->name, "profd.sock")) {
+				moved |= e->mask & IN_MOVED_TO;
+				created |= e->mask & IN_CREATE;
+				attrib |= e->mask & IN_ATTRIB;
+			}
+			if (e->len && (e->mask & IN_CREATE) && (e->mask & IN_ISDIR) &&
+			    !strncmp(e->name, ".profd-listen.", 14))
+				privdir = true;
+			p += sizeof(*e) + e->len;
+		}
+	close(in);
+	cr_expect(moved, "the socket did not appear by a rename");
+	cr_expect(!created, "the socket was created at its path (bound there)");
+	cr_expect(!attrib, "the socket's mode or owner changed after it appeared at its path");
+	cr_expect(privdir, "no private directory was used");
+	cr_assert_eq(lstat(sock, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0660, "socket mode %o", st.st_mode & 07777);
+	cr_expect_eq(st.st_gid, DAEMON_UID);
+	/* Nothing left of the private directory. */
+	_cleanup_free_ char *cmd = NULL;
+	struct run_result rr;
+
+	cr_assert(asprintf(&cmd, "ls -a '%s' | grep -c '^.profd-listen' || true", t.dir) > 0);
+	cr_assert_eq(test_run((char *[]){"/bin/sh", "-c", cmd, NULL}, 10, &rr), 0);
+	cr_expect_eq(atoi(rr.out), 0, "private directory left behind");
+	run_result_free(&rr);
+	/* And it works: root gets /metrics through it. */
+	cr_expect_eq(curl_as(&t, 0, 0, "", "s.out", (char *[]){"--unix-socket", sock, NULL},
+			     "http://profd/metrics", NULL, NULL),
+		     200);
 	ta_stop(&t);
 	ta_cleanup(&t);
 }

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "daemon/access.h"
 #include "daemon/config.h"
+#include "daemon/http.h"
 
 #define GROUP 4242
 #define MEMBER 1000 /* in GROUP by the (fake) group database */
@@ -297,10 +298,24 @@ Test(access_config, cross_key_checks)
 	cr_expect_lt(config_with((const char *const[][2]){{"listen", "0.0.0.0:7632"}}, 1), 0);
 	cr_expect_lt(config_with((const char *const[][2]){{"listen", "127.0.0.1:1,[::]:7632"}}, 1),
 		     0);
+	/* A token over plain HTTP off loopback: refused (it would cross the network in clear). */
+	cr_expect_lt(
+	    config_with((const char *const[][2]){{"listen", "0.0.0.0:7632"},
+						 {"bearer_token_file", "/etc/profd/token"}},
+			2),
+	    0);
 	cr_expect_eq(config_with((const char *const[][2]){{"listen", "0.0.0.0:7632"},
-							 {"bearer_token_file", "/etc/profd/token"}},
-				 2),
+							  {"bearer_token_file", "/etc/profd/token"},
+							  {"tls_cert", "/c"},
+							  {"tls_key", "/k"}},
+				 4),
 		     0);
+	/* On loopback a token needs no TLS. */
+	cr_expect_eq(
+	    config_with((const char *const[][2]){{"listen", "127.0.0.1:7632"},
+						 {"bearer_token_file", "/etc/profd/token"}},
+			2),
+	    0);
 	cr_expect_eq(config_with((const char *const[][2]){{"listen", "0.0.0.0:7632"},
 							 {"tls_cert", "/c"},
 							 {"tls_key", "/k"},
@@ -455,4 +470,68 @@ Test(access_identify, remote_address_is_unknown)
 	cr_expect(!access_addr_is_loopback((struct sockaddr *)&b));
 	inet_pton(AF_INET6, "2001:db8::1", &b.sin6_addr);
 	cr_expect(!access_addr_is_loopback((struct sockaddr *)&b));
+}
+
+/* The HTTP quotas: bounds per key, and consistency across them. */
+Test(access_config, http_limits)
+{
+	struct daemon_config c;
+	struct http_limits l = {};
+	char err[512];
+
+	daemon_config_init(&c);
+	cr_expect_eq(c.http_profiles, HTTP_PROFILES_DEFAULT);
+	cr_expect_eq(c.http_header_timeout_s, HTTP_HEADER_TIMEOUT_DEFAULT);
+	cr_expect_eq(daemon_config_set(&c, "http_profiles", "65", err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "64"), "%s", err);
+	cr_expect_eq(daemon_config_set(&c, "http_profiles", "0", err, sizeof(err)), -EINVAL);
+	cr_expect_eq(daemon_config_set(&c, "http_connections", "1001", err, sizeof(err)), -EINVAL);
+	cr_expect_eq(daemon_config_set(&c, "http_header_timeout", "5m", err, sizeof(err)), 0);
+	cr_expect_eq(c.http_header_timeout_s, 300);
+	cr_expect_eq(daemon_config_set(&c, "http_header_timeout", "301", err, sizeof(err)),
+		     -EINVAL);
+	cr_expect_eq(daemon_config_set(&c, "http_profiles_reserved", "0", err, sizeof(err)), 0);
+	cr_expect_eq(daemon_config_set(&c, "http_connections_per_user", "-1", err, sizeof(err)),
+		     -EINVAL);
+	daemon_config_done(&c);
+
+	/* The refusals below log errors: expected. */
+	cr_expect_eq(config_with((const char *const[][2]){{"http_profiles", "4"},
+							  {"http_profiles_per_user", "2"},
+							  {"http_profiles_reserved", "2"}},
+				 3),
+		     0);
+	cr_expect_lt(config_with((const char *const[][2]){{"http_profiles", "4"},
+							  {"http_profiles_reserved", "4"}},
+				 2),
+		     0, "every slot reserved");
+	cr_expect_lt(config_with((const char *const[][2]){{"http_profiles", "4"},
+							  {"http_profiles_per_user", "3"},
+							  {"http_profiles_reserved", "2"}},
+				 3),
+		     0, "per user above the unprivileged share");
+	cr_expect_lt(config_with((const char *const[][2]){{"http_connections", "16"}}, 1), 0,
+		     "the default reserve (16) takes every connection");
+	cr_expect_eq(config_with((const char *const[][2]){{"http_connections", "16"},
+							  {"http_connections_reserved", "4"}},
+				 2),
+		     0);
+	cr_expect_lt(config_with((const char *const[][2]){{"http_connections", "16"},
+							  {"http_connections_reserved", "4"},
+							  {"http_connections_per_user", "13"}},
+				 3),
+		     0);
+
+	/* The same checks, with what to change in the message. */
+	cr_expect_eq(http_limits_check(&l, err, sizeof(err)), 0, "zero fields are the defaults");
+	l = (struct http_limits){.profiles = 2, .profiles_reserved = 2};
+	cr_expect_eq(http_limits_check(&l, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "http_profiles_reserved (2) must be less than http_profiles (2)"),
+		  "%s", err);
+	l = (struct http_limits){.profiles = 8, .profiles_per_user = 7, .profiles_reserved = 2};
+	cr_expect_eq(http_limits_check(&l, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "http_profiles_per_user (7)") && strstr(err, "= 6"), "%s", err);
+	l = (struct http_limits){
+	    .profiles = HTTP_PROFILES_MAX + 1, .profiles_reserved = 1, .profiles_per_user = 1};
+	cr_expect_eq(http_limits_check(&l, err, sizeof(err)), -EINVAL);
 }
