@@ -2297,10 +2297,10 @@ Test(symbolize, perfmap_errors)
 	cr_assert_eq(perfmap_lookup(NULL, 0, NULL, NULL), -EINVAL);
 }
 
-/* A file of `size` bytes (sparse: holes read as zeros) with `text` at offset `off`. */
+/* `text` at offset `off` of a file of `size` bytes (sparse: holes read as zeros). */
 static void sparse_with(const char *path, uint64_t size, uint64_t off, const char *text)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
