@@ -310,6 +310,20 @@ static bool reload(struct jitmaps *t, struct jit_entry *e)
 	return true;
 }
 
+static void entry_remove(struct jitmaps *t, uint32_t pid);
+
+/* A full table makes room by forgetting a process that has no map (JIT or not, it is rare). */
+static bool evict_mapless(struct jitmaps *t)
+{
+	for (size_t i = 0; i < JIT_BUCKETS; i++)
+		for (struct jit_entry *e = t->buckets[i]; e; e = e->next)
+			if (!e->jm) {
+				entry_remove(t, e->pid);
+				return true;
+			}
+	return false;
+}
+
 struct jitmap *jitmaps_lookup(struct jitmaps *t, uint32_t pid, uint64_t addr)
 {
 	struct jit_entry **pe = entry_slot(t, pid), *e = *pe;
@@ -323,10 +337,11 @@ struct jitmap *jitmaps_lookup(struct jitmaps *t, uint32_t pid, uint64_t addr)
 	if (e && now - e->checked_ns < JITMAP_REFRESH_MIN_NS)
 		return e->jm;
 	if (!e) {
-		if (t->n >= JITMAPS_MAX_PROCS) {
+		if (t->n >= JITMAPS_MAX_PROCS && !evict_mapless(t)) {
 			t->st.over_budget++;
 			return NULL;
 		}
+		pe = entry_slot(t, pid);
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return NULL;

@@ -25,7 +25,8 @@
  *
  * Limits: one copy per process, reloaded at most every JITMAP_REFRESH_MIN_NS and only when a
  * sample falls outside it and the file changed (size, mtime, inode); at most JITMAPS_MAX_PROCS
- * processes and JITMAPS_MAX_HELD_BYTES of map text held by the table at once; per aggregate
+ * processes (when full, one without a map is forgotten to make room) and JITMAPS_MAX_HELD_BYTES
+ * of map text held by the table at once; per aggregate
  * generation (a profile: all of `profd record`, one daemon interval) at most
  * PROFILE_MAX_PERFMAP_BYTES read and PROFILE_PERFMAP_BUDGET_NS spent loading (profile.h);
  * PERFMAP_MAX_FILE_BYTES per map (symbolize.h). Past a limit, frames keep "[anon] 0x..." names.
