@@ -128,21 +128,13 @@ static int parse_line(struct pm_parser *ps, char *line, size_t len)
 		ps->cap = ncap;
 	}
 
-	/* JITs repeat names (recompiled code): one copy each. The pooled copy is its own key. */
-	size_t nlen = (size_t)(end - p);
-	char *name = (char *)p;
-	char saved = name[nlen];
-	name[nlen] = '\0';
-	const char *v = str_pool_map_get(&ps->m->pool, name);
-	int r = 0;
-	if (!v) {
-		/* NULL from the pool is nearly always its byte budget, not malloc. */
-		v = str_pool_strndup(&ps->m->pool, name, nlen);
-		r = v ? str_pool_map_put(&ps->m->pool, v, v) : -E2BIG;
-	}
-	name[nlen] = saved;
-	if (r < 0)
-		return r;
+	/*
+	 * One copy per line, not deduplicated: the names are the writer's to choose, and a hash
+	 * table of them is only as fast as its worst collisions; the per-map byte cap bounds them.
+	 */
+	const char *v = str_pool_strndup(&ps->m->pool, p, (size_t)(end - p));
+	if (!v)
+		return -E2BIG; /* NULL from the pool is nearly always its byte budget, not malloc */
 
 	ps->e[ps->n++] = (struct pm_entry){
 		/* A range ending at the very top of the address space keeps end = UINT64_MAX

@@ -310,7 +310,7 @@ int build_id_to_hex(const uint8_t *id, size_t len, char *buf, size_t buf_size);
  *
  * Limits: lines longer than PERFMAP_MAX_LINE bytes are skipped (as are lines not in that
  * shape, empty ranges and ranges that wrap); at most PERFMAP_MAX_ENTRIES entries (-E2BIG
- * beyond), PERFMAP_MAX_STRING_BYTES of (deduplicated) names (-E2BIG). At most
+ * beyond), PERFMAP_MAX_STRING_BYTES of names, a copy per line (-E2BIG). At most
  * PERFMAP_MAX_FILE_BYTES are read per map: of a larger file only its last
  * PERFMAP_MAX_FILE_BYTES (from the first whole line in them), the lines a JIT wrote last, which
  * win anyway where ranges overlap; bytes appended while it is read are left for the next load.

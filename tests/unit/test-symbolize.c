@@ -2159,7 +2159,7 @@ Test(symbolize, perfmap_later_lines_win_overlaps)
 	expect_jit(m, 0x617f, "right", 0x6080);
 
 	expect_jit(m, 0x7008, "dup", 0x7000);
-	/* Names are stored once: the same pointer for both "dup" lines. */
+	/* The repeated line wins over its twin everywhere: one range, one name. */
 	const char *a, *b;
 	cr_assert_eq(perfmap_lookup(m, 0x7000, &a, NULL), 0);
 	cr_assert_eq(perfmap_lookup(m, 0x700f, &b, NULL), 0);
