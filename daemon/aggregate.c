@@ -331,9 +331,9 @@ int aggregate_set_jitmap(struct aggregate *a, uint32_t pid, struct jitmap *jm, b
 	return 0;
 }
 
-const struct perfmap *aggregate_perfmap(const struct aggregate *a, uint32_t pid)
+struct jitmap *aggregate_jitmap(const struct aggregate *a, uint32_t pid)
 {
 	const struct agg_jitmap *s = jitmap_slot(a, pid);
 
-	return s ? s->jm->pm : NULL;
+	return s ? s->jm : NULL;
 }

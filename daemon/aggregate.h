@@ -127,6 +127,5 @@ uint64_t aggregate_n_dropped(const struct aggregate *a);
  * stays), -EINVAL for NULL.
  */
 int aggregate_set_jitmap(struct aggregate *a, uint32_t pid, struct jitmap *jm, bool replace_only);
-/* The perf map kept for pid, or NULL. Valid while the aggregate lives. */
-struct perfmap;
-const struct perfmap *aggregate_perfmap(const struct aggregate *a, uint32_t pid);
+/* The perf map copy kept for pid, or NULL. Valid while the aggregate lives. */
+struct jitmap *aggregate_jitmap(const struct aggregate *a, uint32_t pid);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -17,6 +18,8 @@
 #include "daemon/proc.h"
 #include "daemon/profile.h"
 #include "symbolize/symbolize.h"
+
+#define COPY_CHUNK (256u * 1024)
 
 struct jitmap *jitmap_ref(struct jitmap *m)
 {
@@ -30,7 +33,64 @@ void jitmap_unref(struct jitmap *m)
 	if (!m || --m->refs > 0)
 		return;
 	perfmap_free(m->pm);
+	if (m->fd >= 0)
+		close(m->fd);
 	free(m);
+}
+
+const struct perfmap *jitmap_perfmap(struct jitmap *m)
+{
+	int r;
+
+	if (!m || m->parsed)
+		return m ? m->pm : NULL;
+	m->parsed = true;
+	r = lseek(m->fd, 0, SEEK_SET) < 0 ? -errno : perfmap_load_fd(m->fd, &m->pm);
+	if (r < 0)
+		log_debug("perf map copy: %s", strerror(-r));
+	/* Parsed (or not parseable): the copy's bytes are not needed any more. */
+	close(m->fd);
+	m->fd = -1;
+	return m->pm;
+}
+
+/*
+ * The bytes of the map open at fd that perfmap_load_fd() would read (its last
+ * PERFMAP_MAX_FILE_BYTES + 1, a byte before them to tell whether the first line is whole), into
+ * a memfd. Returns the memfd, the bytes copied in *ret_bytes.
+ */
+static int copy_map(int fd, uint64_t size, uint64_t *ret_bytes)
+{
+	_cleanup_close_ int mfd = memfd_create("profd-perfmap", MFD_CLOEXEC);
+	_cleanup_free_ char *buf = malloc(COPY_CHUNK);
+	uint64_t want = MIN(size, (uint64_t)PERFMAP_MAX_FILE_BYTES + 1), done = 0;
+	off_t pos = (off_t)(size - want);
+
+	if (mfd < 0 || !buf)
+		return mfd < 0 ? -errno : -ENOMEM;
+	while (done < want) {
+		ssize_t k = pread(fd, buf, (size_t)MIN((uint64_t)COPY_CHUNK, want - done), pos);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break; /* truncated meanwhile: what there was */
+		for (ssize_t w = 0; w < k;) {
+			ssize_t x = write(mfd, buf + w, (size_t)(k - w));
+
+			if (x < 0 && errno == EINTR)
+				continue;
+			if (x < 0)
+				return -errno;
+			w += x;
+		}
+		done += (uint64_t)k;
+		pos += k;
+	}
+	*ret_bytes = done;
+	return TAKE_FD(mfd);
 }
 
 static uint64_t mono_ns(void)
@@ -245,13 +305,12 @@ static bool over_budget(const struct jitmaps *t)
 static bool reload(struct jitmaps *t, struct jit_entry *e)
 {
 	_cleanup_close_ int fd = -1;
-	struct perfmap *pm = NULL;
 	struct jitmap *jm;
 	struct file_id id;
 	struct stat st;
 	uint64_t size, t0, dt;
 	uint32_t owner;
-	int r;
+	int mfd;
 
 	if (over_budget(t)) {
 		t->st.over_budget++;
@@ -281,7 +340,7 @@ static bool reload(struct jitmaps *t, struct jit_entry *e)
 		return false;
 	}
 	t0 = mono_ns();
-	r = perfmap_load_fd(fd, &pm);
+	mfd = copy_map(fd, id.size, &size);
 	dt = mono_ns() - t0;
 	t->gen_ns += dt;
 	t->st.load_ns += dt;
@@ -289,18 +348,21 @@ static bool reload(struct jitmaps *t, struct jit_entry *e)
 	t->st.bytes += size;
 	e->have_id = true;
 	e->id = id;
-	if (r < 0) {
-		if (r != -ENODATA)
-			t->st.failed++;
-		log_debug("perf map of pid %" PRIu32 ": %s", e->pid, strerror(-r));
+	if (mfd >= 0 && size == 0) {
+		close(mfd); /* empty for now: looked at again once it changes */
+		return false;
+	}
+	if (mfd < 0) {
+		t->st.failed++;
+		log_debug("perf map of pid %" PRIu32 ": %s", e->pid, strerror(-mfd));
 		return false;
 	}
 	jm = calloc(1, sizeof(*jm));
 	if (!jm) {
-		perfmap_free(pm);
+		close(mfd);
 		return false;
 	}
-	*jm = (struct jitmap){ .refs = 1, .owner = owner, .bytes = perfmap_bytes(pm), .pm = pm };
+	*jm = (struct jitmap){ .refs = 1, .owner = owner, .bytes = size, .fd = mfd, .pm = NULL };
 	if (e->jm)
 		t->held_bytes -= e->jm->bytes;
 	jitmap_unref(e->jm);
@@ -329,8 +391,7 @@ struct jitmap *jitmaps_lookup(struct jitmaps *t, uint32_t pid, uint64_t addr)
 	struct jit_entry **pe = entry_slot(t, pid), *e = *pe;
 	uint64_t now;
 
-	if (e && e->jm && perfmap_lookup(e->jm->pm, addr, NULL, NULL) == 0)
-		return e->jm;
+	(void)addr; /* the copy is not parsed here: a change of the file is what counts */
 	if (e)
 		e->stale = true;
 	now = mono_ns();

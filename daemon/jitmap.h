@@ -16,19 +16,21 @@
  *     the real, effective, saved and fs uids are all that one uid (the rule that makes a sample
  *     visible to that uid, profd_sample.uid). A process whose uids differ (set-uid) gets no
  *     names from a perf map; root's maps serve root's processes only.
- * Such a map is read only while its process lives: a struct jitmap is a parsed copy, taken when
- * a sample of the process lands in anonymous executable memory that the copy does not name,
- * and kept (reference-counted) by the aggregates whose samples it names. Nothing is read once
- * the process is gone, so a pid reused by another process lends nothing to the old one's
- * samples (and an aggregate takes a copy only for samples whose uid is its owner, or samples
- * only privileged callers see).
+ * Such a map is read only while its process lives: a struct jitmap is a copy of its bytes (in a
+ * memfd), taken when a sample of the process first lands in anonymous executable memory, and
+ * kept (reference-counted) by the aggregates whose samples it names; it is parsed when a profile
+ * first needs it (jitmap_perfmap()), not on the sampling path, where a large map would stall
+ * the reading of samples. Nothing is read once the process is gone, so a pid reused by another
+ * process lends nothing to the old one's samples (and an aggregate takes a copy only for
+ * samples whose uid is its owner, or samples only privileged callers see).
  *
- * Limits: one copy per process, reloaded at most every JITMAP_REFRESH_MIN_NS and only when a
- * sample falls outside it and the file changed (size, mtime, inode); at most JITMAPS_MAX_PROCS
+ * Limits: one copy per process, looked at again at most every JITMAP_REFRESH_MIN_NS (when a
+ * sample lands in anonymous executable memory) and copied again only when the file changed
+ * (size, mtime, inode, owner); at most JITMAPS_MAX_PROCS
  * processes (when full, one without a map is forgotten to make room) and JITMAPS_MAX_HELD_BYTES
  * of map text held by the table at once; per aggregate
  * generation (a profile: all of `profd record`, one daemon interval) at most
- * PROFILE_MAX_PERFMAP_BYTES read and PROFILE_PERFMAP_BUDGET_NS spent loading (profile.h);
+ * PROFILE_MAX_PERFMAP_BYTES copied and PROFILE_PERFMAP_BUDGET_NS spent copying (profile.h);
  * PERFMAP_MAX_FILE_BYTES per map (symbolize.h). Past a limit, frames keep "[anon] 0x..." names.
  *
  * Not thread-safe: the session's thread owns the table and the copies' reference counts.
@@ -49,13 +51,17 @@ struct perfmap;
 /* A parsed perf map of one process, as it was when it was read. */
 struct jitmap {
 	unsigned refs;
-	uint32_t owner;	       /* the file's owner = the process's uid */
-	uint64_t bytes;	       /* bytes of the file read */
-	struct perfmap *pm;    /* owned */
+	uint32_t owner;	    /* the file's owner = the process's uid */
+	uint64_t bytes;	    /* bytes of the file copied (at most PERFMAP_MAX_FILE_BYTES + 1) */
+	int fd;		    /* the copy (memfd) until it is parsed, then -1 */
+	bool parsed;
+	struct perfmap *pm; /* owned; NULL until parsed, or when it did not parse */
 };
 
 struct jitmap *jitmap_ref(struct jitmap *m);
 void jitmap_unref(struct jitmap *m); /* NULL-safe */
+/* The parsed map (parsed on the first call, the copy then dropped); NULL when it has none. */
+const struct perfmap *jitmap_perfmap(struct jitmap *m);
 
 /*
  * Open the perf map of the live process `pid` (under `proc_root`, "/proc" normally) by the rules
@@ -81,8 +87,8 @@ void jitmaps_free(struct jitmaps *t); /* NULL-safe */
 
 /*
  * A sample of `pid` has a frame at `addr` in anonymous executable memory: its current copy
- * (borrowed: valid until the next call on the table; take a reference to keep it), loading or
- * reloading it as the limits allow. NULL: none.
+ * (borrowed: valid until the next call on the table; take a reference to keep it), copying it
+ * first, or again, as the rules and limits allow. NULL: none.
  */
 struct jitmap *jitmaps_lookup(struct jitmaps *t, uint32_t pid, uint64_t addr);
 

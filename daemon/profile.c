@@ -249,15 +249,30 @@ static struct perfmap *load_perfmap_dir(struct builder_ctx *c, uint32_t pid)
 
 /*
  * The perf map of pid, NULL when it has none. Live: the copy the aggregate kept, read while the
- * process lived (daemon/jitmap.h). A directory: loaded on first use, within the limits.
+ * process lived (daemon/jitmap.h), parsed on first use. A directory: loaded on first use. Both
+ * within the profile's limits.
  */
 static const struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
 {
 	uint64_t *v;
 	struct perfmap *pm = NULL;
 
-	if (c->o->perfmaps == PROFILE_PERFMAPS_LIVE)
-		return aggregate_perfmap(c->a, pid);
+	if (c->o->perfmaps == PROFILE_PERFMAPS_LIVE) {
+		struct jitmap *jm = aggregate_jitmap(c->a, pid);
+		const struct perfmap *live;
+		uint64_t t0;
+
+		if (!jm || jm->parsed)
+			return jm ? jm->pm : NULL;
+		if (c->perfmap_ns >= PROFILE_PERFMAP_BUDGET_NS) {
+			log_debug("perf map of pid %" PRIu32 ": the profile's time budget is spent", pid);
+			return NULL;
+		}
+		t0 = now_ns();
+		live = jitmap_perfmap(jm);
+		c->perfmap_ns += now_ns() - t0;
+		return live;
+	}
 	if (c->o->perfmaps != PROFILE_PERFMAPS_DIR || !c->o->perfmap_dir)
 		return NULL;
 	v = u64_map_get(&c->perfmaps, pid);

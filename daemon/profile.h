@@ -10,11 +10,12 @@
  * JIT code: frames in anonymous executable memory are named from the process's perf map. With
  * PROFILE_PERFMAPS_LIVE (record, daemon) that is the copy the aggregate kept, read while the
  * process lived, by the rules of daemon/jitmap.h (/tmp/perf-NSPID.map inside the process's
- * root, a regular file with one link on that /tmp's mount, owned by the process's uid);
- * nothing is read when the profile is written, so a process gone by then, or a pid reused
- * meanwhile, lends no map. Per profile at most PROFILE_MAX_PERFMAPS perf maps,
- * PROFILE_MAX_PERFMAP_BYTES of map text read (every reload counted) and
- * PROFILE_PERFMAP_BUDGET_NS spent reading them (each map bounded by the PERFMAP_MAX_* limits);
+ * root, a regular file with one link on that /tmp's mount, owned by the process's uid), and
+ * parsed here; no file is read when the profile is written, so a process gone by then, or a
+ * pid reused meanwhile, lends no map. Per profile at most PROFILE_MAX_PERFMAPS perf maps,
+ * PROFILE_MAX_PERFMAP_BYTES of map text copied (every new copy counted), and
+ * PROFILE_PERFMAP_BUDGET_NS spent copying them while sampling and again
+ * PROFILE_PERFMAP_BUDGET_NS parsing them here (each map bounded by the PERFMAP_MAX_* limits);
  * frames of further processes keep "[anon] 0x..." names.
  *
  * A recording converted later (`profd convert`, possibly on another machine) must not look at

@@ -316,8 +316,9 @@ int build_id_to_hex(const uint8_t *id, size_t len, char *buf, size_t buf_size);
  * win anyway where ranges overlap; bytes appended while it is read are left for the next load.
  * The figure: the maps of real JITs are kilobytes to a few MiB (a JVM with perf-map-agent
  * writes ~100 bytes per compiled method, tens of thousands of them; V8's --perf-basic-prof
- * grows with the process's life, and its last lines are the live code). Reading 32 MiB takes
- * ~0.1 s; a hostile 1 GiB (sparse) map costs no more than that.
+ * grows with the process's life, and its last lines are the live code). Parsing 32 MiB (333k
+ * lines) takes 0.7-1 s on a small VM (bench: the issue 26 report); a hostile 1 GiB (sparse)
+ * map costs no more than that.
  */
 #define PERFMAP_MAX_LINE 4096
 #define PERFMAP_MAX_ENTRIES (1u << 22)
