@@ -489,6 +489,32 @@ Test(symbols, jit_perf_map_root_file_bind_mounted_by_nobody)
 	cr_assert_null(fn_containing(p, "ROOT_ONLY_SECRET_LINE"), "root's line in a frame");
 	test_pprof_free(p);
 
+	/*
+	 * nobody's own file (its owner is right) bind-mounted over the map from elsewhere: not on
+	 * the mount of the process's /tmp, refused too.
+	 */
+	char *mine = NULL;
+	cr_assert(asprintf(&mine, "%s/nobody", dir) > 0);
+	cr_assert_eq(mkdir(mine, 0755), 0);
+	cr_assert_eq(chown(mine, 65534, 65534), 0);
+	snprintf(setup, sizeof(setup),
+		 "printf '7e5a00000100 e NOBODYS_BOUND_LINE\\n' > '%s/own.map' && "
+		 "touch /tmp/perf-$$.map && mount --bind '%s/own.map' /tmp/perf-$$.map &&",
+		 mine, mine);
+	pid = spawn_nobody_jit(dir, setup, args);
+	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", pid, pid);
+	cr_assert_eq(stat(path, &st), 0, "%s: %m", path);
+	cr_assert_eq(st.st_uid, 65534);
+	p = record_pid(out, pid, NULL);
+	test_kill(pid);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", pid);
+	unlink(path);
+	leaf_fraction(p, pid, "", &total);
+	cr_assert_gt(total, 100, "samples: %lu", (unsigned long)total);
+	cr_assert_null(fn_containing(p, "NOBODYS_BOUND_LINE"), "a bind-mounted map was used");
+	test_pprof_free(p);
+	free(mine);
+
 	/* The same JIT, writing its own map as nobody: named. */
 	pid = spawn_nobody_jit(dir, "", "");
 	p = record_pid(out, pid, NULL);
