@@ -531,12 +531,14 @@ Test(symbols, jit_perf_map_root_file_bind_mounted_by_nobody)
 }
 
 /*
- * `profd record -p pid -d SECONDS` under strace (-y: fds with their paths); returns the trace's
- * path. The profile goes to `out`.
+ * `profd record -p pid -d 2` under strace (-y: fds with their paths); returns the trace's path.
+ * The profile goes to `out`. On failure the map is removed first (no FIFO or 1 GiB file left).
  */
-static char *record_traced(const char *dir, pid_t pid, const char *out, const char *calls)
+static char *record_traced(const char *dir, pid_t pid, const char *out, const char *calls,
+			   const char *map)
 {
 	char *trace = NULL, *cmd = NULL;
+	int r;
 
 	cr_assert(asprintf(&trace, "%s/strace.txt", dir) > 0);
 	/* LeakSanitizer cannot work under ptrace: off for a sanitizer build's traced profd. */
@@ -544,7 +546,10 @@ static char *record_traced(const char *dir, pid_t pid, const char *out, const ch
 			   "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" strace -f -y "
 			   "-qq -e trace=%s -e signal=none -o '%s' '%s' record -q -p %d -d 2 -o '%s'",
 			   calls, trace, test_build_path("profd"), pid, out) > 0);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	r = system(cmd);
+	if (r != 0)
+		unlink(map);
+	cr_assert_eq(r, 0, "%s", cmd);
 	free(cmd);
 	return trace;
 }
@@ -579,7 +584,7 @@ Test(symbols, jit_perf_map_fifo_or_device_never_opened)
 
 	/* A regular map of its owner: opened for reading, and used (the trace can tell). */
 	cr_assert_eq(sh("printf '7e5b00000100 e jit_named_loop\\n' > %s", map), 0);
-	char *trace = record_traced(dir, pid, out, "openat,openat2,open");
+	char *trace = record_traced(dir, pid, out, "openat,openat2,open", map);
 	cr_assert_gt(read_opens(trace, name), 0, "the regular map was not read");
 	Perftools__Profiles__Profile *p = test_pprof_load(out);
 	cr_assert_not_null(p);
@@ -592,8 +597,11 @@ Test(symbols, jit_perf_map_fifo_or_device_never_opened)
 	for (size_t k = 0; k < 2; k++) {
 		unlink(map);
 		cr_assert_eq(sh(kinds[k], map), 0);
-		trace = record_traced(dir, pid, out, "openat,openat2,open");
-		cr_assert_eq(read_opens(trace, name), 0, "%s: opened for reading (%s)", kinds[k], trace);
+		trace = record_traced(dir, pid, out, "openat,openat2,open", map);
+		int opens = read_opens(trace, name);
+		if (opens)
+			unlink(map);
+		cr_assert_eq(opens, 0, "%s: opened for reading (%s)", kinds[k], trace);
 		p = test_pprof_load(out);
 		cr_assert_not_null(p, "no profile written");
 		cr_assert_null(fn_by_name(p, "jit_named_loop"));
@@ -646,7 +654,7 @@ Test(symbols, jit_perf_map_huge_sparse_not_read_whole)
 			"dd of=%s bs=1 seek=$((1024*1024*1024 - 32)) conv=notrunc status=none",
 			map, map),
 		     0);
-	char *trace = record_traced(dir, pid, out, "read,pread64");
+	char *trace = record_traced(dir, pid, out, "read,pread64", map);
 	test_kill(pid);
 	unlink(map);
 	uint64_t n = bytes_read(trace, name);
