@@ -20,6 +20,12 @@ struct aggregate {
 	size_t n_containers, containers_cap;
 	uint64_t n_samples, n_dropped;
 	uint64_t off_cpu_ns;
+	struct agg_jitmap {
+		uint32_t pid;
+		struct jitmap *jm; /* reference */
+	} jitmaps[AGG_MAX_JITMAPS];
+	size_t n_jitmaps;
+	uint64_t jitmap_bytes;
 };
 
 static uint64_t hash_word(uint64_t h, uint64_t v)
@@ -110,6 +116,8 @@ void aggregate_free(struct aggregate *a)
 	for (size_t i = 0; i < a->n_containers; i++)
 		free(a->containers[i]);
 	free(a->containers);
+	for (size_t i = 0; i < a->n_jitmaps; i++)
+		jitmap_unref(a->jitmaps[i].jm);
 	free(a);
 }
 
@@ -288,4 +296,44 @@ uint64_t aggregate_n_samples(const struct aggregate *a)
 uint64_t aggregate_n_dropped(const struct aggregate *a)
 {
 	return a->n_dropped;
+}
+
+static struct agg_jitmap *jitmap_slot(const struct aggregate *a, uint32_t pid)
+{
+	for (size_t i = 0; i < a->n_jitmaps; i++)
+		if (a->jitmaps[i].pid == pid)
+			return (struct agg_jitmap *)&a->jitmaps[i];
+	return NULL;
+}
+
+int aggregate_set_jitmap(struct aggregate *a, uint32_t pid, struct jitmap *jm, bool replace_only)
+{
+	struct agg_jitmap *s = jitmap_slot(a, pid);
+	uint64_t old = s ? s->jm->bytes : 0;
+
+	if (!jm)
+		return -EINVAL;
+	if (s && s->jm == jm)
+		return 0;
+	if (replace_only && (!s || s->jm->owner != jm->owner))
+		return -ENOENT;
+	if ((!s && a->n_jitmaps >= AGG_MAX_JITMAPS) ||
+	    a->jitmap_bytes - old + jm->bytes > AGG_MAX_JITMAP_BYTES)
+		return -E2BIG;
+	if (!s) {
+		s = &a->jitmaps[a->n_jitmaps++];
+		s->pid = pid;
+		s->jm = NULL;
+	}
+	jitmap_unref(s->jm);
+	s->jm = jitmap_ref(jm);
+	a->jitmap_bytes = a->jitmap_bytes - old + jm->bytes;
+	return 0;
+}
+
+struct jitmap *aggregate_jitmap(const struct aggregate *a, uint32_t pid)
+{
+	const struct agg_jitmap *s = jitmap_slot(a, pid);
+
+	return s ? s->jm : NULL;
 }

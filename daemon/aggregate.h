@@ -10,9 +10,14 @@
  * Container ids (from /proc/PID/cgroup) are interned the same way: a stack names its container
  * by a small index (0: none), so the label costs no room in the stack.
  *
+ * JIT perf maps (daemon/jitmap.h) are kept the same way: copies read while their process
+ * lived, one per pid, referenced by the aggregate whose samples they name.
+ *
  * Limits: AGG_MAX_STACKS unique stacks, AGG_MAX_MAPPINGS mappings and AGG_MAX_CONTAINERS
  * container ids per aggregate; past them samples are counted in `dropped` (stacks, mappings) or
- * lose their container label (never silently lost).
+ * lose their container label (never silently lost). At most AGG_MAX_JITMAPS perf maps holding
+ * AGG_MAX_JITMAP_BYTES of map text in all (PROFILE_MAX_PERFMAPS, PROFILE_MAX_PERFMAP_BYTES);
+ * frames of further processes keep unnamed.
  */
 #pragma once
 
@@ -20,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/jitmap.h"
 #include "daemon/proc.h"
 
 #define AGG_MAX_STACKS (1u << 20)
@@ -32,6 +38,8 @@
 #define AGG_MAX_FRAMES (64 + 4096 + 256 + 4)
 #define AGG_MAX_CONTAINERS 4096
 #define AGG_CONTAINER_ID_MAX 64 /* characters of a container id (64 hex for docker/containerd) */
+#define AGG_MAX_JITMAPS 64			/* = PROFILE_MAX_PERFMAPS */
+#define AGG_MAX_JITMAP_BYTES (256ull << 20) /* = PROFILE_MAX_PERFMAP_BYTES */
 
 enum {
 	AGG_MAP_NONE = 0,   /* address outside every known mapping */
@@ -112,3 +120,13 @@ size_t aggregate_n_stacks(const struct aggregate *a);
 uint64_t aggregate_n_samples(const struct aggregate *a);
 uint64_t aggregate_off_cpu_ns(const struct aggregate *a); /* total over every stack */
 uint64_t aggregate_n_dropped(const struct aggregate *a);
+
+/*
+ * Keep the perf map copy `jm` (a reference is taken) for pid's frames, replacing the pid's
+ * older copy. replace_only: only when the aggregate holds one already, of the same owner
+ * (-ENOENT otherwise). -E2BIG past AGG_MAX_JITMAPS / AGG_MAX_JITMAP_BYTES (the older copy
+ * stays), -EINVAL for NULL.
+ */
+int aggregate_set_jitmap(struct aggregate *a, uint32_t pid, struct jitmap *jm, bool replace_only);
+/* The perf map copy kept for pid, or NULL. Valid while the aggregate lives. */
+struct jitmap *aggregate_jitmap(const struct aggregate *a, uint32_t pid);

@@ -1455,7 +1455,8 @@ static void daemon_done(struct daemon *d)
 
 static int daemon_run(struct daemon *d)
 {
-	struct session_config sc = {.container_ids = true, .no_python = !d->cfg.python,
+	struct session_config sc = {.container_ids = true, .perf_maps = true,
+				    .no_python = !d->cfg.python,
 				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
 				    .on_stack_size = on_stack_size, .userdata = d};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;

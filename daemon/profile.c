@@ -2,13 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -17,6 +16,18 @@
 #include "daemon/python/python.h"
 #include "daemon/unwind/unwind.h"
 #include "symbolize/symbolize.h"
+
+_Static_assert(AGG_MAX_JITMAPS == PROFILE_MAX_PERFMAPS &&
+		       AGG_MAX_JITMAP_BYTES == PROFILE_MAX_PERFMAP_BYTES,
+	       "an aggregate keeps what a profile may use");
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /*
  * One symbolized (mapping, address): the pprof location and the leaf function's name. Frames
@@ -63,8 +74,9 @@ struct builder_ctx {
 	size_t strs_n, strs_cap;
 	struct sym_cache *cache;
 	struct u64_map anon_maps; /* (map id << 32 | pid) → pprof mapping id */
-	struct u64_map perfmaps;  /* pid → struct perfmap * (0: none) */
+	struct u64_map perfmaps;  /* PROFILE_PERFMAPS_DIR: pid → struct perfmap * (0: none) */
 	size_t n_perfmaps;
+	uint64_t perfmap_bytes, perfmap_ns; /* read and spent loading them */
 };
 
 static uint64_t mix(uint64_t x)
@@ -213,146 +225,63 @@ static void dso_binary(const struct dso *d, struct sym_binary *ret)
 
 /* ---- JIT perf maps ------------------------------------------------------------------------ */
 
-/* NSpid (last field: the pid inside the process's own namespace) and the four uids. */
-static int read_status(uint32_t pid, uint32_t *ret_nspid, uint32_t uids[4])
-{
-	char path[64], buf[8192];
-	_cleanup_close_ int fd = -1;
-	size_t len = 0;
-	bool have_uids = false;
-
-	snprintf(path, sizeof(path), "/proc/%" PRIu32 "/status", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while (len < sizeof(buf) - 1) {
-		ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		len += (size_t)k;
-	}
-	buf[len] = '\0';
-
-	*ret_nspid = pid; /* kernels before 4.1 have no NSpid: no namespaces to worry about */
-	for (char *line = buf, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if (!strncmp(line, "NSpid:", 6)) {
-			char *last = strrchr(line, '\t'), *end;
-			unsigned long v;
-
-			if (last) {
-				errno = 0;
-				v = strtoul(last + 1, &end, 10);
-				if (!errno && end != last + 1 && !*end && v > 0 && v <= UINT32_MAX)
-					*ret_nspid = (uint32_t)v;
-			}
-		} else if (!strncmp(line, "Uid:", 4)) {
-			have_uids = sscanf(line + 4, "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32,
-					   &uids[0], &uids[1], &uids[2], &uids[3]) == 4;
-		}
-	}
-	return have_uids ? 0 : -EBADMSG;
-}
-
-/* The perf map of a live process, inside its root. */
-static int open_perfmap_live(uint32_t pid, uint32_t nspid)
-{
-	char root[64], rel[64];
-	struct open_how how = {
-		/* O_NOFOLLOW: /tmp is world-writable, the file itself must not be a symlink. */
-		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
-	_cleanup_close_ int rootfd = -1;
-	int fd;
-
-	snprintf(root, sizeof(root), "/proc/%" PRIu32 "/root", pid);
-	snprintf(rel, sizeof(rel), "tmp/perf-%" PRIu32 ".map", nspid);
-	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return -errno;
-	fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
-	return fd < 0 ? -errno : fd;
-}
-
-static struct perfmap *load_perfmap(uint32_t pid)
-{
-	uint32_t nspid, uids[4];
-	_cleanup_close_ int fd = -1;
-	struct perfmap *pm = NULL;
-	struct stat st;
-	bool live;
-	int r;
-
-	r = read_status(pid, &nspid, uids);
-	live = r == 0;
-	if (live) {
-		fd = open_perfmap_live(pid, nspid);
-	} else if (r == -ENOENT || r == -ESRCH) {
-		/* Gone: see profile.h for why the host's file is only a guess. */
-		char path[64];
-
-		snprintf(path, sizeof(path), "/tmp/perf-%" PRIu32 ".map", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-		if (fd < 0)
-			fd = -errno;
-	}
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return NULL;
-	/* One link: not a hard link to someone else's file. Owner: the process or root. */
-	if (st.st_nlink != 1 ||
-	    (live && st.st_uid != 0 && st.st_uid != uids[0] && st.st_uid != uids[1] &&
-	     st.st_uid != uids[2] && st.st_uid != uids[3])) {
-		log_debug("perf map of pid %" PRIu32 ": owner %u or %u links, ignored", pid,
-			  (unsigned)st.st_uid, (unsigned)st.st_nlink);
-		return NULL;
-	}
-	r = perfmap_load_fd(fd, &pm);
-	if (r < 0) {
-		log_debug("perf map of pid %" PRIu32 ": %s", pid, strerror(-r));
-		return NULL;
-	}
-	return pm;
-}
-
 /* DIR/perf-PID.map of a recording's process: nothing of this machine's is consulted. */
-static struct perfmap *load_perfmap_dir(const char *dir, uint32_t pid)
+static struct perfmap *load_perfmap_dir(struct builder_ctx *c, uint32_t pid)
 {
 	_cleanup_free_ char *path = NULL;
 	struct perfmap *pm = NULL;
+	uint64_t t0;
 	int r;
 
-	if (asprintf(&path, "%s/perf-%" PRIu32 ".map", dir, pid) < 0)
+	if (c->perfmap_bytes >= PROFILE_MAX_PERFMAP_BYTES ||
+	    c->perfmap_ns >= PROFILE_PERFMAP_BUDGET_NS) {
+		log_debug("perf map of pid %" PRIu32 ": the profile's perf map budget is spent", pid);
 		return NULL;
-	r = perfmap_load(path, &pm); /* O_NOFOLLOW, O_NONBLOCK, regular files only */
+	}
+	if (asprintf(&path, "%s/perf-%" PRIu32 ".map", c->o->perfmap_dir, pid) < 0)
+		return NULL;
+	t0 = now_ns();
+	r = perfmap_load(path, &pm); /* regular files only, never a symlink */
+	c->perfmap_ns += now_ns() - t0;
+	c->perfmap_bytes += perfmap_bytes(pm);
 	if (r < 0 && r != -ENOENT)
 		log_debug("perf map %s: %s", path, strerror(-r));
 	return r < 0 ? NULL : pm;
 }
 
-/* The perf map of pid, loaded on first use; NULL when it has none. */
-static struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
+/*
+ * The perf map of pid, NULL when it has none. Live: the copy the aggregate kept, read while the
+ * process lived (daemon/jitmap.h), parsed on first use. A directory: loaded on first use. Both
+ * within the profile's limits.
+ */
+static const struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
 {
-	uint64_t *v = u64_map_get(&c->perfmaps, pid);
+	uint64_t *v;
 	struct perfmap *pm = NULL;
 
+	if (c->o->perfmaps == PROFILE_PERFMAPS_LIVE) {
+		struct jitmap *jm = aggregate_jitmap(c->a, pid);
+		const struct perfmap *live;
+		uint64_t t0;
+
+		if (!jm || jm->parsed)
+			return jm ? jm->pm : NULL;
+		if (c->perfmap_ns >= PROFILE_PERFMAP_BUDGET_NS) {
+			log_debug("perf map of pid %" PRIu32 ": the profile's time budget is spent", pid);
+			return NULL;
+		}
+		t0 = now_ns();
+		live = jitmap_perfmap(jm);
+		c->perfmap_ns += now_ns() - t0;
+		return live;
+	}
+	if (c->o->perfmaps != PROFILE_PERFMAPS_DIR || !c->o->perfmap_dir)
+		return NULL;
+	v = u64_map_get(&c->perfmaps, pid);
 	if (v)
-		return (struct perfmap *)(uintptr_t)*v;
-	if (c->n_perfmaps >= PROFILE_MAX_PERFMAPS || c->o->perfmaps == PROFILE_PERFMAPS_NONE)
-		pm = NULL;
-	else if (c->o->perfmaps == PROFILE_PERFMAPS_DIR)
-		pm = c->o->perfmap_dir ? load_perfmap_dir(c->o->perfmap_dir, pid) : NULL;
-	else
-		pm = load_perfmap(pid);
+		return (const struct perfmap *)(uintptr_t)*v;
+	if (c->n_perfmaps < PROFILE_MAX_PERFMAPS)
+		pm = load_perfmap_dir(c, pid);
 	if (u64_map_put(&c->perfmaps, pid, (uintptr_t)pm) < 0) {
 		perfmap_free(pm);
 		return NULL;
@@ -497,7 +426,7 @@ static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, 
 			}
 		}
 		if (m->kind == MAPPING_ANON) {
-			struct perfmap *pm = perfmap_for_pid(c, pid);
+			const struct perfmap *pm = perfmap_for_pid(c, pid);
 
 			if (pm && perfmap_lookup(pm, look, &name, NULL) == 0) {
 				lines[0] = (struct pprof_line){ .function_name = name };

@@ -7,23 +7,22 @@
  * long as the program to share ELFs and results across profiles (the daemon writes one per
  * interval); each profile_build() starts a new cache generation.
  *
- * JIT code: frames in anonymous executable memory are named from the process's perf map,
- * /tmp/perf-NSPID.map inside the process's root (/proc/PID/root, opened with RESOLVE_IN_ROOT;
- * NSPID is the pid in the process's own pid namespace), loaded at most once per pid per
- * profile. The file must be a regular file with one link, owned by root or by one of the
- * process's uids. A process that has exited by the time the profile is written has no
- * /proc/PID any more: then /tmp/perf-PID.map of the host is read, which is right only if the
- * process lived in the host's pid and mount namespaces (profd cannot tell after the exit);
- * its owner cannot be checked against the process's uids then. Maps are read when the profile
- * is written, not when the samples were taken: a pid reused by another process meanwhile
- * would lend its map (profd keeps no start time per pid). At most PROFILE_MAX_PERFMAPS
- * perf maps are loaded per profile (each bounded by the PERFMAP_MAX_* limits); frames of
- * further processes keep "[anon] 0x..." names.
+ * JIT code: frames in anonymous executable memory are named from the process's perf map. With
+ * PROFILE_PERFMAPS_LIVE (record, daemon) that is the copy the aggregate kept, read while the
+ * process lived, by the rules of daemon/jitmap.h (/tmp/perf-NSPID.map inside the process's
+ * root, a regular file with one link on that /tmp's mount, owned by the process's uid), and
+ * parsed here; no file is read when the profile is written, so a process gone by then, or a
+ * pid reused meanwhile, lends no map. Per profile at most PROFILE_MAX_PERFMAPS perf maps,
+ * PROFILE_MAX_PERFMAP_BYTES of map text copied (every new copy counted), and
+ * PROFILE_PERFMAP_BUDGET_NS spent copying them while sampling and again
+ * PROFILE_PERFMAP_BUDGET_NS parsing them here (each map bounded by the PERFMAP_MAX_* limits);
+ * frames of further processes keep "[anon] 0x..." names.
  *
- * That is PROFILE_PERFMAPS_LIVE, for profiles of this machine's processes. A recording converted
- * later (`profd convert`, possibly on another machine) must not look at this machine's /proc or
- * /tmp: PROFILE_PERFMAPS_NONE reads nothing, PROFILE_PERFMAPS_DIR reads DIR/perf-PID.map with
- * the recorded PID (a regular file, not a symlink; the directory is trusted as given).
+ * A recording converted later (`profd convert`, possibly on another machine) must not look at
+ * this machine's /proc or /tmp: PROFILE_PERFMAPS_NONE reads nothing, PROFILE_PERFMAPS_DIR reads
+ * DIR/perf-PID.map with the recorded PID when the profile is written (a regular file, never a
+ * symlink, FIFO or device: perfmap_load(); the directory is trusted as given), within the same
+ * per-profile limits.
  */
 #pragma once
 
@@ -38,10 +37,12 @@ struct kallsyms;
 struct sym_cache;
 
 #define PROFILE_MAX_PERFMAPS 64
+#define PROFILE_MAX_PERFMAP_BYTES (256ull << 20)
+#define PROFILE_PERFMAP_BUDGET_NS (1000ull * 1000 * 1000)
 
 /* Where JIT perf maps come from (see the top of this file). */
 enum profile_perfmaps {
-	PROFILE_PERFMAPS_LIVE = 0, /* the live process's /tmp/perf-NSPID.map (record, daemon) */
+	PROFILE_PERFMAPS_LIVE = 0, /* the aggregate's copies of live processes' maps (record, daemon) */
 	PROFILE_PERFMAPS_NONE,	   /* none: anonymous frames keep "[anon] 0x..." names */
 	PROFILE_PERFMAPS_DIR,	   /* perfmap_dir/perf-PID.map, PID as recorded (convert) */
 };

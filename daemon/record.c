@@ -694,6 +694,7 @@ int cmd_record(int argc, char **argv)
 	scfg.max_depth = o.max_depth;
 	/* A raw capture is converted later, when the processes' code objects are gone. */
 	scfg.no_python = !o.python || o.raw;
+	scfg.perf_maps = !o.raw; /* a raw capture names JIT code when converted */
 	scfg.on_python = on_python;
 	if (!o.stack_fixed)
 		scfg.on_stack_size = on_stack_size;

@@ -10,6 +10,7 @@
 #include "bpf/profd.h"
 #include "common/macro.h"
 #include "common/util.h"
+#include "daemon/jitmap.h"
 #include "daemon/python/python.h"
 #include "daemon/session.h"
 #include "daemon/stacksize.h"
@@ -55,6 +56,7 @@ struct session {
 	struct agg_stack *scratch;
 	struct py_procs *py;       /* NULL with cfg.no_python */
 	struct stack_sizer *sizer; /* NULL without cfg.on_stack_size */
+	struct jitmaps *jit;       /* NULL without cfg.perf_maps */
 	struct py_code *py_held[PROFD_PY_MAX_FRAMES]; /* codes the scratch stack points to */
 	size_t n_py_held;
 	/* "[python: N frames not read]" by N (made when first needed) */
@@ -111,6 +113,11 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	}
 	if (s->cfg.on_stack_size) {
 		r = stack_sizer_new(s->cfg.on_stack_size, s->cfg.userdata, &s->sizer);
+		if (r < 0)
+			goto fail;
+	}
+	if (s->cfg.perf_maps) {
+		r = jitmaps_new("/proc", &s->jit);
 		if (r < 0)
 			goto fail;
 	}
@@ -181,6 +188,7 @@ void session_free(struct session *s)
 	containers_clear(s);
 	free(s->containers);
 	aggregate_free(s->agg);
+	jitmaps_free(s->jit);
 	py_procs_free(s->py);
 	for (size_t i = 0; i < ARRAY_SIZE(s->py_gap_marks); i++)
 		py_code_unref(s->py_gap_marks[i]);
@@ -220,12 +228,17 @@ static int find_module(void *userdata, uint64_t pc, struct unwind_module *ret)
 	return 0;
 }
 
-/* Interned mapping id for the mapping holding pc, cached in the mapping's user tag. */
-static uint32_t frame_map_id(struct session *s, struct proc *p, uint64_t pc)
+/*
+ * Interned mapping id for the mapping holding pc, cached in the mapping's user tag. *ret_anon:
+ * the mapping is anonymous executable memory (JIT code), if ret_anon is not NULL.
+ */
+static uint32_t frame_map_id(struct session *s, struct proc *p, uint64_t pc, bool *ret_anon)
 {
 	struct mapping *m = (struct mapping *)proc_find_mapping(s->procs, p, pc);
 	uint32_t id;
 
+	if (ret_anon)
+		*ret_anon = m && m->kind == MAPPING_ANON && !m->dso;
 	if (!m)
 		return AGG_MAP_NONE;
 	if ((uint32_t)(m->user_tag >> 32) == s->agg_gen)
@@ -359,7 +372,7 @@ static uint16_t container_index(struct session *s, uint32_t pid)
 
 /* Copy a stack of the session's aggregate into a tap, translating mapping and container ids. */
 static void tap_feed(struct session *s, struct session_tap *t, const struct agg_stack *st,
-		     uint32_t uid)
+		     uint32_t uid, struct jitmap *jm)
 {
 	struct agg_stack *ts = t->scratch;
 	size_t skip = 0;
@@ -419,6 +432,8 @@ static void tap_feed(struct session *s, struct session_tap *t, const struct agg_
 		ts->container = *x;
 	}
 	(void)aggregate_add(t->agg, ts, ts->state ? 0 : 1); /* state: an off-CPU wait */
+	if (jm)
+		(void)aggregate_set_jitmap(t->agg, ts->pid, jm, false);
 }
 
 int session_tap_add(struct session *s, struct aggregate *a, const struct session_tap_filter *f,
@@ -639,6 +654,7 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	struct agg_stack *st = s->scratch;
 	size_t nk = kstack ? MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK) : 0, n = 0;
 	bool off_cpu = rec->hdr.type == PROFD_REC_OFFCPU;
+	struct jitmap *jm = NULL;
 
 	if (off_cpu) {
 		s->st.off_cpu_waits++;
@@ -750,7 +766,7 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 				 */
 				if (pp && look >= pp->eval_start && look < pp->eval_end) {
 					size_t k = python_merge_eval(s, &m, pp, rec->pid,
-								     frame_map_id(s, p, pc),
+								     frame_map_id(s, p, pc, NULL),
 								     rec->time_ns, st->frames + n);
 
 					n += k;
@@ -761,15 +777,20 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 					 * knew the process, or the chain ended before this call.
 					 */
 					st->frames[n++] = python_gap_frame(s, 0xffffffffu,
-									   frame_map_id(s, p, pc));
+									   frame_map_id(s, p, pc, NULL));
 					s->st.py_raw_eval++;
 					continue;
 				}
+				bool anon;
+
 				st->frames[n++] = (struct agg_frame){
 					.addr = pc,
-					.map_id = frame_map_id(s, p, pc),
+					.map_id = frame_map_id(s, p, pc, &anon),
 					.flags = res.frames[i].is_return ? AGG_FRAME_RETURN : 0,
 				};
+				/* JIT code: its perf map is read now, while the process lives. */
+				if (anon && s->jit)
+					jm = jitmaps_lookup(s->jit, rec->pid, look) ?: jm;
 			}
 			if (!res.complete && (m.next < m.n || m.gap)) {
 				/*
@@ -777,7 +798,7 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 				 * outer Python frames: they go at the outer end, after what was
 				 * unwound (one marker for a gap; none per call in it).
 				 */
-				uint32_t map_id = frame_map_id(s, p, pp->eval_start);
+				uint32_t map_id = frame_map_id(s, p, pp->eval_start, NULL);
 				size_t before = m.next;
 
 				m.skipped_entries = 0;
@@ -812,10 +833,18 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	}
 	st->n_frames = n;
 	st->container = container_index(s, rec->pid);
+	/*
+	 * A perf map names this process's frames for whoever sees its samples: only for samples of
+	 * its owner's uid, or those that only privileged callers see.
+	 */
+	if (jm && rec->uid != PROFD_UID_NONE && rec->uid != jm->owner)
+		jm = NULL;
 	/* A full aggregate counts the drop itself. */
 	(void)aggregate_add(s->agg, st, off_cpu ? 0 : 1);
+	if (jm)
+		(void)aggregate_set_jitmap(s->agg, rec->pid, jm, false);
 	for (size_t i = 0; i < s->n_taps; i++)
-		tap_feed(s, s->taps[i], st, rec->uid);
+		tap_feed(s, s->taps[i], st, rec->uid, jm);
 	while (s->n_py_held > 0)
 		py_code_unref(s->py_held[--s->n_py_held]);
 	return 0;
@@ -869,6 +898,22 @@ static int handle_py_code(struct session *s, const struct profd_py_code *c)
 	r = py_code_cache_put(pp->codes, c->code, code);
 	py_code_unref(code);
 	return r == -ENOMEM ? r : 0;
+}
+
+/*
+ * A last look at an exiting process's perf map: a newer copy replaces the older one in the
+ * aggregates that hold one of the same owner (they took it by the uid rule of handle_sample()).
+ */
+static void jit_exit(struct session *s, uint32_t pid)
+{
+	struct jitmap *jm = s->jit ? jitmaps_exit(s->jit, pid) : NULL;
+
+	if (!jm)
+		return;
+	(void)aggregate_set_jitmap(s->agg, pid, jm, true);
+	for (size_t i = 0; i < s->n_taps; i++)
+		(void)aggregate_set_jitmap(s->taps[i]->agg, pid, jm, true);
+	jitmap_unref(jm);
 }
 
 int session_handle_record(struct session *s, const void *data, size_t size)
@@ -929,8 +974,11 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 				py_procs_forget(s->py, e->pid);
 			/* Runtimes move a process into its container's cgroup before exec. */
 			container_forget(s, e->pid);
+			if (s->jit)
+				jitmaps_forget(s->jit, e->pid);
 		} else if (h->type == PROFD_REC_EXIT) {
 			s->st.exits++;
+			jit_exit(s, e->pid);
 			proc_table_remove(s->procs, e->pid);
 			if (s->sizer)
 				stack_sizer_forget(s->sizer, e->pid);
@@ -1035,6 +1083,8 @@ int session_take_aggregate(struct session *s, struct aggregate **ret)
 	*ret = s->agg;
 	s->agg = n;
 	s->agg_gen++;
+	if (s->jit)
+		jitmaps_next_generation(s->jit);
 	return 0;
 }
 

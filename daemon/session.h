@@ -73,6 +73,12 @@ struct session_config {
 	size_t max_depth; /* user frames; default UNWIND_MAX_DEPTH_DEFAULT */
 	/* Label stacks with the container id found in /proc/PID/cgroup (read once per process). */
 	bool container_ids;
+	/*
+	 * Read the JIT perf maps of live processes whose samples land in anonymous executable
+	 * memory and keep copies with the aggregates (daemon/jitmap.h), for profiles built with
+	 * PROFILE_PERFMAPS_LIVE. Off: no perf map is ever read (convert).
+	 */
+	bool perf_maps;
 	size_t unwind_cache_bytes; /* CFI tables; default UNWIND_CACHE_DEFAULT_BYTES */
 	/* Called for EXIT records after the process table forgot the pid (may be NULL). */
 	void (*on_exit)(void *userdata, uint32_t pid);
@@ -127,7 +133,10 @@ int session_set_python(struct session *s, bool on);
 
 const struct session_stats *session_stats(const struct session *s);
 struct aggregate *session_aggregate(struct session *s);
-/* Hand the current aggregate to the caller and start a new one (daemon intervals). */
+/*
+ * Hand the current aggregate to the caller and start a new one (daemon intervals); the per-profile
+ * perf map budgets start over.
+ */
 int session_take_aggregate(struct session *s, struct aggregate **ret);
 struct proc_table *session_procs(struct session *s);
 

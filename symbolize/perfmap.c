@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +34,7 @@ struct pm_range {
 struct perfmap {
 	struct pm_range *ranges; /* sorted by start, disjoint */
 	size_t n;
+	uint64_t bytes; /* read from the file */
 	struct str_pool pool;
 };
 
@@ -126,21 +128,13 @@ static int parse_line(struct pm_parser *ps, char *line, size_t len)
 		ps->cap = ncap;
 	}
 
-	/* JITs repeat names (recompiled code): one copy each. The pooled copy is its own key. */
-	size_t nlen = (size_t)(end - p);
-	char *name = (char *)p;
-	char saved = name[nlen];
-	name[nlen] = '\0';
-	const char *v = str_pool_map_get(&ps->m->pool, name);
-	int r = 0;
-	if (!v) {
-		/* NULL from the pool is nearly always its byte budget, not malloc. */
-		v = str_pool_strndup(&ps->m->pool, name, nlen);
-		r = v ? str_pool_map_put(&ps->m->pool, v, v) : -E2BIG;
-	}
-	name[nlen] = saved;
-	if (r < 0)
-		return r;
+	/*
+	 * One copy per line, not deduplicated: the names are the writer's to choose, and a hash
+	 * table of them is only as fast as its worst collisions; the per-map byte cap bounds them.
+	 */
+	const char *v = str_pool_strndup(&ps->m->pool, p, (size_t)(end - p));
+	if (!v)
+		return -E2BIG; /* NULL from the pool is nearly always its byte budget, not malloc */
 
 	ps->e[ps->n++] = (struct pm_entry){
 		/* A range ending at the very top of the address space keeps end = UINT64_MAX
@@ -268,6 +262,7 @@ static int build_ranges(struct perfmap *m, struct pm_entry *e, size_t n)
 int perfmap_load_fd(int fd, struct perfmap **ret)
 {
 	struct stat st;
+	off_t pos;
 
 	if (fd < 0 || !ret)
 		return -EINVAL;
@@ -285,12 +280,24 @@ int perfmap_load_fd(int fd, struct perfmap **ret)
 
 	struct pm_parser ps = { .m = m };
 	size_t llen = 0;
-	uint64_t total = 0;
+	uint64_t total = 0, limit = PERFMAP_MAX_FILE_BYTES;
 	bool too_long = false;
 	int r = 0;
 
+	/*
+	 * A larger file: only its last PERFMAP_MAX_FILE_BYTES, the lines written last (which win
+	 * where ranges overlap anyway). Reading starts one byte earlier and skips up to the first
+	 * newline, so a line cut by the start is dropped and a whole one is kept.
+	 */
+	pos = lseek(fd, 0, SEEK_CUR);
+	if (pos >= 0 && st.st_size > pos && (uint64_t)(st.st_size - pos) > limit) {
+		if (lseek(fd, st.st_size - (off_t)limit - 1, SEEK_SET) < 0)
+			return -errno;
+		too_long = true;
+		limit++;
+	}
 	for (;;) {
-		ssize_t k = read(fd, chunk, READ_CHUNK);
+		ssize_t k = read(fd, chunk, (size_t)MIN((uint64_t)READ_CHUNK, limit - total));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
@@ -299,11 +306,7 @@ int perfmap_load_fd(int fd, struct perfmap **ret)
 		}
 		if (k == 0)
 			break;
-		total += (uint64_t)k;
-		if (total > PERFMAP_MAX_FILE_BYTES) {
-			r = -EFBIG;
-			goto out;
-		}
+		total += (uint64_t)k; /* never past limit: what the JIT appends meanwhile waits */
 
 		const char *p = chunk, *end = chunk + k;
 		while (p < end) {
@@ -330,6 +333,8 @@ int perfmap_load_fd(int fd, struct perfmap **ret)
 			too_long = false;
 			p = nl + 1;
 		}
+		if (total >= limit)
+			break;
 	}
 	/* A last line without its newline (the JIT may be writing it right now) still counts. */
 	if (!too_long && llen > 0) {
@@ -344,6 +349,7 @@ int perfmap_load_fd(int fd, struct perfmap **ret)
 	r = build_ranges(m, ps.e, ps.n);
 	if (r < 0)
 		goto out;
+	m->bytes = total;
 	*ret = TAKE_PTR(m);
 out:
 	free(ps.e);
@@ -352,9 +358,23 @@ out:
 
 int perfmap_load(const char *path, struct perfmap **ret)
 {
+	char self[64];
+	struct stat st;
+
 	if (!path || !ret)
 		return -EINVAL;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	/* O_PATH first: nothing but a regular file is ever opened for reading. */
+	_cleanup_close_ int pfd = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	if (pfd < 0)
+		return -errno;
+	if (fstat(pfd, &st) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	_cleanup_close_ int fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	return perfmap_load_fd(fd, ret);
@@ -390,4 +410,9 @@ int perfmap_lookup(const struct perfmap *m, uint64_t addr, const char **ret_name
 size_t perfmap_n_ranges(const struct perfmap *m)
 {
 	return m ? m->n : 0;
+}
+
+uint64_t perfmap_bytes(const struct perfmap *m)
+{
+	return m ? m->bytes : 0;
 }

@@ -359,26 +359,36 @@ int build_id_to_hex(const uint8_t *id, size_t len, char *buf, size_t buf_size);
  *
  * Limits: lines longer than PERFMAP_MAX_LINE bytes are skipped (as are lines not in that
  * shape, empty ranges and ranges that wrap); at most PERFMAP_MAX_ENTRIES entries (-E2BIG
- * beyond), PERFMAP_MAX_STRING_BYTES of (deduplicated) names (-E2BIG), PERFMAP_MAX_FILE_BYTES
- * read in all (-EFBIG).
+ * beyond), PERFMAP_MAX_STRING_BYTES of names, a copy per line (-E2BIG). At most
+ * PERFMAP_MAX_FILE_BYTES are read per map: of a larger file only its last
+ * PERFMAP_MAX_FILE_BYTES (from the first whole line in them), the lines a JIT wrote last, which
+ * win anyway where ranges overlap; bytes appended while it is read are left for the next load.
+ * The figure: the maps of real JITs are kilobytes to a few MiB (a JVM with perf-map-agent
+ * writes ~100 bytes per compiled method, tens of thousands of them; V8's --perf-basic-prof
+ * grows with the process's life, and its last lines are the live code). Parsing 32 MiB (333k
+ * lines) takes 0.7-1 s on a small VM (bench: the issue 26 report); a hostile 1 GiB (sparse)
+ * map costs no more than that.
  */
 #define PERFMAP_MAX_LINE 4096
 #define PERFMAP_MAX_ENTRIES (1u << 22)
 #define PERFMAP_MAX_STRING_BYTES (256u << 20)
-#define PERFMAP_MAX_FILE_BYTES (1ull << 30)
+#define PERFMAP_MAX_FILE_BYTES (32ull << 20)
 
 struct perfmap;
 
 /*
- * Parse the perf map open at `fd` (read from its current position; not closed). Errors:
- * -EINVAL (not a regular file), -ENODATA (no valid entry), the limits above, -ENOMEM, or
- * read's -errno.
+ * Parse the perf map open at `fd` (read from its current position, or its last
+ * PERFMAP_MAX_FILE_BYTES; not closed). Errors: -EINVAL (not a regular file), -ENODATA (no valid
+ * entry), the limits above, -ENOMEM, or read's -errno. Opening the file, and deciding whether
+ * its contents may be trusted (owner, where it lives), is the caller's business: see
+ * daemon/jitmap.h for a live process's map.
  */
 int perfmap_load_fd(int fd, struct perfmap **ret);
 /*
- * Open `path` (O_NOFOLLOW: a symlink planted in /tmp is refused with -ELOOP; O_NONBLOCK: a
- * FIFO does not hang us) and parse it as perfmap_load_fd(). Callers that read maps of other
- * users' processes should also check the file's owner; see daemon/profile.c.
+ * Open `path` and parse it as perfmap_load_fd(). Only a regular file is opened for reading:
+ * the path is opened with O_PATH and O_NOFOLLOW first (a symlink is -ELOOP, a FIFO, socket or
+ * device -EINVAL, never opened), then reopened read-only. The owner is not checked: for files
+ * the caller trusts as given (`profd convert --perf-map-dir`).
  */
 int perfmap_load(const char *path, struct perfmap **ret);
 void perfmap_free(struct perfmap *m);
@@ -387,6 +397,8 @@ int perfmap_lookup(const struct perfmap *m, uint64_t addr, const char **ret_name
 		   uint64_t *ret_start);
 /* Distinct address ranges after overlaps were resolved (for tests and stats). */
 size_t perfmap_n_ranges(const struct perfmap *m);
+/* Bytes of the file that were read (at most PERFMAP_MAX_FILE_BYTES + 1). */
+uint64_t perfmap_bytes(const struct perfmap *m);
 
 /* ---- shared cache ----------------------------------------------------------------------- */
 

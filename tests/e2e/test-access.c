@@ -519,6 +519,90 @@ Test(access, own_processes_only, .timeout = 240)
 	ta_cleanup(&t);
 }
 
+/* A function of the profile whose name contains `needle`, or NULL. */
+static const char *fn_containing(const Perftools__Profiles__Profile *p, const char *needle)
+{
+	for (size_t i = 0; i < p->n_function; i++) {
+		int64_t s = p->function[i]->name;
+
+		if (s >= 0 && (size_t)s < p->n_string_table && strstr(p->string_table[s], needle))
+			return p->string_table[s];
+	}
+	return NULL;
+}
+
+/*
+ * Issue 26, finding 2, as it was seen: nobody, in its own user and mount namespace, bind-mounts
+ * a root-only file over its perf map and runs JIT code there; the daemon (own_processes) must
+ * not serve nobody that file's line. nobody's own map, written by itself in the same kind of
+ * namespace, names its code.
+ */
+Test(access, perf_map_trust_follows_the_owner, .timeout = 240)
+{
+	struct ta t;
+	char url[256], script[1024], path[64], *body, *secret, *jit;
+	struct run_result rr;
+	size_t n;
+	pid_t bound, own;
+	int paranoid = 3;
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	Perftools__Profiles__Profile *p;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%d", &paranoid), 1);
+	fclose(f);
+	ta_prepare(&t);
+	jit = path_in(t.dir, "jit_spin");
+	cr_assert_eq(test_run((char *[]){"/usr/bin/install", "-m", "0755",
+					 (char *)test_build_path("workloads/jit_spin"), jit, NULL},
+			      30, &rr),
+		     0);
+	cr_assert_eq(rr.status, 0, "install: %s", rr.err);
+	run_result_free(&rr);
+	secret = path_in(t.dir, "secret.map");
+	write_text(secret, 0600, "7e5e00000100 e ROOT_ONLY_SECRET_LINE\n");
+	write_text(t.conf, 0644,
+		   "listen = 127.0.0.1:0\noutput_dir = \"\"\nallow_group = \"\"\n"
+		   "own_processes = yes\nfrequency = 99\n");
+	snprintf(script, sizeof(script),
+		 "touch /tmp/perf-$$.map && mount --bind '%s' /tmp/perf-$$.map && "
+		 "exec '%s' 60 --no-map --at 7e5e00000000",
+		 secret, jit);
+	bound = ta_spawn_as(&t, NOBODY, NOBODY,
+			    (char *[]){"/usr/bin/unshare", "-Urm", "/bin/sh", "-c", script, NULL});
+	snprintf(script, sizeof(script), "exec '%s' 60", jit);
+	own = ta_spawn_as(&t, NOBODY, NOBODY,
+			  (char *[]){"/usr/bin/unshare", "-Urm", "/bin/sh", "-c", script, NULL});
+	ta_start(&t, true);
+
+	snprintf(url, sizeof(url), "http://%s/debug/pprof/profile?seconds=3", t.addr);
+	if (paranoid > 2) {
+		/* No profile for nobody at all: nothing of root's can reach it either. */
+		cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "jit.out", NULL, url, &body, &n), 403);
+		free(body);
+	} else {
+		cr_assert_eq(curl_as(&t, NOBODY, NOBODY, "", "jit.out", NULL, url, &body, &n), 200,
+			     "body: %s", body);
+		p = load_body(&t, "jit.pb.gz", body, n);
+		free(body);
+		cr_expect_gt(pid_samples(p, bound), 20, "the bind-mounting JIT is missing");
+		cr_expect_gt(pid_samples(p, own), 20, "the JIT with its own map is missing");
+		cr_expect_null(fn_containing(p, "ROOT_ONLY_SECRET_LINE"),
+			       "a root-only file's line was served to nobody");
+		cr_expect_not_null(fn_containing(p, "jit_spin_loop"), "nobody's own map was not used");
+		test_pprof_free(p);
+	}
+	ta_stop(&t);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/tmp/perf-%d.map", i ? own : bound);
+		kill(i ? own : bound, SIGKILL);
+		unlink(path);
+	}
+	free(secret);
+	free(jit);
+	ta_cleanup(&t);
+}
+
 /* A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in dir. */
 static void make_certs(const char *dir)
 {

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "symbolize/symbolize.h"
 #include "tests/lib/testlib.h"
 
 static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
@@ -303,11 +305,10 @@ Test(symbols, jit_frames_named_from_perf_map)
 
 Test(symbols, jit_perf_map_of_exited_process)
 {
-	/* Command mode: the JIT has exited (and been reaped) when the profile is written, so
-	 * only the host's /tmp/perf-PID.map is left to read. */
+	/* Command mode: the JIT has exited (and been reaped, its map removed) when the profile
+	 * is written: its map was copied while it lived, when its first samples came in. */
 	char *out = test_out_path("jit-exited.pb.gz");
-	char *const cmd[] = { (char *)test_build_path("workloads/jit_spin"), "2", "--keep-map",
-			      NULL };
+	char *const cmd[] = { (char *)test_build_path("workloads/jit_spin"), "2", NULL };
 	uint64_t total;
 
 	test_require_root();
@@ -390,6 +391,344 @@ Test(symbols, jit_perf_map_inside_pid_and_mount_namespace)
 	free(out);
 	unlink(bin);
 	rmdir(bindir);
+}
+
+/* ---- JIT perf maps: what is opened, what is trusted --------------------------------------- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&cmd, fmt, ap) > 0);
+	va_end(ap);
+	r = system(cmd);
+	free(cmd);
+	return r;
+}
+
+/* Some function of the profile whose name contains `needle`, or NULL. */
+static const char *fn_containing(const Perftools__Profiles__Profile *p, const char *needle)
+{
+	for (size_t i = 0; i < p->n_function; i++)
+		if (strstr(str_at(p, p->function[i]->name), needle))
+			return str_at(p, p->function[i]->name);
+	return NULL;
+}
+
+/*
+ * A directory nobody can enter but not list (0711), holding a copy of jit_spin nobody may run
+ * and, when secret_line is given, secret.map: root's, mode 0600, that one line.
+ */
+static char *jit_dir(const char *secret_line)
+{
+	char *dir = test_tmpdir();
+
+	cr_assert_not_null(dir);
+	cr_assert_eq(chmod(dir, 0711), 0);
+	cr_assert_eq(sh("cp '%s' '%s/jit_spin' && chmod 0755 '%s/jit_spin'",
+			test_build_path("workloads/jit_spin"), dir, dir),
+		     0);
+	if (secret_line)
+		cr_assert_eq(sh("umask 077 && printf '%%s\\n' '%s' > '%s/secret.map'", secret_line,
+				dir),
+			     0);
+	return dir;
+}
+
+/*
+ * nobody, in its own user and mount namespace, runs JIT code at `addr` after `setup` (a shell
+ * line run there first, with $$ the JIT's pid). Returns the JIT's pid (on the host).
+ */
+static pid_t spawn_nobody_jit(const char *dir, const char *setup, const char *jit_args)
+{
+	char script[1024];
+
+	snprintf(script, sizeof(script), "%s exec '%s/jit_spin' 60 %s", setup, dir, jit_args);
+	char *const argv[] = { "/usr/bin/setpriv", "--reuid=65534",    "--regid=65534",
+			       "--clear-groups",   "/usr/bin/unshare", "-Urm",
+			       "/bin/sh",	   "-c",	       script,
+			       NULL };
+	pid_t pid = test_spawn(argv);
+
+	cr_assert_gt(pid, 0, "nobody's JIT did not start");
+	return pid;
+}
+
+Test(symbols, jit_perf_map_root_file_bind_mounted_by_nobody)
+{
+	/*
+	 * Finding 2 of issue 26: nobody bind-mounts a root-only file over its own perf map. Its
+	 * line must reach no frame; nobody's own map, written by itself, is used.
+	 */
+	const char *addr = "7e5a00000000";
+	char *dir = jit_dir("7e5a00000100 e ROOT_ONLY_SECRET_LINE"), setup[512], path[128];
+	char *out = test_out_path("jit-bind.pb.gz");
+	struct stat st;
+	uint64_t total;
+
+	test_require_root();
+	snprintf(setup, sizeof(setup),
+		 "touch /tmp/perf-$$.map && mount --bind '%s/secret.map' /tmp/perf-$$.map &&", dir);
+	char args[64];
+	snprintf(args, sizeof(args), "--no-map --at %s", addr);
+	pid_t pid = spawn_nobody_jit(dir, setup, args);
+	/* What the process sees as its map is root's 0600 file. */
+	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", pid, pid);
+	cr_assert_eq(stat(path, &st), 0, "%s: %m", path);
+	cr_assert(st.st_uid == 0 && (st.st_mode & 0777) == 0600, "uid %u mode %o",
+		  (unsigned)st.st_uid, (unsigned)st.st_mode);
+	Perftools__Profiles__Profile *p = record_pid(out, pid, NULL);
+	test_kill(pid);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", pid);
+	unlink(path); /* the mount point nobody made */
+	leaf_fraction(p, pid, "", &total);
+	cr_assert_gt(total, 100, "samples: %lu", (unsigned long)total);
+	cr_assert_null(fn_containing(p, "ROOT_ONLY_SECRET_LINE"), "root's line in a frame");
+	test_pprof_free(p);
+
+	/*
+	 * nobody's own file (its owner is right) bind-mounted over the map from elsewhere: not on
+	 * the mount of the process's /tmp, refused too.
+	 */
+	char *mine = NULL;
+	cr_assert(asprintf(&mine, "%s/nobody", dir) > 0);
+	cr_assert_eq(mkdir(mine, 0755), 0);
+	cr_assert_eq(chown(mine, 65534, 65534), 0);
+	snprintf(setup, sizeof(setup),
+		 "printf '7e5a00000100 e NOBODYS_BOUND_LINE\\n' > '%s/own.map' && "
+		 "touch /tmp/perf-$$.map && mount --bind '%s/own.map' /tmp/perf-$$.map &&",
+		 mine, mine);
+	pid = spawn_nobody_jit(dir, setup, args);
+	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", pid, pid);
+	cr_assert_eq(stat(path, &st), 0, "%s: %m", path);
+	cr_assert_eq(st.st_uid, 65534);
+	p = record_pid(out, pid, NULL);
+	test_kill(pid);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", pid);
+	unlink(path);
+	leaf_fraction(p, pid, "", &total);
+	cr_assert_gt(total, 100, "samples: %lu", (unsigned long)total);
+	cr_assert_null(fn_containing(p, "NOBODYS_BOUND_LINE"), "a bind-mounted map was used");
+	test_pprof_free(p);
+	free(mine);
+
+	/* The same JIT, writing its own map as nobody: named. */
+	pid = spawn_nobody_jit(dir, "", "");
+	p = record_pid(out, pid, NULL);
+	test_kill(pid);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", pid);
+	unlink(path);
+	double frac = leaf_fraction(p, pid, "jit_spin_loop", &total);
+	cr_assert_gt(total, 100, "samples: %lu", (unsigned long)total);
+	cr_assert_geq(frac, 0.9, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
+	test_pprof_free(p);
+	free(out);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+}
+
+/*
+ * `profd record -p pid -d 2` under strace (-y: fds with their paths); returns the trace's path.
+ * The profile goes to `out`. On failure the map is removed first (no FIFO or 1 GiB file left).
+ */
+static char *record_traced(const char *dir, pid_t pid, const char *out, const char *calls,
+			   const char *map)
+{
+	char *trace = NULL, *cmd = NULL;
+	int r;
+
+	cr_assert(asprintf(&trace, "%s/strace.txt", dir) > 0);
+	/* LeakSanitizer cannot work under ptrace: off for a sanitizer build's traced profd. */
+	cr_assert(asprintf(&cmd,
+			   "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" strace -f -y "
+			   "-qq -e trace=%s -e signal=none -o '%s' '%s' record -q -p %d -d 2 -o '%s'",
+			   calls, trace, test_build_path("profd"), pid, out) > 0);
+	r = system(cmd);
+	if (r != 0)
+		unlink(map);
+	cr_assert_eq(r, 0, "%s", cmd);
+	free(cmd);
+	return trace;
+}
+
+/* Lines of the trace opening `name` for anything but O_PATH (the fd's path is what -y shows). */
+static int read_opens(const char *trace, const char *name)
+{
+	FILE *f = fopen(trace, "re");
+	char line[4096];
+	int n = 0;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "open") && strstr(line, name) && !strstr(line, "O_PATH"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+Test(symbols, jit_perf_map_fifo_or_device_never_opened)
+{
+	const char *addr = "7e5b00000000";
+	char *dir = jit_dir(NULL), *out = test_out_path("jit-dev.pb.gz"), map[128], name[64];
+	char *const wl[] = { (char *)test_build_path("workloads/jit_spin"), "60", "--no-map", "--at",
+			     (char *)addr, NULL };
+
+	test_require_root();
+	pid_t pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	snprintf(name, sizeof(name), "perf-%d.map", pid);
+	snprintf(map, sizeof(map), "/tmp/%s", name);
+
+	/* A regular map of its owner: opened for reading, and used (the trace can tell). */
+	cr_assert_eq(sh("printf '7e5b00000100 e jit_named_loop\\n' > %s", map), 0);
+	char *trace = record_traced(dir, pid, out, "openat,openat2,open", map);
+	cr_assert_gt(read_opens(trace, name), 0, "the regular map was not read");
+	Perftools__Profiles__Profile *p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	cr_assert_not_null(fn_by_name(p, "jit_named_loop"));
+	test_pprof_free(p);
+	free(trace);
+
+	/* A FIFO, then a character device (/dev/null's), in its place: never opened to read. */
+	const char *kinds[] = { "mkfifo -m 0644 %s", "mknod -m 0644 %s c 1 3" };
+	for (size_t k = 0; k < 2; k++) {
+		unlink(map);
+		cr_assert_eq(sh(kinds[k], map), 0);
+		trace = record_traced(dir, pid, out, "openat,openat2,open", map);
+		int opens = read_opens(trace, name);
+		if (opens)
+			unlink(map);
+		cr_assert_eq(opens, 0, "%s: opened for reading (%s)", kinds[k], trace);
+		p = test_pprof_load(out);
+		cr_assert_not_null(p, "no profile written");
+		cr_assert_null(fn_by_name(p, "jit_named_loop"));
+		test_pprof_free(p);
+		free(trace);
+	}
+	test_kill(pid);
+	unlink(map);
+	free(out);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+}
+
+/* Bytes returned by read() calls on fds the trace shows as `name`. */
+static uint64_t bytes_read(const char *trace, const char *name)
+{
+	FILE *f = fopen(trace, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t n = 0;
+
+	cr_assert_not_null(f);
+	while (getline(&line, &cap, f) > 0) {
+		char *eq = strrchr(line, '=');
+
+		if ((strstr(line, " read(") || strstr(line, " pread64(")) && strstr(line, name) && eq &&
+		    atoll(eq + 1) > 0)
+			n += (uint64_t)atoll(eq + 1);
+	}
+	free(line);
+	fclose(f);
+	return n;
+}
+
+Test(symbols, jit_perf_map_huge_sparse_not_read_whole)
+{
+	/* Finding 5 of issue 26: a 1 GiB (sparse) map is read up to the per-map cap, its tail. */
+	const char *addr = "7e5c00000000";
+	char *dir = jit_dir(NULL), *out = test_out_path("jit-huge.pb.gz"), map[128], name[64];
+	char *const wl[] = { (char *)test_build_path("workloads/jit_spin"), "60", "--no-map", "--at",
+			     (char *)addr, NULL };
+
+	test_require_root();
+	pid_t pid = test_spawn(wl);
+	cr_assert_gt(pid, 0);
+	snprintf(name, sizeof(name), "perf-%d.map", pid);
+	snprintf(map, sizeof(map), "/tmp/%s", name);
+	/* Its one line at the very end: found only if the tail is what is read. */
+	cr_assert_eq(sh("truncate -s 1G %s && printf '\\n7e5c00000100 e jit_tail_line\\n' | "
+			"dd of=%s bs=1 seek=$((1024*1024*1024 - 32)) conv=notrunc status=none",
+			map, map),
+		     0);
+	char *trace = record_traced(dir, pid, out, "read,pread64", map);
+	test_kill(pid);
+	unlink(map);
+	uint64_t n = bytes_read(trace, name);
+	cr_assert_gt(n, 0, "the map was not read at all");
+	cr_assert_leq(n, PERFMAP_MAX_FILE_BYTES + 1, "%llu bytes of the map read",
+		      (unsigned long long)n);
+	Perftools__Profiles__Profile *p = test_pprof_load(out);
+	cr_assert_not_null(p, "no profile written");
+	cr_assert_not_null(fn_by_name(p, "jit_tail_line"));
+	test_pprof_free(p);
+	free(trace);
+	free(out);
+	sh("rm -rf '%s'", dir);
+	free(dir);
+}
+
+Test(symbols, jit_perf_map_not_read_after_exit)
+{
+	/*
+	 * A JIT without a map exits; then another user (nobody) writes /tmp/perf-PID.map naming
+	 * its code, before the profile is written: no names from it. Another JIT of the same
+	 * command, which wrote its own map and removed it at exit, is named (read while it lived).
+	 */
+	char *dir = jit_dir(NULL), *out = test_out_path("jit-gone.pb.gz"), pidfile[256], script[1024];
+	struct run_result rr;
+	uint64_t total;
+	pid_t pid = 0;
+
+	test_require_root();
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	snprintf(script, sizeof(script),
+		 "'%s/jit_spin' 1.5 > /dev/null && '%s/jit_spin' 1.5 --no-map --at 7e5d00000000 > "
+		 "'%s.tmp' && mv '%s.tmp' '%s' && sleep 4",
+		 dir, dir, pidfile, pidfile, pidfile);
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-q", "-F", "499", "-o",
+			       out, "--", "/bin/sh", "-c", script, NULL };
+	pid_t rec = fork();
+	cr_assert_geq(rec, 0);
+	if (rec == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(test_run(argv, 120, &rr) == 0 && rr.status == 0 ? 0 : 1);
+	}
+	/* The second JIT has exited once its pid is in the file. */
+	for (int i = 0; i < 1200 && pid <= 0; i++) {
+		char *s = test_slurp(pidfile);
+
+		pid = s ? atoi(s) : 0;
+		free(s);
+		if (pid <= 0)
+			usleep(50000);
+	}
+	cr_assert_gt(pid, 0, "the JIT never ran");
+	cr_assert_eq(sh("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "
+			"\"printf '7e5d00000100 e OTHER_USERS_LINE\\n' > /tmp/perf-%d.map\"",
+			pid),
+		     0);
+	int status = test_wait(rec, 120);
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", pid);
+	unlink(path);
+	cr_assert_eq(status, 0, "profd record failed");
+	Perftools__Profiles__Profile *p = test_pprof_load(out);
+	cr_assert_not_null(p);
+	cr_assert_null(fn_containing(p, "OTHER_USERS_LINE"), "a line of a map written after exit");
+	/* Its samples are there, unnamed. */
+	leaf_fraction(p, pid, "", &total);
+	cr_assert_gt(total, 100, "samples of the exited JIT: %lu", (unsigned long)total);
+	double frac = leaf_fraction(p, 0, "jit_spin_loop", &total);
+	cr_assert_geq(frac, 0.3, "jit_spin_loop is the leaf in %.1f%%", frac * 100);
+	test_pprof_free(p);
+	free(out);
+	sh("rm -rf '%s'", dir);
+	free(dir);
 }
 
 /* ---- replaced binaries --------------------------------------------------------------------- */

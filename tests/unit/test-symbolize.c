@@ -2180,7 +2180,7 @@ Test(symbolize, perfmap_later_lines_win_overlaps)
 	expect_jit(m, 0x617f, "right", 0x6080);
 
 	expect_jit(m, 0x7008, "dup", 0x7000);
-	/* Names are stored once: the same pointer for both "dup" lines. */
+	/* The repeated line wins over its twin everywhere: one range, one name. */
 	const char *a, *b;
 	cr_assert_eq(perfmap_lookup(m, 0x7000, &a, NULL), 0);
 	cr_assert_eq(perfmap_lookup(m, 0x700f, &b, NULL), 0);
@@ -2316,6 +2316,73 @@ Test(symbolize, perfmap_errors)
 	cr_assert_null(m);
 	cr_assert_eq(perfmap_load_fd(-1, &m), -EINVAL);
 	cr_assert_eq(perfmap_lookup(NULL, 0, NULL, NULL), -EINVAL);
+}
+
+/* `text` at offset `off` of a file of `size` bytes (sparse: holes read as zeros). */
+static void sparse_with(const char *path, uint64_t size, uint64_t off, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	cr_assert_eq(pwrite(fd, text, strlen(text), (off_t)off), (ssize_t)strlen(text));
+	close(fd);
+}
+
+Test(symbolize, perfmap_reads_only_the_last_cap_bytes)
+{
+	const uint64_t cap = PERFMAP_MAX_FILE_BYTES;
+	struct perfmap *m = NULL;
+	struct stat st;
+
+	/* A 1 GiB sparse map: its head is never reached, only the tail's lines count. */
+	sparse_with(tmp("big.map"), 1ull << 30, 0, "1000 10 head_line\n");
+	sparse_with(tmp("big.map"), 1ull << 30, (1ull << 30) - 32, "\n2000 10 tail_line\n");
+	cr_assert_eq(stat(tmp("big.map"), &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, 1ull << 30);
+	cr_assert_eq(perfmap_load(tmp("big.map"), &m), 0);
+	expect_no_jit(m, 0x1000);
+	expect_jit(m, 0x2000, "tail_line", 0x2000);
+	cr_assert_leq(perfmap_bytes(m), cap + 1, "%" PRIu64 " bytes read", perfmap_bytes(m));
+	cr_assert_geq(perfmap_bytes(m), cap);
+	perfmap_free(m);
+
+	/* The window starts right after a newline: its first line is whole and kept. */
+	char line[64];
+	uint64_t size = cap + 100;
+	snprintf(line, sizeof(line), "3000 10 first_whole\n");
+	sparse_with(tmp("edge.map"), size, size - cap - 13, "1000 10 gone\n");
+	sparse_with(tmp("edge.map"), size, size - cap, line);
+	sparse_with(tmp("edge.map"), size, size - 20, "\n4000 10 last\n");
+	cr_assert_eq(perfmap_load(tmp("edge.map"), &m), 0);
+	expect_no_jit(m, 0x1000);
+	expect_jit(m, 0x3000, "first_whole", 0x3000);
+	expect_jit(m, 0x4000, "last", 0x4000);
+	perfmap_free(m);
+
+	/* A line the window's start cuts is dropped, not read from its middle ("10 cut_..."). */
+	sparse_with(tmp("cut.map"), size, size - cap - 4, "1000 10 cut_line\n");
+	sparse_with(tmp("cut.map"), size, size - 20, "\n4000 10 last\n");
+	cr_assert_eq(perfmap_load(tmp("cut.map"), &m), 0);
+	cr_assert_eq(perfmap_n_ranges(m), 1);
+	expect_jit(m, 0x4000, "last", 0x4000);
+	perfmap_free(m);
+
+	/* Smaller files are read whole. */
+	write_file(tmp("small.map"), "1000 10 a\n2000 10 b\n");
+	cr_assert_eq(perfmap_load(tmp("small.map"), &m), 0);
+	cr_assert_eq(perfmap_bytes(m), 20);
+	perfmap_free(m);
+}
+
+Test(symbolize, perfmap_load_never_opens_a_device)
+{
+	struct perfmap *m = NULL;
+
+	/* O_PATH first: a character device is refused without being opened for reading. */
+	cr_assert_eq(perfmap_load("/dev/null", &m), -EINVAL);
+	cr_assert_eq(perfmap_load("/dev/zero", &m), -EINVAL);
+	cr_assert_null(m);
 }
 
 Test(symbolize, perfmap_random_input)
