@@ -608,6 +608,8 @@ host_run() {
 	# Steady state: between t_a and t_b seconds after the start (start-up and the final
 	# symbolization + write are outside the window; the whole run is reported too).
 	sleep "$(ev '%.3f' "max0($t_a - ($EPOCHREALTIME - $t0))")"
+	[ -e /proc/"$ppid"/status ] ||
+		die "profd record -a -F $hz ended before its measuring window: $(tail -5 "$tmp/host.log" | tr '\n' ' ')"
 	local ca wa ba
 	ca=$(proc_cpu_ns "$ppid")
 	ba=$(bpf_prog_stats "$ppid")
@@ -617,6 +619,8 @@ host_run() {
 	cb=$(proc_cpu_ns "$ppid")
 	bb=$(bpf_prog_stats "$ppid")
 	wb=$EPOCHREALTIME
+	[ -e /proc/"$ppid"/status ] ||
+		die "profd record -a -F $hz ended inside its measuring window: $(tail -5 "$tmp/host.log" | tr '\n' ' ')"
 	rss=$(proc_rss "$ppid")
 	host[$hz.hwm_win]=$(awk '/^VmHWM:/ { print $2 }' /proc/"$ppid"/status)
 	wait "$tpid" || die "profd record -a -F $hz failed: $(tail -3 "$tmp/host.log" | tr '\n' ' ')"
