@@ -137,7 +137,8 @@ int capture_poll(struct capture *c, int timeout_ms);
  */
 uint64_t capture_handled_ns(const struct capture *c);
 
-/* Whether the side-band's MMAP2 records carry build-ids (else device and inode). */
+/* Whether the side-band's MMAP2 records carry build-ids (never today: device and inode name the
+ * very file, a build-id any copy a user can forge; see sb_open()). */
 bool capture_sideband_build_id(const struct capture *c);
 
 /*

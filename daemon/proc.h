@@ -26,7 +26,8 @@
  * (proc_table_sideband_tick()). A binary named by MMAP2 is opened when the record is applied,
  * so a process that exits right after still unwinds and symbolizes: through map_files or the
  * process's root while it lives, else by path from profd's own root, kept only when it is the
- * mapped file (same device and inode, or with build-id records the same build-id).
+ * mapped file (same device and inode; the side-band asks for no build-id records, see
+ * capture.c sb_open()).
  *
  * Limits (documented, enforced): PROC_MAX_PROCS processes (generations, with the side-band),
  * PROC_MAX_MAPS mappings per process, PROC_MAX_DSOS cached binaries (-E2BIG / entries skipped
