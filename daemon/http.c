@@ -130,9 +130,30 @@ static void log_limit(struct http_server *h, struct log_ratelimit *rl, const cha
 	log_notice("HTTP: %s", buf);
 }
 
+/* One quota (profiles or connections): the reserved slots and each user's share must fit. */
+static int check_quota(const char *key, unsigned total, unsigned reserved, unsigned per_user,
+		       char *err, size_t err_size)
+{
+	if (reserved >= total) {
+		snprintf(err, err_size,
+			 "%s_reserved (%u) must be less than %s (%u): lower it or raise %s", key,
+			 reserved, key, total, key);
+		return -EINVAL;
+	}
+	if (per_user > total - reserved) {
+		snprintf(err, err_size,
+			 "%s_per_user (%u) is more than unprivileged callers may hold in all "
+			 "(%s - %s_reserved = %u): lower it",
+			 key, per_user, key, key, total - reserved);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int http_limits_check(const struct http_limits *in, char *err, size_t err_size)
 {
 	struct http_limits l = *in;
+	int r;
 
 #define DEF(f_, d_) (l.f_ = l.f_ ? l.f_ : (d_))
 	DEF(profiles, HTTP_PROFILES_DEFAULT);
@@ -151,36 +172,14 @@ int http_limits_check(const struct http_limits *in, char *err, size_t err_size)
 			 HTTP_PROFILES_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADER_TIMEOUT_MAX);
 		return -EINVAL;
 	}
-	if (l.profiles_reserved >= l.profiles) {
-		snprintf(err, err_size,
-			 "http_profiles_reserved (%u) must be less than http_profiles (%u): "
-			 "lower it or raise http_profiles",
-			 l.profiles_reserved, l.profiles);
-		return -EINVAL;
-	}
-	if (l.profiles_per_user > l.profiles - l.profiles_reserved) {
-		snprintf(
-		    err, err_size,
-		    "http_profiles_per_user (%u) is more than unprivileged callers may hold in "
-		    "all (http_profiles - http_profiles_reserved = %u): lower it",
-		    l.profiles_per_user, l.profiles - l.profiles_reserved);
-		return -EINVAL;
-	}
-	if (l.connections_reserved >= l.connections) {
-		snprintf(err, err_size,
-			 "http_connections_reserved (%u) must be less than http_connections (%u): "
-			 "lower it or raise http_connections",
-			 l.connections_reserved, l.connections);
-		return -EINVAL;
-	}
-	if (l.connections_per_user > l.connections - l.connections_reserved) {
-		snprintf(
-		    err, err_size,
-		    "http_connections_per_user (%u) is more than unprivileged callers may hold "
-		    "in all (http_connections - http_connections_reserved = %u): lower it",
-		    l.connections_per_user, l.connections - l.connections_reserved);
-		return -EINVAL;
-	}
+	r = check_quota("http_profiles", l.profiles, l.profiles_reserved, l.profiles_per_user, err,
+			err_size);
+	if (r < 0)
+		return r;
+	r = check_quota("http_connections", l.connections, l.connections_reserved,
+			l.connections_per_user, err, err_size);
+	if (r < 0)
+		return r;
 	return 0;
 }
 
