@@ -130,6 +130,20 @@ static void log_limit(struct http_server *h, struct log_ratelimit *rl, const cha
 	log_notice("HTTP: %s", buf);
 }
 
+/* The defaults in place of the keys left 0 (unset). */
+static void limits_defaults(struct http_limits *l)
+{
+#define DEF(f_, d_) (l->f_ = l->f_ ? l->f_ : (d_))
+	DEF(profiles, HTTP_PROFILES_DEFAULT);
+	DEF(profiles_per_user, HTTP_PROFILES_PER_USER_DEFAULT);
+	DEF(profiles_reserved, HTTP_PROFILES_RESERVED_DEFAULT);
+	DEF(connections, HTTP_CONNECTIONS_DEFAULT);
+	DEF(connections_per_user, HTTP_CONNECTIONS_PER_USER_DEFAULT);
+	DEF(connections_reserved, HTTP_CONNECTIONS_RESERVED_DEFAULT);
+	DEF(header_timeout_s, HTTP_HEADER_TIMEOUT_DEFAULT);
+#undef DEF
+}
+
 /* One quota (profiles or connections): the reserved slots and each user's share must fit. */
 static int check_quota(const char *key, unsigned total, unsigned reserved, unsigned per_user,
 		       char *err, size_t err_size)
@@ -155,15 +169,7 @@ int http_limits_check(const struct http_limits *in, char *err, size_t err_size)
 	struct http_limits l = *in;
 	int r;
 
-#define DEF(f_, d_) (l.f_ = l.f_ ? l.f_ : (d_))
-	DEF(profiles, HTTP_PROFILES_DEFAULT);
-	DEF(profiles_per_user, HTTP_PROFILES_PER_USER_DEFAULT);
-	DEF(profiles_reserved, HTTP_PROFILES_RESERVED_DEFAULT);
-	DEF(connections, HTTP_CONNECTIONS_DEFAULT);
-	DEF(connections_per_user, HTTP_CONNECTIONS_PER_USER_DEFAULT);
-	DEF(connections_reserved, HTTP_CONNECTIONS_RESERVED_DEFAULT);
-	DEF(header_timeout_s, HTTP_HEADER_TIMEOUT_DEFAULT);
-#undef DEF
+	limits_defaults(&l);
 	if (l.profiles > HTTP_PROFILES_MAX || l.connections > HTTP_CONNECTIONS_MAX ||
 	    l.header_timeout_s > HTTP_HEADER_TIMEOUT_MAX) {
 		snprintf(err, err_size,
@@ -1109,15 +1115,7 @@ int http_server_new(const struct http_options *o, struct http_server **ret)
 	if (!h)
 		return -ENOMEM;
 	h->limits = o->limits;
-#define DEF(f_, d_) (h->limits.f_ = h->limits.f_ ? h->limits.f_ : (d_))
-	DEF(profiles, HTTP_PROFILES_DEFAULT);
-	DEF(profiles_per_user, HTTP_PROFILES_PER_USER_DEFAULT);
-	DEF(profiles_reserved, HTTP_PROFILES_RESERVED_DEFAULT);
-	DEF(connections, HTTP_CONNECTIONS_DEFAULT);
-	DEF(connections_per_user, HTTP_CONNECTIONS_PER_USER_DEFAULT);
-	DEF(connections_reserved, HTTP_CONNECTIONS_RESERVED_DEFAULT);
-	DEF(header_timeout_s, HTTP_HEADER_TIMEOUT_DEFAULT);
-#undef DEF
+	limits_defaults(&h->limits);
 	h->metrics = o->metrics;
 	h->userdata = o->userdata;
 	h->policy = o->policy;
