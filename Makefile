@@ -376,7 +376,7 @@ FUZZ_LDLIBS        := -Wl,--as-needed \
 FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c daemon/python/*.c) \
                       $(wildcard daemon/proc.c daemon/session.c daemon/aggregate.c daemon/core.c \
                                  daemon/config.c daemon/raw.c daemon/perfdata.c daemon/http.c \
-                                 daemon/access.c daemon/stacksize.c)
+                                 daemon/access.c daemon/stacksize.c daemon/jitmap.c)
 FUZZ_OBJS          := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB           := $(FUZZ_DIR)/libprofd-fuzz.a
 FUZZ_BINS          := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
