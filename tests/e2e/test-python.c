@@ -714,9 +714,10 @@ static double read_share(const Perftools__Profiles__Profile *p, pid_t pid,
 }
 
 /* Start `profd record -a` for `seconds` and wait until it reads its ring at its steady pace. */
-static pid_t record_all_started(const char *out, const char *log, const char *seconds)
+static pid_t record_all_started(const char *out, const char *log, const char *hz,
+				const char *seconds)
 {
-	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", "499", "-d",
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", (char *)hz, "-d",
 			       (char *)seconds, "-o", (char *)out, NULL };
 	pid_t profd = test_spawn_logged(argv, log, NULL);
 
@@ -732,21 +733,22 @@ static pid_t record_all_started(const char *out, const char *log, const char *se
  * A Python process profd never saw, started under `record -a`: it is described to the BPF
  * side when the side-band maps its interpreter (at its exec), so its first samples already
  * carry Python frames. Counted: its samples in Python code (the script's frames, or the mark
- * that they were not read). Three short runs (0.3 s of Python each, 3 × ~150 samples at 499 Hz);
- * what misses is the interpreter's start-up before the script's own functions run.
+ * that they were not read). Four short runs (0.4 s of Python each, ~40 samples each at 99 Hz,
+ * a rate at which the BPF ring wakes profd only at its 100 ms timeouts: learnt from its first
+ * sample instead, a process's first ~100 ms carry no Python frames).
  */
 Test(python, new_process_first_samples)
 {
 	char *src = named_py("fresh"), *script = write_script("fresh.py", src);
 	char *out = test_out_path("fresh.pb.gz"), *log = test_out_path("fresh.log");
-	char *const wl[] = { PYTHON, script, "0.3", NULL };
-	pid_t profd, pids[3];
+	char *const wl[] = { PYTHON, script, "0.4", NULL };
+	pid_t profd, pids[4];
 	uint64_t total = 0, hit = 0, unread = 0;
 	Perftools__Profiles__Profile *p;
 
 	test_require_root();
-	profd = record_all_started(out, log, "5");
-	for (size_t k = 0; k < 3; k++) {
+	profd = record_all_started(out, log, "99", "6");
+	for (size_t k = 0; k < 4; k++) {
 		struct run_result rr;
 
 		cr_assert_eq(test_run(wl, 30, &rr), 0);
@@ -759,7 +761,7 @@ Test(python, new_process_first_samples)
 	p = test_pprof_load(out);
 	cr_assert_not_null(p, "no profile: %s", test_slurp(log));
 	want_thread = "fresh";
-	for (size_t k = 0; k < 3; k++) {
+	for (size_t k = 0; k < 4; k++) {
 		uint64_t n, u;
 		double frac = read_share(p, pids[k], named_ok, script, &n, &u);
 
@@ -769,11 +771,14 @@ Test(python, new_process_first_samples)
 		unread += u;
 		hit += (uint64_t)(frac * (double)n + 0.5);
 	}
-	cr_assert_gt(total, 150, "samples of the three runs: %lu", (unsigned long)total);
+	cr_assert_gt(total, 80, "samples of the four runs: %lu", (unsigned long)total);
 	cr_assert_geq((double)hit / (double)total, 0.90,
 		      "fresh processes' chain in %lu of %lu samples (%lu unread): %s",
 		      (unsigned long)hit, (unsigned long)total, (unsigned long)unread,
 		      test_slurp(log));
+	/* Learnt from a first sample, a run's first ~100 ms are marked unread: ~10% of them. */
+	cr_assert_leq(unread * 50, total, "%lu of %lu samples in Python unread: %s",
+		      (unsigned long)unread, (unsigned long)total, test_slurp(log));
 	test_pprof_free(p);
 	free(out);
 	free(log);
@@ -831,7 +836,7 @@ Test(python, forked_children_first_samples)
 	int used = 0;
 
 	test_require_root();
-	profd = record_all_started(out, log, "5");
+	profd = record_all_started(out, log, "499", "5");
 	cr_assert_eq(test_run(wl, 30, &rr), 0);
 	cr_assert_eq(rr.status, 0, "python failed: %s", rr.err);
 	cr_assert_eq(test_wait(profd, 60), 0, "profd failed: %s", test_slurp(log));
