@@ -989,7 +989,7 @@ int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
 }
 
 static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,
-					    struct task_struct *task)
+					    struct task_struct *task, __u64 wakeup)
 {
 	struct profd_task_event *e;
 
@@ -1005,7 +1005,7 @@ static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,
 	e->pid = pid;
 	e->ppid = ppid;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
-	bpf_ringbuf_submit(e, submit_flags());
+	bpf_ringbuf_submit(e, wakeup ? wakeup : submit_flags());
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -1020,8 +1020,13 @@ int BPF_PROG(profd_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	bpf_map_delete_elem(&py_tstates, &tid);
 	/* Nor is the stack gap learnt from its stacks. */
 	bpf_map_delete_elem(&stack_gaps, &tgid);
+	/*
+	 * Wake the reader now: the new image's mappings are in the side-band stream, and the
+	 * sooner userspace sees them, the sooner it describes an interpreter (py_procs) for the
+	 * process's first samples.
+	 */
 	if (is_target(tgid))
-		emit_task_event(PROFD_REC_EXEC, tgid, 0, p);
+		emit_task_event(PROFD_REC_EXEC, tgid, 0, p, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 
@@ -1033,7 +1038,7 @@ int BPF_PROG(profd_exit, struct task_struct *p)
 	/* Only the end of the whole thread group matters to the process table. */
 	if (p->pid != p->tgid || !is_target(tgid))
 		return 0;
-	emit_task_event(PROFD_REC_EXIT, tgid, 0, p);
+	emit_task_event(PROFD_REC_EXIT, tgid, 0, p, 0);
 	bpf_map_delete_elem(&py_procs, &tgid);
 	bpf_map_delete_elem(&stack_gaps, &tgid);
 	if (filter_pids)
@@ -1045,7 +1050,9 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(profd_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid, ptid = parent->pid, ctid = child->pid;
+	struct profd_py_proc *pp;
 	__u8 one = 1;
+	__u32 *gap;
 
 	/*
 	 * The child inherited the per-task event of the thread that created it (copy_process()
@@ -1061,6 +1068,24 @@ int BPF_PROG(profd_fork, struct task_struct *parent, struct task_struct *child)
 			return 0;
 		bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY);
 	}
-	emit_task_event(PROFD_REC_FORK, ctgid, ptgid, child);
+	/*
+	 * The child runs the parent's image until it execs: the same stack layout (the gap
+	 * learnt from the parent's stacks) and the same interpreter at the same addresses, so
+	 * its first samples copy no more than the parent's and carry Python frames. profd_exec
+	 * forgets both when the child execs.
+	 */
+	gap = bpf_map_lookup_elem(&stack_gaps, &ptgid);
+	if (gap) {
+		__u32 g = *gap;
+
+		bpf_map_update_elem(&stack_gaps, &ctgid, &g, BPF_ANY);
+	}
+	pp = bpf_map_lookup_elem(&py_procs, &ptgid);
+	if (pp) {
+		struct profd_py_proc copy = *pp;
+
+		bpf_map_update_elem(&py_procs, &ctgid, &copy, BPF_ANY);
+	}
+	emit_task_event(PROFD_REC_FORK, ctgid, ptgid, child, 0);
 	return 0;
 }

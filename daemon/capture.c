@@ -54,6 +54,7 @@ struct capture {
 	uint64_t sb_drained_ns;
 	bool sb_build_id;
 	uint8_t *sb_buf; /* a record that wraps around its ring, made whole */
+	uint64_t exec_follow_until; /* polls are short until then (CLOCK_MONOTONIC): an exec */
 };
 
 struct sb_ring {
@@ -148,6 +149,9 @@ static int ringbuf_cb(void *ctx, void *data, size_t size)
 
 	if (r < 0)
 		return r;
+	if (c->n_sb && size >= sizeof(struct profd_rec_hdr) &&
+	    ((const struct profd_rec_hdr *)data)->type == PROFD_REC_EXEC)
+		c->exec_follow_until = mono_ns() + CAPTURE_EXEC_FOLLOW_NS;
 	/*
 	 * libbpf reads on while the producer keeps writing: a reader slower than the samples
 	 * arrive (a starved daemon, a burst of new binaries) would never return to its intervals,
@@ -634,11 +638,13 @@ int capture_poll(struct capture *c, int timeout_ms)
 
 	c->polled = 0;
 	c->over_budget = false;
+	if (start < c->exec_follow_until && timeout_ms > CAPTURE_EXEC_POLL_MS)
+		timeout_ms = CAPTURE_EXEC_POLL_MS;
 	c->deadline_ns = mono_ns() + (uint64_t)timeout_ms * 1000000 + CAPTURE_POLL_BUDGET_NS;
 	r = ring_buffer__poll(c->rb, timeout_ms);
 	/*
-	 * The BPF program wakes us only when the ring is a quarter full (see submit_flags()),
-	 * so a poll that timed out still has records to drain.
+	 * The BPF program wakes us only when the ring is a quarter full (see submit_flags())
+	 * or at an exec, so a poll that timed out still has records to drain.
 	 */
 	if (!c->over_budget && (r == 0 || r == -EINTR))
 		r = ring_buffer__consume(c->rb);

@@ -129,6 +129,15 @@ void capture_get_info(const struct capture *c, struct capture_info *ret);
  * its other work.
  */
 #define CAPTURE_POLL_BUDGET_NS (200ull * 1000 * 1000)
+/*
+ * With the side-band stream, an exec wakes the reader at once (the BPF program forces the
+ * wakeup), and for CAPTURE_EXEC_FOLLOW_NS after it the timeout is at most
+ * CAPTURE_EXEC_POLL_MS: the next capture_handled_ns() passes the exec soon, so the process
+ * table applies the new image's mappings (and the session describes its interpreter to the
+ * BPF program) within milliseconds, not a whole timeout later.
+ */
+#define CAPTURE_EXEC_FOLLOW_NS (30ull * 1000 * 1000)
+#define CAPTURE_EXEC_POLL_MS 5
 int capture_poll(struct capture *c, int timeout_ms);
 
 /*

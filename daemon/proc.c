@@ -38,6 +38,8 @@ struct proc_table {
 	bool vdso_tried;
 	proc_maps_observer_t observer;
 	void *observer_userdata;
+	proc_sideband_map_hook_t map_hook;
+	void *map_hook_userdata;
 	proc_open_t open_fn; /* non-NULL: static mode, no /proc */
 	void *open_userdata;
 	struct sym_root *static_root; /* static mode: the root recorded paths are in, or NULL */
@@ -770,6 +772,13 @@ void proc_table_free(struct proc_table *t)
 	free(t);
 }
 
+void proc_table_set_sideband_map_hook(struct proc_table *t, proc_sideband_map_hook_t fn,
+				      void *userdata)
+{
+	t->map_hook = fn;
+	t->map_hook_userdata = userdata;
+}
+
 void proc_table_set_observer(struct proc_table *t, proc_maps_observer_t fn, void *userdata)
 {
 	t->observer = fn;
@@ -1463,8 +1472,14 @@ static void sb_mmap2(struct proc_table *t, const uint8_t *r, size_t size, uint16
 			return;
 		}
 	}
-	if (maps_insert(p, &m) == 0)
-		t->sb.mmaps++;
+	if (maps_insert(p, &m) != 0)
+		return;
+	t->sb.mmaps++;
+	/* A live process's new binary: what was learnt from its mappings is looked at again. */
+	if (t->map_hook && m.kind == MAPPING_FILE && !p->end_ns) {
+		p->n_refresh++;
+		t->map_hook(t->map_hook_userdata, p, path);
+	}
 }
 
 static void sb_fork(struct proc_table *t, const uint8_t *r, size_t size, uint16_t misc,

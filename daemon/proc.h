@@ -209,6 +209,18 @@ void proc_table_sideband_tick(struct proc_table *t, uint64_t handled_ns);
 /* Apply every queued record (the end of a recording). */
 void proc_table_sideband_flush(struct proc_table *t);
 
+/*
+ * Hook: called when a side-band MMAP2 record, as it is applied, added an executable file
+ * mapping to a live process's newest generation (an exec's binaries, a dlopen()), `path` as
+ * the record names it; e.g. to detect an interpreter before the process's first sample is
+ * handled. p->n_refresh was bumped (what was learnt of the older mappings is stale). The
+ * generation stays valid until proc_table_sideband_tick() frees it; the hook must not call
+ * back into the side-band functions. fn NULL removes it.
+ */
+typedef void (*proc_sideband_map_hook_t)(void *userdata, struct proc *p, const char *path);
+void proc_table_set_sideband_map_hook(struct proc_table *t, proc_sideband_map_hook_t fn,
+				      void *userdata);
+
 /* Read every process in /proc now (the snapshot of what runs when the side-band starts). */
 int proc_table_snapshot(struct proc_table *t);
 

@@ -77,6 +77,8 @@ static struct py_code py_not_read_code = {
 	.refs = 1, .qualname = (char *)"[python: frames not read]", .filename = (char *)"",
 };
 
+static void on_sideband_map(void *userdata, struct proc *p, const char *path);
+
 int session_new(const struct session_config *cfg, struct session **ret)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -100,6 +102,7 @@ int session_new(const struct session_config *cfg, struct session **ret)
 	r = proc_table_new("/proc", &s->procs);
 	if (r < 0)
 		goto fail;
+	proc_table_set_sideband_map_hook(s->procs, on_sideband_map, s);
 	r = unwind_cache_new(s->cfg.unwind_cache_bytes, &s->unwind_cache);
 	if (r < 0)
 		goto fail;
@@ -521,6 +524,21 @@ static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_kno
 		s->cfg.on_python(s->cfg.userdata, (uint32_t)p->pid, &b);
 	}
 	return pp;
+}
+
+/*
+ * The side-band stream mapped a new binary into a live process (an exec's executable, a
+ * libpython loaded): an interpreter is described to the BPF side now, so the process's first
+ * samples already carry Python frames instead of waiting for a sample without them.
+ */
+static void on_sideband_map(void *userdata, struct proc *p, const char *path)
+{
+	struct session *s = userdata;
+
+	if (!s->py || !s->cfg.on_python || !py_maybe_interpreter(path))
+		return;
+	if (python_of(s, p, false))
+		s->st.py_early++;
 }
 
 /* One Python frame as an aggregate frame standing in the interpreter's mapping `map_id`. */
@@ -991,6 +1009,9 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 			struct proc *p;
 
 			s->st.forks++;
+			/* The BPF side gave the child its parent's gap (profd_fork): so does this. */
+			if (s->sizer)
+				stack_sizer_fork(s->sizer, e->ppid, e->pid);
 			/* The side-band's FORK gives the child its parent's mappings instead. */
 			if (!proc_table_sideband_on(s->procs))
 				(void)proc_table_get(s->procs, e->pid, &p);

@@ -46,6 +46,9 @@ struct session_stats {
 	uint64_t py_raw_eval;
 	uint64_t py_bad_code;    /* code objects that could not be read (frame named "[python]") */
 	uint64_t py_errors;      /* samples whose chain could not be read or was cut */
+	/* processes described to the BPF side when the side-band mapped their interpreter, before
+	 * any sample of theirs was handled */
+	uint64_t py_early;
 	uint64_t py_unsupported; /* samples of processes whose interpreter profd cannot read */
 	/* code objects read from their process: cache misses that grew the cache (not counted once
 	 * it is full and a miss replaces an entry) */
@@ -86,13 +89,18 @@ struct session_config {
 	bool no_python;
 	/*
 	 * Called when a process turns out to run a supported CPython (again after an exec): the
-	 * capture tells the BPF program where its frame chain is (may be NULL).
+	 * capture tells the BPF program where its frame chain is (may be NULL). With the
+	 * side-band stream as soon as the stream maps the interpreter into the process (its exec,
+	 * a libpython loaded), else at its first sample; a forked child inherits its parent's
+	 * description in the BPF program itself (profd_fork).
 	 */
 	void (*on_python)(void *userdata, uint32_t pid, const struct profd_py_proc *bpf);
 	/*
 	 * Adaptive stack copy (daemon/stacksize.h): learn from every walk how much of each
 	 * process's stacks lies above its outermost frames, and report changes through
-	 * on_stack_size (the capture's stack_gaps). Off when on_stack_size is NULL.
+	 * on_stack_size (the capture's stack_gaps). Off when on_stack_size is NULL. A forked
+	 * child starts with its parent's gap (the BPF program copies it at fork, the sizer at
+	 * the FORK task event); an exec starts without one.
 	 */
 	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t gap);
 	uint32_t stack_cap; /* the copy cap (--stack-bytes), for stats.stack_full_bytes */

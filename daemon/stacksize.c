@@ -190,6 +190,20 @@ void stack_sizer_forget(struct stack_sizer *z, uint32_t pid)
 	}
 }
 
+void stack_sizer_fork(struct stack_sizer *z, uint32_t ppid, uint32_t pid)
+{
+	struct sizer_entry *pe = find(z, ppid), copy, *e;
+
+	if (!pe || !pe->published || pid == ppid)
+		return;
+	copy = *pe; /* get() may move the table */
+	e = get(z, pid);
+	if (!e)
+		return;
+	*e = copy;
+	e->pid = pid;
+}
+
 int64_t stack_sizer_get(const struct stack_sizer *z, uint32_t pid)
 {
 	const struct sizer_entry *e = find(z, pid);

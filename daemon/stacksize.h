@@ -45,6 +45,13 @@ void stack_sizer_observe(struct stack_sizer *z, uint32_t pid, uint64_t gap, bool
 /* The process exec'd or exited: what was learnt does not apply to what comes next. */
 void stack_sizer_forget(struct stack_sizer *z, uint32_t pid);
 
+/*
+ * `pid` was forked from `ppid` (same image, same stack layout): it starts with the parent's
+ * published gap and what was learnt towards it, as the BPF program's stack_gaps did at fork.
+ * Nothing when the parent has none.
+ */
+void stack_sizer_fork(struct stack_sizer *z, uint32_t ppid, uint32_t pid);
+
 /* The gap published for `pid`, or -1 when none is (copies go to the VMA's end). */
 int64_t stack_sizer_get(const struct stack_sizer *z, uint32_t pid);
 

@@ -246,6 +246,11 @@ static const char *basename_of(const char *path)
 	return s ? s + 1 : path;
 }
 
+bool py_maybe_interpreter(const char *path)
+{
+	return strstr(basename_of(path), "python") != NULL;
+}
+
 /* The binary's inspection, remembered by file identity. */
 static int binary_lookup(struct py_procs *t, const struct dso *d, const struct py_binary **ret)
 {
@@ -289,7 +294,7 @@ static int detect(const struct proc *p, struct py_procs *t, struct py_proc *ret)
 		int r;
 
 		if (!m->dso || !m->dso->is_elf || m->dso->fd < 0 || !m->name ||
-		    !strstr(basename_of(m->name), "python") || !(m->prot & PROT_EXEC))
+		    !py_maybe_interpreter(m->name) || !(m->prot & PROT_EXEC))
 			continue;
 		r = binary_lookup(t, m->dso, &b);
 		if (r == 0)

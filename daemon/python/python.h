@@ -217,6 +217,11 @@ void py_procs_free(struct py_procs *t);
  */
 int py_procs_get(struct py_procs *t, const struct proc *p, struct py_proc **ret,
 		 bool *ret_unsupported);
+/*
+ * Whether a mapped file named `path` may hold an interpreter (the name test of detection: its
+ * base name contains "python"), e.g. to decide whether a new mapping is worth a detection.
+ */
+bool py_maybe_interpreter(const char *path);
 /* Forget a process (it exited or exec'd). */
 void py_procs_forget(struct py_procs *t, uint32_t pid);
 

@@ -674,3 +674,194 @@ Test(python, exec_made_functions_named)
 	test_pprof_free(p);
 	free(script);
 }
+
+/*
+ * Of pid's samples in Python code (a frame of `file`, or the mark that Python frames were not
+ * read: "[python: frames not read]"), the share for which `ok` holds; *ret_total their count,
+ * *ret_unread how many carry the mark.
+ */
+static double read_share(const Perftools__Profiles__Profile *p, pid_t pid,
+			 bool (*ok)(const struct test_frame *, size_t, const char *),
+			 const char *file, uint64_t *ret_total, uint64_t *ret_unread)
+{
+	static struct test_frame frames[MAX_FRAMES];
+	uint64_t total = 0, hit = 0, unread = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		int64_t v = s->n_value ? s->value[0] : 0;
+		bool ours = false, mark = false;
+		size_t n;
+
+		if (test_sample_label_num(p, s, "pid") != pid)
+			continue;
+		n = test_sample_frames(p, s, frames, MAX_FRAMES);
+		for (size_t k = 0; k < n; k++) {
+			ours = ours || !strcmp(frames[k].file, file);
+			mark = mark || !strcmp(frames[k].name, "[python: frames not read]");
+		}
+		if (!ours && !mark)
+			continue; /* the interpreter's start-up and end, a fork or exec in between */
+		total += v;
+		if (mark)
+			unread += v;
+		if (ok(frames, n, file))
+			hit += v;
+	}
+	*ret_total = total;
+	*ret_unread = unread;
+	return total ? (double)hit / total : 0.0;
+}
+
+/* Start `profd record -a` for `seconds` and wait until it reads its ring at its steady pace. */
+static pid_t record_all_started(const char *out, const char *log, const char *hz,
+				const char *seconds)
+{
+	char *const argv[] = { (char *)test_build_path("profd"), "record", "-a", "-F", (char *)hz, "-d",
+			       (char *)seconds, "-o", (char *)out, NULL };
+	pid_t profd = test_spawn_logged(argv, log, NULL);
+
+	cr_assert_gt(profd, 0);
+	cr_assert(test_wait_sampling(profd, 60), "profd did not start sampling: %s",
+		  test_slurp(log));
+	/* Past the first second's quicker polls: what a long-running daemon does. */
+	usleep(1500 * 1000);
+	return profd;
+}
+
+/*
+ * A Python process profd never saw, started under `record -a`: it is described to the BPF
+ * side when the side-band maps its interpreter (at its exec), so its first samples already
+ * carry Python frames. Counted: its samples in Python code (the script's frames, or the mark
+ * that they were not read). Four short runs (0.4 s of Python each, ~40 samples each at 99 Hz,
+ * a rate at which the BPF ring wakes profd only at its 100 ms timeouts: learnt from its first
+ * sample instead, a process's first ~100 ms carry no Python frames).
+ */
+Test(python, new_process_first_samples)
+{
+	char *src = named_py("fresh"), *script = write_script("fresh.py", src);
+	char *out = test_out_path("fresh.pb.gz"), *log = test_out_path("fresh.log");
+	char *const wl[] = { PYTHON, script, "0.4", NULL };
+	pid_t profd, pids[4];
+	uint64_t total = 0, hit = 0, unread = 0;
+	Perftools__Profiles__Profile *p;
+
+	test_require_root();
+	profd = record_all_started(out, log, "99", "6");
+	for (size_t k = 0; k < 4; k++) {
+		struct run_result rr;
+
+		cr_assert_eq(test_run(wl, 30, &rr), 0);
+		cr_assert_eq(rr.status, 0, "python failed: %s", rr.err);
+		pids[k] = (pid_t)atol(rr.out);
+		cr_assert_gt(pids[k], 0, "%s", rr.out);
+		run_result_free(&rr);
+	}
+	cr_assert_eq(test_wait(profd, 60), 0, "profd failed: %s", test_slurp(log));
+	p = test_pprof_load(out);
+	cr_assert_not_null(p, "no profile: %s", test_slurp(log));
+	want_thread = "fresh";
+	for (size_t k = 0; k < 4; k++) {
+		uint64_t n, u;
+		double frac = read_share(p, pids[k], named_ok, script, &n, &u);
+
+		cr_log_info("run %zu (pid %d): %.1f%% of %lu samples in Python named, %lu unread",
+			    k, pids[k], frac * 100, (unsigned long)n, (unsigned long)u);
+		total += n;
+		unread += u;
+		hit += (uint64_t)(frac * (double)n + 0.5);
+	}
+	cr_assert_gt(total, 80, "samples of the four runs: %lu", (unsigned long)total);
+	cr_assert_geq((double)hit / (double)total, 0.90,
+		      "fresh processes' chain in %lu of %lu samples (%lu unread): %s",
+		      (unsigned long)hit, (unsigned long)total, (unsigned long)unread,
+		      test_slurp(log));
+	/* Learnt from a first sample, a run's first ~100 ms are marked unread: ~10% of them. */
+	cr_assert_leq(unread * 50, total, "%lu of %lu samples in Python unread: %s",
+		      (unsigned long)unread, (unsigned long)total, test_slurp(log));
+	test_pprof_free(p);
+	free(out);
+	free(log);
+	free(script);
+	free(src);
+}
+
+/* Children forked by a Python process, running Python code for 0.1 s each and exiting. */
+static const char fork_py[] =
+	"import os, sys, time\n"                    /* 1 */
+	"def child_leaf():\n"                       /* 2 */
+	"    s = 0\n"                               /* 3 */
+	"    for i in range(5000):\n"               /* 4 */
+	"        s += i\n"                          /* 5 */
+	"    return s\n"                            /* 6 */
+	"def child_loop(end):\n"                    /* 7 */
+	"    while time.monotonic() < end:\n"       /* 8 */
+	"        child_leaf()\n"                    /* 9 */
+	"def parent_loop(end):\n"                   /* 10 */
+	"    while time.monotonic() < end:\n"       /* 11 */
+	"        sum(range(5000))\n"                /* 12 */
+	"parent_loop(time.monotonic() + 0.3)\n"     /* 13 */
+	"pids = []\n"                               /* 14 */
+	"for k in range(int(sys.argv[1])):\n"       /* 15 */
+	"    pid = os.fork()\n"                     /* 16 */
+	"    if pid == 0:\n"                        /* 17 */
+	"        child_loop(time.monotonic() + 0.1)\n"
+	"        os._exit(0)\n"
+	"    pids.append(pid)\n"
+	"    os.waitpid(pid, 0)\n"
+	"print('PIDS', *pids, flush=True)\n";
+
+static bool child_ok(const struct test_frame *f, size_t n, const char *file)
+{
+	int i = find_frame(f, n, 0, "child_leaf");
+
+	return i >= 0 && (size_t)i + 2 < n && !strcmp(f[i].file, file) &&
+	       !strcmp(f[i + 1].name, "child_loop") && !strcmp(f[i + 2].name, "<module>");
+}
+
+/*
+ * A forked child runs its parent's interpreter at the same addresses: the BPF program gives it
+ * the parent's description at fork, so its samples carry Python frames from the first one.
+ */
+Test(python, forked_children_first_samples)
+{
+	char *script = write_script("forks.py", fork_py);
+	char *out = test_out_path("forks.pb.gz"), *log = test_out_path("forks.log");
+	char *const wl[] = { PYTHON, script, "6", NULL };
+	struct run_result rr;
+	Perftools__Profiles__Profile *p;
+	uint64_t total = 0, hit = 0, unread = 0;
+	const char *line;
+	pid_t profd;
+	int used = 0;
+
+	test_require_root();
+	profd = record_all_started(out, log, "499", "5");
+	cr_assert_eq(test_run(wl, 30, &rr), 0);
+	cr_assert_eq(rr.status, 0, "python failed: %s", rr.err);
+	cr_assert_eq(test_wait(profd, 60), 0, "profd failed: %s", test_slurp(log));
+	line = strstr(rr.out, "PIDS ");
+	cr_assert_not_null(line, "%s", rr.out);
+	line += 5;
+	p = test_pprof_load(out);
+	cr_assert_not_null(p, "no profile: %s", test_slurp(log));
+	for (long pid; sscanf(line, "%ld%n", &pid, &used) == 1; line += used) {
+		uint64_t n, u;
+		double frac = read_share(p, (pid_t)pid, child_ok, script, &n, &u);
+
+		cr_log_info("child %ld: %.1f%% of %lu samples in Python named, %lu unread", pid,
+			    frac * 100, (unsigned long)n, (unsigned long)u);
+		total += n;
+		unread += u;
+		hit += (uint64_t)(frac * (double)n + 0.5);
+	}
+	cr_assert_gt(total, 100, "samples of the children: %lu", (unsigned long)total);
+	cr_assert_geq((double)hit / (double)total, 0.90,
+		      "children's chain in %lu of %lu samples (%lu unread): %s", (unsigned long)hit,
+		      (unsigned long)total, (unsigned long)unread, test_slurp(log));
+	test_pprof_free(p);
+	run_result_free(&rr);
+	free(out);
+	free(log);
+	free(script);
+}
