@@ -1199,6 +1199,45 @@ Test(daemon, reload_applies_output_keys, .timeout = 180)
 	td_cleanup(&d);
 }
 
+/*
+ * Short-lived processes under the daemon: a storm of busy children living ~15-30 ms each
+ * (tests/workloads/storm.c) while a whole-host profile is pulled. Their mappings come from the
+ * kernel's side-band stream, so a child gone before its first sample was read still unwinds
+ * to main (see test-sideband.c for the bound).
+ */
+Test(daemon, storm_of_short_processes, .timeout = 180)
+{
+	char path[512];
+	struct td d;
+	pid_t storm;
+	uint64_t total;
+	size_t pids;
+	double share;
+
+	td_prepare(&d);
+	write_text(d.conf, "interval = 3600\noutput_dir = %s\nlisten = 127.0.0.1:0\n"
+			   "frequency = 499\n", d.out);
+	td_start(&d);
+	cr_assert(d.addr[0], "no listen address in the log");
+	/* 3 s of children, starting 1 s in: inside the pull's 5 s window. */
+	storm = test_spawn((char *[]){(char *)test_build_path("workloads/storm"), "3", "15", "1",
+				      NULL});
+	cr_assert_gt(storm, 0);
+	Perftools__Profiles__Profile *p = pull_profile(&d, 5, 0, "storm.pb.gz", path, sizeof(path));
+	share = test_storm_chain_share(p, &total, &pids);
+	cr_log_info("daemon storm: %.1f%% of %lu child samples (%zu children) carry their chain",
+		    share * 100, (unsigned long)total, pids);
+	cr_assert_geq(pids, 20, "only %zu children sampled", pids);
+	cr_assert_geq(total, 200, "only %lu child samples", (unsigned long)total);
+	cr_assert_geq(share, 0.85, "only %.1f%% of %lu child samples carry their chain",
+		      share * 100, (unsigned long)total);
+	free(test_check_with_pprof(path));
+	test_pprof_free(p);
+	stop_pid(storm);
+	cr_assert_eq(td_stop(&d, 60), 0);
+	td_cleanup(&d);
+}
+
 /* Retention removes the oldest files first, by count and by bytes, never the newest. */
 Test(daemon, retention, .timeout = 180)
 {

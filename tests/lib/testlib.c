@@ -447,6 +447,48 @@ char *test_pprof_tool(const char *args, const char *path, int *ret_status)
 	return out;
 }
 
+static const char *const storm_chain[] = { "storm_leaf", "storm_b", "storm_a", "main" };
+
+double test_storm_chain_share(const Perftools__Profiles__Profile *p, uint64_t *ret_total,
+				size_t *ret_pids)
+{
+	const char *names[4096];
+	uint64_t total = 0, hit = 0;
+	int64_t pids[4096];
+	size_t n_pids = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = p->sample[i];
+		const char *comm = test_sample_label_str(p, s, "comm");
+		int64_t v = s->n_value ? s->value[0] : 0, pid;
+		size_t n;
+		bool found = false, seen = false;
+
+		if (!comm || strcmp(comm, "storm-child"))
+			continue;
+		total += v;
+		pid = test_sample_label_num(p, s, "pid");
+		for (size_t k = 0; k < n_pids && !seen; k++)
+			seen = pids[k] == pid;
+		if (!seen && n_pids < 4096)
+			pids[n_pids++] = pid;
+		n = test_sample_functions(p, s, names, 4096);
+		for (size_t k = 0; k + 4 <= n && !found; k++) {
+			size_t j = 0;
+
+			while (j < 4 && names[k + j] && !strcmp(names[k + j], storm_chain[j]))
+				j++;
+			/* main is the root: nothing but libc's start code after it */
+			found = j == 4;
+		}
+		if (found)
+			hit += v;
+	}
+	*ret_total = total;
+	*ret_pids = n_pids;
+	return total ? (double)hit / total : 0.0;
+}
+
 void test_perf_leaf_counts(const char *cmd, int hz, const char *sym, struct perf_leaf_counts *ret)
 {
 	char *data = test_out_path("perf.data"), *rec = NULL, *script = NULL, line[1024];

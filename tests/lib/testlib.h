@@ -119,6 +119,14 @@ char *test_check_with_pprof(const char *path);
 char *test_pprof_tool(const char *args, const char *path, int *ret_status);
 
 /*
+ * Of the samples of tests/workloads/storm's children (comm "storm-child", set before they
+ * spin), the share whose functions hold their whole chain storm_leaf → storm_b → storm_a →
+ * main; *ret_total their count, *ret_pids how many distinct children they came from.
+ */
+double test_storm_chain_share(const Perftools__Profiles__Profile *p, uint64_t *ret_total,
+			      size_t *ret_pids);
+
+/*
  * perf's view of a workload, the independent reference for what the kernel reports: `perf
  * record -e cpu-clock -F hz` of the shell command cmd (no call graph: only where each tick
  * landed), then `perf script`. Counts every sample, those whose IP is in the kernel, and those
