@@ -311,7 +311,20 @@ bench-smoke: $(BENCH_BIN) $(BENCH_SIDE_DEPS)
 	$(Q)$(BENCH_BIN) --smoke > $(BUILD)/bench/smoke.md
 	$(Q)$(BENCH_SIDE) --smoke $(BUILD) > $(BUILD)/bench/smoke-side.md
 
-.PHONY: bench bench-smoke
+# `make bench-host [BENCH_HOST_ARGS=--rounds=5]`: bench/hostbuild.sh, the whole host during
+# `make -j2` of a scratch clone of this repository under `profd record -a` and `perf record -a
+# --call-graph dwarf` (complete user stacks, no_mapping stops, lost samples, profd's CPU and
+# side-band), and a storm of ~30 ms processes under `profd record -a` and `profd daemon`; its
+# markdown goes to $(BUILD)/bench/hostbuild.md (root, perf, curl; about 5 minutes; never part of
+# `make test` or `make bench-smoke`).
+BENCH_HOST_ARGS ?=
+bench-host: $(BUILD)/profd $(PPROF) $(BUILD)/workloads/storm
+	$(Q)mkdir -p $(BUILD)/bench
+	$(Q)bench/hostbuild.sh $(BENCH_HOST_ARGS) $(BUILD) > $(BUILD)/bench/hostbuild.md.tmp
+	$(Q)mv $(BUILD)/bench/hostbuild.md.tmp $(BUILD)/bench/hostbuild.md
+	$(Q)cat $(BUILD)/bench/hostbuild.md
+
+.PHONY: bench bench-smoke bench-host
 
 # `make soak [SOAK_MINUTES=30]`: bench/soak.sh runs `profd daemon` (99 Hz, its own temporary
 # config and output directory) for SOAK_MINUTES under process, thread and dlopen churn
