@@ -113,6 +113,9 @@ struct sym_cache {
 	unsigned max_idle;
 	char **debug_dirs; /* NULL-terminated copy */
 	struct sym_elf_options elf_opts;
+	/* Debug-file search time left this generation, shared by every binary it opens
+	 * (atomically: open_elf() runs in a warmer's thread too). */
+	int64_t search_budget_ns;
 
 	struct sym_bin **bin_buckets;
 	size_t n_bin_buckets, n_bins;
@@ -482,6 +485,8 @@ static int open_elf(const struct sym_cache *c, const struct sym_binary *bin, str
 	struct sym_elf_options o = c->elf_opts;
 
 	o.root = bin->root;
+	/* Only ever changed atomically, by the searches themselves and each new generation. */
+	o.search_budget_ns = (int64_t *)&c->search_budget_ns;
 	return sym_elf_open_with(bin->fd, bin->path, &o, ret);
 }
 
@@ -564,6 +569,7 @@ int sym_cache_new(const struct sym_cache_config *cfg, struct sym_cache **ret)
 		.debuginfod = cfg->debuginfod,
 		.demangle = cfg->demangle,
 	};
+	c->search_budget_ns = SYM_DEBUG_SEARCH_PROFILE_NS;
 	if (bin_buckets_grow(c) < 0 || buckets_grow(c) < 0)
 		return -ENOMEM;
 	*ret = TAKE_PTR(c);
@@ -721,6 +727,8 @@ void sym_cache_next_generation(struct sym_cache *c)
 	if (!c)
 		return;
 	c->gen++;
+	__atomic_store_n(&c->search_budget_ns, (int64_t)SYM_DEBUG_SEARCH_PROFILE_NS,
+			 __ATOMIC_RELAXED);
 	/* The binary list is in last-use order, so the idle ones are at its tail. */
 	while (!list_empty(&c->bins)) {
 		struct sym_bin *b = container_of(c->bins.prev, struct sym_bin, lru);

@@ -165,6 +165,7 @@ struct sym_elf {
 	uid_t main_uid;
 	struct sym_root *root; /* where path is named (reference), NULL: unknown */
 	uint64_t search_deadline_ns; /* CLOCK_MONOTONIC end of the debug-file search */
+	int64_t *search_budget_ns;   /* shared with the sym_cache's other binaries, or NULL */
 };
 
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
@@ -349,6 +350,7 @@ int sym_elf_open_with(int fd, const char *path, const struct sym_elf_options *op
 	e->main_ino = st.st_ino;
 	e->main_uid = st.st_uid;
 	e->root = sym_root_ref(opts ? opts->root : NULL);
+	e->search_budget_ns = opts ? opts->search_budget_ns : NULL;
 	e->debuginfod = opts && opts->debuginfod;
 	e->demangle = opts ? opts->demangle : SYM_DEMANGLE_SIMPLE;
 	if ((unsigned)e->demangle > SYM_DEMANGLE_NONE)
@@ -611,8 +613,18 @@ static void locate_debug_file(struct sym_elf *e)
 	_cleanup_close_ int hostfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (hostfd < 0)
 		return;
-	e->search_deadline_ns = mono_ns() + SYM_DEBUG_SEARCH_MAX_NS;
+	/* This binary's own cap, and what is left of the budget it shares (a profile's). */
+	uint64_t start = mono_ns(), allow = SYM_DEBUG_SEARCH_MAX_NS;
+	if (e->search_budget_ns) {
+		int64_t left = __atomic_load_n(e->search_budget_ns, __ATOMIC_RELAXED);
+
+		allow = left > 0 ? MIN(allow, (uint64_t)left) : 0;
+	}
+	e->search_deadline_ns = start + allow;
 	e->debug_fd = find_local_debuginfo(e, hostfd, bits, build_id_len, link, crc, &name);
+	if (e->search_budget_ns)
+		__atomic_sub_fetch(e->search_budget_ns, (int64_t)(mono_ns() - start),
+				   __ATOMIC_RELAXED);
 	if (e->debug_fd >= 0)
 		e->debug_name = name;
 	else

@@ -152,11 +152,15 @@ struct sym_elf;
  * sparse (fewer than 1/SYM_DEBUGLINK_SPARSE_RATIO of its bytes allocated on disk), is refused
  * unread; and one binary's debug-file search stops hashing, refusing the candidate, once it has
  * run SYM_DEBUG_SEARCH_MAX_NS. So a debuglink a process aims at a huge or sparse file costs the
- * caller at most that long, not the time to read gigabytes of zeros.
+ * caller at most that long, not the time to read gigabytes of zeros. The binaries a sym_cache
+ * opens share a budget besides: together they search for at most SYM_DEBUG_SEARCH_PROFILE_NS per
+ * generation (one profile, sym_cache_next_generation()), so many such binaries cannot stall a
+ * profile either (past it, candidates that need a CRC proof are refused; build-id lookups go on).
  */
 #define SYM_DEBUGLINK_CRC_MAX_BYTES (256ull << 20)
 #define SYM_DEBUGLINK_SPARSE_RATIO 8
 #define SYM_DEBUG_SEARCH_MAX_NS (500ull * 1000 * 1000)
+#define SYM_DEBUG_SEARCH_PROFILE_NS (2000ull * 1000 * 1000)
 
 /*
  * struct sym_root: the root directory a binary's path is named in (a process's /proc/PID/root,
@@ -198,6 +202,12 @@ struct sym_elf_options {
 	 * known, and then no file next to the binary is ever opened (see sym_elf_open_with()).
 	 */
 	struct sym_root *root;
+	/*
+	 * A search-time budget shared with other binaries (nanoseconds left, decremented
+	 * atomically by each debug-file search; none left: no CRC proof is attempted). NULL: only
+	 * SYM_DEBUG_SEARCH_MAX_NS per binary. A sym_cache passes its per-generation budget.
+	 */
+	int64_t *search_budget_ns;
 };
 
 /*
