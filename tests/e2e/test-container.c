@@ -102,11 +102,39 @@ static struct {
 	char host_files[2][64];	   /* host /tmp files the test made, removed at the end */
 } ctr = {.inotify = -1};
 
+/* The pids (host) of the children of `parent`, into pids[] (at most max); the count. */
+static size_t children(pid_t parent, pid_t *pids, size_t max)
+{
+	char path[64];
+	size_t n = 0;
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", parent, parent);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (n < max && fscanf(f, "%d", &pid) == 1)
+		pids[n++] = pid;
+	fclose(f);
+	return n;
+}
+
 static void ctr_fini(void)
 {
-	/* profd first: a SIGKILLed strace leaves its tracee running. */
+	/*
+	 * profd first: a SIGKILLed strace leaves its tracee running (or, not yet exec'd, stopped
+	 * for good): strace's children, whatever they are by now.
+	 */
 	if (ctr.profd > 0)
 		kill(ctr.profd, SIGKILL);
+	if (ctr.strace > 0) {
+		pid_t c[4];
+		size_t k = children(ctr.strace, c, 4);
+
+		for (size_t i = 0; i < k; i++)
+			kill(c[i], SIGKILL);
+	}
 	test_kill(ctr.strace);
 	/* The init's death ends the pid namespace; the last process's, the mounts. */
 	if (ctr.init > 0)
@@ -169,24 +197,6 @@ static const char ctr_script[] =
     "mkdir -p \"$R$P\"; mount --bind \"$SRC\" \"$R$P\"; mount -o remount,bind,ro \"$R$P\"\n"
     "cd \"$R\"; mkdir old; pivot_root . old; cd /; umount -l /old; rmdir /old\n"
     "exec /bin/sh -c \"$4\"\n";
-
-/* The pids (host) of the children of `parent`, into pids[] (at most max); the count. */
-static size_t children(pid_t parent, pid_t *pids, size_t max)
-{
-	char path[64];
-	size_t n = 0;
-	FILE *f;
-	int pid;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", parent, parent);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (n < max && fscanf(f, "%d", &pid) == 1)
-		pids[n++] = pid;
-	fclose(f);
-	return n;
-}
 
 static bool comm_is(pid_t pid, const char *comm)
 {
