@@ -13,7 +13,7 @@
  *   The verifier rewrites each direct load from ctx into a load through that pointer. So:
  *   read ctx only by direct loads at constant offsets of the UAPI layout (8 bytes wide for the
  *   registers: the verifier refuses narrower ones; volatile, so the compiler cannot narrow
- *   them), never through its address (&ctx->regs with BPF_CORE_READ/bpf_probe_read_kernel
+ *   them), never through its address (a BPF_CORE_READ or bpf_probe_read_kernel of the regs field
  *   reads whatever lies beyond the kern struct), and never with CO-RE field names of the
  *   kernel's own struct pt_regs (x86_64's cs became a 16-bit member of a union with FRED).
  *   ctx_user_mode() below is the one reader. Helpers that take ctx (bpf_get_stack) are fine.
