@@ -1020,6 +1020,8 @@ static bool sb_read_id(const uint8_t *rec, size_t size, size_t body, struct sb_i
 	return true;
 }
 
+static void sb_apply_older_half(struct proc_table *t);
+
 int proc_table_sideband_push(struct proc_table *t, const void *rec, size_t size)
 {
 	const uint8_t *r = rec;
@@ -1049,8 +1051,7 @@ int proc_table_sideband_push(struct proc_table *t, const void *rec, size_t size)
 		return 0;
 	}
 	if (t->sb_n - t->sb_head >= PROC_SIDEBAND_QUEUE_MAX)
-		/* The reader fell far behind the stream: apply the oldest half now. */
-		proc_table_sideband_tick(t, 0);
+		sb_apply_older_half(t);
 	if (t->sb_n == t->sb_cap) {
 		size_t ncap = t->sb_cap ? 2 * t->sb_cap : 256;
 		struct sb_item *n = reallocarray(t->sb_items, ncap, sizeof(*n));
@@ -1676,22 +1677,25 @@ static void sb_expire(struct proc_table *t, uint64_t before)
 		dso_cache_gc(t);
 }
 
+/* The queue is full (the reader fell far behind the stream): apply its older half now. */
+static void sb_apply_older_half(struct proc_table *t)
+{
+	size_t n = t->sb_n - t->sb_head;
+
+	if (n == 0)
+		return;
+	if (!t->sb_sorted) {
+		qsort(t->sb_items + t->sb_head, n, sizeof(*t->sb_items), cmp_sb_item);
+		t->sb_sorted = true;
+	}
+	sb_apply_until(t, t->sb_items[t->sb_head + n / 2].time);
+}
+
 void proc_table_sideband_tick(struct proc_table *t, uint64_t handled_ns)
 {
-	if (!t->sideband)
+	/* 0: no sample handled yet (before the capture's first poll): nothing is due. */
+	if (!t->sideband || handled_ns == 0)
 		return;
-	if (handled_ns == 0) {
-		/* The queue is full: apply its older half. */
-		size_t n = t->sb_n - t->sb_head;
-
-		if (!t->sb_sorted) {
-			qsort(t->sb_items + t->sb_head, n, sizeof(*t->sb_items), cmp_sb_item);
-			t->sb_sorted = true;
-		}
-		if (n > 0)
-			sb_apply_until(t, t->sb_items[t->sb_head + n / 2].time);
-		return;
-	}
 	sb_apply_until(t, handled_ns);
 	if (handled_ns > PROC_SIDEBAND_GRACE_NS)
 		sb_expire(t, handled_ns - PROC_SIDEBAND_GRACE_NS);

@@ -203,6 +203,7 @@ int proc_table_sideband_push(struct proc_table *t, const void *rec, size_t size)
 /*
  * Every sample taken before `handled_ns` (CLOCK_MONOTONIC) has been handled: apply the records
  * up to then, and free generations that ended more than PROC_SIDEBAND_GRACE_NS before it.
+ * handled_ns 0 (no sample handled yet) does nothing.
  */
 #define PROC_SIDEBAND_GRACE_NS (250ull * 1000 * 1000)
 void proc_table_sideband_tick(struct proc_table *t, uint64_t handled_ns);
