@@ -1001,11 +1001,16 @@ Test(access, slow_headers_on_unix_socket, .timeout = 240)
 	ta_start(&t, true);
 	loris = spawn_logged_as(NOBODY, NOBODY,
 				(char *[]){"/usr/bin/python3", py, sock, "40", "10", NULL}, ll);
-	for (int i = 0; i < 300 && !strstr(out = slurp(ll, NULL) ?: strdup(""), "opened"); i++) {
+	for (int i = 0; i < 300; i++) {
+		bool opened;
+
+		out = slurp(ll, NULL);
+		opened = out && strstr(out, "opened");
 		free(out);
+		if (opened)
+			break;
 		usleep(100000);
 	}
-	free(out);
 	/* While the slow connections are open: root is served over the same socket. */
 	cr_expect_eq(curl_as(&t, 0, 0, "", "l1.out", (char *[]){"--unix-socket", sock, NULL},
 			     "http://profd/metrics", &body, &n),
