@@ -426,7 +426,15 @@ static const struct thread_bt *find_thread(const struct bt *b, long lwp)
 /* Same function: same name, or two names of one symbol (aliases: same start address). */
 static bool same_function(const struct frame *g, const struct frame *p)
 {
+	size_t n = strlen(g->name);
+
 	if (strcmp(g->name, p->name) == 0)
+		return true;
+	/*
+	 * A thread caught in a PLT stub: gdb makes up "name@plt", the ELF has no symbol there
+	 * (profd: "??"). The caller compares the pc all the same.
+	 */
+	if (n > 4 && !strcmp(g->name + n - 4, "@plt") && !strcmp(p->name, "??"))
 		return true;
 	return !g->inlined && !p->inlined && g->fn && g->fn == p->fn && strcmp(g->name, "??") &&
 	       strcmp(p->name, "??");
