@@ -30,35 +30,12 @@
 
 /* ---- pprof helpers ------------------------------------------------------------------------ */
 
-static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
-{
-	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
-}
-
-static const Perftools__Profiles__Function *fn_by_id(const Perftools__Profiles__Profile *p,
-						     uint64_t id)
-{
-	for (size_t i = 0; i < p->n_function; i++)
-		if (p->function[i]->id == id)
-			return p->function[i];
-	return NULL;
-}
-
-static const Perftools__Profiles__Location *loc_by_id(const Perftools__Profiles__Profile *p,
-						      uint64_t id)
-{
-	for (size_t i = 0; i < p->n_location; i++)
-		if (p->location[i]->id == id)
-			return p->location[i];
-	return NULL;
-}
-
 /* Some function of the profile whose name contains `needle`, or NULL. */
 static const Perftools__Profiles__Function *fn_containing(const Perftools__Profiles__Profile *p,
 							  const char *needle)
 {
 	for (size_t i = 0; i < p->n_function; i++)
-		if (strstr(str_at(p, p->function[i]->name), needle))
+		if (strstr(test_pb_str(p, p->function[i]->name), needle))
 			return p->function[i];
 	return NULL;
 }
@@ -80,10 +57,10 @@ static uint64_t leaf_count(const Perftools__Profiles__Profile *p, pid_t pid, con
 		if (test_sample_label_num(p, s, "pid") != pid)
 			continue;
 		total += s->value[0];
-		if (s->n_location_id == 0 || !(l = loc_by_id(p, s->location_id[0])) || !l->n_line)
+		if (s->n_location_id == 0 || !(l = test_loc_by_id(p, s->location_id[0])) || !l->n_line)
 			continue;
-		f = fn_by_id(p, l->line[0]->function_id);
-		if (f && !strcmp(str_at(p, f->name), name))
+		f = test_fn_by_id(p, l->line[0]->function_id);
+		if (f && !strcmp(test_pb_str(p, f->name), name))
 			hit += s->value[0];
 	}
 	*ret_total = total;
@@ -552,7 +529,7 @@ Test(container, pivot_root_debuglink_resolved_in_container_root, .fini = ctr_fin
 	cr_assert_not_null(prof);
 	const Perftools__Profiles__Function *secret = fn_containing(prof, "host_secret");
 	cr_assert_null(secret, "a name from the host's root-only file: %s",
-		       secret ? str_at(prof, secret->name) : "");
+		       secret ? test_pb_str(prof, secret->name) : "");
 	/* Not one open or read of the host's files at P, from any namespace. */
 	watched_events(ev, sizeof(ev));
 	cr_assert_str_empty(ev, "root opened the host's files at the container's path: %s", ev);
@@ -572,8 +549,8 @@ Test(container, pivot_root_debuglink_resolved_in_container_root, .fini = ctr_fin
 		      (unsigned long long)hit, (unsigned long long)total);
 	const Perftools__Profiles__Function *fn = fn_containing(prof, "ctr_debug_only_work");
 	cr_assert_not_null(fn);
-	cr_assert(strstr(str_at(prof, fn->filename), "cwork.c"), "file: %s",
-		  str_at(prof, fn->filename));
+	cr_assert(strstr(test_pb_str(prof, fn->filename), "cwork.c"), "file: %s",
+		  test_pb_str(prof, fn->filename));
 	cr_assert_gt(fn->start_line, 0);
 	leaf_count(prof, pids[1], "", &total);
 	cr_assert_gt(total, 100, "samples of wl2: %llu", (unsigned long long)total);
@@ -666,7 +643,7 @@ Test(container, pivot_root_perf_map_found_by_namespace_pid, .fini = ctr_fini, .t
 	cr_assert_not_null(prof);
 	const Perftools__Profiles__Function *leak = fn_containing(prof, "PROFD_CONTAINER_TEST");
 	cr_assert_null(leak, "a host file's line in a frame: %s",
-		       leak ? str_at(prof, leak->name) : "");
+		       leak ? test_pb_str(prof, leak->name) : "");
 	watched_events(ev, sizeof(ev));
 	cr_assert_str_empty(ev, "root opened the host's /tmp/perf-*.map: %s", ev);
 	int all;

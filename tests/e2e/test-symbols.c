@@ -28,25 +28,11 @@
 #include "symbolize/symbolize.h"
 #include "tests/lib/testlib.h"
 
-static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
-{
-	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
-}
-
-static const Perftools__Profiles__Function *fn_by_id(const Perftools__Profiles__Profile *p,
-						     uint64_t id)
-{
-	for (size_t i = 0; i < p->n_function; i++)
-		if (p->function[i]->id == id)
-			return p->function[i];
-	return NULL;
-}
-
 static const Perftools__Profiles__Function *fn_by_name(const Perftools__Profiles__Profile *p,
 						       const char *name)
 {
 	for (size_t i = 0; i < p->n_function; i++)
-		if (!strcmp(str_at(p, p->function[i]->name), name))
+		if (!strcmp(test_pb_str(p, p->function[i]->name), name))
 			return p->function[i];
 	return NULL;
 }
@@ -54,18 +40,9 @@ static const Perftools__Profiles__Function *fn_by_name(const Perftools__Profiles
 static const char *line_fn(const Perftools__Profiles__Profile *p,
 			   const Perftools__Profiles__Location *l, size_t i)
 {
-	const Perftools__Profiles__Function *f = fn_by_id(p, l->line[i]->function_id);
+	const Perftools__Profiles__Function *f = test_fn_by_id(p, l->line[i]->function_id);
 
-	return f ? str_at(p, f->name) : "?";
-}
-
-static const Perftools__Profiles__Location *loc_by_id(const Perftools__Profiles__Profile *p,
-						      uint64_t id)
-{
-	for (size_t i = 0; i < p->n_location; i++)
-		if (p->location[i]->id == id)
-			return p->location[i];
-	return NULL;
+	return f ? test_pb_str(p, f->name) : "?";
 }
 
 /* Fraction of pid's samples whose leaf Location's first line is function `name`. */
@@ -81,7 +58,7 @@ static double leaf_fraction(const Perftools__Profiles__Profile *p, pid_t pid, co
 		if (pid > 0 && test_sample_label_num(p, s, "pid") != pid)
 			continue;
 		total += s->value[0];
-		if (s->n_location_id == 0 || !(l = loc_by_id(p, s->location_id[0])) || !l->n_line)
+		if (s->n_location_id == 0 || !(l = test_loc_by_id(p, s->location_id[0])) || !l->n_line)
 			continue;
 		if (!strcmp(line_fn(p, l, 0), name))
 			hit += s->value[0];
@@ -205,9 +182,9 @@ Test(symbols, inline_frames_are_lines_of_one_location)
 	/* Functions carry their file and declaration line; the mapping says what it has. */
 	const Perftools__Profiles__Function *fm = fn_by_name(p, "ih_mix");
 	cr_assert_not_null(fm);
-	const char *file = str_at(p, fm->filename);
+	const char *file = test_pb_str(p, fm->filename);
 	cr_assert(strstr(file, "inline_heavy.c"), "filename %s", file);
-	cr_assert_str_eq(str_at(p, fm->system_name), "ih_mix");
+	cr_assert_str_eq(test_pb_str(p, fm->system_name), "ih_mix");
 	/* The source as the profile names it, else from the tree (tests run from its root). */
 	const char *src = marker_line(file, "@IH_DECL_MIX") ? file : "tests/workloads/inline_heavy.c";
 	unsigned want = marker_line(src, "@IH_DECL_MIX");
@@ -220,7 +197,7 @@ Test(symbols, inline_frames_are_lines_of_one_location)
 	for (size_t i = 0; i < p->n_mapping; i++) {
 		const Perftools__Profiles__Mapping *m = p->mapping[i];
 
-		if (!strstr(str_at(p, m->filename), "inline_heavy"))
+		if (!strstr(test_pb_str(p, m->filename), "inline_heavy"))
 			continue;
 		cr_assert(m->has_functions && m->has_filenames && m->has_line_numbers &&
 			  m->has_inline_frames);
@@ -414,8 +391,8 @@ static int sh(const char *fmt, ...)
 static const char *fn_containing(const Perftools__Profiles__Profile *p, const char *needle)
 {
 	for (size_t i = 0; i < p->n_function; i++)
-		if (strstr(str_at(p, p->function[i]->name), needle))
-			return str_at(p, p->function[i]->name);
+		if (strstr(test_pb_str(p, p->function[i]->name), needle))
+			return test_pb_str(p, p->function[i]->name);
 	return NULL;
 }
 
@@ -762,7 +739,7 @@ Test(symbols, binary_deleted_while_running)
 	/* With file and line, from the deleted file's own DWARF. */
 	const Perftools__Profiles__Function *f = fn_by_name(p, "chain_leaf");
 	cr_assert_not_null(f);
-	cr_assert(strstr(str_at(p, f->filename), "chain.c"), "%s", str_at(p, f->filename));
+	cr_assert(strstr(test_pb_str(p, f->filename), "chain.c"), "%s", test_pb_str(p, f->filename));
 	cr_assert_gt(f->start_line, 0);
 	test_pprof_free(p);
 	free(test_check_with_pprof(out));
@@ -968,18 +945,18 @@ static void twin_scan(const Perftools__Profiles__Profile *p, pid_t pid, const ch
 			continue;
 		ret->samples += s->value[0];
 		for (size_t j = 0; j < s->n_location_id; j++) {
-			const Perftools__Profiles__Location *l = loc_by_id(p, s->location_id[j]);
+			const Perftools__Profiles__Location *l = test_loc_by_id(p, s->location_id[j]);
 			const char *map = "";
 
 			if (!l)
 				continue;
 			for (size_t k = 0; k < p->n_mapping; k++)
 				if (p->mapping[k]->id == l->mapping_id)
-					map = str_at(p, p->mapping[k]->filename);
+					map = test_pb_str(p, p->mapping[k]->filename);
 			for (size_t k = 0; k < l->n_line; k++) {
 				const Perftools__Profiles__Function *f =
-					fn_by_id(p, l->line[k]->function_id);
-				const char *name = f ? str_at(p, f->name) : "";
+					test_fn_by_id(p, l->line[k]->function_id);
+				const char *name = f ? test_pb_str(p, f->name) : "";
 				bool is_g = !strcmp(name, "genuine_work"), is_h = !strcmp(name, "hijack_work");
 
 				if (!is_g && !is_h)
@@ -988,10 +965,10 @@ static void twin_scan(const Perftools__Profiles__Profile *p, pid_t pid, const ch
 				h |= is_h;
 				if (is_g) {
 					ret->genuine_map = map;
-					ret->genuine_file = str_at(p, f->filename);
+					ret->genuine_file = test_pb_str(p, f->filename);
 				} else {
 					ret->hijack_map = map;
-					ret->hijack_file = str_at(p, f->filename);
+					ret->hijack_file = test_pb_str(p, f->filename);
 				}
 				if (strcmp(map, want_map))
 					snprintf(ret->other, sizeof(ret->other), "%s", map);

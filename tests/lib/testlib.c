@@ -308,6 +308,29 @@ static const char *str_at(const Perftools__Profiles__Profile *p, int64_t i)
 	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : NULL;
 }
 
+const char *test_pb_str(const Perftools__Profiles__Profile *p, int64_t i)
+{
+	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
+}
+
+const Perftools__Profiles__Function *test_fn_by_id(const Perftools__Profiles__Profile *p,
+						   uint64_t id)
+{
+	for (size_t i = 0; i < p->n_function; i++)
+		if (p->function[i]->id == id)
+			return p->function[i];
+	return NULL;
+}
+
+const Perftools__Profiles__Location *test_loc_by_id(const Perftools__Profiles__Profile *p,
+						    uint64_t id)
+{
+	for (size_t i = 0; i < p->n_location; i++)
+		if (p->location[i]->id == id)
+			return p->location[i];
+	return NULL;
+}
+
 const char *test_sample_label_str(const Perftools__Profiles__Profile *p,
 				  const Perftools__Profiles__Sample *s, const char *key)
 {

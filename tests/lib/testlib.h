@@ -115,6 +115,13 @@ char *test_out_path(const char *name);
  */
 char *test_check_with_pprof(const char *path);
 
+/* A profile's string i ("" when out of range); its function and location by id, or NULL. */
+const char *test_pb_str(const Perftools__Profiles__Profile *p, int64_t i);
+const Perftools__Profiles__Function *test_fn_by_id(const Perftools__Profiles__Profile *p,
+						   uint64_t id);
+const Perftools__Profiles__Location *test_loc_by_id(const Perftools__Profiles__Profile *p,
+						    uint64_t id);
+
 /* Run the real pprof (`$BUILD/pprof`) with args on path; returns its stdout or NULL. */
 char *test_pprof_tool(const char *args, const char *path, int *ret_status);
 
