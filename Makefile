@@ -29,15 +29,17 @@ CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
 
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
+# CFLAGS and LDFLAGS given on the command line (make CFLAGS=-O0) replace the defaults; what the
+# build needs is added to them all the same.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
             -fno-omit-frame-pointer -D_GNU_SOURCE -DPROFD_VERSION='"$(VERSION)"' \
             -I. -I$(BUILD) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
 LDLIBS   := $(PKG_LIBS) -liberty -lm -lpthread
 ifneq ($(SAN),)
-CFLAGS   += -fsanitize=$(SAN) -fno-sanitize-recover=all
-LDFLAGS  += -fsanitize=$(SAN)
+override CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SAN)
 endif
 
 # The real pprof tool, for tests and the demo (built below).
@@ -47,8 +49,8 @@ PPROF := $(BUILD)/pprof
 VMLINUX_H := $(BUILD)/vmlinux.h
 BPF_OBJ   := $(BUILD)/profd.bpf.o
 SKEL_H    := $(BUILD)/profd.skel.h
-PB_C      := $(BUILD)/proto/profile.pb-c.c
-PB_H      := $(BUILD)/proto/profile.pb-c.h
+PB_C      := $(BUILD)/output/profile.pb-c.c
+PB_H      := $(BUILD)/output/profile.pb-c.h
 
 $(VMLINUX_H):
 	$(call msg,GEN,$@)
@@ -64,7 +66,7 @@ $(SKEL_H): $(BPF_OBJ)
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name profd_bpf > $@.tmp && mv $@.tmp $@
 
-$(PB_C) $(PB_H) &: proto/profile.proto
+$(PB_C) $(PB_H) &: output/profile.proto
 	$(call msg,PROTOC,$@)
 	$(Q)mkdir -p $(BUILD)
 	$(Q)$(PROTOC_C) --c_out=$(BUILD) $<
@@ -72,64 +74,49 @@ $(PB_C) $(PB_H) &: proto/profile.proto
 GENERATED := $(SKEL_H) $(PB_H)
 
 # ---- libraries and binary ------------------------------------------------------------------
-# One archive per module so a module's unit tests link only what that module may use.
-MODULES         := common proto symbolize unwind daemon
-SRCS_common     := $(wildcard common/*.c)
-SRCS_proto      := $(wildcard proto/*.c)
-SRCS_symbolize  := $(wildcard symbolize/*.c)
-SRCS_unwind     := $(wildcard daemon/unwind/*.c)
-SRCS_daemon     := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(wildcard daemon/python/*.c)
-OBJS_common     := $(SRCS_common:%.c=$(BUILD)/obj/%.o)
-OBJS_proto      := $(SRCS_proto:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/proto/profile.pb-c.o
-OBJS_symbolize  := $(SRCS_symbolize:%.c=$(BUILD)/obj/%.o)
-OBJS_unwind     := $(SRCS_unwind:%.c=$(BUILD)/obj/%.o)
-OBJS_daemon     := $(SRCS_daemon:%.c=$(BUILD)/obj/%.o)
-lib              = $(BUILD)/lib/lib$(1).a
-# Link order: users before what they use.
-ALL_LIBS        := $(call lib,daemon) $(call lib,unwind) $(call lib,symbolize) $(call lib,proto) \
-                   $(call lib,common)
+# One archive per folder (docs/architecture.md has the map) so a unit test links only what its
+# module may use. Every object waits for the generated headers (order-only) and depends on the
+# headers it includes (the -MMD files read at the end), so a changed or new source rebuilds
+# exactly what needs it.
+MODULES           := common output symbolize unwind python pipeline sources service commands
+DIRS_common       := common
+DIRS_output       := output
+DIRS_symbolize    := symbolize
+DIRS_unwind       := pipeline/unwind
+DIRS_python       := pipeline/python
+DIRS_pipeline     := pipeline
+DIRS_sources      := sources
+DIRS_service      := service
+DIRS_commands     := commands
+$(foreach m,$(MODULES),$(eval SRCS_$(m) := $(wildcard $(DIRS_$(m):%=%/*.c))))
+SRCS_commands     := $(filter-out commands/main.c,$(SRCS_commands))
+$(foreach m,$(MODULES),$(eval OBJS_$(m) := $(SRCS_$(m):%.c=$(BUILD)/obj/%.o)))
+OBJS_output       += $(BUILD)/obj/output/profile.pb-c.o
+lib                = $(BUILD)/lib/lib$(1).a
+ALL_LIBS          := $(foreach m,$(MODULES),$(call lib,$(m)))
+# Archives linked as one group: the link does not depend on the order of MODULES.
+link_libs          = -Wl,--start-group $(1) -Wl,--end-group
 
-$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $$(OBJS_$(m))))
+# An archive is made anew from its object list as it is now (rm first): a deleted or renamed
+# source leaves nothing stale behind, a new one is a new prerequisite.
+$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $$(OBJS_$(m)) Makefile))
 $(BUILD)/lib/%.a:
 	$(call msg,AR,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(GENERATED)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/daemon/unwind/%.o: daemon/unwind/%.c
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/daemon/%.o: daemon/%.c | $(SKEL_H) $(PB_H)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/proto/%.o: proto/%.c | $(PB_H)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/obj/tests/unit/test-pprof.o: | $(PB_H)
-$(BUILD)/tests/unit/test-pprof: | $(PPROF)
-$(BUILD)/obj/tests/%.o: tests/%.c | $(SKEL_H) $(PB_H)
+$(BUILD)/obj/output/profile.pb-c.o: $(PB_C)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/proto/profile.pb-c.o: $(PB_C)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
-
-$(BUILD)/profd: $(BUILD)/obj/daemon/main.o $(ALL_LIBS)
+$(BUILD)/profd: $(BUILD)/obj/commands/main.o $(ALL_LIBS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $< $(call link_libs,$(ALL_LIBS)) $(LDLIBS) -o $@
 
 all: $(BUILD)/profd
 
@@ -147,24 +134,29 @@ WL_BINS  := $(patsubst tests/workloads/%,$(BUILD)/workloads/%,$(basename $(WL_SR
 WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls
 
 # A unit test links only its module's archives: TEST_LIBS_<name> (default: all of them).
-TEST_LIBS_test-pprof     := proto common
+TEST_LIBS_test-pprof     := output common
 TEST_LIBS_test-symbolize := symbolize common
 TEST_LIBS_test-safeopen  := common
 TEST_LIBS_test-unwind    := unwind common
 TEST_LIBS_test-cfi       := unwind common
-TEST_LIBS_test-http      := daemon common
-TEST_LIBS_test-access    := daemon common
+TEST_LIBS_test-http      := service common
+TEST_LIBS_test-access    := service common
 test_libs = $(if $(TEST_LIBS_$(1)),$(foreach m,$(TEST_LIBS_$(1)),$(call lib,$(m))),$(ALL_LIBS))
+
+# Test objects are named here, so make never takes them for intermediate files to skip or delete.
+TEST_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(E2E_SRCS:%.c=$(BUILD)/obj/%.o) $(TEST_HELPER_OBJS)
+$(TEST_OBJS): | $(GENERATED)
 
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $$(call test_libs,$$*)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CRIT_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $< $(call link_libs,$(filter %.a,$^)) $(LDLIBS) $(CRIT_LIBS) -o $@
 $(BUILD)/tests/e2e/%: $(BUILD)/obj/tests/e2e/%.o $(TEST_HELPER_OBJS) $(ALL_LIBS)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CRIT_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(call link_libs,$(filter %.a,$^)) $(LDLIBS) \
+		$(CRIT_LIBS) -o $@
 
 # ...except those that exist to prove the CFI unwinder: no frame pointers at all.
 WL_NOFP_CFLAGS := -O2 -g -fomit-frame-pointer
@@ -274,7 +266,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^build/')
 
 .PHONY: all test test-san check unit test-bins demo deps clean format
-.SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -298,7 +289,7 @@ BENCH_SIDE_DEPS := $(BUILD)/profd $(PPROF) $(addprefix $(BUILD)/workloads/,throu
 $(BENCH_BIN): $(BENCH_OBJS) $(ALL_LIBS)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) $(ALL_LIBS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $(BENCH_OBJS) $(call link_libs,$(ALL_LIBS)) $(LDLIBS) -o $@
 
 bench: $(BENCH_BIN) $(BENCH_SIDE_DEPS)
 	$(Q){ $(BENCH_BIN) && $(BENCH_SIDE) $(BUILD); echo $$? > $(BUILD)/bench/rc; } | \
@@ -386,10 +377,10 @@ FUZZ_LDLIBS        := -Wl,--as-needed \
                       $(shell pkg-config --libs libdw libelf zlib libdeflate libmicrohttpd gnutls libsystemd 2>/dev/null) \
                       -liberty -lm -lpthread
 # http.c is in for http_parse_request() (its server half needs libmicrohttpd, never BPF).
-FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c daemon/unwind/*.c daemon/python/*.c) \
-                      $(wildcard daemon/proc.c daemon/session.c daemon/aggregate.c daemon/core.c \
-                                 daemon/config.c daemon/raw.c daemon/perfdata.c daemon/http.c \
-                                 daemon/access.c daemon/stacksize.c daemon/jitmap.c)
+FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c pipeline/unwind/*.c pipeline/python/*.c) \
+                      $(wildcard pipeline/proc.c pipeline/session.c pipeline/aggregate.c sources/core.c \
+                                 service/config.c sources/raw.c sources/perfdata.c service/http.c \
+                                 service/access.c pipeline/stacksize.c pipeline/jitmap.c)
 FUZZ_OBJS          := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB           := $(FUZZ_DIR)/libprofd-fuzz.a
 FUZZ_BINS          := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)

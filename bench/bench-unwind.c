@@ -6,7 +6,7 @@
  *   1. building a CFI table from a binary (libc, and the largest shared library found here);
  *   2. warm unwinding of real stacks of this process (captured registers + stack copies,
  *      through libc's qsort and through code built without frame pointers), with the same
- *      find_module (process table + unwind cache) that daemon/session.c uses;
+ *      find_module (process table + unwind cache) that pipeline/session.c uses;
  *   3. symbolization, addresses/s, with and without inline expansion, cold and warm.
  *
  * Numbers are what they are: nothing here is tuned to meet the goals printed beside them.
@@ -33,10 +33,10 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon/proc.h"
-#include "daemon/unwind/cfi.h"
-#include "daemon/unwind/unwind-cache.h"
-#include "daemon/unwind/unwind.h"
+#include "pipeline/proc.h"
+#include "pipeline/unwind/cfi.h"
+#include "pipeline/unwind/unwind-cache.h"
+#include "pipeline/unwind/unwind.h"
 #include "symbolize/symbolize.h"
 
 #if !defined(__x86_64__)
@@ -452,7 +452,7 @@ struct self_ctx {
 	struct unwind_cache *cache;
 };
 
-/* daemon/session.c's find_module, for this process. */
+/* pipeline/session.c's find_module, for this process. */
 static int self_find_module(void *userdata, uint64_t pc, struct unwind_module *ret)
 {
 	struct self_ctx *c = userdata;
@@ -779,7 +779,7 @@ static void bench_unwind(struct self_ctx *ctx)
 
 	printf("%zu stacks of this process captured (registers by inline asm, stack bytes from "
 	       "rsp up to the stack end, ≤ %u KiB, as the BPF program copies them), then "
-	       "unwound with `unwind_stack()` and daemon/session.c's `find_module` (process "
+	       "unwound with `unwind_stack()` and pipeline/session.c's `find_module` (process "
 	       "table + unwind cache). Warm: tables already built; each kind repeated for "
 	       "≈ %.1f s (%s). Goal: ≤ %.0f ns/frame.\n\n",
 	       n_caps, STACK_COPY_MAX >> 10, (double)budget_ns / 1e9 / _CAP_MAX,

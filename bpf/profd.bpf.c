@@ -122,7 +122,7 @@ struct {
 /*
  * Per process: how many bytes at the top of a thread's stack VMA lie above the outermost frame
  * (environment and auxiliary vector, TLS and the thread descriptor), as userspace learnt from
- * unwinding its samples (daemon/stacksize.c), less a margin. A sample copies from sp up to
+ * unwinding its samples (pipeline/stacksize.c), less a margin. A sample copies from sp up to
  * that gap, whatever its depth. No entry: up to the VMA's end (and stack_bytes).
  */
 struct {

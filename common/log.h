@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Logging for the daemon/ CLI layer. Library folders (daemon/unwind, symbolize, proto) do not
+ * Logging for the commands and the service. Library folders (pipeline/unwind, symbolize, output) do not
  * log above debug: they return -errno and let the caller say what went wrong.
  *
  * log_error_errno(r, ...) logs and returns r (negative), so error paths read

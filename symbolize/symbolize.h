@@ -391,7 +391,7 @@ struct perfmap;
  * PERFMAP_MAX_FILE_BYTES; not closed). Errors: -EINVAL (not a regular file), -ENODATA (no valid
  * entry), the limits above, -ENOMEM, or read's -errno. Opening the file, and deciding whether
  * its contents may be trusted (owner, where it lives), is the caller's business: see
- * daemon/jitmap.h for a live process's map.
+ * pipeline/jitmap.h for a live process's map.
  */
 int perfmap_load_fd(int fd, struct perfmap **ret);
 /*

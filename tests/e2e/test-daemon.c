@@ -34,7 +34,7 @@
 #include <curl/curl.h>
 
 #include "common/macro.h"
-#include "daemon/session.h"
+#include "pipeline/session.h"
 #include "tests/lib/testlib.h"
 
 static const char *const chain[] = {"chain_leaf", "chain_c", "chain_b", "chain_a", "main"};

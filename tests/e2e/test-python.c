@@ -371,6 +371,8 @@ Test(python, whole_host_two_processes)
 	a = test_spawn(wa);
 	b = test_spawn(wb);
 	cr_assert(a > 0 && b > 0);
+	/* Past the interpreter's start-up (imports are not the scripts' functions) on any machine. */
+	cr_assert(test_wait_cpu(a, 0.3, 60) && test_wait_cpu(b, 0.3, 60));
 	cr_assert_eq(test_run(argv, 90, &rr), 0);
 	test_kill(a);
 	test_kill(b);
@@ -776,8 +778,13 @@ Test(python, new_process_first_samples)
 		      "fresh processes' chain in %lu of %lu samples (%lu unread): %s",
 		      (unsigned long)hit, (unsigned long)total, (unsigned long)unread,
 		      test_slurp(log));
-	/* Learnt from a first sample, a run's first ~100 ms are marked unread: ~10% of them. */
-	cr_assert_leq(unread * 50, total, "%lu of %lu samples in Python unread: %s",
+	/*
+	 * Learnt from a first sample, a run's first ~100 ms were marked unread: ~10% of them. From
+	 * the side-band, only the samples taken before profd has described the new interpreter to
+	 * the BPF side (its reaction to the exec's MMAP2: a few ms idle, tens of ms with every CPU
+	 * busy and a sanitizer build: 3 of 123 seen) are.
+	 */
+	cr_assert_leq(unread * 20, total, "%lu of %lu samples in Python unread: %s",
 		      (unsigned long)unread, (unsigned long)total, test_slurp(log));
 	test_pprof_free(p);
 	free(out);

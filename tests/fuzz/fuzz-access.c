@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * What the daemon reads from callers and its configuration for access control (daemon/access.h,
- * daemon/config.h): the Authorization header, the `listen` list, and the policy decision for
+ * What the daemon reads from callers and its configuration for access control (service/access.h,
+ * service/config.h): the Authorization header, the `listen` list, and the policy decision for
  * any combination of caller facts. The first input byte picks the part; the rest is its input.
  *
  * Contracts checked: a parsed bearer token lies inside the header, is 1..ACCESS_TOKEN_MAX
@@ -14,8 +14,8 @@
  */
 #include <ctype.h>
 
-#include "daemon/access.h"
-#include "daemon/config.h"
+#include "service/access.h"
+#include "service/config.h"
 #include "tests/fuzz/fuzz-common.h"
 
 static int fuzz_in_group(uid_t uid, gid_t gid)

@@ -6,7 +6,7 @@
  */
 #pragma once
 
-#include "daemon/aggregate.h"
+#include "pipeline/aggregate.h"
 #include "tests/fuzz/fuzz-common.h"
 
 static inline void fuzz_check_aggregate(const struct aggregate *agg)

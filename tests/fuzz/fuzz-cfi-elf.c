@@ -7,8 +7,8 @@
 #include <elf.h>
 #include <errno.h>
 
-#include "daemon/unwind/cfi.h"
-#include "daemon/unwind/unwind-cache.h"
+#include "pipeline/unwind/cfi.h"
+#include "pipeline/unwind/unwind-cache.h"
 #include "tests/fuzz/fuzz-common.h"
 
 static void probe(const struct cfi_table *t, uint64_t pc)

@@ -6,7 +6,7 @@
 #include <elf.h>
 #include <errno.h>
 
-#include "daemon/unwind/cfi.h"
+#include "pipeline/unwind/cfi.h"
 #include "tests/fuzz/fuzz-common.h"
 
 static uint8_t *dup_bytes(const uint8_t *p, size_t n)

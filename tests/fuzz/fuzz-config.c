@@ -7,7 +7,7 @@
  */
 #include <errno.h>
 
-#include "daemon/config.h"
+#include "service/config.h"
 #include "tests/fuzz/fuzz-common.h"
 
 static int load_text(const uint8_t *text, size_t size, struct daemon_config *c)

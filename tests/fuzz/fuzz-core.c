@@ -12,7 +12,7 @@
 #include <elf.h>
 #include <errno.h>
 
-#include "daemon/core.h"
+#include "sources/core.h"
 #include "tests/fuzz/fuzz-common.h"
 
 #define STACK_COPY 16384

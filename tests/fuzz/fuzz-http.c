@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * http_parse_request(): what the daemon's HTTP endpoint makes of a request's method, path and
- * query arguments (daemon/http.h), without a socket. Input framing in fuzz-common.h.
+ * query arguments (service/http.h), without a socket. Input framing in fuzz-common.h.
  *
  * Checked against an independent reading of the documented rules: the status is one of 200,
  * 400, 404, 405; a method other than GET is 405, an unknown path 404; on the profile path the
@@ -11,7 +11,7 @@
  */
 #include <limits.h>
 
-#include "daemon/http.h"
+#include "service/http.h"
 #include "tests/fuzz/fuzz-common.h"
 
 #define MAX_SPLIT (HTTP_MAX_ARGS + 8)

@@ -2,7 +2,7 @@
 /* proc_maps_parse_line(): /proc/PID/maps text, one line at a time as proc_load_maps() reads it. */
 #include <errno.h>
 
-#include "daemon/proc.h"
+#include "pipeline/proc.h"
 #include "tests/fuzz/fuzz-common.h"
 
 static void parse_one(const uint8_t *p, size_t len)

@@ -23,8 +23,8 @@
 #include <sys/sysmacros.h>
 
 #include "bpf/profd.h"
-#include "daemon/perfdata.h"
-#include "daemon/session.h"
+#include "sources/perfdata.h"
+#include "pipeline/session.h"
 #include "tests/fuzz/fuzz-aggregate.h"
 #include "tests/fuzz/fuzz-common.h"
 

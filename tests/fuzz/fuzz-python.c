@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * daemon/python readers: py_linetable_line(), py_layout_from_debug_offsets(), and
+ * pipeline/python readers: py_linetable_line(), py_layout_from_debug_offsets(), and
  * py_code_read() / py_code_line() / py_unicode_read() over a memory image.
  * Byte 0 picks the part:
  *   0: i32 firstlineno, u32 unit, then a location table;
@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "daemon/python/python.h"
+#include "pipeline/python/python.h"
 #include "tests/fuzz/fuzz-common.h"
 
 #define BASE 0x7f0000000000ull

@@ -23,8 +23,8 @@
 #include <zlib.h>
 
 #include "bpf/profd.h"
-#include "daemon/raw.h"
-#include "daemon/session.h"
+#include "sources/raw.h"
+#include "pipeline/session.h"
 #include "symbolize/symbolize.h"
 #include "tests/fuzz/fuzz-aggregate.h"
 #include "tests/fuzz/fuzz-common.h"

@@ -25,7 +25,7 @@
 #include <sys/sysmacros.h>
 
 #include "bpf/profd.h"
-#include "daemon/session.h"
+#include "pipeline/session.h"
 #include "tests/fuzz/fuzz-aggregate.h"
 #include "tests/fuzz/fuzz-common.h"
 

@@ -14,8 +14,8 @@
 #include <gelf.h>
 #include <inttypes.h>
 
-#include "daemon/unwind/cfi.h"
-#include "daemon/unwind/unwind.h"
+#include "pipeline/unwind/cfi.h"
+#include "pipeline/unwind/unwind.h"
 #include "tests/fuzz/fuzz-common.h"
 
 #define LIBC_X86_64 "/lib/x86_64-linux-gnu/libc.so.6"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Seeds for fuzz-raw: raw captures written by profd's own writer (daemon/raw.c) the way
+ * Seeds for fuzz-raw: raw captures written by profd's own writer (sources/raw.c) the way
  * `profd record --raw` writes them, about this very process: a PROCESS record of its real
  * executable mappings (read by the process table from /proc/self), RING records holding samples
  * of its real stack (registers and stack bytes captured at a few depths, frame pointers on),
@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "bpf/profd.h"
-#include "daemon/aggregate.h"
-#include "daemon/proc.h"
-#include "daemon/raw.h"
+#include "pipeline/aggregate.h"
+#include "pipeline/proc.h"
+#include "sources/raw.h"
 #include "symbolize/symbolize.h"
 #include "tests/fuzz/fuzz-common.h"
 

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "proto/profile.pb-c.h"
+#include "output/profile.pb-c.h"
 
 /* The build directory ($BUILD, default "build"), as an absolute path. */
 const char *test_build_dir(void);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * daemon/access: the policy table, bearer-token parsing and comparison, the token file's checks,
+ * service/access: the policy table, bearer-token parsing and comparison, the token file's checks,
  * listener parsing and the configuration's cross-key checks, and caller identification over
  * real sockets of this process (a unix socketpair, a loopback TCP connection looked up in the
  * kernel's socket diagnostics).
@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "daemon/access.h"
-#include "daemon/config.h"
-#include "daemon/http.h"
+#include "service/access.h"
+#include "service/config.h"
+#include "service/http.h"
 
 #define GROUP 4242
 #define MEMBER 1000 /* in GROUP by the (fake) group database */

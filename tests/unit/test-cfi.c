@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon/unwind/cfi.h"
-#include "daemon/unwind/unwind-cache.h"
+#include "pipeline/unwind/cfi.h"
+#include "pipeline/unwind/unwind-cache.h"
 
 #define EH_ADDR 0x10000 /* where the test .eh_frame "is loaded" */
 #define LIBC_PATH "/lib/x86_64-linux-gnu/libc.so.6"

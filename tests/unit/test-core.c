@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon/core.h"
+#include "sources/core.h"
 
 #ifndef NT_FILE
 #define NT_FILE 0x46494c45

@@ -20,8 +20,8 @@
 
 #include "common/log.h"
 #include "common/macro.h"
-#include "daemon/config.h"
-#include "daemon/http.h"
+#include "service/config.h"
+#include "service/http.h"
 
 #define PROFILE "/debug/pprof/profile"
 #define A(k, v) ((struct http_arg){.key = (k), .value = (v)})

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * JIT perf maps of live processes (daemon/jitmap.h) against a fake /proc: which file is
+ * JIT perf maps of live processes (pipeline/jitmap.h) against a fake /proc: which file is
  * opened, when it is trusted, the copies kept, reloads and the exit look.
  */
 #include <criterion/criterion.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/aggregate.h"
-#include "daemon/jitmap.h"
+#include "pipeline/aggregate.h"
+#include "pipeline/jitmap.h"
 #include "symbolize/symbolize.h"
 
 static char base[] = "/tmp/profd-jitmap-XXXXXX";

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/perfdata.h"
+#include "sources/perfdata.h"
 
 static char dir[] = "/tmp/profd-test-perfdata-XXXXXX";
 static char data_path[256];

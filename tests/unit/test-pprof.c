@@ -20,9 +20,9 @@
 #include <zlib.h>
 
 #include "common/macro.h"
-#include "proto/output.h"
-#include "proto/pprof.h"
-#include "proto/profile.pb-c.h"
+#include "output/output.h"
+#include "output/pprof.h"
+#include "output/profile.pb-c.h"
 
 typedef Perftools__Profiles__Profile Profile;
 
@@ -1080,7 +1080,7 @@ Test(pprof, real_pprof_reads_it)
 			   "%s", top);
 }
 
-/* ---- splitting for Pyroscope's limits (proto/output.h) ------------------------------------ */
+/* ---- splitting for Pyroscope's limits (output/output.h) ------------------------------------ */
 
 struct parts {
 	uint8_t *gz[256];

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "bpf/profd.h"
-#include "daemon/aggregate.h"
-#include "daemon/proc.h"
-#include "daemon/session.h"
+#include "pipeline/aggregate.h"
+#include "pipeline/proc.h"
+#include "pipeline/session.h"
 
 static struct maps_entry parse(const char *text, int *ret)
 {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * daemon/python: location tables checked against CPython's own reading of them (Debian's
+ * pipeline/python: location tables checked against CPython's own reading of them (Debian's
  * python3.11 prints co_lines() of real code objects), code objects read from synthetic memory
  * images laid out as 3.11, 3.12 and 3.13 lay them out, hostile images, the code cache.
  */
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/python/python.h"
+#include "pipeline/python/python.h"
 
 #define PYTHON "/usr/bin/python3.11"
 

@@ -14,9 +14,9 @@
 
 #include "bpf/profd.h"
 #include "common/macro.h"
-#include "daemon/aggregate.h"
-#include "daemon/proc.h"
-#include "daemon/raw.h"
+#include "pipeline/aggregate.h"
+#include "pipeline/proc.h"
+#include "sources/raw.h"
 #include "symbolize/symbolize.h"
 
 static char dir[] = "/tmp/profd-test-raw-XXXXXX";

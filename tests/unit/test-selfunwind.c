@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon/proc.h"
-#include "daemon/unwind/unwind-cache.h"
-#include "daemon/unwind/unwind.h"
+#include "pipeline/proc.h"
+#include "pipeline/unwind/unwind-cache.h"
+#include "pipeline/unwind/unwind.h"
 
 #if defined(__x86_64__)
 

@@ -17,7 +17,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "daemon/proc.h"
+#include "pipeline/proc.h"
 
 static uint8_t buf[4096];
 

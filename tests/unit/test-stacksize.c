@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* The adaptive stack copy's learning rule (daemon/stacksize.c), without BPF. */
+/* The adaptive stack copy's learning rule (pipeline/stacksize.c), without BPF. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 
-#include "daemon/stacksize.h"
+#include "pipeline/stacksize.h"
 
 /* What the capture would have been told, per pid (the last call wins). */
 #define PIDS 6000

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests for daemon/unwind: synthetic stacks (byte arrays at a fake stack address, a fake
+ * Unit tests for pipeline/unwind: synthetic stacks (byte arrays at a fake stack address, a fake
  * address space) for both architectures, and on x86_64 hosts a walk of our own live stack.
  */
 #include <criterion/criterion.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/macro.h"
-#include "daemon/unwind/unwind.h"
+#include "pipeline/unwind/unwind.h"
 
 #define BASE UINT64_C(0x7ffd0000)
 #define STACK_LEN 4096

@@ -1,0 +1,1635 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `profd daemon`: profile the whole host continuously.
+ *
+ * One thread owns everything that samples (capture, session, aggregates, symbolization): the
+ * main loop below. It polls the ring buffer, and between polls it
+ *   - closes an interval when it is due: the session's aggregate is swapped for a fresh one,
+ *     turned into a pprof, written to output_dir (atomically, then retention) and spooled for
+ *     push;
+ *   - serves on-demand profiles: a request queued by the HTTP thread gets a session tap (an
+ *     extra aggregate fed with the same samples) for its N seconds, so interval files and
+ *     on-demand profiles both see every sample;
+ *   - handles signals: SIGTERM/SIGINT write the partial interval and exit 0; SIGHUP reloads the
+ *     configuration without dropping the session (see daemon_reload()).
+ * The HTTP server (http.c) and the push worker (push.c) run in their own threads and never
+ * touch the session; /metrics reads a snapshot the main loop refreshes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "bpf/profd.h"
+#include "common/util.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "sources/capture.h"
+#include "commands/cli.h"
+#include "service/access.h"
+#include "service/config.h"
+#include "service/http.h"
+#include "output/profile.h"
+#include "service/push.h"
+#include "pipeline/session.h"
+#include "pipeline/unwind/unwind-cache.h"
+#include "output/output.h"
+#include "symbolize/symbolize.h"
+
+#define POLL_MS 100
+#define METRICS_REFRESH_NS (500ull * 1000 * 1000)
+#define PUSH_FLUSH_MS 5000
+#define PROFILE_NAME_PREFIX "profile-"
+#define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
+#define RETENTION_MAX_FILES 1000000
+
+/*
+ * What the running capture records: the configuration keys that shape it. Kept apart from
+ * d->cfg (what was asked): a reload whose new capture cannot start keeps these, and profiles
+ * describe these, never a value that is only in the file.
+ */
+struct capture_settings {
+	unsigned frequency, stack_bytes, off_cpu_min_us;
+	bool adaptive_stack_copy, python, off_cpu;
+};
+
+struct job {
+	struct http_request *req;
+	bool off_cpu; /* off-CPU waits were recorded when the job started */
+	struct session_tap *tap;
+	struct aggregate *agg;
+	struct timespec start_wall;
+	uint64_t start_ns, deadline_ns;
+};
+
+/* What /metrics shows; refreshed by the main loop, read by the HTTP thread. */
+struct snapshot {
+	struct session_stats st;
+	uint64_t lost;
+	size_t procs, dsos;
+	struct proc_sideband_stats sideband;
+	struct unwind_cache_stats unwind;
+	struct sym_cache_stats sym;
+	size_t interval_stacks;
+	uint64_t interval_samples, interval_dropped;
+	unsigned frequency, interval_s, stack_bytes;
+	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
+	bool http_enabled, push_enabled;
+	struct http_stats http;
+	struct push_stats push;
+	double start_time;
+};
+
+struct daemon {
+	const char *config_path;
+	bool config_explicit;
+	const char **cli_keys, **cli_values;
+	size_t n_cli;
+
+	struct daemon_config cfg;
+	struct capture_settings run; /* what d->capture records (see struct capture_settings) */
+	struct session *session;
+	struct capture *capture;
+	struct http_server *http;
+	struct push *push;
+	struct kallsyms *ks;
+	struct sym_cache *sym_cache;
+	uint64_t lost_base; /* lost counts of captures already freed */
+
+	struct timespec interval_wall;
+	uint64_t interval_ns;
+	struct job jobs[HTTP_PROFILES_MAX];
+	size_t n_jobs;
+	int listen_fds[DAEMON_LISTEN_MAX]; /* sockets systemd passed (profd.socket) */
+	size_t n_listen_fds;
+
+	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
+	uint64_t snapshot_ns;
+	pthread_mutex_t snap_lock;
+	struct snapshot snap;
+	struct log_ratelimit rl_write;
+};
+
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_stop(int sig)
+{
+	stop_requested = sig;
+}
+
+static void on_reload(int sig)
+{
+	reload_requested = 1;
+}
+
+/* ---- configuration ----------------------------------------------------------------------- */
+
+static void help(void)
+{
+	const char *key, *h;
+
+	printf("Usage: profd daemon [--config FILE] [--KEY VALUE...]\n"
+	       "\n"
+	       "Profile every process on the host, write one pprof profile per interval, serve\n"
+	       "/debug/pprof/profile and /metrics, and optionally push to Pyroscope.\n"
+	       "\n"
+	       "  -c, --config FILE        configuration file (default %s;\n"
+	       "                           a missing default file means all defaults)\n"
+	       "      --check-config       check the configuration, print it and exit\n"
+	       "  -h, --help               show this help\n"
+	       "\n"
+	       "Every configuration key is also an option (it overrides the file):\n",
+	       DAEMON_CONFIG_PATH);
+	for (size_t i = 0; (key = daemon_config_key(i, &h)); i++) {
+		char flag[64];
+
+		snprintf(flag, sizeof(flag), "--%s", key);
+		for (char *p = flag; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		printf("      %-20s %s\n", flag, h);
+	}
+	printf("\nSignals: SIGHUP reloads the configuration, SIGTERM/SIGINT write the current\n"
+	       "interval and exit. See profd(1).\n");
+}
+
+/* Defaults, then the file, then the command line. Logs what is wrong. */
+static int config_load(struct daemon *d, struct daemon_config *ret)
+{
+	struct daemon_config c;
+	char err[512];
+	int r;
+
+	daemon_config_init(&c);
+	r = daemon_config_load(&c, d->config_path);
+	if (r == -ENOENT && !d->config_explicit) {
+		log_info("No configuration file %s: using the defaults.", d->config_path);
+	} else if (r == -EINVAL) {
+		daemon_config_done(&c);
+		return r;
+	} else if (r < 0) {
+		daemon_config_done(&c);
+		return log_error_errno(r, "Cannot read the configuration file %s: %m",
+				       d->config_path);
+	}
+	for (size_t i = 0; i < d->n_cli; i++) {
+		r = daemon_config_set(&c, d->cli_keys[i], d->cli_values[i], err, sizeof(err));
+		if (r < 0) {
+			log_error("Command line: --%s: %s.", d->cli_keys[i], err);
+			daemon_config_done(&c);
+			return -EINVAL;
+		}
+	}
+	r = daemon_config_check(&c);
+	if (r < 0) {
+		daemon_config_done(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
+{
+	enum { OPT_CHECK = 0x100, OPT_KEY = 0x200 };
+	static char names[32][40];
+	struct option options[40] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, OPT_CHECK},
+	    {"help", no_argument, NULL, 'h'},
+	};
+	size_t n_opts = 3, n_keys = 0;
+	const char *key;
+	int c;
+
+	for (; (key = daemon_config_key(n_keys, NULL)) && n_keys < ARRAY_SIZE(names); n_keys++) {
+		snprintf(names[n_keys], sizeof(names[0]), "%s", key);
+		for (char *p = names[n_keys]; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		options[n_opts++] =
+		    (struct option){names[n_keys], required_argument, NULL, OPT_KEY + (int)n_keys};
+	}
+	d->cli_keys = calloc(argc, sizeof(*d->cli_keys));
+	d->cli_values = calloc(argc, sizeof(*d->cli_values));
+	if (!d->cli_keys || !d->cli_values)
+		return log_oom();
+	d->config_path = DAEMON_CONFIG_PATH;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0) {
+		if (c >= OPT_KEY && c < OPT_KEY + (int)n_keys) {
+			d->cli_keys[d->n_cli] = daemon_config_key(c - OPT_KEY, NULL);
+			d->cli_values[d->n_cli++] = optarg;
+			continue;
+		}
+		switch (c) {
+		case 'c':
+			d->config_path = optarg;
+			d->config_explicit = true;
+			break;
+		case OPT_CHECK:
+			*ret_check = true;
+			break;
+		case 'h':
+			help();
+			return 1;
+		default:
+			return log_error_errno(-EINVAL, "Try 'profd daemon --help'.");
+		}
+	}
+	if (optind < argc)
+		return log_error_errno(
+		    -EINVAL, "Unexpected argument '%s'. Try 'profd daemon --help'.", argv[optind]);
+	return 0;
+}
+
+/* ---- interval files ---------------------------------------------------------------------- */
+
+struct profile_file {
+	char *name;
+	uint64_t size;
+	unsigned suffix; /* the N of profile-STAMP-N.pb.gz; 0 without */
+};
+
+/* profile-YYYYMMDDTHHMMSSZ.pb.gz or profile-YYYYMMDDTHHMMSSZ-N.pb.gz; *ret_suffix = N. */
+static bool parse_profile_name(const char *n, unsigned *ret_suffix)
+{
+	size_t plen = strlen(PROFILE_NAME_PREFIX), len = strlen(n);
+	const char *p = n + plen + PROFILE_STAMP_LEN;
+	unsigned suffix = 0;
+
+	if (strncmp(n, PROFILE_NAME_PREFIX, plen) || len < plen + PROFILE_STAMP_LEN)
+		return false;
+	for (size_t i = 0; i < PROFILE_STAMP_LEN; i++) {
+		char ch = n[plen + i];
+
+		if (i == 8 ? ch != 'T' : i == 15 ? ch != 'Z' : (ch < '0' || ch > '9'))
+			return false;
+	}
+	if (*p == '-') {
+		char *end;
+
+		if (p[1] < '1' || p[1] > '9')
+			return false;
+		suffix = strtoul(p + 1, &end, 10);
+		p = end;
+	}
+	/* Any format's: files of a format used before a reload still count for retention. */
+	if (strcmp(p, output_format_extension(OUTPUT_PPROF)) &&
+	    strcmp(p, output_format_extension(OUTPUT_SPEEDSCOPE)) &&
+	    strcmp(p, output_format_extension(OUTPUT_FOLDED)))
+		return false;
+	*ret_suffix = suffix;
+	return true;
+}
+
+static int cmp_profile_file(const void *x, const void *y)
+{
+	const struct profile_file *a = x, *b = y;
+	int c = strncmp(a->name, b->name, strlen(PROFILE_NAME_PREFIX) + PROFILE_STAMP_LEN);
+
+	return c ? c : a->suffix < b->suffix ? -1 : a->suffix > b->suffix;
+}
+
+/* Remove the oldest interval files beyond retention_count / retention_bytes (never the newest). */
+static void retention(struct daemon *d)
+{
+	_cleanup_close_ int dfd = open(d->cfg.output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct profile_file *files = NULL;
+	size_t n = 0, cap = 0, i = 0;
+	uint64_t bytes = 0;
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if (dfd < 0 || (!d->cfg.retention_count && !d->cfg.retention_bytes))
+		return;
+	fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) && n < RETENTION_MAX_FILES) {
+		struct stat sb;
+		unsigned suffix;
+
+		if (!parse_profile_name(de->d_name, &suffix))
+			continue;
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct profile_file *nf = reallocarray(files, ncap, sizeof(*nf));
+
+			if (!nf)
+				break;
+			files = nf;
+			cap = ncap;
+		}
+		files[n].name = strdup(de->d_name);
+		if (!files[n].name)
+			break;
+		files[n].size = sb.st_size;
+		files[n++].suffix = suffix;
+		bytes += sb.st_size;
+	}
+	closedir(dir);
+	if (n)
+		qsort(files, n, sizeof(*files), cmp_profile_file);
+	while (n - i > 1 && ((d->cfg.retention_count && n - i > d->cfg.retention_count) ||
+			     (d->cfg.retention_bytes && bytes > d->cfg.retention_bytes))) {
+		if (unlinkat(dfd, files[i].name, 0) == 0) {
+			log_info("Retention: removed %s/%s.", d->cfg.output_dir, files[i].name);
+			d->retention_removed++;
+		} else if (errno != ENOENT) {
+			log_warning_errno(-errno, "Retention: cannot remove %s/%s: %m",
+					  d->cfg.output_dir, files[i].name);
+		}
+		bytes -= files[i].size;
+		i++;
+	}
+	for (i = 0; i < n; i++)
+		free(files[i].name);
+	free(files);
+}
+
+/*
+ * Interval files hold the functions, commands and container ids of the whole host: readable
+ * by the owner and its group only, whatever the umask. A directory the daemon creates gets
+ * 0750 (an existing one keeps the mode its owner chose); the service's StateDirectoryMode= and
+ * UMask= say the same (packaging/profd.service).
+ */
+#define PROFILE_FILE_MODE 0640
+#define OUTPUT_DIR_MODE 0750
+
+/*
+ * output_dir and spool_dir: created 0750 when missing; an existing one must be a directory (not
+ * a symbolic link) of profd's own user (root) that no other user may write, else another user
+ * could read what profd writes there, swap files under it or point it elsewhere. Refused, with
+ * what to do in err (-EPERM, -ENOTDIR), rather than fixed: a wrong owner or mode is the
+ * administrator's to look at.
+ */
+static int state_dir_prepare(const char *key, const char *dir, char *err, size_t err_size)
+{
+	struct stat st;
+	int r;
+
+	if (mkdir(dir, OUTPUT_DIR_MODE) < 0) {
+		if (errno == ENOENT) {
+			r = mkdir_p(dir, OUTPUT_DIR_MODE);
+			if (r < 0)
+				goto fail;
+		} else if (errno != EEXIST) {
+			r = -errno;
+			goto fail;
+		}
+	} else if (chmod(dir, OUTPUT_DIR_MODE) < 0) { /* created now: the umask took bits away */
+		r = -errno;
+		goto fail;
+	}
+	if (lstat(dir, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(err, err_size,
+			 "%s %s is a symbolic link: set %s to the directory itself (owned by root, "
+			 "not writable by group or others)",
+			 key, dir, key);
+		return -EPERM;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, err_size,
+			 "%s %s is not a directory: remove it or choose another path", key, dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, err_size,
+			 "%s %s belongs to uid %u, not to profd's uid %u: another user could read "
+			 "or replace what profd writes there; chown %u %s (or choose another path)",
+			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+			 dir);
+		return -EPERM;
+	}
+	if (st.st_mode & 0022) {
+		snprintf(err, err_size,
+			 "%s %s has mode %04o: group or others may write it; chmod go-w %s", key,
+			 dir, (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
+	}
+	return 0;
+fail:
+	snprintf(err, err_size, "cannot create %s %s: %s", key, dir, strerror(-r));
+	return r;
+}
+
+/* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
+static void remove_stale_temp_files(const char *dir_path)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)))
+		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX,
+			     strlen(PROFILE_NAME_PREFIX) + 1) &&
+		    (strstr(de->d_name, ".pb.gz.") || strstr(de->d_name, ".speedscope.json.") ||
+		     strstr(de->d_name, ".folded.")))
+			unlinkat(dirfd(dir), de->d_name, 0);
+	closedir(dir);
+}
+
+/* The configured format of interval files (validated by config.c). */
+static enum output_format daemon_format(const struct daemon *d)
+{
+	enum output_format f = OUTPUT_PPROF;
+
+	(void)output_format_from_string(d->cfg.format, &f);
+	return f;
+}
+
+static enum sym_demangle_mode demangle_mode(const struct daemon_config *c)
+{
+	enum sym_demangle_mode m = SYM_DEMANGLE_SIMPLE;
+
+	(void)sym_demangle_mode_from_string(c->demangle, &m);
+	return m;
+}
+
+static int profile_path(struct daemon *d, char **ret)
+{
+	char stamp[32];
+	struct tm tm;
+
+	gmtime_r(&d->interval_wall.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	/* Two intervals starting in the same second (a short one after a reload): add -N. */
+	for (unsigned i = 0; i < 100; i++) {
+		char *p;
+		const char *ext = output_format_extension(daemon_format(d));
+		int r = i ? asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s-%u%s", d->cfg.output_dir,
+				     stamp, i, ext)
+			  : asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s%s", d->cfg.output_dir, stamp,
+				     ext);
+
+		if (r < 0)
+			return -ENOMEM;
+		if (access(p, F_OK) < 0 && errno == ENOENT) {
+			*ret = p;
+			return 0;
+		}
+		free(p);
+	}
+	return -EEXIST;
+}
+
+static struct profile_options profile_opts(struct daemon *d, const struct timespec *start_wall,
+					   uint64_t duration_ns)
+{
+	return (struct profile_options){
+	    .period_ns = 1000000000ull / d->run.frequency,
+	    .time_nanos = (int64_t)start_wall->tv_sec * 1000000000ll + start_wall->tv_nsec,
+	    .duration_nanos = (int64_t)duration_ns,
+	    .inlines = true,
+	    .kallsyms = d->ks,
+	    .sym_cache = d->sym_cache,
+	    .off_cpu = d->run.off_cpu,
+	};
+}
+
+/* Close the current interval: write it, spool it for push, start the next one. */
+static void write_interval(struct daemon *d)
+{
+	struct aggregate *agg = NULL;
+	struct pprof_builder *b = NULL;
+	struct profile_summary sum;
+	struct profile_options o;
+	struct timespec end_wall;
+	uint64_t end_ns = mono_ns();
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &end_wall);
+	r = session_take_aggregate(d->session, &agg);
+	if (r < 0) {
+		/* Keep sampling into the same aggregate; the next interval gets both. */
+		if (log_ratelimit_ok(&d->rl_write))
+			log_error_errno(r, "Cannot start a new interval: %m");
+		return;
+	}
+	if (!d->cfg.output_dir[0] && !d->push)
+		goto next; /* nowhere to go: do not symbolize for nothing */
+	o = profile_opts(d, &d->interval_wall, end_ns - d->interval_ns);
+	r = profile_build(agg, &o, &b, &sum);
+	if (r < 0) {
+		d->write_errors++;
+		log_error_errno(
+		    r, "Failed to build the profile of the interval: %m. %" PRIu64 " samples lost.",
+		    aggregate_n_samples(agg));
+		goto next;
+	}
+	if (d->cfg.output_dir[0]) {
+		_cleanup_free_ char *path = NULL;
+
+		char err[512] = "";
+
+		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
+		if (r >= 0)
+			r = profile_path(d, &path);
+		if (r >= 0)
+			r = output_write_builder(b, daemon_format(d), path, PROFILE_FILE_MODE);
+		if (r < 0) {
+			d->write_errors++;
+			if (!log_ratelimit_ok(&d->rl_write))
+				;
+			else if (err[0])
+				log_error("Failed to write the interval profile: %s.", err);
+			else
+				log_error_errno(r,
+						"Failed to write the interval profile into %s: %m",
+						d->cfg.output_dir);
+		} else {
+			d->profiles_written++;
+			log_info("Wrote %s: %" PRIu64 " samples, %zu stacks.", path, sum.samples,
+				 aggregate_n_stacks(agg));
+			retention(d);
+		}
+	}
+	if (d->push && aggregate_n_samples(agg) > 0) {
+		_cleanup_free_ uint8_t *data = NULL;
+		size_t len;
+
+		r = pprof_serialize(b, &data, &len);
+		if (r >= 0)
+			r = push_submit(d->push, data, len, d->interval_wall.tv_sec,
+					end_wall.tv_sec, d->run.frequency);
+		if (r < 0 && log_ratelimit_ok(&d->rl_write))
+			log_error_errno(r,
+					"Failed to spool the interval profile for push into %s: %m",
+					d->cfg.spool_dir);
+	}
+next:
+	pprof_builder_free(b);
+	aggregate_free(agg);
+	d->interval_wall = end_wall;
+	d->interval_ns = end_ns;
+}
+
+/* ---- on-demand profiles ------------------------------------------------------------------ */
+
+static void job_end(struct daemon *d, size_t i, unsigned status, const char *message)
+{
+	struct job *j = &d->jobs[i];
+	struct pprof_builder *b = NULL;
+	struct profile_summary sum;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	session_tap_remove(d->session, j->tap);
+	if (status == 200) {
+		struct profile_options o = profile_opts(d, &j->start_wall, mono_ns() - j->start_ns);
+
+		/* Off-CPU time is declared only when it was recorded for the whole request. */
+		o.off_cpu = o.off_cpu && j->off_cpu;
+		r = profile_build(j->agg, &o, &b, &sum);
+		if (r >= 0)
+			r = pprof_serialize(b, &data, &len);
+		if (r < 0) {
+			log_error_errno(r, "Failed to build an on-demand profile: %m");
+			status = 500;
+			message = "failed to build the profile";
+		}
+		pprof_builder_free(b);
+	}
+	http_request_finish(j->req, status, data, len, message);
+	aggregate_free(j->agg);
+	d->jobs[i] = d->jobs[--d->n_jobs];
+}
+
+static void jobs_cancel(struct daemon *d, const char *why)
+{
+	while (d->n_jobs)
+		job_end(d, d->n_jobs - 1, 503, why);
+}
+
+static void jobs_poll(struct daemon *d, uint64_t now)
+{
+	struct http_request *req;
+
+	for (size_t i = 0; i < d->n_jobs;)
+		if (http_request_cancelled(d->jobs[i].req))
+			/* Its client is gone and its slot already free: nothing to build. */
+			job_end(d, i, 503, "the client went away");
+		else if (now >= d->jobs[i].deadline_ns)
+			job_end(d, i, 200, NULL);
+		else
+			i++;
+	if (!d->http)
+		return;
+	while (d->n_jobs < ARRAY_SIZE(d->jobs) && (req = http_server_next(d->http))) {
+		struct job *j = &d->jobs[d->n_jobs];
+		uint32_t pid = http_request_pid(req);
+		const struct access_decision *ad = http_request_access(req);
+		struct session_tap_filter f = {
+		    .pid = pid,
+		    .by_uid = ad->scope == ACCESS_OWN,
+		    .uid = ad->uid,
+		    .no_kernel = ad->scope == ACCESS_OWN && ad->no_kernel,
+		};
+		char msg[64];
+		int r;
+
+		if (ad->scope != ACCESS_ALL && ad->scope != ACCESS_OWN) {
+			http_request_finish(req, 403, NULL, 0, "forbidden");
+			continue;
+		}
+
+		/* Whether another user's pid exists is not ours to tell: own-process callers get an
+		 * empty profile instead. */
+		if (pid && ad->scope == ACCESS_ALL && kill(pid, 0) < 0 && errno == ESRCH) {
+			snprintf(msg, sizeof(msg), "no process %u", pid);
+			http_request_finish(req, 404, NULL, 0, msg);
+			continue;
+		}
+		*j = (struct job){.req = req, .start_ns = now};
+		r = aggregate_new(&j->agg);
+		if (r >= 0)
+			r = session_tap_add(d->session, j->agg, &f, &j->tap);
+		if (r < 0) {
+			aggregate_free(j->agg);
+			http_request_finish(req, 503, NULL, 0, "cannot start a profile now");
+			continue;
+		}
+		if (pid)
+			(void)session_watch_pid(d->session, pid);
+		clock_gettime(CLOCK_REALTIME, &j->start_wall);
+		j->off_cpu = d->run.off_cpu;
+		j->deadline_ns = now + http_request_seconds(req) * 1000000000ull;
+		d->n_jobs++;
+		log_debug("On-demand profile: %u s%s%s.", http_request_seconds(req),
+			  pid ? " of one pid" : "", f.by_uid ? ", the caller's own processes" : "");
+	}
+}
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+static void snapshot_refresh(struct daemon *d)
+{
+	struct snapshot s = {};
+
+	s.st = *session_stats(d->session);
+	s.lost = d->lost_base + (d->capture ? capture_lost(d->capture) : 0);
+	s.procs = proc_table_n_procs(session_procs(d->session));
+	s.dsos = proc_table_n_dsos(session_procs(d->session));
+	proc_table_sideband_stats(session_procs(d->session), &s.sideband);
+	session_unwind_stats(d->session, &s.unwind);
+	if (d->sym_cache)
+		sym_cache_get_stats(d->sym_cache, &s.sym);
+	s.interval_stacks = aggregate_n_stacks(session_aggregate(d->session));
+	s.interval_samples = aggregate_n_samples(session_aggregate(d->session));
+	s.interval_dropped = aggregate_n_dropped(session_aggregate(d->session));
+	s.frequency = d->run.frequency;
+	s.interval_s = d->cfg.interval_s;
+	s.stack_bytes = d->run.stack_bytes;
+	s.profiles_written = d->profiles_written;
+	s.write_errors = d->write_errors;
+	s.retention_removed = d->retention_removed;
+	s.reloads = d->reloads;
+	s.reload_failures = d->reload_failures;
+	s.http_enabled = d->http;
+	if (d->http)
+		http_server_stats(d->http, &s.http);
+	s.push_enabled = d->push;
+	if (d->push)
+		push_get_stats(d->push, &s.push);
+	pthread_mutex_lock(&d->snap_lock);
+	s.start_time = d->snap.start_time;
+	d->snap = s;
+	pthread_mutex_unlock(&d->snap_lock);
+	d->snapshot_ns = mono_ns();
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+static void process_metrics(FILE *f, double start_time)
+{
+	struct rusage ru;
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned long size = 0, resident = 0;
+	struct rlimit rl;
+	size_t fds = 0;
+	FILE *statm;
+	DIR *dir;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		metric(f, "process_cpu_seconds_total", "counter",
+		       "User and system CPU time spent by profd, in seconds.",
+		       ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+			   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	statm = fopen("/proc/self/statm", "re");
+	if (statm) {
+		if (fscanf(statm, "%lu %lu", &size, &resident) == 2) {
+			metric(f, "process_resident_memory_bytes", "gauge",
+			       "Resident memory of profd, in bytes.", (double)resident * page);
+			metric(f, "process_virtual_memory_bytes", "gauge",
+			       "Virtual memory of profd, in bytes.", (double)size * page);
+		}
+		fclose(statm);
+	}
+	dir = opendir("/proc/self/fd");
+	if (dir) {
+		while (readdir(dir))
+			fds++;
+		closedir(dir);
+		metric(f, "process_open_fds", "gauge", "Open file descriptors.",
+		       fds > 3 ? fds - 3 : 0); /* ".", ".." and the directory's own fd */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		metric(f, "process_max_fds", "gauge", "Limit on open file descriptors.",
+		       rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+	metric(f, "process_start_time_seconds", "gauge",
+	       "Start time of profd since the Unix epoch, in seconds.", start_time);
+}
+
+static int render_metrics(void *userdata, char **ret, size_t *ret_len)
+{
+	struct daemon *d = userdata;
+	struct snapshot s;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	pthread_mutex_lock(&d->snap_lock);
+	s = d->snap;
+	pthread_mutex_unlock(&d->snap_lock);
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f,
+		"# HELP profd_build_info profd version.\n# TYPE profd_build_info gauge\n"
+		"profd_build_info{version=\"%s\"} 1\n",
+		PROFD_VERSION);
+	metric(f, "profd_samples_total", "counter", "Samples received from the kernel.",
+	       s.st.samples);
+	metric(f, "profd_lost_samples_total", "counter",
+	       "Samples and task events the kernel could not queue (ring buffer full).", s.lost);
+	metric(f, "profd_records_total", "counter", "Ring buffer records received.", s.st.records);
+	metric(f, "profd_bad_records_total", "counter", "Malformed ring buffer records skipped.",
+	       s.st.bad_records);
+	metric(f, "profd_no_process_samples_total", "counter",
+	       "Samples of processes whose mappings could not be read.", s.st.no_process);
+	metric(f, "profd_user_stacks_total", "counter", "Samples with a user stack.",
+	       s.st.user_stacks);
+	metric(f, "profd_complete_stacks_total", "counter", "User stacks unwound to the root.",
+	       s.st.complete);
+	metric(f, "profd_unwound_frames_total", "counter", "User frames unwound.", s.st.frames);
+	fprintf(f, "# HELP profd_unwind_stops_total Why user stacks stopped, by reason.\n"
+		   "# TYPE profd_unwind_stops_total counter\n");
+	for (int i = 0; i < _UNWIND_STOP_MAX; i++)
+		fprintf(f, "profd_unwind_stops_total{reason=\"%s\"} %" PRIu64 "\n",
+			unwind_stop_name(i), s.st.stops[i]);
+	fprintf(f,
+		"# HELP profd_task_events_total Process lifecycle events, by kind.\n"
+		"# TYPE profd_task_events_total counter\n"
+		"profd_task_events_total{event=\"exec\"} %" PRIu64 "\n"
+		"profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
+		"profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
+		s.st.execs, s.st.exits, s.st.forks);
+	metric(f, "profd_off_cpu_waits_total", "counter",
+	       "Off-CPU waits recorded (off_cpu = yes).", s.st.off_cpu_waits);
+	metric(f, "profd_off_cpu_seconds_total", "counter",
+	       "Time off the CPU of the waits recorded.", s.st.off_cpu_ns / 1e9);
+	metric(f, "profd_python_samples_total", "counter",
+	       "Samples of CPython processes whose frame chain was read.", s.st.py_samples);
+	metric(f, "profd_python_frames_total", "counter",
+	       "Python frames put in place of interpreter frames.", s.st.py_frames);
+	metric(f, "profd_python_unplaced_frames_total", "counter",
+	       "Python frames without an interpreter frame to stand in for.", s.st.py_unplaced);
+	metric(f, "profd_python_skipped_frames_total", "counter",
+	       "Python frames of deep chains walked but not kept (a marker frame stands for them).",
+	       s.st.py_skipped);
+	metric(f, "profd_python_raw_interpreter_frames_total", "counter",
+	       "Interpreter frames of CPython processes without Python frames (marked).",
+	       s.st.py_raw_eval);
+	metric(f, "profd_python_bad_code_objects_total", "counter",
+	       "Python frames whose code object could not be read (named \"[python]\").",
+	       s.st.py_bad_code);
+	metric(f, "profd_python_chain_errors_total", "counter",
+	       "Samples whose Python frame chain could not be read or was cut.", s.st.py_errors);
+	metric(f, "profd_python_unsupported_samples_total", "counter",
+	       "Samples of Python processes whose interpreter profd cannot read.",
+	       s.st.py_unsupported);
+	metric(f, "profd_processes", "gauge", "Processes in the process table.", s.procs);
+	metric(f, "profd_binaries", "gauge", "Binaries kept open for unwinding and symbolization.",
+	       s.dsos);
+	metric(f, "profd_sideband_records_total", "counter",
+	       "Side-band records (mmap, exec, fork, exit) read from the kernel.",
+	       s.sideband.records);
+	metric(f, "profd_sideband_lost_total", "counter",
+	       "Side-band records the kernel could not write (then /proc is read again).",
+	       s.sideband.lost);
+	metric(f, "profd_sideband_resyncs_total", "counter",
+	       "Re-reads of every live process from /proc after side-band records were lost.",
+	       s.sideband.resyncs);
+	metric(f, "profd_sideband_unopened_files_total", "counter",
+	       "Mapped files named by the side-band that could not be opened.",
+	       s.sideband.unopened);
+	metric(f, "profd_unwind_cache_entries", "gauge", "Binaries in the CFI table cache.",
+	       s.unwind.entries);
+	metric(f, "profd_unwind_cache_bytes", "gauge", "Bytes of CFI tables cached.",
+	       s.unwind.bytes);
+	metric(f, "profd_unwind_cache_evictions_total", "counter", "CFI tables evicted.",
+	       s.unwind.evictions);
+	metric(f, "profd_symbol_cache_binaries", "gauge", "Binaries known to the symbol cache.",
+	       s.sym.n_binaries);
+	metric(f, "profd_symbol_cache_open_elfs", "gauge", "ELF files open for symbolization.",
+	       s.sym.n_open_elfs);
+	metric(f, "profd_symbol_cache_results", "gauge", "Symbolized addresses cached.",
+	       s.sym.n_results);
+	metric(f, "profd_symbol_cache_result_bytes", "gauge", "Bytes of cached symbol results.",
+	       s.sym.result_bytes);
+	metric(f, "profd_interval_stacks", "gauge", "Unique stacks in the current interval.",
+	       s.interval_stacks);
+	metric(f, "profd_interval_samples", "gauge", "Samples in the current interval.",
+	       s.interval_samples);
+	metric(f, "profd_interval_dropped_samples", "gauge",
+	       "Samples of the current interval dropped by the aggregate's limits.",
+	       s.interval_dropped);
+	metric(f, "profd_sampling_frequency_hertz", "gauge", "Samples per second per CPU.",
+	       s.frequency);
+	metric(f, "profd_interval_seconds", "gauge", "Length of an interval profile.",
+	       s.interval_s);
+	metric(f, "profd_stack_bytes", "gauge",
+	       "The most user stack bytes a sample copies (stack_bytes).", s.stack_bytes);
+	metric(f, "profd_stack_copies_total", "counter",
+	       "Samples and waits whose user stack was copied.", s.st.stack_copies);
+	metric(f, "profd_stack_copy_bytes_total", "counter",
+	       "User stack bytes copied, in total (divide by profd_stack_copies_total for the "
+	       "mean).",
+	       s.st.stack_copy_bytes);
+	metric(f, "profd_stack_copy_p99_bytes", "gauge",
+	       "99th percentile of the user stack bytes copied per sample since start (256-byte "
+	       "resolution).",
+	       session_stack_copy_quantile(&s.st, 0.99));
+	metric(f, "profd_stack_copy_cut_total", "counter",
+	       "Stack walks that ran out of a copy cut at its process's learnt stack gap (its "
+	       "copies then go to the stack's end until learnt again).",
+	       s.st.stack_cut);
+	metric(f, "profd_profiles_written_total", "counter", "Interval profiles written.",
+	       s.profiles_written);
+	metric(f, "profd_profile_write_errors_total", "counter",
+	       "Interval profiles that could not be built or written.", s.write_errors);
+	metric(f, "profd_retention_removed_total", "counter",
+	       "Interval profiles removed by retention.", s.retention_removed);
+	metric(f, "profd_config_reloads_total", "counter", "Configuration reloads applied.",
+	       s.reloads);
+	metric(f, "profd_config_reload_failures_total", "counter",
+	       "Configuration reloads refused (the previous configuration was kept).",
+	       s.reload_failures);
+	if (s.http_enabled) {
+		metric(f, "profd_http_requests_total", "counter", "HTTP requests received.",
+		       s.http.requests);
+		metric(f, "profd_http_profile_requests_total", "counter",
+		       "On-demand profile requests accepted.", s.http.profile_requests);
+		metric(f, "profd_http_client_errors_total", "counter", "HTTP answers 4xx.",
+		       s.http.client_errors);
+		metric(f, "profd_http_server_errors_total", "counter", "HTTP answers 5xx.",
+		       s.http.server_errors);
+		fprintf(f,
+			"# HELP profd_http_refused_total HTTP requests and connections refused, by "
+			"reason: access (401/403 by access control), profile_quota (503: over the "
+			"profile slots of the caller), connections (closed at once: over the "
+			"connection caps), header_timeout (closed: headers not complete in time).\n"
+			"# TYPE profd_http_refused_total counter\n"
+			"profd_http_refused_total{reason=\"access\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"profile_quota\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
+			"profd_http_refused_total{reason=\"header_timeout\"} %" PRIu64 "\n",
+			s.http.refused, s.http.refused_profiles, s.http.refused_connections,
+			s.http.header_timeouts);
+		metric(f, "profd_http_cancelled_profiles_total", "counter",
+		       "On-demand profiles cancelled because their client went away.",
+		       s.http.cancelled);
+		metric(f, "profd_http_own_process_profiles_total", "counter",
+		       "Profiles served restricted to the caller's own processes.",
+		       s.http.own_profiles);
+		metric(f, "profd_http_active_profiles", "gauge",
+		       "On-demand profiles being collected.", s.http.active_profiles);
+	}
+	metric(f, "profd_push_enabled", "gauge", "1 when push to Pyroscope is configured.",
+	       s.push_enabled);
+	if (s.push_enabled) {
+		metric(f, "profd_push_sent_total", "counter", "Profiles pushed.", s.push.sent);
+		metric(f, "profd_push_failures_total", "counter", "Failed push attempts (retried).",
+		       s.push.failures);
+		metric(f, "profd_push_rejected_total", "counter",
+		       "Profiles the server refused for good (dropped).", s.push.rejected);
+		metric(f, "profd_push_dropped_total", "counter",
+		       "Profiles dropped because the spool was full.", s.push.dropped);
+		metric(f, "profd_push_split_total", "counter",
+		       "Extra profiles spooled to keep each within Pyroscope's limits.",
+		       s.push.split);
+		metric(f, "profd_push_oversize_samples_total", "counter",
+		       "Samples over Pyroscope's size limit on their own (not sent).",
+		       s.push.oversize_samples);
+		metric(f, "profd_push_spool_files", "gauge", "Profiles waiting in the spool.",
+		       s.push.spool_files);
+		metric(f, "profd_push_spool_bytes", "gauge", "Bytes waiting in the spool.",
+		       s.push.spool_bytes);
+	}
+	process_metrics(f, s.start_time);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+/* ---- services ---------------------------------------------------------------------------- */
+
+static int on_record(void *userdata, const void *data, size_t size)
+{
+	struct daemon *d = userdata;
+
+	return session_handle_record(d->session, data, size);
+}
+
+/* The kernel's side-band stream feeds the process table. */
+static int on_sideband(void *userdata, const void *rec, size_t size)
+{
+	struct daemon *d = userdata;
+
+	return proc_table_sideband_push(session_procs(d->session), rec, size);
+}
+
+/* Threads inherit the signal mask: create them with every signal blocked. */
+static void block_signals(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+#define PEM_FILE_MAX (1 << 20)
+
+/* A PEM file's text, NUL-terminated; "" path gives NULL. Logs what is wrong. */
+static int read_pem(const char *key, const char *path, char **ret)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t n;
+
+	*ret = NULL;
+	if (!path[0])
+		return 0;
+	f = fopen(path, "re");
+	if (!f)
+		return log_error_errno(-errno, "%s: cannot read %s: %m", key, path);
+	buf = malloc(PEM_FILE_MAX + 1);
+	if (!buf)
+		return log_oom();
+	n = fread(buf, 1, PEM_FILE_MAX + 1, f);
+	if (ferror(f))
+		return log_error_errno(-EIO, "%s: cannot read %s.", key, path);
+	if (n > PEM_FILE_MAX || !memmem(buf, n, "-----BEGIN ", 11))
+		return log_error_errno(-EINVAL, "%s: %s is not a PEM file of at most %d bytes.", key,
+				       path, PEM_FILE_MAX);
+	buf[n] = '\0';
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+/* What the HTTP server needs from the configuration, files read and the group resolved. */
+struct http_setup {
+	struct http_options o;
+	char *cert, *key, *ca, *token;
+};
+
+static void http_setup_done(struct http_setup *s)
+{
+	free(s->cert);
+	if (s->key)
+		explicit_bzero(s->key, strlen(s->key));
+	free(s->key);
+	free(s->ca);
+	if (s->token)
+		explicit_bzero(s->token, s->o.token_len);
+	free(s->token);
+	*s = (struct http_setup){};
+}
+
+static int http_setup_load(struct daemon *d, const struct daemon_config *c, struct http_setup *s)
+{
+	char err[256];
+	int r;
+
+	*s = (struct http_setup){};
+	s->o.listen = c->listen;
+	s->o.metrics = render_metrics;
+	s->o.userdata = d;
+	s->o.policy.own_processes = c->own_processes;
+	s->o.policy.metrics_local = !strcmp(c->metrics_access, "local");
+	daemon_config_http_limits(c, &s->o.limits);
+	r = access_policy_set_group(&s->o.policy, c->allow_group);
+	if (r == -ENOENT) {
+		/* Root keeps access; an admin who wants the group creates it and reloads. */
+		log_warning("allow_group: no group '%s' on this host: only root (and client "
+			    "certificates or the token, if configured) may fetch profiles. Create it "
+			    "(groupadd --system %s) and reload.",
+			    c->allow_group, c->allow_group);
+	} else if (r < 0) {
+		return log_error_errno(r, "allow_group: cannot look up group '%s': %m",
+				       c->allow_group);
+	}
+	if ((r = read_pem("tls_cert", c->tls_cert, &s->cert)) < 0 ||
+	    (r = read_pem("tls_key", c->tls_key, &s->key)) < 0 ||
+	    (r = read_pem("tls_client_ca", c->tls_client_ca, &s->ca)) < 0) {
+		http_setup_done(s);
+		return r;
+	}
+	if (c->bearer_token_file[0]) {
+		r = access_read_token(c->bearer_token_file, &s->token, &s->o.token_len, err,
+				      sizeof(err));
+		if (r < 0) {
+			http_setup_done(s);
+			return log_error_errno(r, "bearer_token_file: %s.",
+					       r == -ENOMEM ? "out of memory" : err);
+		}
+	}
+	s->o.tls_cert = s->cert;
+	s->o.tls_key = s->key;
+	s->o.tls_client_ca = s->ca;
+	s->o.token = s->token;
+	return 0;
+}
+
+static int http_start(struct daemon *d, const struct daemon_config *c, struct http_server **ret)
+{
+	struct http_setup hs;
+	sigset_t old;
+	int r;
+
+	r = http_setup_load(d, c, &hs);
+	if (r < 0)
+		return r;
+	hs.o.inherited_fds = d->listen_fds;
+	hs.o.n_inherited = d->n_listen_fds;
+	block_signals(&old);
+	r = http_server_new(&hs.o, ret);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	http_setup_done(&hs);
+	if (r < 0)
+		return log_error_errno(r, "Cannot listen on %s: %m", c->listen);
+	log_notice("HTTP server listening on %s.", http_server_address(*ret));
+	return 0;
+}
+
+static int push_start(struct daemon *d, const struct daemon_config *c, struct push **ret)
+{
+	struct push_config pc = {
+	    .url = c->push_url,
+	    .name = c->push_name,
+	    .labels = c->push_labels,
+	    .spool_dir = c->spool_dir,
+	    .spool_bytes = c->spool_bytes,
+	};
+	char err[512];
+	sigset_t old;
+	int r;
+
+	r = state_dir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up push to %s: %s.", c->push_url, err);
+	block_signals(&old);
+	r = push_new(&pc, ret);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up push to %s (spool %s): %m", c->push_url,
+				       c->spool_dir);
+	log_notice("Pushing each interval to %s as %s{%s}.", c->push_url, c->push_name,
+		   c->push_labels);
+	return 0;
+}
+
+static void on_python(void *userdata, uint32_t pid, const struct profd_py_proc *py)
+{
+	struct daemon *d = userdata;
+	int r = capture_set_python(d->capture, (pid_t)pid, py);
+
+	if (r < 0)
+		log_debug_errno(r, "Cannot follow the Python frames of process %u: %m", pid);
+}
+
+static void on_stack_size(void *userdata, uint32_t pid, uint32_t gap)
+{
+	struct daemon *d = userdata;
+	int r = d->capture ? capture_set_stack_gap(d->capture, (pid_t)pid, gap) : 0;
+
+	if (r < 0)
+		log_debug_errno(r, "Cannot set the stack copy of process %u: %m", pid);
+}
+
+static struct capture_settings settings_of(const struct daemon_config *c)
+{
+	return (struct capture_settings){
+	    .frequency = c->frequency,
+	    .stack_bytes = c->stack_bytes,
+	    .off_cpu_min_us = c->off_cpu_min_us,
+	    .adaptive_stack_copy = c->adaptive_stack_copy,
+	    .python = c->python,
+	    .off_cpu = c->off_cpu,
+	};
+}
+
+static bool settings_equal(const struct capture_settings *a, const struct capture_settings *b)
+{
+	return a->frequency == b->frequency && a->stack_bytes == b->stack_bytes &&
+	       a->adaptive_stack_copy == b->adaptive_stack_copy && a->python == b->python &&
+	       a->off_cpu == b->off_cpu && (!a->off_cpu || a->off_cpu_min_us == b->off_cpu_min_us);
+}
+
+/* The keys of c that differ from what runs (cs), for log lines: "frequency, off_cpu". */
+static void settings_diff(const struct capture_settings *run, const struct daemon_config *c,
+			  char *buf, size_t size)
+{
+	const struct capture_settings want = settings_of(c);
+	const struct {
+		const char *key;
+		bool differs;
+	} keys[] = {
+	    {"frequency", want.frequency != run->frequency},
+	    {"stack_bytes", want.stack_bytes != run->stack_bytes},
+	    {"adaptive_stack_copy", want.adaptive_stack_copy != run->adaptive_stack_copy},
+	    {"python", want.python != run->python},
+	    {"off_cpu", want.off_cpu != run->off_cpu},
+	    {"off_cpu_min_us", want.off_cpu_min_us != run->off_cpu_min_us},
+	};
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].differs && n < size)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", keys[i].key);
+}
+
+static int capture_open(struct daemon *d, const struct capture_settings *cs, struct capture **ret)
+{
+	struct capture_config cc = {.all = true, .freq = cs->frequency, .stack_bytes = cs->stack_bytes,
+				    .no_python = !cs->python, .off_cpu = cs->off_cpu,
+				    .off_cpu_min_ns = cs->off_cpu_min_us * 1000ull,
+				    .stack_sizing = cs->adaptive_stack_copy,
+				    .sideband = on_sideband, .sideband_userdata = d,
+				    /* The reader also writes the interval profiles: room for 4 s. */
+				    .ringbuf_bytes = capture_ringbuf_size(cs->frequency,
+									  cs->stack_bytes,
+									  cs->adaptive_stack_copy,
+									  4.0)};
+	int r = capture_new(&cc, on_record, d, ret);
+
+	if (r < 0)
+		return log_error_errno(r,
+				       "Failed to load the BPF program: %m. profd needs a kernel "
+				       "with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
+				       "bpf_find_vma (Linux 5.17 or later).");
+	return 0;
+}
+
+/*
+ * Replace the capture with one recording `want`; the session and its samples stay. With `cut`,
+ * the current interval is closed between the old capture's last sample and the new one's
+ * first, so each profile has one sampling period and one set of sample types (new samples
+ * wait in the ring buffer meanwhile). d->run always says what d->capture records. Returns 0,
+ * or -errno with the old settings' capture running (the old one, or a new one with the old
+ * settings), or -errno with d->capture NULL when nothing samples.
+ */
+static int capture_replace(struct daemon *d, const struct capture_settings *want, bool cut)
+{
+	struct capture *nc = NULL;
+	int r;
+
+	/* Load the new program first: if that fails, the old one keeps sampling. */
+	r = capture_open(d, want, &nc);
+	if (r < 0)
+		return r;
+	capture_stop(d->capture);
+	while (capture_poll(d->capture, 0) > 0)
+		;
+	d->lost_base += capture_lost(d->capture);
+	capture_free(d->capture);
+	d->capture = nc;
+	/* The new program's sizes start empty (the cap): learn them again, under the new cap. */
+	(void)session_reset_stack_sizes(d->session);
+	r = capture_start(nc);
+	if (r >= 0) {
+		if (cut)
+			write_interval(d);
+		d->run = *want;
+		return 0;
+	}
+	capture_free(nc);
+	d->capture = NULL;
+	(void)session_reset_stack_sizes(d->session);
+	if (capture_open(d, &d->run, &d->capture) >= 0 && capture_start(d->capture) >= 0)
+		return r;
+	capture_free(d->capture);
+	d->capture = NULL;
+	return r;
+}
+
+static bool str_changed(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static bool http_access_changed(const struct daemon_config *a, const struct daemon_config *b)
+{
+	/* The token and certificate files may change under the same names: a reload rereads. */
+	return str_changed(a->allow_group, b->allow_group) ||
+	       a->own_processes != b->own_processes ||
+	       str_changed(a->metrics_access, b->metrics_access) ||
+	       str_changed(a->tls_cert, b->tls_cert) || str_changed(a->tls_key, b->tls_key) ||
+	       str_changed(a->tls_client_ca, b->tls_client_ca) || a->tls_cert[0] ||
+	       a->bearer_token_file[0] || b->bearer_token_file[0] ||
+	       str_changed(a->bearer_token_file, b->bearer_token_file) ||
+	       a->http_profiles != b->http_profiles ||
+	       a->http_profiles_per_user != b->http_profiles_per_user ||
+	       a->http_profiles_reserved != b->http_profiles_reserved ||
+	       a->http_connections != b->http_connections ||
+	       a->http_connections_per_user != b->http_connections_per_user ||
+	       a->http_connections_reserved != b->http_connections_reserved ||
+	       a->http_header_timeout_s != b->http_header_timeout_s;
+}
+
+/*
+ * SIGHUP. A configuration that does not load changes nothing. Otherwise: a new frequency or
+ * stack size replaces the capture, and a new frequency also closes the current interval (a
+ * profile has one sampling period); the session (process table, caches, samples) stays. A new
+ * listen address starts the new server before the old one stops; push is restarted (the spool
+ * on disk keeps what was not sent).
+ */
+static int daemon_reload(struct daemon *d)
+{
+	struct daemon_config n;
+	struct capture_settings want;
+	struct kallsyms *ks = NULL;
+	int r;
+
+	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=%" PRIu64,
+		   mono_ns() / 1000);
+	r = config_load(d, &n);
+	if (r < 0) {
+		d->reload_failures++;
+		log_error("Configuration not reloaded: keeping the previous one.");
+		snapshot_refresh(d);
+		sd_notify(0, "READY=1\nSTATUS=Profiling (the last reload failed)");
+		return 0;
+	}
+	log_set_max_level(n.log_level);
+
+	/*
+	 * Every key that shapes the capture takes effect by replacing it: frequency, stack copy,
+	 * python, off_cpu and its threshold. A new frequency (another period) or off_cpu (other
+	 * sample types) also closes the interval.
+	 */
+	want = settings_of(&n);
+	if (!settings_equal(&want, &d->run)) {
+		char keys[128];
+
+		settings_diff(&d->run, &n, keys, sizeof(keys));
+		r = capture_replace(d, &want,
+				    want.frequency != d->run.frequency || want.off_cpu != d->run.off_cpu);
+		if (r < 0 && !d->capture) {
+			daemon_config_done(&n);
+			return log_error_errno(r, "No sampling possible any more: exiting.");
+		}
+		if (r < 0) {
+			log_error("Not applied: %s (the capture could not be rebuilt); still recording "
+				  "at %u Hz, stack_bytes %u, adaptive_stack_copy %s, python %s, "
+				  "off_cpu %s. Fix the cause and reload again, or restart profd.",
+				  keys, d->run.frequency, d->run.stack_bytes,
+				  d->run.adaptive_stack_copy ? "yes" : "no", d->run.python ? "yes" : "no",
+				  d->run.off_cpu ? "yes" : "no");
+			n.frequency = d->run.frequency;
+			n.stack_bytes = d->run.stack_bytes;
+			n.adaptive_stack_copy = d->run.adaptive_stack_copy;
+			n.python = d->run.python;
+			n.off_cpu = d->run.off_cpu;
+			n.off_cpu_min_us = d->run.off_cpu_min_us;
+		} else {
+			log_notice("Capture rebuilt for %s.", keys);
+		}
+		r = session_set_python(d->session, d->run.python);
+		if (r < 0)
+			log_error_errno(r, "Cannot %s Python frames: %m",
+					d->run.python ? "start" : "stop");
+	}
+
+	if (str_changed(n.demangle, d->cfg.demangle)) {
+		struct sym_cache *sc = NULL;
+
+		/* Names are cached as symbolized: another mode needs another cache. */
+		r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&n) }, &sc);
+		if (r < 0) {
+			log_error_errno(r, "Keeping demangle = %s: %m", d->cfg.demangle);
+			free(n.demangle);
+			n.demangle = strdup(d->cfg.demangle);
+			if (!n.demangle) {
+				daemon_config_done(&n);
+				return log_oom();
+			}
+		} else {
+			sym_cache_free(d->sym_cache);
+			d->sym_cache = sc;
+		}
+	}
+
+	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
+	if (str_changed(n.listen, d->cfg.listen) || http_access_changed(&n, &d->cfg)) {
+		struct http_server *h = NULL;
+
+		r = n.listen[0] ? http_start(d, &n, &h) : 0;
+		if (r < 0 && d->http) {
+			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
+			log_notice("Stopping the HTTP server on %s to try again.", d->cfg.listen);
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = NULL;
+			r = http_start(d, &n, &h);
+			if (r < 0 && http_start(d, &d->cfg, &d->http) >= 0) {
+				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
+				free(n.listen);
+				n.listen = strdup(d->cfg.listen);
+			} else if (r < 0) {
+				log_error("No HTTP server any more.");
+				free(n.listen);
+				n.listen = strdup("");
+			}
+			if (!n.listen) {
+				daemon_config_done(&n);
+				return log_oom();
+			}
+		}
+		if (r >= 0) {
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = h;
+			if (!h)
+				log_notice("HTTP server stopped.");
+		}
+	}
+
+	if (str_changed(n.push_url, d->cfg.push_url) ||
+	    str_changed(n.push_name, d->cfg.push_name) ||
+	    str_changed(n.push_labels, d->cfg.push_labels) ||
+	    str_changed(n.spool_dir, d->cfg.spool_dir) || n.spool_bytes != d->cfg.spool_bytes) {
+		push_free(d->push, 0);
+		d->push = NULL;
+		if (n.push_url[0])
+			(void)push_start(d, &n, &d->push);
+		else if (d->cfg.push_url[0])
+			log_notice("Push disabled; profiles not sent yet stay in %s.",
+				   d->cfg.spool_dir);
+	}
+
+	/* Kernel modules may have come and gone. */
+	if (kallsyms_load("/proc/kallsyms", &ks) >= 0) {
+		kallsyms_free(d->ks);
+		d->ks = ks;
+	}
+
+	daemon_config_done(&d->cfg);
+	d->cfg = n;
+	d->reloads++;
+	snapshot_refresh(d);
+	log_notice("Configuration reloaded from %s.", d->config_path);
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->run.frequency);
+	return 0;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	/* One fd is kept per profiled binary: the soft limit of 1024 is easy to reach. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void daemon_done(struct daemon *d)
+{
+	jobs_cancel(d, "profd is shutting down");
+	http_server_free(d->http);
+	push_free(d->push, PUSH_FLUSH_MS);
+	capture_free(d->capture);
+	session_free(d->session);
+	sym_cache_free(d->sym_cache);
+	kallsyms_free(d->ks);
+	daemon_config_done(&d->cfg);
+	free(d->cli_keys);
+	free(d->cli_values);
+	pthread_mutex_destroy(&d->snap_lock);
+}
+
+static int daemon_run(struct daemon *d)
+{
+	struct session_config sc = {.container_ids = true, .perf_maps = true,
+				    .no_python = !d->cfg.python,
+				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
+				    .on_stack_size = on_stack_size, .userdata = d};
+	uint64_t watchdog_usec = 0, last_watchdog = 0;
+	const char *missing = NULL;
+	struct timespec now_wall;
+	int r;
+
+	r = capture_check_privileges(&missing);
+	if (r == -EPERM)
+		return log_error_errno(r,
+				       "Missing capability %s: profd daemon needs CAP_BPF and "
+				       "CAP_PERFMON (or root). Run it as root, or as profd.service "
+				       "does: AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_SYS_PTRACE "
+				       "CAP_CHECKPOINT_RESTORE CAP_DAC_READ_SEARCH CAP_SYSLOG.",
+				       missing);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read this process's capabilities: %m");
+	raise_fd_limit();
+	/* Sockets from systemd (profd.socket): kept for the whole run, reused on reloads. */
+	r = sd_listen_fds(1);
+	for (int i = 0; i < r; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (d->n_listen_fds < ARRAY_SIZE(d->listen_fds) &&
+		    sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) > 0)
+			d->listen_fds[d->n_listen_fds++] = fd;
+		else
+			log_warning("Ignoring socket %d from systemd: only up to %d listening unix "
+				    "stream sockets are used.",
+				    fd, DAEMON_LISTEN_MAX);
+	}
+
+	if (d->cfg.output_dir[0]) {
+		char err[512];
+
+		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
+		if (r < 0)
+			return log_error_errno(r, "%s.", err);
+		remove_stale_temp_files(d->cfg.output_dir);
+	}
+	r = session_new(&sc, &d->session);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
+	r = proc_table_set_sideband(session_procs(d->session), true);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the process table: %m");
+	r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&d->cfg) },
+			  &d->sym_cache);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the symbol cache: %m");
+	r = kallsyms_load("/proc/kallsyms", &d->ks);
+	if (r < 0)
+		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
+	d->run = settings_of(&d->cfg);
+	r = capture_open(d, &d->run, &d->capture);
+	if (r < 0)
+		return r;
+	/* The side-band runs: what runs already is read now, what starts later it tells. */
+	r = proc_table_snapshot(session_procs(d->session));
+	if (r < 0)
+		log_warning_errno(r, "Cannot read the running processes: %m");
+	if (d->cfg.listen[0]) {
+		r = http_start(d, &d->cfg, &d->http);
+		if (r < 0)
+			return r;
+	}
+	if (d->cfg.push_url[0]) {
+		r = push_start(d, &d->cfg, &d->push);
+		if (r < 0)
+			return r;
+	}
+	r = capture_start(d->capture);
+	if (r < 0)
+		return r;
+
+	clock_gettime(CLOCK_REALTIME, &d->interval_wall);
+	d->interval_ns = mono_ns();
+	clock_gettime(CLOCK_REALTIME, &now_wall);
+	d->snap.start_time = now_wall.tv_sec + now_wall.tv_nsec / 1e9;
+	snapshot_refresh(d);
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+	log_notice("Profiling all CPUs at %u Hz; a profile every %u s into %s.", d->cfg.frequency,
+		   d->cfg.interval_s, d->cfg.output_dir[0] ? d->cfg.output_dir : "(nowhere)");
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
+
+	while (!stop_requested) {
+		uint64_t now;
+
+		r = capture_poll(d->capture, POLL_MS);
+		if (r < 0) {
+			log_error_errno(r, "Failed to read samples: %m");
+			break;
+		}
+		if (d->capture)
+			proc_table_sideband_tick(session_procs(d->session),
+						 capture_handled_ns(d->capture));
+		if (reload_requested) {
+			reload_requested = 0;
+			r = daemon_reload(d);
+			if (r < 0)
+				break;
+		}
+		now = mono_ns();
+		jobs_poll(d, now);
+		if (now - d->interval_ns >= d->cfg.interval_s * 1000000000ull)
+			write_interval(d);
+		if (now - d->snapshot_ns >= METRICS_REFRESH_NS)
+			snapshot_refresh(d);
+		if (watchdog_usec && now / 1000 - last_watchdog >= watchdog_usec / 2) {
+			sd_notify(0, "WATCHDOG=1");
+			last_watchdog = now / 1000;
+		}
+	}
+
+	sd_notify(0, "STOPPING=1\nSTATUS=Writing the last interval");
+	if (d->capture) {
+		/* Everything already in the ring buffer belongs to the last interval. */
+		capture_stop(d->capture);
+		while (capture_poll(d->capture, 0) > 0)
+			;
+		d->lost_base += capture_lost(d->capture);
+		capture_free(d->capture);
+		d->capture = NULL;
+	}
+	jobs_cancel(d, "profd is shutting down");
+	write_interval(d);
+	if (r < 0)
+		return r;
+	if (d->cfg.output_dir[0] || d->push)
+		log_notice("Stopped (signal %d): the last interval was written.",
+			   (int)stop_requested);
+	else
+		log_notice("Stopped (signal %d).", (int)stop_requested);
+	return 0;
+}
+
+int cmd_daemon(int argc, char **argv)
+{
+	struct daemon d = {.rl_write = LOG_RATELIMIT_INIT(300, 5)};
+	struct sigaction stop = {.sa_handler = on_stop}, hup = {.sa_handler = on_reload},
+			 ign = {.sa_handler = SIG_IGN};
+	bool check = false;
+	int r;
+
+	pthread_mutex_init(&d.snap_lock, NULL);
+	r = parse_args(argc, argv, &d, &check);
+	if (r != 0) {
+		daemon_done(&d);
+		return r > 0 ? 0 : r;
+	}
+	r = config_load(&d, &d.cfg);
+	if (r < 0) {
+		log_error("Invalid configuration: profd not started.");
+		daemon_done(&d);
+		return r;
+	}
+	log_set_max_level(d.cfg.log_level);
+	if (check) {
+		daemon_config_write(&d.cfg, stdout);
+		daemon_done(&d);
+		return 0;
+	}
+
+	/* Before any thread exists, so every thread but this one has them blocked. */
+	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGINT, &stop, NULL);
+	sigaction(SIGHUP, &hup, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+
+	r = daemon_run(&d);
+	if (r < 0)
+		sd_notifyf(0, "STATUS=Failed: %s\nERRNO=%d", strerror(-r), -r);
+	daemon_done(&d);
+	return r;
+}

@@ -1,0 +1,759 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "output/profile.h"
+#include "pipeline/python/python.h"
+#include "pipeline/unwind/unwind.h"
+#include "symbolize/symbolize.h"
+
+_Static_assert(AGG_MAX_JITMAPS == PROFILE_MAX_PERFMAPS &&
+		       AGG_MAX_JITMAP_BYTES == PROFILE_MAX_PERFMAP_BYTES,
+	       "an aggregate keeps what a profile may use");
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * One symbolized (mapping, address): the pprof location and the leaf function's name. Frames
+ * in anonymous memory are also keyed by pid: the same range in two processes holds different
+ * code (and perf maps are per process).
+ */
+struct loc_entry {
+	uint64_t addr;
+	uint32_t map_id;
+	uint32_t pid; /* 0 unless the mapping is anonymous */
+	bool used;    /* map id 0 (AGG_MAP_NONE) is valid, so emptiness needs its own flag */
+	uint64_t loc_id;
+	const char *leaf; /* stable until profile_build() returns (kallsyms, perf map, strs) */
+};
+
+/* Small open-addressing map, uint64 → uint64, for per-pid things. */
+struct u64_slot {
+	uint64_t key, val;
+	bool used;
+};
+struct u64_map {
+	struct u64_slot *slots;
+	size_t cap, n;
+};
+
+struct name_count {
+	const char *name;
+	uint64_t count;
+};
+
+struct builder_ctx {
+	const struct aggregate *a;
+	const struct profile_options *o;
+	struct pprof_builder *b;
+	uint64_t *map_ids; /* aggregate map id → pprof mapping id (0 until added) */
+	uint64_t kernel_map_id;
+	uint64_t py_locs; /* Python locations so far: their synthetic addresses */
+	struct loc_entry *locs;
+	size_t locs_cap, locs_n;
+	struct name_count *names;
+	size_t names_cap, names_n;
+	/* Fallback names ("libc.so.6+0x1234") and copied leaf names live here until the end. */
+	char **strs;
+	size_t strs_n, strs_cap;
+	struct sym_cache *cache;
+	struct u64_map anon_maps; /* (map id << 32 | pid) → pprof mapping id */
+	struct u64_map perfmaps;  /* PROFILE_PERFMAPS_DIR: pid → struct perfmap * (0: none) */
+	size_t n_perfmaps;
+	uint64_t perfmap_bytes, perfmap_ns; /* read and spent loading them */
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t *u64_map_get(struct u64_map *m, uint64_t key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
+		if (m->slots[k].key == key)
+			return &m->slots[k].val;
+	return NULL;
+}
+
+static int u64_map_put(struct u64_map *m, uint64_t key, uint64_t val)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		struct u64_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->cap; i++) {
+			size_t k;
+
+			if (!m->slots[i].used)
+				continue;
+			for (k = mix(m->slots[i].key) & (ncap - 1); ns[k].used; k = (k + 1) & (ncap - 1))
+				;
+			ns[k] = m->slots[i];
+		}
+		free(m->slots);
+		m->slots = ns;
+		m->cap = ncap;
+	}
+	size_t k;
+	for (k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
+		if (m->slots[k].key == key) {
+			m->slots[k].val = val;
+			return 0;
+		}
+	m->slots[k] = (struct u64_slot){ .key = key, .val = val, .used = true };
+	m->n++;
+	return 0;
+}
+
+static const char *keep_str(struct builder_ctx *c, char *s)
+{
+	if (!s)
+		return NULL;
+	if (c->strs_n == c->strs_cap) {
+		size_t n = c->strs_cap ? c->strs_cap * 2 : 64;
+		char **p = reallocarray(c->strs, n, sizeof(*p));
+
+		if (!p) {
+			free(s);
+			return NULL;
+		}
+		c->strs = p;
+		c->strs_cap = n;
+	}
+	c->strs[c->strs_n++] = s;
+	return s;
+}
+
+static const char *fmt_str(struct builder_ctx *c, const char *fmt, ...) _printf_(2, 3);
+static const char *fmt_str(struct builder_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return keep_str(c, s);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = path ? strrchr(path, '/') : NULL;
+
+	return s ? s + 1 : (path ? path : "?");
+}
+
+static uint64_t loc_hash(uint32_t map_id, uint32_t pid, uint64_t addr)
+{
+	return mix(addr ^ ((uint64_t)map_id << 48) ^ ((uint64_t)pid * 0x9e3779b97f4a7c15ull));
+}
+
+static int locs_grow(struct builder_ctx *c)
+{
+	size_t ncap = c->locs_cap ? c->locs_cap * 2 : 4096;
+	struct loc_entry *n = calloc(ncap, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->locs_cap; i++) {
+		struct loc_entry *e = &c->locs[i];
+		size_t k;
+
+		if (!e->used)
+			continue;
+		for (k = loc_hash(e->map_id, e->pid, e->addr) & (ncap - 1); n[k].used;
+		     k = (k + 1) & (ncap - 1))
+			;
+		n[k] = *e;
+	}
+	free(c->locs);
+	c->locs = n;
+	c->locs_cap = ncap;
+	return 0;
+}
+
+static struct loc_entry *loc_slot(struct builder_ctx *c, uint32_t map_id, uint32_t pid,
+				  uint64_t addr)
+{
+	size_t k;
+
+	if ((c->locs_n + 1) * 2 > c->locs_cap && locs_grow(c) < 0)
+		return NULL;
+	for (k = loc_hash(map_id, pid, addr) & (c->locs_cap - 1); c->locs[k].used;
+	     k = (k + 1) & (c->locs_cap - 1))
+		if (c->locs[k].addr == addr && c->locs[k].map_id == map_id && c->locs[k].pid == pid)
+			return &c->locs[k];
+	return &c->locs[k];
+}
+
+static void dso_binary(const struct dso *d, struct sym_binary *ret)
+{
+	*ret = (struct sym_binary){
+		.build_id = d->build_id,
+		.build_id_len = d->build_id_len,
+		.fd = d->fd,
+		.path = d->path,
+		.root = d->root,
+		.file_id = d->fd >= 0 ? &d->file_id : NULL,
+	};
+}
+
+/* ---- JIT perf maps ------------------------------------------------------------------------ */
+
+/* DIR/perf-PID.map of a recording's process: nothing of this machine's is consulted. */
+static struct perfmap *load_perfmap_dir(struct builder_ctx *c, uint32_t pid)
+{
+	_cleanup_free_ char *path = NULL;
+	struct perfmap *pm = NULL;
+	uint64_t t0;
+	int r;
+
+	if (c->perfmap_bytes >= PROFILE_MAX_PERFMAP_BYTES ||
+	    c->perfmap_ns >= PROFILE_PERFMAP_BUDGET_NS) {
+		log_debug("perf map of pid %" PRIu32 ": the profile's perf map budget is spent", pid);
+		return NULL;
+	}
+	if (asprintf(&path, "%s/perf-%" PRIu32 ".map", c->o->perfmap_dir, pid) < 0)
+		return NULL;
+	t0 = now_ns();
+	r = perfmap_load(path, &pm); /* regular files only, never a symlink */
+	c->perfmap_ns += now_ns() - t0;
+	c->perfmap_bytes += perfmap_bytes(pm);
+	if (r < 0 && r != -ENOENT)
+		log_debug("perf map %s: %s", path, strerror(-r));
+	return r < 0 ? NULL : pm;
+}
+
+/*
+ * The perf map of pid, NULL when it has none. Live: the copy the aggregate kept, read while the
+ * process lived (pipeline/jitmap.h), parsed on first use. A directory: loaded on first use. Both
+ * within the profile's limits.
+ */
+static const struct perfmap *perfmap_for_pid(struct builder_ctx *c, uint32_t pid)
+{
+	uint64_t *v;
+	struct perfmap *pm = NULL;
+
+	if (c->o->perfmaps == PROFILE_PERFMAPS_LIVE) {
+		struct jitmap *jm = aggregate_jitmap(c->a, pid);
+		const struct perfmap *live;
+		uint64_t t0;
+
+		if (!jm || jm->parsed)
+			return jm ? jm->pm : NULL;
+		if (c->perfmap_ns >= PROFILE_PERFMAP_BUDGET_NS) {
+			log_debug("perf map of pid %" PRIu32 ": the profile's time budget is spent", pid);
+			return NULL;
+		}
+		t0 = now_ns();
+		live = jitmap_perfmap(jm);
+		c->perfmap_ns += now_ns() - t0;
+		return live;
+	}
+	if (c->o->perfmaps != PROFILE_PERFMAPS_DIR || !c->o->perfmap_dir)
+		return NULL;
+	v = u64_map_get(&c->perfmaps, pid);
+	if (v)
+		return (const struct perfmap *)(uintptr_t)*v;
+	if (c->n_perfmaps < PROFILE_MAX_PERFMAPS)
+		pm = load_perfmap_dir(c, pid);
+	if (u64_map_put(&c->perfmaps, pid, (uintptr_t)pm) < 0) {
+		perfmap_free(pm);
+		return NULL;
+	}
+	if (pm)
+		c->n_perfmaps++;
+	return pm;
+}
+
+static void mapping_of(const struct agg_mapping *m, struct pprof_mapping *pm)
+{
+	*pm = (struct pprof_mapping){
+		.memory_start = m->start,
+		.memory_limit = m->end,
+		.file_offset = m->pgoff,
+		.filename = m->name ? m->name : "[anon]",
+		.build_id = m->dso && m->dso->build_id_hex[0] ? m->dso->build_id_hex : NULL,
+	};
+}
+
+/* Anonymous memory: one pprof mapping per process, named by its perf map if it has one. */
+static int ensure_anon_mapping(struct builder_ctx *c, uint32_t map_id, uint32_t pid,
+			       const struct agg_mapping *m, uint64_t *ret)
+{
+	uint64_t key = (uint64_t)map_id << 32 | pid, *v = u64_map_get(&c->anon_maps, key), id;
+	struct pprof_mapping pm;
+	int r;
+
+	if (v) {
+		*ret = *v;
+		return 0;
+	}
+	mapping_of(m, &pm);
+	pm.has_functions = perfmap_for_pid(c, pid) != NULL;
+	r = pprof_add_mapping(c->b, &pm, &id);
+	if (r < 0)
+		return r;
+	r = u64_map_put(&c->anon_maps, key, id);
+	if (r < 0)
+		return r;
+	*ret = id;
+	return 0;
+}
+
+static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint32_t pid, uint64_t *ret)
+{
+	const struct agg_mapping *m;
+	struct pprof_mapping pm = {};
+	int r;
+
+	if (map_id == AGG_MAP_NONE) {
+		*ret = 0;
+		return 0;
+	}
+	if (map_id == AGG_MAP_KERNEL) {
+		if (!c->kernel_map_id) {
+			pm = (struct pprof_mapping){
+				.memory_start = 0xffff800000000000ull,
+				.memory_limit = UINT64_MAX,
+				.filename = "[kernel.kallsyms]",
+				.has_functions = c->o->kallsyms != NULL,
+			};
+			r = pprof_add_mapping(c->b, &pm, &c->kernel_map_id);
+			if (r < 0)
+				return r;
+		}
+		*ret = c->kernel_map_id;
+		return 0;
+	}
+	if (c->map_ids[map_id]) {
+		*ret = c->map_ids[map_id];
+		return 0;
+	}
+	m = aggregate_mapping(c->a, map_id);
+	if (!m) {
+		*ret = 0;
+		return 0;
+	}
+	if (m->kind == MAPPING_ANON && !m->dso)
+		return ensure_anon_mapping(c, map_id, pid, m, ret);
+	mapping_of(m, &pm);
+	if (m->dso) {
+		struct sym_binary bin;
+		struct sym_binary_info info;
+
+		dso_binary(m->dso, &bin);
+		r = sym_cache_binary_info(c->cache, &bin, &info);
+		if (r < 0)
+			return r;
+		if (info.error == 0) {
+			pm.has_functions = info.has_symbols;
+			pm.has_filenames = pm.has_line_numbers = info.has_lines;
+			pm.has_inline_frames = pm.has_line_numbers && c->o->inlines;
+		}
+	}
+	r = pprof_add_mapping(c->b, &pm, &c->map_ids[map_id]);
+	if (r < 0)
+		return r;
+	*ret = c->map_ids[map_id];
+	return 0;
+}
+
+/*
+ * Symbolize one frame into pprof lines (leaf first). Never fails for lack of a name.
+ * *ret_transient: the names point into the sym_cache (valid until its next call).
+ */
+static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			      struct sym_result *res, struct pprof_line *lines, bool *ret_transient)
+{
+	uint64_t look = f->addr - ((f->flags & AGG_FRAME_RETURN) ? 1 : 0);
+	const struct agg_mapping *m;
+	const char *name = NULL;
+
+	*ret_transient = false;
+	res->n_frames = 0;
+	if (f->map_id == AGG_MAP_KERNEL) {
+		if (c->o->kallsyms && kallsyms_lookup(c->o->kallsyms, look, &name, NULL) == 0) {
+			lines[0] = (struct pprof_line){ .function_name = name };
+			return 1;
+		}
+		name = fmt_str(c, "[kernel] 0x%" PRIx64, f->addr);
+	} else if ((m = aggregate_mapping(c->a, f->map_id))) {
+		uint64_t off = look - m->start + m->pgoff;
+		struct sym_binary bin;
+
+		if (m->dso) {
+			dso_binary(m->dso, &bin);
+			if (sym_cache_lookup(c->cache, &bin, off, c->o->inlines, res) == 0 &&
+			    res->n_frames > 0) {
+				size_t n = MIN(res->n_frames, (size_t)SYM_MAX_INLINE);
+
+				for (size_t i = 0; i < n; i++)
+					lines[i] = (struct pprof_line){
+						.function_name = res->frames[i].name,
+						.system_name = res->frames[i].system_name,
+						.filename = res->frames[i].file,
+						.start_line = res->frames[i].decl_line,
+						.line = res->frames[i].line,
+					};
+				*ret_transient = true;
+				return n;
+			}
+		}
+		if (m->kind == MAPPING_ANON) {
+			const struct perfmap *pm = perfmap_for_pid(c, pid);
+
+			if (pm && perfmap_lookup(pm, look, &name, NULL) == 0) {
+				lines[0] = (struct pprof_line){ .function_name = name };
+				return 1;
+			}
+			name = fmt_str(c, "[anon] 0x%" PRIx64, f->addr);
+		} else {
+			name = fmt_str(c, "%s+0x%" PRIx64, base_name(m->name),
+				       f->addr - m->start + m->pgoff);
+		}
+	} else {
+		name = fmt_str(c, "[unknown] 0x%" PRIx64, f->addr);
+	}
+	lines[0] = (struct pprof_line){ .function_name = name ? name : "[unknown]" };
+	return 1;
+}
+
+/*
+ * A Python frame (see AGG_FRAME_PYTHON): a Location per (code object, line) in the
+ * interpreter's mapping, one Line in a Function named by the code's qualified name. Its
+ * address is synthetic: bit 63 set (no code lives there) plus a count, unique in the profile.
+ */
+static int python_location(struct builder_ctx *c, const struct agg_frame *f, uint64_t *ret_id,
+			   const char **ret_leaf)
+{
+	const struct py_code *code = (const struct py_code *)(uintptr_t)f->addr;
+	uint32_t line = f->flags >> AGG_FRAME_LINE_SHIFT;
+	/* The pid slot of the key holds the line, marked so it never meets a native frame's. */
+	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, f->addr);
+	struct pprof_line l = {
+		.function_name = code->qualname,
+		.system_name = code->qualname,
+		.filename = code->filename,
+		.start_line = code->firstlineno,
+		.line = line,
+	};
+	uint64_t pm;
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	if (!e->used) {
+		r = ensure_mapping(c, f->map_id, 0, &pm);
+		if (r < 0)
+			return r;
+		r = pprof_add_location(c->b, pm, (1ull << 63) | ++c->py_locs, &l, 1, &e->loc_id);
+		if (r < 0)
+			return r;
+		e->used = true;
+		e->addr = f->addr;
+		e->map_id = f->map_id;
+		e->pid = 0x80000000u | line;
+		e->leaf = code->qualname; /* the aggregate holds the code until the build ends */
+		c->locs_n++;
+	}
+	*ret_id = e->loc_id;
+	*ret_leaf = e->leaf;
+	return 0;
+}
+
+static int native_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			   uint64_t *ret_id, const char **ret_leaf)
+{
+	const struct agg_mapping *m = aggregate_mapping(c->a, f->map_id);
+	uint32_t kpid = m && m->kind == MAPPING_ANON && !m->dso ? pid : 0;
+	struct loc_entry *e = loc_slot(c, f->map_id, kpid, f->addr);
+	struct pprof_line lines[SYM_MAX_INLINE];
+	struct sym_result res;
+	bool transient;
+	uint64_t pm;
+	size_t n;
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	if (e->used) {
+		*ret_id = e->loc_id;
+		*ret_leaf = e->leaf;
+		return 0;
+	}
+	r = ensure_mapping(c, f->map_id, kpid, &pm);
+	if (r < 0)
+		return r;
+	n = symbolize_frame(c, f, kpid, &res, lines, &transient);
+	r = pprof_add_location(c->b, pm, f->addr, lines, n, &e->loc_id);
+	if (r < 0)
+		return r;
+	e->used = true;
+	e->addr = f->addr;
+	e->map_id = f->map_id;
+	e->pid = kpid;
+	e->leaf = lines[0].function_name;
+	/* The builder copied the lines; the leaf name is kept for the summary. */
+	if (transient) {
+		e->leaf = keep_str(c, strdup(e->leaf));
+		if (!e->leaf)
+			e->leaf = "[unknown]";
+	}
+	c->locs_n++;
+	*ret_id = e->loc_id;
+	*ret_leaf = e->leaf;
+	return 0;
+}
+
+static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
+			  uint64_t *ret_id, const char **ret_leaf)
+{
+	if (f->flags & AGG_FRAME_PYTHON)
+		return python_location(c, f, ret_id, ret_leaf);
+	return native_location(c, f, pid, ret_id, ret_leaf);
+}
+
+static int stop_location(struct builder_ctx *c, uint16_t stop, uint64_t *ret_id)
+{
+	static const char *const names[] = {
+		[UNWIND_STOP_TRUNCATED] = "[truncated: stack copy]",
+		[UNWIND_STOP_NO_MAPPING] = "[truncated: no mapping]",
+		[UNWIND_STOP_NO_CFI] = "[truncated: no unwind info]",
+		[UNWIND_STOP_DEPTH] = "[truncated: depth limit]",
+		[UNWIND_STOP_NO_PROGRESS] = "[truncated: no progress]",
+		[UNWIND_STOP_BAD_RA] = "[truncated: bad return address]",
+	};
+	const char *name = stop < ARRAY_SIZE(names) && names[stop] ? names[stop]
+								    : "[truncated: unknown]";
+	struct pprof_line line = { .function_name = name };
+
+	/* Synthetic locations: no mapping, an address no real frame can have. */
+	return pprof_add_location(c->b, 0, 0xfffffffffffff000ull | stop, &line, 1, ret_id);
+}
+
+static void count_name(struct builder_ctx *c, const char *name, uint64_t n)
+{
+	for (size_t i = 0; i < c->names_n; i++)
+		if (c->names[i].name == name || strcmp(c->names[i].name, name) == 0) {
+			c->names[i].count += n;
+			return;
+		}
+	if (c->names_n == c->names_cap) {
+		size_t ncap = c->names_cap ? c->names_cap * 2 : 256;
+		struct name_count *p = reallocarray(c->names, ncap, sizeof(*p));
+
+		if (!p)
+			return; /* the summary is best effort */
+		c->names = p;
+		c->names_cap = ncap;
+	}
+	c->names[c->names_n++] = (struct name_count){ .name = name, .count = n };
+}
+
+/* Keep the PROFILE_TOP_WAITS longest waits, longest first (same stack text: added up). */
+static void add_wait(struct profile_summary *sum, const char *stack, uint8_t state, uint64_t ns)
+{
+	size_t i;
+
+	for (i = 0; i < sum->n_waits; i++)
+		if (sum->waits[i].state == state && !strcmp(sum->waits[i].stack, stack)) {
+			ns += sum->waits[i].ns;
+			memmove(&sum->waits[i], &sum->waits[i + 1],
+				(sum->n_waits - i - 1) * sizeof(sum->waits[0]));
+			sum->n_waits--;
+			break;
+		}
+	for (i = 0; i < sum->n_waits && sum->waits[i].ns >= ns; i++)
+		;
+	if (i >= PROFILE_TOP_WAITS)
+		return;
+	if (sum->n_waits == PROFILE_TOP_WAITS)
+		sum->n_waits--;
+	memmove(&sum->waits[i + 1], &sum->waits[i], (sum->n_waits - i) * sizeof(sum->waits[0]));
+	snprintf(sum->waits[i].stack, sizeof(sum->waits[i].stack), "%s", stack);
+	sum->waits[i].state = state;
+	sum->waits[i].ns = ns;
+	sum->n_waits++;
+}
+
+static int cmp_count_desc(const void *x, const void *y)
+{
+	const struct name_count *a = x, *b = y;
+
+	return a->count < b->count ? 1 : a->count > b->count ? -1 : strcmp(a->name, b->name);
+}
+
+int profile_build(const struct aggregate *a, const struct profile_options *o,
+		  struct pprof_builder **ret, struct profile_summary *sum)
+{
+	struct pprof_config cfg = {
+		.n_sample_types = o->off_cpu ? 3 : 2,
+		.sample_types = { { "samples", "count" }, { "cpu", "nanoseconds" },
+				  { "off_cpu", "nanoseconds" } },
+		.default_sample_type = 2, /* cpu */
+		.period_type = { "cpu", "nanoseconds" },
+		.period = (int64_t)o->period_ns,
+		.time_nanos = o->time_nanos,
+		.duration_nanos = o->duration_nanos,
+	};
+	struct builder_ctx c = { .a = a, .o = o, .cache = o->sym_cache };
+	struct sym_cache *own_cache = NULL;
+	uint64_t *ids = NULL;
+	int r;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!c.cache) {
+		r = sym_cache_new(NULL, &own_cache);
+		if (r < 0)
+			return r;
+		c.cache = own_cache;
+	}
+	sym_cache_next_generation(c.cache);
+	r = pprof_builder_new(&cfg, &c.b);
+	if (r < 0)
+		goto out;
+	c.map_ids = calloc(AGG_MAP_FIRST + aggregate_n_mappings(a), sizeof(*c.map_ids));
+	ids = calloc(AGG_MAX_FRAMES + 1, sizeof(*ids));
+	if (!c.map_ids || !ids) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	/* pprof presents the first mapping as "the" binary of the profile: put executables first. */
+	for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
+		uint64_t id;
+
+		if (aggregate_mapping(a, AGG_MAP_FIRST + i)->is_exe) {
+			r = ensure_mapping(&c, AGG_MAP_FIRST + i, 0, &id);
+			if (r < 0)
+				goto out;
+		}
+	}
+
+	for (size_t i = 0; i < aggregate_n_stacks(a); i++) {
+		const struct agg_stack *s = aggregate_stack(a, i);
+		const char *container = aggregate_container(a, s->container);
+		struct pprof_label labels[7] = {
+			{ .key = "pid", .num = s->pid },
+			{ .key = "tid", .num = s->tid },
+			{ .key = "comm", .str = s->comm },
+			{ .key = "process", .str = s->pcomm[0] ? s->pcomm : s->comm },
+		};
+		size_t n_labels = 4;
+
+		if (container)
+			labels[n_labels++] = (struct pprof_label){ .key = "container_id",
+								   .str = container };
+		int64_t values[3] = { (int64_t)s->count, (int64_t)(s->count * o->period_ns),
+				      (int64_t)s->off_cpu_ns };
+		char wait[sizeof(sum->waits[0].stack)] = "";
+		size_t n = 0, n_user = 0;
+
+		if (s->state) {
+			static const char *const states[] = { "", "S", "D", "other" };
+
+			labels[n_labels++] = (struct pprof_label){
+				.key = "state", .str = states[s->state < 4 ? s->state : 3] };
+		}
+		for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
+			const char *leaf;
+
+			r = frame_location(&c, &s->frames[f], s->pid, &ids[n], &leaf);
+			if (r < 0)
+				goto out;
+			if (n == 0 && s->count)
+				count_name(&c, leaf, s->count);
+			/* A wait is told by its innermost user frames: the kernel ones all sleep. */
+			if (s->state && s->frames[f].map_id != AGG_MAP_KERNEL && n_user < 4) {
+				size_t len = strlen(wait);
+
+				snprintf(wait + len, sizeof(wait) - len, "%s%s", n_user ? " < " : "",
+					 leaf);
+				n_user++;
+			}
+			n++;
+		}
+		if (!s->complete) {
+			r = stop_location(&c, s->stop, &ids[n]);
+			if (r < 0)
+				goto out;
+			if (n == 0 && s->count)
+				count_name(&c, "[truncated]", s->count);
+			n++;
+		}
+		if (n == 0)
+			continue;
+		if (s->state) {
+			sum->off_cpu_ns += s->off_cpu_ns;
+			add_wait(sum, wait[0] ? wait : "[kernel]", s->state, s->off_cpu_ns);
+		}
+		r = pprof_add_sample(c.b, ids, n, values, cfg.n_sample_types, labels, n_labels);
+		if (r < 0)
+			goto out;
+
+		sum->samples += s->count;
+		if (s->stop != UNWIND_STOP_KERNEL_THREAD) {
+			sum->user_stacks += s->count;
+			if (s->complete)
+				sum->complete += s->count;
+		}
+		if (s->stop < ARRAY_SIZE(sum->stops))
+			sum->stops[s->stop] += s->count;
+	}
+
+	if (c.names_n > 0)
+		qsort(c.names, c.names_n, sizeof(*c.names), cmp_count_desc);
+	for (size_t i = 0; i < c.names_n && i < PROFILE_TOP_N; i++) {
+		snprintf(sum->top[i].name, sizeof(sum->top[i].name), "%s", c.names[i].name);
+		sum->top[i].self = c.names[i].count;
+		sum->n_top++;
+	}
+	sum->n_locations = pprof_n_locations(c.b);
+	sum->n_functions = pprof_n_functions(c.b);
+	sum->n_mappings = aggregate_n_mappings(a);
+	*ret = TAKE_PTR(c.b);
+	r = 0;
+out:
+	pprof_builder_free(c.b);
+	free(c.map_ids);
+	free(c.locs);
+	free(c.names);
+	/* The builder copied every string it interned; fallback names can go now. */
+	for (size_t i = 0; i < c.strs_n; i++)
+		free(c.strs[i]);
+	free(c.strs);
+	free(ids);
+	for (size_t i = 0; i < c.perfmaps.cap; i++)
+		if (c.perfmaps.slots[i].used)
+			perfmap_free((struct perfmap *)(uintptr_t)c.perfmaps.slots[i].val);
+	free(c.perfmaps.slots);
+	free(c.anon_maps.slots);
+	sym_cache_free(own_cache);
+	return r;
+}
