@@ -764,18 +764,7 @@ profd_complete() {
 		have && /^             [^ ]/ { l = $0; sub(/^ +/, "", l); last = l; next }
 		!have && /^ *[A-Za-z_]+:  / { if ($1 == "comm:") { v = $0; sub(/^ *comm: +/, "", v); comm = v }; next }
 		!have && /^ *[0-9]+   [^ ]/ { have = 1; cnt = $1; l = $0; sub(/^ *[0-9]+ +/, "", l); last = l; next }
-		END { flush(); print total + 0, ok + 0, top(bad) }
-		function top(b,   k, s, n, best, bk, i) {
-			s = ""
-			for (i = 0; i < 3; i++) {
-				best = 0; bk = ""
-				for (k in b) if (b[k] > best) { best = b[k]; bk = k }
-				if (bk == "") break
-				s = s (s == "" ? "" : ", ") "`" substr(bk, 1, 40) "` " best
-				delete b[bk]
-			}
-			return s == "" ? "—" : s
-		}'
+		END { flush(); print total + 0, ok + 0, top(bad) }'"$AWK_TOP"
 }
 
 # perf: `perf script -F comm,ip,sym --no-inline` blocks ("comm" line, frames leaf first).
@@ -790,18 +779,7 @@ perf_complete() {
 			sub(/^[ \t]*[0-9a-f]+ /, "", l)
 			if (NF > 1 && l ~ re) ok++; else bad[NF > 1 ? l : "(no call chain)"]++
 		}
-		END { print total + 0, ok + 0, top(bad) }
-		function top(b,   k, s, best, bk, i) {
-			s = ""
-			for (i = 0; i < 3; i++) {
-				best = 0; bk = ""
-				for (k in b) if (b[k] > best) { best = b[k]; bk = k }
-				if (bk == "") break
-				s = s (s == "" ? "" : ", ") "`" substr(bk, 1, 40) "` " best
-				delete b[bk]
-			}
-			return s == "" ? "—" : s
-		}'
+		END { print total + 0, ok + 0, top(bad) }'"$AWK_TOP"
 }
 
 complete_section() {

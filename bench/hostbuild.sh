@@ -209,18 +209,7 @@ profd_stacks() {
 			np = 0; for (p in spid) np++
 			print total + 0, ok + 0, nomap + 0, st + 0, sc + 0, np, top(bad)
 			for (k in unnamed) print unnamed[k], k > side
-		}
-		function top(b,   k, s, best, bk, i) {
-			s = ""
-			for (i = 0; i < 3; i++) {
-				best = 0; bk = ""
-				for (k in b) if (b[k] > best) { best = b[k]; bk = k }
-				if (bk == "") break
-				s = s (s == "" ? "" : ", ") "`" substr(bk, 1, 40) "` " best
-				delete b[bk]
-			}
-			return s == "" ? "—" : s
-		}' side="$tmp/unnamed" "$raw" "$raw"
+		}'"$AWK_TOP" side="$tmp/unnamed" "$raw" "$raw"
 }
 
 # perf: `perf script -F comm,tid,ip,sym --no-inline` blocks (header, then one frame a line, leaf
@@ -255,18 +244,7 @@ perf_stacks() {
 		END {
 			print total + 0, ok + 0, top(bad)
 			for (k in unnamed) print unnamed[k], k > side
-		}
-		function top(b,   k, s, best, bk, i) {
-			s = ""
-			for (i = 0; i < 3; i++) {
-				best = 0; bk = ""
-				for (k in b) if (b[k] > best) { best = b[k]; bk = k }
-				if (bk == "") break
-				s = s (s == "" ? "" : ", ") "`" substr(bk, 1, 40) "` " best
-				delete b[bk]
-			}
-			return s == "" ? "—" : s
-		}'
+		}'"$AWK_TOP"
 	[ "${PIPESTATUS[0]}" = 0 ] || die "perf script -i $1: $(tail -2 "$tmp/script.err")"
 }
 

@@ -31,3 +31,19 @@ bpf_all_ns() {
 # Median, and "min–max", of the numbers on stdin (one per line).
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 spread() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
+
+# An awk function for the scripts' awk programs (appended to them: awk '...'"$AWK_TOP"):
+# top(b) is the three largest counts of array b as "`key` n, ..." (keys cut at 40 characters;
+# "—" when b is empty). It empties b.
+AWK_TOP='
+function top(b,   k, s, best, bk, i) {
+	s = ""
+	for (i = 0; i < 3; i++) {
+		best = 0; bk = ""
+		for (k in b) if (b[k] > best) { best = b[k]; bk = k }
+		if (bk == "") break
+		s = s (s == "" ? "" : ", ") "`" substr(bk, 1, 40) "` " best
+		delete b[bk]
+	}
+	return s == "" ? "—" : s
+}'
