@@ -391,7 +391,7 @@ static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint32_t pid, 
 static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
 			      struct sym_result *res, struct pprof_line *lines, bool *ret_transient)
 {
-	uint64_t look = f->addr - ((f->flags & AGG_FRAME_RETURN) ? 1 : 0);
+	uint64_t look = agg_frame_lookup_addr(f);
 	const struct agg_mapping *m;
 	const char *name = NULL;
 
@@ -445,17 +445,18 @@ static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, 
 }
 
 /*
- * A Python frame (see AGG_FRAME_PYTHON): a Location per (code object, line) in the
+ * A Python frame (AGG_FRAME_PYTHON): a Location per (code object, line) in the
  * interpreter's mapping, one Line in a Function named by the code's qualified name. Its
  * address is synthetic: bit 63 set (no code lives there) plus a count, unique in the profile.
  */
 static int python_location(struct builder_ctx *c, const struct agg_frame *f, uint64_t *ret_id,
 			   const char **ret_leaf)
 {
-	const struct py_code *code = (const struct py_code *)(uintptr_t)f->addr;
-	uint32_t line = f->flags >> AGG_FRAME_LINE_SHIFT;
+	const struct py_code *code = f->code;
+	uint32_t line = f->line;
 	/* The pid slot of the key holds the line, marked so it never meets a native frame's. */
-	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, f->addr);
+	uint64_t key = (uint64_t)(uintptr_t)f->code;
+	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, key);
 	struct pprof_line l = {
 		.function_name = code->qualname,
 		.system_name = code->qualname,
@@ -476,7 +477,7 @@ static int python_location(struct builder_ctx *c, const struct agg_frame *f, uin
 		if (r < 0)
 			return r;
 		e->used = true;
-		e->addr = f->addr;
+		e->addr = key;
 		e->map_id = f->map_id;
 		e->pid = 0x80000000u | line;
 		e->leaf = code->qualname; /* the aggregate holds the code until the build ends */
@@ -534,7 +535,7 @@ static int native_location(struct builder_ctx *c, const struct agg_frame *f, uin
 static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
 			  uint64_t *ret_id, const char **ret_leaf)
 {
-	if (f->flags & AGG_FRAME_PYTHON)
+	if (f->kind == AGG_FRAME_PYTHON)
 		return python_location(c, f, ret_id, ret_leaf);
 	return native_location(c, f, pid, ret_id, ret_leaf);
 }
