@@ -43,7 +43,7 @@ const volatile bool python_frames = true;
 const volatile __u32 n_cpus = 1;             /* possible CPUs: scratch holds 2 per CPU */
 const volatile __u64 off_cpu_min_ns = 1000000; /* shorter waits are not recorded */
 const volatile __u64 off_cpu_budget = 1000;  /* waits recorded per second per CPU */
-const volatile bool stack_sizing = false;   /* read per-process copy sizes from stack_sizes */
+const volatile bool stack_sizing = false;   /* read per-process copy sizes from stack_gaps */
 const volatile bool task_events = false;    /* per-task perf events: mark inherited ones */
 
 /*
@@ -65,14 +65,10 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
-/*
- * Samples (index 0), task events (1) and off-CPU waits (2) that did not fit in the ring
- * buffer; off-CPU waits over the per-second budget (3), and waits that did not end in a
- * system call (4: the thread's user code had moved on when it was seen again).
- */
+/* What was not recorded, per CPU, by reason: enum profd_lost (bpf/profd.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 5);
+	__uint(max_entries, PROFD_LOST_N);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -143,7 +139,7 @@ struct {
 	__type(value, __u8);
 } task_event_tids SEC(".maps");
 
-static __always_inline void count_lost(__u32 idx)
+static __always_inline void count_lost(__u32 idx) /* enum profd_lost */
 {
 	__u64 *n = bpf_map_lookup_elem(&lost, &idx);
 
@@ -832,7 +828,7 @@ static __always_inline int record_current(void *ctx, __u16 type, __u32 slot, boo
 		return 0;
 	s->hdr.size = size;
 	if (bpf_ringbuf_output(&events, b, size, submit_flags()) != 0)
-		count_lost(type == PROFD_REC_OFFCPU ? 2 : 0);
+		count_lost(type == PROFD_REC_OFFCPU ? PROFD_LOST_OFFCPU : PROFD_LOST_SAMPLES);
 	return 0;
 }
 
@@ -913,7 +909,7 @@ int BPF_PROG(profd_switch_out, bool preempt, struct task_struct *prev, struct ta
 			 */
 			if (t->due_ns && (r[0] != t->ip || r[1] != t->sp)) {
 				if (t->due_ns >= off_cpu_min_ns)
-					count_lost(4);
+					count_lost(PROFD_LOST_OFFCPU_MOVED);
 				t->due_ns = 0;
 			}
 			t->start_ns = now;
@@ -967,7 +963,7 @@ int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	regs_fill((struct pt_regs *)bpf_task_pt_regs(task), r);
 	if (r[0] != t->ip || r[1] != t->sp) {
-		count_lost(4);
+		count_lost(PROFD_LOST_OFFCPU_MOVED);
 		return 0;
 	}
 	now = bpf_ktime_get_ns();
@@ -979,7 +975,7 @@ int BPF_PROG(profd_sys_exit, struct pt_regs *regs, long ret)
 		bud->n = 0;
 	}
 	if (bud->n >= off_cpu_budget) {
-		count_lost(3);
+		count_lost(PROFD_LOST_OFFCPU_BUDGET);
 		return 0;
 	}
 	bud->n++;
@@ -995,7 +991,7 @@ static __always_inline void emit_task_event(__u16 type, __u32 pid, __u32 ppid,
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count_lost(1);
+		count_lost(PROFD_LOST_TASK_EVENTS);
 		return;
 	}
 	e->hdr.type = type;

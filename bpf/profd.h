@@ -22,6 +22,21 @@
 #define PROFD_MAX_STACK_GAPS 16384 /* processes with an adaptive stack copy (LRU) */
 #define PROFD_MAX_TASK_EVENTS 65536 /* threads known to carry a per-task perf event (LRU) */
 #define PROFD_MAX_STACK_RANGES 16384 /* threads whose stack VMA the BPF side remembers (LRU) */
+
+/*
+ * Indices of the BPF `lost` per-CPU array: what the BPF side did not record, by reason. Read by
+ * sources/capture.c (capture_lost() sums the first three).
+ */
+enum profd_lost {
+	PROFD_LOST_SAMPLES = 0,       /* samples that did not fit in the ring buffer */
+	PROFD_LOST_TASK_EVENTS = 1,   /* exec/exit/fork records that did not fit */
+	PROFD_LOST_OFFCPU = 2,        /* off-CPU waits that did not fit */
+	PROFD_LOST_OFFCPU_BUDGET = 3, /* waits over the per-second, per-CPU budget */
+	/* waits that did not end in a system call: the thread's user code had moved on when it
+	 * was seen again (counted, not reported) */
+	PROFD_LOST_OFFCPU_MOVED = 4,
+	PROFD_LOST_N = 5,
+};
 /*
  * Python frames kept per sample: the PROFD_PY_INNER_FRAMES innermost and the
  * PROFD_PY_MAX_FRAMES - PROFD_PY_INNER_FRAMES outermost; the frames between are counted, not

@@ -896,7 +896,7 @@ static int kernel_lookup_addrs(const struct aggregate *a, uint64_t **ret, size_t
 				cap = ncap;
 			}
 			v[n++] =
-			    s->frames[f].addr - ((s->frames[f].flags & AGG_FRAME_RETURN) ? 1 : 0);
+			    agg_frame_lookup_addr(&s->frames[f]);
 		}
 	}
 	*ret = v;

@@ -1457,8 +1457,9 @@ static int daemon_run(struct daemon *d)
 {
 	struct session_config sc = {.container_ids = true, .perf_maps = true,
 				    .no_python = !d->cfg.python,
-				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
-				    .on_stack_size = on_stack_size, .userdata = d};
+				    .stack_cap = d->cfg.stack_bytes,
+				    .hooks = {.on_python = on_python, .on_stack_size = on_stack_size,
+					      .userdata = d}};
 	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;
 	struct timespec now_wall;

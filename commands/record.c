@@ -695,11 +695,11 @@ int cmd_record(int argc, char **argv)
 	/* A raw capture is converted later, when the processes' code objects are gone. */
 	scfg.no_python = !o.python || o.raw;
 	scfg.perf_maps = !o.raw; /* a raw capture names JIT code when converted */
-	scfg.on_python = on_python;
+	scfg.hooks.on_python = on_python;
 	if (!o.stack_fixed)
-		scfg.on_stack_size = on_stack_size;
+		scfg.hooks.on_stack_size = on_stack_size;
 	scfg.stack_cap = o.stack_bytes;
-	scfg.userdata = &ctx;
+	scfg.hooks.userdata = &ctx;
 	r = session_new(&scfg, &ctx.session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");

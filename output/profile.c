@@ -391,7 +391,7 @@ static int ensure_mapping(struct builder_ctx *c, uint32_t map_id, uint32_t pid, 
 static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
 			      struct sym_result *res, struct pprof_line *lines, bool *ret_transient)
 {
-	uint64_t look = f->addr - ((f->flags & AGG_FRAME_RETURN) ? 1 : 0);
+	uint64_t look = agg_frame_lookup_addr(f);
 	const struct agg_mapping *m;
 	const char *name = NULL;
 
@@ -445,17 +445,18 @@ static size_t symbolize_frame(struct builder_ctx *c, const struct agg_frame *f, 
 }
 
 /*
- * A Python frame (see AGG_FRAME_PYTHON): a Location per (code object, line) in the
+ * A Python frame (AGG_FRAME_PYTHON): a Location per (code object, line) in the
  * interpreter's mapping, one Line in a Function named by the code's qualified name. Its
  * address is synthetic: bit 63 set (no code lives there) plus a count, unique in the profile.
  */
 static int python_location(struct builder_ctx *c, const struct agg_frame *f, uint64_t *ret_id,
 			   const char **ret_leaf)
 {
-	const struct py_code *code = (const struct py_code *)(uintptr_t)f->addr;
-	uint32_t line = f->flags >> AGG_FRAME_LINE_SHIFT;
+	const struct py_code *code = f->code;
+	uint32_t line = f->line;
 	/* The pid slot of the key holds the line, marked so it never meets a native frame's. */
-	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, f->addr);
+	uint64_t key = (uint64_t)(uintptr_t)f->code;
+	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, key);
 	struct pprof_line l = {
 		.function_name = code->qualname,
 		.system_name = code->qualname,
@@ -476,7 +477,7 @@ static int python_location(struct builder_ctx *c, const struct agg_frame *f, uin
 		if (r < 0)
 			return r;
 		e->used = true;
-		e->addr = f->addr;
+		e->addr = key;
 		e->map_id = f->map_id;
 		e->pid = 0x80000000u | line;
 		e->leaf = code->qualname; /* the aggregate holds the code until the build ends */
@@ -534,7 +535,7 @@ static int native_location(struct builder_ctx *c, const struct agg_frame *f, uin
 static int frame_location(struct builder_ctx *c, const struct agg_frame *f, uint32_t pid,
 			  uint64_t *ret_id, const char **ret_leaf)
 {
-	if (f->flags & AGG_FRAME_PYTHON)
+	if (f->kind == AGG_FRAME_PYTHON)
 		return python_location(c, f, ret_id, ret_leaf);
 	return native_location(c, f, pid, ret_id, ret_leaf);
 }
@@ -609,6 +610,82 @@ static int cmp_count_desc(const void *x, const void *y)
 	return a->count < b->count ? 1 : a->count > b->count ? -1 : strcmp(a->name, b->name);
 }
 
+/*
+ * One stack of the aggregate as a pprof sample: its labels, a location per frame (leaf first),
+ * a synthetic location for where an incomplete walk stopped, its values; counted in the
+ * summary. ids: room for AGG_MAX_FRAMES + 1 location ids.
+ */
+static int add_stack(struct builder_ctx *c, const struct pprof_config *cfg,
+		     const struct agg_stack *s, uint64_t *ids, struct profile_summary *sum)
+{
+	const struct profile_options *o = c->o;
+	const char *container = aggregate_container(c->a, s->container);
+	struct pprof_label labels[7] = {
+		{ .key = "pid", .num = s->pid },
+		{ .key = "tid", .num = s->tid },
+		{ .key = "comm", .str = s->comm },
+		{ .key = "process", .str = s->pcomm[0] ? s->pcomm : s->comm },
+	};
+	size_t n_labels = 4;
+	int64_t values[3] = { (int64_t)s->count, (int64_t)(s->count * o->period_ns),
+			      (int64_t)s->off_cpu_ns };
+	char wait[sizeof(sum->waits[0].stack)] = "";
+	size_t n = 0, n_user = 0;
+	int r;
+
+	if (container)
+		labels[n_labels++] = (struct pprof_label){ .key = "container_id", .str = container };
+	if (s->state) {
+		static const char *const states[] = { "", "S", "D", "other" };
+
+		labels[n_labels++] = (struct pprof_label){ .key = "state",
+							   .str = states[s->state < 4 ? s->state : 3] };
+	}
+	for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
+		const char *leaf;
+
+		r = frame_location(c, &s->frames[f], s->pid, &ids[n], &leaf);
+		if (r < 0)
+			return r;
+		if (n == 0 && s->count)
+			count_name(c, leaf, s->count);
+		/* A wait is told by its innermost user frames: the kernel ones all sleep. */
+		if (s->state && s->frames[f].map_id != AGG_MAP_KERNEL && n_user < 4) {
+			size_t len = strlen(wait);
+
+			snprintf(wait + len, sizeof(wait) - len, "%s%s", n_user ? " < " : "", leaf);
+			n_user++;
+		}
+		n++;
+	}
+	if (!s->complete) {
+		r = stop_location(c, s->stop, &ids[n]);
+		if (r < 0)
+			return r;
+		if (n == 0 && s->count)
+			count_name(c, "[truncated]", s->count);
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if (s->state) {
+		sum->off_cpu_ns += s->off_cpu_ns;
+		add_wait(sum, wait[0] ? wait : "[kernel]", s->state, s->off_cpu_ns);
+	}
+	r = pprof_add_sample(c->b, ids, n, values, cfg->n_sample_types, labels, n_labels);
+	if (r < 0)
+		return r;
+	sum->samples += s->count;
+	if (s->stop != UNWIND_STOP_KERNEL_THREAD) {
+		sum->user_stacks += s->count;
+		if (s->complete)
+			sum->complete += s->count;
+	}
+	if (s->stop < ARRAY_SIZE(sum->stops))
+		sum->stops[s->stop] += s->count;
+	return 0;
+}
+
 int profile_build(const struct aggregate *a, const struct profile_options *o,
 		  struct pprof_builder **ret, struct profile_summary *sum)
 {
@@ -657,74 +734,9 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 	}
 
 	for (size_t i = 0; i < aggregate_n_stacks(a); i++) {
-		const struct agg_stack *s = aggregate_stack(a, i);
-		const char *container = aggregate_container(a, s->container);
-		struct pprof_label labels[7] = {
-			{ .key = "pid", .num = s->pid },
-			{ .key = "tid", .num = s->tid },
-			{ .key = "comm", .str = s->comm },
-			{ .key = "process", .str = s->pcomm[0] ? s->pcomm : s->comm },
-		};
-		size_t n_labels = 4;
-
-		if (container)
-			labels[n_labels++] = (struct pprof_label){ .key = "container_id",
-								   .str = container };
-		int64_t values[3] = { (int64_t)s->count, (int64_t)(s->count * o->period_ns),
-				      (int64_t)s->off_cpu_ns };
-		char wait[sizeof(sum->waits[0].stack)] = "";
-		size_t n = 0, n_user = 0;
-
-		if (s->state) {
-			static const char *const states[] = { "", "S", "D", "other" };
-
-			labels[n_labels++] = (struct pprof_label){
-				.key = "state", .str = states[s->state < 4 ? s->state : 3] };
-		}
-		for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
-			const char *leaf;
-
-			r = frame_location(&c, &s->frames[f], s->pid, &ids[n], &leaf);
-			if (r < 0)
-				goto out;
-			if (n == 0 && s->count)
-				count_name(&c, leaf, s->count);
-			/* A wait is told by its innermost user frames: the kernel ones all sleep. */
-			if (s->state && s->frames[f].map_id != AGG_MAP_KERNEL && n_user < 4) {
-				size_t len = strlen(wait);
-
-				snprintf(wait + len, sizeof(wait) - len, "%s%s", n_user ? " < " : "",
-					 leaf);
-				n_user++;
-			}
-			n++;
-		}
-		if (!s->complete) {
-			r = stop_location(&c, s->stop, &ids[n]);
-			if (r < 0)
-				goto out;
-			if (n == 0 && s->count)
-				count_name(&c, "[truncated]", s->count);
-			n++;
-		}
-		if (n == 0)
-			continue;
-		if (s->state) {
-			sum->off_cpu_ns += s->off_cpu_ns;
-			add_wait(sum, wait[0] ? wait : "[kernel]", s->state, s->off_cpu_ns);
-		}
-		r = pprof_add_sample(c.b, ids, n, values, cfg.n_sample_types, labels, n_labels);
+		r = add_stack(&c, &cfg, aggregate_stack(a, i), ids, sum);
 		if (r < 0)
 			goto out;
-
-		sum->samples += s->count;
-		if (s->stop != UNWIND_STOP_KERNEL_THREAD) {
-			sum->user_stacks += s->count;
-			if (s->complete)
-				sum->complete += s->count;
-		}
-		if (s->stop < ARRAY_SIZE(sum->stops))
-			sum->stops[s->stop] += s->count;
 	}
 
 	if (c.names_n > 0)

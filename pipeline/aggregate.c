@@ -44,6 +44,12 @@ static uint64_t hash_name(uint64_t h, const char *s, size_t size)
 	return hash_word(hash_word(h, w[0]), w[1]);
 }
 
+/* A frame's kind, return flag and line as one word. */
+static uint32_t frame_bits(const struct agg_frame *f)
+{
+	return (uint32_t)f->kind | (uint32_t)f->is_return << 2 | (uint32_t)f->line << 8;
+}
+
 static uint64_t stack_hash(const struct agg_stack *s)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -57,7 +63,7 @@ static uint64_t stack_hash(const struct agg_stack *s)
 	h = hash_word(h, s->state);
 	for (size_t i = 0; i < s->n_frames; i++) {
 		h = hash_word(h, s->frames[i].addr);
-		h = hash_word(h, (uint64_t)s->frames[i].map_id << 32 | s->frames[i].flags);
+		h = hash_word(h, (uint64_t)s->frames[i].map_id << 32 | frame_bits(&s->frames[i]));
 	}
 	return h ^ (h >> 31);
 }
@@ -73,7 +79,7 @@ static bool stack_equal(const struct agg_stack *a, const struct agg_stack *b)
 	for (size_t i = 0; i < a->n_frames; i++)
 		if (a->frames[i].addr != b->frames[i].addr ||
 		    a->frames[i].map_id != b->frames[i].map_id ||
-		    a->frames[i].flags != b->frames[i].flags)
+		    frame_bits(&a->frames[i]) != frame_bits(&b->frames[i]))
 			return false;
 	return true;
 }
@@ -102,8 +108,8 @@ void aggregate_free(struct aggregate *a)
 		struct agg_stack *st = a->order[i];
 
 		for (size_t f = 0; f < st->n_frames; f++)
-			if (st->frames[f].flags & AGG_FRAME_PYTHON)
-				py_code_unref((struct py_code *)(uintptr_t)st->frames[f].addr);
+			if (st->frames[f].kind == AGG_FRAME_PYTHON)
+				py_code_unref(st->frames[f].code);
 		free(st);
 	}
 	free(a->order);
@@ -259,8 +265,8 @@ int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t c
 		return -ENOMEM;
 	memcpy(s, stack, size);
 	for (size_t f = 0; f < s->n_frames; f++)
-		if (s->frames[f].flags & AGG_FRAME_PYTHON)
-			py_code_ref((struct py_code *)(uintptr_t)s->frames[f].addr);
+		if (s->frames[f].kind == AGG_FRAME_PYTHON)
+			py_code_ref(s->frames[f].code);
 	s->hash = h;
 	s->count = count;
 	s->next = a->buckets[h & (a->n_buckets - 1)];

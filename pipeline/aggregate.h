@@ -47,23 +47,41 @@ enum {
 	AGG_MAP_FIRST = 2,
 };
 
-enum agg_frame_flags {
-	AGG_FRAME_RETURN = 1u << 0, /* a return address: symbolize at addr - 1 */
+/* What a frame's address is. */
+enum agg_frame_kind {
+	/* user code: addr is a pc in mapping map_id (AGG_MAP_NONE: in no known mapping) */
+	AGG_FRAME_NATIVE = 0,
+	/* kernel text: addr is a kernel pc, map_id AGG_MAP_KERNEL */
+	AGG_FRAME_KERNEL = 1,
 	/*
-	 * A Python frame: addr is a struct py_code * (pipeline/python/python.h) that the aggregate
-	 * holds a reference on, map_id the interpreter's mapping, and the line is
-	 * flags >> AGG_FRAME_LINE_SHIFT (0: unknown).
+	 * A Python frame: `code` is a struct py_code * (pipeline/python/python.h) that the
+	 * aggregate holds a reference on, map_id the interpreter's mapping, `line` its line (0:
+	 * unknown). Markers for frames not read are Python frames too, of synthetic code objects
+	 * ("[python: N frames not read]").
 	 */
-	AGG_FRAME_PYTHON = 1u << 1,
+	AGG_FRAME_PYTHON = 2,
 };
-#define AGG_FRAME_LINE_SHIFT 8
-#define AGG_FRAME_LINE_MAX ((1u << (32 - AGG_FRAME_LINE_SHIFT)) - 1)
+#define AGG_FRAME_LINE_BITS 24
+#define AGG_FRAME_LINE_MAX ((1u << AGG_FRAME_LINE_BITS) - 1)
 
+struct py_code;
 struct agg_frame {
-	uint64_t addr;
+	union {
+		uint64_t addr;         /* NATIVE, KERNEL */
+		struct py_code *code;  /* PYTHON */
+	};
 	uint32_t map_id;
-	uint32_t flags;
+	uint32_t kind : 2;         /* enum agg_frame_kind */
+	uint32_t is_return : 1;    /* NATIVE, KERNEL: a return address, symbolize at addr - 1 */
+	uint32_t line : AGG_FRAME_LINE_BITS; /* PYTHON */
 };
+_Static_assert(sizeof(struct agg_frame) == 16, "a frame stays 16 bytes");
+
+/* The address to symbolize a native or kernel frame at (inside the call of a return address). */
+static inline uint64_t agg_frame_lookup_addr(const struct agg_frame *f)
+{
+	return f->addr - (f->is_return ? 1 : 0);
+}
 
 struct agg_mapping {
 	uint64_t start, end, pgoff;

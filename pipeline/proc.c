@@ -21,6 +21,7 @@
 #include "common/macro.h"
 #include "common/safeopen.h"
 #include "common/util.h"
+#include "pipeline/cgroup.h"
 #include "pipeline/proc.h"
 #include "symbolize/symbolize.h"
 
@@ -57,7 +58,10 @@ struct proc_table {
 	size_t n_ended; /* generations ended, not freed yet */
 	bool resync_due;
 	struct proc_sideband_stats sb;
+	struct cgroup_ids *cgroups; /* container ids, NULL until proc_table_enable_container_ids() */
 };
+
+_Static_assert(CGROUP_MAX_PIDS == PROC_MAX_PROCS, "one limit on processes remembered");
 
 /* A process root: its mount namespace, mount and directory, and the fd kept for it. */
 struct root_entry {
@@ -677,6 +681,8 @@ void proc_table_exec(struct proc_table *t, pid_t pid)
 {
 	struct proc *p = proc_lookup(t, pid);
 
+	/* Runtimes move a process into its container's cgroup before exec. */
+	cgroup_ids_forget(t->cgroups, (uint32_t)pid);
 	if (!p || t->sideband)
 		return;
 	mappings_free(p->maps, p->n_maps);
@@ -711,6 +717,7 @@ void proc_table_remove(struct proc_table *t, pid_t pid)
 {
 	struct proc **pp = &t->procs[proc_hash(pid)];
 
+	cgroup_ids_forget(t->cgroups, (uint32_t)pid);
 	if (t->sideband)
 		return;
 	for (; *pp; pp = &(*pp)->hash_next) {
@@ -724,6 +731,18 @@ void proc_table_remove(struct proc_table *t, pid_t pid)
 			return;
 		}
 	}
+}
+
+int proc_table_enable_container_ids(struct proc_table *t)
+{
+	return t->cgroups ? 0 : cgroup_ids_new(t->proc_root, &t->cgroups);
+}
+
+struct cgroup_pid *proc_table_container(struct proc_table *t, uint32_t pid)
+{
+	if (!t->cgroups || pid == 0)
+		return NULL;
+	return cgroup_ids_get(t->cgroups, pid);
 }
 
 int proc_table_new(const char *proc_root, struct proc_table **ret)
@@ -762,6 +781,7 @@ void proc_table_free(struct proc_table *t)
 		}
 	}
 	dso_unref(t->vdso);
+	cgroup_ids_free(t->cgroups);
 	for (size_t i = 0; i < t->n_roots; i++)
 		sym_root_unref(t->roots[i].root);
 	free(t->roots);

@@ -142,9 +142,20 @@ int proc_open_in_root(int rootfd, const char *path, unsigned flags, uint64_t *re
 
 struct proc_table;
 
-/* `root_prefix` is "/proc" normally; tests may point it elsewhere. */
+/* `proc_root` is "/proc" normally; tests may point it elsewhere. */
 int proc_table_new(const char *proc_root, struct proc_table **ret);
 void proc_table_free(struct proc_table *t);
+
+/*
+ * Container ids (pipeline/cgroup.h): once enabled, proc_table_container() reads a process's
+ * PROC_ROOT/PID/cgroup at its first call for the pid and remembers what it found until the
+ * pid's exec (proc_table_exec()) or exit (proc_table_remove()), with or without the side-band.
+ * 0 or -ENOMEM.
+ */
+struct cgroup_pid;
+int proc_table_enable_container_ids(struct proc_table *t);
+/* The container entry of pid; NULL when container ids are off, for pid 0, or without memory. */
+struct cgroup_pid *proc_table_container(struct proc_table *t, uint32_t pid);
 
 /* Find or load a process. -ESRCH when it does not exist (any more). */
 int proc_table_get(struct proc_table *t, pid_t pid, struct proc **ret);
@@ -169,11 +180,15 @@ void proc_table_set_sample_time(struct proc_table *t, uint64_t sample_ns);
  */
 int proc_table_get_at(struct proc_table *t, pid_t pid, uint64_t time_ns, struct proc **ret);
 
-/* exec: the old mappings are gone; the next lookup re-reads them. No-op with the side-band. */
+/*
+ * exec: the old mappings are gone; the next lookup re-reads them. No-op with the side-band,
+ * except that the pid's container id is read again.
+ */
 void proc_table_exec(struct proc_table *t, pid_t pid);
 /*
- * exit: forget the process (dsos stay alive while referenced elsewhere). No-op with the
- * side-band, whose EXIT record ends the process's last generation instead.
+ * exit: forget the process (dsos stay alive while referenced elsewhere) and its container id.
+ * Its mappings stay with the side-band, whose EXIT record ends the process's last generation
+ * instead.
  */
 void proc_table_remove(struct proc_table *t, pid_t pid);
 

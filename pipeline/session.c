@@ -10,22 +10,12 @@
 #include "bpf/profd.h"
 #include "common/macro.h"
 #include "common/util.h"
+#include "pipeline/cgroup.h"
 #include "pipeline/jitmap.h"
 #include "pipeline/python/python.h"
 #include "pipeline/session.h"
 #include "pipeline/stacksize.h"
 #include "pipeline/unwind/unwind-cache.h"
-
-/* pid → container id, read once per process from /proc/PID/cgroup. */
-struct container_pid {
-	struct container_pid *next;
-	uint32_t pid;
-	uint32_t agg_gen; /* generation `agg_idx` belongs to */
-	uint16_t agg_idx;
-	char id[AGG_CONTAINER_ID_MAX + 1]; /* "" when the process is in no container */
-};
-#define CONTAINER_BUCKETS 4096
-#define CONTAINER_MAX_PIDS PROC_MAX_PROCS
 
 struct session_tap {
 	struct aggregate *agg;
@@ -37,13 +27,12 @@ struct session_tap {
 	struct agg_stack *scratch;
 };
 
+_Static_assert(AGG_CONTAINER_ID_MAX == CGROUP_ID_MAX, "a container id fits its label");
 _Static_assert(AGG_MAX_FRAMES >= PROFD_MAX_KSTACK + UNWIND_MAX_DEPTH_LIMIT,
 	       "an aggregate must hold the deepest stack a sample can give");
 
 struct session {
 	struct session_config cfg;
-	struct container_pid **containers; /* CONTAINER_BUCKETS chains, NULL unless cfg.container_ids */
-	size_t n_container_pids;
 	struct session_tap *taps[SESSION_MAX_TAPS];
 	size_t n_taps;
 	struct proc_table *procs;
@@ -55,7 +44,7 @@ struct session {
 	/* room for PROFD_MAX_KSTACK + max_depth + Python frames, markers, a no-process frame */
 	struct agg_stack *scratch;
 	struct py_procs *py;       /* NULL with cfg.no_python */
-	struct stack_sizer *sizer; /* NULL without cfg.on_stack_size */
+	struct stack_sizer *sizer; /* NULL without hooks.on_stack_size */
 	struct jitmaps *jit;       /* NULL without cfg.perf_maps */
 	struct py_code *py_held[PROFD_PY_MAX_FRAMES]; /* codes the scratch stack points to */
 	size_t n_py_held;
@@ -114,8 +103,8 @@ int session_new(const struct session_config *cfg, struct session **ret)
 		if (r < 0)
 			goto fail;
 	}
-	if (s->cfg.on_stack_size) {
-		r = stack_sizer_new(s->cfg.on_stack_size, s->cfg.userdata, &s->sizer);
+	if (s->cfg.hooks.on_stack_size) {
+		r = stack_sizer_new(s->cfg.hooks.on_stack_size, s->cfg.hooks.userdata, &s->sizer);
 		if (r < 0)
 			goto fail;
 	}
@@ -125,11 +114,9 @@ int session_new(const struct session_config *cfg, struct session **ret)
 			goto fail;
 	}
 	if (s->cfg.container_ids) {
-		s->containers = calloc(CONTAINER_BUCKETS, sizeof(*s->containers));
-		if (!s->containers) {
-			r = -ENOMEM;
+		r = proc_table_enable_container_ids(s->procs);
+		if (r < 0)
 			goto fail;
-		}
 	}
 	s->agg_gen = 1;
 	*ret = s;
@@ -137,20 +124,6 @@ int session_new(const struct session_config *cfg, struct session **ret)
 fail:
 	session_free(s);
 	return r;
-}
-
-static void containers_clear(struct session *s)
-{
-	if (!s->containers)
-		return;
-	for (size_t i = 0; i < CONTAINER_BUCKETS; i++)
-		while (s->containers[i]) {
-			struct container_pid *c = s->containers[i];
-
-			s->containers[i] = c->next;
-			free(c);
-		}
-	s->n_container_pids = 0;
 }
 
 static void tap_free(struct session_tap *t)
@@ -188,8 +161,6 @@ void session_free(struct session *s)
 		return;
 	for (size_t i = 0; i < s->n_taps; i++)
 		tap_free(s->taps[i]);
-	containers_clear(s);
-	free(s->containers);
 	aggregate_free(s->agg);
 	jitmaps_free(s->jit);
 	py_procs_free(s->py);
@@ -252,125 +223,23 @@ static uint32_t frame_map_id(struct session *s, struct proc *p, uint64_t pc, boo
 	return id;
 }
 
-static bool is_hex_id(const char *p, size_t n)
-{
-	if (n != 64)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* The id in one path component: "<id>", "<prefix>-<id>" or either with a ".scope"-like suffix. */
-static bool component_id(const char *c, size_t n, char *ret, size_t size)
-{
-	const char *dot = memchr(c, '.', n), *dash;
-	size_t end = dot ? (size_t)(dot - c) : n, start = 0;
-
-	for (dash = c; (dash = memchr(dash, '-', end - (dash - c))); dash++)
-		start = dash - c + 1;
-	if (!is_hex_id(c + start, end - start) || size <= end - start)
-		return false;
-	memcpy(ret, c + start, end - start);
-	ret[end - start] = '\0';
-	return true;
-}
-
-int cgroup_parse_container_id(const char *text, char *ret, size_t size)
-{
-	bool found = false;
-
-	for (const char *line = text; line && *line;) {
-		const char *eol = strchrnul(line, '\n'), *path = line;
-		bool unified = !strncmp(line, "0::", 3), line_found = false;
-		char id[AGG_CONTAINER_ID_MAX + 1];
-
-		/* "hierarchy-id:controllers:path"; the path may itself contain ':'. */
-		for (int colons = 0; path < eol && colons < 2; path++)
-			if (*path == ':')
-				colons++;
-		for (const char *c = path; c < eol;) {
-			const char *slash = memchr(c, '/', eol - c), *cend = slash ? slash : eol;
-
-			if (cend > c && component_id(c, cend - c, id, sizeof(id)))
-				line_found = true; /* keep going: the innermost one wins */
-			c = cend + 1;
-		}
-		if (line_found && (!found || unified)) {
-			if (size <= strlen(id))
-				return 0;
-			strcpy(ret, id);
-			found = true;
-			if (unified)
-				break;
-		}
-		line = *eol ? eol + 1 : NULL;
-	}
-	return found ? 1 : 0;
-}
-
-static struct container_pid *container_lookup(struct session *s, uint32_t pid)
-{
-	struct container_pid **head = &s->containers[pid % CONTAINER_BUCKETS], *c;
-	char path[64], buf[4096];
-	_cleanup_close_ int fd = -1;
-	ssize_t n;
-
-	for (c = *head; c; c = c->next)
-		if (c->pid == pid)
-			return c;
-	/* Exits whose records were lost leave entries behind: start over rather than grow. */
-	if (s->n_container_pids >= CONTAINER_MAX_PIDS)
-		containers_clear(s);
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
-		buf[n] = '\0';
-		(void)cgroup_parse_container_id(buf, c->id, sizeof(c->id));
-	}
-	c->next = *head;
-	*head = c;
-	s->n_container_pids++;
-	return c;
-}
-
-static void container_forget(struct session *s, uint32_t pid)
-{
-	struct container_pid **pp;
-
-	if (!s->containers)
-		return;
-	for (pp = &s->containers[pid % CONTAINER_BUCKETS]; *pp; pp = &(*pp)->next)
-		if ((*pp)->pid == pid) {
-			struct container_pid *c = *pp;
-
-			*pp = c->next;
-			free(c);
-			s->n_container_pids--;
-			return;
-		}
-}
-
+/*
+ * The container label of pid in the session's aggregate (0: none), interned once per aggregate
+ * generation and cached in the entry's user tag (generation << 32 | index).
+ */
 static uint16_t container_index(struct session *s, uint32_t pid)
 {
-	struct container_pid *c;
+	struct cgroup_pid *c = proc_table_container(s->procs, pid);
+	uint16_t idx;
 
-	if (!s->containers || pid == 0)
-		return 0;
-	c = container_lookup(s, pid);
 	if (!c || !c->id[0])
 		return 0;
-	if (c->agg_gen != s->agg_gen) {
-		if (aggregate_intern_container(s->agg, c->id, &c->agg_idx) < 0)
-			c->agg_idx = 0; /* over the limit: the sample stays, unlabeled */
-		c->agg_gen = s->agg_gen;
+	if ((uint32_t)(c->user_tag >> 32) != s->agg_gen) {
+		if (aggregate_intern_container(s->agg, c->id, &idx) < 0)
+			idx = 0; /* over the limit: the sample stays, unlabeled */
+		c->user_tag = (uint64_t)s->agg_gen << 32 | idx;
 	}
-	return c->agg_idx;
+	return (uint16_t)c->user_tag;
 }
 
 /* Copy a stack of the session's aggregate into a tap, translating mapping and container ids. */
@@ -478,7 +347,7 @@ void session_tap_remove(struct session *s, struct session_tap *t)
 /*
  * The CPython state of process p, detected when its maps are new. A Python process the BPF
  * side does not walk yet (bpf_knows false: a new process, or one that just exec'd) is
- * announced through cfg.on_python.
+ * announced through hooks.on_python.
  */
 static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_knows)
 {
@@ -491,7 +360,7 @@ static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_kno
 			s->st.py_unsupported++;
 		return NULL;
 	}
-	if (!bpf_knows && s->cfg.on_python) {
+	if (!bpf_knows && s->cfg.hooks.on_python) {
 		struct profd_py_proc b = {
 			.runtime = pp->runtime,
 			.runtime_interpreters_head = pp->layout.runtime_interpreters_head,
@@ -521,7 +390,7 @@ static struct py_proc *python_of(struct session *s, struct proc *p, bool bpf_kno
 		    (size_t)pp->layout.ob_type + 8 <= PROFD_PY_CODE_HEAD)
 			b.code_qualname = pp->layout.code_qualname;
 
-		s->cfg.on_python(s->cfg.userdata, (uint32_t)p->pid, &b);
+		s->cfg.hooks.on_python(s->cfg.hooks.userdata, (uint32_t)p->pid, &b);
 	}
 	return pp;
 }
@@ -535,7 +404,7 @@ static void on_sideband_map(void *userdata, struct proc *p, const char *path)
 {
 	struct session *s = userdata;
 
-	if (!s->py || !s->cfg.on_python || !py_maybe_interpreter(path))
+	if (!s->py || !s->cfg.hooks.on_python || !py_maybe_interpreter(path))
 		return;
 	if (python_of(s, p, false))
 		s->st.py_early++;
@@ -571,11 +440,8 @@ static struct agg_frame python_frame(struct session *s, struct py_proc *pp, uint
 		line = 0;
 	if ((uint32_t)line > AGG_FRAME_LINE_MAX)
 		line = AGG_FRAME_LINE_MAX;
-	return (struct agg_frame){
-		.addr = (uint64_t)(uintptr_t)code,
-		.map_id = map_id,
-		.flags = AGG_FRAME_PYTHON | (uint32_t)line << AGG_FRAME_LINE_SHIFT,
-	};
+	return (struct agg_frame){ .code = code, .map_id = map_id, .kind = AGG_FRAME_PYTHON,
+				   .line = (uint32_t)line };
 }
 
 /* The frame standing in for `n` Python frames walked but not kept (n > 0). */
@@ -599,8 +465,7 @@ static struct agg_frame python_gap_frame(struct session *s, uint32_t n, uint32_t
 		if (s->py_gap_marks[n])
 			code = s->py_gap_marks[n];
 	}
-	return (struct agg_frame){ .addr = (uint64_t)(uintptr_t)code, .map_id = map_id,
-				   .flags = AGG_FRAME_PYTHON };
+	return (struct agg_frame){ .code = code, .map_id = map_id, .kind = AGG_FRAME_PYTHON };
 }
 
 /*
@@ -661,33 +526,22 @@ static size_t python_merge_eval(struct session *s, struct py_merge *m, struct py
 	}
 }
 
-/*
- * A sample whose rec->ustack_len bytes of user stack are at `ustack`, its Python frames at
- * `pyframes` and its rec->kstack_len kernel IPs at `kstack` (unaligned; sizes checked by the
- * caller).
- */
-static int handle_sample(struct session *s, const struct profd_sample *rec, const uint8_t *ustack,
-			 const uint8_t *pyframes, const uint8_t *kstack)
-{
-	struct agg_stack *st = s->scratch;
-	size_t nk = kstack ? MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK) : 0, n = 0;
-	bool off_cpu = rec->hdr.type == PROFD_REC_OFFCPU;
-	struct jitmap *jm = NULL;
+/* ---- the stages of one sample, in the order handle_sample() runs them ----------------------- */
 
-	if (off_cpu) {
+/* Stage 0: the stack's labels (process, thread, names, off-CPU state), and its count. */
+static void stage_begin(struct session *s, const struct profd_sample *rec, struct agg_stack *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (rec->hdr.type == PROFD_REC_OFFCPU) {
 		s->st.off_cpu_waits++;
 		s->st.off_cpu_ns += rec->off_cpu_ns;
-	} else {
-		s->st.samples++;
-	}
-
-	memset(st, 0, sizeof(*st));
-	if (off_cpu) {
 		st->off_cpu_ns = rec->off_cpu_ns;
 		/* Never 0: the state tells waits from CPU samples. */
 		st->state = rec->state >= PROFD_OFFCPU_SLEEP && rec->state <= PROFD_OFFCPU_OTHER
 				    ? rec->state
 				    : PROFD_OFFCPU_OTHER;
+	} else {
+		s->st.samples++;
 	}
 	st->pid = rec->pid;
 	st->tid = rec->tid;
@@ -695,6 +549,12 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 	memcpy(st->pcomm, rec->pcomm, sizeof(st->pcomm));
 	st->comm[sizeof(st->comm) - 1] = '\0';
 	st->pcomm[sizeof(st->pcomm) - 1] = '\0';
+}
+
+/* Stage 1: the kernel frames, leaf first (unaligned IPs; a 0 ends them). */
+static size_t stage_kernel(struct agg_stack *st, const uint8_t *kstack, size_t nk)
+{
+	size_t n = 0;
 
 	for (size_t i = 0; i < nk; i++) {
 		uint64_t ip;
@@ -704,167 +564,257 @@ static int handle_sample(struct session *s, const struct profd_sample *rec, cons
 			break;
 		/* Entries after the first are return addresses into the caller. */
 		st->frames[n++] = (struct agg_frame){ .addr = ip, .map_id = AGG_MAP_KERNEL,
-						      .flags = i ? AGG_FRAME_RETURN : 0 };
+						      .kind = AGG_FRAME_KERNEL, .is_return = i > 0 };
 	}
+	return n;
+}
 
-	if (rec->flags & PROFD_SAMPLE_KERNEL_THREAD) {
-		st->stop = UNWIND_STOP_KERNEL_THREAD;
-		st->complete = true;
-	} else {
-		struct proc *p;
-		struct find_ctx fc = { .s = s };
-		struct unwind_input in = {
-			.e_machine = rec->e_machine,
-			.regs = { .pc = rec->regs[0], .sp = rec->regs[1], .fp = rec->regs[2],
-				  .lr = rec->regs[3] },
-			.stack = ustack,
-			.stack_start = rec->regs[1],
-			.stack_len = rec->ustack_len,
-			.find_module = find_module,
-			.userdata = &fc,
-		};
-		struct unwind_result res = { .frames = s->frames, .max_frames = s->cfg.max_depth };
+/* What the copy of a user stack cost and what it could have cost (stats only). */
+static void count_stack_copy(struct session *s, const struct profd_sample *rec)
+{
+	uint64_t cap = s->cfg.stack_cap ? s->cfg.stack_cap : PROFD_STACK_BYTES_DEFAULT;
 
-		s->st.user_stacks++;
-		s->st.stack_copies++;
-		s->st.stack_copy_bytes += rec->ustack_len;
-		s->st.stack_full_bytes +=
-			rec->stack_above == PROFD_STACK_ABOVE_UNKNOWN
-				? rec->ustack_len
-				: MAX((uint64_t)rec->ustack_len,
-				      MIN((uint64_t)rec->ustack_len + rec->stack_above,
-					  (uint64_t)(s->cfg.stack_cap ? s->cfg.stack_cap
-								      : PROFD_STACK_BYTES_DEFAULT)));
-		s->st.stack_copy_hist[MIN(((size_t)rec->ustack_len + SESSION_COPY_BUCKET - 1) /
-						  SESSION_COPY_BUCKET,
-					  (size_t)SESSION_COPY_BUCKETS - 1)]++;
-		/* With the side-band stream: the process's generation live when the tick came. */
-		if (proc_table_get_at(s->procs, rec->pid, rec->time_ns, &p) < 0) {
-			/* Gone before we could read its maps: keep the sample, unnamed. */
-			s->st.no_process++;
-			st->frames[n++] = (struct agg_frame){ .addr = rec->regs[0],
-							      .map_id = AGG_MAP_NONE };
-			st->stop = UNWIND_STOP_NO_MAPPING;
-		} else {
-			struct py_proc *pp = python_of(s, p, rec->flags & PROFD_SAMPLE_PY);
-			struct py_merge m = {
-				.frames = pyframes,
-				.n = pp && pyframes ? MIN(rec->py_nframes, (size_t)PROFD_PY_MAX_FRAMES)
-						    : 0,
-			};
+	s->st.user_stacks++;
+	s->st.stack_copies++;
+	s->st.stack_copy_bytes += rec->ustack_len;
+	s->st.stack_full_bytes +=
+		rec->stack_above == PROFD_STACK_ABOVE_UNKNOWN
+			? rec->ustack_len
+			: MAX((uint64_t)rec->ustack_len,
+			      MIN((uint64_t)rec->ustack_len + rec->stack_above, cap));
+	s->st.stack_copy_hist[MIN(((size_t)rec->ustack_len + SESSION_COPY_BUCKET - 1) /
+					  SESSION_COPY_BUCKET,
+				  (size_t)SESSION_COPY_BUCKETS - 1)]++;
+}
 
-			m.inner = m.n;
-			if (m.n > PROFD_PY_INNER_FRAMES && rec->py_skipped > 0) {
-				m.inner = PROFD_PY_INNER_FRAMES;
-				m.gap = true;
-				m.skipped = rec->py_skipped;
-				m.skipped_entries = rec->py_skipped_entries;
-				s->st.py_skipped += rec->py_skipped;
-			}
-			m.cut = pp && (rec->flags & PROFD_SAMPLE_PY_TRUNCATED);
-			if (rec->flags & PROFD_SAMPLE_PY) {
-				s->st.py_samples++;
-				if (rec->flags & (PROFD_SAMPLE_PY_ERROR | PROFD_SAMPLE_PY_TRUNCATED))
-					s->st.py_errors++;
-			}
-			fc.p = p;
-			if (unwind_stack(&in, &res) < 0) {
-				res.n_frames = 0;
-				res.stop = UNWIND_STOP_NO_CFI;
-				res.complete = false;
-			}
-			for (size_t i = 0; i < res.n_frames; i++) {
-				uint64_t pc = res.frames[i].pc;
-				uint64_t look = pc - (res.frames[i].is_return ? 1 : 0);
+/*
+ * Stage 2: the process. Its generation live when the tick came (with the side-band stream),
+ * and its CPython state; a new interpreter is announced through hooks.on_python. -ESRCH when
+ * the process is gone before its maps could be read.
+ */
+static int stage_process(struct session *s, const struct profd_sample *rec, struct proc **ret_p,
+			 struct py_proc **ret_pp)
+{
+	if (proc_table_get_at(s->procs, rec->pid, rec->time_ns, ret_p) < 0)
+		return -ESRCH;
+	*ret_pp = python_of(s, *ret_p, rec->flags & PROFD_SAMPLE_PY);
+	return 0;
+}
 
-				/*
-				 * An interpreter frame runs a group of Python frames: from where the
-				 * merge stands to the one its call entered with. The Python frames
-				 * stand in its place, in the interpreter's mapping.
-				 */
-				if (pp && look >= pp->eval_start && look < pp->eval_end) {
-					size_t k = python_merge_eval(s, &m, pp, rec->pid,
-								     frame_map_id(s, p, pc, NULL),
-								     rec->time_ns, st->frames + n);
+/* Stage 3: the native unwind of the user stack copy. A failed walk is a walk of no frames. */
+static void stage_unwind(struct session *s, const struct profd_sample *rec, struct proc *p,
+			 const uint8_t *ustack, struct unwind_result *res)
+{
+	struct find_ctx fc = { .s = s, .p = p };
+	struct unwind_input in = {
+		.e_machine = rec->e_machine,
+		.regs = { .pc = rec->regs[0], .sp = rec->regs[1], .fp = rec->regs[2],
+			  .lr = rec->regs[3] },
+		.stack = ustack,
+		.stack_start = rec->regs[1],
+		.stack_len = rec->ustack_len,
+		.find_module = find_module,
+		.userdata = &fc,
+	};
 
-					n += k;
-					if (k > 0)
-						continue;
-					/*
-					 * No Python frame for it: the sample came before the BPF side
-					 * knew the process, or the chain ended before this call.
-					 */
-					st->frames[n++] = python_gap_frame(s, 0xffffffffu,
-									   frame_map_id(s, p, pc, NULL));
-					s->st.py_raw_eval++;
-					continue;
-				}
-				bool anon;
+	*res = (struct unwind_result){ .frames = s->frames, .max_frames = s->cfg.max_depth };
+	if (unwind_stack(&in, res) < 0) {
+		res->n_frames = 0;
+		res->stop = UNWIND_STOP_NO_CFI;
+		res->complete = false;
+	}
+}
 
-				st->frames[n++] = (struct agg_frame){
-					.addr = pc,
-					.map_id = frame_map_id(s, p, pc, &anon),
-					.flags = res.frames[i].is_return ? AGG_FRAME_RETURN : 0,
-				};
-				/* JIT code: its perf map is read now, while the process lives. */
-				if (anon && s->jit)
-					jm = jitmaps_lookup(s->jit, rec->pid, look) ?: jm;
-			}
-			if (!res.complete && (m.next < m.n || m.gap)) {
-				/*
-				 * The native walk stopped before the interpreter frames of the
-				 * outer Python frames: they go at the outer end, after what was
-				 * unwound (one marker for a gap; none per call in it).
-				 */
-				uint32_t map_id = frame_map_id(s, p, pp->eval_start, NULL);
-				size_t before = m.next;
+/* The Python frames of a sample, ready to be merged (none without pp or pyframes). */
+static void python_merge_begin(struct session *s, const struct profd_sample *rec,
+			       struct py_proc *pp, const uint8_t *pyframes, struct py_merge *m)
+{
+	*m = (struct py_merge){
+		.frames = pyframes,
+		.n = pp && pyframes ? MIN(rec->py_nframes, (size_t)PROFD_PY_MAX_FRAMES) : 0,
+	};
+	m->inner = m->n;
+	if (m->n > PROFD_PY_INNER_FRAMES && rec->py_skipped > 0) {
+		m->inner = PROFD_PY_INNER_FRAMES;
+		m->gap = true;
+		m->skipped = rec->py_skipped;
+		m->skipped_entries = rec->py_skipped_entries;
+		s->st.py_skipped += rec->py_skipped;
+	}
+	m->cut = pp && (rec->flags & PROFD_SAMPLE_PY_TRUNCATED);
+	if (rec->flags & PROFD_SAMPLE_PY) {
+		s->st.py_samples++;
+		if (rec->flags & (PROFD_SAMPLE_PY_ERROR | PROFD_SAMPLE_PY_TRUNCATED))
+			s->st.py_errors++;
+	}
+}
 
-				m.skipped_entries = 0;
-				while (m.next < m.n || m.gap) {
-					size_t k = python_merge_eval(s, &m, pp, rec->pid, map_id,
-								     rec->time_ns, st->frames + n);
+/*
+ * The native walk stopped before the interpreter frames of the outer Python frames: they go at
+ * the outer end, after what was unwound (one marker for a gap; none per call in it).
+ */
+static size_t python_merge_outer(struct session *s, struct py_merge *m, struct py_proc *pp,
+				 struct proc *p, const struct profd_sample *rec,
+				 struct agg_frame *out)
+{
+	uint32_t map_id = frame_map_id(s, p, pp->eval_start, NULL);
+	size_t before = m->next, n = 0;
 
-					if (k == 0)
-						break;
-					n += k;
-				}
-				s->st.py_outer_frames += m.next - before;
-			}
-			s->st.py_unplaced += m.n - m.next;
-			s->st.stack_need_bytes += res.stack_used;
-			if (res.stop == UNWIND_STOP_TRUNCATED && (rec->flags & PROFD_SAMPLE_STACK_SIZED))
-				s->st.stack_cut++;
-			if (s->sizer && rec->stack_above != PROFD_STACK_ABOVE_UNKNOWN)
-				stack_sizer_observe(s->sizer, rec->pid,
-						    rec->ustack_len - res.stack_used +
-							    (uint64_t)rec->stack_above,
-						    res.stop == UNWIND_STOP_TRUNCATED,
-						    res.stop == UNWIND_STOP_TRUNCATED &&
-							    (rec->flags & PROFD_SAMPLE_STACK_SIZED));
-			st->stop = res.stop;
-			st->complete = res.complete;
-			s->st.frames += res.n_frames;
+	m->skipped_entries = 0;
+	while (m->next < m->n || m->gap) {
+		size_t k = python_merge_eval(s, m, pp, rec->pid, map_id, rec->time_ns, out + n);
+
+		if (k == 0)
+			break;
+		n += k;
+	}
+	s->st.py_outer_frames += m->next - before;
+	return n;
+}
+
+/*
+ * Stage 4: the unwound frames as aggregate frames, with the Python frames merged in: each
+ * interpreter frame (an eval call) is replaced by the Python frames it ran. Returns how many
+ * went to out; *jm: the perf map of JIT code among them, if any.
+ */
+static size_t stage_merge(struct session *s, const struct profd_sample *rec, struct proc *p,
+			  struct py_proc *pp, const uint8_t *pyframes,
+			  const struct unwind_result *res, struct agg_frame *out, struct jitmap **jm)
+{
+	struct py_merge m;
+	size_t n = 0;
+
+	python_merge_begin(s, rec, pp, pyframes, &m);
+	for (size_t i = 0; i < res->n_frames; i++) {
+		uint64_t pc = res->frames[i].pc;
+		uint64_t look = pc - (res->frames[i].is_return ? 1 : 0);
+		bool anon;
+
+		/*
+		 * An interpreter frame runs a group of Python frames: from where the merge stands to
+		 * the one its call entered with. The Python frames stand in its place, in the
+		 * interpreter's mapping.
+		 */
+		if (pp && look >= pp->eval_start && look < pp->eval_end) {
+			uint32_t map_id = frame_map_id(s, p, pc, NULL);
+			size_t k = python_merge_eval(s, &m, pp, rec->pid, map_id, rec->time_ns,
+						     out + n);
+
+			n += k;
+			if (k > 0)
+				continue;
+			/*
+			 * No Python frame for it: the sample came before the BPF side knew the
+			 * process, or the chain ended before this call.
+			 */
+			out[n++] = python_gap_frame(s, 0xffffffffu, frame_map_id(s, p, pc, NULL));
+			s->st.py_raw_eval++;
+			continue;
 		}
-		s->st.stops[st->stop < _UNWIND_STOP_MAX ? st->stop : UNWIND_STOP_NO_CFI]++;
-		if (st->complete)
-			s->st.complete++;
+		out[n++] = (struct agg_frame){ .addr = pc,
+					       .map_id = frame_map_id(s, p, pc, &anon),
+					       .is_return = res->frames[i].is_return };
+		/* JIT code: its perf map is read now, while the process lives. */
+		if (anon && s->jit)
+			*jm = jitmaps_lookup(s->jit, rec->pid, look) ?: *jm;
 	}
-	st->n_frames = n;
-	st->container = container_index(s, rec->pid);
-	/*
-	 * A perf map names this process's frames for whoever sees its samples: only for samples of
-	 * its owner's uid, or those that only privileged callers see.
-	 */
+	if (!res->complete && (m.next < m.n || m.gap))
+		n += python_merge_outer(s, &m, pp, p, rec, out + n);
+	s->st.py_unplaced += m.n - m.next;
+	return n;
+}
+
+/* What the walk needed of the copy: stats, and the adaptive stack copy's sizer (stacksize.h). */
+static void stage_observe(struct session *s, const struct profd_sample *rec,
+			  const struct unwind_result *res)
+{
+	bool truncated = res->stop == UNWIND_STOP_TRUNCATED;
+
+	s->st.stack_need_bytes += res->stack_used;
+	if (truncated && (rec->flags & PROFD_SAMPLE_STACK_SIZED))
+		s->st.stack_cut++;
+	if (s->sizer && rec->stack_above != PROFD_STACK_ABOVE_UNKNOWN)
+		stack_sizer_observe(s->sizer, rec->pid,
+				    rec->ustack_len - res->stack_used + (uint64_t)rec->stack_above,
+				    truncated, truncated && (rec->flags & PROFD_SAMPLE_STACK_SIZED));
+	s->st.frames += res->n_frames;
+}
+
+/*
+ * Stages 2-4 for a sample with a user context: the user frames after the n kernel ones. Returns
+ * the stack's frame count.
+ */
+static size_t stage_user(struct session *s, const struct profd_sample *rec, const uint8_t *ustack,
+			 const uint8_t *pyframes, struct agg_stack *st, size_t n,
+			 struct jitmap **jm)
+{
+	struct unwind_result res;
+	struct py_proc *pp;
+	struct proc *p;
+
+	count_stack_copy(s, rec);
+	if (stage_process(s, rec, &p, &pp) < 0) {
+		/* Gone before we could read its maps: keep the sample, unnamed. */
+		s->st.no_process++;
+		st->frames[n++] = (struct agg_frame){ .addr = rec->regs[0], .map_id = AGG_MAP_NONE };
+		st->stop = UNWIND_STOP_NO_MAPPING;
+	} else {
+		stage_unwind(s, rec, p, ustack, &res);
+		n += stage_merge(s, rec, p, pp, pyframes, &res, st->frames + n, jm);
+		stage_observe(s, rec, &res);
+		st->stop = res.stop;
+		st->complete = res.complete;
+	}
+	s->st.stops[st->stop < _UNWIND_STOP_MAX ? st->stop : UNWIND_STOP_NO_CFI]++;
+	if (st->complete)
+		s->st.complete++;
+	return n;
+}
+
+/*
+ * Stage 5: aggregation. The stack goes to the session's aggregate and to every tap whose filter
+ * takes it; a perf map names this process's frames for whoever sees its samples: only for
+ * samples of its owner's uid, or those that only privileged callers see.
+ */
+static void stage_aggregate(struct session *s, const struct profd_sample *rec,
+			    const struct agg_stack *st, struct jitmap *jm)
+{
 	if (jm && rec->uid != PROFD_UID_NONE && rec->uid != jm->owner)
 		jm = NULL;
 	/* A full aggregate counts the drop itself. */
-	(void)aggregate_add(s->agg, st, off_cpu ? 0 : 1);
+	(void)aggregate_add(s->agg, st, st->state ? 0 : 1);
 	if (jm)
 		(void)aggregate_set_jitmap(s->agg, rec->pid, jm, false);
 	for (size_t i = 0; i < s->n_taps; i++)
 		tap_feed(s, s->taps[i], st, rec->uid, jm);
 	while (s->n_py_held > 0)
 		py_code_unref(s->py_held[--s->n_py_held]);
+}
+
+/*
+ * One sample (or off-CPU wait), stage by stage: its labels, its kernel frames, the user stack
+ * (the process, the native unwind, the Python frames merged in), its container, aggregation.
+ * Its rec->ustack_len bytes of user stack are at `ustack`, its Python frames at `pyframes` and
+ * its rec->kstack_len kernel IPs at `kstack` (unaligned; sizes checked by the caller).
+ */
+static int handle_sample(struct session *s, const struct profd_sample *rec, const uint8_t *ustack,
+			 const uint8_t *pyframes, const uint8_t *kstack)
+{
+	struct agg_stack *st = s->scratch;
+	size_t n;
+	struct jitmap *jm = NULL;
+
+	stage_begin(s, rec, st);
+	n = stage_kernel(st, kstack, kstack ? MIN(rec->kstack_len, (uint32_t)PROFD_MAX_KSTACK) : 0);
+	if (rec->flags & PROFD_SAMPLE_KERNEL_THREAD) {
+		st->stop = UNWIND_STOP_KERNEL_THREAD;
+		st->complete = true;
+	} else {
+		n = stage_user(s, rec, ustack, pyframes, st, n, &jm);
+	}
+	st->n_frames = n;
+	st->container = container_index(s, rec->pid);
+	stage_aggregate(s, rec, st, jm);
 	return 0;
 }
 
@@ -990,8 +940,6 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 				stack_sizer_forget(s->sizer, e->pid);
 			if (s->py)
 				py_procs_forget(s->py, e->pid);
-			/* Runtimes move a process into its container's cgroup before exec. */
-			container_forget(s, e->pid);
 			if (s->jit)
 				jitmaps_forget(s->jit, e->pid);
 		} else if (h->type == PROFD_REC_EXIT) {
@@ -1002,9 +950,6 @@ int session_handle_record(struct session *s, const void *data, size_t size)
 				stack_sizer_forget(s->sizer, e->pid);
 			if (s->py)
 				py_procs_forget(s->py, e->pid);
-			container_forget(s, e->pid);
-			if (s->cfg.on_exit)
-				s->cfg.on_exit(s->cfg.userdata, e->pid);
 		} else {
 			struct proc *p;
 
@@ -1057,7 +1002,7 @@ int session_reset_stack_sizes(struct session *s)
 
 	if (!s->sizer)
 		return 0;
-	r = stack_sizer_new(s->cfg.on_stack_size, s->cfg.userdata, &z);
+	r = stack_sizer_new(s->cfg.hooks.on_stack_size, s->cfg.hooks.userdata, &z);
 	if (r < 0)
 		return r;
 	stack_sizer_free(s->sizer);

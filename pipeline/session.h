@@ -1,8 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A profiling session: turns ring-buffer records into aggregated stacks. Owns the process
- * table, the aggregate and the unwinder's scratch space; shared by `profd record` and the
- * daemon. Not thread-safe: one consumer thread.
+ * table, the aggregate and the unwinder's scratch space; shared by `profd record`, the daemon
+ * and `profd convert`. Not thread-safe: one consumer thread calls everything below, and every
+ * hook fires on that thread, from inside the call that caused it.
+ *
+ * A sample's path, one stage per owner (session.c's handle_sample() reads top to bottom):
+ *   1. its labels and kernel frames (the record);
+ *   2. the process: its mappings at the sample's time, its container id and its CPython state
+ *      (pipeline/proc.h, pipeline/cgroup.h, pipeline/python/python.h);
+ *   3. the native unwind of the user stack copy (pipeline/unwind/unwind.h);
+ *   4. interpreter frames merged: each CPython eval frame replaced by the Python frames it ran;
+ *   5. aggregation into the session's aggregate and every tap (pipeline/aggregate.h).
+ * What the walks learn flows back into the BPF program through the hooks (struct
+ * session_hooks): the command turns each into a capture_set_*() call (sources/capture.h).
+ *
+ * Call order:
+ *   session_new(cfg)                       the hooks are fixed here
+ *   session_watch_pid(pid)...              optional: targets known up front
+ *   session_handle_record(record)...       each ring-buffer record, in order; or
+ *   session_handle_sample(sample)...       samples read elsewhere (perf.data)
+ *   session_take_aggregate()               daemon intervals: hand over the aggregate, go on
+ *   session_tap_add() / _remove()          on-demand profiles, any time between records
+ *   session_set_python(), session_reset_stack_sizes()   after the command rebuilt its capture
+ *   session_aggregate(), session_stats()   at the end (record, convert)
+ *   session_free()
  */
 #pragma once
 
@@ -72,6 +94,34 @@ uint64_t session_stack_copy_quantile(const struct session_stats *st, double q);
 
 struct profd_py_proc;
 
+/*
+ * The feedback loop into the BPF program. Each hook fires on the session's thread, from inside
+ * session_handle_record() / session_handle_sample() / session_watch_pid(), and must not call
+ * back into the session. Any hook may be NULL. What the command does with each:
+ */
+struct session_hooks {
+	/*
+	 * A process turned out to run a supported CPython (again after an exec): the command
+	 * hands `bpf` (where its frame chain is) to capture_set_python(), so the BPF program walks
+	 * its Python frames from then on. Fires as soon as the side-band stream maps the
+	 * interpreter into the process (its exec, a libpython loaded), else at the process's
+	 * first sample (or session_watch_pid()); a forked child inherits its parent's
+	 * description in the BPF program itself (profd_fork), without a call. Not with
+	 * cfg.no_python.
+	 */
+	void (*on_python)(void *userdata, uint32_t pid, const struct profd_py_proc *bpf);
+	/*
+	 * Adaptive stack copy (pipeline/stacksize.h): the session learns from every walk how much
+	 * of each process's stacks lies above its outermost frames and reports a changed gap
+	 * here; the command hands it to capture_set_stack_gap() (the BPF stack_gaps map). NULL
+	 * turns sizing off (fixed copies). A forked child starts with its parent's gap (the BPF
+	 * program copies it at fork, the sizer at the FORK task event), without a call; an exec
+	 * starts without one.
+	 */
+	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t gap);
+	void *userdata; /* passed to each hook */
+};
+
 struct session_config {
 	size_t max_depth; /* user frames; default UNWIND_MAX_DEPTH_DEFAULT */
 	/* Label stacks with the container id found in /proc/PID/cgroup (read once per process). */
@@ -83,26 +133,9 @@ struct session_config {
 	 */
 	bool perf_maps;
 	size_t unwind_cache_bytes; /* CFI tables; default UNWIND_CACHE_DEFAULT_BYTES */
-	/* Called for EXIT records after the process table forgot the pid (may be NULL). */
-	void (*on_exit)(void *userdata, uint32_t pid);
 	/* Don't read CPython frames (the BPF side is told separately). */
 	bool no_python;
-	/*
-	 * Called when a process turns out to run a supported CPython (again after an exec): the
-	 * capture tells the BPF program where its frame chain is (may be NULL). With the
-	 * side-band stream as soon as the stream maps the interpreter into the process (its exec,
-	 * a libpython loaded), else at its first sample; a forked child inherits its parent's
-	 * description in the BPF program itself (profd_fork).
-	 */
-	void (*on_python)(void *userdata, uint32_t pid, const struct profd_py_proc *bpf);
-	/*
-	 * Adaptive stack copy (pipeline/stacksize.h): learn from every walk how much of each
-	 * process's stacks lies above its outermost frames, and report changes through
-	 * on_stack_size (the capture's stack_gaps). Off when on_stack_size is NULL. A forked
-	 * child starts with its parent's gap (the BPF program copies it at fork, the sizer at
-	 * the FORK task event); an exec starts without one.
-	 */
-	void (*on_stack_size)(void *userdata, uint32_t pid, uint32_t gap);
+	struct session_hooks hooks;
 	uint32_t stack_cap; /* the copy cap (--stack-bytes), for stats.stack_full_bytes */
 	void *userdata;
 };
@@ -134,7 +167,7 @@ int session_reset_stack_sizes(struct session *s);
 /*
  * Turn Python frames on or off from the next sample on (the daemon's reload: the capture was
  * rebuilt with or without the BPF frame walk). Off forgets every process's interpreter state;
- * on starts detecting interpreters again, each announced through cfg.on_python at its next
+ * on starts detecting interpreters again, each announced through hooks.on_python at its next
  * sample. 0 or -ENOMEM (then Python stays off).
  */
 int session_set_python(struct session *s, bool on);
@@ -167,12 +200,5 @@ int session_tap_add(struct session *s, struct aggregate *a, const struct session
 		    struct session_tap **ret);
 void session_tap_remove(struct session *s, struct session_tap *t);
 
-/*
- * The container id in the text of a /proc/PID/cgroup file: the innermost path component holding
- * exactly 64 lowercase hex digits, alone or as "<prefix>-<id>[.scope]" (docker, containerd,
- * CRI-O, podman, kubepods). The unified ("0::") line wins over v1 hierarchies. Returns 1 and
- * fills ret (size > AGG_CONTAINER_ID_MAX), 0 when there is none.
- */
-int cgroup_parse_container_id(const char *text, char *ret, size_t size);
 struct unwind_cache_stats;
 void session_unwind_stats(const struct session *s, struct unwind_cache_stats *ret);

@@ -667,6 +667,7 @@ bool capture_sideband_build_id(const struct capture *c)
 	return c->sb_build_id;
 }
 
+/* The `lost` counters first..last (enum profd_lost), summed over CPUs. */
 static uint64_t lost_sum(struct capture *c, __u32 first, __u32 last)
 {
 	uint64_t total = 0;
@@ -686,16 +687,11 @@ static uint64_t lost_sum(struct capture *c, __u32 first, __u32 last)
 
 uint64_t capture_lost(struct capture *c)
 {
-	return lost_sum(c, 0, 2);
+	return lost_sum(c, PROFD_LOST_SAMPLES, PROFD_LOST_OFFCPU);
 }
 
 uint64_t capture_off_cpu_over_budget(struct capture *c)
 {
-	return lost_sum(c, 3, 3);
-}
-
-uint64_t capture_off_cpu_moved(struct capture *c)
-{
-	return lost_sum(c, 4, 4);
+	return lost_sum(c, PROFD_LOST_OFFCPU_BUDGET, PROFD_LOST_OFFCPU_BUDGET);
 }
 

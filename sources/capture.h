@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Capture: the BPF skeleton's lifecycle (open → configure → load → attach), one cpu-clock
- * perf event per online CPU, the target-pid filter, and the ring buffer.
+ * Capture: the BPF skeleton's lifecycle (open → configure → load → attach), the cpu-clock
+ * perf events the program runs on (one per online CPU, or with cfg.per_task one per thread of
+ * the targets, inherited by the threads they create), the side-band events (one per online
+ * CPU), the target-pid filter, and the ring buffer. The session's hooks (pipeline/session.h,
+ * struct session_hooks) reach the BPF program through capture_set_python() and
+ * capture_set_stack_gap().
  */
 #pragma once
 
@@ -163,5 +167,3 @@ void capture_stop(struct capture *c);
 uint64_t capture_lost(struct capture *c);
 /* Off-CPU waits not recorded because their CPU had used its budget for that second. */
 uint64_t capture_off_cpu_over_budget(struct capture *c);
-/* Waits not recorded because they did not end in a system call (see profd_sys_exit). */
-uint64_t capture_off_cpu_moved(struct capture *c);

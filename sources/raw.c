@@ -313,7 +313,7 @@ int raw_writer_add_ksyms(struct raw_writer *w, const struct aggregate *a, const 
 
 		for (size_t f = 0; f < s->n_frames; f++) {
 			const struct agg_frame *fr = &s->frames[f];
-			uint64_t look = fr->addr - ((fr->flags & AGG_FRAME_RETURN) ? 1 : 0), start;
+			uint64_t look = agg_frame_lookup_addr(fr), start;
 			const char *name;
 
 			if (fr->map_id != AGG_MAP_KERNEL ||

@@ -34,6 +34,7 @@
 #include <curl/curl.h>
 
 #include "common/macro.h"
+#include "pipeline/cgroup.h"
 #include "pipeline/session.h"
 #include "tests/lib/testlib.h"
 

@@ -159,7 +159,7 @@ static void add_ksyms(const char *dir)
 	for (int i = 0; i < 4; i++)
 		st->frames[i] = (struct agg_frame){.addr = KBASE + 0x1000 * i + 0x10 * i + 5,
 						   .map_id = AGG_MAP_KERNEL,
-						   .flags = i ? AGG_FRAME_RETURN : 0};
+						   .kind = AGG_FRAME_KERNEL, .is_return = i != 0};
 	if (aggregate_add(a, st, 1) < 0)
 		die("aggregate_add", -ENOMEM);
 	r = raw_writer_add_ksyms(w, a, ks);

@@ -134,9 +134,14 @@ static void write_capture(const char *path, struct written *w)
 	cr_assert_eq(aggregate_new(&a), 0);
 	st.s.pid = 1234;
 	st.s.n_frames = 3;
-	st.s.frames[0] = (struct agg_frame){0xffffffff81001010, AGG_MAP_KERNEL, 0};
-	st.s.frames[1] = (struct agg_frame){0xffffffff81002001, AGG_MAP_KERNEL, AGG_FRAME_RETURN};
-	st.s.frames[2] = (struct agg_frame){0x401000, AGG_MAP_NONE, 0};
+	st.s.frames[0] = (struct agg_frame){ .addr = 0xffffffff81001010,
+					     .map_id = AGG_MAP_KERNEL,
+					     .kind = AGG_FRAME_KERNEL };
+	st.s.frames[1] = (struct agg_frame){ .addr = 0xffffffff81002001,
+					     .map_id = AGG_MAP_KERNEL,
+					     .kind = AGG_FRAME_KERNEL,
+					     .is_return = 1 };
+	st.s.frames[2] = (struct agg_frame){ .addr = 0x401000, .map_id = AGG_MAP_NONE };
 	cr_assert_eq(aggregate_add(a, &st.s, 1), 0);
 
 	cr_assert_eq(raw_writer_new(path, &hdr, &rw), 0);
