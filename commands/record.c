@@ -30,6 +30,7 @@
 
 #define RECORD_MAX_PIDS 1024
 #define RECORD_FREQ_MAX 10000
+#define RECORD_OFF_CPU_MIN_MAX_NS (60ull * 1000000000) /* --off-cpu-min: at most 60 s */
 
 struct record_opts {
 	bool all;
@@ -124,32 +125,6 @@ static void help(void)
 	       "  -h, --help               show this help\n",
 	       RECORD_FREQ_MAX, PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX,
 	       UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT);
-}
-
-/* "1ms", "250us", "2s", "1.5ms" or plain nanoseconds → ns, at most 60 s. */
-static int parse_duration_ns(const char *s, uint64_t *ret)
-{
-	char *end;
-	double v, mult;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
-		return -EINVAL;
-	if (!strcmp(end, "") || !strcmp(end, "ns"))
-		mult = 1;
-	else if (!strcmp(end, "us"))
-		mult = 1e3;
-	else if (!strcmp(end, "ms"))
-		mult = 1e6;
-	else if (!strcmp(end, "s"))
-		mult = 1e9;
-	else
-		return -EINVAL;
-	if (v * mult > 60e9)
-		return -ERANGE;
-	*ret = (uint64_t)(v * mult);
-	return 0;
 }
 
 static int parse_pids(const char *arg, struct record_opts *o)
@@ -320,7 +295,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 			o->off_cpu = true;
 			break;
 		case OPT_OFF_CPU_MIN:
-			if (parse_duration_ns(optarg, &o->off_cpu_min_ns) < 0)
+			if (parse_duration_ns(optarg, RECORD_OFF_CPU_MIN_MAX_NS, &o->off_cpu_min_ns) < 0)
 				return log_error_errno(-EINVAL,
 						       "Invalid --off-cpu-min '%s': expected a duration "
 						       "such as 1ms, 500us or 2s (at most 60s).",
