@@ -31,6 +31,9 @@
 #define RECORD_MAX_PIDS 1024
 #define RECORD_FREQ_MAX 10000
 #define RECORD_OFF_CPU_MIN_MAX_NS (60ull * 1000000000) /* --off-cpu-min: at most 60 s */
+#define RECORD_DURATION_MAX_S (365.0 * 86400)            /* -d: at most a year */
+#define RECORD_RINGBUF_MIN 4096ul                         /* --ring-buffer: a page */
+#define RECORD_RINGBUF_MAX (1ul << 30)                    /* --ring-buffer: 1 GiB */
 
 struct record_opts {
 	bool all;
@@ -64,71 +67,11 @@ static void on_signal(int sig)
 	stop_requested = sig;
 }
 
-static void help(void)
-{
-	printf("Usage: profd record [-p PID[,PID...] | -a | -- CMD [ARGS...]] [OPTIONS]\n"
-	       "\n"
-	       "Sample on-CPU stacks and write a gzipped pprof profile.\n"
-	       "\n"
-	       "Targets (exactly one):\n"
-	       "  -p, --pid PID[,PID...]   profile these processes (and processes they fork)\n"
-	       "  -a, --all                profile every process on the host\n"
-	       "  -- CMD [ARGS...]         run CMD and profile it until it exits\n"
-	       "\n"
-	       "Options:\n"
-	       "  -F, --freq HZ            samples per second per CPU (default 99, max %d)\n"
-	       "  -d, --duration SECONDS   stop after this long (default: until Ctrl-C or the\n"
-	       "                           targets exit)\n"
-	       "  -o, --output FILE        profile to write (default profile.pb.gz; speedscope:\n"
-	       "                           profile.speedscope.json; folded: profile.folded)\n"
-	       "  -f, --format FORMAT      pprof (default), speedscope (speedscope's JSON, one\n"
-	       "                           profile per thread, inline frames as frames) or\n"
-	       "                           folded ('comm;root;...;leaf count' lines)\n"
-	       "      --sample-type TYPE   folded and speedscope output: weigh stacks by this\n"
-	       "                           sample type (samples, cpu, or off_cpu with --off-cpu);\n"
-	       "                           default: folded samples, speedscope cpu\n"
-	       "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
-	       "                           template arguments), templates, full or none\n"
-	       "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
-	       "      --raw FILE           write a raw capture to FILE instead of the profile: the\n"
-	       "                           samples as captured plus mappings and kernel symbols,\n"
-	       "                           for 'profd convert FILE' later or on another machine\n"
-	       "      --stack-bytes N      the most user stack bytes a sample copies (default %d,\n"
-	       "                           max %d)\n"
-	       "      --stack-copy MODE    adaptive (default): each process's samples copy what\n"
-	       "                           its stack walks need, learnt as they come, at most\n"
-	       "                           --stack-bytes; fixed: always --stack-bytes (bounded by\n"
-	       "                           the stack's end)\n"
-	       "      --per-cpu-events     sample -p and -- CMD targets with one event per CPU\n"
-	       "                           (every task on the CPU is interrupted) instead of\n"
-	       "                           per-task events that follow the targets' threads\n"
-	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
-	       "      --no-inline          do not expand inlined functions\n"
-	       "      --off-cpu            also record where threads wait: a thread that blocks\n"
-	       "                           (sleep, lock, I/O; not preemption) is recorded when it\n"
-	       "                           runs again, weighted by how long it was off the CPU;\n"
-	       "                           the profile gains the sample type off_cpu/nanoseconds\n"
-	       "                           (pprof -sample_index=off_cpu)\n"
-	       "      --off-cpu-min TIME   shorter waits are not recorded (default 1ms; us, ms, s)\n"
-	       "      --no-python          do not read CPython frames (by default the Python\n"
-	       "                           functions, files and lines a CPython 3.11+ process runs\n"
-	       "                           stand in place of its interpreter's frames)\n"
-	       "      --ring-buffer BYTES  BPF ring buffer size, a power of two from 4096 to 1 GiB\n"
-	       "                           (default: 125 ms of samples on every CPU, 2 to 32 MiB;\n"
-	       "                           smaller is cheaper for the sampled tasks); samples\n"
-	       "                           that do not fit are counted as lost\n"
-	       "      --debuginfod         fetch missing debug info from the debuginfod servers\n"
-	       "                           in DEBUGINFOD_URLS (off by default: profd never\n"
-	       "                           contacts the network unless asked)\n"
-	       "  -q, --quiet              no progress line and no summary\n"
-	       "  -v, --verbose            more messages (twice: debug)\n"
-	       "  -h, --help               show this help\n",
-	       RECORD_FREQ_MAX, PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX,
-	       UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT);
-}
+/* ---- options: one table gives getopt's tables and --help ------------------------------------ */
 
-static int parse_pids(const char *arg, struct record_opts *o)
+static int opt_pid(const struct cli_option *opt, const char *arg, void *opts)
 {
+	struct record_opts *o = opts;
 	_cleanup_free_ char *copy = strdup(arg);
 	char *save = NULL;
 
@@ -149,43 +92,236 @@ static int parse_pids(const char *arg, struct record_opts *o)
 	return 0;
 }
 
+static int opt_freq(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+
+	if (parse_ulong(arg, 1, RECORD_FREQ_MAX, &v) < 0)
+		return log_error_errno(-EINVAL, "Invalid frequency '%s': expected 1..%d Hz.", arg,
+				       RECORD_FREQ_MAX);
+	((struct record_opts *)opts)->freq = v;
+	return 0;
+}
+
+static int opt_duration(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (parse_seconds(arg, RECORD_DURATION_MAX_S, &((struct record_opts *)opts)->duration_s) < 0)
+		return log_error_errno(-EINVAL, "Invalid duration '%s': expected seconds > 0.", arg);
+	return 0;
+}
+
+static int opt_output(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct record_opts *o = opts;
+
+	if (!*arg)
+		return log_error_errno(-EINVAL, "Empty output file name.");
+	o->output = arg;
+	return 0;
+}
+
+static int opt_format(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (output_format_from_string(arg, &((struct record_opts *)opts)->format) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown format '%s': expected pprof, speedscope or folded.",
+				       arg);
+	return 0;
+}
+
+static int opt_sample_type(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (strcmp(arg, "samples") && strcmp(arg, "cpu") && strcmp(arg, "off_cpu"))
+		return log_error_errno(-EINVAL,
+				       "Unknown --sample-type '%s': expected samples, cpu or off_cpu.",
+				       arg);
+	((struct record_opts *)opts)->sample_type = arg;
+	return 0;
+}
+
+static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (sym_demangle_mode_from_string(arg, &((struct record_opts *)opts)->demangle) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown --demangle '%s': expected simple, templates, full or "
+				       "none.",
+				       arg);
+	return 0;
+}
+
+static int opt_raw(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (!*arg)
+		return log_error_errno(-EINVAL, "Empty --raw file name.");
+	((struct record_opts *)opts)->raw = arg;
+	return 0;
+}
+
+static int opt_stack_bytes(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+
+	if (parse_ulong(arg, 0, PROFD_STACK_BYTES_MAX, &v) < 0)
+		return log_error_errno(-EINVAL, "Invalid --stack-bytes '%s': expected 0..%d.", arg,
+				       PROFD_STACK_BYTES_MAX);
+	((struct record_opts *)opts)->stack_bytes = v;
+	return 0;
+}
+
+static int opt_stack_copy(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct record_opts *o = opts;
+
+	if (!strcmp(arg, "adaptive"))
+		o->stack_fixed = false;
+	else if (!strcmp(arg, "fixed"))
+		o->stack_fixed = true;
+	else
+		return log_error_errno(-EINVAL,
+				       "Unknown --stack-copy '%s': expected adaptive or fixed.", arg);
+	return 0;
+}
+
+static int opt_max_depth(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+
+	if (parse_ulong(arg, 1, UNWIND_MAX_DEPTH_LIMIT, &v) < 0)
+		return log_error_errno(-EINVAL, "Invalid --max-depth '%s': expected 1..%d.", arg,
+				       UNWIND_MAX_DEPTH_LIMIT);
+	((struct record_opts *)opts)->max_depth = v;
+	return 0;
+}
+
+static int opt_off_cpu_min(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (parse_duration_ns(arg, RECORD_OFF_CPU_MIN_MAX_NS,
+			      &((struct record_opts *)opts)->off_cpu_min_ns) < 0)
+		return log_error_errno(-EINVAL,
+				       "Invalid --off-cpu-min '%s': expected a duration such as 1ms, "
+				       "500us or 2s (at most 60s).",
+				       arg);
+	return 0;
+}
+
+static int opt_ring_buffer(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+
+	if (parse_ulong(arg, RECORD_RINGBUF_MIN, RECORD_RINGBUF_MAX, &v) < 0 || (v & (v - 1)))
+		return log_error_errno(-EINVAL,
+				       "Invalid --ring-buffer '%s': expected a power of two from %lu "
+				       "to %lu.",
+				       arg, RECORD_RINGBUF_MIN, RECORD_RINGBUF_MAX);
+	((struct record_opts *)opts)->ringbuf_bytes = v;
+	return 0;
+}
+
+static int opt_quiet(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct record_opts *)opts)->progress = false;
+	log_set_max_level(LOG_LEVEL_WARNING);
+	return 0;
+}
+
+static int opt_verbose(const struct cli_option *opt, const char *arg, void *opts)
+{
+	log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	return 0;
+}
+
+#define RECORD_BOOL(kind, name, field, text)                                                    \
+	{ kind, name, 0, .help = text, .offset = offsetof(struct record_opts, field) }
+
+static const struct cli_option record_options[] = {
+	{ CLI_TEXT, .help = "Targets (exactly one):\n" },
+	{ CLI_CALL, "pid", 'p', true, "PID[,PID...]",
+	  "profile these processes (and processes they fork)", .apply = opt_pid },
+	{ CLI_TRUE, "all", 'a', .help = "profile every process on the host",
+	  .offset = offsetof(struct record_opts, all) },
+	{ CLI_TEXT, .help = "  -- CMD [ARGS...]         run CMD and profile it until it exits\n"
+			    "\n"
+			    "Options:\n" },
+	{ CLI_CALL, "freq", 'F', true, "HZ", "samples per second per CPU (default 99, max %d)",
+	  { RECORD_FREQ_MAX }, opt_freq },
+	{ CLI_CALL, "duration", 'd', true, "SECONDS",
+	  "stop after this long (default: until Ctrl-C or the\ntargets exit)", .apply = opt_duration },
+	{ CLI_CALL, "output", 'o', true, "FILE",
+	  "profile to write (default profile.pb.gz; speedscope:\nprofile.speedscope.json; folded: "
+	  "profile.folded)",
+	  .apply = opt_output },
+	{ CLI_CALL, "format", 'f', true, "FORMAT",
+	  "pprof (default), speedscope (speedscope's JSON, one\nprofile per thread, inline frames "
+	  "as frames) or\nfolded ('comm;root;...;leaf count' lines)",
+	  .apply = opt_format },
+	{ CLI_CALL, "sample-type", 0, true, "TYPE",
+	  "folded and speedscope output: weigh stacks by this\nsample type (samples, cpu, or "
+	  "off_cpu with --off-cpu);\ndefault: folded samples, speedscope cpu",
+	  .apply = opt_sample_type },
+	{ CLI_CALL, "demangle", 0, true, "MODE",
+	  "C++/Rust names: simple (default: no parameters or\ntemplate arguments), templates, full "
+	  "or none\n(mangled), as pprof's -symbolize=demangle=MODE",
+	  .apply = opt_demangle },
+	{ CLI_CALL, "raw", 0, true, "FILE",
+	  "write a raw capture to FILE instead of the profile: the\nsamples as captured plus "
+	  "mappings and kernel symbols,\nfor 'profd convert FILE' later or on another machine",
+	  .apply = opt_raw },
+	{ CLI_CALL, "stack-bytes", 0, true, "N",
+	  "the most user stack bytes a sample copies (default %d,\nmax %d)",
+	  { PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX }, opt_stack_bytes },
+	{ CLI_CALL, "stack-copy", 0, true, "MODE",
+	  "adaptive (default): each process's samples copy what\nits stack walks need, learnt as "
+	  "they come, at most\n--stack-bytes; fixed: always --stack-bytes (bounded by\nthe stack's "
+	  "end)",
+	  .apply = opt_stack_copy },
+	RECORD_BOOL(CLI_TRUE, "per-cpu-events", per_cpu,
+		    "sample -p and -- CMD targets with one event per CPU\n(every task on the CPU is "
+		    "interrupted) instead of\nper-task events that follow the targets' threads"),
+	{ CLI_CALL, "max-depth", 0, true, "N", "user frames per stack (default %d, max %d)",
+	  { UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT }, opt_max_depth },
+	RECORD_BOOL(CLI_FALSE, "no-inline", inlines, "do not expand inlined functions"),
+	RECORD_BOOL(CLI_TRUE, "off-cpu", off_cpu,
+		    "also record where threads wait: a thread that blocks\n(sleep, lock, I/O; not "
+		    "preemption) is recorded when it\nruns again, weighted by how long it was off the "
+		    "CPU;\nthe profile gains the sample type off_cpu/nanoseconds\n(pprof "
+		    "-sample_index=off_cpu)"),
+	{ CLI_CALL, "off-cpu-min", 0, true, "TIME",
+	  "shorter waits are not recorded (default 1ms; us, ms, s)", .apply = opt_off_cpu_min },
+	RECORD_BOOL(CLI_FALSE, "no-python", python,
+		    "do not read CPython frames (by default the Python\nfunctions, files and lines a "
+		    "CPython 3.11+ process runs\nstand in place of its interpreter's frames)"),
+	{ CLI_CALL, "ring-buffer", 0, true, "BYTES",
+	  "BPF ring buffer size, a power of two from 4096 to 1 GiB\n(default: 125 ms of samples on "
+	  "every CPU, 2 to 32 MiB;\nsmaller is cheaper for the sampled tasks); samples\nthat do not "
+	  "fit are counted as lost",
+	  .apply = opt_ring_buffer },
+	RECORD_BOOL(CLI_TRUE, "debuginfod", debuginfod,
+		    "fetch missing debug info from the debuginfod servers\nin DEBUGINFOD_URLS (off by "
+		    "default: profd never\ncontacts the network unless asked)"),
+	{ CLI_CALL, "quiet", 'q', .help = "no progress line and no summary", .apply = opt_quiet },
+	{ CLI_CALL, "verbose", 'v', .help = "more messages (twice: debug)", .apply = opt_verbose },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+};
+
+static const struct cli_command record_command = {
+	.name = "record",
+	.usage = "Usage: profd record [-p PID[,PID...] | -a | -- CMD [ARGS...]] [OPTIONS]\n"
+		 "\n"
+		 "Sample on-CPU stacks and write a gzipped pprof profile.\n"
+		 "\n",
+	.options = record_options,
+	.n_options = ARRAY_SIZE(record_options),
+	.in_order = true,
+	.operands = true,
+};
+
+/* 0: options in *o; 1: --help was shown; <0: an error, logged. */
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
-	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
-	       OPT_RING_BUFFER, OPT_NO_PYTHON, OPT_OFF_CPU, OPT_OFF_CPU_MIN, OPT_DEMANGLE,
-	       OPT_SAMPLE_TYPE, OPT_STACK_COPY, OPT_PER_CPU };
-	static const struct option options[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "freq", required_argument, NULL, 'F' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "demangle", required_argument, NULL, OPT_DEMANGLE },
-		{ "sample-type", required_argument, NULL, OPT_SAMPLE_TYPE },
-		{ "raw", required_argument, NULL, OPT_RAW },
-		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
-		{ "stack-copy", required_argument, NULL, OPT_STACK_COPY },
-		{ "per-cpu-events", no_argument, NULL, OPT_PER_CPU },
-		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
-		{ "off-cpu", no_argument, NULL, OPT_OFF_CPU },
-		{ "off-cpu-min", required_argument, NULL, OPT_OFF_CPU_MIN },
-		{ "ring-buffer", required_argument, NULL, OPT_RING_BUFFER },
-		{ "debuginfod", no_argument, NULL, OPT_DEBUGINFOD },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	unsigned long v;
-	bool output_set = false;
-	int c, r;
+	int ind, r;
 
 	*o = (struct record_opts){
 		.freq = 99,
-		.output = "profile.pb.gz",
 		.stack_bytes = PROFD_STACK_BYTES_DEFAULT,
 		.max_depth = UNWIND_MAX_DEPTH_DEFAULT,
 		.inlines = true,
@@ -193,148 +329,16 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		.off_cpu_min_ns = CAPTURE_OFF_CPU_MIN_DEFAULT_NS,
 		.progress = true,
 	};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:aF:d:o:f:qvh", options, NULL)) >= 0) {
-		switch (c) {
-		case 'p':
-			r = parse_pids(optarg, o);
-			if (r < 0)
-				return r;
-			break;
-		case 'a':
-			o->all = true;
-			break;
-		case 'F':
-			if (parse_ulong(optarg, 1, RECORD_FREQ_MAX, &v) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid frequency '%s': expected 1..%d Hz.",
-						       optarg, RECORD_FREQ_MAX);
-			o->freq = v;
-			break;
-		case 'd': {
-			char *end;
-
-			errno = 0;
-			o->duration_s = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->duration_s > 0) ||
-			    o->duration_s > 365.0 * 86400)
-				return log_error_errno(-EINVAL,
-						       "Invalid duration '%s': expected seconds > 0.",
-						       optarg);
-			break;
-		}
-		case 'o':
-			if (!*optarg)
-				return log_error_errno(-EINVAL, "Empty output file name.");
-			o->output = optarg;
-			output_set = true;
-			break;
-		case 'f':
-			if (output_format_from_string(optarg, &o->format) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown format '%s': expected pprof, speedscope "
-						       "or folded.",
-						       optarg);
-			break;
-		case OPT_SAMPLE_TYPE:
-			if (strcmp(optarg, "samples") && strcmp(optarg, "cpu") &&
-			    strcmp(optarg, "off_cpu"))
-				return log_error_errno(-EINVAL,
-						       "Unknown --sample-type '%s': expected samples, cpu "
-						       "or off_cpu.",
-						       optarg);
-			o->sample_type = optarg;
-			break;
-		case OPT_DEMANGLE:
-			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown --demangle '%s': expected simple, "
-						       "templates, full or none.",
-						       optarg);
-			break;
-		case OPT_RAW:
-			if (!*optarg)
-				return log_error_errno(-EINVAL, "Empty --raw file name.");
-			o->raw = optarg;
-			break;
-		case OPT_STACK_BYTES:
-			if (parse_ulong(optarg, 0, PROFD_STACK_BYTES_MAX, &v) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid --stack-bytes '%s': expected 0..%d.",
-						       optarg, PROFD_STACK_BYTES_MAX);
-			o->stack_bytes = v;
-			break;
-		case OPT_STACK_COPY:
-			if (!strcmp(optarg, "adaptive"))
-				o->stack_fixed = false;
-			else if (!strcmp(optarg, "fixed"))
-				o->stack_fixed = true;
-			else
-				return log_error_errno(-EINVAL,
-						       "Unknown --stack-copy '%s': expected adaptive or "
-						       "fixed.",
-						       optarg);
-			break;
-		case OPT_PER_CPU:
-			o->per_cpu = true;
-			break;
-		case OPT_MAX_DEPTH:
-			if (parse_ulong(optarg, 1, UNWIND_MAX_DEPTH_LIMIT, &v) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid --max-depth '%s': expected 1..%d.",
-						       optarg, UNWIND_MAX_DEPTH_LIMIT);
-			o->max_depth = v;
-			break;
-		case OPT_NO_INLINE:
-			o->inlines = false;
-			break;
-		case OPT_NO_PYTHON:
-			o->python = false;
-			break;
-		case OPT_OFF_CPU:
-			o->off_cpu = true;
-			break;
-		case OPT_OFF_CPU_MIN:
-			if (parse_duration_ns(optarg, RECORD_OFF_CPU_MIN_MAX_NS, &o->off_cpu_min_ns) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid --off-cpu-min '%s': expected a duration "
-						       "such as 1ms, 500us or 2s (at most 60s).",
-						       optarg);
-			break;
-		case OPT_RING_BUFFER:
-			if (parse_ulong(optarg, 4096, 1ul << 30, &v) < 0 || (v & (v - 1)))
-				return log_error_errno(-EINVAL,
-						       "Invalid --ring-buffer '%s': expected a power of "
-						       "two from 4096 to 1073741824.",
-						       optarg);
-			o->ringbuf_bytes = v;
-			break;
-		case OPT_DEBUGINFOD:
-			o->debuginfod = true;
-			break;
-		case 'q':
-			o->progress = false;
-			log_set_max_level(LOG_LEVEL_WARNING);
-			break;
-		case 'v':
-			log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG
-										: LOG_LEVEL_INFO);
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return log_error_errno(-EINVAL, "Try 'profd record --help'.");
-		}
-	}
-	if (optind < argc)
-		o->cmd = argv + optind;
-	if (!output_set && o->format != OUTPUT_PPROF)
-		o->output = o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
-							   : "profile.folded";
-	if (o->raw && output_set)
+	r = cli_parse(&record_command, argc, argv, o, &ind);
+	if (r != 0)
+		return r;
+	if (ind < argc)
+		o->cmd = argv + ind;
+	if (o->raw && o->output)
 		return log_error_errno(-EINVAL, "--raw writes a raw capture instead of the profile: "
 						"give -o or --raw, not both.");
+	if (!o->output)
+		o->output = cli_default_output(o->format);
 	if ((o->all ? 1 : 0) + (o->n_pids ? 1 : 0) + (o->cmd ? 1 : 0) != 1)
 		return log_error_errno(-EINVAL, "Choose exactly one target: -p PID, -a, or -- CMD. "
 						"Try 'profd record --help'.");
