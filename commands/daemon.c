@@ -18,7 +18,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,6 +53,7 @@
 #define PROFILE_NAME_PREFIX "profile-"
 #define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
 #define RETENTION_MAX_FILES 1000000
+#define DAEMON_KEY_NAME_MAX 64 /* a configuration key as an option name, with its NUL */
 
 /*
  * What the running capture records: the configuration keys that shape it. Kept apart from
@@ -95,7 +95,8 @@ struct snapshot {
 struct daemon {
 	const char *config_path;
 	bool config_explicit;
-	const char **cli_keys, **cli_values;
+	bool check_config; /* --check-config: print the configuration and exit */
+	const char **cli_keys, **cli_values; /* --KEY VALUE, in command-line order */
 	size_t n_cli;
 
 	struct daemon_config cfg;
@@ -136,35 +137,6 @@ static void on_reload(int sig)
 
 /* ---- configuration ----------------------------------------------------------------------- */
 
-static void help(void)
-{
-	const char *key, *h;
-
-	printf("Usage: profd daemon [--config FILE] [--KEY VALUE...]\n"
-	       "\n"
-	       "Profile every process on the host, write one pprof profile per interval, serve\n"
-	       "/debug/pprof/profile and /metrics, and optionally push to Pyroscope.\n"
-	       "\n"
-	       "  -c, --config FILE        configuration file (default %s;\n"
-	       "                           a missing default file means all defaults)\n"
-	       "      --check-config       check the configuration, print it and exit\n"
-	       "  -h, --help               show this help\n"
-	       "\n"
-	       "Every configuration key is also an option (it overrides the file):\n",
-	       DAEMON_CONFIG_PATH);
-	for (size_t i = 0; (key = daemon_config_key(i, &h)); i++) {
-		char flag[64];
-
-		snprintf(flag, sizeof(flag), "--%s", key);
-		for (char *p = flag; *p; p++)
-			if (*p == '_')
-				*p = '-';
-		printf("      %-20s %s\n", flag, h);
-	}
-	printf("\nSignals: SIGHUP reloads the configuration, SIGTERM/SIGINT write the current\n"
-	       "interval and exit. See profd(1).\n");
-}
-
 /* Defaults, then the file, then the command line. Logs what is wrong. */
 static int config_load(struct daemon *d, struct daemon_config *ret)
 {
@@ -201,58 +173,100 @@ static int config_load(struct daemon *d, struct daemon_config *ret)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
+static int opt_config(const struct cli_option *opt, const char *arg, void *opts)
 {
-	enum { OPT_CHECK = 0x100, OPT_KEY = 0x200 };
-	static char names[32][40];
-	struct option options[40] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check-config", no_argument, NULL, OPT_CHECK},
-	    {"help", no_argument, NULL, 'h'},
-	};
-	size_t n_opts = 3, n_keys = 0;
-	const char *key;
-	int c;
+	struct daemon *d = opts;
 
-	for (; (key = daemon_config_key(n_keys, NULL)) && n_keys < ARRAY_SIZE(names); n_keys++) {
-		snprintf(names[n_keys], sizeof(names[0]), "%s", key);
-		for (char *p = names[n_keys]; *p; p++)
+	d->config_path = arg;
+	d->config_explicit = true;
+	return 0;
+}
+
+/* --KEY VALUE: applied after the file (config_load()), in the order given. */
+static int opt_key(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct daemon *d = opts;
+
+	d->cli_keys[d->n_cli] = opt->data;
+	d->cli_values[d->n_cli++] = arg;
+	return 0;
+}
+
+static const struct cli_option daemon_fixed_options[] = {
+	{ CLI_CALL, "config", 'c', true, "FILE",
+	  "configuration file (default " DAEMON_CONFIG_PATH ";\na missing default file means all "
+	  "defaults)",
+	  .apply = opt_config },
+	{ CLI_TRUE, "check-config", 0, .help = "check the configuration, print it and exit",
+	  .offset = offsetof(struct daemon, check_config) },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+	{ CLI_TEXT, .help = "\nEvery configuration key is also an option (it overrides the file):\n" },
+};
+
+/*
+ * The fixed options, then one per configuration key (its name with '-' for '_'): *ret_options
+ * and *ret_names to free.
+ */
+static int daemon_options(struct cli_option **ret_options, size_t *ret_n, char **ret_names)
+{
+	size_t n_keys = 0, n_fixed = ARRAY_SIZE(daemon_fixed_options);
+	struct cli_option *opts;
+	const char *key, *h;
+	char *names;
+
+	while (daemon_config_key(n_keys, NULL))
+		n_keys++;
+	opts = calloc(n_fixed + n_keys, sizeof(*opts));
+	names = calloc(n_keys, DAEMON_KEY_NAME_MAX);
+	if (!opts || !names) {
+		free(opts);
+		free(names);
+		return -ENOMEM;
+	}
+	memcpy(opts, daemon_fixed_options, sizeof(daemon_fixed_options));
+	for (size_t i = 0; (key = daemon_config_key(i, &h)) && i < n_keys; i++) {
+		char *name = names + i * DAEMON_KEY_NAME_MAX;
+
+		snprintf(name, DAEMON_KEY_NAME_MAX, "%s", key);
+		for (char *p = name; *p; p++)
 			if (*p == '_')
 				*p = '-';
-		options[n_opts++] =
-		    (struct option){names[n_keys], required_argument, NULL, OPT_KEY + (int)n_keys};
+		opts[n_fixed + i] = (struct cli_option){ CLI_CALL, name, 0, true, NULL, h,
+							 .apply = opt_key, .data = key };
 	}
+	*ret_options = opts;
+	*ret_n = n_fixed + n_keys;
+	*ret_names = names;
+	return 0;
+}
+
+/* 0: options in d; 1: --help was shown; <0: an error, logged. */
+static int parse_args(int argc, char **argv, struct daemon *d)
+{
+	_cleanup_free_ struct cli_option *opts = NULL;
+	_cleanup_free_ char *names = NULL;
+	struct cli_command cmd = {
+		.name = "daemon",
+		.usage = "Usage: profd daemon [--config FILE] [--KEY VALUE...]\n"
+			 "\n"
+			 "Profile every process on the host, write one pprof profile per interval, "
+			 "serve\n"
+			 "/debug/pprof/profile and /metrics, and optionally push to Pyroscope.\n"
+			 "\n",
+		.footer = "\nSignals: SIGHUP reloads the configuration, SIGTERM/SIGINT write the "
+			  "current\ninterval and exit. See profd(1).\n",
+		.in_order = true,
+	};
+
+	if (daemon_options(&opts, &cmd.n_options, &names) < 0)
+		return log_oom();
+	cmd.options = opts;
 	d->cli_keys = calloc(argc, sizeof(*d->cli_keys));
 	d->cli_values = calloc(argc, sizeof(*d->cli_values));
 	if (!d->cli_keys || !d->cli_values)
 		return log_oom();
 	d->config_path = DAEMON_CONFIG_PATH;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0) {
-		if (c >= OPT_KEY && c < OPT_KEY + (int)n_keys) {
-			d->cli_keys[d->n_cli] = daemon_config_key(c - OPT_KEY, NULL);
-			d->cli_values[d->n_cli++] = optarg;
-			continue;
-		}
-		switch (c) {
-		case 'c':
-			d->config_path = optarg;
-			d->config_explicit = true;
-			break;
-		case OPT_CHECK:
-			*ret_check = true;
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return log_error_errno(-EINVAL, "Try 'profd daemon --help'.");
-		}
-	}
-	if (optind < argc)
-		return log_error_errno(
-		    -EINVAL, "Unexpected argument '%s'. Try 'profd daemon --help'.", argv[optind]);
-	return 0;
+	return cli_parse(&cmd, argc, argv, d, NULL);
 }
 
 /* ---- interval files ---------------------------------------------------------------------- */
@@ -1599,11 +1613,10 @@ int cmd_daemon(int argc, char **argv)
 	struct daemon d = {.rl_write = LOG_RATELIMIT_INIT(300, 5)};
 	struct sigaction stop = {.sa_handler = on_stop}, hup = {.sa_handler = on_reload},
 			 ign = {.sa_handler = SIG_IGN};
-	bool check = false;
 	int r;
 
 	pthread_mutex_init(&d.snap_lock, NULL);
-	r = parse_args(argc, argv, &d, &check);
+	r = parse_args(argc, argv, &d);
 	if (r != 0) {
 		daemon_done(&d);
 		return r > 0 ? 0 : r;
@@ -1615,7 +1628,7 @@ int cmd_daemon(int argc, char **argv)
 		return r;
 	}
 	log_set_max_level(d.cfg.log_level);
-	if (check) {
+	if (d.check_config) {
 		daemon_config_write(&d.cfg, stdout);
 		daemon_done(&d);
 		return 0;
