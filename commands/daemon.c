@@ -1222,10 +1222,7 @@ static int capture_open(struct daemon *d, const struct capture_settings *cs, str
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)
-		return log_error_errno(r,
-				       "Failed to load the BPF program: %m. profd needs a kernel "
-				       "with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
-				       "bpf_find_vma (Linux 5.17 or later).");
+		return cli_log_bpf_load_error(r);
 	return 0;
 }
 
@@ -1441,17 +1438,6 @@ static int daemon_reload(struct daemon *d)
 	return 0;
 }
 
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	/* One fd is kept per profiled binary: the soft limit of 1024 is easy to reach. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 static void daemon_done(struct daemon *d)
 {
 	jobs_cancel(d, "profd is shutting down");
@@ -1488,7 +1474,7 @@ static int daemon_run(struct daemon *d)
 				       missing);
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
-	raise_fd_limit();
+	cli_raise_fd_limit();
 	/* Sockets from systemd (profd.socket): kept for the whole run, reused on reloads. */
 	r = sd_listen_fds(1);
 	for (int i = 0; i < r; i++) {

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -542,20 +541,10 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 			  const struct session_stats *st, const struct proc_sideband_stats *sb,
 			  uint64_t lost, uint64_t over_budget, double elapsed)
 {
-	double pct = sum->user_stacks ? 100.0 * sum->complete / sum->user_stacks : 0.0;
-
 	printf("profd: wrote %s\n", o->output);
 	printf("  duration   %.1f s at %u Hz\n", elapsed, o->freq);
 	printf("  samples    %" PRIu64 " (lost %" PRIu64 ")\n", sum->samples, lost);
-	printf("  complete   %.1f%% of %" PRIu64 " user stacks reached the root\n", pct,
-	       sum->user_stacks);
-	if (sum->user_stacks > sum->complete) {
-		printf("  stopped   ");
-		for (int i = 1; i < _UNWIND_STOP_MAX && i < (int)ARRAY_SIZE(sum->stops); i++)
-			if (sum->stops[i] && i != UNWIND_STOP_KERNEL_THREAD)
-				printf(" %s %" PRIu64, unwind_stop_name(i), sum->stops[i]);
-		printf("\n");
-	}
+	cli_print_completeness(stdout, sum);
 	printf("  profile    %zu locations, %zu functions, %zu mappings\n", sum->n_locations,
 	       sum->n_functions, sum->n_mappings);
 	if (sb && sb->records)
@@ -616,17 +605,6 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       sum->top[i].name);
 }
 
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	/* One fd is kept per profiled binary; the soft limit of 1024 is easy to reach with -a. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 int cmd_record(int argc, char **argv)
 {
 	struct record_opts o;
@@ -668,7 +646,7 @@ int cmd_record(int argc, char **argv)
 		return r;
 	if (o.debuginfod && !getenv("DEBUGINFOD_URLS"))
 		log_warning("--debuginfod: DEBUGINFOD_URLS is not set, there is no server to ask.");
-	raise_fd_limit();
+	cli_raise_fd_limit();
 
 	scfg.max_depth = o.max_depth;
 	/* A raw capture is converted later, when the processes' code objects are gone. */
@@ -726,9 +704,7 @@ int cmd_record(int argc, char **argv)
 	}
 	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
 	if (r < 0) {
-		log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel with BTF "
-				   "(/sys/kernel/btf/vmlinux), BPF ring buffers and bpf_find_vma "
-				   "(Linux 5.17 or later).");
+		cli_log_bpf_load_error(r);
 		goto out;
 	}
 
