@@ -369,12 +369,19 @@ struct record_ctx {
 	struct capture *capture;
 	struct raw_writer *raw;
 	pid_t child;
-	size_t alive; /* targets not yet exited (-p and -- CMD modes) */
 	/* -- CMD: the forked child runs profd's code until its exec; those samples are dropped. */
 	pid_t launched;
 	bool launched_execed;
 	uint64_t pre_exec_dropped;
+	bool tty; /* the progress line is shown */
+	struct timespec wall; /* sampling started (CLOCK_REALTIME) */
+	uint64_t start_ns, end_ns; /* sampling started and ended (mono_ns()) */
+	uint64_t lost, over_budget; /* the capture's counts, kept when it is freed */
 };
+
+DEFINE_FREEP(struct kallsyms, kallsyms_free);
+DEFINE_FREEP(struct sym_cache, sym_cache_free);
+DEFINE_FREEP(struct pprof_builder, pprof_builder_free);
 
 static int on_record(void *userdata, const void *data, size_t size)
 {
@@ -605,28 +612,11 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       sum->top[i].name);
 }
 
-int cmd_record(int argc, char **argv)
+/* Before anything is set up: the privileges, the targets, the output file. */
+static int record_preflight(const struct record_opts *o)
 {
-	struct record_opts o;
-	struct record_ctx ctx = { .o = &o, .child = -1 };
-	struct capture_config ccfg;
-	struct session_config scfg = {};
-	struct profile_options popts = {};
-	struct profile_summary sum;
-	struct pprof_builder *b = NULL;
-	struct kallsyms *ks = NULL;
-	struct sym_cache *symc = NULL;
 	const char *missing = NULL;
-	struct sigaction sa = { .sa_handler = on_signal };
-	_cleanup_close_ int go_fd = -1;
-	uint64_t start_ns, last_progress = 0, end_ns, lost = 0, over_budget = 0;
-	struct timespec wall;
-	bool tty;
 	int r;
-
-	r = parse_args(argc, argv, &o);
-	if (r != 0)
-		return r > 0 ? 0 : r;
 
 	r = capture_check_privileges(&missing);
 	if (r == -EPERM)
@@ -637,119 +627,117 @@ int cmd_record(int argc, char **argv)
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
 
-	for (size_t i = 0; i < o.n_pids; i++)
-		if (kill(o.pids[i], 0) < 0 && errno == ESRCH)
-			return log_error_errno(-ESRCH, "Process %d does not exist.", o.pids[i]);
+	for (size_t i = 0; i < o->n_pids; i++)
+		if (kill(o->pids[i], 0) < 0 && errno == ESRCH)
+			return log_error_errno(-ESRCH, "Process %d does not exist.", o->pids[i]);
 
-	r = check_output_writable(o.raw ? o.raw : o.output);
+	r = check_output_writable(o->raw ? o->raw : o->output);
 	if (r < 0)
 		return r;
-	if (o.debuginfod && !getenv("DEBUGINFOD_URLS"))
+	if (o->debuginfod && !getenv("DEBUGINFOD_URLS"))
 		log_warning("--debuginfod: DEBUGINFOD_URLS is not set, there is no server to ask.");
-	cli_raise_fd_limit();
+	return 0;
+}
 
-	scfg.max_depth = o.max_depth;
-	/* A raw capture is converted later, when the processes' code objects are gone. */
-	scfg.no_python = !o.python || o.raw;
-	scfg.perf_maps = !o.raw; /* a raw capture names JIT code when converted */
-	scfg.on_python = on_python;
-	if (!o.stack_fixed)
-		scfg.on_stack_size = on_stack_size;
-	scfg.stack_cap = o.stack_bytes;
-	scfg.userdata = &ctx;
-	r = session_new(&scfg, &ctx.session);
+/* The session (and with --raw the raw writer, which hears of every process's maps). */
+static int record_session_new(struct record_ctx *c)
+{
+	const struct record_opts *o = c->o;
+	struct session_config scfg = {
+		.max_depth = o->max_depth,
+		/* A raw capture is converted later, when the processes' code objects are gone. */
+		.no_python = !o->python || o->raw,
+		.perf_maps = !o->raw, /* a raw capture names JIT code when converted */
+		.on_python = on_python,
+		.on_stack_size = o->stack_fixed ? NULL : on_stack_size,
+		.stack_cap = o->stack_bytes,
+		.userdata = c,
+	};
+	struct timespec now;
+	int r;
+
+	r = session_new(&scfg, &c->session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");
-	if (o.raw) {
-		struct timespec now;
+	if (!o->raw)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	r = raw_writer_new(o->raw,
+			   &(struct raw_header){ .record_version = PROFD_RECORD_VERSION,
+						 .e_machine = raw_host_e_machine(),
+						 .freq_hz = o->freq,
+						 .stack_bytes = o->stack_bytes,
+						 .time_ns = (int64_t)now.tv_sec * 1000000000ll +
+							    now.tv_nsec,
+						 .mono_ns = mono_ns() },
+			   &c->raw);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create %s: %m", o->raw);
+	proc_table_set_observer(session_procs(c->session), on_maps, c);
+	return 0;
+}
 
-		clock_gettime(CLOCK_REALTIME, &now);
-		r = raw_writer_new(o.raw,
-				   &(struct raw_header){ .record_version = PROFD_RECORD_VERSION,
-							 .e_machine = raw_host_e_machine(),
-							 .freq_hz = o.freq,
-							 .stack_bytes = o.stack_bytes,
-							 .time_ns = (int64_t)now.tv_sec * 1000000000ll +
-								    now.tv_nsec,
-							 .mono_ns = mono_ns() },
-				   &ctx.raw);
-		if (r < 0) {
-			log_error_errno(r, "Failed to create %s: %m", o.raw);
-			goto out;
-		}
-		proc_table_set_observer(session_procs(ctx.session), on_maps, &ctx);
-	}
-
-	ccfg = (struct capture_config){
-		.all = o.all,
-		.freq = o.freq,
-		.stack_bytes = o.stack_bytes,
-		.ringbuf_bytes = o.ringbuf_bytes ? o.ringbuf_bytes
-						 : capture_ringbuf_size(o.freq, o.stack_bytes,
-									!o.stack_fixed, 0.125),
+/* Load the BPF program, start -- CMD (stopped before its exec), put the targets in the filter. */
+static int record_capture_new(struct record_ctx *c, int *ret_go_fd)
+{
+	struct record_opts *o = c->o;
+	struct capture_config ccfg = {
+		.all = o->all,
+		.freq = o->freq,
+		.stack_bytes = o->stack_bytes,
+		.ringbuf_bytes = o->ringbuf_bytes ? o->ringbuf_bytes
+						  : capture_ringbuf_size(o->freq, o->stack_bytes,
+									 !o->stack_fixed, 0.125),
 		.follow_forks = true,
-		.no_python = scfg.no_python,
-		.off_cpu = o.off_cpu,
-		.off_cpu_min_ns = o.off_cpu_min_ns,
-		.per_task = !o.all && !o.per_cpu,
-		.stack_sizing = !o.stack_fixed,
+		.no_python = !o->python || o->raw,
+		.off_cpu = o->off_cpu,
+		.off_cpu_min_ns = o->off_cpu_min_ns,
+		.per_task = !o->all && !o->per_cpu,
+		.stack_sizing = !o->stack_fixed,
 		.sideband = on_sideband,
-		.sideband_userdata = &ctx,
+		.sideband_userdata = c,
 	};
+	int r;
+
 	/* -a: every process; otherwise the targets and what they fork. */
-	r = proc_table_set_sideband(session_procs(ctx.session), o.all);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the process table: %m");
-		goto out;
-	}
-	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
-	if (r < 0) {
-		cli_log_bpf_load_error(r);
-		goto out;
-	}
+	r = proc_table_set_sideband(session_procs(c->session), o->all);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the process table: %m");
+	r = capture_new(&ccfg, on_record, c, &c->capture);
+	if (r < 0)
+		return cli_log_bpf_load_error(r);
 
 	/* The side-band runs: what runs already is read now, what starts later it tells. */
-	if (o.all) {
-		r = proc_table_snapshot(session_procs(ctx.session));
+	if (o->all) {
+		r = proc_table_snapshot(session_procs(c->session));
 		if (r < 0)
 			log_warning_errno(r, "Cannot read the running processes: %m");
 	}
-	if (o.cmd) {
-		r = spawn_child(o.cmd, &ctx.child, &go_fd);
+	if (o->cmd) {
+		r = spawn_child(o->cmd, &c->child, ret_go_fd);
 		if (r < 0)
-			goto out;
-		o.pids[o.n_pids++] = ctx.child;
-		ctx.launched = ctx.child;
+			return r;
+		o->pids[o->n_pids++] = c->child;
+		c->launched = c->child;
 	}
-	for (size_t i = 0; i < o.n_pids; i++) {
-		r = capture_add_pid(ctx.capture, o.pids[i]);
-		if (r < 0) {
-			log_error_errno(r, "Failed to add process %d to the filter: %m", o.pids[i]);
-			goto out;
-		}
+	for (size_t i = 0; i < o->n_pids; i++) {
+		r = capture_add_pid(c->capture, o->pids[i]);
+		if (r < 0)
+			return log_error_errno(r, "Failed to add process %d to the filter: %m",
+					       o->pids[i]);
 		/* Read maps now: a short-lived target may be gone by the time samples arrive. */
-		(void)session_watch_pid(ctx.session, o.pids[i]);
+		(void)session_watch_pid(c->session, o->pids[i]);
 	}
+	return 0;
+}
 
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+/* Poll until the duration is over, a signal came or the targets exited. */
+static int record_loop(struct record_ctx *c)
+{
+	const struct record_opts *o = c->o;
+	uint64_t last_progress = 0;
+	int r;
 
-	r = capture_start(ctx.capture);
-	if (r < 0)
-		goto out;
-	if (o.progress)
-		print_start(&o, ctx.capture);
-	clock_gettime(CLOCK_REALTIME, &wall);
-	start_ns = mono_ns();
-	if (go_fd >= 0) {
-		if (write(go_fd, "g", 1) != 1) {
-			r = log_error_errno(-errno, "Failed to start %s: %m", o.cmd[0]);
-			goto out;
-		}
-		close(TAKE_FD(go_fd));
-	}
-
-	tty = o.progress && isatty(STDERR_FILENO);
 	for (;;) {
 		uint64_t now;
 
@@ -757,131 +745,189 @@ int cmd_record(int argc, char **argv)
 		 * The first second more often: until a process's stack gap is learnt from its
 		 * first samples (which the reader must see), its samples copy to the stack's end.
 		 */
-		r = capture_poll(ctx.capture, mono_ns() - start_ns < 1000000000ull ? 20 : 100);
-		if (r < 0) {
-			log_error_errno(r, "Failed to read samples: %m");
-			goto out;
-		}
-		proc_table_sideband_tick(session_procs(ctx.session), capture_handled_ns(ctx.capture));
+		r = capture_poll(c->capture, mono_ns() - c->start_ns < 1000000000ull ? 20 : 100);
+		if (r < 0)
+			return log_error_errno(r, "Failed to read samples: %m");
+		proc_table_sideband_tick(session_procs(c->session), capture_handled_ns(c->capture));
 		now = mono_ns();
-		if (tty && now - last_progress >= 250000000ull) {
-			print_progress((now - start_ns) / 1e9, session_stats(ctx.session),
-				       capture_lost(ctx.capture));
+		if (c->tty && now - last_progress >= 250000000ull) {
+			print_progress((now - c->start_ns) / 1e9, session_stats(c->session),
+				       capture_lost(c->capture));
 			last_progress = now;
 		}
 		if (stop_requested)
 			break;
-		if (o.duration_s > 0 && now - start_ns >= (uint64_t)(o.duration_s * 1e9))
+		if (o->duration_s > 0 && now - c->start_ns >= (uint64_t)(o->duration_s * 1e9))
 			break;
-		if (!targets_alive(&ctx))
+		if (!targets_alive(c))
 			break;
-		if (ctx.raw && raw_writer_error(ctx.raw) < 0) {
-			r = log_error_errno(raw_writer_error(ctx.raw), "Failed to write %s: %m",
-					    o.raw);
-			goto out;
-		}
+		if (c->raw && raw_writer_error(c->raw) < 0)
+			return log_error_errno(raw_writer_error(c->raw), "Failed to write %s: %m",
+					       o->raw);
 	}
-	end_ns = mono_ns();
+	c->end_ns = mono_ns();
+	return 0;
+}
+
+/* Sampling is over: drain what is captured, end the command we started, free the capture. */
+static void record_stop(struct record_ctx *c)
+{
 	/*
 	 * Everything already in the ring buffer belongs to the profile. Sampling stops first: a
 	 * reader slower than the samples arrive would otherwise never see the ring empty.
 	 */
-	capture_stop(ctx.capture);
-	while (capture_poll(ctx.capture, 0) > 0)
+	capture_stop(c->capture);
+	while (capture_poll(c->capture, 0) > 0)
 		;
-	proc_table_sideband_flush(session_procs(ctx.session));
-	if (tty)
+	proc_table_sideband_flush(session_procs(c->session));
+	if (c->tty)
 		fprintf(stderr, "\r\033[K");
 
-	if (ctx.child > 0) {
+	if (c->child > 0) {
 		/* Duration over or interrupted: the command we started does not outlive us. */
-		kill(ctx.child, SIGTERM);
-		waitpid(ctx.child, NULL, 0);
-		ctx.child = -1;
+		kill(c->child, SIGTERM);
+		waitpid(c->child, NULL, 0);
+		c->child = -1;
 	}
 	/*
-	 * Sampling is over: detach and unmap the ring buffer (its data pages are mapped twice and
-	 * resident) before symbolization, which is what peaks profd's memory.
+	 * Detach and unmap the ring buffer (its data pages are mapped twice and resident) before
+	 * symbolization, which is what peaks profd's memory.
 	 */
-	lost = capture_lost(ctx.capture);
-	over_budget = capture_off_cpu_over_budget(ctx.capture);
-	capture_free(TAKE_PTR(ctx.capture));
+	c->lost = capture_lost(c->capture);
+	c->over_budget = capture_off_cpu_over_budget(c->capture);
+	capture_free(TAKE_PTR(c->capture));
+}
+
+/* --raw: the kernel symbols and the end record, then the file in place. */
+static int record_write_raw(struct record_ctx *c, const struct kallsyms *ks)
+{
+	const struct record_opts *o = c->o;
+	const struct session_stats *st = session_stats(c->session);
+	int r;
+
+	(void)raw_writer_add_ksyms(c->raw, session_aggregate(c->session), ks);
+	(void)raw_writer_add_end(c->raw, &(struct raw_end){
+						 .records = st->records,
+						 .samples = st->samples,
+						 .lost = c->lost,
+						 .duration_ns = c->end_ns - c->start_ns,
+					 });
+	r = raw_writer_commit(c->raw);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->raw);
+	if (o->progress)
+		printf("profd: wrote raw capture %s (%" PRIu64 " samples, lost %" PRIu64
+		       ", %.1f MB)\n  convert it with: profd convert %s -o %s\n",
+		       o->raw, st->samples, c->lost, raw_writer_bytes(c->raw) / 1e6, o->raw,
+		       cli_default_output(OUTPUT_PPROF));
+	return 0;
+}
+
+/* Symbolize the aggregate, write the profile, print the summary. */
+static int record_write_profile(struct record_ctx *c, struct kallsyms *ks)
+{
+	const struct record_opts *o = c->o;
+	_cleanup_(pprof_builder_freep) struct pprof_builder *b = NULL;
+	_cleanup_(sym_cache_freep) struct sym_cache *symc = NULL;
+	struct profile_options popts;
+	struct profile_summary sum;
+	int r;
+
+	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o->debuginfod,
+						      .demangle = o->demangle },
+			  &symc);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the symbolizer: %m");
+	popts = (struct profile_options){
+		.period_ns = 1000000000ull / o->freq,
+		.time_nanos = (int64_t)c->wall.tv_sec * 1000000000ll + c->wall.tv_nsec,
+		.duration_nanos = (int64_t)(c->end_ns - c->start_ns),
+		.inlines = o->inlines,
+		.kallsyms = ks,
+		.sym_cache = symc,
+		.off_cpu = o->off_cpu,
+	};
+	r = profile_build(session_aggregate(c->session), &popts, &b, &sum);
+	if (r < 0)
+		return log_error_errno(r, "Failed to build the profile: %m");
+	r = output_write_builder_type(b, o->format, o->sample_type, o->output, 0600);
+	if (r == -ENOENT && o->sample_type)
+		return log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs "
+					  "--off-cpu); nothing was written.",
+				       o->sample_type);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->output);
+	if (o->progress) {
+		struct proc_sideband_stats sb;
+
+		proc_table_sideband_stats(session_procs(c->session), &sb);
+		print_summary(o, &sum, session_stats(c->session), &sb, c->lost, c->over_budget,
+			      (c->end_ns - c->start_ns) / 1e9);
+	}
+	return 0;
+}
+
+/* Set up, sample until done, write the raw capture or the profile. */
+static int record_run(struct record_ctx *c)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	_cleanup_close_ int go_fd = -1;
+	_cleanup_(kallsyms_freep) struct kallsyms *ks = NULL;
+	int r;
+
+	r = record_session_new(c);
+	if (r < 0)
+		return r;
+	r = record_capture_new(c, &go_fd);
+	if (r < 0)
+		return r;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	r = capture_start(c->capture);
+	if (r < 0)
+		return r;
+	if (c->o->progress)
+		print_start(c->o, c->capture);
+	clock_gettime(CLOCK_REALTIME, &c->wall);
+	c->start_ns = mono_ns();
+	if (go_fd >= 0) {
+		if (write(go_fd, "g", 1) != 1)
+			return log_error_errno(-errno, "Failed to start %s: %m", c->o->cmd[0]);
+		close(TAKE_FD(go_fd));
+	}
+	c->tty = c->o->progress && isatty(STDERR_FILENO);
+	r = record_loop(c);
+	if (r < 0)
+		return r;
+	record_stop(c);
 
 	r = kallsyms_load("/proc/kallsyms", &ks);
 	if (r < 0)
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
-	if (ctx.raw) {
-		const struct session_stats *st = session_stats(ctx.session);
+	return c->raw ? record_write_raw(c, ks) : record_write_profile(c, ks);
+}
 
-		(void)raw_writer_add_ksyms(ctx.raw, session_aggregate(ctx.session), ks);
-		(void)raw_writer_add_end(ctx.raw, &(struct raw_end){
-							  .records = st->records,
-							  .samples = st->samples,
-							  .lost = lost,
-							  .duration_ns = end_ns - start_ns,
-						  });
-		r = raw_writer_commit(ctx.raw);
-		if (r < 0) {
-			log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.raw);
-			goto out;
-		}
-		if (o.progress)
-			printf("profd: wrote raw capture %s (%" PRIu64 " samples, lost %" PRIu64
-			       ", %.1f MB)\n  convert it with: profd convert %s -o profile.pb.gz\n",
-			       o.raw, st->samples, lost,
-			       raw_writer_bytes(ctx.raw) / 1e6, o.raw);
-		r = 0;
-		goto out;
-	}
-	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod,
-						      .demangle = o.demangle },
-			  &symc);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the symbolizer: %m");
-		goto out;
-	}
-	popts = (struct profile_options){
-		.period_ns = 1000000000ull / o.freq,
-		.time_nanos = (int64_t)wall.tv_sec * 1000000000ll + wall.tv_nsec,
-		.duration_nanos = (int64_t)(end_ns - start_ns),
-		.inlines = o.inlines,
-		.kallsyms = ks,
-		.sym_cache = symc,
-		.off_cpu = o.off_cpu,
-	};
-	r = profile_build(session_aggregate(ctx.session), &popts, &b, &sum);
-	if (r < 0) {
-		log_error_errno(r, "Failed to build the profile: %m");
-		goto out;
-	}
-	r = output_write_builder_type(b, o.format, o.sample_type, o.output, 0600);
-	if (r == -ENOENT && o.sample_type) {
-		log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs --off-cpu); "
-				   "nothing was written.",
-				o.sample_type);
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
-		goto out;
-	}
-	if (o.progress) {
-		struct proc_sideband_stats sb;
+int cmd_record(int argc, char **argv)
+{
+	struct record_opts o;
+	struct record_ctx ctx = { .o = &o, .child = -1 };
+	int r;
 
-		proc_table_sideband_stats(session_procs(ctx.session), &sb);
-		print_summary(&o, &sum, session_stats(ctx.session), &sb, lost, over_budget,
-			      (end_ns - start_ns) / 1e9);
-	}
-	r = 0;
-out:
+	r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : r;
+	r = record_preflight(&o);
+	if (r < 0)
+		return r;
+	cli_raise_fd_limit();
+
+	r = record_run(&ctx);
 	if (ctx.child > 0) {
 		kill(ctx.child, SIGKILL);
 		waitpid(ctx.child, NULL, 0);
 	}
 	raw_writer_free(ctx.raw);
-	pprof_builder_free(b);
-	sym_cache_free(symc);
-	kallsyms_free(ks);
 	capture_free(ctx.capture);
 	session_free(ctx.session);
 	return r;
