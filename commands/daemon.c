@@ -1373,10 +1373,133 @@ static bool http_access_changed(const struct daemon_config *a, const struct daem
  * listen address starts the new server before the old one stops; push is restarted (the spool
  * on disk keeps what was not sent).
  */
+/* SIGHUP, the capture's keys: 0, or <0 when no capture is left (the daemon exits). */
+static int reload_capture(struct daemon *d, struct daemon_config *n)
+{
+	struct capture_settings want;
+	char keys[128];
+	int r;
+
+	/*
+	 * Every key that shapes the capture takes effect by replacing it: frequency, stack copy,
+	 * python, off_cpu and its threshold. A new frequency (another period) or off_cpu (other
+	 * sample types) also closes the interval.
+	 */
+	want = settings_of(n);
+	if (settings_equal(&want, &d->run))
+		return 0;
+	settings_diff(&d->run, n, keys, sizeof(keys));
+	r = capture_replace(d, &want,
+			    want.frequency != d->run.frequency || want.off_cpu != d->run.off_cpu);
+	if (r < 0 && !d->capture)
+		return log_error_errno(r, "No sampling possible any more: exiting.");
+	if (r < 0) {
+		log_error("Not applied: %s (the capture could not be rebuilt); still recording "
+			  "at %u Hz, stack_bytes %u, adaptive_stack_copy %s, python %s, "
+			  "off_cpu %s. Fix the cause and reload again, or restart profd.",
+			  keys, d->run.frequency, d->run.stack_bytes,
+			  d->run.adaptive_stack_copy ? "yes" : "no", d->run.python ? "yes" : "no",
+			  d->run.off_cpu ? "yes" : "no");
+		n->frequency = d->run.frequency;
+		n->stack_bytes = d->run.stack_bytes;
+		n->adaptive_stack_copy = d->run.adaptive_stack_copy;
+		n->python = d->run.python;
+		n->off_cpu = d->run.off_cpu;
+		n->off_cpu_min_us = d->run.off_cpu_min_us;
+	} else {
+		log_notice("Capture rebuilt for %s.", keys);
+	}
+	r = session_set_python(d->session, d->run.python);
+	if (r < 0)
+		log_error_errno(r, "Cannot %s Python frames: %m",
+				d->run.python ? "start" : "stop");
+	return 0;
+}
+
+/* SIGHUP, demangle: a new symbol cache. 0, or -ENOMEM. */
+static int reload_demangle(struct daemon *d, struct daemon_config *n)
+{
+	int r;
+
+	if (str_changed(n->demangle, d->cfg.demangle)) {
+		struct sym_cache *sc = NULL;
+
+		/* Names are cached as symbolized: another mode needs another cache. */
+		r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(n) }, &sc);
+		if (r < 0) {
+			log_error_errno(r, "Keeping demangle = %s: %m", d->cfg.demangle);
+			free(n->demangle);
+			n->demangle = strdup(d->cfg.demangle);
+			if (!n->demangle)
+				return log_oom();
+		} else {
+			sym_cache_free(d->sym_cache);
+			d->sym_cache = sc;
+		}
+	}
+	return 0;
+}
+
+/* SIGHUP, the HTTP keys: the server moved, kept, or stopped. 0, or -ENOMEM. */
+static int reload_http(struct daemon *d, struct daemon_config *n)
+{
+	int r;
+
+	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
+	if (str_changed(n->listen, d->cfg.listen) || http_access_changed(n, &d->cfg)) {
+		struct http_server *h = NULL;
+
+		r = n->listen[0] ? http_start(d, n, &h) : 0;
+		if (r < 0 && d->http) {
+			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
+			log_notice("Stopping the HTTP server on %s to try again->", d->cfg.listen);
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = NULL;
+			r = http_start(d, n, &h);
+			if (r < 0 && http_start(d, &d->cfg, &d->http) >= 0) {
+				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
+				free(n->listen);
+				n->listen = strdup(d->cfg.listen);
+			} else if (r < 0) {
+				log_error("No HTTP server any more.");
+				free(n->listen);
+				n->listen = strdup("");
+			}
+			if (!n->listen)
+				return log_oom();
+		}
+		if (r >= 0) {
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = h;
+			if (!h)
+				log_notice("HTTP server stopped.");
+		}
+	}
+	return 0;
+}
+
+/* SIGHUP, the push keys: the push worker restarted (or stopped). */
+static void reload_push(struct daemon *d, const struct daemon_config *n)
+{
+	if (str_changed(n->push_url, d->cfg.push_url) ||
+	    str_changed(n->push_name, d->cfg.push_name) ||
+	    str_changed(n->push_labels, d->cfg.push_labels) ||
+	    str_changed(n->spool_dir, d->cfg.spool_dir) || n->spool_bytes != d->cfg.spool_bytes) {
+		push_free(d->push, 0);
+		d->push = NULL;
+		if (n->push_url[0])
+			(void)push_start(d, n, &d->push);
+		else if (d->cfg.push_url[0])
+			log_notice("Push disabled; profiles not sent yet stay in %s.",
+				   d->cfg.spool_dir);
+	}
+}
+
 static int daemon_reload(struct daemon *d)
 {
 	struct daemon_config n;
-	struct capture_settings want;
 	struct kallsyms *ks = NULL;
 	int r;
 
@@ -1392,110 +1515,16 @@ static int daemon_reload(struct daemon *d)
 	}
 	log_set_max_level(n.log_level);
 
-	/*
-	 * Every key that shapes the capture takes effect by replacing it: frequency, stack copy,
-	 * python, off_cpu and its threshold. A new frequency (another period) or off_cpu (other
-	 * sample types) also closes the interval.
-	 */
-	want = settings_of(&n);
-	if (!settings_equal(&want, &d->run)) {
-		char keys[128];
-
-		settings_diff(&d->run, &n, keys, sizeof(keys));
-		r = capture_replace(d, &want,
-				    want.frequency != d->run.frequency || want.off_cpu != d->run.off_cpu);
-		if (r < 0 && !d->capture) {
-			daemon_config_done(&n);
-			return log_error_errno(r, "No sampling possible any more: exiting.");
-		}
-		if (r < 0) {
-			log_error("Not applied: %s (the capture could not be rebuilt); still recording "
-				  "at %u Hz, stack_bytes %u, adaptive_stack_copy %s, python %s, "
-				  "off_cpu %s. Fix the cause and reload again, or restart profd.",
-				  keys, d->run.frequency, d->run.stack_bytes,
-				  d->run.adaptive_stack_copy ? "yes" : "no", d->run.python ? "yes" : "no",
-				  d->run.off_cpu ? "yes" : "no");
-			n.frequency = d->run.frequency;
-			n.stack_bytes = d->run.stack_bytes;
-			n.adaptive_stack_copy = d->run.adaptive_stack_copy;
-			n.python = d->run.python;
-			n.off_cpu = d->run.off_cpu;
-			n.off_cpu_min_us = d->run.off_cpu_min_us;
-		} else {
-			log_notice("Capture rebuilt for %s.", keys);
-		}
-		r = session_set_python(d->session, d->run.python);
-		if (r < 0)
-			log_error_errno(r, "Cannot %s Python frames: %m",
-					d->run.python ? "start" : "stop");
+	r = reload_capture(d, &n);
+	if (r >= 0)
+		r = reload_demangle(d, &n);
+	if (r >= 0)
+		r = reload_http(d, &n);
+	if (r < 0) {
+		daemon_config_done(&n);
+		return r;
 	}
-
-	if (str_changed(n.demangle, d->cfg.demangle)) {
-		struct sym_cache *sc = NULL;
-
-		/* Names are cached as symbolized: another mode needs another cache. */
-		r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&n) }, &sc);
-		if (r < 0) {
-			log_error_errno(r, "Keeping demangle = %s: %m", d->cfg.demangle);
-			free(n.demangle);
-			n.demangle = strdup(d->cfg.demangle);
-			if (!n.demangle) {
-				daemon_config_done(&n);
-				return log_oom();
-			}
-		} else {
-			sym_cache_free(d->sym_cache);
-			d->sym_cache = sc;
-		}
-	}
-
-	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
-	if (str_changed(n.listen, d->cfg.listen) || http_access_changed(&n, &d->cfg)) {
-		struct http_server *h = NULL;
-
-		r = n.listen[0] ? http_start(d, &n, &h) : 0;
-		if (r < 0 && d->http) {
-			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
-			log_notice("Stopping the HTTP server on %s to try again.", d->cfg.listen);
-			jobs_cancel(d, "profd's HTTP server moved");
-			http_server_free(d->http);
-			d->http = NULL;
-			r = http_start(d, &n, &h);
-			if (r < 0 && http_start(d, &d->cfg, &d->http) >= 0) {
-				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
-				free(n.listen);
-				n.listen = strdup(d->cfg.listen);
-			} else if (r < 0) {
-				log_error("No HTTP server any more.");
-				free(n.listen);
-				n.listen = strdup("");
-			}
-			if (!n.listen) {
-				daemon_config_done(&n);
-				return log_oom();
-			}
-		}
-		if (r >= 0) {
-			jobs_cancel(d, "profd's HTTP server moved");
-			http_server_free(d->http);
-			d->http = h;
-			if (!h)
-				log_notice("HTTP server stopped.");
-		}
-	}
-
-	if (str_changed(n.push_url, d->cfg.push_url) ||
-	    str_changed(n.push_name, d->cfg.push_name) ||
-	    str_changed(n.push_labels, d->cfg.push_labels) ||
-	    str_changed(n.spool_dir, d->cfg.spool_dir) || n.spool_bytes != d->cfg.spool_bytes) {
-		push_free(d->push, 0);
-		d->push = NULL;
-		if (n.push_url[0])
-			(void)push_start(d, &n, &d->push);
-		else if (d->cfg.push_url[0])
-			log_notice("Push disabled; profiles not sent yet stay in %s.",
-				   d->cfg.spool_dir);
-	}
+	reload_push(d, &n);
 
 	/* Kernel modules may have come and gone. */
 	if (kallsyms_load("/proc/kallsyms", &ks) >= 0) {
