@@ -1556,15 +1556,14 @@ static void daemon_done(struct daemon *d)
 	pthread_mutex_destroy(&d->snap_lock);
 }
 
-static int daemon_run(struct daemon *d)
+/* Everything the main loop needs, in order; the capture is started last. 0 or -errno (logged). */
+static int daemon_setup(struct daemon *d)
 {
 	struct session_config sc = {.container_ids = true, .perf_maps = true,
 				    .no_python = !d->cfg.python,
 				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
 				    .on_stack_size = on_stack_size, .userdata = d};
-	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;
-	struct timespec now_wall;
 	int r;
 
 	r = capture_check_privileges(&missing);
@@ -1631,21 +1630,17 @@ static int daemon_run(struct daemon *d)
 		if (r < 0)
 			return r;
 	}
-	r = capture_start(d->capture);
-	if (r < 0)
-		return r;
+	return capture_start(d->capture);
+}
 
-	clock_gettime(CLOCK_REALTIME, &d->interval_wall);
-	d->interval_ns = mono_ns();
-	clock_gettime(CLOCK_REALTIME, &now_wall);
-	d->snap.start_time = now_wall.tv_sec + now_wall.tv_nsec / 1e9;
-	snapshot_refresh(d);
+/* Poll, reload, serve jobs, write intervals, refresh /metrics, until a stop signal or an error. */
+static int daemon_loop(struct daemon *d)
+{
+	uint64_t watchdog_usec = 0, last_watchdog = 0;
+	int r = 0;
+
 	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
 		watchdog_usec = 0;
-	log_notice("Profiling all CPUs at %u Hz; a profile every %u s into %s.", d->cfg.frequency,
-		   d->cfg.interval_s, d->cfg.output_dir[0] ? d->cfg.output_dir : "(nowhere)");
-	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
-
 	while (!stop_requested) {
 		uint64_t now;
 
@@ -1674,7 +1669,27 @@ static int daemon_run(struct daemon *d)
 			last_watchdog = now / 1000;
 		}
 	}
+	return r;
+}
 
+static int daemon_run(struct daemon *d)
+{
+	struct timespec now_wall;
+	int r;
+
+	r = daemon_setup(d);
+	if (r < 0)
+		return r;
+	clock_gettime(CLOCK_REALTIME, &d->interval_wall);
+	d->interval_ns = mono_ns();
+	clock_gettime(CLOCK_REALTIME, &now_wall);
+	d->snap.start_time = now_wall.tv_sec + now_wall.tv_nsec / 1e9;
+	snapshot_refresh(d);
+	log_notice("Profiling all CPUs at %u Hz; a profile every %u s into %s.", d->cfg.frequency,
+		   d->cfg.interval_s, d->cfg.output_dir[0] ? d->cfg.output_dir : "(nowhere)");
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
+
+	r = daemon_loop(d);
 	sd_notify(0, "STOPPING=1\nSTATUS=Writing the last interval");
 	if (d->capture) {
 		/* Everything already in the ring buffer belongs to the last interval. */
