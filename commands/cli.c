@@ -145,6 +145,15 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, void *opts, 
 	return 0;
 }
 
+int cli_parse_ulong(const char *what, const char *arg, unsigned long min, unsigned long max,
+		    const char *unit, unsigned long *ret)
+{
+	if (parse_ulong(arg, min, max, ret) < 0)
+		return log_error_errno(-EINVAL, "Invalid %s '%s': expected %lu..%lu%s.", what, arg,
+				       min, max, unit);
+	return 0;
+}
+
 /* ---- shared behaviour ---------------------------------------------------------------------- */
 
 const char *cli_default_output(enum output_format f)

@@ -101,6 +101,13 @@ void cli_help(const struct cli_command *cmd, FILE *f);
  */
 int cli_parse(const struct cli_command *cmd, int argc, char **argv, void *opts, int *ret_optind);
 
+/*
+ * For apply callbacks: a decimal number within [min, max] (parse_ulong()), else logs
+ * "Invalid WHAT 'ARG': expected MIN..MAXUNIT." and returns -EINVAL. unit: "" or e.g. " Hz".
+ */
+int cli_parse_ulong(const char *what, const char *arg, unsigned long min, unsigned long max,
+		    const char *unit, unsigned long *ret);
+
 /* ---- shared behaviour ---------------------------------------------------------------------- */
 
 /* The stem of default output names: "profile" + output_format_extension(). */

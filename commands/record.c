@@ -94,12 +94,11 @@ static int opt_pid(const struct cli_option *opt, const char *arg, void *opts)
 static int opt_freq(const struct cli_option *opt, const char *arg, void *opts)
 {
 	unsigned long v;
+	int r = cli_parse_ulong("frequency", arg, 1, RECORD_FREQ_MAX, " Hz", &v);
 
-	if (parse_ulong(arg, 1, RECORD_FREQ_MAX, &v) < 0)
-		return log_error_errno(-EINVAL, "Invalid frequency '%s': expected 1..%d Hz.", arg,
-				       RECORD_FREQ_MAX);
-	((struct record_opts *)opts)->freq = v;
-	return 0;
+	if (r == 0)
+		((struct record_opts *)opts)->freq = v;
+	return r;
 }
 
 static int opt_duration(const struct cli_option *opt, const char *arg, void *opts)
@@ -159,12 +158,11 @@ static int opt_raw(const struct cli_option *opt, const char *arg, void *opts)
 static int opt_stack_bytes(const struct cli_option *opt, const char *arg, void *opts)
 {
 	unsigned long v;
+	int r = cli_parse_ulong("--stack-bytes", arg, 0, PROFD_STACK_BYTES_MAX, "", &v);
 
-	if (parse_ulong(arg, 0, PROFD_STACK_BYTES_MAX, &v) < 0)
-		return log_error_errno(-EINVAL, "Invalid --stack-bytes '%s': expected 0..%d.", arg,
-				       PROFD_STACK_BYTES_MAX);
-	((struct record_opts *)opts)->stack_bytes = v;
-	return 0;
+	if (r == 0)
+		((struct record_opts *)opts)->stack_bytes = v;
+	return r;
 }
 
 static int opt_stack_copy(const struct cli_option *opt, const char *arg, void *opts)
@@ -184,12 +182,11 @@ static int opt_stack_copy(const struct cli_option *opt, const char *arg, void *o
 static int opt_max_depth(const struct cli_option *opt, const char *arg, void *opts)
 {
 	unsigned long v;
+	int r = cli_parse_ulong("--max-depth", arg, 1, UNWIND_MAX_DEPTH_LIMIT, "", &v);
 
-	if (parse_ulong(arg, 1, UNWIND_MAX_DEPTH_LIMIT, &v) < 0)
-		return log_error_errno(-EINVAL, "Invalid --max-depth '%s': expected 1..%d.", arg,
-				       UNWIND_MAX_DEPTH_LIMIT);
-	((struct record_opts *)opts)->max_depth = v;
-	return 0;
+	if (r == 0)
+		((struct record_opts *)opts)->max_depth = v;
+	return r;
 }
 
 static int opt_off_cpu_min(const struct cli_option *opt, const char *arg, void *opts)

@@ -22,6 +22,18 @@ int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned lo
 	return 0;
 }
 
+/* A decimal floating-point number at the start of s; *end points past it. */
+static int parse_double_prefix(const char *s, double *ret, char **end)
+{
+	if (!s)
+		return -EINVAL;
+	errno = 0;
+	*ret = strtod(s, end);
+	if (errno || *end == s)
+		return -EINVAL;
+	return 0;
+}
+
 int parse_duration_ns(const char *s, uint64_t max_ns, uint64_t *ret)
 {
 	static const struct {
@@ -31,11 +43,7 @@ int parse_duration_ns(const char *s, uint64_t max_ns, uint64_t *ret)
 	char *end;
 	double v;
 
-	if (!s)
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	if (parse_double_prefix(s, &v, &end) < 0 || v < 0)
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(end, units[i].suffix))
@@ -53,11 +61,7 @@ int parse_seconds(const char *s, double max_s, double *ret)
 	char *end;
 	double v;
 
-	if (!s)
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0))
+	if (parse_double_prefix(s, &v, &end) < 0 || *end || !(v > 0))
 		return -EINVAL;
 	if (v > max_s)
 		return -ERANGE;

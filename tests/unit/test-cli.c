@@ -197,6 +197,18 @@ Test(cli, default_output_follows_the_format_extension)
 	}
 }
 
+Test(cli, bounded_numbers)
+{
+	unsigned long v = 7;
+
+	cr_assert_eq(cli_parse_ulong("--n", "4", 1, 4, "", &v), 0);
+	cr_assert_eq(v, 4);
+	cr_assert_eq(cli_parse_ulong("--n", "5", 1, 4, "", &v), -EINVAL);
+	cr_assert_eq(cli_parse_ulong("frequency", "0", 1, 4, " Hz", &v), -EINVAL);
+	cr_assert_eq(cli_parse_ulong("--n", "", 1, 4, "", &v), -EINVAL);
+	cr_assert_eq(v, 4, "unchanged on errors");
+}
+
 Test(cli, exit_codes)
 {
 	cr_assert_eq(cli_exit_code(0), CLI_EXIT_OK);
