@@ -13,7 +13,7 @@
  *   - handles signals: SIGTERM/SIGINT write the partial interval and exit 0; SIGHUP reloads the
  *     configuration without dropping the session (see daemon_reload()).
  * The HTTP server (http.c) and the push worker (push.c) run in their own threads and never
- * touch the session; /metrics reads a snapshot the main loop refreshes.
+ * touch the session; /metrics renders (service/metrics.c) a snapshot the main loop refreshes.
  */
 #include <dirent.h>
 #include <errno.h>
