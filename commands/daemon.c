@@ -40,6 +40,7 @@
 #include "service/config.h"
 #include "service/http.h"
 #include "service/metrics.h"
+#include "service/outdir.h"
 #include "output/profile.h"
 #include "service/push.h"
 #include "pipeline/session.h"
@@ -50,9 +51,6 @@
 #define POLL_MS 100
 #define METRICS_REFRESH_NS (500ull * 1000 * 1000)
 #define PUSH_FLUSH_MS 5000
-#define PROFILE_NAME_PREFIX "profile-"
-#define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
-#define RETENTION_MAX_FILES 1000000
 #define DAEMON_KEY_NAME_MAX 64 /* a configuration key as an option name, with its NUL */
 
 /*
@@ -253,202 +251,6 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 
 /* ---- interval files ---------------------------------------------------------------------- */
 
-struct profile_file {
-	char *name;
-	uint64_t size;
-	unsigned suffix; /* the N of profile-STAMP-N.pb.gz; 0 without */
-};
-
-/* profile-YYYYMMDDTHHMMSSZ.pb.gz or profile-YYYYMMDDTHHMMSSZ-N.pb.gz; *ret_suffix = N. */
-static bool parse_profile_name(const char *n, unsigned *ret_suffix)
-{
-	size_t plen = strlen(PROFILE_NAME_PREFIX), len = strlen(n);
-	const char *p = n + plen + PROFILE_STAMP_LEN;
-	unsigned suffix = 0;
-
-	if (strncmp(n, PROFILE_NAME_PREFIX, plen) || len < plen + PROFILE_STAMP_LEN)
-		return false;
-	for (size_t i = 0; i < PROFILE_STAMP_LEN; i++) {
-		char ch = n[plen + i];
-
-		if (i == 8 ? ch != 'T' : i == 15 ? ch != 'Z' : (ch < '0' || ch > '9'))
-			return false;
-	}
-	if (*p == '-') {
-		char *end;
-
-		if (p[1] < '1' || p[1] > '9')
-			return false;
-		suffix = strtoul(p + 1, &end, 10);
-		p = end;
-	}
-	/* Any format's: files of a format used before a reload still count for retention. */
-	if (strcmp(p, output_format_extension(OUTPUT_PPROF)) &&
-	    strcmp(p, output_format_extension(OUTPUT_SPEEDSCOPE)) &&
-	    strcmp(p, output_format_extension(OUTPUT_FOLDED)))
-		return false;
-	*ret_suffix = suffix;
-	return true;
-}
-
-static int cmp_profile_file(const void *x, const void *y)
-{
-	const struct profile_file *a = x, *b = y;
-	int c = strncmp(a->name, b->name, strlen(PROFILE_NAME_PREFIX) + PROFILE_STAMP_LEN);
-
-	return c ? c : a->suffix < b->suffix ? -1 : a->suffix > b->suffix;
-}
-
-/* Remove the oldest interval files beyond retention_count / retention_bytes (never the newest). */
-static void retention(struct daemon *d)
-{
-	_cleanup_close_ int dfd = open(d->cfg.output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct profile_file *files = NULL;
-	size_t n = 0, cap = 0, i = 0;
-	uint64_t bytes = 0;
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-
-	if (dfd < 0 || (!d->cfg.retention_count && !d->cfg.retention_bytes))
-		return;
-	fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir)) && n < RETENTION_MAX_FILES) {
-		struct stat sb;
-		unsigned suffix;
-
-		if (!parse_profile_name(de->d_name, &suffix))
-			continue;
-		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct profile_file *nf = reallocarray(files, ncap, sizeof(*nf));
-
-			if (!nf)
-				break;
-			files = nf;
-			cap = ncap;
-		}
-		files[n].name = strdup(de->d_name);
-		if (!files[n].name)
-			break;
-		files[n].size = sb.st_size;
-		files[n++].suffix = suffix;
-		bytes += sb.st_size;
-	}
-	closedir(dir);
-	if (n)
-		qsort(files, n, sizeof(*files), cmp_profile_file);
-	while (n - i > 1 && ((d->cfg.retention_count && n - i > d->cfg.retention_count) ||
-			     (d->cfg.retention_bytes && bytes > d->cfg.retention_bytes))) {
-		if (unlinkat(dfd, files[i].name, 0) == 0) {
-			log_info("Retention: removed %s/%s.", d->cfg.output_dir, files[i].name);
-			d->retention_removed++;
-		} else if (errno != ENOENT) {
-			log_warning_errno(-errno, "Retention: cannot remove %s/%s: %m",
-					  d->cfg.output_dir, files[i].name);
-		}
-		bytes -= files[i].size;
-		i++;
-	}
-	for (i = 0; i < n; i++)
-		free(files[i].name);
-	free(files);
-}
-
-/*
- * Interval files hold the functions, commands and container ids of the whole host: readable
- * by the owner and its group only, whatever the umask. A directory the daemon creates gets
- * 0750 (an existing one keeps the mode its owner chose); the service's StateDirectoryMode= and
- * UMask= say the same (packaging/profd.service).
- */
-#define PROFILE_FILE_MODE 0640
-#define OUTPUT_DIR_MODE 0750
-
-/*
- * output_dir and spool_dir: created 0750 when missing; an existing one must be a directory (not
- * a symbolic link) of profd's own user (root) that no other user may write, else another user
- * could read what profd writes there, swap files under it or point it elsewhere. Refused, with
- * what to do in err (-EPERM, -ENOTDIR), rather than fixed: a wrong owner or mode is the
- * administrator's to look at.
- */
-static int state_dir_prepare(const char *key, const char *dir, char *err, size_t err_size)
-{
-	struct stat st;
-	int r;
-
-	if (mkdir(dir, OUTPUT_DIR_MODE) < 0) {
-		if (errno == ENOENT) {
-			r = mkdir_p(dir, OUTPUT_DIR_MODE);
-			if (r < 0)
-				goto fail;
-		} else if (errno != EEXIST) {
-			r = -errno;
-			goto fail;
-		}
-	} else if (chmod(dir, OUTPUT_DIR_MODE) < 0) { /* created now: the umask took bits away */
-		r = -errno;
-		goto fail;
-	}
-	if (lstat(dir, &st) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		snprintf(err, err_size,
-			 "%s %s is a symbolic link: set %s to the directory itself (owned by root, "
-			 "not writable by group or others)",
-			 key, dir, key);
-		return -EPERM;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, err_size,
-			 "%s %s is not a directory: remove it or choose another path", key, dir);
-		return -ENOTDIR;
-	}
-	if (st.st_uid != geteuid()) {
-		snprintf(err, err_size,
-			 "%s %s belongs to uid %u, not to profd's uid %u: another user could read "
-			 "or replace what profd writes there; chown %u %s (or choose another path)",
-			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
-			 dir);
-		return -EPERM;
-	}
-	if (st.st_mode & 0022) {
-		snprintf(err, err_size,
-			 "%s %s has mode %04o: group or others may write it; chmod go-w %s", key,
-			 dir, (unsigned)(st.st_mode & 07777), dir);
-		return -EPERM;
-	}
-	return 0;
-fail:
-	snprintf(err, err_size, "cannot create %s %s: %s", key, dir, strerror(-r));
-	return r;
-}
-
-/* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
-static void remove_stale_temp_files(const char *dir_path)
-{
-	DIR *dir = opendir(dir_path);
-	struct dirent *de;
-
-	if (!dir)
-		return;
-	while ((de = readdir(dir)))
-		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX,
-			     strlen(PROFILE_NAME_PREFIX) + 1) &&
-		    (strstr(de->d_name, ".pb.gz.") || strstr(de->d_name, ".speedscope.json.") ||
-		     strstr(de->d_name, ".folded.")))
-			unlinkat(dirfd(dir), de->d_name, 0);
-	closedir(dir);
-}
-
 /* The configured format of interval files (validated by config.c). */
 static enum output_format daemon_format(const struct daemon *d)
 {
@@ -464,33 +266,6 @@ static enum sym_demangle_mode demangle_mode(const struct daemon_config *c)
 
 	(void)sym_demangle_mode_from_string(c->demangle, &m);
 	return m;
-}
-
-static int profile_path(struct daemon *d, char **ret)
-{
-	char stamp[32];
-	struct tm tm;
-
-	gmtime_r(&d->interval_wall.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	/* Two intervals starting in the same second (a short one after a reload): add -N. */
-	for (unsigned i = 0; i < 100; i++) {
-		char *p;
-		const char *ext = output_format_extension(daemon_format(d));
-		int r = i ? asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s-%u%s", d->cfg.output_dir,
-				     stamp, i, ext)
-			  : asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s%s", d->cfg.output_dir, stamp,
-				     ext);
-
-		if (r < 0)
-			return -ENOMEM;
-		if (access(p, F_OK) < 0 && errno == ENOENT) {
-			*ret = p;
-			return 0;
-		}
-		free(p);
-	}
-	return -EEXIST;
 }
 
 static struct profile_options profile_opts(struct daemon *d, const struct timespec *start_wall,
@@ -542,11 +317,12 @@ static void write_interval(struct daemon *d)
 
 		char err[512] = "";
 
-		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
+		r = outdir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r >= 0)
-			r = profile_path(d, &path);
+			r = outdir_profile_path(d->cfg.output_dir, d->interval_wall.tv_sec,
+						daemon_format(d), &path);
 		if (r >= 0)
-			r = output_write_builder(b, daemon_format(d), path, PROFILE_FILE_MODE);
+			r = output_write_builder(b, daemon_format(d), path, OUTDIR_FILE_MODE);
 		if (r < 0) {
 			d->write_errors++;
 			if (!log_ratelimit_ok(&d->rl_write))
@@ -561,7 +337,8 @@ static void write_interval(struct daemon *d)
 			d->profiles_written++;
 			log_info("Wrote %s: %" PRIu64 " samples, %zu stacks.", path, sum.samples,
 				 aggregate_n_stacks(agg));
-			retention(d);
+			d->retention_removed += outdir_retention(
+			    d->cfg.output_dir, d->cfg.retention_count, d->cfg.retention_bytes);
 		}
 	}
 	if (d->push && aggregate_n_samples(agg) > 0) {
@@ -884,7 +661,7 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 	sigset_t old;
 	int r;
 
-	r = state_dir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
+	r = outdir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up push to %s: %s.", c->push_url, err);
 	block_signals(&old);
@@ -1272,10 +1049,10 @@ static int daemon_setup(struct daemon *d)
 	if (d->cfg.output_dir[0]) {
 		char err[512];
 
-		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
+		r = outdir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r < 0)
 			return log_error_errno(r, "%s.", err);
-		remove_stale_temp_files(d->cfg.output_dir);
+		outdir_remove_stale_temp_files(d->cfg.output_dir);
 	}
 	r = session_new(&sc, &d->session);
 	if (r < 0)

@@ -59,8 +59,9 @@ static void process_metrics(FILE *f, double start_time)
 }
 
 /*
- * /metrics, one row per metric in the order served. Most rows show a field of struct metrics_snapshot
- * (an unsigned integer or a bool, read by its size); the others are computed or labelled.
+ * /metrics, one row per metric in the order served. Most rows show a field of struct
+ * metrics_snapshot (an unsigned integer or a bool, read by its size); the others are computed
+ * or labelled.
  */
 enum metric_value {
 	MV_FIELD,         /* the snapshot field at offset, of size bytes */
@@ -82,7 +83,8 @@ struct metric_row {
 	size_t offset, size;
 };
 
-#define SNAP(f) MV_FIELD, offsetof(struct metrics_snapshot, f), sizeof(((struct metrics_snapshot *)0)->f)
+#define SNAP(f)                                                                                 \
+	MV_FIELD, offsetof(struct metrics_snapshot, f), sizeof(((struct metrics_snapshot *)0)->f)
 #define COUNTER(when, name, help, f) { when, true, name, help, SNAP(f) }
 #define GAUGE(when, name, help, f) { when, false, name, help, SNAP(f) }
 #define SPECIAL(when, counter, name, help, value, f)                                            \
