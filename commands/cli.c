@@ -77,8 +77,8 @@ static int build_getopt(const struct cli_command *cmd, struct option **ret_long,
 
 		if (o->kind == CLI_TEXT)
 			continue;
-		l[n++] = (struct option){ o->name, o->has_arg ? required_argument : no_argument, NULL,
-					  o->letter ? o->letter : CLI_LONG_ONLY + (int)i };
+		l[n++] = (struct option){o->name, o->has_arg ? required_argument : no_argument,
+					 NULL, o->letter ? o->letter : CLI_LONG_ONLY + (int)i};
 		if (o->letter) {
 			shorts[k++] = o->letter;
 			if (o->has_arg)
@@ -101,8 +101,8 @@ static const struct cli_option *find_option(const struct cli_command *cmd, int c
 }
 
 /* 0, 1 (help shown) or the apply callback's error. */
-static int apply_option(const struct cli_command *cmd, const struct cli_option *o,
-			const char *arg, void *opts)
+static int apply_option(const struct cli_command *cmd, const struct cli_option *o, const char *arg,
+			void *opts)
 {
 	switch (o->kind) {
 	case CLI_CALL:

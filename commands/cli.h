@@ -62,8 +62,8 @@ typedef int (*cli_apply_fn)(const struct cli_option *opt, const char *arg, void 
 struct cli_option {
 	enum cli_kind kind;
 	const char *name; /* long name without "--"; CLI_TEXT: NULL */
-	char letter;      /* short option, or 0 */
-	bool has_arg;     /* takes a (required) argument */
+	char letter;	  /* short option, or 0 */
+	bool has_arg;	  /* takes a (required) argument */
 	const char *arg;  /* the argument's name in --help ("HZ"); NULL: none shown */
 	/*
 	 * The help text, '\n' between lines (continuation lines are indented under the first).
@@ -73,18 +73,20 @@ struct cli_option {
 	const char *help;
 	long help_args[2];
 	cli_apply_fn apply; /* CLI_CALL */
-	size_t offset;      /* CLI_TRUE / CLI_FALSE: offsetof(struct opts, the_bool) */
+	size_t offset;	    /* CLI_TRUE / CLI_FALSE: offsetof(struct opts, the_bool) */
 	const void *data;   /* for apply: what this option stands for (e.g. a config key) */
 };
 
 struct cli_command {
-	const char *name;  /* "record": named in "Try 'profd record --help'." */
-	const char *usage; /* printed before the options in --help (up to its last '\n') */
+	const char *name;   /* "record": named in "Try 'profd record --help'." */
+	const char *usage;  /* printed before the options in --help (up to its last '\n') */
 	const char *footer; /* printed after the options, or NULL */
 	const struct cli_option *options;
 	size_t n_options;
-	bool in_order; /* options end at the first operand (getopt's '+'); else they may follow it */
-	bool operands; /* operands allowed (record's CMD, convert's FILE); else the first is an error */
+	/* Options end at the first operand (getopt's '+'); else they may follow it. */
+	bool in_order;
+	/* Operands allowed (record's CMD, convert's FILE); else the first is an error. */
+	bool operands;
 };
 
 /* The column where help text starts: "  -X, --name ARG" padded to it. */

@@ -39,7 +39,7 @@ int parse_duration_ns(const char *s, uint64_t max_ns, uint64_t *ret)
 	static const struct {
 		const char *suffix;
 		double mult;
-	} units[] = { { "", 1 }, { "ns", 1 }, { "us", 1e3 }, { "ms", 1e6 }, { "s", 1e9 } };
+	} units[] = {{"", 1}, {"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}};
 	char *end;
 	double v;
 

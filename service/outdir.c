@@ -108,13 +108,14 @@ size_t outdir_retention(const char *dir_path, uint64_t max_count, uint64_t max_b
 	closedir(dir);
 	if (n)
 		qsort(files, n, sizeof(*files), cmp_profile_file);
-	while (n - i > 1 && ((max_count && n - i > max_count) || (max_bytes && bytes > max_bytes))) {
+	while (n - i > 1 &&
+	       ((max_count && n - i > max_count) || (max_bytes && bytes > max_bytes))) {
 		if (unlinkat(dfd, files[i].name, 0) == 0) {
 			log_info("Retention: removed %s/%s.", dir_path, files[i].name);
 			removed++;
 		} else if (errno != ENOENT) {
-			log_warning_errno(-errno, "Retention: cannot remove %s/%s: %m",
-					  dir_path, files[i].name);
+			log_warning_errno(-errno, "Retention: cannot remove %s/%s: %m", dir_path,
+					  files[i].name);
 		}
 		bytes -= files[i].size;
 		i++;
@@ -124,7 +125,6 @@ size_t outdir_retention(const char *dir_path, uint64_t max_count, uint64_t max_b
 	free(files);
 	return removed;
 }
-
 
 int outdir_prepare(const char *key, const char *dir, char *err, size_t err_size)
 {
@@ -219,10 +219,8 @@ int outdir_profile_path(const char *dir, time_t start, enum output_format format
 	for (unsigned i = 0; i < 100; i++) {
 		char *p;
 		const char *ext = output_format_extension(format);
-		int r = i ? asprintf(&p, "%s/" OUTDIR_NAME_PREFIX "%s-%u%s", dir,
-				     stamp, i, ext)
-			  : asprintf(&p, "%s/" OUTDIR_NAME_PREFIX "%s%s", dir, stamp,
-				     ext);
+		int r = i ? asprintf(&p, "%s/" OUTDIR_NAME_PREFIX "%s-%u%s", dir, stamp, i, ext)
+			  : asprintf(&p, "%s/" OUTDIR_NAME_PREFIX "%s%s", dir, stamp, ext);
 
 		if (r < 0)
 			return -ENOMEM;

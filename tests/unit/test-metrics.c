@@ -36,12 +36,12 @@ static void lacks(const char *text, const char *what)
 Test(metrics, values_from_the_snapshot)
 {
 	struct metrics_snapshot s = {
-		.st = { .samples = 12345, .off_cpu_ns = 1500000000, .execs = 4, .forks = 6 },
-		.lost = 7,
-		.procs = 42,
-		.frequency = 99,
-		.push_enabled = true,
-		.push = { .sent = 3, .spool_bytes = 1ull << 40 },
+	    .st = {.samples = 12345, .off_cpu_ns = 1500000000, .execs = 4, .forks = 6},
+	    .lost = 7,
+	    .procs = 42,
+	    .frequency = 99,
+	    .push_enabled = true,
+	    .push = {.sent = 3, .spool_bytes = 1ull << 40},
 	};
 	char *text;
 
@@ -75,8 +75,8 @@ Test(metrics, values_from_the_snapshot)
 Test(metrics, http_rows_only_with_the_server)
 {
 	struct metrics_snapshot s = {
-		.http_enabled = true,
-		.http = { .requests = 9, .header_timeouts = 4, .active_profiles = 2 },
+	    .http_enabled = true,
+	    .http = {.requests = 9, .header_timeouts = 4, .active_profiles = 2},
 	};
 	char *text = render(&s);
 
@@ -90,7 +90,7 @@ Test(metrics, http_rows_only_with_the_server)
 
 Test(metrics, one_help_and_type_per_metric)
 {
-	struct metrics_snapshot s = { .http_enabled = true, .push_enabled = true };
+	struct metrics_snapshot s = {.http_enabled = true, .push_enabled = true};
 	char *text = render(&s), *save = NULL;
 	char *names[256];
 	size_t n = 0;

@@ -57,8 +57,12 @@ TestSuite(outdir, .init = setup, .fini = teardown);
 
 Test(outdir, profile_path_adds_n_in_the_same_second)
 {
-	struct tm tm = { .tm_year = 2026 - 1900, .tm_mon = 10, .tm_mday = 22, .tm_hour = 2,
-			 .tm_min = 45, .tm_sec = 1 };
+	struct tm tm = {.tm_year = 2026 - 1900,
+			.tm_mon = 10,
+			.tm_mday = 22,
+			.tm_hour = 2,
+			.tm_min = 45,
+			.tm_sec = 1};
 	time_t t = timegm(&tm);
 	char want[256], *p = NULL;
 
