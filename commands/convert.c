@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
+#include "sources/binaries.h"
 #include "sources/perfdata.h"
 #include "output/profile.h"
 #include "sources/raw.h"
@@ -36,8 +37,7 @@
 #include "output/pprof.h"
 #include "symbolize/symbolize.h"
 
-#define CONVERT_MAX_DEBUG_DIRS 8
-#define CONVERT_MAX_WARNED 256	    /* distinct paths warned about (build-id mismatch) */
+#define CONVERT_MAX_DEBUG_DIRS BINARIES_MAX_DEBUG_DIRS
 #define CONVERT_MAX_MISSING 5	    /* missing binaries named in the summary */
 #define CONVERT_MAX_TIDS (1u << 20) /* perf.data: thread names kept */
 #define CONVERT_HASH 4096
@@ -58,164 +58,13 @@ struct convert_opts {
 	bool progress;
 };
 
-/* ---- finding the recorded binaries -------------------------------------------------------- */
-
-struct path_node {
-	struct path_node *next;
-	char path[];
-};
-
-struct finder {
-	const struct convert_opts *o;
-	char *dirs[CONVERT_MAX_DEBUG_DIRS + 2]; /* build-id roots, absolute */
-	size_t n_dirs;
-	struct path_node *warned, *missing;
-	size_t n_warned, n_missing, n_found;
-};
-
-static bool path_listed(struct path_node *l, const char *path)
-{
-	for (; l; l = l->next)
-		if (!strcmp(l->path, path))
-			return true;
-	return false;
-}
-
-/* Remember path in *l (bounded); false when it was there already or the list is full. */
-static bool path_remember(struct path_node **l, size_t *n, const char *path)
-{
-	struct path_node *p;
-
-	if (path_listed(*l, path) || *n >= CONVERT_MAX_WARNED)
-		return false;
-	p = malloc(sizeof(*p) + strlen(path) + 1);
-	if (!p)
-		return false;
-	strcpy(p->path, path);
-	p->next = *l;
-	*l = p;
-	(*n)++;
-	return true;
-}
-
-static void path_list_free(struct path_node *l)
-{
-	while (l) {
-		struct path_node *n = l->next;
-
-		free(l);
-		l = n;
-	}
-}
-
-/*
- * Open candidate if it is a regular ELF file matching the recorded build-id (when one was
- * recorded) and architecture. -ESTALE: another build of the file.
- */
-static int open_verified(const char *candidate, const struct proc_static_map *m, char *ret_id,
-			 size_t id_size)
-{
-	_cleanup_close_ int fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct elf_ident id;
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return -EINVAL;
-	if (elf_identify_fd(fd, &id) < 0)
-		return -ENOEXEC;
-	if (m->e_machine && id.e_machine != m->e_machine)
-		return -EXDEV;
-	if (m->build_id_len > 0 && (id.build_id_len != m->build_id_len ||
-				    memcmp(id.build_id, m->build_id, m->build_id_len) != 0)) {
-		if (id.build_id_len == 0)
-			snprintf(ret_id, id_size, "none");
-		else
-			build_id_to_hex(id.build_id, id.build_id_len, ret_id, id_size);
-		return -ESTALE;
-	}
-	return TAKE_FD(fd);
-}
-
-/* proc_open_t: SYSROOT/path, then the build-id directories (perf's cache, debug files). */
-static int finder_open(void *userdata, const struct proc_static_map *m)
-{
-	struct finder *f = userdata;
-	char want[2 * RAW_MAX_BUILD_ID + 1] = "", got[2 * RAW_MAX_BUILD_ID + 1] = "";
-	_cleanup_free_ char *p = NULL;
-	int fd;
-
-	if (!m->path || m->path[0] != '/')
-		return -ENOENT;
-	if (asprintf(&p, "%s%s", f->o->sysroot, m->path) < 0)
-		return -ENOMEM;
-	fd = open_verified(p, m, got, sizeof(got));
-	if (fd >= 0)
-		goto found;
-	if (m->build_id_len > 0)
-		build_id_to_hex(m->build_id, m->build_id_len, want, sizeof(want));
-	if (fd == -ESTALE && path_remember(&f->warned, &f->n_warned, m->path))
-		log_warning("%s: build-id %s differs from the recorded %s; looking elsewhere, else "
-			    "its frames keep addresses.",
-			    p, got, want);
-	for (size_t i = 0; want[0] && i < f->n_dirs; i++) {
-		static const char *const layouts[] = {"%s/.build-id/%.2s/%s/elf", /* perf cache */
-						      "%s/.build-id/%.2s/%s",
-						      "%s/.build-id/%.2s/%s.debug"};
-
-		for (size_t k = 0; k < ARRAY_SIZE(layouts); k++) {
-			free(p);
-			p = NULL;
-			if (asprintf(&p, layouts[k], f->dirs[i], want, want + 2) < 0)
-				return -ENOMEM;
-			fd = open_verified(p, m, got, sizeof(got));
-			if (fd >= 0)
-				goto found;
-		}
-	}
-	if (path_remember(&f->missing, &f->n_missing, m->path))
-		log_debug("No file for %s%s%s; its frames keep addresses.", m->path,
-			  want[0] ? " with build-id " : "", want);
-	return -ENOENT;
-found:
-	f->n_found++;
-	log_debug("%s: using %s", m->path, p);
-	return fd;
-}
-
-static int finder_init(struct finder *f, const struct convert_opts *o)
-{
-	const char *home = getenv("HOME");
-
-	f->o = o;
-	for (size_t i = 0; i < o->n_debug_dirs; i++)
-		f->dirs[f->n_dirs++] = strdup(o->debug_dirs[i]);
-	if (asprintf(&f->dirs[f->n_dirs], "%s" SYM_DEFAULT_DEBUG_DIR, o->sysroot) >= 0)
-		f->n_dirs++;
-	if (home && home[0] == '/' && asprintf(&f->dirs[f->n_dirs], "%s/.debug", home) >= 0)
-		f->n_dirs++;
-	for (size_t i = 0; i < f->n_dirs; i++)
-		if (!f->dirs[i])
-			return -ENOMEM;
-	return 0;
-}
-
-static void finder_done(struct finder *f)
-{
-	for (size_t i = 0; i < f->n_dirs; i++)
-		free(f->dirs[i]);
-	path_list_free(f->warned);
-	path_list_free(f->missing);
-}
-
 /* ---- conversion state ------------------------------------------------------------------------ */
 
 struct convert_ctx {
 	struct convert_opts *o;
 	struct session *session;
 	struct proc_table *procs;
-	struct finder finder;
+	struct binary_finder finder;
 	struct kallsyms *ks;
 	uint64_t lost;
 	uint64_t first_ns, last_ns; /* sample times (duration of perf.data inputs) */
@@ -933,27 +782,7 @@ static size_t running_kernel_build_id(uint8_t *ret, size_t size)
 
 	if (fd < 0 || (len = read(fd, buf, sizeof(buf))) <= 0)
 		return 0;
-	for (size_t off = 0; off + 12 <= (size_t)len;) {
-		uint32_t namesz, descsz, type;
-		size_t name_off = off + 12, desc_off, next;
-
-		memcpy(&namesz, buf + off, 4);
-		memcpy(&descsz, buf + off + 4, 4);
-		memcpy(&type, buf + off + 8, 4);
-		if (namesz > 256 || descsz > 4096)
-			return 0;
-		desc_off = name_off + ((namesz + 3) & ~3u);
-		next = desc_off + ((descsz + 3) & ~3u);
-		if (next > (size_t)len)
-			return 0;
-		if (type == 3 /* NT_GNU_BUILD_ID */ && namesz == 4 &&
-		    !memcmp(buf + name_off, "GNU", 4) && descsz > 0 && descsz <= size) {
-			memcpy(ret, buf + desc_off, descsz);
-			return descsz;
-		}
-		off = next;
-	}
-	return 0;
+	return elf_notes_build_id(buf, (size_t)len, 4, ret, size);
 }
 
 /*
@@ -1123,8 +952,7 @@ static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_
 			s = *ret_sysroot = strdup(optarg);
 			if (!s)
 				return log_oom();
-			while (strlen(s) > 0 && s[strlen(s) - 1] == '/')
-				s[strlen(s) - 1] = '\0';
+			binaries_sysroot_trim(s);
 			o->sysroot = s;
 			break;
 		}
@@ -1202,7 +1030,7 @@ static void print_summary(const struct convert_ctx *c, const struct profile_summ
 		size_t k = 0;
 
 		fprintf(f, " (frames keep addresses):");
-		for (const struct path_node *p = c->finder.missing; p && k < CONVERT_MAX_MISSING;
+		for (const struct binary_path *p = c->finder.missing; p && k < CONVERT_MAX_MISSING;
 		     p = p->next, k++)
 			fprintf(f, " %s", p->path);
 		if (c->finder.n_missing > k)
@@ -1274,7 +1102,7 @@ int cmd_convert(int argc, char **argv)
 	}
 	if ((unsigned char)magic[0] == 0x1f && (unsigned char)magic[1] == 0x8b)
 		return convert_pprof(&o);
-	r = finder_init(&c.finder, &o);
+	r = binary_finder_init(&c.finder, o.sysroot, o.debug_dirs, o.n_debug_dirs);
 	if (r < 0)
 		return log_oom();
 	r = session_new(&(struct session_config){ .no_python = true }, &c.session);
@@ -1283,7 +1111,7 @@ int cmd_convert(int argc, char **argv)
 		goto out;
 	}
 	c.procs = session_procs(c.session);
-	r = proc_table_set_static(c.procs, finder_open, &c.finder);
+	r = proc_table_set_static(c.procs, binary_finder_open, &c.finder);
 	if (r < 0) {
 		log_error_errno(r, "Failed to set up: %m");
 		goto out;
@@ -1536,6 +1364,6 @@ out:
 	}
 	perfdata_free(c.pd);
 	kallsyms_free(c.ks);
-	finder_done(&c.finder);
+	binary_finder_done(&c.finder);
 	return r < 0 ? r : 0;
 }

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
+#include "sources/binaries.h"
 #include "sources/core.h"
 #include "pipeline/unwind/unwind-cache.h"
 #include "pipeline/unwind/unwind.h"
@@ -103,23 +104,12 @@ static void stack_ctx_done(struct stack_ctx *x)
 /* Open path if it is a regular ELF file of the core's architecture; fills the unwind key. */
 static int open_candidate(struct stack_ctx *x, const char *path, struct stack_binary *b)
 {
-	_cleanup_close_ int fd = -1;
 	struct elf_ident id;
-	struct stat st;
+	_cleanup_close_ int fd = binaries_open_verified(path, x->core->e_machine, NULL, 0, &id, NULL, 0);
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	r = elf_identify_fd(fd, &id);
-	if (r < 0)
-		return r;
-	if (id.e_machine != x->core->e_machine)
-		return -EXDEV;
+		return fd;
 	r = unwind_key_from_fd(fd, id.build_id, id.build_id_len, &b->key);
 	if (r < 0)
 		return r;
@@ -726,8 +716,7 @@ int cmd_stack(int argc, char **argv)
 			if (!sysroot)
 				return log_oom();
 			/* "DIR/" + "/lib/..." would work too, but keep printed paths tidy. */
-			while (strlen(sysroot) > 1 && sysroot[strlen(sysroot) - 1] == '/')
-				sysroot[strlen(sysroot) - 1] = '\0';
+			binaries_sysroot_trim(sysroot);
 			break;
 		case 'm':
 			maps = optarg;
@@ -758,8 +747,6 @@ int cmd_stack(int argc, char **argv)
 	if (!core_path)
 		return log_error_errno(-EINVAL,
 				       "--core FILE is required. Try 'profd stack --help'.");
-	if (sysroot && strcmp(sysroot, "/") == 0)
-		sysroot[0] = '\0';
 	x.sysroot = sysroot && sysroot[0] ? sysroot : NULL;
 	(void)sym_root_open("/", &x.host_root); /* without it: debug dirs only */
 
