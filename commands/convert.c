@@ -647,291 +647,336 @@ static int convert_pprof(const struct convert_opts *o)
 	return 0;
 }
 
+/* What the input said about the whole recording, for the profile. */
+struct convert_input {
+	uint64_t period_ns;
+	int64_t time_nanos, duration;
+	int damage; /* -EBADMSG: damaged, the records before the damage were converted */
+};
+
+/* The first 8 bytes of the input (zeros when shorter), which tell its format. */
+static int read_magic(const char *input, char magic[8])
+{
+	_cleanup_close_ int fd = open(input, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return log_error_errno(-errno, "Cannot open %s: %m", input);
+	if (read(fd, magic, 8) != 8)
+		memset(magic, 0, 8);
+	return 0;
+}
+
+/* The finder, the session on its static process table, the symbolizer and its warmer. */
+static int convert_setup(struct convert_ctx *c, const struct convert_opts *o,
+			 struct sym_cache **ret_symc)
+{
+	const char *debug_dirs[CONVERT_MAX_DEBUG_DIRS + 3] = {};
+	int r;
+
+	r = binary_finder_init(&c->finder, o->sysroot, o->debug_dirs, o->n_debug_dirs);
+	if (r < 0)
+		return log_oom();
+	r = session_new(&(struct session_config){ .no_python = true }, &c->session);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
+	c->procs = session_procs(c->session);
+	r = proc_table_set_static(c->procs, binary_finder_open, &c->finder);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
+	/* Debug files next to a recorded binary: only inside a --sysroot the user named. The
+	 * recorded paths were chosen by the processes recorded; without one, debug dirs only. */
+	if (o->sysroot[0]) {
+		struct sym_root *root = NULL;
+
+		if (sym_root_open(o->sysroot, &root) == 0)
+			proc_table_set_static_root(c->procs, root);
+		sym_root_unref(root);
+	}
+	for (size_t i = 0; i < c->finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
+		debug_dirs[i] = c->finder.dirs[i];
+	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs, .demangle = o->demangle},
+			  ret_symc);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the symbolizer: %m");
+	r = sym_warmer_new(*ret_symc, &c->warm);
+	if (r < 0)
+		log_debug_errno(r,
+				"No symbolizer thread (%m): binaries are read when symbolizing.");
+	/* Read later, and only for the addresses of kernel frames; fail early if it cannot be. */
+	if (o->kallsyms && access(o->kallsyms, R_OK) < 0)
+		return log_error_errno(-errno, "Cannot read kernel symbols from %s: %m", o->kallsyms);
+	return 0;
+}
+
+static int read_raw_input(struct convert_ctx *c, const struct convert_opts *o,
+			  struct raw_reader **rr, struct convert_input *in)
+{
+	const struct raw_header *h;
+	int r;
+
+	r = raw_reader_open(o->input, rr);
+	if (r == -EBADMSG) {
+		log_error("%s: %s", o->input, raw_reader_error(*rr));
+		return r;
+	}
+	if (r == -EPROTONOSUPPORT) {
+		log_error("%s was written by a newer profd (raw format version > %d).", o->input,
+			  RAW_VERSION);
+		return r;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read %s: %m", o->input);
+	h = raw_reader_header(*rr);
+	if (h->record_version != PROFD_RECORD_VERSION)
+		return log_error_errno(-EPROTONOSUPPORT,
+				       "%s holds records of version %u; this profd reads version "
+				       "%d. Convert it with the profd that recorded it.",
+				       o->input, h->record_version, PROFD_RECORD_VERSION);
+	r = convert_raw(c, *rr);
+	if (r == -EBADMSG) {
+		log_error("%s: %s. Converting the records before it.", o->input,
+			  raw_reader_error(*rr));
+		in->damage = r;
+	} else if (r < 0) {
+		return log_error_errno(r, "Failed to read %s: %m", o->input);
+	} else if (!c->have_end) {
+		log_warning("%s has no end-of-capture record: it was cut short at a record "
+			    "boundary.",
+			    o->input);
+	}
+	in->period_ns = h->freq_hz ? 1000000000ull / h->freq_hz : 0;
+	in->time_nanos = h->time_ns;
+	in->duration = (int64_t)c->duration_ns;
+	return 0;
+}
+
+/* Open the perf.data and check convert can use it; *ret_info on success. */
+static int open_perf_input(struct convert_ctx *c, const struct convert_opts *o,
+			   const struct perfdata_info **ret_info)
+{
+	const struct perfdata_info *info;
+	int r;
+
+	r = perfdata_open(o->input, &c->pd);
+	if (r == -EBADMSG) {
+		log_error("%s: %s", o->input, perfdata_error(c->pd));
+		return r;
+	}
+	if (r == -EOPNOTSUPP) {
+		log_error("%s: pipe-mode or big-endian perf.data is not supported; record with "
+			  "'perf record -o FILE'.",
+			  o->input);
+		return r;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read %s: %m", o->input);
+	info = perfdata_info(c->pd);
+	if (!perfdata_has_user_stacks(info))
+		return log_error_errno(-EINVAL,
+				       "%s has no user registers and stacks in its "
+				       "samples: record with 'perf record --call-graph "
+				       "dwarf'.",
+				       o->input);
+	if (!info->e_machine)
+		return log_error_errno(-EOPNOTSUPP,
+				       "%s: unknown or unsupported architecture "
+				       "(x86_64 and aarch64 are).",
+				       o->input);
+	if (!info->arch_known)
+		log_warning("%s names no architecture; assuming this machine's.", o->input);
+	if (info->data_size_guessed)
+		log_warning("%s was not finished by perf (data size 0): reading to the end of "
+			    "the file.",
+			    o->input);
+	*ret_info = info;
+	return 0;
+}
+
+static int read_perf_input(struct convert_ctx *c, const struct convert_opts *o,
+			   struct convert_input *in)
+{
+	const struct perfdata_info *info = NULL;
+	const struct perfdata_feed_result *fr;
+	int r;
+
+	r = open_perf_input(c, o, &info);
+	if (r < 0)
+		return r;
+	r = perfdata_feed_new(c->pd, c->session, warm_new_mappings, c, &c->feed);
+	if (r < 0)
+		return log_oom();
+	r = perfdata_read(c->pd, perfdata_feed_event, c->feed);
+	fr = perfdata_feed_result(c->feed);
+	c->lost = fr->lost;
+	if (r == -EBADMSG) {
+		log_error("%s: %s. Converting the events before it.", o->input,
+			  perfdata_error(c->pd));
+		in->damage = r;
+	} else if (r == -EOPNOTSUPP) {
+		log_error("%s holds compressed data (perf record -z), which profd does not read; "
+			  "'perf inject -i IN -o OUT' writes it uncompressed.",
+			  o->input);
+		return r;
+	} else if (r < 0) {
+		return log_error_errno(r, "Failed to read %s: %m", o->input);
+	}
+	if (perfdata_stats(c->pd)->malformed)
+		log_warning("%s: %" PRIu64 " malformed events skipped.", o->input,
+			    perfdata_stats(c->pd)->malformed);
+	in->period_ns = info->freq ? (info->sample_freq_or_period
+					  ? 1000000000ull / info->sample_freq_or_period
+					  : 0)
+				   : info->sample_freq_or_period;
+	in->duration = (int64_t)(fr->last_ns - fr->first_ns);
+	/* Kernel symbols are read for the addresses of kernel frames only, if any. */
+	if (!o->kallsyms && perf_kernel_symbols(c, session_aggregate(c->session)) < 0)
+		return log_oom();
+	return 0;
+}
+
+/* --kallsyms FILE: read for the kernel frames' addresses; wins over a capture's own list. */
+static int load_kallsyms_option(struct convert_ctx *c, const struct convert_opts *o)
+{
+	_cleanup_free_ uint64_t *addrs = NULL;
+	size_t n;
+	int r;
+
+	kallsyms_free(c->ks);
+	c->ks = NULL;
+	r = kernel_lookup_addrs(session_aggregate(c->session), &addrs, &n);
+	if (r >= 0 && n > 0)
+		r = kallsyms_load_for(o->kallsyms, addrs, n, NULL, NULL, &c->ks);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read kernel symbols from %s: %m", o->kallsyms);
+	return 0;
+}
+
+static void notice_anonymous_code(const struct convert_ctx *c)
+{
+	const struct aggregate *a = session_aggregate(c->session);
+
+	for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
+		const struct agg_mapping *m = aggregate_mapping(a, AGG_MAP_FIRST + i);
+
+		if (m->kind == MAPPING_ANON && !m->dso) {
+			log_notice("Samples in anonymous memory (JIT code?) keep addresses: "
+				   "--perf-map-dir DIR names them from the recording "
+				   "machine's perf-PID.map files.");
+			return;
+		}
+	}
+}
+
+/* Symbolize the aggregate into a profile and write it; the summary after. */
+static int write_profile(struct convert_ctx *c, const struct convert_opts *o,
+			 struct sym_cache *symc, const struct convert_input *in, uint64_t t0)
+{
+	struct pprof_builder *b = NULL;
+	struct profile_summary sum;
+	struct profile_options popts;
+	uint64_t t_read = mono_ns();
+	int r;
+
+	/* The cache is the warmer's until it finished what it was given. */
+	sym_warmer_finish(c->warm);
+	c->warm = NULL;
+	popts = (struct profile_options){
+	    .period_ns = in->period_ns ? in->period_ns : 1,
+	    .time_nanos = in->time_nanos,
+	    .duration_nanos = in->duration,
+	    .inlines = o->inlines,
+	    .kallsyms = c->ks,
+	    .sym_cache = symc,
+	    .off_cpu = aggregate_off_cpu_ns(session_aggregate(c->session)) > 0,
+	    /* The recording's processes are not this machine's: no /proc, no /tmp, unless asked. */
+	    .perfmaps = o->perfmap_dir ? PROFILE_PERFMAPS_DIR : PROFILE_PERFMAPS_NONE,
+	    .perfmap_dir = o->perfmap_dir,
+	};
+	r = profile_build(session_aggregate(c->session), &popts, &b, &sum);
+	if (r < 0)
+		return log_error_errno(r, "Failed to build the profile: %m");
+	r = output_write_builder_type(b, o->format, o->sample_type, o->output, 0600);
+	pprof_builder_free(b);
+	if (r == -ENOENT && o->sample_type)
+		return log_error_errno(r,
+				       "The profile has no sample type '%s' (off_cpu needs "
+				       "--off-cpu); nothing was written.",
+				       o->sample_type);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->output);
+	if (c->finder.n_missing && !o->progress)
+		log_warning("%zu binaries not found: their frames keep addresses.",
+			    c->finder.n_missing);
+	if (o->progress)
+		print_summary(c, &sum, (t_read - t0) / 1e9, (mono_ns() - t_read) / 1e9);
+	return 0;
+}
+
+static void convert_ctx_done(struct convert_ctx *c)
+{
+	/* The session's process table calls into the finder while it frees: session first. */
+	session_free(c->session);
+	for (size_t i = 0; i < CONVERT_HASH; i++)
+		while (c->pending[i]) {
+			struct pending *p = c->pending[i];
+
+			c->pending[i] = p->next;
+			free(p);
+		}
+	perfdata_feed_free(c->feed);
+	perfdata_free(c->pd);
+	kallsyms_free(c->ks);
+	binary_finder_done(&c->finder);
+}
+
 int cmd_convert(int argc, char **argv)
 {
 	struct convert_opts o;
 	struct convert_ctx c = {.o = &o};
 	_cleanup_free_ char *sysroot = NULL;
 	struct raw_reader *rr = NULL;
-	struct pprof_builder *b = NULL;
 	struct sym_cache *symc = NULL;
-	struct profile_options popts = {};
-	struct profile_summary sum;
-	const char *debug_dirs[CONVERT_MAX_DEBUG_DIRS + 3] = {};
-	uint64_t period_ns = 0, t0 = mono_ns(), t_read = 0;
-	int64_t time_nanos = 0, duration = 0;
+	struct convert_input in = {};
+	uint64_t t0 = mono_ns();
 	char magic[8] = "";
-	int r, damage = 0;
+	int r;
 
 	r = parse_args(argc, argv, &o, &sysroot);
 	if (r != 0)
 		return r > 0 ? 0 : r;
-	{
-		_cleanup_close_ int fd = open(o.input, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0)
-			return log_error_errno(-errno, "Cannot open %s: %m", o.input);
-		if (read(fd, magic, sizeof(magic)) != sizeof(magic))
-			memset(magic, 0, sizeof(magic));
-	}
+	r = read_magic(o.input, magic);
+	if (r < 0)
+		return r;
 	if ((unsigned char)magic[0] == 0x1f && (unsigned char)magic[1] == 0x8b)
 		return convert_pprof(&o);
-	r = binary_finder_init(&c.finder, o.sysroot, o.debug_dirs, o.n_debug_dirs);
+	r = convert_setup(&c, &o, &symc);
 	if (r < 0)
-		return log_oom();
-	r = session_new(&(struct session_config){ .no_python = true }, &c.session);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up: %m");
 		goto out;
-	}
-	c.procs = session_procs(c.session);
-	r = proc_table_set_static(c.procs, binary_finder_open, &c.finder);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up: %m");
-		goto out;
-	}
-	/* Debug files next to a recorded binary: only inside a --sysroot the user named. The
-	 * recorded paths were chosen by the processes recorded; without one, debug dirs only. */
-	if (o.sysroot[0]) {
-		struct sym_root *root = NULL;
-
-		if (sym_root_open(o.sysroot, &root) == 0)
-			proc_table_set_static_root(c.procs, root);
-		sym_root_unref(root);
-	}
-	for (size_t i = 0; i < c.finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
-		debug_dirs[i] = c.finder.dirs[i];
-	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs, .demangle = o.demangle},
-			  &symc);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the symbolizer: %m");
-		goto out;
-	}
-	r = sym_warmer_new(symc, &c.warm);
-	if (r < 0)
-		log_debug_errno(r,
-				"No symbolizer thread (%m): binaries are read when symbolizing.");
-	/* Read later, and only for the addresses of kernel frames; fail early if it cannot be. */
-	if (o.kallsyms && access(o.kallsyms, R_OK) < 0) {
-		r = log_error_errno(-errno, "Cannot read kernel symbols from %s: %m", o.kallsyms);
-		goto out;
-	}
-
-	if (!memcmp(magic, RAW_MAGIC, RAW_MAGIC_LEN)) {
-		const struct raw_header *h;
-
-		r = raw_reader_open(o.input, &rr);
-		if (r == -EBADMSG) {
-			log_error("%s: %s", o.input, raw_reader_error(rr));
-			goto out;
-		}
-		if (r == -EPROTONOSUPPORT) {
-			log_error("%s was written by a newer profd (raw format version > %d).",
-				  o.input, RAW_VERSION);
-			goto out;
-		}
-		if (r < 0) {
-			log_error_errno(r, "Cannot read %s: %m", o.input);
-			goto out;
-		}
-		h = raw_reader_header(rr);
-		if (h->record_version != PROFD_RECORD_VERSION) {
-			r = log_error_errno(
-			    -EPROTONOSUPPORT,
-			    "%s holds records of version %u; this profd reads version "
-			    "%d. Convert it with the profd that recorded it.",
-			    o.input, h->record_version, PROFD_RECORD_VERSION);
-			goto out;
-		}
-		r = convert_raw(&c, rr);
-		if (r == -EBADMSG) {
-			log_error("%s: %s. Converting the records before it.", o.input,
-				  raw_reader_error(rr));
-			damage = r;
-		} else if (r < 0) {
-			log_error_errno(r, "Failed to read %s: %m", o.input);
-			goto out;
-		} else if (!c.have_end) {
-			log_warning("%s has no end-of-capture record: it was cut short at a record "
-				    "boundary.",
-				    o.input);
-		}
-		period_ns = h->freq_hz ? 1000000000ull / h->freq_hz : 0;
-		time_nanos = h->time_ns;
-		duration = (int64_t)c.duration_ns;
-	} else if (!memcmp(magic, "PERFILE2", 8)) {
-		const struct perfdata_info *info;
-
-		r = perfdata_open(o.input, &c.pd);
-		if (r == -EBADMSG) {
-			log_error("%s: %s", o.input, perfdata_error(c.pd));
-			goto out;
-		}
-		if (r == -EOPNOTSUPP) {
-			log_error(
-			    "%s: pipe-mode or big-endian perf.data is not supported; record with "
-			    "'perf record -o FILE'.",
-			    o.input);
-			goto out;
-		}
-		if (r < 0) {
-			log_error_errno(r, "Cannot read %s: %m", o.input);
-			goto out;
-		}
-		info = perfdata_info(c.pd);
-		if (!perfdata_has_user_stacks(info)) {
-			r = log_error_errno(-EINVAL,
-					    "%s has no user registers and stacks in its "
-					    "samples: record with 'perf record --call-graph "
-					    "dwarf'.",
-					    o.input);
-			goto out;
-		}
-		if (!info->e_machine) {
-			r = log_error_errno(-EOPNOTSUPP,
-					    "%s: unknown or unsupported architecture "
-					    "(x86_64 and aarch64 are).",
-					    o.input);
-			goto out;
-		}
-		if (!info->arch_known)
-			log_warning("%s names no architecture; assuming this machine's.", o.input);
-		if (info->data_size_guessed)
-			log_warning(
-			    "%s was not finished by perf (data size 0): reading to the end of "
-			    "the file.",
-			    o.input);
-		r = perfdata_feed_new(c.pd, c.session, warm_new_mappings, &c, &c.feed);
-		if (r < 0) {
-			log_oom();
-			goto out;
-		}
-		r = perfdata_read(c.pd, perfdata_feed_event, c.feed);
-		c.lost = perfdata_feed_result(c.feed)->lost;
-		if (r == -EBADMSG) {
-			log_error("%s: %s. Converting the events before it.", o.input,
-				  perfdata_error(c.pd));
-			damage = r;
-		} else if (r == -EOPNOTSUPP) {
-			log_error(
-			    "%s holds compressed data (perf record -z), which profd does not read; "
-			    "'perf inject -i IN -o OUT' writes it uncompressed.",
-			    o.input);
-			goto out;
-		} else if (r < 0) {
-			log_error_errno(r, "Failed to read %s: %m", o.input);
-			goto out;
-		}
-		if (perfdata_stats(c.pd)->malformed)
-			log_warning("%s: %" PRIu64 " malformed events skipped.", o.input,
-				    perfdata_stats(c.pd)->malformed);
-		period_ns = info->freq ? (info->sample_freq_or_period
-					      ? 1000000000ull / info->sample_freq_or_period
-					      : 0)
-				       : info->sample_freq_or_period;
-		duration = (int64_t)(perfdata_feed_result(c.feed)->last_ns -
-				     perfdata_feed_result(c.feed)->first_ns);
-		/* Kernel symbols are read for the addresses of kernel frames only, if any. */
-		if (!o.kallsyms) {
-			r = perf_kernel_symbols(&c, session_aggregate(c.session));
-			if (r < 0) {
-				log_oom();
-				goto out;
-			}
-		}
-	} else {
+	if (!memcmp(magic, RAW_MAGIC, RAW_MAGIC_LEN))
+		r = read_raw_input(&c, &o, &rr, &in);
+	else if (!memcmp(magic, PERFDATA_MAGIC, PERFDATA_MAGIC_LEN))
+		r = read_perf_input(&c, &o, &in);
+	else
 		r = log_error_errno(
 		    -ENOEXEC, "%s is neither a profd raw capture nor a perf.data file.", o.input);
+	if (r < 0)
 		goto out;
-	}
-
 	if (o.kallsyms) {
-		_cleanup_free_ uint64_t *addrs = NULL;
-		size_t n;
-
-		kallsyms_free(c.ks); /* a capture's own list: --kallsyms FILE wins */
-		c.ks = NULL;
-		r = kernel_lookup_addrs(session_aggregate(c.session), &addrs, &n);
-		if (r >= 0 && n > 0)
-			r = kallsyms_load_for(o.kallsyms, addrs, n, NULL, NULL, &c.ks);
-		if (r < 0) {
-			log_error_errno(r, "Cannot read kernel symbols from %s: %m", o.kallsyms);
+		r = load_kallsyms_option(&c, &o);
+		if (r < 0)
 			goto out;
-		}
 	}
-
-	if (!o.perfmap_dir) {
-		const struct aggregate *a = session_aggregate(c.session);
-
-		for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
-			const struct agg_mapping *m = aggregate_mapping(a, AGG_MAP_FIRST + i);
-
-			if (m->kind == MAPPING_ANON && !m->dso) {
-				log_notice(
-				    "Samples in anonymous memory (JIT code?) keep addresses: "
-				    "--perf-map-dir DIR names them from the recording "
-				    "machine's perf-PID.map files.");
-				break;
-			}
-		}
-	}
-
-	t_read = mono_ns();
-	/* The cache is the warmer's until it finished what it was given. */
+	if (!o.perfmap_dir)
+		notice_anonymous_code(&c);
+	r = write_profile(&c, &o, symc, &in, t0);
+	if (r == 0)
+		r = in.damage;
+out:
+	/* The warmer uses the cache: it stops before the cache is freed. */
 	sym_warmer_finish(c.warm);
 	c.warm = NULL;
-	popts = (struct profile_options){
-	    .period_ns = period_ns ? period_ns : 1,
-	    .time_nanos = time_nanos,
-	    .duration_nanos = duration,
-	    .inlines = o.inlines,
-	    .kallsyms = c.ks,
-	    .sym_cache = symc,
-	    .off_cpu = aggregate_off_cpu_ns(session_aggregate(c.session)) > 0,
-	    /* The recording's processes are not this machine's: no /proc, no /tmp, unless asked. */
-	    .perfmaps = o.perfmap_dir ? PROFILE_PERFMAPS_DIR : PROFILE_PERFMAPS_NONE,
-	    .perfmap_dir = o.perfmap_dir,
-	};
-	r = profile_build(session_aggregate(c.session), &popts, &b, &sum);
-	if (r < 0) {
-		log_error_errno(r, "Failed to build the profile: %m");
-		goto out;
-	}
-	r = output_write_builder_type(b, o.format, o.sample_type, o.output, 0600);
-	if (r == -ENOENT && o.sample_type) {
-		log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs --off-cpu); "
-				   "nothing was written.",
-				o.sample_type);
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
-		goto out;
-	}
-	if (c.finder.n_missing && !o.progress)
-		log_warning("%zu binaries not found: their frames keep addresses.",
-			    c.finder.n_missing);
-	if (o.progress)
-		print_summary(&c, &sum, (t_read - t0) / 1e9, (mono_ns() - t_read) / 1e9);
-	r = damage;
-out:
-	pprof_builder_free(b);
-	sym_warmer_finish(c.warm);
 	sym_cache_free(symc);
 	raw_reader_free(rr);
-	/* The session's process table calls into the finder while it frees: session first. */
-	session_free(c.session);
-	for (size_t i = 0; i < CONVERT_HASH; i++) {
-		while (c.pending[i]) {
-			struct pending *p = c.pending[i];
-
-			c.pending[i] = p->next;
-			free(p);
-		}
-	}
-	perfdata_feed_free(c.feed);
-	perfdata_free(c.pd);
-	kallsyms_free(c.ks);
-	binary_finder_done(&c.finder);
+	convert_ctx_done(&c);
 	return r < 0 ? r : 0;
 }
