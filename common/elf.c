@@ -182,7 +182,6 @@ int elf_open_ident(const char *path, uint16_t e_machine, struct elf_ident *ret)
 {
 	_cleanup_close_ int fd = -1;
 	struct elf_ident id;
-	struct stat st;
 	int r;
 
 	if (!path || !ret)
@@ -190,10 +189,7 @@ int elf_open_ident(const char *path, uint16_t e_machine, struct elf_ident *ret)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+	/* fstat()s it and refuses anything but a regular file before reading. */
 	r = elf_identify_fd(fd, &id);
 	if (r < 0)
 		return r;
