@@ -379,7 +379,7 @@ FUZZ_LDLIBS        := -Wl,--as-needed \
 # http.c is in for http_parse_request() (its server half needs libmicrohttpd, never BPF).
 FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c pipeline/unwind/*.c pipeline/python/*.c) \
                       $(wildcard pipeline/proc.c pipeline/session.c pipeline/aggregate.c sources/core.c \
-                                 service/config.c sources/raw.c sources/perfdata.c sources/perfdata-feed.c service/http.c \
+                                 service/config.c service/listen.c sources/raw.c sources/perfdata.c sources/perfdata-feed.c service/http.c \
                                  service/access.c pipeline/stacksize.c pipeline/jitmap.c)
 FUZZ_OBJS          := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB           := $(FUZZ_DIR)/libprofd-fuzz.a

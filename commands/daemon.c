@@ -13,19 +13,17 @@
  *   - handles signals: SIGTERM/SIGINT write the partial interval and exit 0; SIGHUP reloads the
  *     configuration without dropping the session (see daemon_reload()).
  * The HTTP server (http.c) and the push worker (push.c) run in their own threads and never
- * touch the session; /metrics reads a snapshot the main loop refreshes.
+ * touch the session; /metrics renders (service/metrics.c) a snapshot the main loop refreshes.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +39,8 @@
 #include "service/access.h"
 #include "service/config.h"
 #include "service/http.h"
+#include "service/metrics.h"
+#include "service/outdir.h"
 #include "output/profile.h"
 #include "service/push.h"
 #include "pipeline/session.h"
@@ -51,9 +51,7 @@
 #define POLL_MS 100
 #define METRICS_REFRESH_NS (500ull * 1000 * 1000)
 #define PUSH_FLUSH_MS 5000
-#define PROFILE_NAME_PREFIX "profile-"
-#define PROFILE_STAMP_LEN 16 /* 20261122T024501Z */
-#define RETENTION_MAX_FILES 1000000
+#define DAEMON_KEY_NAME_MAX 64 /* a configuration key as an option name, with its NUL */
 
 /*
  * What the running capture records: the configuration keys that shape it. Kept apart from
@@ -74,28 +72,11 @@ struct job {
 	uint64_t start_ns, deadline_ns;
 };
 
-/* What /metrics shows; refreshed by the main loop, read by the HTTP thread. */
-struct snapshot {
-	struct session_stats st;
-	uint64_t lost;
-	size_t procs, dsos;
-	struct proc_sideband_stats sideband;
-	struct unwind_cache_stats unwind;
-	struct sym_cache_stats sym;
-	size_t interval_stacks;
-	uint64_t interval_samples, interval_dropped;
-	unsigned frequency, interval_s, stack_bytes;
-	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
-	bool http_enabled, push_enabled;
-	struct http_stats http;
-	struct push_stats push;
-	double start_time;
-};
-
 struct daemon {
 	const char *config_path;
 	bool config_explicit;
-	const char **cli_keys, **cli_values;
+	bool check_config; /* --check-config: print the configuration and exit */
+	const char **cli_keys, **cli_values; /* --KEY VALUE, in command-line order */
 	size_t n_cli;
 
 	struct daemon_config cfg;
@@ -118,7 +99,7 @@ struct daemon {
 	uint64_t profiles_written, write_errors, retention_removed, reloads, reload_failures;
 	uint64_t snapshot_ns;
 	pthread_mutex_t snap_lock;
-	struct snapshot snap;
+	struct metrics_snapshot snap; /* what /metrics shows, under snap_lock */
 	struct log_ratelimit rl_write;
 };
 
@@ -135,35 +116,6 @@ static void on_reload(int sig)
 }
 
 /* ---- configuration ----------------------------------------------------------------------- */
-
-static void help(void)
-{
-	const char *key, *h;
-
-	printf("Usage: profd daemon [--config FILE] [--KEY VALUE...]\n"
-	       "\n"
-	       "Profile every process on the host, write one pprof profile per interval, serve\n"
-	       "/debug/pprof/profile and /metrics, and optionally push to Pyroscope.\n"
-	       "\n"
-	       "  -c, --config FILE        configuration file (default %s;\n"
-	       "                           a missing default file means all defaults)\n"
-	       "      --check-config       check the configuration, print it and exit\n"
-	       "  -h, --help               show this help\n"
-	       "\n"
-	       "Every configuration key is also an option (it overrides the file):\n",
-	       DAEMON_CONFIG_PATH);
-	for (size_t i = 0; (key = daemon_config_key(i, &h)); i++) {
-		char flag[64];
-
-		snprintf(flag, sizeof(flag), "--%s", key);
-		for (char *p = flag; *p; p++)
-			if (*p == '_')
-				*p = '-';
-		printf("      %-20s %s\n", flag, h);
-	}
-	printf("\nSignals: SIGHUP reloads the configuration, SIGTERM/SIGINT write the current\n"
-	       "interval and exit. See profd(1).\n");
-}
 
 /* Defaults, then the file, then the command line. Logs what is wrong. */
 static int config_load(struct daemon *d, struct daemon_config *ret)
@@ -201,257 +153,103 @@ static int config_load(struct daemon *d, struct daemon_config *ret)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct daemon *d, bool *ret_check)
+static int opt_config(const struct cli_option *opt, const char *arg, void *opts)
 {
-	enum { OPT_CHECK = 0x100, OPT_KEY = 0x200 };
-	static char names[32][40];
-	struct option options[40] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check-config", no_argument, NULL, OPT_CHECK},
-	    {"help", no_argument, NULL, 'h'},
-	};
-	size_t n_opts = 3, n_keys = 0;
-	const char *key;
-	int c;
+	struct daemon *d = opts;
 
-	for (; (key = daemon_config_key(n_keys, NULL)) && n_keys < ARRAY_SIZE(names); n_keys++) {
-		snprintf(names[n_keys], sizeof(names[0]), "%s", key);
-		for (char *p = names[n_keys]; *p; p++)
+	d->config_path = arg;
+	d->config_explicit = true;
+	return 0;
+}
+
+/* --KEY VALUE: applied after the file (config_load()), in the order given. */
+static int opt_key(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct daemon *d = opts;
+
+	d->cli_keys[d->n_cli] = opt->data;
+	d->cli_values[d->n_cli++] = arg;
+	return 0;
+}
+
+static const struct cli_option daemon_fixed_options[] = {
+	{ CLI_CALL, "config", 'c', true, "FILE",
+	  "configuration file (default " DAEMON_CONFIG_PATH ";\na missing default file means all "
+	  "defaults)",
+	  .apply = opt_config },
+	{ CLI_TRUE, "check-config", 0, .help = "check the configuration, print it and exit",
+	  .offset = offsetof(struct daemon, check_config) },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+	{ CLI_TEXT, .help = "\nEvery configuration key is also an option (it overrides the file):\n" },
+};
+
+/*
+ * The fixed options, then one per configuration key (its name with '-' for '_'): *ret_options
+ * and *ret_names to free.
+ */
+static int daemon_options(struct cli_option **ret_options, size_t *ret_n, char **ret_names)
+{
+	size_t n_keys = 0, n_fixed = ARRAY_SIZE(daemon_fixed_options);
+	struct cli_option *opts;
+	const char *key, *h;
+	char *names;
+
+	while (daemon_config_key(n_keys, NULL))
+		n_keys++;
+	opts = calloc(n_fixed + n_keys, sizeof(*opts));
+	names = calloc(n_keys, DAEMON_KEY_NAME_MAX);
+	if (!opts || !names) {
+		free(opts);
+		free(names);
+		return -ENOMEM;
+	}
+	memcpy(opts, daemon_fixed_options, sizeof(daemon_fixed_options));
+	for (size_t i = 0; (key = daemon_config_key(i, &h)) && i < n_keys; i++) {
+		char *name = names + i * DAEMON_KEY_NAME_MAX;
+
+		snprintf(name, DAEMON_KEY_NAME_MAX, "%s", key);
+		for (char *p = name; *p; p++)
 			if (*p == '_')
 				*p = '-';
-		options[n_opts++] =
-		    (struct option){names[n_keys], required_argument, NULL, OPT_KEY + (int)n_keys};
+		opts[n_fixed + i] = (struct cli_option){ CLI_CALL, name, 0, true, NULL, h,
+							 .apply = opt_key, .data = key };
 	}
+	*ret_options = opts;
+	*ret_n = n_fixed + n_keys;
+	*ret_names = names;
+	return 0;
+}
+
+/* 0: options in d; 1: --help was shown; <0: an error, logged. */
+static int parse_args(int argc, char **argv, struct daemon *d)
+{
+	_cleanup_free_ struct cli_option *opts = NULL;
+	_cleanup_free_ char *names = NULL;
+	struct cli_command cmd = {
+		.name = "daemon",
+		.usage = "Usage: profd daemon [--config FILE] [--KEY VALUE...]\n"
+			 "\n"
+			 "Profile every process on the host, write one pprof profile per interval, "
+			 "serve\n"
+			 "/debug/pprof/profile and /metrics, and optionally push to Pyroscope.\n"
+			 "\n",
+		.footer = "\nSignals: SIGHUP reloads the configuration, SIGTERM/SIGINT write the "
+			  "current\ninterval and exit. See profd(1).\n",
+		.in_order = true,
+	};
+
+	if (daemon_options(&opts, &cmd.n_options, &names) < 0)
+		return log_oom();
+	cmd.options = opts;
 	d->cli_keys = calloc(argc, sizeof(*d->cli_keys));
 	d->cli_values = calloc(argc, sizeof(*d->cli_values));
 	if (!d->cli_keys || !d->cli_values)
 		return log_oom();
 	d->config_path = DAEMON_CONFIG_PATH;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0) {
-		if (c >= OPT_KEY && c < OPT_KEY + (int)n_keys) {
-			d->cli_keys[d->n_cli] = daemon_config_key(c - OPT_KEY, NULL);
-			d->cli_values[d->n_cli++] = optarg;
-			continue;
-		}
-		switch (c) {
-		case 'c':
-			d->config_path = optarg;
-			d->config_explicit = true;
-			break;
-		case OPT_CHECK:
-			*ret_check = true;
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return log_error_errno(-EINVAL, "Try 'profd daemon --help'.");
-		}
-	}
-	if (optind < argc)
-		return log_error_errno(
-		    -EINVAL, "Unexpected argument '%s'. Try 'profd daemon --help'.", argv[optind]);
-	return 0;
+	return cli_parse(&cmd, argc, argv, d, NULL);
 }
 
 /* ---- interval files ---------------------------------------------------------------------- */
-
-struct profile_file {
-	char *name;
-	uint64_t size;
-	unsigned suffix; /* the N of profile-STAMP-N.pb.gz; 0 without */
-};
-
-/* profile-YYYYMMDDTHHMMSSZ.pb.gz or profile-YYYYMMDDTHHMMSSZ-N.pb.gz; *ret_suffix = N. */
-static bool parse_profile_name(const char *n, unsigned *ret_suffix)
-{
-	size_t plen = strlen(PROFILE_NAME_PREFIX), len = strlen(n);
-	const char *p = n + plen + PROFILE_STAMP_LEN;
-	unsigned suffix = 0;
-
-	if (strncmp(n, PROFILE_NAME_PREFIX, plen) || len < plen + PROFILE_STAMP_LEN)
-		return false;
-	for (size_t i = 0; i < PROFILE_STAMP_LEN; i++) {
-		char ch = n[plen + i];
-
-		if (i == 8 ? ch != 'T' : i == 15 ? ch != 'Z' : (ch < '0' || ch > '9'))
-			return false;
-	}
-	if (*p == '-') {
-		char *end;
-
-		if (p[1] < '1' || p[1] > '9')
-			return false;
-		suffix = strtoul(p + 1, &end, 10);
-		p = end;
-	}
-	/* Any format's: files of a format used before a reload still count for retention. */
-	if (strcmp(p, output_format_extension(OUTPUT_PPROF)) &&
-	    strcmp(p, output_format_extension(OUTPUT_SPEEDSCOPE)) &&
-	    strcmp(p, output_format_extension(OUTPUT_FOLDED)))
-		return false;
-	*ret_suffix = suffix;
-	return true;
-}
-
-static int cmp_profile_file(const void *x, const void *y)
-{
-	const struct profile_file *a = x, *b = y;
-	int c = strncmp(a->name, b->name, strlen(PROFILE_NAME_PREFIX) + PROFILE_STAMP_LEN);
-
-	return c ? c : a->suffix < b->suffix ? -1 : a->suffix > b->suffix;
-}
-
-/* Remove the oldest interval files beyond retention_count / retention_bytes (never the newest). */
-static void retention(struct daemon *d)
-{
-	_cleanup_close_ int dfd = open(d->cfg.output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct profile_file *files = NULL;
-	size_t n = 0, cap = 0, i = 0;
-	uint64_t bytes = 0;
-	struct dirent *de;
-	DIR *dir;
-	int fd;
-
-	if (dfd < 0 || (!d->cfg.retention_count && !d->cfg.retention_bytes))
-		return;
-	fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir)) && n < RETENTION_MAX_FILES) {
-		struct stat sb;
-		unsigned suffix;
-
-		if (!parse_profile_name(de->d_name, &suffix))
-			continue;
-		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct profile_file *nf = reallocarray(files, ncap, sizeof(*nf));
-
-			if (!nf)
-				break;
-			files = nf;
-			cap = ncap;
-		}
-		files[n].name = strdup(de->d_name);
-		if (!files[n].name)
-			break;
-		files[n].size = sb.st_size;
-		files[n++].suffix = suffix;
-		bytes += sb.st_size;
-	}
-	closedir(dir);
-	if (n)
-		qsort(files, n, sizeof(*files), cmp_profile_file);
-	while (n - i > 1 && ((d->cfg.retention_count && n - i > d->cfg.retention_count) ||
-			     (d->cfg.retention_bytes && bytes > d->cfg.retention_bytes))) {
-		if (unlinkat(dfd, files[i].name, 0) == 0) {
-			log_info("Retention: removed %s/%s.", d->cfg.output_dir, files[i].name);
-			d->retention_removed++;
-		} else if (errno != ENOENT) {
-			log_warning_errno(-errno, "Retention: cannot remove %s/%s: %m",
-					  d->cfg.output_dir, files[i].name);
-		}
-		bytes -= files[i].size;
-		i++;
-	}
-	for (i = 0; i < n; i++)
-		free(files[i].name);
-	free(files);
-}
-
-/*
- * Interval files hold the functions, commands and container ids of the whole host: readable
- * by the owner and its group only, whatever the umask. A directory the daemon creates gets
- * 0750 (an existing one keeps the mode its owner chose); the service's StateDirectoryMode= and
- * UMask= say the same (packaging/profd.service).
- */
-#define PROFILE_FILE_MODE 0640
-#define OUTPUT_DIR_MODE 0750
-
-/*
- * output_dir and spool_dir: created 0750 when missing; an existing one must be a directory (not
- * a symbolic link) of profd's own user (root) that no other user may write, else another user
- * could read what profd writes there, swap files under it or point it elsewhere. Refused, with
- * what to do in err (-EPERM, -ENOTDIR), rather than fixed: a wrong owner or mode is the
- * administrator's to look at.
- */
-static int state_dir_prepare(const char *key, const char *dir, char *err, size_t err_size)
-{
-	struct stat st;
-	int r;
-
-	if (mkdir(dir, OUTPUT_DIR_MODE) < 0) {
-		if (errno == ENOENT) {
-			r = mkdir_p(dir, OUTPUT_DIR_MODE);
-			if (r < 0)
-				goto fail;
-		} else if (errno != EEXIST) {
-			r = -errno;
-			goto fail;
-		}
-	} else if (chmod(dir, OUTPUT_DIR_MODE) < 0) { /* created now: the umask took bits away */
-		r = -errno;
-		goto fail;
-	}
-	if (lstat(dir, &st) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		snprintf(err, err_size,
-			 "%s %s is a symbolic link: set %s to the directory itself (owned by root, "
-			 "not writable by group or others)",
-			 key, dir, key);
-		return -EPERM;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, err_size,
-			 "%s %s is not a directory: remove it or choose another path", key, dir);
-		return -ENOTDIR;
-	}
-	if (st.st_uid != geteuid()) {
-		snprintf(err, err_size,
-			 "%s %s belongs to uid %u, not to profd's uid %u: another user could read "
-			 "or replace what profd writes there; chown %u %s (or choose another path)",
-			 key, dir, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
-			 dir);
-		return -EPERM;
-	}
-	if (st.st_mode & 0022) {
-		snprintf(err, err_size,
-			 "%s %s has mode %04o: group or others may write it; chmod go-w %s", key,
-			 dir, (unsigned)(st.st_mode & 07777), dir);
-		return -EPERM;
-	}
-	return 0;
-fail:
-	snprintf(err, err_size, "cannot create %s %s: %s", key, dir, strerror(-r));
-	return r;
-}
-
-/* Temp files of pprof_write_file() left by a crash: ".profile-...pb.gz.XXXXXX". */
-static void remove_stale_temp_files(const char *dir_path)
-{
-	DIR *dir = opendir(dir_path);
-	struct dirent *de;
-
-	if (!dir)
-		return;
-	while ((de = readdir(dir)))
-		if (!strncmp(de->d_name, "." PROFILE_NAME_PREFIX,
-			     strlen(PROFILE_NAME_PREFIX) + 1) &&
-		    (strstr(de->d_name, ".pb.gz.") || strstr(de->d_name, ".speedscope.json.") ||
-		     strstr(de->d_name, ".folded.")))
-			unlinkat(dirfd(dir), de->d_name, 0);
-	closedir(dir);
-}
 
 /* The configured format of interval files (validated by config.c). */
 static enum output_format daemon_format(const struct daemon *d)
@@ -468,33 +266,6 @@ static enum sym_demangle_mode demangle_mode(const struct daemon_config *c)
 
 	(void)sym_demangle_mode_from_string(c->demangle, &m);
 	return m;
-}
-
-static int profile_path(struct daemon *d, char **ret)
-{
-	char stamp[32];
-	struct tm tm;
-
-	gmtime_r(&d->interval_wall.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	/* Two intervals starting in the same second (a short one after a reload): add -N. */
-	for (unsigned i = 0; i < 100; i++) {
-		char *p;
-		const char *ext = output_format_extension(daemon_format(d));
-		int r = i ? asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s-%u%s", d->cfg.output_dir,
-				     stamp, i, ext)
-			  : asprintf(&p, "%s/" PROFILE_NAME_PREFIX "%s%s", d->cfg.output_dir, stamp,
-				     ext);
-
-		if (r < 0)
-			return -ENOMEM;
-		if (access(p, F_OK) < 0 && errno == ENOENT) {
-			*ret = p;
-			return 0;
-		}
-		free(p);
-	}
-	return -EEXIST;
 }
 
 static struct profile_options profile_opts(struct daemon *d, const struct timespec *start_wall,
@@ -546,11 +317,12 @@ static void write_interval(struct daemon *d)
 
 		char err[512] = "";
 
-		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
+		r = outdir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r >= 0)
-			r = profile_path(d, &path);
+			r = outdir_profile_path(d->cfg.output_dir, d->interval_wall.tv_sec,
+						daemon_format(d), &path);
 		if (r >= 0)
-			r = output_write_builder(b, daemon_format(d), path, PROFILE_FILE_MODE);
+			r = output_write_builder(b, daemon_format(d), path, OUTDIR_FILE_MODE);
 		if (r < 0) {
 			d->write_errors++;
 			if (!log_ratelimit_ok(&d->rl_write))
@@ -565,7 +337,8 @@ static void write_interval(struct daemon *d)
 			d->profiles_written++;
 			log_info("Wrote %s: %" PRIu64 " samples, %zu stacks.", path, sum.samples,
 				 aggregate_n_stacks(agg));
-			retention(d);
+			d->retention_removed += outdir_retention(
+			    d->cfg.output_dir, d->cfg.retention_count, d->cfg.retention_bytes);
 		}
 	}
 	if (d->push && aggregate_n_samples(agg) > 0) {
@@ -689,7 +462,7 @@ static void jobs_poll(struct daemon *d, uint64_t now)
 
 static void snapshot_refresh(struct daemon *d)
 {
-	struct snapshot s = {};
+	struct metrics_snapshot s = {};
 
 	s.st = *session_stats(d->session);
 	s.lost = d->lost_base + (d->capture ? capture_lost(d->capture) : 0);
@@ -723,246 +496,16 @@ static void snapshot_refresh(struct daemon *d)
 	d->snapshot_ns = mono_ns();
 }
 
-static void metric(FILE *f, const char *name, const char *type, const char *help, double v)
-{
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
-}
-
-static void process_metrics(FILE *f, double start_time)
-{
-	struct rusage ru;
-	long page = sysconf(_SC_PAGESIZE);
-	unsigned long size = 0, resident = 0;
-	struct rlimit rl;
-	size_t fds = 0;
-	FILE *statm;
-	DIR *dir;
-
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		metric(f, "process_cpu_seconds_total", "counter",
-		       "User and system CPU time spent by profd, in seconds.",
-		       ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-			   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-	statm = fopen("/proc/self/statm", "re");
-	if (statm) {
-		if (fscanf(statm, "%lu %lu", &size, &resident) == 2) {
-			metric(f, "process_resident_memory_bytes", "gauge",
-			       "Resident memory of profd, in bytes.", (double)resident * page);
-			metric(f, "process_virtual_memory_bytes", "gauge",
-			       "Virtual memory of profd, in bytes.", (double)size * page);
-		}
-		fclose(statm);
-	}
-	dir = opendir("/proc/self/fd");
-	if (dir) {
-		while (readdir(dir))
-			fds++;
-		closedir(dir);
-		metric(f, "process_open_fds", "gauge", "Open file descriptors.",
-		       fds > 3 ? fds - 3 : 0); /* ".", ".." and the directory's own fd */
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		metric(f, "process_max_fds", "gauge", "Limit on open file descriptors.",
-		       rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
-	metric(f, "process_start_time_seconds", "gauge",
-	       "Start time of profd since the Unix epoch, in seconds.", start_time);
-}
-
+/* The HTTP thread's /metrics callback: the snapshot the main loop last refreshed. */
 static int render_metrics(void *userdata, char **ret, size_t *ret_len)
 {
 	struct daemon *d = userdata;
-	struct snapshot s;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
+	struct metrics_snapshot s;
 
 	pthread_mutex_lock(&d->snap_lock);
 	s = d->snap;
 	pthread_mutex_unlock(&d->snap_lock);
-
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return -ENOMEM;
-	fprintf(f,
-		"# HELP profd_build_info profd version.\n# TYPE profd_build_info gauge\n"
-		"profd_build_info{version=\"%s\"} 1\n",
-		PROFD_VERSION);
-	metric(f, "profd_samples_total", "counter", "Samples received from the kernel.",
-	       s.st.samples);
-	metric(f, "profd_lost_samples_total", "counter",
-	       "Samples and task events the kernel could not queue (ring buffer full).", s.lost);
-	metric(f, "profd_records_total", "counter", "Ring buffer records received.", s.st.records);
-	metric(f, "profd_bad_records_total", "counter", "Malformed ring buffer records skipped.",
-	       s.st.bad_records);
-	metric(f, "profd_no_process_samples_total", "counter",
-	       "Samples of processes whose mappings could not be read.", s.st.no_process);
-	metric(f, "profd_user_stacks_total", "counter", "Samples with a user stack.",
-	       s.st.user_stacks);
-	metric(f, "profd_complete_stacks_total", "counter", "User stacks unwound to the root.",
-	       s.st.complete);
-	metric(f, "profd_unwound_frames_total", "counter", "User frames unwound.", s.st.frames);
-	fprintf(f, "# HELP profd_unwind_stops_total Why user stacks stopped, by reason.\n"
-		   "# TYPE profd_unwind_stops_total counter\n");
-	for (int i = 0; i < _UNWIND_STOP_MAX; i++)
-		fprintf(f, "profd_unwind_stops_total{reason=\"%s\"} %" PRIu64 "\n",
-			unwind_stop_name(i), s.st.stops[i]);
-	fprintf(f,
-		"# HELP profd_task_events_total Process lifecycle events, by kind.\n"
-		"# TYPE profd_task_events_total counter\n"
-		"profd_task_events_total{event=\"exec\"} %" PRIu64 "\n"
-		"profd_task_events_total{event=\"exit\"} %" PRIu64 "\n"
-		"profd_task_events_total{event=\"fork\"} %" PRIu64 "\n",
-		s.st.execs, s.st.exits, s.st.forks);
-	metric(f, "profd_off_cpu_waits_total", "counter",
-	       "Off-CPU waits recorded (off_cpu = yes).", s.st.off_cpu_waits);
-	metric(f, "profd_off_cpu_seconds_total", "counter",
-	       "Time off the CPU of the waits recorded.", s.st.off_cpu_ns / 1e9);
-	metric(f, "profd_python_samples_total", "counter",
-	       "Samples of CPython processes whose frame chain was read.", s.st.py_samples);
-	metric(f, "profd_python_frames_total", "counter",
-	       "Python frames put in place of interpreter frames.", s.st.py_frames);
-	metric(f, "profd_python_unplaced_frames_total", "counter",
-	       "Python frames without an interpreter frame to stand in for.", s.st.py_unplaced);
-	metric(f, "profd_python_skipped_frames_total", "counter",
-	       "Python frames of deep chains walked but not kept (a marker frame stands for them).",
-	       s.st.py_skipped);
-	metric(f, "profd_python_raw_interpreter_frames_total", "counter",
-	       "Interpreter frames of CPython processes without Python frames (marked).",
-	       s.st.py_raw_eval);
-	metric(f, "profd_python_bad_code_objects_total", "counter",
-	       "Python frames whose code object could not be read (named \"[python]\").",
-	       s.st.py_bad_code);
-	metric(f, "profd_python_chain_errors_total", "counter",
-	       "Samples whose Python frame chain could not be read or was cut.", s.st.py_errors);
-	metric(f, "profd_python_unsupported_samples_total", "counter",
-	       "Samples of Python processes whose interpreter profd cannot read.",
-	       s.st.py_unsupported);
-	metric(f, "profd_processes", "gauge", "Processes in the process table.", s.procs);
-	metric(f, "profd_binaries", "gauge", "Binaries kept open for unwinding and symbolization.",
-	       s.dsos);
-	metric(f, "profd_sideband_records_total", "counter",
-	       "Side-band records (mmap, exec, fork, exit) read from the kernel.",
-	       s.sideband.records);
-	metric(f, "profd_sideband_lost_total", "counter",
-	       "Side-band records the kernel could not write (then /proc is read again).",
-	       s.sideband.lost);
-	metric(f, "profd_sideband_resyncs_total", "counter",
-	       "Re-reads of every live process from /proc after side-band records were lost.",
-	       s.sideband.resyncs);
-	metric(f, "profd_sideband_unopened_files_total", "counter",
-	       "Mapped files named by the side-band that could not be opened.",
-	       s.sideband.unopened);
-	metric(f, "profd_unwind_cache_entries", "gauge", "Binaries in the CFI table cache.",
-	       s.unwind.entries);
-	metric(f, "profd_unwind_cache_bytes", "gauge", "Bytes of CFI tables cached.",
-	       s.unwind.bytes);
-	metric(f, "profd_unwind_cache_evictions_total", "counter", "CFI tables evicted.",
-	       s.unwind.evictions);
-	metric(f, "profd_symbol_cache_binaries", "gauge", "Binaries known to the symbol cache.",
-	       s.sym.n_binaries);
-	metric(f, "profd_symbol_cache_open_elfs", "gauge", "ELF files open for symbolization.",
-	       s.sym.n_open_elfs);
-	metric(f, "profd_symbol_cache_results", "gauge", "Symbolized addresses cached.",
-	       s.sym.n_results);
-	metric(f, "profd_symbol_cache_result_bytes", "gauge", "Bytes of cached symbol results.",
-	       s.sym.result_bytes);
-	metric(f, "profd_interval_stacks", "gauge", "Unique stacks in the current interval.",
-	       s.interval_stacks);
-	metric(f, "profd_interval_samples", "gauge", "Samples in the current interval.",
-	       s.interval_samples);
-	metric(f, "profd_interval_dropped_samples", "gauge",
-	       "Samples of the current interval dropped by the aggregate's limits.",
-	       s.interval_dropped);
-	metric(f, "profd_sampling_frequency_hertz", "gauge", "Samples per second per CPU.",
-	       s.frequency);
-	metric(f, "profd_interval_seconds", "gauge", "Length of an interval profile.",
-	       s.interval_s);
-	metric(f, "profd_stack_bytes", "gauge",
-	       "The most user stack bytes a sample copies (stack_bytes).", s.stack_bytes);
-	metric(f, "profd_stack_copies_total", "counter",
-	       "Samples and waits whose user stack was copied.", s.st.stack_copies);
-	metric(f, "profd_stack_copy_bytes_total", "counter",
-	       "User stack bytes copied, in total (divide by profd_stack_copies_total for the "
-	       "mean).",
-	       s.st.stack_copy_bytes);
-	metric(f, "profd_stack_copy_p99_bytes", "gauge",
-	       "99th percentile of the user stack bytes copied per sample since start (256-byte "
-	       "resolution).",
-	       session_stack_copy_quantile(&s.st, 0.99));
-	metric(f, "profd_stack_copy_cut_total", "counter",
-	       "Stack walks that ran out of a copy cut at its process's learnt stack gap (its "
-	       "copies then go to the stack's end until learnt again).",
-	       s.st.stack_cut);
-	metric(f, "profd_profiles_written_total", "counter", "Interval profiles written.",
-	       s.profiles_written);
-	metric(f, "profd_profile_write_errors_total", "counter",
-	       "Interval profiles that could not be built or written.", s.write_errors);
-	metric(f, "profd_retention_removed_total", "counter",
-	       "Interval profiles removed by retention.", s.retention_removed);
-	metric(f, "profd_config_reloads_total", "counter", "Configuration reloads applied.",
-	       s.reloads);
-	metric(f, "profd_config_reload_failures_total", "counter",
-	       "Configuration reloads refused (the previous configuration was kept).",
-	       s.reload_failures);
-	if (s.http_enabled) {
-		metric(f, "profd_http_requests_total", "counter", "HTTP requests received.",
-		       s.http.requests);
-		metric(f, "profd_http_profile_requests_total", "counter",
-		       "On-demand profile requests accepted.", s.http.profile_requests);
-		metric(f, "profd_http_client_errors_total", "counter", "HTTP answers 4xx.",
-		       s.http.client_errors);
-		metric(f, "profd_http_server_errors_total", "counter", "HTTP answers 5xx.",
-		       s.http.server_errors);
-		fprintf(f,
-			"# HELP profd_http_refused_total HTTP requests and connections refused, by "
-			"reason: access (401/403 by access control), profile_quota (503: over the "
-			"profile slots of the caller), connections (closed at once: over the "
-			"connection caps), header_timeout (closed: headers not complete in time).\n"
-			"# TYPE profd_http_refused_total counter\n"
-			"profd_http_refused_total{reason=\"access\"} %" PRIu64 "\n"
-			"profd_http_refused_total{reason=\"profile_quota\"} %" PRIu64 "\n"
-			"profd_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
-			"profd_http_refused_total{reason=\"header_timeout\"} %" PRIu64 "\n",
-			s.http.refused, s.http.refused_profiles, s.http.refused_connections,
-			s.http.header_timeouts);
-		metric(f, "profd_http_cancelled_profiles_total", "counter",
-		       "On-demand profiles cancelled because their client went away.",
-		       s.http.cancelled);
-		metric(f, "profd_http_own_process_profiles_total", "counter",
-		       "Profiles served restricted to the caller's own processes.",
-		       s.http.own_profiles);
-		metric(f, "profd_http_active_profiles", "gauge",
-		       "On-demand profiles being collected.", s.http.active_profiles);
-	}
-	metric(f, "profd_push_enabled", "gauge", "1 when push to Pyroscope is configured.",
-	       s.push_enabled);
-	if (s.push_enabled) {
-		metric(f, "profd_push_sent_total", "counter", "Profiles pushed.", s.push.sent);
-		metric(f, "profd_push_failures_total", "counter", "Failed push attempts (retried).",
-		       s.push.failures);
-		metric(f, "profd_push_rejected_total", "counter",
-		       "Profiles the server refused for good (dropped).", s.push.rejected);
-		metric(f, "profd_push_dropped_total", "counter",
-		       "Profiles dropped because the spool was full.", s.push.dropped);
-		metric(f, "profd_push_split_total", "counter",
-		       "Extra profiles spooled to keep each within Pyroscope's limits.",
-		       s.push.split);
-		metric(f, "profd_push_oversize_samples_total", "counter",
-		       "Samples over Pyroscope's size limit on their own (not sent).",
-		       s.push.oversize_samples);
-		metric(f, "profd_push_spool_files", "gauge", "Profiles waiting in the spool.",
-		       s.push.spool_files);
-		metric(f, "profd_push_spool_bytes", "gauge", "Bytes waiting in the spool.",
-		       s.push.spool_bytes);
-	}
-	process_metrics(f, s.start_time);
-	if (fclose(f) != 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
+	return metrics_render(&s, ret, ret_len);
 }
 
 /* ---- services ---------------------------------------------------------------------------- */
@@ -1118,7 +661,7 @@ static int push_start(struct daemon *d, const struct daemon_config *c, struct pu
 	sigset_t old;
 	int r;
 
-	r = state_dir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
+	r = outdir_prepare("spool_dir", c->spool_dir, err, sizeof(err));
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up push to %s: %s.", c->push_url, err);
 	block_signals(&old);
@@ -1208,10 +751,7 @@ static int capture_open(struct daemon *d, const struct capture_settings *cs, str
 	int r = capture_new(&cc, on_record, d, ret);
 
 	if (r < 0)
-		return log_error_errno(r,
-				       "Failed to load the BPF program: %m. profd needs a kernel "
-				       "with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
-				       "bpf_find_vma (Linux 5.17 or later).");
+		return cli_log_bpf_load_error(r);
 	return 0;
 }
 
@@ -1288,10 +828,133 @@ static bool http_access_changed(const struct daemon_config *a, const struct daem
  * listen address starts the new server before the old one stops; push is restarted (the spool
  * on disk keeps what was not sent).
  */
+/* SIGHUP, the capture's keys: 0, or <0 when no capture is left (the daemon exits). */
+static int reload_capture(struct daemon *d, struct daemon_config *n)
+{
+	struct capture_settings want;
+	char keys[128];
+	int r;
+
+	/*
+	 * Every key that shapes the capture takes effect by replacing it: frequency, stack copy,
+	 * python, off_cpu and its threshold. A new frequency (another period) or off_cpu (other
+	 * sample types) also closes the interval.
+	 */
+	want = settings_of(n);
+	if (settings_equal(&want, &d->run))
+		return 0;
+	settings_diff(&d->run, n, keys, sizeof(keys));
+	r = capture_replace(d, &want,
+			    want.frequency != d->run.frequency || want.off_cpu != d->run.off_cpu);
+	if (r < 0 && !d->capture)
+		return log_error_errno(r, "No sampling possible any more: exiting.");
+	if (r < 0) {
+		log_error("Not applied: %s (the capture could not be rebuilt); still recording "
+			  "at %u Hz, stack_bytes %u, adaptive_stack_copy %s, python %s, "
+			  "off_cpu %s. Fix the cause and reload again, or restart profd.",
+			  keys, d->run.frequency, d->run.stack_bytes,
+			  d->run.adaptive_stack_copy ? "yes" : "no", d->run.python ? "yes" : "no",
+			  d->run.off_cpu ? "yes" : "no");
+		n->frequency = d->run.frequency;
+		n->stack_bytes = d->run.stack_bytes;
+		n->adaptive_stack_copy = d->run.adaptive_stack_copy;
+		n->python = d->run.python;
+		n->off_cpu = d->run.off_cpu;
+		n->off_cpu_min_us = d->run.off_cpu_min_us;
+	} else {
+		log_notice("Capture rebuilt for %s.", keys);
+	}
+	r = session_set_python(d->session, d->run.python);
+	if (r < 0)
+		log_error_errno(r, "Cannot %s Python frames: %m",
+				d->run.python ? "start" : "stop");
+	return 0;
+}
+
+/* SIGHUP, demangle: a new symbol cache. 0, or -ENOMEM. */
+static int reload_demangle(struct daemon *d, struct daemon_config *n)
+{
+	int r;
+
+	if (str_changed(n->demangle, d->cfg.demangle)) {
+		struct sym_cache *sc = NULL;
+
+		/* Names are cached as symbolized: another mode needs another cache. */
+		r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(n) }, &sc);
+		if (r < 0) {
+			log_error_errno(r, "Keeping demangle = %s: %m", d->cfg.demangle);
+			free(n->demangle);
+			n->demangle = strdup(d->cfg.demangle);
+			if (!n->demangle)
+				return log_oom();
+		} else {
+			sym_cache_free(d->sym_cache);
+			d->sym_cache = sc;
+		}
+	}
+	return 0;
+}
+
+/* SIGHUP, the HTTP keys: the server moved, kept, or stopped. 0, or -ENOMEM. */
+static int reload_http(struct daemon *d, struct daemon_config *n)
+{
+	int r;
+
+	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
+	if (str_changed(n->listen, d->cfg.listen) || http_access_changed(n, &d->cfg)) {
+		struct http_server *h = NULL;
+
+		r = n->listen[0] ? http_start(d, n, &h) : 0;
+		if (r < 0 && d->http) {
+			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
+			log_notice("Stopping the HTTP server on %s to try again->", d->cfg.listen);
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = NULL;
+			r = http_start(d, n, &h);
+			if (r < 0 && http_start(d, &d->cfg, &d->http) >= 0) {
+				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
+				free(n->listen);
+				n->listen = strdup(d->cfg.listen);
+			} else if (r < 0) {
+				log_error("No HTTP server any more.");
+				free(n->listen);
+				n->listen = strdup("");
+			}
+			if (!n->listen)
+				return log_oom();
+		}
+		if (r >= 0) {
+			jobs_cancel(d, "profd's HTTP server moved");
+			http_server_free(d->http);
+			d->http = h;
+			if (!h)
+				log_notice("HTTP server stopped.");
+		}
+	}
+	return 0;
+}
+
+/* SIGHUP, the push keys: the push worker restarted (or stopped). */
+static void reload_push(struct daemon *d, const struct daemon_config *n)
+{
+	if (str_changed(n->push_url, d->cfg.push_url) ||
+	    str_changed(n->push_name, d->cfg.push_name) ||
+	    str_changed(n->push_labels, d->cfg.push_labels) ||
+	    str_changed(n->spool_dir, d->cfg.spool_dir) || n->spool_bytes != d->cfg.spool_bytes) {
+		push_free(d->push, 0);
+		d->push = NULL;
+		if (n->push_url[0])
+			(void)push_start(d, n, &d->push);
+		else if (d->cfg.push_url[0])
+			log_notice("Push disabled; profiles not sent yet stay in %s.",
+				   d->cfg.spool_dir);
+	}
+}
+
 static int daemon_reload(struct daemon *d)
 {
 	struct daemon_config n;
-	struct capture_settings want;
 	struct kallsyms *ks = NULL;
 	int r;
 
@@ -1307,110 +970,16 @@ static int daemon_reload(struct daemon *d)
 	}
 	log_set_max_level(n.log_level);
 
-	/*
-	 * Every key that shapes the capture takes effect by replacing it: frequency, stack copy,
-	 * python, off_cpu and its threshold. A new frequency (another period) or off_cpu (other
-	 * sample types) also closes the interval.
-	 */
-	want = settings_of(&n);
-	if (!settings_equal(&want, &d->run)) {
-		char keys[128];
-
-		settings_diff(&d->run, &n, keys, sizeof(keys));
-		r = capture_replace(d, &want,
-				    want.frequency != d->run.frequency || want.off_cpu != d->run.off_cpu);
-		if (r < 0 && !d->capture) {
-			daemon_config_done(&n);
-			return log_error_errno(r, "No sampling possible any more: exiting.");
-		}
-		if (r < 0) {
-			log_error("Not applied: %s (the capture could not be rebuilt); still recording "
-				  "at %u Hz, stack_bytes %u, adaptive_stack_copy %s, python %s, "
-				  "off_cpu %s. Fix the cause and reload again, or restart profd.",
-				  keys, d->run.frequency, d->run.stack_bytes,
-				  d->run.adaptive_stack_copy ? "yes" : "no", d->run.python ? "yes" : "no",
-				  d->run.off_cpu ? "yes" : "no");
-			n.frequency = d->run.frequency;
-			n.stack_bytes = d->run.stack_bytes;
-			n.adaptive_stack_copy = d->run.adaptive_stack_copy;
-			n.python = d->run.python;
-			n.off_cpu = d->run.off_cpu;
-			n.off_cpu_min_us = d->run.off_cpu_min_us;
-		} else {
-			log_notice("Capture rebuilt for %s.", keys);
-		}
-		r = session_set_python(d->session, d->run.python);
-		if (r < 0)
-			log_error_errno(r, "Cannot %s Python frames: %m",
-					d->run.python ? "start" : "stop");
+	r = reload_capture(d, &n);
+	if (r >= 0)
+		r = reload_demangle(d, &n);
+	if (r >= 0)
+		r = reload_http(d, &n);
+	if (r < 0) {
+		daemon_config_done(&n);
+		return r;
 	}
-
-	if (str_changed(n.demangle, d->cfg.demangle)) {
-		struct sym_cache *sc = NULL;
-
-		/* Names are cached as symbolized: another mode needs another cache. */
-		r = sym_cache_new(&(struct sym_cache_config){ .demangle = demangle_mode(&n) }, &sc);
-		if (r < 0) {
-			log_error_errno(r, "Keeping demangle = %s: %m", d->cfg.demangle);
-			free(n.demangle);
-			n.demangle = strdup(d->cfg.demangle);
-			if (!n.demangle) {
-				daemon_config_done(&n);
-				return log_oom();
-			}
-		} else {
-			sym_cache_free(d->sym_cache);
-			d->sym_cache = sc;
-		}
-	}
-
-	/* Any change of the HTTP keys restarts the server (the token file is read again too). */
-	if (str_changed(n.listen, d->cfg.listen) || http_access_changed(&n, &d->cfg)) {
-		struct http_server *h = NULL;
-
-		r = n.listen[0] ? http_start(d, &n, &h) : 0;
-		if (r < 0 && d->http) {
-			/* Maybe the old server holds the port (e.g. 127.0.0.1:P → 0.0.0.0:P). */
-			log_notice("Stopping the HTTP server on %s to try again.", d->cfg.listen);
-			jobs_cancel(d, "profd's HTTP server moved");
-			http_server_free(d->http);
-			d->http = NULL;
-			r = http_start(d, &n, &h);
-			if (r < 0 && http_start(d, &d->cfg, &d->http) >= 0) {
-				log_error("Keeping the HTTP server on %s.", d->cfg.listen);
-				free(n.listen);
-				n.listen = strdup(d->cfg.listen);
-			} else if (r < 0) {
-				log_error("No HTTP server any more.");
-				free(n.listen);
-				n.listen = strdup("");
-			}
-			if (!n.listen) {
-				daemon_config_done(&n);
-				return log_oom();
-			}
-		}
-		if (r >= 0) {
-			jobs_cancel(d, "profd's HTTP server moved");
-			http_server_free(d->http);
-			d->http = h;
-			if (!h)
-				log_notice("HTTP server stopped.");
-		}
-	}
-
-	if (str_changed(n.push_url, d->cfg.push_url) ||
-	    str_changed(n.push_name, d->cfg.push_name) ||
-	    str_changed(n.push_labels, d->cfg.push_labels) ||
-	    str_changed(n.spool_dir, d->cfg.spool_dir) || n.spool_bytes != d->cfg.spool_bytes) {
-		push_free(d->push, 0);
-		d->push = NULL;
-		if (n.push_url[0])
-			(void)push_start(d, &n, &d->push);
-		else if (d->cfg.push_url[0])
-			log_notice("Push disabled; profiles not sent yet stay in %s.",
-				   d->cfg.spool_dir);
-	}
+	reload_push(d, &n);
 
 	/* Kernel modules may have come and gone. */
 	if (kallsyms_load("/proc/kallsyms", &ks) >= 0) {
@@ -1425,17 +994,6 @@ static int daemon_reload(struct daemon *d)
 	log_notice("Configuration reloaded from %s.", d->config_path);
 	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->run.frequency);
 	return 0;
-}
-
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	/* One fd is kept per profiled binary: the soft limit of 1024 is easy to reach. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 static void daemon_done(struct daemon *d)
@@ -1453,15 +1011,14 @@ static void daemon_done(struct daemon *d)
 	pthread_mutex_destroy(&d->snap_lock);
 }
 
-static int daemon_run(struct daemon *d)
+/* Everything the main loop needs, in order; the capture is started last. 0 or -errno (logged). */
+static int daemon_setup(struct daemon *d)
 {
 	struct session_config sc = {.container_ids = true, .perf_maps = true,
 				    .no_python = !d->cfg.python,
 				    .on_python = on_python, .stack_cap = d->cfg.stack_bytes,
 				    .on_stack_size = on_stack_size, .userdata = d};
-	uint64_t watchdog_usec = 0, last_watchdog = 0;
 	const char *missing = NULL;
-	struct timespec now_wall;
 	int r;
 
 	r = capture_check_privileges(&missing);
@@ -1474,7 +1031,7 @@ static int daemon_run(struct daemon *d)
 				       missing);
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
-	raise_fd_limit();
+	cli_raise_fd_limit();
 	/* Sockets from systemd (profd.socket): kept for the whole run, reused on reloads. */
 	r = sd_listen_fds(1);
 	for (int i = 0; i < r; i++) {
@@ -1492,10 +1049,10 @@ static int daemon_run(struct daemon *d)
 	if (d->cfg.output_dir[0]) {
 		char err[512];
 
-		r = state_dir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
+		r = outdir_prepare("output_dir", d->cfg.output_dir, err, sizeof(err));
 		if (r < 0)
 			return log_error_errno(r, "%s.", err);
-		remove_stale_temp_files(d->cfg.output_dir);
+		outdir_remove_stale_temp_files(d->cfg.output_dir);
 	}
 	r = session_new(&sc, &d->session);
 	if (r < 0)
@@ -1528,21 +1085,17 @@ static int daemon_run(struct daemon *d)
 		if (r < 0)
 			return r;
 	}
-	r = capture_start(d->capture);
-	if (r < 0)
-		return r;
+	return capture_start(d->capture);
+}
 
-	clock_gettime(CLOCK_REALTIME, &d->interval_wall);
-	d->interval_ns = mono_ns();
-	clock_gettime(CLOCK_REALTIME, &now_wall);
-	d->snap.start_time = now_wall.tv_sec + now_wall.tv_nsec / 1e9;
-	snapshot_refresh(d);
+/* Poll, reload, serve jobs, write intervals, refresh /metrics, until a stop signal or an error. */
+static int daemon_loop(struct daemon *d)
+{
+	uint64_t watchdog_usec = 0, last_watchdog = 0;
+	int r = 0;
+
 	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
 		watchdog_usec = 0;
-	log_notice("Profiling all CPUs at %u Hz; a profile every %u s into %s.", d->cfg.frequency,
-		   d->cfg.interval_s, d->cfg.output_dir[0] ? d->cfg.output_dir : "(nowhere)");
-	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
-
 	while (!stop_requested) {
 		uint64_t now;
 
@@ -1571,7 +1124,27 @@ static int daemon_run(struct daemon *d)
 			last_watchdog = now / 1000;
 		}
 	}
+	return r;
+}
 
+static int daemon_run(struct daemon *d)
+{
+	struct timespec now_wall;
+	int r;
+
+	r = daemon_setup(d);
+	if (r < 0)
+		return r;
+	clock_gettime(CLOCK_REALTIME, &d->interval_wall);
+	d->interval_ns = mono_ns();
+	clock_gettime(CLOCK_REALTIME, &now_wall);
+	d->snap.start_time = now_wall.tv_sec + now_wall.tv_nsec / 1e9;
+	snapshot_refresh(d);
+	log_notice("Profiling all CPUs at %u Hz; a profile every %u s into %s.", d->cfg.frequency,
+		   d->cfg.interval_s, d->cfg.output_dir[0] ? d->cfg.output_dir : "(nowhere)");
+	sd_notifyf(0, "READY=1\nSTATUS=Profiling all CPUs at %u Hz", d->cfg.frequency);
+
+	r = daemon_loop(d);
 	sd_notify(0, "STOPPING=1\nSTATUS=Writing the last interval");
 	if (d->capture) {
 		/* Everything already in the ring buffer belongs to the last interval. */
@@ -1599,11 +1172,10 @@ int cmd_daemon(int argc, char **argv)
 	struct daemon d = {.rl_write = LOG_RATELIMIT_INIT(300, 5)};
 	struct sigaction stop = {.sa_handler = on_stop}, hup = {.sa_handler = on_reload},
 			 ign = {.sa_handler = SIG_IGN};
-	bool check = false;
 	int r;
 
 	pthread_mutex_init(&d.snap_lock, NULL);
-	r = parse_args(argc, argv, &d, &check);
+	r = parse_args(argc, argv, &d);
 	if (r != 0) {
 		daemon_done(&d);
 		return r > 0 ? 0 : r;
@@ -1615,7 +1187,7 @@ int cmd_daemon(int argc, char **argv)
 		return r;
 	}
 	log_set_max_level(d.cfg.log_level);
-	if (check) {
+	if (d.check_config) {
 		daemon_config_write(&d.cfg, stdout);
 		daemon_done(&d);
 		return 0;

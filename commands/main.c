@@ -1,28 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "commands/cli.h"
-
-int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *ret)
-{
-	unsigned long v;
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	if (v < min || v > max)
-		return -ERANGE;
-	*ret = v;
-	return 0;
-}
 
 static void usage(FILE *f)
 {
@@ -47,15 +28,15 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		usage(stderr);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
 		printf("profd %s\n", PROFD_VERSION);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "record"))
 		r = cmd_record(argc - 1, argv + 1);
@@ -67,7 +48,7 @@ int main(int argc, char **argv)
 		r = cmd_daemon(argc - 1, argv + 1);
 	else {
 		log_error("Unknown command '%s'. Try 'profd --help'.", argv[1]);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
-	return r < 0 ? 1 : 0;
+	return cli_exit_code(r);
 }

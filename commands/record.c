@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +29,10 @@
 
 #define RECORD_MAX_PIDS 1024
 #define RECORD_FREQ_MAX 10000
+#define RECORD_OFF_CPU_MIN_MAX_NS (60ull * 1000000000) /* --off-cpu-min: at most 60 s */
+#define RECORD_DURATION_MAX_S (365.0 * 86400)            /* -d: at most a year */
+#define RECORD_RINGBUF_MIN 4096ul                         /* --ring-buffer: a page */
+#define RECORD_RINGBUF_MAX (1ul << 30)                    /* --ring-buffer: 1 GiB */
 
 struct record_opts {
 	bool all;
@@ -63,97 +66,11 @@ static void on_signal(int sig)
 	stop_requested = sig;
 }
 
-static void help(void)
-{
-	printf("Usage: profd record [-p PID[,PID...] | -a | -- CMD [ARGS...]] [OPTIONS]\n"
-	       "\n"
-	       "Sample on-CPU stacks and write a gzipped pprof profile.\n"
-	       "\n"
-	       "Targets (exactly one):\n"
-	       "  -p, --pid PID[,PID...]   profile these processes (and processes they fork)\n"
-	       "  -a, --all                profile every process on the host\n"
-	       "  -- CMD [ARGS...]         run CMD and profile it until it exits\n"
-	       "\n"
-	       "Options:\n"
-	       "  -F, --freq HZ            samples per second per CPU (default 99, max %d)\n"
-	       "  -d, --duration SECONDS   stop after this long (default: until Ctrl-C or the\n"
-	       "                           targets exit)\n"
-	       "  -o, --output FILE        profile to write (default profile.pb.gz; speedscope:\n"
-	       "                           profile.speedscope.json; folded: profile.folded)\n"
-	       "  -f, --format FORMAT      pprof (default), speedscope (speedscope's JSON, one\n"
-	       "                           profile per thread, inline frames as frames) or\n"
-	       "                           folded ('comm;root;...;leaf count' lines)\n"
-	       "      --sample-type TYPE   folded and speedscope output: weigh stacks by this\n"
-	       "                           sample type (samples, cpu, or off_cpu with --off-cpu);\n"
-	       "                           default: folded samples, speedscope cpu\n"
-	       "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
-	       "                           template arguments), templates, full or none\n"
-	       "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
-	       "      --raw FILE           write a raw capture to FILE instead of the profile: the\n"
-	       "                           samples as captured plus mappings and kernel symbols,\n"
-	       "                           for 'profd convert FILE' later or on another machine\n"
-	       "      --stack-bytes N      the most user stack bytes a sample copies (default %d,\n"
-	       "                           max %d)\n"
-	       "      --stack-copy MODE    adaptive (default): each process's samples copy what\n"
-	       "                           its stack walks need, learnt as they come, at most\n"
-	       "                           --stack-bytes; fixed: always --stack-bytes (bounded by\n"
-	       "                           the stack's end)\n"
-	       "      --per-cpu-events     sample -p and -- CMD targets with one event per CPU\n"
-	       "                           (every task on the CPU is interrupted) instead of\n"
-	       "                           per-task events that follow the targets' threads\n"
-	       "      --max-depth N        user frames per stack (default %d, max %d)\n"
-	       "      --no-inline          do not expand inlined functions\n"
-	       "      --off-cpu            also record where threads wait: a thread that blocks\n"
-	       "                           (sleep, lock, I/O; not preemption) is recorded when it\n"
-	       "                           runs again, weighted by how long it was off the CPU;\n"
-	       "                           the profile gains the sample type off_cpu/nanoseconds\n"
-	       "                           (pprof -sample_index=off_cpu)\n"
-	       "      --off-cpu-min TIME   shorter waits are not recorded (default 1ms; us, ms, s)\n"
-	       "      --no-python          do not read CPython frames (by default the Python\n"
-	       "                           functions, files and lines a CPython 3.11+ process runs\n"
-	       "                           stand in place of its interpreter's frames)\n"
-	       "      --ring-buffer BYTES  BPF ring buffer size, a power of two from 4096 to 1 GiB\n"
-	       "                           (default: 125 ms of samples on every CPU, 2 to 32 MiB;\n"
-	       "                           smaller is cheaper for the sampled tasks); samples\n"
-	       "                           that do not fit are counted as lost\n"
-	       "      --debuginfod         fetch missing debug info from the debuginfod servers\n"
-	       "                           in DEBUGINFOD_URLS (off by default: profd never\n"
-	       "                           contacts the network unless asked)\n"
-	       "  -q, --quiet              no progress line and no summary\n"
-	       "  -v, --verbose            more messages (twice: debug)\n"
-	       "  -h, --help               show this help\n",
-	       RECORD_FREQ_MAX, PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX,
-	       UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT);
-}
+/* ---- options: one table gives getopt's tables and --help ------------------------------------ */
 
-/* "1ms", "250us", "2s", "1.5ms" or plain nanoseconds → ns, at most 60 s. */
-static int parse_duration_ns(const char *s, uint64_t *ret)
+static int opt_pid(const struct cli_option *opt, const char *arg, void *opts)
 {
-	char *end;
-	double v, mult;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
-		return -EINVAL;
-	if (!strcmp(end, "") || !strcmp(end, "ns"))
-		mult = 1;
-	else if (!strcmp(end, "us"))
-		mult = 1e3;
-	else if (!strcmp(end, "ms"))
-		mult = 1e6;
-	else if (!strcmp(end, "s"))
-		mult = 1e9;
-	else
-		return -EINVAL;
-	if (v * mult > 60e9)
-		return -ERANGE;
-	*ret = (uint64_t)(v * mult);
-	return 0;
-}
-
-static int parse_pids(const char *arg, struct record_opts *o)
-{
+	struct record_opts *o = opts;
 	_cleanup_free_ char *copy = strdup(arg);
 	char *save = NULL;
 
@@ -174,43 +91,233 @@ static int parse_pids(const char *arg, struct record_opts *o)
 	return 0;
 }
 
+static int opt_freq(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+	int r = cli_parse_ulong("frequency", arg, 1, RECORD_FREQ_MAX, " Hz", &v);
+
+	if (r == 0)
+		((struct record_opts *)opts)->freq = v;
+	return r;
+}
+
+static int opt_duration(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (parse_seconds(arg, RECORD_DURATION_MAX_S, &((struct record_opts *)opts)->duration_s) < 0)
+		return log_error_errno(-EINVAL, "Invalid duration '%s': expected seconds > 0.", arg);
+	return 0;
+}
+
+static int opt_output(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct record_opts *o = opts;
+
+	if (!*arg)
+		return log_error_errno(-EINVAL, "Empty output file name.");
+	o->output = arg;
+	return 0;
+}
+
+static int opt_format(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (output_format_from_string(arg, &((struct record_opts *)opts)->format) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown format '%s': expected pprof, speedscope or folded.",
+				       arg);
+	return 0;
+}
+
+static int opt_sample_type(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (strcmp(arg, "samples") && strcmp(arg, "cpu") && strcmp(arg, "off_cpu"))
+		return log_error_errno(-EINVAL,
+				       "Unknown --sample-type '%s': expected samples, cpu or off_cpu.",
+				       arg);
+	((struct record_opts *)opts)->sample_type = arg;
+	return 0;
+}
+
+static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (sym_demangle_mode_from_string(arg, &((struct record_opts *)opts)->demangle) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown --demangle '%s': expected simple, templates, full or "
+				       "none.",
+				       arg);
+	return 0;
+}
+
+static int opt_raw(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (!*arg)
+		return log_error_errno(-EINVAL, "Empty --raw file name.");
+	((struct record_opts *)opts)->raw = arg;
+	return 0;
+}
+
+static int opt_stack_bytes(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+	int r = cli_parse_ulong("--stack-bytes", arg, 0, PROFD_STACK_BYTES_MAX, "", &v);
+
+	if (r == 0)
+		((struct record_opts *)opts)->stack_bytes = v;
+	return r;
+}
+
+static int opt_stack_copy(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct record_opts *o = opts;
+
+	if (!strcmp(arg, "adaptive"))
+		o->stack_fixed = false;
+	else if (!strcmp(arg, "fixed"))
+		o->stack_fixed = true;
+	else
+		return log_error_errno(-EINVAL,
+				       "Unknown --stack-copy '%s': expected adaptive or fixed.", arg);
+	return 0;
+}
+
+static int opt_max_depth(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+	int r = cli_parse_ulong("--max-depth", arg, 1, UNWIND_MAX_DEPTH_LIMIT, "", &v);
+
+	if (r == 0)
+		((struct record_opts *)opts)->max_depth = v;
+	return r;
+}
+
+static int opt_off_cpu_min(const struct cli_option *opt, const char *arg, void *opts)
+{
+	if (parse_duration_ns(arg, RECORD_OFF_CPU_MIN_MAX_NS,
+			      &((struct record_opts *)opts)->off_cpu_min_ns) < 0)
+		return log_error_errno(-EINVAL,
+				       "Invalid --off-cpu-min '%s': expected a duration such as 1ms, "
+				       "500us or 2s (at most 60s).",
+				       arg);
+	return 0;
+}
+
+static int opt_ring_buffer(const struct cli_option *opt, const char *arg, void *opts)
+{
+	unsigned long v;
+
+	if (parse_ulong(arg, RECORD_RINGBUF_MIN, RECORD_RINGBUF_MAX, &v) < 0 || (v & (v - 1)))
+		return log_error_errno(-EINVAL,
+				       "Invalid --ring-buffer '%s': expected a power of two from %lu "
+				       "to %lu.",
+				       arg, RECORD_RINGBUF_MIN, RECORD_RINGBUF_MAX);
+	((struct record_opts *)opts)->ringbuf_bytes = v;
+	return 0;
+}
+
+static int opt_quiet(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct record_opts *)opts)->progress = false;
+	log_set_max_level(LOG_LEVEL_WARNING);
+	return 0;
+}
+
+static int opt_verbose(const struct cli_option *opt, const char *arg, void *opts)
+{
+	log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	return 0;
+}
+
+#define RECORD_BOOL(kind, name, field, text)                                                    \
+	{ kind, name, 0, .help = text, .offset = offsetof(struct record_opts, field) }
+
+static const struct cli_option record_options[] = {
+	{ CLI_TEXT, .help = "Targets (exactly one):\n" },
+	{ CLI_CALL, "pid", 'p', true, "PID[,PID...]",
+	  "profile these processes (and processes they fork)", .apply = opt_pid },
+	{ CLI_TRUE, "all", 'a', .help = "profile every process on the host",
+	  .offset = offsetof(struct record_opts, all) },
+	{ CLI_TEXT, .help = "  -- CMD [ARGS...]         run CMD and profile it until it exits\n"
+			    "\n"
+			    "Options:\n" },
+	{ CLI_CALL, "freq", 'F', true, "HZ", "samples per second per CPU (default 99, max %d)",
+	  { RECORD_FREQ_MAX }, opt_freq },
+	{ CLI_CALL, "duration", 'd', true, "SECONDS",
+	  "stop after this long (default: until Ctrl-C or the\ntargets exit)", .apply = opt_duration },
+	{ CLI_CALL, "output", 'o', true, "FILE",
+	  "profile to write (default profile.pb.gz; speedscope:\nprofile.speedscope.json; folded: "
+	  "profile.folded)",
+	  .apply = opt_output },
+	{ CLI_CALL, "format", 'f', true, "FORMAT",
+	  "pprof (default), speedscope (speedscope's JSON, one\nprofile per thread, inline frames "
+	  "as frames) or\nfolded ('comm;root;...;leaf count' lines)",
+	  .apply = opt_format },
+	{ CLI_CALL, "sample-type", 0, true, "TYPE",
+	  "folded and speedscope output: weigh stacks by this\nsample type (samples, cpu, or "
+	  "off_cpu with --off-cpu);\ndefault: folded samples, speedscope cpu",
+	  .apply = opt_sample_type },
+	{ CLI_CALL, "demangle", 0, true, "MODE",
+	  "C++/Rust names: simple (default: no parameters or\ntemplate arguments), templates, full "
+	  "or none\n(mangled), as pprof's -symbolize=demangle=MODE",
+	  .apply = opt_demangle },
+	{ CLI_CALL, "raw", 0, true, "FILE",
+	  "write a raw capture to FILE instead of the profile: the\nsamples as captured plus "
+	  "mappings and kernel symbols,\nfor 'profd convert FILE' later or on another machine",
+	  .apply = opt_raw },
+	{ CLI_CALL, "stack-bytes", 0, true, "N",
+	  "the most user stack bytes a sample copies (default %d,\nmax %d)",
+	  { PROFD_STACK_BYTES_DEFAULT, PROFD_STACK_BYTES_MAX }, opt_stack_bytes },
+	{ CLI_CALL, "stack-copy", 0, true, "MODE",
+	  "adaptive (default): each process's samples copy what\nits stack walks need, learnt as "
+	  "they come, at most\n--stack-bytes; fixed: always --stack-bytes (bounded by\nthe stack's "
+	  "end)",
+	  .apply = opt_stack_copy },
+	RECORD_BOOL(CLI_TRUE, "per-cpu-events", per_cpu,
+		    "sample -p and -- CMD targets with one event per CPU\n(every task on the CPU is "
+		    "interrupted) instead of\nper-task events that follow the targets' threads"),
+	{ CLI_CALL, "max-depth", 0, true, "N", "user frames per stack (default %d, max %d)",
+	  { UNWIND_MAX_DEPTH_DEFAULT, UNWIND_MAX_DEPTH_LIMIT }, opt_max_depth },
+	RECORD_BOOL(CLI_FALSE, "no-inline", inlines, "do not expand inlined functions"),
+	RECORD_BOOL(CLI_TRUE, "off-cpu", off_cpu,
+		    "also record where threads wait: a thread that blocks\n(sleep, lock, I/O; not "
+		    "preemption) is recorded when it\nruns again, weighted by how long it was off the "
+		    "CPU;\nthe profile gains the sample type off_cpu/nanoseconds\n(pprof "
+		    "-sample_index=off_cpu)"),
+	{ CLI_CALL, "off-cpu-min", 0, true, "TIME",
+	  "shorter waits are not recorded (default 1ms; us, ms, s)", .apply = opt_off_cpu_min },
+	RECORD_BOOL(CLI_FALSE, "no-python", python,
+		    "do not read CPython frames (by default the Python\nfunctions, files and lines a "
+		    "CPython 3.11+ process runs\nstand in place of its interpreter's frames)"),
+	{ CLI_CALL, "ring-buffer", 0, true, "BYTES",
+	  "BPF ring buffer size, a power of two from 4096 to 1 GiB\n(default: 125 ms of samples on "
+	  "every CPU, 2 to 32 MiB;\nsmaller is cheaper for the sampled tasks); samples\nthat do not "
+	  "fit are counted as lost",
+	  .apply = opt_ring_buffer },
+	RECORD_BOOL(CLI_TRUE, "debuginfod", debuginfod,
+		    "fetch missing debug info from the debuginfod servers\nin DEBUGINFOD_URLS (off by "
+		    "default: profd never\ncontacts the network unless asked)"),
+	{ CLI_CALL, "quiet", 'q', .help = "no progress line and no summary", .apply = opt_quiet },
+	{ CLI_CALL, "verbose", 'v', .help = "more messages (twice: debug)", .apply = opt_verbose },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+};
+
+static const struct cli_command record_command = {
+	.name = "record",
+	.usage = "Usage: profd record [-p PID[,PID...] | -a | -- CMD [ARGS...]] [OPTIONS]\n"
+		 "\n"
+		 "Sample on-CPU stacks and write a gzipped pprof profile.\n"
+		 "\n",
+	.options = record_options,
+	.n_options = ARRAY_SIZE(record_options),
+	.in_order = true,
+	.operands = true,
+};
+
+/* 0: options in *o; 1: --help was shown; <0: an error, logged. */
 static int parse_args(int argc, char **argv, struct record_opts *o)
 {
-	enum { OPT_STACK_BYTES = 0x100, OPT_MAX_DEPTH, OPT_NO_INLINE, OPT_DEBUGINFOD, OPT_RAW,
-	       OPT_RING_BUFFER, OPT_NO_PYTHON, OPT_OFF_CPU, OPT_OFF_CPU_MIN, OPT_DEMANGLE,
-	       OPT_SAMPLE_TYPE, OPT_STACK_COPY, OPT_PER_CPU };
-	static const struct option options[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "freq", required_argument, NULL, 'F' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "demangle", required_argument, NULL, OPT_DEMANGLE },
-		{ "sample-type", required_argument, NULL, OPT_SAMPLE_TYPE },
-		{ "raw", required_argument, NULL, OPT_RAW },
-		{ "stack-bytes", required_argument, NULL, OPT_STACK_BYTES },
-		{ "stack-copy", required_argument, NULL, OPT_STACK_COPY },
-		{ "per-cpu-events", no_argument, NULL, OPT_PER_CPU },
-		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
-		{ "no-inline", no_argument, NULL, OPT_NO_INLINE },
-		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
-		{ "off-cpu", no_argument, NULL, OPT_OFF_CPU },
-		{ "off-cpu-min", required_argument, NULL, OPT_OFF_CPU_MIN },
-		{ "ring-buffer", required_argument, NULL, OPT_RING_BUFFER },
-		{ "debuginfod", no_argument, NULL, OPT_DEBUGINFOD },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	unsigned long v;
-	bool output_set = false;
-	int c, r;
+	int ind, r;
 
 	*o = (struct record_opts){
 		.freq = 99,
-		.output = "profile.pb.gz",
 		.stack_bytes = PROFD_STACK_BYTES_DEFAULT,
 		.max_depth = UNWIND_MAX_DEPTH_DEFAULT,
 		.inlines = true,
@@ -218,148 +325,16 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		.off_cpu_min_ns = CAPTURE_OFF_CPU_MIN_DEFAULT_NS,
 		.progress = true,
 	};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:aF:d:o:f:qvh", options, NULL)) >= 0) {
-		switch (c) {
-		case 'p':
-			r = parse_pids(optarg, o);
-			if (r < 0)
-				return r;
-			break;
-		case 'a':
-			o->all = true;
-			break;
-		case 'F':
-			if (parse_ulong(optarg, 1, RECORD_FREQ_MAX, &v) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid frequency '%s': expected 1..%d Hz.",
-						       optarg, RECORD_FREQ_MAX);
-			o->freq = v;
-			break;
-		case 'd': {
-			char *end;
-
-			errno = 0;
-			o->duration_s = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->duration_s > 0) ||
-			    o->duration_s > 365.0 * 86400)
-				return log_error_errno(-EINVAL,
-						       "Invalid duration '%s': expected seconds > 0.",
-						       optarg);
-			break;
-		}
-		case 'o':
-			if (!*optarg)
-				return log_error_errno(-EINVAL, "Empty output file name.");
-			o->output = optarg;
-			output_set = true;
-			break;
-		case 'f':
-			if (output_format_from_string(optarg, &o->format) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown format '%s': expected pprof, speedscope "
-						       "or folded.",
-						       optarg);
-			break;
-		case OPT_SAMPLE_TYPE:
-			if (strcmp(optarg, "samples") && strcmp(optarg, "cpu") &&
-			    strcmp(optarg, "off_cpu"))
-				return log_error_errno(-EINVAL,
-						       "Unknown --sample-type '%s': expected samples, cpu "
-						       "or off_cpu.",
-						       optarg);
-			o->sample_type = optarg;
-			break;
-		case OPT_DEMANGLE:
-			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown --demangle '%s': expected simple, "
-						       "templates, full or none.",
-						       optarg);
-			break;
-		case OPT_RAW:
-			if (!*optarg)
-				return log_error_errno(-EINVAL, "Empty --raw file name.");
-			o->raw = optarg;
-			break;
-		case OPT_STACK_BYTES:
-			if (parse_ulong(optarg, 0, PROFD_STACK_BYTES_MAX, &v) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid --stack-bytes '%s': expected 0..%d.",
-						       optarg, PROFD_STACK_BYTES_MAX);
-			o->stack_bytes = v;
-			break;
-		case OPT_STACK_COPY:
-			if (!strcmp(optarg, "adaptive"))
-				o->stack_fixed = false;
-			else if (!strcmp(optarg, "fixed"))
-				o->stack_fixed = true;
-			else
-				return log_error_errno(-EINVAL,
-						       "Unknown --stack-copy '%s': expected adaptive or "
-						       "fixed.",
-						       optarg);
-			break;
-		case OPT_PER_CPU:
-			o->per_cpu = true;
-			break;
-		case OPT_MAX_DEPTH:
-			if (parse_ulong(optarg, 1, UNWIND_MAX_DEPTH_LIMIT, &v) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid --max-depth '%s': expected 1..%d.",
-						       optarg, UNWIND_MAX_DEPTH_LIMIT);
-			o->max_depth = v;
-			break;
-		case OPT_NO_INLINE:
-			o->inlines = false;
-			break;
-		case OPT_NO_PYTHON:
-			o->python = false;
-			break;
-		case OPT_OFF_CPU:
-			o->off_cpu = true;
-			break;
-		case OPT_OFF_CPU_MIN:
-			if (parse_duration_ns(optarg, &o->off_cpu_min_ns) < 0)
-				return log_error_errno(-EINVAL,
-						       "Invalid --off-cpu-min '%s': expected a duration "
-						       "such as 1ms, 500us or 2s (at most 60s).",
-						       optarg);
-			break;
-		case OPT_RING_BUFFER:
-			if (parse_ulong(optarg, 4096, 1ul << 30, &v) < 0 || (v & (v - 1)))
-				return log_error_errno(-EINVAL,
-						       "Invalid --ring-buffer '%s': expected a power of "
-						       "two from 4096 to 1073741824.",
-						       optarg);
-			o->ringbuf_bytes = v;
-			break;
-		case OPT_DEBUGINFOD:
-			o->debuginfod = true;
-			break;
-		case 'q':
-			o->progress = false;
-			log_set_max_level(LOG_LEVEL_WARNING);
-			break;
-		case 'v':
-			log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG
-										: LOG_LEVEL_INFO);
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return log_error_errno(-EINVAL, "Try 'profd record --help'.");
-		}
-	}
-	if (optind < argc)
-		o->cmd = argv + optind;
-	if (!output_set && o->format != OUTPUT_PPROF)
-		o->output = o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
-							   : "profile.folded";
-	if (o->raw && output_set)
+	r = cli_parse(&record_command, argc, argv, o, &ind);
+	if (r != 0)
+		return r;
+	if (ind < argc)
+		o->cmd = argv + ind;
+	if (o->raw && o->output)
 		return log_error_errno(-EINVAL, "--raw writes a raw capture instead of the profile: "
 						"give -o or --raw, not both.");
+	if (!o->output)
+		o->output = cli_default_output(o->format);
 	if ((o->all ? 1 : 0) + (o->n_pids ? 1 : 0) + (o->cmd ? 1 : 0) != 1)
 		return log_error_errno(-EINVAL, "Choose exactly one target: -p PID, -a, or -- CMD. "
 						"Try 'profd record --help'.");
@@ -391,12 +366,19 @@ struct record_ctx {
 	struct capture *capture;
 	struct raw_writer *raw;
 	pid_t child;
-	size_t alive; /* targets not yet exited (-p and -- CMD modes) */
 	/* -- CMD: the forked child runs profd's code until its exec; those samples are dropped. */
 	pid_t launched;
 	bool launched_execed;
 	uint64_t pre_exec_dropped;
+	bool tty; /* the progress line is shown */
+	struct timespec wall; /* sampling started (CLOCK_REALTIME) */
+	uint64_t start_ns, end_ns; /* sampling started and ended (mono_ns()) */
+	uint64_t lost, over_budget; /* the capture's counts, kept when it is freed */
 };
+
+DEFINE_FREEP(struct kallsyms, kallsyms_free);
+DEFINE_FREEP(struct sym_cache, sym_cache_free);
+DEFINE_FREEP(struct pprof_builder, pprof_builder_free);
 
 static int on_record(void *userdata, const void *data, size_t size)
 {
@@ -563,20 +545,10 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 			  const struct session_stats *st, const struct proc_sideband_stats *sb,
 			  uint64_t lost, uint64_t over_budget, double elapsed)
 {
-	double pct = sum->user_stacks ? 100.0 * sum->complete / sum->user_stacks : 0.0;
-
 	printf("profd: wrote %s\n", o->output);
 	printf("  duration   %.1f s at %u Hz\n", elapsed, o->freq);
 	printf("  samples    %" PRIu64 " (lost %" PRIu64 ")\n", sum->samples, lost);
-	printf("  complete   %.1f%% of %" PRIu64 " user stacks reached the root\n", pct,
-	       sum->user_stacks);
-	if (sum->user_stacks > sum->complete) {
-		printf("  stopped   ");
-		for (int i = 1; i < _UNWIND_STOP_MAX && i < (int)ARRAY_SIZE(sum->stops); i++)
-			if (sum->stops[i] && i != UNWIND_STOP_KERNEL_THREAD)
-				printf(" %s %" PRIu64, unwind_stop_name(i), sum->stops[i]);
-		printf("\n");
-	}
+	cli_print_completeness(stdout, sum);
 	printf("  profile    %zu locations, %zu functions, %zu mappings\n", sum->n_locations,
 	       sum->n_functions, sum->n_mappings);
 	if (sb && sb->records)
@@ -637,39 +609,11 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       sum->top[i].name);
 }
 
-static void raise_fd_limit(void)
+/* Before anything is set up: the privileges, the targets, the output file. */
+static int record_preflight(const struct record_opts *o)
 {
-	struct rlimit rl;
-
-	/* One fd is kept per profiled binary; the soft limit of 1024 is easy to reach with -a. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = MIN(rl.rlim_max, (rlim_t)65536);
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
-int cmd_record(int argc, char **argv)
-{
-	struct record_opts o;
-	struct record_ctx ctx = { .o = &o, .child = -1 };
-	struct capture_config ccfg;
-	struct session_config scfg = {};
-	struct profile_options popts = {};
-	struct profile_summary sum;
-	struct pprof_builder *b = NULL;
-	struct kallsyms *ks = NULL;
-	struct sym_cache *symc = NULL;
 	const char *missing = NULL;
-	struct sigaction sa = { .sa_handler = on_signal };
-	_cleanup_close_ int go_fd = -1;
-	uint64_t start_ns, last_progress = 0, end_ns, lost = 0, over_budget = 0;
-	struct timespec wall;
-	bool tty;
 	int r;
-
-	r = parse_args(argc, argv, &o);
-	if (r != 0)
-		return r > 0 ? 0 : r;
 
 	r = capture_check_privileges(&missing);
 	if (r == -EPERM)
@@ -680,121 +624,117 @@ int cmd_record(int argc, char **argv)
 	if (r < 0)
 		return log_error_errno(r, "Cannot read this process's capabilities: %m");
 
-	for (size_t i = 0; i < o.n_pids; i++)
-		if (kill(o.pids[i], 0) < 0 && errno == ESRCH)
-			return log_error_errno(-ESRCH, "Process %d does not exist.", o.pids[i]);
+	for (size_t i = 0; i < o->n_pids; i++)
+		if (kill(o->pids[i], 0) < 0 && errno == ESRCH)
+			return log_error_errno(-ESRCH, "Process %d does not exist.", o->pids[i]);
 
-	r = check_output_writable(o.raw ? o.raw : o.output);
+	r = check_output_writable(o->raw ? o->raw : o->output);
 	if (r < 0)
 		return r;
-	if (o.debuginfod && !getenv("DEBUGINFOD_URLS"))
+	if (o->debuginfod && !getenv("DEBUGINFOD_URLS"))
 		log_warning("--debuginfod: DEBUGINFOD_URLS is not set, there is no server to ask.");
-	raise_fd_limit();
+	return 0;
+}
 
-	scfg.max_depth = o.max_depth;
-	/* A raw capture is converted later, when the processes' code objects are gone. */
-	scfg.no_python = !o.python || o.raw;
-	scfg.perf_maps = !o.raw; /* a raw capture names JIT code when converted */
-	scfg.on_python = on_python;
-	if (!o.stack_fixed)
-		scfg.on_stack_size = on_stack_size;
-	scfg.stack_cap = o.stack_bytes;
-	scfg.userdata = &ctx;
-	r = session_new(&scfg, &ctx.session);
+/* The session (and with --raw the raw writer, which hears of every process's maps). */
+static int record_session_new(struct record_ctx *c)
+{
+	const struct record_opts *o = c->o;
+	struct session_config scfg = {
+		.max_depth = o->max_depth,
+		/* A raw capture is converted later, when the processes' code objects are gone. */
+		.no_python = !o->python || o->raw,
+		.perf_maps = !o->raw, /* a raw capture names JIT code when converted */
+		.on_python = on_python,
+		.on_stack_size = o->stack_fixed ? NULL : on_stack_size,
+		.stack_cap = o->stack_bytes,
+		.userdata = c,
+	};
+	struct timespec now;
+	int r;
+
+	r = session_new(&scfg, &c->session);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up: %m");
-	if (o.raw) {
-		struct timespec now;
+	if (!o->raw)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	r = raw_writer_new(o->raw,
+			   &(struct raw_header){ .record_version = PROFD_RECORD_VERSION,
+						 .e_machine = raw_host_e_machine(),
+						 .freq_hz = o->freq,
+						 .stack_bytes = o->stack_bytes,
+						 .time_ns = (int64_t)now.tv_sec * 1000000000ll +
+							    now.tv_nsec,
+						 .mono_ns = mono_ns() },
+			   &c->raw);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create %s: %m", o->raw);
+	proc_table_set_observer(session_procs(c->session), on_maps, c);
+	return 0;
+}
 
-		clock_gettime(CLOCK_REALTIME, &now);
-		r = raw_writer_new(o.raw,
-				   &(struct raw_header){ .record_version = PROFD_RECORD_VERSION,
-							 .e_machine = raw_host_e_machine(),
-							 .freq_hz = o.freq,
-							 .stack_bytes = o.stack_bytes,
-							 .time_ns = (int64_t)now.tv_sec * 1000000000ll +
-								    now.tv_nsec,
-							 .mono_ns = mono_ns() },
-				   &ctx.raw);
-		if (r < 0) {
-			log_error_errno(r, "Failed to create %s: %m", o.raw);
-			goto out;
-		}
-		proc_table_set_observer(session_procs(ctx.session), on_maps, &ctx);
-	}
-
-	ccfg = (struct capture_config){
-		.all = o.all,
-		.freq = o.freq,
-		.stack_bytes = o.stack_bytes,
-		.ringbuf_bytes = o.ringbuf_bytes ? o.ringbuf_bytes
-						 : capture_ringbuf_size(o.freq, o.stack_bytes,
-									!o.stack_fixed, 0.125),
+/* Load the BPF program, start -- CMD (stopped before its exec), put the targets in the filter. */
+static int record_capture_new(struct record_ctx *c, int *ret_go_fd)
+{
+	struct record_opts *o = c->o;
+	struct capture_config ccfg = {
+		.all = o->all,
+		.freq = o->freq,
+		.stack_bytes = o->stack_bytes,
+		.ringbuf_bytes = o->ringbuf_bytes ? o->ringbuf_bytes
+						  : capture_ringbuf_size(o->freq, o->stack_bytes,
+									 !o->stack_fixed, 0.125),
 		.follow_forks = true,
-		.no_python = scfg.no_python,
-		.off_cpu = o.off_cpu,
-		.off_cpu_min_ns = o.off_cpu_min_ns,
-		.per_task = !o.all && !o.per_cpu,
-		.stack_sizing = !o.stack_fixed,
+		.no_python = !o->python || o->raw,
+		.off_cpu = o->off_cpu,
+		.off_cpu_min_ns = o->off_cpu_min_ns,
+		.per_task = !o->all && !o->per_cpu,
+		.stack_sizing = !o->stack_fixed,
 		.sideband = on_sideband,
-		.sideband_userdata = &ctx,
+		.sideband_userdata = c,
 	};
+	int r;
+
 	/* -a: every process; otherwise the targets and what they fork. */
-	r = proc_table_set_sideband(session_procs(ctx.session), o.all);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the process table: %m");
-		goto out;
-	}
-	r = capture_new(&ccfg, on_record, &ctx, &ctx.capture);
-	if (r < 0) {
-		log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel with BTF "
-				   "(/sys/kernel/btf/vmlinux), BPF ring buffers and bpf_find_vma "
-				   "(Linux 5.17 or later).");
-		goto out;
-	}
+	r = proc_table_set_sideband(session_procs(c->session), o->all);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the process table: %m");
+	r = capture_new(&ccfg, on_record, c, &c->capture);
+	if (r < 0)
+		return cli_log_bpf_load_error(r);
 
 	/* The side-band runs: what runs already is read now, what starts later it tells. */
-	if (o.all) {
-		r = proc_table_snapshot(session_procs(ctx.session));
+	if (o->all) {
+		r = proc_table_snapshot(session_procs(c->session));
 		if (r < 0)
 			log_warning_errno(r, "Cannot read the running processes: %m");
 	}
-	if (o.cmd) {
-		r = spawn_child(o.cmd, &ctx.child, &go_fd);
+	if (o->cmd) {
+		r = spawn_child(o->cmd, &c->child, ret_go_fd);
 		if (r < 0)
-			goto out;
-		o.pids[o.n_pids++] = ctx.child;
-		ctx.launched = ctx.child;
+			return r;
+		o->pids[o->n_pids++] = c->child;
+		c->launched = c->child;
 	}
-	for (size_t i = 0; i < o.n_pids; i++) {
-		r = capture_add_pid(ctx.capture, o.pids[i]);
-		if (r < 0) {
-			log_error_errno(r, "Failed to add process %d to the filter: %m", o.pids[i]);
-			goto out;
-		}
+	for (size_t i = 0; i < o->n_pids; i++) {
+		r = capture_add_pid(c->capture, o->pids[i]);
+		if (r < 0)
+			return log_error_errno(r, "Failed to add process %d to the filter: %m",
+					       o->pids[i]);
 		/* Read maps now: a short-lived target may be gone by the time samples arrive. */
-		(void)session_watch_pid(ctx.session, o.pids[i]);
+		(void)session_watch_pid(c->session, o->pids[i]);
 	}
+	return 0;
+}
 
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+/* Poll until the duration is over, a signal came or the targets exited. */
+static int record_loop(struct record_ctx *c)
+{
+	const struct record_opts *o = c->o;
+	uint64_t last_progress = 0;
+	int r;
 
-	r = capture_start(ctx.capture);
-	if (r < 0)
-		goto out;
-	if (o.progress)
-		print_start(&o, ctx.capture);
-	clock_gettime(CLOCK_REALTIME, &wall);
-	start_ns = mono_ns();
-	if (go_fd >= 0) {
-		if (write(go_fd, "g", 1) != 1) {
-			r = log_error_errno(-errno, "Failed to start %s: %m", o.cmd[0]);
-			goto out;
-		}
-		close(TAKE_FD(go_fd));
-	}
-
-	tty = o.progress && isatty(STDERR_FILENO);
 	for (;;) {
 		uint64_t now;
 
@@ -802,131 +742,189 @@ int cmd_record(int argc, char **argv)
 		 * The first second more often: until a process's stack gap is learnt from its
 		 * first samples (which the reader must see), its samples copy to the stack's end.
 		 */
-		r = capture_poll(ctx.capture, mono_ns() - start_ns < 1000000000ull ? 20 : 100);
-		if (r < 0) {
-			log_error_errno(r, "Failed to read samples: %m");
-			goto out;
-		}
-		proc_table_sideband_tick(session_procs(ctx.session), capture_handled_ns(ctx.capture));
+		r = capture_poll(c->capture, mono_ns() - c->start_ns < 1000000000ull ? 20 : 100);
+		if (r < 0)
+			return log_error_errno(r, "Failed to read samples: %m");
+		proc_table_sideband_tick(session_procs(c->session), capture_handled_ns(c->capture));
 		now = mono_ns();
-		if (tty && now - last_progress >= 250000000ull) {
-			print_progress((now - start_ns) / 1e9, session_stats(ctx.session),
-				       capture_lost(ctx.capture));
+		if (c->tty && now - last_progress >= 250000000ull) {
+			print_progress((now - c->start_ns) / 1e9, session_stats(c->session),
+				       capture_lost(c->capture));
 			last_progress = now;
 		}
 		if (stop_requested)
 			break;
-		if (o.duration_s > 0 && now - start_ns >= (uint64_t)(o.duration_s * 1e9))
+		if (o->duration_s > 0 && now - c->start_ns >= (uint64_t)(o->duration_s * 1e9))
 			break;
-		if (!targets_alive(&ctx))
+		if (!targets_alive(c))
 			break;
-		if (ctx.raw && raw_writer_error(ctx.raw) < 0) {
-			r = log_error_errno(raw_writer_error(ctx.raw), "Failed to write %s: %m",
-					    o.raw);
-			goto out;
-		}
+		if (c->raw && raw_writer_error(c->raw) < 0)
+			return log_error_errno(raw_writer_error(c->raw), "Failed to write %s: %m",
+					       o->raw);
 	}
-	end_ns = mono_ns();
+	c->end_ns = mono_ns();
+	return 0;
+}
+
+/* Sampling is over: drain what is captured, end the command we started, free the capture. */
+static void record_stop(struct record_ctx *c)
+{
 	/*
 	 * Everything already in the ring buffer belongs to the profile. Sampling stops first: a
 	 * reader slower than the samples arrive would otherwise never see the ring empty.
 	 */
-	capture_stop(ctx.capture);
-	while (capture_poll(ctx.capture, 0) > 0)
+	capture_stop(c->capture);
+	while (capture_poll(c->capture, 0) > 0)
 		;
-	proc_table_sideband_flush(session_procs(ctx.session));
-	if (tty)
+	proc_table_sideband_flush(session_procs(c->session));
+	if (c->tty)
 		fprintf(stderr, "\r\033[K");
 
-	if (ctx.child > 0) {
+	if (c->child > 0) {
 		/* Duration over or interrupted: the command we started does not outlive us. */
-		kill(ctx.child, SIGTERM);
-		waitpid(ctx.child, NULL, 0);
-		ctx.child = -1;
+		kill(c->child, SIGTERM);
+		waitpid(c->child, NULL, 0);
+		c->child = -1;
 	}
 	/*
-	 * Sampling is over: detach and unmap the ring buffer (its data pages are mapped twice and
-	 * resident) before symbolization, which is what peaks profd's memory.
+	 * Detach and unmap the ring buffer (its data pages are mapped twice and resident) before
+	 * symbolization, which is what peaks profd's memory.
 	 */
-	lost = capture_lost(ctx.capture);
-	over_budget = capture_off_cpu_over_budget(ctx.capture);
-	capture_free(TAKE_PTR(ctx.capture));
+	c->lost = capture_lost(c->capture);
+	c->over_budget = capture_off_cpu_over_budget(c->capture);
+	capture_free(TAKE_PTR(c->capture));
+}
+
+/* --raw: the kernel symbols and the end record, then the file in place. */
+static int record_write_raw(struct record_ctx *c, const struct kallsyms *ks)
+{
+	const struct record_opts *o = c->o;
+	const struct session_stats *st = session_stats(c->session);
+	int r;
+
+	(void)raw_writer_add_ksyms(c->raw, session_aggregate(c->session), ks);
+	(void)raw_writer_add_end(c->raw, &(struct raw_end){
+						 .records = st->records,
+						 .samples = st->samples,
+						 .lost = c->lost,
+						 .duration_ns = c->end_ns - c->start_ns,
+					 });
+	r = raw_writer_commit(c->raw);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->raw);
+	if (o->progress)
+		printf("profd: wrote raw capture %s (%" PRIu64 " samples, lost %" PRIu64
+		       ", %.1f MB)\n  convert it with: profd convert %s -o %s\n",
+		       o->raw, st->samples, c->lost, raw_writer_bytes(c->raw) / 1e6, o->raw,
+		       cli_default_output(OUTPUT_PPROF));
+	return 0;
+}
+
+/* Symbolize the aggregate, write the profile, print the summary. */
+static int record_write_profile(struct record_ctx *c, struct kallsyms *ks)
+{
+	const struct record_opts *o = c->o;
+	_cleanup_(pprof_builder_freep) struct pprof_builder *b = NULL;
+	_cleanup_(sym_cache_freep) struct sym_cache *symc = NULL;
+	struct profile_options popts;
+	struct profile_summary sum;
+	int r;
+
+	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o->debuginfod,
+						      .demangle = o->demangle },
+			  &symc);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the symbolizer: %m");
+	popts = (struct profile_options){
+		.period_ns = 1000000000ull / o->freq,
+		.time_nanos = (int64_t)c->wall.tv_sec * 1000000000ll + c->wall.tv_nsec,
+		.duration_nanos = (int64_t)(c->end_ns - c->start_ns),
+		.inlines = o->inlines,
+		.kallsyms = ks,
+		.sym_cache = symc,
+		.off_cpu = o->off_cpu,
+	};
+	r = profile_build(session_aggregate(c->session), &popts, &b, &sum);
+	if (r < 0)
+		return log_error_errno(r, "Failed to build the profile: %m");
+	r = output_write_builder_type(b, o->format, o->sample_type, o->output, 0600);
+	if (r == -ENOENT && o->sample_type)
+		return log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs "
+					  "--off-cpu); nothing was written.",
+				       o->sample_type);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->output);
+	if (o->progress) {
+		struct proc_sideband_stats sb;
+
+		proc_table_sideband_stats(session_procs(c->session), &sb);
+		print_summary(o, &sum, session_stats(c->session), &sb, c->lost, c->over_budget,
+			      (c->end_ns - c->start_ns) / 1e9);
+	}
+	return 0;
+}
+
+/* Set up, sample until done, write the raw capture or the profile. */
+static int record_run(struct record_ctx *c)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	_cleanup_close_ int go_fd = -1;
+	_cleanup_(kallsyms_freep) struct kallsyms *ks = NULL;
+	int r;
+
+	r = record_session_new(c);
+	if (r < 0)
+		return r;
+	r = record_capture_new(c, &go_fd);
+	if (r < 0)
+		return r;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	r = capture_start(c->capture);
+	if (r < 0)
+		return r;
+	if (c->o->progress)
+		print_start(c->o, c->capture);
+	clock_gettime(CLOCK_REALTIME, &c->wall);
+	c->start_ns = mono_ns();
+	if (go_fd >= 0) {
+		if (write(go_fd, "g", 1) != 1)
+			return log_error_errno(-errno, "Failed to start %s: %m", c->o->cmd[0]);
+		close(TAKE_FD(go_fd));
+	}
+	c->tty = c->o->progress && isatty(STDERR_FILENO);
+	r = record_loop(c);
+	if (r < 0)
+		return r;
+	record_stop(c);
 
 	r = kallsyms_load("/proc/kallsyms", &ks);
 	if (r < 0)
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
-	if (ctx.raw) {
-		const struct session_stats *st = session_stats(ctx.session);
+	return c->raw ? record_write_raw(c, ks) : record_write_profile(c, ks);
+}
 
-		(void)raw_writer_add_ksyms(ctx.raw, session_aggregate(ctx.session), ks);
-		(void)raw_writer_add_end(ctx.raw, &(struct raw_end){
-							  .records = st->records,
-							  .samples = st->samples,
-							  .lost = lost,
-							  .duration_ns = end_ns - start_ns,
-						  });
-		r = raw_writer_commit(ctx.raw);
-		if (r < 0) {
-			log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.raw);
-			goto out;
-		}
-		if (o.progress)
-			printf("profd: wrote raw capture %s (%" PRIu64 " samples, lost %" PRIu64
-			       ", %.1f MB)\n  convert it with: profd convert %s -o profile.pb.gz\n",
-			       o.raw, st->samples, lost,
-			       raw_writer_bytes(ctx.raw) / 1e6, o.raw);
-		r = 0;
-		goto out;
-	}
-	r = sym_cache_new(&(struct sym_cache_config){ .debuginfod = o.debuginfod,
-						      .demangle = o.demangle },
-			  &symc);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the symbolizer: %m");
-		goto out;
-	}
-	popts = (struct profile_options){
-		.period_ns = 1000000000ull / o.freq,
-		.time_nanos = (int64_t)wall.tv_sec * 1000000000ll + wall.tv_nsec,
-		.duration_nanos = (int64_t)(end_ns - start_ns),
-		.inlines = o.inlines,
-		.kallsyms = ks,
-		.sym_cache = symc,
-		.off_cpu = o.off_cpu,
-	};
-	r = profile_build(session_aggregate(ctx.session), &popts, &b, &sum);
-	if (r < 0) {
-		log_error_errno(r, "Failed to build the profile: %m");
-		goto out;
-	}
-	r = output_write_builder_type(b, o.format, o.sample_type, o.output, 0600);
-	if (r == -ENOENT && o.sample_type) {
-		log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs --off-cpu); "
-				   "nothing was written.",
-				o.sample_type);
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
-		goto out;
-	}
-	if (o.progress) {
-		struct proc_sideband_stats sb;
+int cmd_record(int argc, char **argv)
+{
+	struct record_opts o;
+	struct record_ctx ctx = { .o = &o, .child = -1 };
+	int r;
 
-		proc_table_sideband_stats(session_procs(ctx.session), &sb);
-		print_summary(&o, &sum, session_stats(ctx.session), &sb, lost, over_budget,
-			      (end_ns - start_ns) / 1e9);
-	}
-	r = 0;
-out:
+	r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : r;
+	r = record_preflight(&o);
+	if (r < 0)
+		return r;
+	cli_raise_fd_limit();
+
+	r = record_run(&ctx);
 	if (ctx.child > 0) {
 		kill(ctx.child, SIGKILL);
 		waitpid(ctx.child, NULL, 0);
 	}
 	raw_writer_free(ctx.raw);
-	pprof_builder_free(b);
-	sym_cache_free(symc);
-	kallsyms_free(ks);
 	capture_free(ctx.capture);
 	session_free(ctx.session);
 	return r;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "common/log.h"
+#include "service/listen.h" /* the `listen` key's values */
 
 #define DAEMON_CONFIG_PATH "/etc/profd/profd.conf"
 #define DAEMON_FREQ_MAX 10000
@@ -63,7 +64,6 @@ struct daemon_config {
 /* Defaults. */
 void daemon_config_init(struct daemon_config *c);
 void daemon_config_done(struct daemon_config *c);
-int daemon_config_copy(struct daemon_config *dst, const struct daemon_config *src);
 
 /*
  * Set one key from its text. On error returns -EINVAL (unknown key: -ENOKEY) and writes
@@ -95,23 +95,3 @@ const char *daemon_config_key(size_t i, const char **ret_help);
 
 /* Write the configuration in the file format (for --check-config). */
 void daemon_config_write(const struct daemon_config *c, FILE *f);
-
-/* Parse "HOST:PORT" / "[V6]:PORT" (numeric hosts, or "localhost"). ret_host gets a malloc'd host.
- */
-int daemon_parse_listen(const char *s, char **ret_host, unsigned *ret_port);
-
-/* One entry of `listen`. */
-#define DAEMON_LISTEN_MAX 4
-#define DAEMON_UNIX_PATH_MAX 107 /* sun_path less its NUL */
-struct daemon_listener {
-	bool is_unix;
-	char path[DAEMON_UNIX_PATH_MAX + 1]; /* is_unix: absolute socket path */
-	char host[48];			     /* numeric; "localhost" becomes 127.0.0.1 */
-	unsigned port;
-	bool loopback; /* a TCP address only this host can reach (127.0.0.0/8, ::1) */
-};
-/*
- * Split `listen` ("" gives none) into at most DAEMON_LISTEN_MAX listeners. -EINVAL on any bad
- * entry, an empty entry, or more than DAEMON_LISTEN_MAX.
- */
-int daemon_parse_listeners(const char *s, struct daemon_listener *ret, size_t *ret_n);

@@ -26,8 +26,8 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/util.h"
-#include "service/config.h"
 #include "service/http.h"
+#include "service/listen.h"
 
 enum request_state {
 	REQ_NEW,    /* being set up in the HTTP thread */
