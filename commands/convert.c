@@ -56,6 +56,7 @@ struct convert_opts {
 	bool demangle_set;
 	bool inlines;
 	bool progress;
+	char *sysroot_buf; /* --sysroot's copy, trimmed: what sysroot points to */
 };
 
 /* ---- conversion state ------------------------------------------------------------------------ */
@@ -420,163 +421,175 @@ static int perf_kernel_symbols(struct convert_ctx *c, const struct aggregate *a)
 /* ---- command -----------------------------------------------------------------------------------
  */
 
-static void help(void)
+static int opt_output(const struct cli_option *opt, const char *arg, void *opts)
 {
-	printf(
-	    "Usage: profd convert FILE [-o OUT] [OPTIONS]\n"
-	    "\n"
-	    "Unwind and symbolize a recording offline and write a gzipped pprof profile (or\n"
-	    "folded stacks, or a speedscope file). FILE is a raw capture of 'profd record --raw',\n"
-	    "a perf.data of 'perf record --call-graph dwarf' (user registers and stack in every\n"
-	    "sample), or a gzipped pprof profile (.pb.gz, from profd or any other tool), which\n"
-	    "is written as it is in the --format asked for.\n"
-	    "Binaries are looked up by their recorded path under --sysroot, checked against\n"
-	    "the recorded build-id (another build counts as missing), then by build-id in the\n"
-	    "debug directories (DIR/.build-id/xx/... in perf's cache layout and as debug files).\n"
-	    "On a damaged FILE the records before the damage are converted and written, the\n"
-	    "error names the byte offset, and the exit status is 1.\n"
-	    "\n"
-	    "Options:\n"
-	    "  -o, --output OUT         file to write (default profile.pb.gz; folded: stdout;\n"
-	    "                           speedscope: profile.speedscope.json; '-' is stdout)\n"
-	    "  -f, --format FORMAT      pprof (default), folded ('comm;root;...;leaf count'\n"
-	    "                           lines for flamegraph.pl and inferno) or speedscope\n"
-	    "                           (speedscope's JSON format, one profile per thread,\n"
-	    "                           inline frames as frames)\n"
-	    "      --sample-type TYPE   folded and speedscope output: weigh stacks by this\n"
-	    "                           sample type (samples, cpu, off_cpu); default: folded\n"
-	    "                           samples, speedscope the profile's default type\n"
-	    "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
-	    "                           template arguments), templates, full or none\n"
-	    "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
-	    "  -s, --sysroot DIR        look for the recorded binaries under DIR (default /)\n"
-	    "      --debug-dir DIR      also look for binaries and debug files by build-id in\n"
-	    "                           DIR (repeatable; always searched: SYSROOT%s and\n"
-	    "                           ~/.debug, perf's build-id cache)\n"
-	    "      --kallsyms FILE      kernel symbols (default: the capture's own; perf.data:\n"
-	    "                           perf's cache for the recorded kernel, else\n"
-	    "                           /proc/kallsyms if this machine runs that very kernel,\n"
-	    "                           booted at the recorded address)\n"
-	    "      --perf-map-dir DIR   name JIT code from DIR/perf-PID.map, PID as recorded\n"
-	    "                           (copies of the recording machine's /tmp/perf-*.map;\n"
-	    "                           '/tmp' if it was this one). Default: none (this\n"
-	    "                           machine's /tmp and /proc/PID are not read)\n"
-	    "      --no-inline          do not expand inlined functions\n"
-	    "  -q, --quiet              no summary\n"
-	    "  -v, --verbose            more messages (twice: debug)\n"
-	    "  -h, --help               show this help\n",
-	    SYM_DEFAULT_DEBUG_DIR);
+	if (!*arg)
+		return log_error_errno(-EINVAL, "Empty output file name.");
+	((struct convert_opts *)opts)->output = arg;
+	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_sysroot)
+static int opt_format(const struct cli_option *opt, const char *arg, void *opts)
 {
-	enum { OPT_DEBUG_DIR = 0x100, OPT_KALLSYMS, OPT_NO_INLINE, OPT_PERF_MAP_DIR, OPT_DEMANGLE,
-	       OPT_SAMPLE_TYPE };
-	static const struct option options[] = {
-	    {"output", required_argument, NULL, 'o'},
-	    {"format", required_argument, NULL, 'f'},
-	    {"demangle", required_argument, NULL, OPT_DEMANGLE},
-	    {"sample-type", required_argument, NULL, OPT_SAMPLE_TYPE},
-	    {"sysroot", required_argument, NULL, 's'},
-	    {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
-	    {"kallsyms", required_argument, NULL, OPT_KALLSYMS},
-	    {"perf-map-dir", required_argument, NULL, OPT_PERF_MAP_DIR},
-	    {"no-inline", no_argument, NULL, OPT_NO_INLINE},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {}};
-	int c;
+	if (output_format_from_string(arg, &((struct convert_opts *)opts)->format) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown format '%s': expected pprof, folded or speedscope.",
+				       arg);
+	return 0;
+}
+
+static int opt_sample_type(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct convert_opts *)opts)->sample_type = arg;
+	return 0;
+}
+
+static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct convert_opts *o = opts;
+
+	if (sym_demangle_mode_from_string(arg, &o->demangle) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown --demangle '%s': expected simple, templates, full or "
+				       "none.",
+				       arg);
+	o->demangle_set = true;
+	return 0;
+}
+
+static int opt_sysroot(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct convert_opts *o = opts;
+	struct stat st;
+
+	if (stat(arg, &st) < 0 || !S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "--sysroot %s is not a directory.", arg);
+	free(o->sysroot_buf);
+	o->sysroot_buf = strdup(arg);
+	if (!o->sysroot_buf)
+		return log_oom();
+	binaries_sysroot_trim(o->sysroot_buf);
+	o->sysroot = o->sysroot_buf;
+	return 0;
+}
+
+static int opt_debug_dir(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct convert_opts *o = opts;
+
+	if (arg[0] != '/')
+		return log_error_errno(-EINVAL, "--debug-dir needs an absolute path: %s", arg);
+	if (o->n_debug_dirs >= CONVERT_MAX_DEBUG_DIRS)
+		return log_error_errno(-E2BIG, "At most %d --debug-dir.", CONVERT_MAX_DEBUG_DIRS);
+	o->debug_dirs[o->n_debug_dirs++] = arg;
+	return 0;
+}
+
+static int opt_kallsyms(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct convert_opts *)opts)->kallsyms = arg;
+	return 0;
+}
+
+static int opt_perf_map_dir(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct stat st;
+
+	if (stat(arg, &st) < 0 || !S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "--perf-map-dir %s is not a directory.", arg);
+	((struct convert_opts *)opts)->perfmap_dir = arg;
+	return 0;
+}
+
+static int opt_quiet(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct convert_opts *)opts)->progress = false;
+	log_set_max_level(LOG_LEVEL_WARNING);
+	return 0;
+}
+
+static int opt_verbose(const struct cli_option *opt, const char *arg, void *opts)
+{
+	log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	return 0;
+}
+
+static const struct cli_option convert_options[] = {
+	{ CLI_CALL, "output", 'o', true, "OUT",
+	  "file to write (default profile.pb.gz; folded: stdout;\n"
+	  "speedscope: profile.speedscope.json; '-' is stdout)", .apply = opt_output },
+	{ CLI_CALL, "format", 'f', true, "FORMAT",
+	  "pprof (default), folded ('comm;root;...;leaf count'\n"
+	  "lines for flamegraph.pl and inferno) or speedscope\n"
+	  "(speedscope's JSON format, one profile per thread,\n"
+	  "inline frames as frames)", .apply = opt_format },
+	{ CLI_CALL, "sample-type", 0, true, "TYPE",
+	  "folded and speedscope output: weigh stacks by this\n"
+	  "sample type (samples, cpu, off_cpu); default: folded\n"
+	  "samples, speedscope the profile's default type", .apply = opt_sample_type },
+	{ CLI_CALL, "demangle", 0, true, "MODE",
+	  "C++/Rust names: simple (default: no parameters or\n"
+	  "template arguments), templates, full or none\n"
+	  "(mangled), as pprof's -symbolize=demangle=MODE", .apply = opt_demangle },
+	{ CLI_CALL, "sysroot", 's', true, "DIR",
+	  "look for the recorded binaries under DIR (default /)", .apply = opt_sysroot },
+	{ CLI_CALL, "debug-dir", 0, true, "DIR",
+	  "also look for binaries and debug files by build-id in\n"
+	  "DIR (repeatable; always searched: SYSROOT" SYM_DEFAULT_DEBUG_DIR " and\n"
+	  "~/.debug, perf's build-id cache)", .apply = opt_debug_dir },
+	{ CLI_CALL, "kallsyms", 0, true, "FILE",
+	  "kernel symbols (default: the capture's own; perf.data:\n"
+	  "perf's cache for the recorded kernel, else\n"
+	  "/proc/kallsyms if this machine runs that very kernel,\n"
+	  "booted at the recorded address)", .apply = opt_kallsyms },
+	{ CLI_CALL, "perf-map-dir", 0, true, "DIR",
+	  "name JIT code from DIR/perf-PID.map, PID as recorded\n"
+	  "(copies of the recording machine's /tmp/perf-*.map;\n"
+	  "'/tmp' if it was this one). Default: none (this\n"
+	  "machine's /tmp and /proc/PID are not read)", .apply = opt_perf_map_dir },
+	{ CLI_FALSE, "no-inline", 0, .help = "do not expand inlined functions",
+	  .offset = offsetof(struct convert_opts, inlines) },
+	{ CLI_CALL, "quiet", 'q', .help = "no summary", .apply = opt_quiet },
+	{ CLI_CALL, "verbose", 'v', .help = "more messages (twice: debug)", .apply = opt_verbose },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+};
+
+static const struct cli_command convert_command = {
+	.name = "convert",
+	.usage = "Usage: profd convert FILE [-o OUT] [OPTIONS]\n"
+		 "\n"
+		 "Unwind and symbolize a recording offline and write a gzipped pprof profile (or\n"
+		 "folded stacks, or a speedscope file). FILE is a raw capture of 'profd record --raw',\n"
+		 "a perf.data of 'perf record --call-graph dwarf' (user registers and stack in every\n"
+		 "sample), or a gzipped pprof profile (.pb.gz, from profd or any other tool), which\n"
+		 "is written as it is in the --format asked for.\n"
+		 "Binaries are looked up by their recorded path under --sysroot, checked against\n"
+		 "the recorded build-id (another build counts as missing), then by build-id in the\n"
+		 "debug directories (DIR/.build-id/xx/... in perf's cache layout and as debug files).\n"
+		 "On a damaged FILE the records before the damage are converted and written, the\n"
+		 "error names the byte offset, and the exit status is 1.\n"
+		 "\n"
+		 "Options:\n",
+	.options = convert_options,
+	.n_options = ARRAY_SIZE(convert_options),
+	.operands = true,
+};
+
+/* 0: options in *o (o->sysroot_buf to free in any case); 1: --help was shown; <0: logged. */
+static int parse_args(int argc, char **argv, struct convert_opts *o)
+{
+	int ind, r;
 
 	*o = (struct convert_opts){.sysroot = "", .inlines = true, .progress = true};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:f:s:qvh", options, NULL)) >= 0) {
-		switch (c) {
-		case 'o':
-			if (!*optarg)
-				return log_error_errno(-EINVAL, "Empty output file name.");
-			o->output = optarg;
-			break;
-		case 'f':
-			if (output_format_from_string(optarg, &o->format) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown format '%s': expected pprof, folded or "
-						       "speedscope.",
-						       optarg);
-			break;
-		case OPT_SAMPLE_TYPE:
-			o->sample_type = optarg;
-			break;
-		case OPT_DEMANGLE:
-			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown --demangle '%s': expected simple, "
-						       "templates, full or none.",
-						       optarg);
-			o->demangle_set = true;
-			break;
-		case 's': {
-			struct stat st;
-			char *s;
-
-			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
-				return log_error_errno(-ENOTDIR, "--sysroot %s is not a directory.",
-						       optarg);
-			free(*ret_sysroot);
-			s = *ret_sysroot = strdup(optarg);
-			if (!s)
-				return log_oom();
-			binaries_sysroot_trim(s);
-			o->sysroot = s;
-			break;
-		}
-		case OPT_DEBUG_DIR:
-			if (optarg[0] != '/')
-				return log_error_errno(
-				    -EINVAL, "--debug-dir needs an absolute path: %s", optarg);
-			if (o->n_debug_dirs >= CONVERT_MAX_DEBUG_DIRS)
-				return log_error_errno(-E2BIG, "At most %d --debug-dir.",
-						       CONVERT_MAX_DEBUG_DIRS);
-			o->debug_dirs[o->n_debug_dirs++] = optarg;
-			break;
-		case OPT_KALLSYMS:
-			o->kallsyms = optarg;
-			break;
-		case OPT_PERF_MAP_DIR: {
-			struct stat st;
-
-			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
-				return log_error_errno(
-				    -ENOTDIR, "--perf-map-dir %s is not a directory.", optarg);
-			o->perfmap_dir = optarg;
-			break;
-		}
-		case OPT_NO_INLINE:
-			o->inlines = false;
-			break;
-		case 'q':
-			o->progress = false;
-			log_set_max_level(LOG_LEVEL_WARNING);
-			break;
-		case 'v':
-			log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG
-										: LOG_LEVEL_INFO);
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return log_error_errno(-EINVAL, "Try 'profd convert --help'.");
-		}
-	}
-	if (optind + 1 != argc)
+	r = cli_parse(&convert_command, argc, argv, o, &ind);
+	if (r != 0)
+		return r;
+	if (ind + 1 != argc)
 		return log_error_errno(-EINVAL, "Give exactly one input FILE. "
 						"Try 'profd convert --help'.");
-	o->input = argv[optind];
+	o->input = argv[ind];
 	if (!o->output)
-		o->output = o->format == OUTPUT_FOLDED	   ? "-"
-			    : o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
-							     : "profile.pb.gz";
+		o->output = o->format == OUTPUT_FOLDED ? "-" : cli_default_output(o->format);
 	return 0;
 }
 
@@ -933,7 +946,6 @@ int cmd_convert(int argc, char **argv)
 {
 	struct convert_opts o;
 	struct convert_ctx c = {.o = &o};
-	_cleanup_free_ char *sysroot = NULL;
 	struct raw_reader *rr = NULL;
 	struct sym_cache *symc = NULL;
 	struct convert_input in = {};
@@ -941,7 +953,8 @@ int cmd_convert(int argc, char **argv)
 	char magic[8] = "";
 	int r;
 
-	r = parse_args(argc, argv, &o, &sysroot);
+	r = parse_args(argc, argv, &o);
+	_cleanup_free_ char *sysroot_buf = o.sysroot_buf; /* freed on every return */
 	if (r != 0)
 		return r > 0 ? 0 : r;
 	r = read_magic(o.input, magic);
