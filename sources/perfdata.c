@@ -924,7 +924,7 @@ static uint64_t event_time(const struct perfdata *pd, const uint8_t *e, size_t l
 	return trailer_time(a, e, len);
 }
 
-/* Read exactly n bytes at off; -1 with errno set (EIO for a short read) otherwise. */
+/* Read exactly n bytes at off: 0, or -errno (-EIO for a short read). */
 static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
 	for (size_t done = 0; done < n;) {
@@ -932,11 +932,8 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k <= 0) {
-			if (k == 0)
-				errno = EIO;
-			return -1;
-		}
+		if (k <= 0)
+			return k == 0 ? -EIO : -errno;
 		done += (size_t)k;
 	}
 	return 0;
@@ -996,8 +993,9 @@ static int index_event(struct perfdata *pd, struct event_index *ix, uint8_t *scr
 	if (r < 0)
 		return r;
 	if (type != R_SAMPLE && size > 64) {
-		if (pread_full(pd->fd, scratch, size, off) < 0)
-			return -errno;
+		r = pread_full(pd->fd, scratch, size, off);
+		if (r < 0)
+			return r;
 		e = scratch;
 	}
 	ix->v[ix->n] = (struct index_entry){
@@ -1038,9 +1036,9 @@ static int index_events(struct perfdata *pd, uint64_t end, uint8_t *scratch,
 		uint32_t type;
 		uint16_t size;
 
-		if (pread_full(pd->fd, buf, before + MIN((uint64_t)64, end - off), off - before) <
-		    0)
-			return -errno;
+		r = pread_full(pd->fd, buf, before + MIN((uint64_t)64, end - off), off - before);
+		if (r < 0)
+			return r;
 		e = buf + before;
 		if (ix->prev != SIZE_MAX)
 			note_tail(&ix->v[ix->prev], ix->prev_tail, e, before);
@@ -1086,8 +1084,9 @@ static int index_events(struct perfdata *pd, uint64_t end, uint8_t *scratch,
 		uint8_t buf[64];
 		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
 
-		if (pread_full(pd->fd, buf, before, off - before) < 0)
-			return -errno;
+		r = pread_full(pd->fd, buf, before, off - before);
+		if (r < 0)
+			return r;
 		note_tail(&ix->v[ix->prev], ix->prev_tail, buf + before, before);
 	}
 	return 0;
@@ -1136,14 +1135,16 @@ static int read_event(struct perfdata *pd, const struct index_entry *ie, size_t 
 	ev->offset = eoff;
 	if (tail) {
 		got = (size_t)MIN((uint64_t)size, head + MIN(ie->tail, (uint64_t)size));
-		if (pread_full(pd->fd, scratch, got, eoff) < 0)
-			return -errno;
+		r = pread_full(pd->fd, scratch, got, eoff);
+		if (r < 0)
+			return r;
 		r = parse_event(pd, scratch, size, got, tail, ev);
 	}
 	if (r == -EAGAIN) {
 		if (got != size || !tail) {
-			if (pread_full(pd->fd, scratch, size, eoff) < 0)
-				return -errno;
+			r = pread_full(pd->fd, scratch, size, eoff);
+			if (r < 0)
+				return r;
 		}
 		memset(ev, 0, offsetof(struct perfdata_event, sample));
 		ev->offset = eoff;
