@@ -501,16 +501,16 @@ static int opt_perf_map_dir(const struct cli_option *opt, const char *arg, void 
 	return 0;
 }
 
-static int opt_quiet(const struct cli_option *opt, const char *arg, void *opts)
+/* -q: no summary, warnings and errors only; -v: info, twice: debug. In the order given. */
+static int opt_log_level(const struct cli_option *opt, const char *arg, void *opts)
 {
-	((struct convert_opts *)opts)->progress = false;
-	log_set_max_level(LOG_LEVEL_WARNING);
-	return 0;
-}
+	int level = log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
 
-static int opt_verbose(const struct cli_option *opt, const char *arg, void *opts)
-{
-	log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (opt->letter == 'q') {
+		((struct convert_opts *)opts)->progress = false;
+		level = LOG_LEVEL_WARNING;
+	}
+	log_set_max_level(level);
 	return 0;
 }
 
@@ -549,8 +549,8 @@ static const struct cli_option convert_options[] = {
 	  "machine's /tmp and /proc/PID are not read)", .apply = opt_perf_map_dir },
 	{ CLI_FALSE, "no-inline", 0, .help = "do not expand inlined functions",
 	  .offset = offsetof(struct convert_opts, inlines) },
-	{ CLI_CALL, "quiet", 'q', .help = "no summary", .apply = opt_quiet },
-	{ CLI_CALL, "verbose", 'v', .help = "more messages (twice: debug)", .apply = opt_verbose },
+	{ CLI_CALL, "quiet", 'q', .help = "no summary", .apply = opt_log_level },
+	{ CLI_CALL, "verbose", 'v', .help = "more messages (twice: debug)", .apply = opt_log_level },
 	{ CLI_HELP, "help", 'h', .help = "show this help" },
 };
 
