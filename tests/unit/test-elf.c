@@ -27,7 +27,8 @@ static void put_note(uint8_t *buf, size_t *off, size_t align, uint32_t type, con
 	*off += sizeof(hdr);
 	memcpy(buf + *off, name, namesz);
 	*off = (*off + namesz + align - 1) & ~(align - 1);
-	memcpy(buf + *off, desc, descsz);
+	if (descsz)
+		memcpy(buf + *off, desc, descsz);
 	*off = (*off + descsz + align - 1) & ~(align - 1);
 }
 
@@ -87,7 +88,7 @@ Test(elf, notes_hostile_sizes)
 
 Test(elf, notes_cap)
 {
-	size_t size = (ELF_IDENT_MAX_NOTES + 1) * 16, off = 0;
+	size_t size = ELF_IDENT_MAX_NOTES * 16 + 32, off = 0;
 	uint8_t *buf = calloc(1, size), id[4] = { 9, 8, 7, 6 }, got[64];
 
 	cr_assert_not_null(buf);
