@@ -380,7 +380,7 @@ FUZZ_LDLIBS        := -Wl,--as-needed \
 FUZZ_SRCS          := $(wildcard common/*.c symbolize/*.c pipeline/unwind/*.c pipeline/python/*.c) \
                       $(wildcard pipeline/proc.c pipeline/cgroup.c pipeline/session.c pipeline/aggregate.c \
                                  sources/core.c service/config.c service/listen.c sources/raw.c \
-                                 sources/perfdata.c service/http.c \
+                                 sources/perfdata.c sources/perfdata-feed.c service/http.c \
                                  service/access.c pipeline/stacksize.c pipeline/jitmap.c)
 FUZZ_OBJS          := $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIB           := $(FUZZ_DIR)/libprofd-fuzz.a

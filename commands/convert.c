@@ -28,7 +28,9 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
+#include "sources/binaries.h"
 #include "sources/perfdata.h"
+#include "sources/perfdata-feed.h"
 #include "output/profile.h"
 #include "sources/raw.h"
 #include "pipeline/session.h"
@@ -36,10 +38,8 @@
 #include "output/pprof.h"
 #include "symbolize/symbolize.h"
 
-#define CONVERT_MAX_DEBUG_DIRS 8
-#define CONVERT_MAX_WARNED 256	    /* distinct paths warned about (build-id mismatch) */
+#define CONVERT_MAX_DEBUG_DIRS BINARIES_MAX_DEBUG_DIRS
 #define CONVERT_MAX_MISSING 5	    /* missing binaries named in the summary */
-#define CONVERT_MAX_TIDS (1u << 20) /* perf.data: thread names kept */
 #define CONVERT_HASH 4096
 
 struct convert_opts {
@@ -56,158 +56,8 @@ struct convert_opts {
 	bool demangle_set;
 	bool inlines;
 	bool progress;
+	char *sysroot_buf; /* --sysroot's copy, trimmed: what sysroot points to */
 };
-
-/* ---- finding the recorded binaries -------------------------------------------------------- */
-
-struct path_node {
-	struct path_node *next;
-	char path[];
-};
-
-struct finder {
-	const struct convert_opts *o;
-	char *dirs[CONVERT_MAX_DEBUG_DIRS + 2]; /* build-id roots, absolute */
-	size_t n_dirs;
-	struct path_node *warned, *missing;
-	size_t n_warned, n_missing, n_found;
-};
-
-static bool path_listed(struct path_node *l, const char *path)
-{
-	for (; l; l = l->next)
-		if (!strcmp(l->path, path))
-			return true;
-	return false;
-}
-
-/* Remember path in *l (bounded); false when it was there already or the list is full. */
-static bool path_remember(struct path_node **l, size_t *n, const char *path)
-{
-	struct path_node *p;
-
-	if (path_listed(*l, path) || *n >= CONVERT_MAX_WARNED)
-		return false;
-	p = malloc(sizeof(*p) + strlen(path) + 1);
-	if (!p)
-		return false;
-	strcpy(p->path, path);
-	p->next = *l;
-	*l = p;
-	(*n)++;
-	return true;
-}
-
-static void path_list_free(struct path_node *l)
-{
-	while (l) {
-		struct path_node *n = l->next;
-
-		free(l);
-		l = n;
-	}
-}
-
-/*
- * Open candidate if it is a regular ELF file matching the recorded build-id (when one was
- * recorded) and architecture. -ESTALE: another build of the file.
- */
-static int open_verified(const char *candidate, const struct proc_static_map *m, char *ret_id,
-			 size_t id_size)
-{
-	_cleanup_close_ int fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct elf_ident id;
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return -EINVAL;
-	if (elf_identify_fd(fd, &id) < 0)
-		return -ENOEXEC;
-	if (m->e_machine && id.e_machine != m->e_machine)
-		return -EXDEV;
-	if (m->build_id_len > 0 && (id.build_id_len != m->build_id_len ||
-				    memcmp(id.build_id, m->build_id, m->build_id_len) != 0)) {
-		if (id.build_id_len == 0)
-			snprintf(ret_id, id_size, "none");
-		else
-			build_id_to_hex(id.build_id, id.build_id_len, ret_id, id_size);
-		return -ESTALE;
-	}
-	return TAKE_FD(fd);
-}
-
-/* proc_open_t: SYSROOT/path, then the build-id directories (perf's cache, debug files). */
-static int finder_open(void *userdata, const struct proc_static_map *m)
-{
-	struct finder *f = userdata;
-	char want[2 * RAW_MAX_BUILD_ID + 1] = "", got[2 * RAW_MAX_BUILD_ID + 1] = "";
-	_cleanup_free_ char *p = NULL;
-	int fd;
-
-	if (!m->path || m->path[0] != '/')
-		return -ENOENT;
-	if (asprintf(&p, "%s%s", f->o->sysroot, m->path) < 0)
-		return -ENOMEM;
-	fd = open_verified(p, m, got, sizeof(got));
-	if (fd >= 0)
-		goto found;
-	if (m->build_id_len > 0)
-		build_id_to_hex(m->build_id, m->build_id_len, want, sizeof(want));
-	if (fd == -ESTALE && path_remember(&f->warned, &f->n_warned, m->path))
-		log_warning("%s: build-id %s differs from the recorded %s; looking elsewhere, else "
-			    "its frames keep addresses.",
-			    p, got, want);
-	for (size_t i = 0; want[0] && i < f->n_dirs; i++) {
-		static const char *const layouts[] = {"%s/.build-id/%.2s/%s/elf", /* perf cache */
-						      "%s/.build-id/%.2s/%s",
-						      "%s/.build-id/%.2s/%s.debug"};
-
-		for (size_t k = 0; k < ARRAY_SIZE(layouts); k++) {
-			free(p);
-			p = NULL;
-			if (asprintf(&p, layouts[k], f->dirs[i], want, want + 2) < 0)
-				return -ENOMEM;
-			fd = open_verified(p, m, got, sizeof(got));
-			if (fd >= 0)
-				goto found;
-		}
-	}
-	if (path_remember(&f->missing, &f->n_missing, m->path))
-		log_debug("No file for %s%s%s; its frames keep addresses.", m->path,
-			  want[0] ? " with build-id " : "", want);
-	return -ENOENT;
-found:
-	f->n_found++;
-	log_debug("%s: using %s", m->path, p);
-	return fd;
-}
-
-static int finder_init(struct finder *f, const struct convert_opts *o)
-{
-	const char *home = getenv("HOME");
-
-	f->o = o;
-	for (size_t i = 0; i < o->n_debug_dirs; i++)
-		f->dirs[f->n_dirs++] = strdup(o->debug_dirs[i]);
-	if (asprintf(&f->dirs[f->n_dirs], "%s" SYM_DEFAULT_DEBUG_DIR, o->sysroot) >= 0)
-		f->n_dirs++;
-	if (home && home[0] == '/' && asprintf(&f->dirs[f->n_dirs], "%s/.debug", home) >= 0)
-		f->n_dirs++;
-	for (size_t i = 0; i < f->n_dirs; i++)
-		if (!f->dirs[i])
-			return -ENOMEM;
-	return 0;
-}
-
-static void finder_done(struct finder *f)
-{
-	for (size_t i = 0; i < f->n_dirs; i++)
-		free(f->dirs[i]);
-	path_list_free(f->warned);
-	path_list_free(f->missing);
-}
 
 /* ---- conversion state ------------------------------------------------------------------------ */
 
@@ -215,16 +65,12 @@ struct convert_ctx {
 	struct convert_opts *o;
 	struct session *session;
 	struct proc_table *procs;
-	struct finder finder;
+	struct binary_finder finder;
 	struct kallsyms *ks;
 	uint64_t lost;
-	uint64_t first_ns, last_ns; /* sample times (duration of perf.data inputs) */
 	uint64_t duration_ns;	    /* raw: from the END record */
 	uint64_t bad_payloads;	    /* raw: CRC-correct records that do not parse */
 	bool have_end;		    /* raw: the END record was read */
-	uint64_t kernel_text;	    /* perf.data: recorded address of kernel_ref, 0 if none */
-	char kernel_ref[64];	    /* ... the symbol perf noted it for ("_text") */
-	struct profd_sample rec;    /* perf.data: a sample's header; its stack stays in the file */
 	/* Binaries with frames are prepared for symbolization while the rest is read. */
 	struct sym_warmer *warm;
 	size_t n_warm_seen;			      /* aggregate mappings looked at */
@@ -234,11 +80,7 @@ struct convert_ctx {
 	 */
 	struct pending *pending[CONVERT_HASH];
 	size_t n_pending;
-	/* perf.data: processes' mappings as the events built them, and thread names */
-	struct pproc *pprocs[CONVERT_HASH];
-	size_t n_pprocs;
-	struct tcomm *tcomms[CONVERT_HASH];
-	size_t n_tcomms;
+	struct perfdata_feed *feed; /* perf.data: events -> the session */
 };
 
 /*
@@ -246,8 +88,10 @@ struct convert_ctx {
  * need them, and their DWARF is better read (and decompressed) on the other CPU while the rest
  * of the recording is unwound.
  */
-static void warm_new_mappings(struct convert_ctx *c)
+static void warm_new_mappings(void *userdata)
 {
+	struct convert_ctx *c = userdata;
+
 	const struct aggregate *a;
 	size_t n;
 
@@ -450,428 +294,6 @@ static int convert_raw(struct convert_ctx *c, struct raw_reader *rr)
 	return r;
 }
 
-/* ---- perf.data ------------------------------------------------------------------------------- */
-
-struct pmap {
-	uint64_t start, end, pgoff, dev, ino;
-	uint32_t prot;
-	char *path;
-	uint8_t build_id[20];
-	uint8_t build_id_len;
-	bool is_exe, deleted;
-};
-
-struct pproc {
-	struct pproc *next;
-	uint32_t pid;
-	bool dirty;    /* maps changed since the process table got them */
-	bool have_exe; /* the first executable file mapping was marked as the executable */
-	struct pmap *maps;
-	size_t n, cap;
-};
-
-struct tcomm {
-	struct tcomm *next;
-	uint32_t tid;
-	char comm[PROFD_COMM_LEN];
-};
-
-static void pmap_done(struct pmap *m)
-{
-	free(m->path);
-}
-
-static struct pproc *pproc_find(struct convert_ctx *c, uint32_t pid, bool create)
-{
-	struct pproc **head = &c->pprocs[pid % CONVERT_HASH], *p;
-
-	for (p = *head; p; p = p->next)
-		if (p->pid == pid)
-			return p;
-	if (!create || c->n_pprocs >= PROC_MAX_PROCS)
-		return NULL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	p->pid = pid;
-	p->next = *head;
-	*head = p;
-	c->n_pprocs++;
-	return p;
-}
-
-static void pproc_clear(struct pproc *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		pmap_done(&p->maps[i]);
-	p->n = 0;
-	p->have_exe = false;
-	p->dirty = true;
-}
-
-static void pproc_remove(struct convert_ctx *c, uint32_t pid)
-{
-	for (struct pproc **pp = &c->pprocs[pid % CONVERT_HASH]; *pp; pp = &(*pp)->next)
-		if ((*pp)->pid == pid) {
-			struct pproc *p = *pp;
-
-			*pp = p->next;
-			pproc_clear(p);
-			free(p->maps);
-			free(p);
-			c->n_pprocs--;
-			return;
-		}
-}
-
-static int pproc_push(struct pproc *p, const struct pmap *m)
-{
-	if (p->n >= PROC_MAX_MAPS)
-		return -E2BIG;
-	if (p->n == p->cap) {
-		size_t ncap = p->cap ? p->cap * 2 : 32;
-		struct pmap *n = reallocarray(p->maps, ncap, sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		p->maps = n;
-		p->cap = ncap;
-	}
-	p->maps[p->n++] = *m;
-	return 0;
-}
-
-/*
- * A new mapping replaces whatever it overlaps, as mmap(MAP_FIXED) does: old mappings are cut
- * to the parts outside it. Non-executable mappings only cut (the table keeps code only).
- */
-static int pproc_map(struct pproc *p, struct pmap *nm)
-{
-	size_t n = p->n, w = 0;
-	bool cut = false;
-	int r;
-
-	for (size_t i = 0; i < n; i++) {
-		struct pmap *o = &p->maps[i];
-
-		if (o->end <= nm->start || o->start >= nm->end)
-			continue;
-		cut = true;
-		if (o->end > nm->end) {
-			struct pmap right = *o;
-
-			right.pgoff += nm->end - o->start;
-			right.start = nm->end;
-			right.path = o->path ? strdup(o->path) : NULL;
-			if (o->path && !right.path)
-				return -ENOMEM;
-			r = pproc_push(p, &right);
-			if (r < 0) {
-				pmap_done(&right);
-				return r;
-			}
-			o = &p->maps[i]; /* the array may have moved */
-		}
-		if (o->start < nm->start) {
-			o->end = nm->start;
-		} else {
-			pmap_done(o);
-			o->start = o->end = 0; /* dropped below */
-		}
-	}
-	if (cut) {
-		for (size_t i = 0; i < p->n; i++)
-			if (p->maps[i].end > p->maps[i].start)
-				p->maps[w++] = p->maps[i];
-		p->n = w;
-		p->dirty = true;
-	}
-	if (!(nm->prot & PROT_EXEC)) {
-		pmap_done(nm);
-		return 0;
-	}
-	p->dirty = true;
-	if (!p->have_exe && nm->path && nm->path[0] == '/') {
-		nm->is_exe = true;
-		p->have_exe = true;
-	}
-	r = pproc_push(p, nm);
-	if (r < 0)
-		pmap_done(nm);
-	return r;
-}
-
-/* Hand a process's current mappings to the process table before one of its samples. */
-static int pproc_flush(struct convert_ctx *c, struct pproc *p)
-{
-	_cleanup_free_ struct proc_static_map *sm = NULL;
-	int r;
-
-	if (!p->dirty)
-		return 0;
-	sm = calloc(p->n ? p->n : 1, sizeof(*sm));
-	if (!sm)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->n; i++) {
-		const struct pmap *m = &p->maps[i];
-
-		sm[i] = (struct proc_static_map){
-		    .start = m->start,
-		    .end = m->end,
-		    .pgoff = m->pgoff,
-		    .prot = m->prot,
-		    .dev = m->dev,
-		    .ino = m->ino,
-		    .path = m->path,
-		    .build_id = m->build_id_len ? m->build_id : NULL,
-		    .build_id_len = m->build_id_len,
-		    .e_machine = perfdata_info(c->pd)->e_machine,
-		    .is_exe = m->is_exe,
-		    .deleted = m->deleted,
-		};
-	}
-	r = proc_table_add_static(c->procs, (pid_t)p->pid, sm, p->n);
-	if (r < 0)
-		return r;
-	p->dirty = false;
-	return 0;
-}
-
-static struct tcomm *tcomm_find(struct convert_ctx *c, uint32_t tid, bool create)
-{
-	struct tcomm **head = &c->tcomms[tid % CONVERT_HASH], *t;
-
-	for (t = *head; t; t = t->next)
-		if (t->tid == tid)
-			return t;
-	if (!create)
-		return NULL;
-	if (c->n_tcomms >= CONVERT_MAX_TIDS) {
-		/* Threads whose exits were not recorded: start over rather than grow. */
-		for (size_t i = 0; i < CONVERT_HASH; i++)
-			while (c->tcomms[i]) {
-				t = c->tcomms[i];
-				c->tcomms[i] = t->next;
-				free(t);
-			}
-		c->n_tcomms = 0;
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->tid = tid;
-	t->next = *head;
-	*head = t;
-	c->n_tcomms++;
-	return t;
-}
-
-/* comm fields hold at most 15 characters and a NUL. */
-static void comm_copy(char dst[PROFD_COMM_LEN], const char *src)
-{
-	size_t n = strnlen(src, PROFD_COMM_LEN - 1);
-
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
-static void tcomm_set(struct convert_ctx *c, uint32_t tid, const char *comm)
-{
-	struct tcomm *t = tcomm_find(c, tid, true);
-
-	if (t)
-		comm_copy(t->comm, comm);
-}
-
-static const char *tcomm_get(struct convert_ctx *c, uint32_t tid)
-{
-	struct tcomm *t = tcomm_find(c, tid, false);
-
-	return t ? t->comm : "";
-}
-
-static void send_task_event(struct convert_ctx *c, uint16_t type, const struct perfdata_event *ev,
-			    uint32_t pid, uint32_t ppid)
-{
-	struct profd_task_event e = {
-	    .hdr = {.type = type, .version = PROFD_RECORD_VERSION, .size = sizeof(e)},
-	    .time_ns = ev->time,
-	    .pid = pid,
-	    .ppid = ppid,
-	};
-
-	comm_copy(e.comm, tcomm_get(c, pid));
-	(void)session_handle_record(c->session, &e, sizeof(e));
-}
-
-static int perf_sample(struct convert_ctx *c, const struct perfdata_event *ev)
-{
-	const struct perfdata_sample *ps = &ev->sample;
-	struct profd_sample *s = &c->rec;
-	struct pproc *p;
-	int r;
-
-	if (ps->stack_len > UINT32_MAX - sizeof(*s))
-		return 0;
-	p = pproc_find(c, ev->pid, false);
-	if (p) {
-		r = pproc_flush(c, p);
-		if (r == -ENOMEM)
-			return r;
-	}
-	/* The stack bytes stay where they are in the mapped file: only the header is made. */
-	memset(s, 0, sizeof(*s));
-	s->hdr = (struct profd_rec_hdr){.type = PROFD_REC_SAMPLE,
-					.version = PROFD_RECORD_VERSION,
-					.size = (uint32_t)(sizeof(*s) + ps->stack_len)};
-	s->time_ns = ev->time;
-	s->pid = ev->pid;
-	s->tid = ev->tid;
-	s->cpu = ps->cpu;
-	s->e_machine = perfdata_info(c->pd)->e_machine;
-	s->uid = PROFD_UID_NONE; /* perf.data does not say */
-	if (ps->cpumode == PERFDATA_CPUMODE_USER)
-		s->flags |= PROFD_SAMPLE_USER_MODE;
-	if (ev->pid == 0 || !ps->has_user_regs)
-		s->flags |= PROFD_SAMPLE_KERNEL_THREAD;
-	comm_copy(s->comm, tcomm_get(c, ev->tid));
-	comm_copy(s->pcomm, tcomm_get(c, ev->pid));
-	s->regs[0] = ps->regs.pc;
-	s->regs[1] = ps->regs.sp;
-	s->regs[2] = ps->regs.fp;
-	s->regs[3] = ps->regs.lr;
-	s->kstack_len = MIN(ps->n_kstack, (size_t)PROFD_MAX_KSTACK);
-	s->ustack_len = (uint32_t)ps->stack_len;
-	s->stack_above = PROFD_STACK_ABOVE_UNKNOWN;
-	if (!c->first_ns || ev->time < c->first_ns)
-		c->first_ns = ev->time;
-	c->last_ns = MAX(c->last_ns, ev->time);
-	r = session_handle_sample(c->session, s, ps->stack, ps->kstack);
-	warm_new_mappings(c);
-	return r;
-}
-
-static int perf_mmap(struct convert_ctx *c, const struct perfdata_event *ev)
-{
-	const struct perfdata_mmap *m = &ev->mmap;
-	struct pmap nm = {
-	    .start = m->start,
-	    .end = m->start + m->len,
-	    .pgoff = m->pgoff,
-	    .dev = makedev(m->maj, m->min),
-	    .ino = m->ino,
-	    .prot = m->prot,
-	};
-	const uint8_t *bid = m->build_id;
-	size_t bid_len = m->build_id_len;
-	struct pproc *p;
-
-	if (ev->pid == UINT32_MAX) {
-		/* perf's "[kernel.kallsyms]_text": pgoff is where _text was in that boot. */
-		if (!strncmp(m->path, "[kernel.kallsyms]", 17) && m->path[17] && m->pgoff &&
-		    strlen(m->path + 17) < sizeof(c->kernel_ref)) {
-			c->kernel_text = m->pgoff;
-			strcpy(c->kernel_ref, m->path + 17);
-		}
-		return 0; /* the kernel's own maps */
-	}
-	if (m->len == 0 || nm.end < nm.start)
-		return 0; /* junk */
-	p = pproc_find(c, ev->pid, true);
-	if (!p)
-		return 0;
-	if (m->path[0]) {
-		nm.path = strdup(m->path);
-		if (!nm.path)
-			return -ENOMEM;
-		size_t n = strlen(nm.path), dl = strlen(" (deleted)");
-
-		if (n > dl && !strcmp(nm.path + n - dl, " (deleted)")) {
-			nm.path[n - dl] = '\0';
-			nm.deleted = true;
-		}
-		/* perf names anonymous executable memory "//anon". */
-		if (!strncmp(m->path, "//anon", 6)) {
-			free(nm.path);
-			nm.path = NULL;
-		}
-	}
-	if (!bid_len && nm.path)
-		bid_len = perfdata_build_id(c->pd, nm.path, &bid);
-	if (bid_len) {
-		nm.build_id_len = (uint8_t)MIN(bid_len, sizeof(nm.build_id));
-		memcpy(nm.build_id, bid, nm.build_id_len);
-	}
-	return pproc_map(p, &nm) == -ENOMEM ? -ENOMEM : 0;
-}
-
-static int perf_fork(struct convert_ctx *c, const struct perfdata_event *ev)
-{
-	struct pproc *parent, *child;
-
-	tcomm_set(c, ev->tid, tcomm_get(c, ev->task.ptid));
-	if (ev->pid == ev->task.ppid)
-		return 0; /* a new thread */
-	/* A new process starts with its parent's mappings. */
-	pproc_remove(c, ev->pid);
-	parent = pproc_find(c, ev->task.ppid, false);
-	child = pproc_find(c, ev->pid, true);
-	if (!child)
-		return 0;
-	child->dirty = true;
-	if (parent) {
-		for (size_t i = 0; i < parent->n; i++) {
-			struct pmap m = parent->maps[i];
-
-			m.path = m.path ? strdup(m.path) : NULL;
-			if ((parent->maps[i].path && !m.path) || pproc_push(child, &m) < 0) {
-				free(m.path);
-				return -ENOMEM;
-			}
-		}
-		child->have_exe = parent->have_exe;
-	}
-	if (pproc_flush(c, child) == -ENOMEM)
-		return -ENOMEM;
-	send_task_event(c, PROFD_REC_FORK, ev, ev->pid, ev->task.ppid);
-	return 0;
-}
-
-static int on_perf_event(void *userdata, const struct perfdata_event *ev)
-{
-	struct convert_ctx *c = userdata;
-	struct pproc *p;
-
-	switch (ev->type) {
-	case PERFDATA_EV_SAMPLE:
-		return perf_sample(c, ev);
-	case PERFDATA_EV_MMAP:
-		return perf_mmap(c, ev);
-	case PERFDATA_EV_COMM:
-		tcomm_set(c, ev->tid, ev->comm.comm);
-		if (ev->comm.exec) {
-			/* The new image's mappings follow. */
-			p = pproc_find(c, ev->pid, true);
-			if (p)
-				pproc_clear(p);
-			send_task_event(c, PROFD_REC_EXEC, ev, ev->pid, 0);
-		}
-		return 0;
-	case PERFDATA_EV_FORK:
-		return perf_fork(c, ev);
-	case PERFDATA_EV_EXIT:
-		if (ev->pid == ev->tid) {
-			pproc_remove(c, ev->pid);
-			send_task_event(c, PROFD_REC_EXIT, ev, ev->pid, 0);
-		}
-		return 0;
-	case PERFDATA_EV_LOST:
-		c->lost += ev->lost;
-		return 0;
-	}
-	return 0;
-}
-
 /* The addresses kernel frames will be looked up at (see profile.c); *ret_n 0: none. */
 static int kernel_lookup_addrs(const struct aggregate *a, uint64_t **ret, size_t *ret_n)
 {
@@ -933,27 +355,7 @@ static size_t running_kernel_build_id(uint8_t *ret, size_t size)
 
 	if (fd < 0 || (len = read(fd, buf, sizeof(buf))) <= 0)
 		return 0;
-	for (size_t off = 0; off + 12 <= (size_t)len;) {
-		uint32_t namesz, descsz, type;
-		size_t name_off = off + 12, desc_off, next;
-
-		memcpy(&namesz, buf + off, 4);
-		memcpy(&descsz, buf + off + 4, 4);
-		memcpy(&type, buf + off + 8, 4);
-		if (namesz > 256 || descsz > 4096)
-			return 0;
-		desc_off = name_off + ((namesz + 3) & ~3u);
-		next = desc_off + ((descsz + 3) & ~3u);
-		if (next > (size_t)len)
-			return 0;
-		if (type == 3 /* NT_GNU_BUILD_ID */ && namesz == 4 &&
-		    !memcmp(buf + name_off, "GNU", 4) && descsz > 0 && descsz <= size) {
-			memcpy(ret, buf + desc_off, descsz);
-			return descsz;
-		}
-		off = next;
-	}
-	return 0;
+	return elf_notes_build_id(buf, (size_t)len, 4, ret, size);
 }
 
 /*
@@ -985,7 +387,9 @@ static int perf_kernel_symbols(struct convert_ctx *c, const struct aggregate *a)
 	}
 	n_bid = perfdata_build_id(c->pd, "[kernel.kallsyms]", &bid);
 	n_running = running_kernel_build_id(running, sizeof(running));
-	if (!c->kernel_text) {
+	const struct perfdata_feed_result *fr = perfdata_feed_result(c->feed);
+
+	if (!fr->kernel_text) {
 		log_notice(
 		    "Kernel frames keep addresses: perf's build-id cache has no symbols of the "
 		    "recorded kernel, and the recording does not say where it was loaded. "
@@ -999,12 +403,12 @@ static int perf_kernel_symbols(struct convert_ctx *c, const struct aggregate *a)
 		    "--kallsyms FILE.");
 		return 0;
 	}
-	r = kallsyms_load_for("/proc/kallsyms", addrs, n, c->kernel_ref, &ref, &c->ks);
+	r = kallsyms_load_for("/proc/kallsyms", addrs, n, fr->kernel_ref, &ref, &c->ks);
 	if (r < 0) {
 		log_info_errno(r, "Kernel symbols unavailable (%m); kernel frames keep addresses.");
 		return 0;
 	}
-	if (ref != c->kernel_text) {
+	if (ref != fr->kernel_text) {
 		log_notice(
 		    "Kernel frames keep addresses: this machine's kernel was loaded at another "
 		    "address than the recorded one. Give its symbols with --kallsyms FILE.");
@@ -1017,164 +421,175 @@ static int perf_kernel_symbols(struct convert_ctx *c, const struct aggregate *a)
 /* ---- command -----------------------------------------------------------------------------------
  */
 
-static void help(void)
+static int opt_output(const struct cli_option *opt, const char *arg, void *opts)
 {
-	printf(
-	    "Usage: profd convert FILE [-o OUT] [OPTIONS]\n"
-	    "\n"
-	    "Unwind and symbolize a recording offline and write a gzipped pprof profile (or\n"
-	    "folded stacks, or a speedscope file). FILE is a raw capture of 'profd record --raw',\n"
-	    "a perf.data of 'perf record --call-graph dwarf' (user registers and stack in every\n"
-	    "sample), or a gzipped pprof profile (.pb.gz, from profd or any other tool), which\n"
-	    "is written as it is in the --format asked for.\n"
-	    "Binaries are looked up by their recorded path under --sysroot, checked against\n"
-	    "the recorded build-id (another build counts as missing), then by build-id in the\n"
-	    "debug directories (DIR/.build-id/xx/... in perf's cache layout and as debug files).\n"
-	    "On a damaged FILE the records before the damage are converted and written, the\n"
-	    "error names the byte offset, and the exit status is 1.\n"
-	    "\n"
-	    "Options:\n"
-	    "  -o, --output OUT         file to write (default profile.pb.gz; folded: stdout;\n"
-	    "                           speedscope: profile.speedscope.json; '-' is stdout)\n"
-	    "  -f, --format FORMAT      pprof (default), folded ('comm;root;...;leaf count'\n"
-	    "                           lines for flamegraph.pl and inferno) or speedscope\n"
-	    "                           (speedscope's JSON format, one profile per thread,\n"
-	    "                           inline frames as frames)\n"
-	    "      --sample-type TYPE   folded and speedscope output: weigh stacks by this\n"
-	    "                           sample type (samples, cpu, off_cpu); default: folded\n"
-	    "                           samples, speedscope the profile's default type\n"
-	    "      --demangle MODE      C++/Rust names: simple (default: no parameters or\n"
-	    "                           template arguments), templates, full or none\n"
-	    "                           (mangled), as pprof's -symbolize=demangle=MODE\n"
-	    "  -s, --sysroot DIR        look for the recorded binaries under DIR (default /)\n"
-	    "      --debug-dir DIR      also look for binaries and debug files by build-id in\n"
-	    "                           DIR (repeatable; always searched: SYSROOT%s and\n"
-	    "                           ~/.debug, perf's build-id cache)\n"
-	    "      --kallsyms FILE      kernel symbols (default: the capture's own; perf.data:\n"
-	    "                           perf's cache for the recorded kernel, else\n"
-	    "                           /proc/kallsyms if this machine runs that very kernel,\n"
-	    "                           booted at the recorded address)\n"
-	    "      --perf-map-dir DIR   name JIT code from DIR/perf-PID.map, PID as recorded\n"
-	    "                           (copies of the recording machine's /tmp/perf-*.map;\n"
-	    "                           '/tmp' if it was this one). Default: none (this\n"
-	    "                           machine's /tmp and /proc/PID are not read)\n"
-	    "      --no-inline          do not expand inlined functions\n"
-	    "  -q, --quiet              no summary\n"
-	    "  -v, --verbose            more messages (twice: debug)\n"
-	    "  -h, --help               show this help\n",
-	    SYM_DEFAULT_DEBUG_DIR);
+	if (!*arg)
+		return log_error_errno(-EINVAL, "Empty output file name.");
+	((struct convert_opts *)opts)->output = arg;
+	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct convert_opts *o, char **ret_sysroot)
+static int opt_format(const struct cli_option *opt, const char *arg, void *opts)
 {
-	enum { OPT_DEBUG_DIR = 0x100, OPT_KALLSYMS, OPT_NO_INLINE, OPT_PERF_MAP_DIR, OPT_DEMANGLE,
-	       OPT_SAMPLE_TYPE };
-	static const struct option options[] = {
-	    {"output", required_argument, NULL, 'o'},
-	    {"format", required_argument, NULL, 'f'},
-	    {"demangle", required_argument, NULL, OPT_DEMANGLE},
-	    {"sample-type", required_argument, NULL, OPT_SAMPLE_TYPE},
-	    {"sysroot", required_argument, NULL, 's'},
-	    {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
-	    {"kallsyms", required_argument, NULL, OPT_KALLSYMS},
-	    {"perf-map-dir", required_argument, NULL, OPT_PERF_MAP_DIR},
-	    {"no-inline", no_argument, NULL, OPT_NO_INLINE},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {}};
-	int c;
+	if (output_format_from_string(arg, &((struct convert_opts *)opts)->format) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown format '%s': expected pprof, folded or speedscope.",
+				       arg);
+	return 0;
+}
+
+static int opt_sample_type(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct convert_opts *)opts)->sample_type = arg;
+	return 0;
+}
+
+static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct convert_opts *o = opts;
+
+	if (sym_demangle_mode_from_string(arg, &o->demangle) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown --demangle '%s': expected simple, templates, full or "
+				       "none.",
+				       arg);
+	o->demangle_set = true;
+	return 0;
+}
+
+static int opt_sysroot(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct convert_opts *o = opts;
+	struct stat st;
+
+	if (stat(arg, &st) < 0 || !S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "--sysroot %s is not a directory.", arg);
+	free(o->sysroot_buf);
+	o->sysroot_buf = strdup(arg);
+	if (!o->sysroot_buf)
+		return log_oom();
+	binaries_sysroot_trim(o->sysroot_buf);
+	o->sysroot = o->sysroot_buf;
+	return 0;
+}
+
+static int opt_debug_dir(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct convert_opts *o = opts;
+
+	if (arg[0] != '/')
+		return log_error_errno(-EINVAL, "--debug-dir needs an absolute path: %s", arg);
+	if (o->n_debug_dirs >= CONVERT_MAX_DEBUG_DIRS)
+		return log_error_errno(-E2BIG, "At most %d --debug-dir.", CONVERT_MAX_DEBUG_DIRS);
+	o->debug_dirs[o->n_debug_dirs++] = arg;
+	return 0;
+}
+
+static int opt_kallsyms(const struct cli_option *opt, const char *arg, void *opts)
+{
+	((struct convert_opts *)opts)->kallsyms = arg;
+	return 0;
+}
+
+static int opt_perf_map_dir(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct stat st;
+
+	if (stat(arg, &st) < 0 || !S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "--perf-map-dir %s is not a directory.", arg);
+	((struct convert_opts *)opts)->perfmap_dir = arg;
+	return 0;
+}
+
+/* -q: no summary, warnings and errors only; -v: info, twice: debug. In the order given. */
+static int opt_log_level(const struct cli_option *opt, const char *arg, void *opts)
+{
+	int level = log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+
+	if (opt->letter == 'q') {
+		((struct convert_opts *)opts)->progress = false;
+		level = LOG_LEVEL_WARNING;
+	}
+	log_set_max_level(level);
+	return 0;
+}
+
+static const struct cli_option convert_options[] = {
+	{ CLI_CALL, "output", 'o', true, "OUT",
+	  "file to write (default profile.pb.gz; folded: stdout;\n"
+	  "speedscope: profile.speedscope.json; '-' is stdout)", .apply = opt_output },
+	{ CLI_CALL, "format", 'f', true, "FORMAT",
+	  "pprof (default), folded ('comm;root;...;leaf count'\n"
+	  "lines for flamegraph.pl and inferno) or speedscope\n"
+	  "(speedscope's JSON format, one profile per thread,\n"
+	  "inline frames as frames)", .apply = opt_format },
+	{ CLI_CALL, "sample-type", 0, true, "TYPE",
+	  "folded and speedscope output: weigh stacks by this\n"
+	  "sample type (samples, cpu, off_cpu); default: folded\n"
+	  "samples, speedscope the profile's default type", .apply = opt_sample_type },
+	{ CLI_CALL, "demangle", 0, true, "MODE",
+	  "C++/Rust names: simple (default: no parameters or\n"
+	  "template arguments), templates, full or none\n"
+	  "(mangled), as pprof's -symbolize=demangle=MODE", .apply = opt_demangle },
+	{ CLI_CALL, "sysroot", 's', true, "DIR",
+	  "look for the recorded binaries under DIR (default /)", .apply = opt_sysroot },
+	{ CLI_CALL, "debug-dir", 0, true, "DIR",
+	  "also look for binaries and debug files by build-id in\n"
+	  "DIR (repeatable; always searched: SYSROOT" SYM_DEFAULT_DEBUG_DIR " and\n"
+	  "~/.debug, perf's build-id cache)", .apply = opt_debug_dir },
+	{ CLI_CALL, "kallsyms", 0, true, "FILE",
+	  "kernel symbols (default: the capture's own; perf.data:\n"
+	  "perf's cache for the recorded kernel, else\n"
+	  "/proc/kallsyms if this machine runs that very kernel,\n"
+	  "booted at the recorded address)", .apply = opt_kallsyms },
+	{ CLI_CALL, "perf-map-dir", 0, true, "DIR",
+	  "name JIT code from DIR/perf-PID.map, PID as recorded\n"
+	  "(copies of the recording machine's /tmp/perf-*.map;\n"
+	  "'/tmp' if it was this one). Default: none (this\n"
+	  "machine's /tmp and /proc/PID are not read)", .apply = opt_perf_map_dir },
+	{ CLI_FALSE, "no-inline", 0, .help = "do not expand inlined functions",
+	  .offset = offsetof(struct convert_opts, inlines) },
+	{ CLI_CALL, "quiet", 'q', .help = "no summary", .apply = opt_log_level },
+	{ CLI_CALL, "verbose", 'v', .help = "more messages (twice: debug)", .apply = opt_log_level },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+};
+
+static const struct cli_command convert_command = {
+	.name = "convert",
+	.usage = "Usage: profd convert FILE [-o OUT] [OPTIONS]\n"
+		 "\n"
+		 "Unwind and symbolize a recording offline and write a gzipped pprof profile (or\n"
+		 "folded stacks, or a speedscope file). FILE is a raw capture of 'profd record --raw',\n"
+		 "a perf.data of 'perf record --call-graph dwarf' (user registers and stack in every\n"
+		 "sample), or a gzipped pprof profile (.pb.gz, from profd or any other tool), which\n"
+		 "is written as it is in the --format asked for.\n"
+		 "Binaries are looked up by their recorded path under --sysroot, checked against\n"
+		 "the recorded build-id (another build counts as missing), then by build-id in the\n"
+		 "debug directories (DIR/.build-id/xx/... in perf's cache layout and as debug files).\n"
+		 "On a damaged FILE the records before the damage are converted and written, the\n"
+		 "error names the byte offset, and the exit status is 1.\n"
+		 "\n"
+		 "Options:\n",
+	.options = convert_options,
+	.n_options = ARRAY_SIZE(convert_options),
+	.operands = true,
+};
+
+/* 0: options in *o (o->sysroot_buf to free in any case); 1: --help was shown; <0: logged. */
+static int parse_args(int argc, char **argv, struct convert_opts *o)
+{
+	int ind, r;
 
 	*o = (struct convert_opts){.sysroot = "", .inlines = true, .progress = true};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:f:s:qvh", options, NULL)) >= 0) {
-		switch (c) {
-		case 'o':
-			if (!*optarg)
-				return log_error_errno(-EINVAL, "Empty output file name.");
-			o->output = optarg;
-			break;
-		case 'f':
-			if (output_format_from_string(optarg, &o->format) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown format '%s': expected pprof, folded or "
-						       "speedscope.",
-						       optarg);
-			break;
-		case OPT_SAMPLE_TYPE:
-			o->sample_type = optarg;
-			break;
-		case OPT_DEMANGLE:
-			if (sym_demangle_mode_from_string(optarg, &o->demangle) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown --demangle '%s': expected simple, "
-						       "templates, full or none.",
-						       optarg);
-			o->demangle_set = true;
-			break;
-		case 's': {
-			struct stat st;
-			char *s;
-
-			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
-				return log_error_errno(-ENOTDIR, "--sysroot %s is not a directory.",
-						       optarg);
-			free(*ret_sysroot);
-			s = *ret_sysroot = strdup(optarg);
-			if (!s)
-				return log_oom();
-			while (strlen(s) > 0 && s[strlen(s) - 1] == '/')
-				s[strlen(s) - 1] = '\0';
-			o->sysroot = s;
-			break;
-		}
-		case OPT_DEBUG_DIR:
-			if (optarg[0] != '/')
-				return log_error_errno(
-				    -EINVAL, "--debug-dir needs an absolute path: %s", optarg);
-			if (o->n_debug_dirs >= CONVERT_MAX_DEBUG_DIRS)
-				return log_error_errno(-E2BIG, "At most %d --debug-dir.",
-						       CONVERT_MAX_DEBUG_DIRS);
-			o->debug_dirs[o->n_debug_dirs++] = optarg;
-			break;
-		case OPT_KALLSYMS:
-			o->kallsyms = optarg;
-			break;
-		case OPT_PERF_MAP_DIR: {
-			struct stat st;
-
-			if (stat(optarg, &st) < 0 || !S_ISDIR(st.st_mode))
-				return log_error_errno(
-				    -ENOTDIR, "--perf-map-dir %s is not a directory.", optarg);
-			o->perfmap_dir = optarg;
-			break;
-		}
-		case OPT_NO_INLINE:
-			o->inlines = false;
-			break;
-		case 'q':
-			o->progress = false;
-			log_set_max_level(LOG_LEVEL_WARNING);
-			break;
-		case 'v':
-			log_set_max_level(log_get_max_level() >= LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG
-										: LOG_LEVEL_INFO);
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return log_error_errno(-EINVAL, "Try 'profd convert --help'.");
-		}
-	}
-	if (optind + 1 != argc)
+	r = cli_parse(&convert_command, argc, argv, o, &ind);
+	if (r != 0)
+		return r;
+	if (ind + 1 != argc)
 		return log_error_errno(-EINVAL, "Give exactly one input FILE. "
 						"Try 'profd convert --help'.");
-	o->input = argv[optind];
+	o->input = argv[ind];
 	if (!o->output)
-		o->output = o->format == OUTPUT_FOLDED	   ? "-"
-			    : o->format == OUTPUT_SPEEDSCOPE ? "profile.speedscope.json"
-							     : "profile.pb.gz";
+		o->output = o->format == OUTPUT_FOLDED ? "-" : cli_default_output(o->format);
 	return 0;
 }
 
@@ -1202,7 +617,7 @@ static void print_summary(const struct convert_ctx *c, const struct profile_summ
 		size_t k = 0;
 
 		fprintf(f, " (frames keep addresses):");
-		for (const struct path_node *p = c->finder.missing; p && k < CONVERT_MAX_MISSING;
+		for (const struct binary_path *p = c->finder.missing; p && k < CONVERT_MAX_MISSING;
 		     p = p->next, k++)
 			fprintf(f, " %s", p->path);
 		if (c->finder.n_missing > k)
@@ -1245,297 +660,336 @@ static int convert_pprof(const struct convert_opts *o)
 	return 0;
 }
 
-int cmd_convert(int argc, char **argv)
+/* What the input said about the whole recording, for the profile. */
+struct convert_input {
+	uint64_t period_ns;
+	int64_t time_nanos, duration;
+	int damage; /* -EBADMSG: damaged, the records before the damage were converted */
+};
+
+/* The first 8 bytes of the input (zeros when shorter), which tell its format. */
+static int read_magic(const char *input, char magic[8])
 {
-	struct convert_opts o;
-	struct convert_ctx c = {.o = &o};
-	_cleanup_free_ char *sysroot = NULL;
-	struct raw_reader *rr = NULL;
-	struct pprof_builder *b = NULL;
-	struct sym_cache *symc = NULL;
-	struct profile_options popts = {};
-	struct profile_summary sum;
+	_cleanup_close_ int fd = open(input, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return log_error_errno(-errno, "Cannot open %s: %m", input);
+	if (read(fd, magic, 8) != 8)
+		memset(magic, 0, 8);
+	return 0;
+}
+
+/* The finder, the session on its static process table, the symbolizer and its warmer. */
+static int convert_setup(struct convert_ctx *c, const struct convert_opts *o,
+			 struct sym_cache **ret_symc)
+{
 	const char *debug_dirs[CONVERT_MAX_DEBUG_DIRS + 3] = {};
-	uint64_t period_ns = 0, t0 = mono_ns(), t_read = 0;
-	int64_t time_nanos = 0, duration = 0;
-	char magic[8] = "";
-	int r, damage = 0;
+	int r;
 
-	r = parse_args(argc, argv, &o, &sysroot);
-	if (r != 0)
-		return r > 0 ? 0 : r;
-	{
-		_cleanup_close_ int fd = open(o.input, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0)
-			return log_error_errno(-errno, "Cannot open %s: %m", o.input);
-		if (read(fd, magic, sizeof(magic)) != sizeof(magic))
-			memset(magic, 0, sizeof(magic));
-	}
-	if ((unsigned char)magic[0] == 0x1f && (unsigned char)magic[1] == 0x8b)
-		return convert_pprof(&o);
-	r = finder_init(&c.finder, &o);
+	r = binary_finder_init(&c->finder, o->sysroot, o->debug_dirs, o->n_debug_dirs);
 	if (r < 0)
 		return log_oom();
-	r = session_new(&(struct session_config){ .no_python = true }, &c.session);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up: %m");
-		goto out;
-	}
-	c.procs = session_procs(c.session);
-	r = proc_table_set_static(c.procs, finder_open, &c.finder);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up: %m");
-		goto out;
-	}
+	r = session_new(&(struct session_config){ .no_python = true }, &c->session);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
+	c->procs = session_procs(c->session);
+	r = proc_table_set_static(c->procs, binary_finder_open, &c->finder);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up: %m");
 	/* Debug files next to a recorded binary: only inside a --sysroot the user named. The
 	 * recorded paths were chosen by the processes recorded; without one, debug dirs only. */
-	if (o.sysroot[0]) {
+	if (o->sysroot[0]) {
 		struct sym_root *root = NULL;
 
-		if (sym_root_open(o.sysroot, &root) == 0)
-			proc_table_set_static_root(c.procs, root);
+		if (sym_root_open(o->sysroot, &root) == 0)
+			proc_table_set_static_root(c->procs, root);
 		sym_root_unref(root);
 	}
-	for (size_t i = 0; i < c.finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
-		debug_dirs[i] = c.finder.dirs[i];
-	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs, .demangle = o.demangle},
-			  &symc);
-	if (r < 0) {
-		log_error_errno(r, "Failed to set up the symbolizer: %m");
-		goto out;
-	}
-	r = sym_warmer_new(symc, &c.warm);
+	for (size_t i = 0; i < c->finder.n_dirs && i < ARRAY_SIZE(debug_dirs) - 1; i++)
+		debug_dirs[i] = c->finder.dirs[i];
+	r = sym_cache_new(&(struct sym_cache_config){.debug_dirs = debug_dirs, .demangle = o->demangle},
+			  ret_symc);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the symbolizer: %m");
+	r = sym_warmer_new(*ret_symc, &c->warm);
 	if (r < 0)
 		log_debug_errno(r,
 				"No symbolizer thread (%m): binaries are read when symbolizing.");
 	/* Read later, and only for the addresses of kernel frames; fail early if it cannot be. */
-	if (o.kallsyms && access(o.kallsyms, R_OK) < 0) {
-		r = log_error_errno(-errno, "Cannot read kernel symbols from %s: %m", o.kallsyms);
-		goto out;
+	if (o->kallsyms && access(o->kallsyms, R_OK) < 0)
+		return log_error_errno(-errno, "Cannot read kernel symbols from %s: %m", o->kallsyms);
+	return 0;
+}
+
+static int read_raw_input(struct convert_ctx *c, const struct convert_opts *o,
+			  struct raw_reader **rr, struct convert_input *in)
+{
+	const struct raw_header *h;
+	int r;
+
+	r = raw_reader_open(o->input, rr);
+	if (r == -EBADMSG) {
+		log_error("%s: %s", o->input, raw_reader_error(*rr));
+		return r;
 	}
+	if (r == -EPROTONOSUPPORT) {
+		log_error("%s was written by a newer profd (raw format version > %d).", o->input,
+			  RAW_VERSION);
+		return r;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read %s: %m", o->input);
+	h = raw_reader_header(*rr);
+	if (h->record_version != PROFD_RECORD_VERSION)
+		return log_error_errno(-EPROTONOSUPPORT,
+				       "%s holds records of version %u; this profd reads version "
+				       "%d. Convert it with the profd that recorded it.",
+				       o->input, h->record_version, PROFD_RECORD_VERSION);
+	r = convert_raw(c, *rr);
+	if (r == -EBADMSG) {
+		log_error("%s: %s. Converting the records before it.", o->input,
+			  raw_reader_error(*rr));
+		in->damage = r;
+	} else if (r < 0) {
+		return log_error_errno(r, "Failed to read %s: %m", o->input);
+	} else if (!c->have_end) {
+		log_warning("%s has no end-of-capture record: it was cut short at a record "
+			    "boundary.",
+			    o->input);
+	}
+	in->period_ns = h->freq_hz ? 1000000000ull / h->freq_hz : 0;
+	in->time_nanos = h->time_ns;
+	in->duration = (int64_t)c->duration_ns;
+	return 0;
+}
 
-	if (!memcmp(magic, RAW_MAGIC, RAW_MAGIC_LEN)) {
-		const struct raw_header *h;
+/* Open the perf.data and check convert can use it; *ret_info on success. */
+static int open_perf_input(struct convert_ctx *c, const struct convert_opts *o,
+			   const struct perfdata_info **ret_info)
+{
+	const struct perfdata_info *info;
+	int r;
 
-		r = raw_reader_open(o.input, &rr);
-		if (r == -EBADMSG) {
-			log_error("%s: %s", o.input, raw_reader_error(rr));
-			goto out;
-		}
-		if (r == -EPROTONOSUPPORT) {
-			log_error("%s was written by a newer profd (raw format version > %d).",
-				  o.input, RAW_VERSION);
-			goto out;
-		}
-		if (r < 0) {
-			log_error_errno(r, "Cannot read %s: %m", o.input);
-			goto out;
-		}
-		h = raw_reader_header(rr);
-		if (h->record_version != PROFD_RECORD_VERSION) {
-			r = log_error_errno(
-			    -EPROTONOSUPPORT,
-			    "%s holds records of version %u; this profd reads version "
-			    "%d. Convert it with the profd that recorded it.",
-			    o.input, h->record_version, PROFD_RECORD_VERSION);
-			goto out;
-		}
-		r = convert_raw(&c, rr);
-		if (r == -EBADMSG) {
-			log_error("%s: %s. Converting the records before it.", o.input,
-				  raw_reader_error(rr));
-			damage = r;
-		} else if (r < 0) {
-			log_error_errno(r, "Failed to read %s: %m", o.input);
-			goto out;
-		} else if (!c.have_end) {
-			log_warning("%s has no end-of-capture record: it was cut short at a record "
-				    "boundary.",
-				    o.input);
-		}
-		period_ns = h->freq_hz ? 1000000000ull / h->freq_hz : 0;
-		time_nanos = h->time_ns;
-		duration = (int64_t)c.duration_ns;
-	} else if (!memcmp(magic, "PERFILE2", 8)) {
-		const struct perfdata_info *info;
-
-		r = perfdata_open(o.input, &c.pd);
-		if (r == -EBADMSG) {
-			log_error("%s: %s", o.input, perfdata_error(c.pd));
-			goto out;
-		}
-		if (r == -EOPNOTSUPP) {
-			log_error(
-			    "%s: pipe-mode or big-endian perf.data is not supported; record with "
-			    "'perf record -o FILE'.",
-			    o.input);
-			goto out;
-		}
-		if (r < 0) {
-			log_error_errno(r, "Cannot read %s: %m", o.input);
-			goto out;
-		}
-		info = perfdata_info(c.pd);
-		if ((info->sample_type & ((1u << 12) | (1u << 13))) != ((1u << 12) | (1u << 13))) {
-			r = log_error_errno(-EINVAL,
-					    "%s has no user registers and stacks in its "
-					    "samples: record with 'perf record --call-graph "
-					    "dwarf'.",
-					    o.input);
-			goto out;
-		}
-		if (!info->e_machine) {
-			r = log_error_errno(-EOPNOTSUPP,
-					    "%s: unknown or unsupported architecture "
-					    "(x86_64 and aarch64 are).",
-					    o.input);
-			goto out;
-		}
-		if (!info->arch_known)
-			log_warning("%s names no architecture; assuming this machine's.", o.input);
-		if (info->data_size_guessed)
-			log_warning(
-			    "%s was not finished by perf (data size 0): reading to the end of "
+	r = perfdata_open(o->input, &c->pd);
+	if (r == -EBADMSG) {
+		log_error("%s: %s", o->input, perfdata_error(c->pd));
+		return r;
+	}
+	if (r == -EOPNOTSUPP) {
+		log_error("%s: pipe-mode or big-endian perf.data is not supported; record with "
+			  "'perf record -o FILE'.",
+			  o->input);
+		return r;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot read %s: %m", o->input);
+	info = perfdata_info(c->pd);
+	if (!perfdata_has_user_stacks(info))
+		return log_error_errno(-EINVAL,
+				       "%s has no user registers and stacks in its "
+				       "samples: record with 'perf record --call-graph "
+				       "dwarf'.",
+				       o->input);
+	if (!info->e_machine)
+		return log_error_errno(-EOPNOTSUPP,
+				       "%s: unknown or unsupported architecture "
+				       "(x86_64 and aarch64 are).",
+				       o->input);
+	if (!info->arch_known)
+		log_warning("%s names no architecture; assuming this machine's.", o->input);
+	if (info->data_size_guessed)
+		log_warning("%s was not finished by perf (data size 0): reading to the end of "
 			    "the file.",
-			    o.input);
-		r = perfdata_read(c.pd, on_perf_event, &c);
-		if (r == -EBADMSG) {
-			log_error("%s: %s. Converting the events before it.", o.input,
-				  perfdata_error(c.pd));
-			damage = r;
-		} else if (r == -EOPNOTSUPP) {
-			log_error(
-			    "%s holds compressed data (perf record -z), which profd does not read; "
-			    "'perf inject -i IN -o OUT' writes it uncompressed.",
-			    o.input);
-			goto out;
-		} else if (r < 0) {
-			log_error_errno(r, "Failed to read %s: %m", o.input);
-			goto out;
+			    o->input);
+	*ret_info = info;
+	return 0;
+}
+
+static int read_perf_input(struct convert_ctx *c, const struct convert_opts *o,
+			   struct convert_input *in)
+{
+	const struct perfdata_info *info = NULL;
+	const struct perfdata_feed_result *fr;
+	int r;
+
+	r = open_perf_input(c, o, &info);
+	if (r < 0)
+		return r;
+	r = perfdata_feed_new(c->pd, c->session, warm_new_mappings, c, &c->feed);
+	if (r < 0)
+		return log_oom();
+	r = perfdata_read(c->pd, perfdata_feed_event, c->feed);
+	fr = perfdata_feed_result(c->feed);
+	c->lost = fr->lost;
+	if (r == -EBADMSG) {
+		log_error("%s: %s. Converting the events before it.", o->input,
+			  perfdata_error(c->pd));
+		in->damage = r;
+	} else if (r == -EOPNOTSUPP) {
+		log_error("%s holds compressed data (perf record -z), which profd does not read; "
+			  "'perf inject -i IN -o OUT' writes it uncompressed.",
+			  o->input);
+		return r;
+	} else if (r < 0) {
+		return log_error_errno(r, "Failed to read %s: %m", o->input);
+	}
+	if (perfdata_stats(c->pd)->malformed)
+		log_warning("%s: %" PRIu64 " malformed events skipped.", o->input,
+			    perfdata_stats(c->pd)->malformed);
+	in->period_ns = info->freq ? (info->sample_freq_or_period
+					  ? 1000000000ull / info->sample_freq_or_period
+					  : 0)
+				   : info->sample_freq_or_period;
+	in->duration = (int64_t)(fr->last_ns - fr->first_ns);
+	/* Kernel symbols are read for the addresses of kernel frames only, if any. */
+	if (!o->kallsyms && perf_kernel_symbols(c, session_aggregate(c->session)) < 0)
+		return log_oom();
+	return 0;
+}
+
+/* --kallsyms FILE: read for the kernel frames' addresses; wins over a capture's own list. */
+static int load_kallsyms_option(struct convert_ctx *c, const struct convert_opts *o)
+{
+	_cleanup_free_ uint64_t *addrs = NULL;
+	size_t n;
+	int r;
+
+	kallsyms_free(c->ks);
+	c->ks = NULL;
+	r = kernel_lookup_addrs(session_aggregate(c->session), &addrs, &n);
+	if (r >= 0 && n > 0)
+		r = kallsyms_load_for(o->kallsyms, addrs, n, NULL, NULL, &c->ks);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read kernel symbols from %s: %m", o->kallsyms);
+	return 0;
+}
+
+static void notice_anonymous_code(const struct convert_ctx *c)
+{
+	const struct aggregate *a = session_aggregate(c->session);
+
+	for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
+		const struct agg_mapping *m = aggregate_mapping(a, AGG_MAP_FIRST + i);
+
+		if (m->kind == MAPPING_ANON && !m->dso) {
+			log_notice("Samples in anonymous memory (JIT code?) keep addresses: "
+				   "--perf-map-dir DIR names them from the recording "
+				   "machine's perf-PID.map files.");
+			return;
 		}
-		if (perfdata_stats(c.pd)->malformed)
-			log_warning("%s: %" PRIu64 " malformed events skipped.", o.input,
-				    perfdata_stats(c.pd)->malformed);
-		period_ns = info->freq ? (info->sample_freq_or_period
-					      ? 1000000000ull / info->sample_freq_or_period
-					      : 0)
-				       : info->sample_freq_or_period;
-		duration = (int64_t)(c.last_ns - c.first_ns);
-		/* Kernel symbols are read for the addresses of kernel frames only, if any. */
-		if (!o.kallsyms) {
-			r = perf_kernel_symbols(&c, session_aggregate(c.session));
-			if (r < 0) {
-				log_oom();
-				goto out;
-			}
+	}
+}
+
+/* Symbolize the aggregate into a profile and write it; the summary after. */
+static int write_profile(struct convert_ctx *c, const struct convert_opts *o,
+			 struct sym_cache *symc, const struct convert_input *in, uint64_t t0)
+{
+	struct pprof_builder *b = NULL;
+	struct profile_summary sum;
+	struct profile_options popts;
+	uint64_t t_read = mono_ns();
+	int r;
+
+	/* The cache is the warmer's until it finished what it was given. */
+	sym_warmer_finish(c->warm);
+	c->warm = NULL;
+	popts = (struct profile_options){
+	    .period_ns = in->period_ns ? in->period_ns : 1,
+	    .time_nanos = in->time_nanos,
+	    .duration_nanos = in->duration,
+	    .inlines = o->inlines,
+	    .kallsyms = c->ks,
+	    .sym_cache = symc,
+	    .off_cpu = aggregate_off_cpu_ns(session_aggregate(c->session)) > 0,
+	    /* The recording's processes are not this machine's: no /proc, no /tmp, unless asked. */
+	    .perfmaps = o->perfmap_dir ? PROFILE_PERFMAPS_DIR : PROFILE_PERFMAPS_NONE,
+	    .perfmap_dir = o->perfmap_dir,
+	};
+	r = profile_build(session_aggregate(c->session), &popts, &b, &sum);
+	if (r < 0)
+		return log_error_errno(r, "Failed to build the profile: %m");
+	r = output_write_builder_type(b, o->format, o->sample_type, o->output, 0600);
+	pprof_builder_free(b);
+	if (r == -ENOENT && o->sample_type)
+		return log_error_errno(r,
+				       "The profile has no sample type '%s' (off_cpu needs "
+				       "--off-cpu); nothing was written.",
+				       o->sample_type);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o->output);
+	if (c->finder.n_missing && !o->progress)
+		log_warning("%zu binaries not found: their frames keep addresses.",
+			    c->finder.n_missing);
+	if (o->progress)
+		print_summary(c, &sum, (t_read - t0) / 1e9, (mono_ns() - t_read) / 1e9);
+	return 0;
+}
+
+static void convert_ctx_done(struct convert_ctx *c)
+{
+	/* The session's process table calls into the finder while it frees: session first. */
+	session_free(c->session);
+	for (size_t i = 0; i < CONVERT_HASH; i++)
+		while (c->pending[i]) {
+			struct pending *p = c->pending[i];
+
+			c->pending[i] = p->next;
+			free(p);
 		}
-	} else {
+	perfdata_feed_free(c->feed);
+	perfdata_free(c->pd);
+	kallsyms_free(c->ks);
+	binary_finder_done(&c->finder);
+}
+
+int cmd_convert(int argc, char **argv)
+{
+	struct convert_opts o;
+	struct convert_ctx c = {.o = &o};
+	struct raw_reader *rr = NULL;
+	struct sym_cache *symc = NULL;
+	struct convert_input in = {};
+	uint64_t t0 = mono_ns();
+	char magic[8] = "";
+	int r;
+
+	r = parse_args(argc, argv, &o);
+	_cleanup_free_ char *sysroot_buf = o.sysroot_buf; /* freed on every return */
+	if (r != 0)
+		return r > 0 ? 0 : r;
+	r = read_magic(o.input, magic);
+	if (r < 0)
+		return r;
+	if ((unsigned char)magic[0] == 0x1f && (unsigned char)magic[1] == 0x8b)
+		return convert_pprof(&o);
+	r = convert_setup(&c, &o, &symc);
+	if (r < 0)
+		goto out;
+	if (!memcmp(magic, RAW_MAGIC, RAW_MAGIC_LEN))
+		r = read_raw_input(&c, &o, &rr, &in);
+	else if (!memcmp(magic, PERFDATA_MAGIC, PERFDATA_MAGIC_LEN))
+		r = read_perf_input(&c, &o, &in);
+	else
 		r = log_error_errno(
 		    -ENOEXEC, "%s is neither a profd raw capture nor a perf.data file.", o.input);
+	if (r < 0)
 		goto out;
-	}
-
 	if (o.kallsyms) {
-		_cleanup_free_ uint64_t *addrs = NULL;
-		size_t n;
-
-		kallsyms_free(c.ks); /* a capture's own list: --kallsyms FILE wins */
-		c.ks = NULL;
-		r = kernel_lookup_addrs(session_aggregate(c.session), &addrs, &n);
-		if (r >= 0 && n > 0)
-			r = kallsyms_load_for(o.kallsyms, addrs, n, NULL, NULL, &c.ks);
-		if (r < 0) {
-			log_error_errno(r, "Cannot read kernel symbols from %s: %m", o.kallsyms);
+		r = load_kallsyms_option(&c, &o);
+		if (r < 0)
 			goto out;
-		}
 	}
-
-	if (!o.perfmap_dir) {
-		const struct aggregate *a = session_aggregate(c.session);
-
-		for (size_t i = 0; i < aggregate_n_mappings(a); i++) {
-			const struct agg_mapping *m = aggregate_mapping(a, AGG_MAP_FIRST + i);
-
-			if (m->kind == MAPPING_ANON && !m->dso) {
-				log_notice(
-				    "Samples in anonymous memory (JIT code?) keep addresses: "
-				    "--perf-map-dir DIR names them from the recording "
-				    "machine's perf-PID.map files.");
-				break;
-			}
-		}
-	}
-
-	t_read = mono_ns();
-	/* The cache is the warmer's until it finished what it was given. */
+	if (!o.perfmap_dir)
+		notice_anonymous_code(&c);
+	r = write_profile(&c, &o, symc, &in, t0);
+	if (r == 0)
+		r = in.damage;
+out:
+	/* The warmer uses the cache: it stops before the cache is freed. */
 	sym_warmer_finish(c.warm);
 	c.warm = NULL;
-	popts = (struct profile_options){
-	    .period_ns = period_ns ? period_ns : 1,
-	    .time_nanos = time_nanos,
-	    .duration_nanos = duration,
-	    .inlines = o.inlines,
-	    .kallsyms = c.ks,
-	    .sym_cache = symc,
-	    .off_cpu = aggregate_off_cpu_ns(session_aggregate(c.session)) > 0,
-	    /* The recording's processes are not this machine's: no /proc, no /tmp, unless asked. */
-	    .perfmaps = o.perfmap_dir ? PROFILE_PERFMAPS_DIR : PROFILE_PERFMAPS_NONE,
-	    .perfmap_dir = o.perfmap_dir,
-	};
-	r = profile_build(session_aggregate(c.session), &popts, &b, &sum);
-	if (r < 0) {
-		log_error_errno(r, "Failed to build the profile: %m");
-		goto out;
-	}
-	r = output_write_builder_type(b, o.format, o.sample_type, o.output, 0600);
-	if (r == -ENOENT && o.sample_type) {
-		log_error_errno(r, "The profile has no sample type '%s' (off_cpu needs --off-cpu); "
-				   "nothing was written.",
-				o.sample_type);
-		goto out;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to write %s: %m. Nothing was written.", o.output);
-		goto out;
-	}
-	if (c.finder.n_missing && !o.progress)
-		log_warning("%zu binaries not found: their frames keep addresses.",
-			    c.finder.n_missing);
-	if (o.progress)
-		print_summary(&c, &sum, (t_read - t0) / 1e9, (mono_ns() - t_read) / 1e9);
-	r = damage;
-out:
-	pprof_builder_free(b);
-	sym_warmer_finish(c.warm);
 	sym_cache_free(symc);
 	raw_reader_free(rr);
-	/* The session's process table calls into the finder while it frees: session first. */
-	session_free(c.session);
-	for (size_t i = 0; i < CONVERT_HASH; i++) {
-		while (c.pprocs[i]) {
-			struct pproc *p = c.pprocs[i];
-
-			c.pprocs[i] = p->next;
-			pproc_clear(p);
-			free(p->maps);
-			free(p);
-		}
-		while (c.pending[i]) {
-			struct pending *p = c.pending[i];
-
-			c.pending[i] = p->next;
-			free(p);
-		}
-		while (c.tcomms[i]) {
-			struct tcomm *t = c.tcomms[i];
-
-			c.tcomms[i] = t->next;
-			free(t);
-		}
-	}
-	perfdata_free(c.pd);
-	kallsyms_free(c.ks);
-	finder_done(&c.finder);
+	convert_ctx_done(&c);
 	return r < 0 ? r : 0;
 }

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
+#include "sources/binaries.h"
 #include "sources/core.h"
 #include "pipeline/unwind/unwind-cache.h"
 #include "pipeline/unwind/unwind.h"
@@ -103,23 +104,12 @@ static void stack_ctx_done(struct stack_ctx *x)
 /* Open path if it is a regular ELF file of the core's architecture; fills the unwind key. */
 static int open_candidate(struct stack_ctx *x, const char *path, struct stack_binary *b)
 {
-	_cleanup_close_ int fd = -1;
 	struct elf_ident id;
-	struct stat st;
+	_cleanup_close_ int fd = binaries_open_verified(path, x->core->e_machine, NULL, 0, &id, NULL, 0);
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	r = elf_identify_fd(fd, &id);
-	if (r < 0)
-		return r;
-	if (id.e_machine != x->core->e_machine)
-		return -EXDEV;
+		return fd;
 	r = unwind_key_from_fd(fd, id.build_id, id.build_id_len, &b->key);
 	if (r < 0)
 		return r;
@@ -689,7 +679,13 @@ static const char *core_error(int r)
 	}
 }
 
-int cmd_stack(int argc, char **argv)
+struct stack_args {
+	const char *core_path, *maps;
+	char *sysroot; /* owned; "" or NULL: none */
+};
+
+/* 1 after --help, 0, or -errno (logged). */
+static int parse_args(int argc, char **argv, struct stack_ctx *x, struct stack_args *a)
 {
 	enum { ARG_NO_INLINE = 0x100, ARG_DEMANGLE };
 	static const struct option options[] = {
@@ -703,51 +699,44 @@ int cmd_stack(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	_cleanup_free_ uint8_t *buf = NULL;
-	_cleanup_free_ struct unwind_frame *frames = NULL;
-	_cleanup_free_ struct sym_result *res = NULL;
-	_cleanup_free_ char *sysroot = NULL;
-	const char *core_path = NULL, *maps = NULL;
-	struct stack_ctx x = { .inlines = true };
-	int c, r;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:e:s:m:vh", options, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
-			core_path = optarg;
+			a->core_path = optarg;
 			break;
 		case 'e':
-			x.exe = optarg;
+			x->exe = optarg;
 			break;
 		case 's':
-			free(sysroot);
-			sysroot = strdup(optarg);
-			if (!sysroot)
+			free(a->sysroot);
+			a->sysroot = strdup(optarg);
+			if (!a->sysroot)
 				return log_oom();
 			/* "DIR/" + "/lib/..." would work too, but keep printed paths tidy. */
-			while (strlen(sysroot) > 1 && sysroot[strlen(sysroot) - 1] == '/')
-				sysroot[strlen(sysroot) - 1] = '\0';
+			binaries_sysroot_trim(a->sysroot);
 			break;
 		case 'm':
-			maps = optarg;
+			a->maps = optarg;
 			break;
 		case ARG_NO_INLINE:
-			x.inlines = false;
+			x->inlines = false;
 			break;
 		case ARG_DEMANGLE:
-			if (sym_demangle_mode_from_string(optarg, &x.demangle) < 0)
+			if (sym_demangle_mode_from_string(optarg, &x->demangle) < 0)
 				return log_error_errno(-EINVAL,
 						       "Unknown --demangle '%s': expected simple, "
 						       "templates, full or none.",
 						       optarg);
 			break;
 		case 'v':
-			x.verbose = true;
+			x->verbose = true;
 			break;
 		case 'h':
 			help();
-			return 0;
+			return 1;
 		default:
 			return -EINVAL;
 		}
@@ -755,15 +744,18 @@ int cmd_stack(int argc, char **argv)
 	if (optind < argc)
 		return log_error_errno(
 		    -EINVAL, "Unexpected argument '%s'. Try 'profd stack --help'.", argv[optind]);
-	if (!core_path)
+	if (!a->core_path)
 		return log_error_errno(-EINVAL,
 				       "--core FILE is required. Try 'profd stack --help'.");
-	if (sysroot && strcmp(sysroot, "/") == 0)
-		sysroot[0] = '\0';
-	x.sysroot = sysroot && sysroot[0] ? sysroot : NULL;
-	(void)sym_root_open("/", &x.host_root); /* without it: debug dirs only */
+	return 0;
+}
 
-	r = core_open(core_path, &x.core);
+/* The core, its mappings (NT_FILE, --maps or --exe) and the binaries behind them. */
+static int load_core(struct stack_ctx *x, const char *core_path, const char *maps)
+{
+	int r;
+
+	r = core_open(core_path, &x->core);
 	if (r < 0) {
 		const char *why = core_error(r);
 
@@ -771,49 +763,69 @@ int cmd_stack(int argc, char **argv)
 			return log_error_errno(r, "%s: %s.", core_path, why);
 		return log_error_errno(r, "Cannot read core file %s: %m", core_path);
 	}
-	if (x.core->truncated)
+	if (x->core->truncated)
 		log_warning("%s is truncated: some memory was not dumped; stacks may end early.",
 			    core_path);
 	if (maps) {
-		r = core_load_maps(x.core, maps);
-		if (r < 0) {
-			log_error_errno(r, "Cannot use maps file %s: %s", maps,
-					r == -EBADMSG
-					    ? "no /proc/PID/maps lines, or overlapping ones"
-					    : strerror(-r));
-			goto out;
-		}
+		r = core_load_maps(x->core, maps);
+		if (r < 0)
+			return log_error_errno(r, "Cannot use maps file %s: %s", maps,
+					       r == -EBADMSG
+						   ? "no /proc/PID/maps lines, or overlapping ones"
+						   : strerror(-r));
 	}
-	r = unwind_cache_new(0, &x.cache);
-	if (r < 0) {
-		log_oom();
-		goto out;
-	}
-	r = build_maps(&x);
+	r = unwind_cache_new(0, &x->cache);
 	if (r < 0)
-		goto out;
-	if (x.n_maps == 0)
+		return log_oom();
+	r = build_maps(x);
+	if (r < 0)
+		return r;
+	if (x->n_maps == 0)
 		log_warning("No mappings known (the core has no NT_FILE note): pass --maps FILE or "
 			    "--exe PATH to get names and CFI.");
+	return 0;
+}
 
-	buf = malloc(STACK_COPY_MAX);
-	frames = calloc(STACK_MAX_FRAMES, sizeof(*frames));
-	res = malloc(sizeof(*res));
-	if (!buf || !frames || !res) {
-		r = log_oom();
-		goto out;
-	}
-	printf("Core %s: %s, pid %" PRIu32 "%s%s%s, %zu thread%s\n\n", core_path, x.core->arch_name,
-	       x.core->pid, x.core->comm[0] ? " \"" : "", x.core->comm, x.core->comm[0] ? "\"" : "",
-	       x.core->n_threads, x.core->n_threads == 1 ? "" : "s");
-	for (size_t i = 0; i < x.core->n_threads; i++) {
-		r = stack_thread(&x, i, buf, frames, res);
+/* A backtrace of every thread, with one buffer for the stack copies. */
+static int print_threads(struct stack_ctx *x, const char *core_path)
+{
+	_cleanup_free_ uint8_t *buf = malloc(STACK_COPY_MAX);
+	_cleanup_free_ struct unwind_frame *frames = calloc(STACK_MAX_FRAMES, sizeof(*frames));
+	_cleanup_free_ struct sym_result *res = malloc(sizeof(*res));
+	int r;
+
+	if (!buf || !frames || !res)
+		return log_oom();
+	printf("Core %s: %s, pid %" PRIu32 "%s%s%s, %zu thread%s\n\n", core_path, x->core->arch_name,
+	       x->core->pid, x->core->comm[0] ? " \"" : "", x->core->comm,
+	       x->core->comm[0] ? "\"" : "", x->core->n_threads, x->core->n_threads == 1 ? "" : "s");
+	for (size_t i = 0; i < x->core->n_threads; i++) {
+		r = stack_thread(x, i, buf, frames, res);
 		if (r < 0)
-			goto out;
+			return r;
 	}
-	r = 0;
-out:
+	return 0;
+}
+
+int cmd_stack(int argc, char **argv)
+{
+	struct stack_args a = {};
+	struct stack_ctx x = { .inlines = true };
+	int r;
+
+	r = parse_args(argc, argv, &x, &a);
+	if (r != 0) {
+		free(a.sysroot);
+		return r > 0 ? 0 : r;
+	}
+	x.sysroot = a.sysroot && a.sysroot[0] ? a.sysroot : NULL;
+	(void)sym_root_open("/", &x.host_root); /* without it: debug dirs only */
+
+	r = load_core(&x, a.core_path, a.maps);
+	if (r >= 0)
+		r = print_threads(&x, a.core_path);
 	fflush(stdout);
 	stack_ctx_done(&x);
-	return r;
+	free(a.sysroot);
+	return r < 0 ? r : 0;
 }

@@ -643,6 +643,84 @@ static uint64_t reg_at(uint64_t mask, const uint8_t *regs, int reg)
 	return get64(regs + 8 * __builtin_popcountll(below));
 }
 
+/* PERF_SAMPLE_READ: the counter values, skipped. -EBADMSG when their count cannot be right. */
+static int skip_read_values(struct cursor *c, uint64_t rf)
+{
+	size_t one = 8 * (1 + !!(rf & RF_ID) + !!(rf & RF_LOST));
+	size_t times = 8 * (!!(rf & RF_TOTAL_TIME_ENABLED) + !!(rf & RF_TOTAL_TIME_RUNNING));
+
+	if (rf & RF_GROUP) {
+		uint64_t nr = take64(c);
+
+		take(c, times);
+		if (nr > (uint64_t)(c->end - c->p) / one)
+			return -EBADMSG;
+		take(c, nr * one);
+	} else {
+		take(c, one + times);
+	}
+	return 0;
+}
+
+/* PERF_SAMPLE_CALLCHAIN: the kernel frames (after PERF_CONTEXT_KERNEL) into s->kstack. */
+static int take_callchain(struct cursor *c, struct perfdata_sample *s)
+{
+	uint64_t nr = take64(c);
+	const uint8_t *p;
+	bool kernel = false;
+
+	if (c->bad || nr > (uint64_t)(c->end - c->p) / 8)
+		return -EBADMSG;
+	p = take(c, nr * 8);
+	if (!p)
+		return c->short_read ? -EAGAIN : -EBADMSG;
+	for (uint64_t i = 0; i < nr; i++) {
+		uint64_t ip = get64(p + 8 * i);
+
+		if (ip >= CONTEXT_MAX) {
+			kernel = ip == CONTEXT_KERNEL;
+			continue;
+		}
+		if (kernel && s->n_kstack < PERFDATA_MAX_KSTACK)
+			s->kstack[s->n_kstack++] = ip;
+	}
+	return 0;
+}
+
+/*
+ * PERF_SAMPLE_STACK_USER: size, the stack bytes, dyn_size. Only the dyn_size bytes the kernel
+ * really copied are handed out; `tail`: dyn_size as pass 1 read it (tail_bytes from the end).
+ */
+static int take_stack_user(struct cursor *c, int tail_bytes, const uint64_t *tail,
+			   struct perfdata_sample *s)
+{
+	uint64_t size = take64(c), dyn;
+	const uint8_t *p;
+
+	if (!size)
+		return 0;
+	if (c->short_read)
+		return -EAGAIN;
+	if (c->bad || size > (uint64_t)(c->end - c->p))
+		return -EBADMSG;
+	p = c->p;
+	c->p += size;
+	if (tail && tail_bytes > 0 && (size_t)(c->end - c->p) == (size_t)tail_bytes) {
+		/* dyn_size sits where pass 1 read it: it need not be read again. */
+		dyn = *tail;
+		c->p += 8;
+	} else {
+		dyn = take64(c);
+	}
+	if (c->bad)
+		return -EBADMSG;
+	if (c->short_read || c->avail < p || MIN(dyn, size) > (uint64_t)(c->avail - p))
+		return -EAGAIN;
+	s->stack = p;
+	s->stack_len = MIN(dyn, size);
+	return 0;
+}
+
 /*
  * `avail` bytes of the `len`-byte event at e were read; `tail`, if not NULL, is the sample's
  * dyn_size as pass 1 read it. -EAGAIN: more of the event must be read.
@@ -677,42 +755,13 @@ static int parse_sample(const struct perfdata *pd, const struct attr *a, const u
 		s->cpu = get32(p);
 	if (st & S_PERIOD)
 		s->period = take64(&c);
-	if (st & S_READ) {
-		uint64_t rf = a->read_format;
-		size_t one = 8 * (1 + !!(rf & RF_ID) + !!(rf & RF_LOST));
-		size_t times =
-		    8 * (!!(rf & RF_TOTAL_TIME_ENABLED) + !!(rf & RF_TOTAL_TIME_RUNNING));
-
-		if (rf & RF_GROUP) {
-			uint64_t nr = take64(&c);
-
-			take(&c, times);
-			if (nr > (uint64_t)(c.end - c.p) / one)
-				return -EBADMSG;
-			take(&c, nr * one);
-		} else {
-			take(&c, one + times);
-		}
-	}
+	if (st & S_READ && skip_read_values(&c, a->read_format) < 0)
+		return -EBADMSG;
 	if (st & S_CALLCHAIN) {
-		uint64_t nr = take64(&c);
-		bool kernel = false;
+		int r = take_callchain(&c, s);
 
-		if (c.bad || nr > (uint64_t)(c.end - c.p) / 8)
-			return -EBADMSG;
-		p = take(&c, nr * 8);
-		if (!p)
-			return c.short_read ? -EAGAIN : -EBADMSG;
-		for (uint64_t i = 0; i < nr; i++) {
-			uint64_t ip = get64(p + 8 * i);
-
-			if (ip >= CONTEXT_MAX) {
-				kernel = ip == CONTEXT_KERNEL;
-				continue;
-			}
-			if (kernel && s->n_kstack < PERFDATA_MAX_KSTACK)
-				s->kstack[s->n_kstack++] = ip;
-		}
+		if (r < 0)
+			return r;
 	}
 	if (st & S_RAW && (p = take(&c, 4)))
 		take(&c, get32(p));
@@ -744,33 +793,10 @@ static int parse_sample(const struct perfdata *pd, const struct attr *a, const u
 		}
 	}
 	if (st & S_STACK_USER) {
-		uint64_t size = take64(&c);
+		int r = take_stack_user(&c, sample_tail_bytes(st), tail, s);
 
-		if (size) {
-			int tail_bytes = sample_tail_bytes(st);
-			uint64_t dyn;
-
-			if (c.short_read)
-				return -EAGAIN;
-			if (c.bad || size > (uint64_t)(c.end - c.p))
-				return -EBADMSG;
-			/* Only the dyn_size bytes the kernel really copied are needed. */
-			p = c.p;
-			c.p += size;
-			if (tail && tail_bytes > 0 && (size_t)(c.end - c.p) == (size_t)tail_bytes) {
-				/* dyn_size sits where pass 1 read it: it need not be read again. */
-				dyn = *tail;
-				c.p += 8;
-			} else {
-				dyn = take64(&c);
-			}
-			if (c.bad)
-				return -EBADMSG;
-			if (c.short_read || c.avail < p || MIN(dyn, size) > (uint64_t)(c.avail - p))
-				return -EAGAIN;
-			s->stack = p;
-			s->stack_len = MIN(dyn, size);
-		}
+		if (r < 0)
+			return r;
 	}
 	return c.bad ? -EBADMSG : c.short_read ? -EAGAIN : 0;
 }
@@ -898,7 +924,7 @@ static uint64_t event_time(const struct perfdata *pd, const uint8_t *e, size_t l
 	return trailer_time(a, e, len);
 }
 
-/* Read exactly n bytes at off; -1 with errno set (EIO for a short read) otherwise. */
+/* Read exactly n bytes at off: 0, or -errno (-EIO for a short read). */
 static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
 	for (size_t done = 0; done < n;) {
@@ -906,11 +932,8 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k <= 0) {
-			if (k == 0)
-				errno = EIO;
-			return -1;
-		}
+		if (k <= 0)
+			return k == 0 ? -EIO : -errno;
 		done += (size_t)k;
 	}
 	return 0;
@@ -936,18 +959,212 @@ static int cmp_index(const void *x, const void *y)
 	return ao < bo ? -1 : ao > bo;
 }
 
+/* The events pass 1 framed, in file order until sorted by time. */
+struct event_index {
+	struct index_entry *v;
+	size_t n, cap;
+	size_t prev;   /* index of the sample just before the offset being read; SIZE_MAX: none */
+	int prev_tail; /* its tail bytes (sample_tail_bytes()), -1: unknown */
+};
+
+static int index_grow(struct event_index *ix)
+{
+	size_t ncap = ix->cap ? ix->cap * 2 : 4096;
+	struct index_entry *ni;
+
+	if (ix->n < ix->cap)
+		return 0;
+	if (ix->n >= PERFDATA_MAX_EVENTS)
+		return -E2BIG;
+	ni = reallocarray(ix->v, ncap, sizeof(*ni));
+	if (!ni)
+		return -ENOMEM;
+	ix->v = ni;
+	ix->cap = ncap;
+	return 0;
+}
+
+/* Index one used event of `size` bytes at `off`, whose first bytes are e. */
+static int index_event(struct perfdata *pd, struct event_index *ix, uint8_t *scratch,
+		       const uint8_t *e, uint32_t type, uint16_t size, uint64_t off)
+{
+	int r = index_grow(ix);
+
+	if (r < 0)
+		return r;
+	if (type != R_SAMPLE && size > 64) {
+		r = pread_full(pd->fd, scratch, size, off);
+		if (r < 0)
+			return r;
+		e = scratch;
+	}
+	ix->v[ix->n] = (struct index_entry){
+	    .time = event_time(pd, e, size, type),
+	    .pos = off | (uint64_t)size << POS_SIZE_SHIFT,
+	};
+	if (type == R_SAMPLE) {
+		const struct attr *a = event_attr(pd, e, MIN((size_t)size, (size_t)64), type);
+
+		ix->v[ix->n].pos |= POS_SAMPLE;
+		ix->prev = ix->n;
+		ix->prev_tail = a ? sample_tail_bytes(a->sample_type) : -1;
+	}
+	ix->n++;
+	return 0;
+}
+
+/*
+ * Pass 1: frame the events and note their times, reading just their first bytes (all a
+ * sample's time needs) or, for the small events with a sample_id trailer, the whole event.
+ * Each read starts up to 64 bytes early: the end of the event before, where a sample keeps
+ * its dyn_size, so pass 2 can read just the stack bytes it holds. Events are read with
+ * pread(), never through the mapping: touching a page of a mapping maps the pages around it
+ * too, and a perf.data is mostly stack bytes nobody reads. (Keeping what pass 2 needs from
+ * pass 1 instead would save a read per sample, but costs as much in fresh memory.)
+ * Sets *damage to 2 at an event header that cannot be right (reading stops there).
+ */
+static int index_events(struct perfdata *pd, uint64_t end, uint8_t *scratch,
+			struct event_index *ix, int *damage)
+{
+	uint64_t off = pd->info.data_offset;
+	int r;
+
+	while (off < end) {
+		uint8_t buf[128];
+		const uint8_t *e;
+		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
+		uint32_t type;
+		uint16_t size;
+
+		r = pread_full(pd->fd, buf, before + MIN((uint64_t)64, end - off), off - before);
+		if (r < 0)
+			return r;
+		e = buf + before;
+		if (ix->prev != SIZE_MAX)
+			note_tail(&ix->v[ix->prev], ix->prev_tail, e, before);
+		ix->prev = SIZE_MAX;
+		if (end - off < 8) {
+			fail(pd, off,
+			     "truncated event header at byte offset %" PRIu64 ": %" PRIu64
+			     " of 8 bytes",
+			     off, end - off);
+			*damage = 2;
+			break;
+		}
+		type = get32(e);
+		size = get16(e + 6);
+		if (size < 8) {
+			fail(pd, off, "corrupt event at byte offset %" PRIu64 ": size %u", off,
+			     size);
+			*damage = 2;
+			break;
+		}
+		if (size > end - off) {
+			fail(pd, off,
+			     "truncated event at byte offset %" PRIu64 ": type %" PRIu32
+			     " needs %u bytes, %" PRIu64 " left",
+			     off, type, size, end - off);
+			*damage = 2;
+			break;
+		}
+		if (type == R_COMPRESSED)
+			return -EOPNOTSUPP;
+		pd->st.events++;
+		if (event_used(type)) {
+			r = index_event(pd, ix, scratch, e, type, size, off);
+			if (r < 0)
+				return r;
+		} else {
+			pd->st.skipped++;
+		}
+		off += size;
+	}
+	if (ix->prev != SIZE_MAX && ix->prev_tail > 0) {
+		/* The last sample: its end was not read with a following event. */
+		uint8_t buf[64];
+		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
+
+		r = pread_full(pd->fd, buf, before, off - before);
+		if (r < 0)
+			return r;
+		note_tail(&ix->v[ix->prev], ix->prev_tail, buf + before, before);
+	}
+	return 0;
+}
+
+static void count_event(struct perfdata *pd, const struct perfdata_event *ev)
+{
+	switch (ev->type) {
+	case PERFDATA_EV_SAMPLE:
+		pd->st.samples++;
+		break;
+	case PERFDATA_EV_MMAP:
+		pd->st.mmaps++;
+		break;
+	case PERFDATA_EV_COMM:
+		pd->st.comms++;
+		break;
+	case PERFDATA_EV_FORK:
+		pd->st.forks++;
+		break;
+	case PERFDATA_EV_EXIT:
+		pd->st.exits++;
+		break;
+	case PERFDATA_EV_LOST:
+		pd->st.lost_events++;
+		pd->st.lost_samples += ev->lost;
+		break;
+	}
+}
+
+/*
+ * Read and parse one indexed event into ev: parse_event()'s result in *ret_parse, a read
+ * error returned. A sample whose dyn_size pass 1 saw is read up to `head` bytes plus the stack
+ * bytes it holds; if its fields turn out to need more (or anything else does), the whole event
+ * is read.
+ */
+static int read_event(struct perfdata *pd, const struct index_entry *ie, size_t head,
+		      uint8_t *scratch, struct perfdata_event *ev, int *ret_parse)
+{
+	uint64_t eoff = ie->pos & POS_OFFSET_MASK;
+	size_t size = (size_t)(ie->pos >> POS_SIZE_SHIFT), got = size;
+	const uint64_t *tail = (ie->pos & POS_TAIL) ? &ie->tail : NULL;
+	int r = -EAGAIN;
+
+	memset(ev, 0, offsetof(struct perfdata_event, sample));
+	ev->offset = eoff;
+	if (tail) {
+		got = (size_t)MIN((uint64_t)size, head + MIN(ie->tail, (uint64_t)size));
+		r = pread_full(pd->fd, scratch, got, eoff);
+		if (r < 0)
+			return r;
+		r = parse_event(pd, scratch, size, got, tail, ev);
+	}
+	if (r == -EAGAIN) {
+		if (got != size || !tail) {
+			r = pread_full(pd->fd, scratch, size, eoff);
+			if (r < 0)
+				return r;
+		}
+		memset(ev, 0, offsetof(struct perfdata_event, sample));
+		ev->offset = eoff;
+		r = parse_event(pd, scratch, size, size, NULL, ev);
+	}
+	*ret_parse = r;
+	return 0;
+}
+
 int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 {
-	uint64_t off = pd->info.data_offset, end = pd->info.data_offset + pd->info.data_size;
-	_cleanup_free_ struct index_entry *idx = NULL;
+	uint64_t end = pd->info.data_offset + pd->info.data_size;
+	struct event_index ix = {.prev = SIZE_MAX, .prev_tail = -1};
 	_cleanup_free_ struct perfdata_event *ev = NULL;
 	_cleanup_free_ uint8_t *scratch = NULL;
-	size_t n = 0, cap = 0, prev = SIZE_MAX; /* prev: index of the sample just before off */
 	size_t head = PERFDATA_HEAD_BYTES;
 	bool head_seen = false;
-	int prev_tail = -1, damage = 0, r;
+	int damage = 0, r;
 
-	if (end < off || end > pd->size) {
+	if (end < pd->info.data_offset || end > pd->size) {
 		/* The header promises more than the file holds: read what is there, then say so. */
 		end = pd->size;
 		damage = 1;
@@ -958,138 +1175,25 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 	ev = malloc(sizeof(*ev));
 	if (!scratch || !ev)
 		return -ENOMEM;
-	/*
-	 * Pass 1: frame the events and note their times, reading just their first bytes (all a
-	 * sample's time needs) or, for the small events with a sample_id trailer, the whole event.
-	 * Each read starts up to 64 bytes early: the end of the event before, where a sample keeps
-	 * its dyn_size, so pass 2 can read just the stack bytes it holds. Events are read with
-	 * pread(), never through the mapping: touching a page of a mapping maps the pages around it
-	 * too, and a perf.data is mostly stack bytes nobody reads. (Keeping what pass 2 needs from
-	 * pass 1 instead would save a read per sample, but costs as much in fresh memory.)
-	 */
-	while (off < end) {
-		uint8_t buf[128];
-		const uint8_t *e;
-		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
-		uint32_t type;
-		uint16_t size;
-
-		if (pread_full(pd->fd, buf, before + MIN((uint64_t)64, end - off), off - before) <
-		    0)
-			return -errno;
-		e = buf + before;
-		if (prev != SIZE_MAX)
-			note_tail(&idx[prev], prev_tail, e, before);
-		prev = SIZE_MAX;
-		if (end - off < 8) {
-			r = fail(pd, off,
-				 "truncated event header at byte offset %" PRIu64 ": %" PRIu64
-				 " of 8 bytes",
-				 off, end - off);
-			damage = 2;
-			break;
-		}
-		type = get32(e);
-		size = get16(e + 6);
-		if (size < 8) {
-			fail(pd, off, "corrupt event at byte offset %" PRIu64 ": size %u", off,
-			     size);
-			damage = 2;
-			break;
-		}
-		if (size > end - off) {
-			fail(pd, off,
-			     "truncated event at byte offset %" PRIu64 ": type %" PRIu32
-			     " needs %u bytes, %" PRIu64 " left",
-			     off, type, size, end - off);
-			damage = 2;
-			break;
-		}
-		if (type == R_COMPRESSED)
-			return -EOPNOTSUPP;
-		pd->st.events++;
-		if (event_used(type)) {
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 4096;
-				struct index_entry *ni;
-
-				if (n >= PERFDATA_MAX_EVENTS)
-					return -E2BIG;
-				ni = reallocarray(idx, ncap, sizeof(*ni));
-				if (!ni)
-					return -ENOMEM;
-				idx = ni;
-				cap = ncap;
-			}
-			if (type != R_SAMPLE && size > 64) {
-				if (pread_full(pd->fd, scratch, size, off) < 0)
-					return -errno;
-				e = scratch;
-			}
-			idx[n] = (struct index_entry){
-			    .time = event_time(pd, e, size, type),
-			    .pos = off | (uint64_t)size << POS_SIZE_SHIFT,
-			};
-			if (type == R_SAMPLE) {
-				const struct attr *a =
-				    event_attr(pd, e, MIN((size_t)size, (size_t)64), type);
-
-				idx[n].pos |= POS_SAMPLE;
-				prev = n;
-				prev_tail = a ? sample_tail_bytes(a->sample_type) : -1;
-			}
-			n++;
-		} else {
-			pd->st.skipped++;
-		}
-		off += size;
-	}
-	if (prev != SIZE_MAX && prev_tail > 0) {
-		/* The last sample: its end was not read with a following event. */
-		uint8_t buf[64];
-		size_t before = MIN((uint64_t)64, off - pd->info.data_offset);
-
-		if (pread_full(pd->fd, buf, before, off - before) < 0)
-			return -errno;
-		note_tail(&idx[prev], prev_tail, buf + before, before);
-	}
+	r = index_events(pd, end, scratch, &ix, &damage);
+	if (r < 0)
+		goto out;
 	if (damage == 1)
 		fail(pd, pd->size,
 		     "truncated file: the data section should end at byte offset %" PRIu64
 		     " but the file ends at %zu",
 		     pd->info.data_offset + pd->info.data_size, pd->size);
+	if (ix.n)
+		qsort(ix.v, ix.n, sizeof(*ix.v), cmp_index);
 
-	if (n)
-		qsort(idx, n, sizeof(*idx), cmp_index);
+	/* Pass 2: read, parse and deliver in time order, which is about file order. */
+	for (size_t i = 0; i < ix.n; i++) {
+		int parsed = 0;
 
-	/*
-	 * Pass 2: read, parse and deliver in time order, which is about file order. A sample
-	 * whose dyn_size pass 1 saw is read up to the end of the stack bytes it holds; if its
-	 * fields turn out to need more (or anything else does), the whole event is read.
-	 */
-	for (size_t i = 0; i < n; i++) {
-		uint64_t eoff = idx[i].pos & POS_OFFSET_MASK;
-		size_t size = (size_t)(idx[i].pos >> POS_SIZE_SHIFT), got = size;
-		const uint64_t *tail = (idx[i].pos & POS_TAIL) ? &idx[i].tail : NULL;
-
-		memset(ev, 0, offsetof(struct perfdata_event, sample));
-		ev->offset = eoff;
-		r = -EAGAIN;
-		if (tail) {
-			got = (size_t)MIN((uint64_t)size, head + MIN(idx[i].tail, (uint64_t)size));
-			if (pread_full(pd->fd, scratch, got, eoff) < 0)
-				return -errno;
-			r = parse_event(pd, scratch, size, got, tail, ev);
-		}
-		if (r == -EAGAIN) {
-			if (got != size || !tail) {
-				if (pread_full(pd->fd, scratch, size, eoff) < 0)
-					return -errno;
-			}
-			memset(ev, 0, offsetof(struct perfdata_event, sample));
-			ev->offset = eoff;
-			r = parse_event(pd, scratch, size, size, NULL, ev);
-		}
+		r = read_event(pd, &ix.v[i], head, scratch, ev, &parsed);
+		if (r < 0)
+			goto out;
+		r = parsed;
 		if (r == -ENOENT) {
 			pd->st.skipped++;
 			continue;
@@ -1098,37 +1202,20 @@ int perfdata_read(struct perfdata *pd, perfdata_event_fn fn, void *userdata)
 			pd->st.malformed++;
 			continue;
 		}
-		switch (ev->type) {
-		case PERFDATA_EV_SAMPLE:
-			pd->st.samples++;
-			if (ev->sample.stack) {
-				size_t h = (size_t)(ev->sample.stack - scratch) + HEAD_SLACK;
+		count_event(pd, ev);
+		if (ev->type == PERFDATA_EV_SAMPLE && ev->sample.stack) {
+			size_t h = (size_t)(ev->sample.stack - scratch) + HEAD_SLACK;
 
-				if (!head_seen || h > head)
-					head = h;
-				head_seen = true;
-			}
-			break;
-		case PERFDATA_EV_MMAP:
-			pd->st.mmaps++;
-			break;
-		case PERFDATA_EV_COMM:
-			pd->st.comms++;
-			break;
-		case PERFDATA_EV_FORK:
-			pd->st.forks++;
-			break;
-		case PERFDATA_EV_EXIT:
-			pd->st.exits++;
-			break;
-		case PERFDATA_EV_LOST:
-			pd->st.lost_events++;
-			pd->st.lost_samples += ev->lost;
-			break;
+			if (!head_seen || h > head)
+				head = h;
+			head_seen = true;
 		}
 		r = fn(userdata, ev);
 		if (r < 0)
-			return r;
+			goto out;
 	}
-	return damage ? -EBADMSG : 0;
+	r = damage ? -EBADMSG : 0;
+out:
+	free(ix.v);
+	return r;
 }

@@ -52,6 +52,10 @@
 
 #include "pipeline/unwind/unwind.h"
 
+/* The file's first bytes (the format of `perf record -o FILE`). */
+#define PERFDATA_MAGIC "PERFILE2"
+#define PERFDATA_MAGIC_LEN 8
+
 #define PERFDATA_MAX_ATTRS 256
 #define PERFDATA_MAX_IDS (1u << 20)
 #define PERFDATA_MAX_EVENTS (64u << 20)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/elf.h"
 #include "common/macro.h"
 #include "pipeline/aggregate.h"
 #include "sources/raw.h"
@@ -369,10 +370,10 @@ int raw_writer_add_end(struct raw_writer *w, const struct raw_end *e)
 
 uint16_t raw_host_e_machine(void)
 {
-	_cleanup_close_ int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	struct elf_ident id;
+	_cleanup_close_ int fd = elf_open_ident("/proc/self/exe", 0, &id);
 
-	return fd >= 0 && elf_identify_fd(fd, &id) == 0 ? id.e_machine : 0;
+	return fd >= 0 ? id.e_machine : 0;
 }
 
 int raw_writer_error(const struct raw_writer *w)

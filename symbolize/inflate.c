@@ -145,10 +145,165 @@ static int cmp_in_len_desc(const void *a, const void *b)
 	return x->in_len < y->in_len ? 1 : x->in_len > y->in_len ? -1 : 0;
 }
 
+/* pread_all() of the input, whose short reads mean "not a file this understands". */
+static int pread_in(int fd, void *buf, size_t len, uint64_t off)
+{
+	int r = pread_all(fd, buf, len, off);
+
+	return r == -EIO ? -ENODATA : r;
+}
+
+/* The ELF header, the section headers and their names (NUL-terminated), checked. */
+static int read_headers(int fd, uint64_t fsize, Elf64_Ehdr *eh, Elf64_Shdr **ret_sh,
+			char **ret_names)
+{
+	_cleanup_free_ Elf64_Shdr *sh = NULL;
+	_cleanup_free_ char *names = NULL;
+	const Elf64_Shdr *strsh;
+	int r;
+
+	r = pread_in(fd, eh, sizeof(*eh), 0);
+	if (r < 0)
+		return r;
+	/* 64-bit little-endian (x86_64, aarch64) only; the rest keeps libdw's path. */
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_shentsize != sizeof(Elf64_Shdr) ||
+	    eh->e_shnum == 0 || eh->e_shnum > MAX_SECTIONS || eh->e_shstrndx >= eh->e_shnum ||
+	    eh->e_shoff > fsize || fsize - eh->e_shoff < (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr))
+		return -ENODATA;
+	sh = calloc(eh->e_shnum, sizeof(*sh));
+	if (!sh)
+		return -ENOMEM;
+	r = pread_in(fd, sh, eh->e_shnum * sizeof(*sh), eh->e_shoff);
+	if (r < 0)
+		return r;
+	strsh = &sh[eh->e_shstrndx];
+	if (strsh->sh_type != SHT_STRTAB || (strsh->sh_flags & SHF_COMPRESSED) ||
+	    strsh->sh_offset > fsize || strsh->sh_size > fsize - strsh->sh_offset ||
+	    strsh->sh_size > (16u << 20))
+		return -ENODATA;
+	names = malloc(strsh->sh_size + 1);
+	if (!names)
+		return -ENOMEM;
+	r = pread_in(fd, names, strsh->sh_size, strsh->sh_offset);
+	if (r < 0)
+		return r;
+	names[strsh->sh_size] = '\0';
+	*ret_sh = TAKE_PTR(sh);
+	*ret_names = TAKE_PTR(names);
+	return 0;
+}
+
+/* What the new file holds: the old one but for `skip`, then the inflated `secs`. */
+struct inflate_plan {
+	struct zsec *secs; /* shnum entries */
+	size_t n_secs;
+	struct range *skip; /* shnum entries: old bytes not copied */
+	size_t n_skip;
+	uint64_t out_end; /* end of the last inflated section in the new file */
+};
+
+/*
+ * Plan section `i` (a .debug_* one): location lists are dropped (SHT_NOBITS), a zlib-compressed
+ * section gets its place in the new file. -ENODATA for a section this does not understand.
+ */
+static int plan_section(int fd, uint64_t fsize, size_t i, Elf64_Shdr *s, const char *name,
+			struct inflate_plan *pl, uint64_t *total)
+{
+	Elf64_Chdr ch;
+	uint64_t in_len, align, off;
+	int r;
+
+	if (!strcmp(name, ".debug_loc") || !strcmp(name, ".debug_loclists")) {
+		/* Variable locations: not read by symbolization, not worth inflating. */
+		if (s->sh_offset <= fsize && s->sh_size <= fsize - s->sh_offset)
+			pl->skip[pl->n_skip++] = (struct range){ s->sh_offset, s->sh_size };
+		s->sh_type = SHT_NOBITS;
+		s->sh_flags &= ~(uint64_t)SHF_COMPRESSED;
+		s->sh_size = 0;
+		return 0;
+	}
+	if (!(s->sh_flags & SHF_COMPRESSED))
+		return 0;
+	if (s->sh_offset > fsize || s->sh_size > fsize - s->sh_offset || s->sh_size <= sizeof(ch))
+		return -ENODATA;
+	r = pread_in(fd, &ch, sizeof(ch), s->sh_offset);
+	if (r < 0)
+		return r;
+	in_len = s->sh_size - sizeof(ch);
+	if (ch.ch_type != ELFCOMPRESS_ZLIB || ch.ch_size == 0 || ch.ch_size / MAX_RATIO > in_len ||
+	    ch.ch_addralign > 4096 || (ch.ch_addralign & (ch.ch_addralign - 1)))
+		return -ENODATA;
+	align = ch.ch_addralign ? ch.ch_addralign : 1;
+	off = (pl->out_end + align - 1) & ~(align - 1);
+	if (ch.ch_size > SYM_MAX_INFLATED_BYTES - *total)
+		return -ENODATA;
+	*total += ch.ch_size;
+	pl->skip[pl->n_skip++] = (struct range){ s->sh_offset, s->sh_size };
+	pl->secs[pl->n_secs++] = (struct zsec){
+		.shndx = i,
+		.in_off = s->sh_offset + sizeof(ch),
+		.in_len = in_len,
+		.out_off = off,
+		.out_len = ch.ch_size,
+		.align = align,
+	};
+	pl->out_end = off + ch.ch_size;
+	return 0;
+}
+
+/*
+ * The original bytes, offsets unchanged (program headers, notes, symbols stay valid), but for
+ * the sections replaced or dropped: their old bytes stay holes of the memfd, which cost no
+ * memory.
+ */
+static int copy_kept(int fd, uint8_t *out, uint64_t fsize, struct range *skip, size_t n_skip)
+{
+	uint64_t at = 0;
+	int r = 0;
+
+	qsort(skip, n_skip, sizeof(*skip), cmp_range);
+	for (size_t i = 0; i <= n_skip && r == 0; i++) {
+		uint64_t gap_end = i < n_skip ? skip[i].off : fsize;
+
+		if (gap_end > at)
+			r = pread_all(fd, out + at, gap_end - at, at);
+		if (i < n_skip && skip[i].off + skip[i].len > at)
+			at = skip[i].off + skip[i].len;
+	}
+	return r;
+}
+
+/* Inflate the planned sections into out, on this thread and (with two or more) a helper. */
+static int inflate_all(int fd, uint8_t *out, struct zsec *secs, size_t n_secs)
+{
+	struct job j = { .fd = fd, .out = out, .secs = secs, .n_secs = n_secs };
+	pthread_t t;
+	bool helper;
+
+	qsort(secs, n_secs, sizeof(*secs), cmp_in_len_desc);
+	pthread_mutex_init(&j.lock, NULL);
+	helper = INFLATE_THREADS > 1 && n_secs > 1 &&
+		 pthread_create(&t, NULL, inflate_worker, &j) == 0;
+	inflate_worker(&j);
+	if (helper)
+		pthread_join(t, NULL);
+	pthread_mutex_destroy(&j.lock);
+	return j.err;
+}
+
 int sym_inflate_debug_sections(int fd, int *ret_fd)
 {
 	Elf64_Ehdr eh;
 	struct stat st;
+	_cleanup_free_ Elf64_Shdr *sh = NULL;
+	_cleanup_free_ char *names = NULL;
+	_cleanup_free_ struct zsec *secs = NULL;
+	_cleanup_free_ struct range *skip = NULL;
+	struct inflate_plan pl;
+	uint64_t fsize, total = 0, shoff, new_size;
+	size_t shnum;
+	uint8_t *out;
 	int r;
 
 	if (fd < 0 || !ret_fd)
@@ -158,140 +313,49 @@ int sym_inflate_debug_sections(int fd, int *ret_fd)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof(eh))
 		return -ENODATA;
-	uint64_t fsize = (uint64_t)st.st_size;
-	r = pread_all(fd, &eh, sizeof(eh), 0);
+	fsize = (uint64_t)st.st_size;
+	r = read_headers(fd, fsize, &eh, &sh, &names);
 	if (r < 0)
-		return r == -EIO ? -ENODATA : r;
-	/* 64-bit little-endian (x86_64, aarch64) only; the rest keeps libdw's path. */
-	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_shentsize != sizeof(Elf64_Shdr) ||
-	    eh.e_shnum == 0 || eh.e_shnum > MAX_SECTIONS || eh.e_shstrndx >= eh.e_shnum ||
-	    eh.e_shoff > fsize || fsize - eh.e_shoff < (uint64_t)eh.e_shnum * sizeof(Elf64_Shdr))
-		return -ENODATA;
-
-	size_t shnum = eh.e_shnum;
-	_cleanup_free_ Elf64_Shdr *sh = calloc(shnum, sizeof(*sh));
-	if (!sh)
-		return -ENOMEM;
-	r = pread_all(fd, sh, shnum * sizeof(*sh), eh.e_shoff);
-	if (r < 0)
-		return r == -EIO ? -ENODATA : r;
-
-	const Elf64_Shdr *strsh = &sh[eh.e_shstrndx];
-	if (strsh->sh_type != SHT_STRTAB || (strsh->sh_flags & SHF_COMPRESSED) ||
-	    strsh->sh_offset > fsize || strsh->sh_size > fsize - strsh->sh_offset ||
-	    strsh->sh_size > (16u << 20))
-		return -ENODATA;
-	_cleanup_free_ char *names = malloc(strsh->sh_size + 1);
-	if (!names)
-		return -ENOMEM;
-	r = pread_all(fd, names, strsh->sh_size, strsh->sh_offset);
-	if (r < 0)
-		return r == -EIO ? -ENODATA : r;
-	names[strsh->sh_size] = '\0';
-
-	_cleanup_free_ struct zsec *secs = calloc(shnum, sizeof(*secs));
-	_cleanup_free_ struct range *skip = calloc(shnum, sizeof(*skip));
+		return r;
+	shnum = eh.e_shnum;
+	secs = calloc(shnum, sizeof(*secs));
+	skip = calloc(shnum, sizeof(*skip));
 	if (!secs || !skip)
 		return -ENOMEM;
-	size_t n_secs = 0, n_skip = 0;
 	/* The new file: the old one as it is, then the inflated sections, then the headers. */
-	uint64_t out_end = fsize, total = 0;
+	pl = (struct inflate_plan){ .secs = secs, .skip = skip, .out_end = fsize };
 	for (size_t i = 0; i < shnum; i++) {
 		Elf64_Shdr *s = &sh[i];
-		Elf64_Chdr ch;
+		const char *name;
 
-		if (s->sh_name >= strsh->sh_size)
+		/* The string table's size as it is now: a .debug_loc* one was emptied above. */
+		if (s->sh_name >= sh[eh.e_shstrndx].sh_size)
 			continue;
-		const char *name = names + s->sh_name;
-		size_t name_len = strlen(name);
-		if (!starts_with(name, name_len, ".debug_") || s->sh_type == SHT_NOBITS)
+		name = names + s->sh_name;
+		if (!starts_with(name, strlen(name), ".debug_") || s->sh_type == SHT_NOBITS)
 			continue;
-		if (!strcmp(name, ".debug_loc") || !strcmp(name, ".debug_loclists")) {
-			/* Variable locations: not read by symbolization, not worth inflating. */
-			if (s->sh_offset <= fsize && s->sh_size <= fsize - s->sh_offset)
-				skip[n_skip++] = (struct range){ s->sh_offset, s->sh_size };
-			s->sh_type = SHT_NOBITS;
-			s->sh_flags &= ~(uint64_t)SHF_COMPRESSED;
-			s->sh_size = 0;
-			continue;
-		}
-		if (!(s->sh_flags & SHF_COMPRESSED))
-			continue;
-		if (s->sh_offset > fsize || s->sh_size > fsize - s->sh_offset ||
-		    s->sh_size <= sizeof(ch))
-			return -ENODATA;
-		r = pread_all(fd, &ch, sizeof(ch), s->sh_offset);
+		r = plan_section(fd, fsize, i, s, name, &pl, &total);
 		if (r < 0)
-			return r == -EIO ? -ENODATA : r;
-		uint64_t in_len = s->sh_size - sizeof(ch);
-		if (ch.ch_type != ELFCOMPRESS_ZLIB || ch.ch_size == 0 ||
-		    ch.ch_size / MAX_RATIO > in_len || ch.ch_addralign > 4096 ||
-		    (ch.ch_addralign & (ch.ch_addralign - 1)))
-			return -ENODATA;
-		uint64_t align = ch.ch_addralign ? ch.ch_addralign : 1;
-		uint64_t off = (out_end + align - 1) & ~(align - 1);
-		if (ch.ch_size > SYM_MAX_INFLATED_BYTES - total)
-			return -ENODATA;
-		total += ch.ch_size;
-		skip[n_skip++] = (struct range){ s->sh_offset, s->sh_size };
-		secs[n_secs++] = (struct zsec){
-			.shndx = i,
-			.in_off = s->sh_offset + sizeof(ch),
-			.in_len = in_len,
-			.out_off = off,
-			.out_len = ch.ch_size,
-			.align = align,
-		};
-		out_end = off + ch.ch_size;
+			return r;
 	}
-	if (n_secs == 0)
+	if (pl.n_secs == 0)
 		return -ENODATA;
 
-	uint64_t shoff = (out_end + 7) & ~7ull;
-	uint64_t new_size = shoff + shnum * sizeof(Elf64_Shdr);
+	shoff = (pl.out_end + 7) & ~7ull;
+	new_size = shoff + shnum * sizeof(Elf64_Shdr);
 	_cleanup_close_ int mfd = memfd_create("profd-debug", MFD_CLOEXEC);
 	if (mfd < 0)
 		return -errno;
 	if (ftruncate(mfd, (off_t)new_size) < 0)
 		return -errno;
-	uint8_t *out = mmap(NULL, new_size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	out = mmap(NULL, new_size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	if (out == MAP_FAILED)
 		return -errno;
-
-	/*
-	 * The original bytes, offsets unchanged (program headers, notes, symbols stay valid),
-	 * but for the sections replaced or dropped: their old bytes stay holes of the memfd,
-	 * which cost no memory.
-	 */
-	qsort(skip, n_skip, sizeof(*skip), cmp_range);
-	uint64_t at = 0;
-	r = 0;
-	for (size_t i = 0; i <= n_skip && r == 0; i++) {
-		uint64_t gap_end = i < n_skip ? skip[i].off : fsize;
-
-		if (gap_end > at)
-			r = pread_all(fd, out + at, gap_end - at, at);
-		if (i < n_skip && skip[i].off + skip[i].len > at)
-			at = skip[i].off + skip[i].len;
-	}
+	r = copy_kept(fd, out, fsize, skip, pl.n_skip);
+	if (r == 0)
+		r = inflate_all(fd, out, secs, pl.n_secs);
 	if (r == 0) {
-		struct job j = { .fd = fd, .out = out, .secs = secs, .n_secs = n_secs };
-		pthread_t t;
-		bool helper;
-
-		qsort(secs, n_secs, sizeof(*secs), cmp_in_len_desc);
-		pthread_mutex_init(&j.lock, NULL);
-		helper = INFLATE_THREADS > 1 && n_secs > 1 &&
-			 pthread_create(&t, NULL, inflate_worker, &j) == 0;
-		inflate_worker(&j);
-		if (helper)
-			pthread_join(t, NULL);
-		pthread_mutex_destroy(&j.lock);
-		r = j.err;
-	}
-	if (r == 0) {
-		for (size_t i = 0; i < n_secs; i++) {
+		for (size_t i = 0; i < pl.n_secs; i++) {
 			Elf64_Shdr *s = &sh[secs[i].shndx];
 			s->sh_flags &= ~(uint64_t)SHF_COMPRESSED;
 			s->sh_offset = secs[i].out_off;

@@ -76,6 +76,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/elf.h"
+
 #define SYM_MAX_INLINE 32
 #define SYM_MAX_FILE_SIZE (4ull << 30)
 #define SYM_MAX_INFLATED_BYTES (1ull << 30) /* compressed DWARF inflated by profd per file */
@@ -336,27 +338,7 @@ int sym_demangle(const char *name, char *buf, size_t buf_size);
  */
 int sym_demangle_as(const char *name, enum sym_demangle_mode mode, char *buf, size_t buf_size);
 
-/* What the process table needs to key a mapping: architecture, type and GNU build-id. */
-struct elf_ident {
-	uint16_t e_machine;      /* EM_* */
-	uint16_t e_type;         /* ET_* */
-	uint8_t build_id[64];
-	size_t build_id_len;     /* 0: no NT_GNU_BUILD_ID note (or one longer than 64 bytes) */
-};
-
-/*
- * Read the ELF header and GNU build-id of the file open at `fd` (not consumed; its file
- * position is not used). The note is searched in PT_NOTE segments first, then in SHT_NOTE
- * sections; at most 1 MiB and 256 notes per segment/section are examined. Returns 0, or
- * -ENOEXEC when the file is not ELF, -EINVAL for bad arguments or a non-regular file.
- */
-int elf_identify_fd(int fd, struct elf_ident *ret);
-
-/*
- * Lower-case hex of a build-id into buf (NUL-terminated). Returns the number of characters
- * written (2 * len), -ENOBUFS when buf_size < 2 * len + 1, -EINVAL for NULL arguments.
- */
-int build_id_to_hex(const uint8_t *id, size_t len, char *buf, size_t buf_size);
+/* struct elf_ident, elf_identify_fd() and build_id_to_hex() are in common/elf.h. */
 
 /* ---- JIT perf maps ---------------------------------------------------------------------- */
 

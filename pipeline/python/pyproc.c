@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/elf.h"
 #include "common/macro.h"
 #include "pipeline/proc.h"
 #include "pipeline/python/python.h"
@@ -76,12 +77,6 @@ static int elf_read_vaddr(Elf *elf, int fd, uint64_t vaddr, void *buf, size_t le
 	return -ENOENT;
 }
 
-static void elf_endp(Elf **e)
-{
-	if (*e)
-		elf_end(*e);
-}
-
 int py_binary_inspect(int fd, struct py_binary *ret)
 {
 	_cleanup_(elf_endp) Elf *elf = NULL;
@@ -93,7 +88,7 @@ int py_binary_inspect(int fd, struct py_binary *ret)
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -EINVAL;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	elf = elf_begin_fd(fd);
 	if (!elf || elf_kind(elf) != ELF_K_ELF || gelf_getclass(elf) != ELFCLASS64)
 		return 0;
 	/* .dynsym first: what the interpreter exports is all this needs (and all a stripped one has). */

@@ -9,14 +9,9 @@
 #include <gelf.h>
 #include <string.h>
 
+#include "common/elf.h"
 #include "common/macro.h"
 #include "pipeline/unwind/cfi.h"
-
-static void elf_endp(Elf **e)
-{
-	if (*e)
-		elf_end(*e);
-}
 
 /* Check the ELF is something we can unwind and return its e_machine. */
 static int elf_check(Elf *elf, uint16_t *ret_machine)
@@ -205,7 +200,7 @@ int cfi_table_build_from_elf_fd(int fd, struct cfi_table **ret)
 		return -EINVAL;
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOTSUP;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	elf = elf_begin_fd(fd);
 	if (!elf)
 		return -EOPNOTSUPP;
 	return cfi_table_build_from_elf(elf, NULL, ret);

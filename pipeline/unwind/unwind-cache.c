@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/util.h"
+#include "common/elf.h"
 #include "common/macro.h"
 #include "pipeline/unwind/cfi.h"
 #include "pipeline/unwind/unwind-cache.h"
@@ -174,8 +175,7 @@ static int read_loads(int fd, struct entry *e)
 	size_t n;
 	int r = 0;
 
-	elf_version(EV_CURRENT);
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	elf = elf_begin_fd(fd);
 	if (!elf)
 		return -EINVAL;
 	if (elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &n) != 0) {

@@ -8,10 +8,11 @@
  * where the reader has them (session_handle_sample()), unwound by the session. The input is the
  * file.
  *
- * No binary is opened (the table's open callback finds nothing): unwinding falls back to frame
- * pointers. One session for the whole run; the processes an input added are removed and its
- * aggregate freed after it. The mapping bookkeeping here is smaller than convert's (no splitting
- * of overlapped mappings, at most MAX_PROCS processes of MAX_MAPS mappings per input).
+ * The events go through convert's own adapter (sources/perfdata-feed.h: overlapping mappings
+ * split as mmap(MAP_FIXED) does, build-ids, forks, execs, exits), so what is fuzzed is what
+ * ships. No binary is opened (the table's open callback finds nothing): unwinding falls back to
+ * frame pointers. One session for the whole run; the processes an input added are removed and
+ * its aggregate freed after it.
  *
  * Checked besides memory safety: open/read return only documented errors, damage comes with a
  * message and an offset inside the file, every event is counted exactly once in the stats,
@@ -19,35 +20,21 @@
  * (never bytes past it), kernel frames within PERFDATA_MAX_KSTACK; and the aggregate's promises.
  */
 #include <errno.h>
-#include <sys/mman.h>
-#include <sys/sysmacros.h>
 
 #include "bpf/profd.h"
 #include "sources/perfdata.h"
+#include "sources/perfdata-feed.h"
 #include "pipeline/session.h"
 #include "tests/fuzz/fuzz-aggregate.h"
 #include "tests/fuzz/fuzz-common.h"
-
-#define MAX_PROCS 64
-#define MAX_MAPS 256
-
-struct pproc {
-	uint32_t pid;
-	bool dirty;
-	size_t n;
-	struct proc_static_map maps[MAX_MAPS];
-	uint8_t build_ids[MAX_MAPS][20];
-};
 
 struct ctx {
 	const uint8_t *data; /* the input: what every byte handed out must come from */
 	size_t size;
 	struct perfdata *pd;
 	const struct perfdata_info *info;
-	bool feed; /* convert would run on this file (user regs + stacks, known architecture) */
+	struct perfdata_feed *feed; /* convert's: NULL unless convert would run on this file */
 	uint64_t delivered, last_sample_time;
-	struct pproc *procs[MAX_PROCS];
-	size_t n_procs;
 };
 
 static struct session *session;
@@ -77,161 +64,41 @@ static void check_from_input(const void *p, size_t n)
 		FUZZ_CHECK(memmem(c.data, c.size, p, n) != NULL);
 }
 
-static struct pproc *pproc_find(uint32_t pid, bool create)
+/* What convert does with the event: the shipped adapter (sources/perfdata-feed.c). */
+static void feed(const struct perfdata_event *ev)
 {
-	struct pproc *p;
-
-	for (size_t i = 0; i < c.n_procs; i++)
-		if (c.procs[i]->pid == pid)
-			return c.procs[i];
-	if (!create || c.n_procs >= MAX_PROCS)
-		return NULL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		abort();
-	p->pid = pid;
-	c.procs[c.n_procs++] = p;
-	return p;
-}
-
-static void pproc_clear(struct pproc *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free((char *)p->maps[i].path);
-	p->n = 0;
-	p->dirty = true;
-}
-
-static void pproc_push(struct pproc *p, const struct proc_static_map *m, const uint8_t *bid)
-{
-	struct proc_static_map *n;
-
-	if (p->n >= MAX_MAPS)
-		return;
-	n = &p->maps[p->n];
-	*n = *m;
-	if (m->path && !(n->path = strdup(m->path)))
-		abort();
-	n->build_id = NULL;
-	n->build_id_len = fuzz_min(m->build_id_len, sizeof(p->build_ids[0]));
-	if (n->build_id_len) {
-		memcpy(p->build_ids[p->n], bid, n->build_id_len);
-		n->build_id = p->build_ids[p->n];
-	}
-	p->n++;
-	p->dirty = true;
-}
-
-static void pproc_flush(struct pproc *p)
-{
+	uint64_t records = session_stats(session)->records;
 	int r;
 
-	if (!p->dirty)
+	if (!c.feed)
 		return;
-	r = proc_table_add_static(procs, (pid_t)p->pid, p->maps, p->n);
+	r = perfdata_feed_event(c.feed, ev);
 	FUZZ_CHECK(r == 0 || r == -ENOMEM);
-	p->dirty = false;
+	if (ev->type == PERFDATA_EV_SAMPLE && r == 0)
+		FUZZ_CHECK(session_stats(session)->records == records + 1);
 }
 
-static void send_task(uint16_t type, const struct perfdata_event *ev, uint32_t pid, uint32_t ppid)
-{
-	struct profd_task_event e = {
-	    .hdr = {.type = type, .version = PROFD_RECORD_VERSION, .size = sizeof(e)},
-	    .time_ns = ev->time,
-	    .pid = pid,
-	    .ppid = ppid,
-	};
-
-	FUZZ_CHECK(session_handle_record(session, &e, sizeof(e)) == 0);
-}
-
-static void on_sample(const struct perfdata_event *ev)
-{
-	const struct perfdata_sample *ps = &ev->sample;
-	struct profd_sample s;
-	struct pproc *p;
-	uint64_t records = session_stats(session)->records;
-
-	p = pproc_find(ev->pid, false);
-	if (p)
-		pproc_flush(p);
-	/* As convert: the header is made, the stack bytes stay where the reader has them. */
-	memset(&s, 0, sizeof(s));
-	s.hdr = (struct profd_rec_hdr){.type = PROFD_REC_SAMPLE,
-				       .version = PROFD_RECORD_VERSION,
-				       .size = (uint32_t)(sizeof(s) + ps->stack_len)};
-	s.time_ns = ev->time;
-	s.pid = ev->pid;
-	s.tid = ev->tid;
-	s.cpu = ps->cpu;
-	s.e_machine = c.info->e_machine;
-	if (ps->cpumode == PERFDATA_CPUMODE_USER)
-		s.flags |= PROFD_SAMPLE_USER_MODE;
-	if (ev->pid == 0 || !ps->has_user_regs)
-		s.flags |= PROFD_SAMPLE_KERNEL_THREAD;
-	s.regs[0] = ps->regs.pc;
-	s.regs[1] = ps->regs.sp;
-	s.regs[2] = ps->regs.fp;
-	s.regs[3] = ps->regs.lr;
-	s.kstack_len = (uint32_t)fuzz_min(ps->n_kstack, PROFD_MAX_KSTACK);
-	s.ustack_len = (uint32_t)ps->stack_len;
-	s.stack_above = PROFD_STACK_ABOVE_UNKNOWN;
-	FUZZ_CHECK(session_handle_sample(session, &s, ps->stack, ps->kstack) == 0);
-	FUZZ_CHECK(session_stats(session)->records == records + 1);
-}
-
-static void on_mmap(const struct perfdata_event *ev)
+static void check_mmap(const struct perfdata_event *ev)
 {
 	const struct perfdata_mmap *m = &ev->mmap;
-	struct proc_static_map sm = {
-	    .start = m->start,
-	    .end = m->start + m->len,
-	    .pgoff = m->pgoff,
-	    .prot = m->prot,
-	    .dev = makedev(m->maj, m->min),
-	    .ino = m->ino,
-	    .e_machine = c.info->e_machine,
-	};
-	const uint8_t *bid = m->build_id;
-	struct pproc *p;
+	const uint8_t *bid;
+	size_t n;
 
-	if (ev->pid == UINT32_MAX || m->len == 0 || sm.end < sm.start || !(m->prot & PROT_EXEC))
+	FUZZ_CHECK(m->path);
+	check_from_input(m->path, strlen(m->path) + 1);
+	FUZZ_CHECK(m->build_id_len <= 20);
+	if (m->build_id_len)
+		check_from_input(m->build_id, m->build_id_len);
+	if (!m->path[0] || !strncmp(m->path, "//anon", 6))
 		return;
-	p = pproc_find(ev->pid, true);
-	if (!p)
-		return;
-	if (m->path[0] && strncmp(m->path, "//anon", 6))
-		sm.path = m->path;
-	sm.build_id_len = m->build_id_len;
-	if (!sm.build_id_len && sm.path)
-		sm.build_id_len = perfdata_build_id(c.pd, sm.path, &bid);
-	FUZZ_CHECK(sm.build_id_len <= 20);
-	if (sm.build_id_len)
-		check_from_input(bid, sm.build_id_len);
-	pproc_push(p, &sm, bid);
-}
-
-static void on_fork(const struct perfdata_event *ev)
-{
-	struct pproc *parent, *child;
-
-	if (ev->pid == ev->task.ppid)
-		return; /* a new thread */
-	parent = pproc_find(ev->task.ppid, false);
-	child = pproc_find(ev->pid, true);
-	if (!child)
-		return;
-	pproc_clear(child);
-	for (size_t i = 0; parent && i < parent->n; i++)
-		pproc_push(child, &parent->maps[i], parent->maps[i].build_id);
-	pproc_flush(child);
-	send_task(PROFD_REC_FORK, ev, ev->pid, ev->task.ppid);
+	n = perfdata_build_id(c.pd, m->path, &bid);
+	FUZZ_CHECK(n <= 20);
+	if (n)
+		check_from_input(bid, n);
 }
 
 static int on_event(void *userdata, const struct perfdata_event *ev)
 {
-	struct pproc *p;
-
 	c.delivered++;
 	FUZZ_CHECK(ev->offset >= c.info->data_offset && ev->offset + 8 <= c.size);
 	switch (ev->type) {
@@ -241,48 +108,22 @@ static int on_event(void *userdata, const struct perfdata_event *ev)
 		FUZZ_CHECK(ev->sample.n_kstack <= PERFDATA_MAX_KSTACK);
 		FUZZ_CHECK(ev->sample.stack_len == 0 || ev->sample.stack);
 		check_from_input(ev->sample.stack, ev->sample.stack_len);
-		if (c.feed)
-			on_sample(ev);
 		break;
 	case PERFDATA_EV_MMAP:
-		FUZZ_CHECK(ev->mmap.path);
-		check_from_input(ev->mmap.path, strlen(ev->mmap.path) + 1);
-		FUZZ_CHECK(ev->mmap.build_id_len <= 20);
-		if (ev->mmap.build_id_len)
-			check_from_input(ev->mmap.build_id, ev->mmap.build_id_len);
-		if (c.feed)
-			on_mmap(ev);
+		check_mmap(ev);
 		break;
 	case PERFDATA_EV_COMM:
 		FUZZ_CHECK(ev->comm.comm);
 		check_from_input(ev->comm.comm, strlen(ev->comm.comm) + 1);
-		if (c.feed && ev->comm.exec) {
-			p = pproc_find(ev->pid, true);
-			if (p)
-				pproc_clear(p);
-			send_task(PROFD_REC_EXEC, ev, ev->pid, 0);
-		}
 		break;
 	case PERFDATA_EV_FORK:
-		if (c.feed)
-			on_fork(ev);
-		break;
 	case PERFDATA_EV_EXIT:
-		if (c.feed && ev->pid == ev->tid) {
-			/* Gone: nothing to hand to the table until a new mapping. */
-			p = pproc_find(ev->pid, false);
-			if (p) {
-				pproc_clear(p);
-				p->dirty = false;
-			}
-			send_task(PROFD_REC_EXIT, ev, ev->pid, 0);
-		}
-		break;
 	case PERFDATA_EV_LOST:
 		break;
 	default:
 		FUZZ_CHECK(!"unknown event type");
 	}
+	feed(ev);
 	return 0;
 }
 
@@ -318,8 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_info(c.info, size);
 	FUZZ_CHECK(perfdata_error(c.pd)[0] == '\0');
 	/* convert's conditions: user registers and stacks in the samples, a known architecture. */
-	c.feed = (c.info->sample_type & ((1u << 12) | (1u << 13))) == ((1u << 12) | (1u << 13)) &&
-		 c.info->e_machine;
+	if (perfdata_has_user_stacks(c.info) && c.info->e_machine &&
+	    perfdata_feed_new(c.pd, session, NULL, NULL, &c.feed) < 0)
+		abort();
 
 	r = perfdata_read(c.pd, on_event, NULL);
 	if (r == -EBADMSG) {
@@ -337,17 +179,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(typed == c.delivered);
 		FUZZ_CHECK(st->events == typed + st->skipped + st->malformed);
 	}
+	perfdata_feed_remove_procs(c.feed);
+	perfdata_feed_free(c.feed);
 	perfdata_free(c.pd);
 
 	agg = session_aggregate(session);
 	fuzz_check_aggregate(agg);
 	if (session_take_aggregate(session, &agg) == 0)
 		aggregate_free(agg);
-	for (size_t i = 0; i < c.n_procs; i++) {
-		proc_table_remove(procs, (pid_t)c.procs[i]->pid);
-		pproc_clear(c.procs[i]);
-		free(c.procs[i]);
-	}
 	FUZZ_CHECK(proc_table_n_procs(procs) == 0);
 	return 0;
 }

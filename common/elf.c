@@ -1,52 +1,82 @@
 /* SPDX-License-Identifier: MIT */
-/* ELF identification (machine, type, GNU build-id) for the process table. */
+/* ELF identification (machine, type, GNU build-id): see common/elf.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <elf.h>
 #include <gelf.h>
 #include <libelf.h>
 
 #include "common/macro.h"
-#include "symbolize/symbolize.h"
+#include "common/elf.h"
 
-/* Hostile-input limits: real binaries have a handful of notes; anything past these is junk. */
-#define IDENT_MAX_NOTE_BYTES (1u << 20) /* per note segment/section */
-#define IDENT_MAX_NOTES 256             /* notes examined per segment/section */
-#define IDENT_MAX_SECTIONS 65536        /* sections examined for the fallback */
-
-static void elf_endp(Elf **e)
+void elf_endp(Elf **e)
 {
 	if (*e)
 		elf_end(*e);
 }
 
-/* 1 and fills `ret` when `data` holds a GNU build-id note, 0 when it does not. */
-static int find_build_id(Elf_Data *data, struct elf_ident *ret)
+Elf *elf_begin_fd(int fd)
 {
-	size_t off = 0;
-	GElf_Nhdr nhdr;
-	size_t name_off, desc_off;
+	if (fd < 0 || elf_version(EV_CURRENT) == EV_NONE)
+		return NULL;
+	return elf_begin(fd, ELF_C_READ_MMAP, NULL);
+}
 
-	for (unsigned n = 0; n < IDENT_MAX_NOTES && off < data->d_size; n++) {
-		/* gelf_getnote() checks that name and desc lie inside d_size. */
-		size_t next = gelf_getnote(data, off, &nhdr, &name_off, &desc_off);
-		if (next == 0 || next <= off)
+static size_t note_align(size_t v, size_t align)
+{
+	return (v + align - 1) & ~(align - 1);
+}
+
+size_t elf_notes_build_id(const void *buf, size_t size, size_t align, uint8_t *ret,
+			  size_t ret_size)
+{
+	const uint8_t *p = buf;
+	size_t off = 0;
+
+	if (!buf || (align != 4 && align != 8))
+		return 0;
+	for (unsigned n = 0; n < ELF_IDENT_MAX_NOTES; n++) {
+		uint32_t hdr[3]; /* n_namesz, n_descsz, n_type */
+		size_t name_off, desc_off, next;
+
+		if (off > size || size - off < sizeof(hdr))
+			break;
+		memcpy(hdr, p + off, sizeof(hdr));
+		/* The name follows the header (4-aligned); the descriptor starts `align`-aligned
+		 * after it and its padding must be there too. 64-bit sums: no wrap. */
+		name_off = off + sizeof(hdr);
+		if (hdr[0] > size - name_off)
+			break;
+		desc_off = note_align(name_off + hdr[0], align);
+		next = desc_off + note_align(hdr[1], align);
+		if (desc_off > size || next > size)
 			break;
 		off = next;
 
-		if (nhdr.n_type != NT_GNU_BUILD_ID || nhdr.n_namesz != sizeof(ELF_NOTE_GNU) ||
-		    memcmp((const char *)data->d_buf + name_off, ELF_NOTE_GNU,
-			   sizeof(ELF_NOTE_GNU)) != 0)
+		if (hdr[2] != NT_GNU_BUILD_ID || hdr[0] != sizeof(ELF_NOTE_GNU) ||
+		    memcmp(p + name_off, ELF_NOTE_GNU, sizeof(ELF_NOTE_GNU)) != 0)
 			continue;
-		if (nhdr.n_descsz == 0 || nhdr.n_descsz > sizeof(ret->build_id))
+		if (hdr[1] == 0 || hdr[1] > ret_size)
 			continue;
-		memcpy(ret->build_id, (const char *)data->d_buf + desc_off, nhdr.n_descsz);
-		ret->build_id_len = nhdr.n_descsz;
-		return 1;
+		memcpy(ret, p + desc_off, hdr[1]);
+		return hdr[1];
 	}
 	return 0;
+}
+
+/* 1 and fills `ret` when `data` (notes converted by libelf) holds a GNU build-id note. */
+static int find_build_id(Elf_Data *data, struct elf_ident *ret)
+{
+	size_t n = elf_notes_build_id(data->d_buf, data->d_size,
+				      data->d_type == ELF_T_NHDR8 ? 8 : 4, ret->build_id,
+				      sizeof(ret->build_id));
+
+	ret->build_id_len = n;
+	return n > 0;
 }
 
 static int build_id_from_phdrs(Elf *elf, struct elf_ident *ret)
@@ -59,7 +89,7 @@ static int build_id_from_phdrs(Elf *elf, struct elf_ident *ret)
 		GElf_Phdr mem, *ph = gelf_getphdr(elf, (int)i, &mem);
 		if (!ph || ph->p_type != PT_NOTE)
 			continue;
-		if (ph->p_filesz == 0 || ph->p_filesz > IDENT_MAX_NOTE_BYTES)
+		if (ph->p_filesz == 0 || ph->p_filesz > ELF_IDENT_MAX_NOTE_BYTES)
 			continue;
 		/* rawchunk checks the range against the file size; note alignment decides the
 		 * note header layout (8 for some newer toolchains). */
@@ -75,10 +105,10 @@ static int build_id_from_sections(Elf *elf, struct elf_ident *ret)
 {
 	Elf_Scn *scn = NULL;
 
-	for (unsigned n = 0; n < IDENT_MAX_SECTIONS && (scn = elf_nextscn(elf, scn)); n++) {
+	for (unsigned n = 0; n < ELF_IDENT_MAX_SECTIONS && (scn = elf_nextscn(elf, scn)); n++) {
 		GElf_Shdr mem, *sh = gelf_getshdr(scn, &mem);
 		if (!sh || sh->sh_type != SHT_NOTE || sh->sh_size == 0 ||
-		    sh->sh_size > IDENT_MAX_NOTE_BYTES)
+		    sh->sh_size > ELF_IDENT_MAX_NOTE_BYTES)
 			continue;
 		/* Compressed note sections do not occur in practice; skip them rather than
 		 * inflate hostile input. */
@@ -146,4 +176,25 @@ int build_id_to_hex(const uint8_t *id, size_t len, char *buf, size_t buf_size)
 	}
 	buf[2 * len] = '\0';
 	return (int)(2 * len);
+}
+
+int elf_open_ident(const char *path, uint16_t e_machine, struct elf_ident *ret)
+{
+	_cleanup_close_ int fd = -1;
+	struct elf_ident id;
+	int r;
+
+	if (!path || !ret)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	/* fstat()s it and refuses anything but a regular file before reading. */
+	r = elf_identify_fd(fd, &id);
+	if (r < 0)
+		return r;
+	if (e_machine && id.e_machine != e_machine)
+		return -EXDEV;
+	*ret = id;
+	return TAKE_FD(fd);
 }
