@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "bpf/profd.h"
 #include "common/macro.h"
 #include "output/output.h"
 #include "output/pprof.h"
@@ -58,6 +59,19 @@ const char *output_format_extension(enum output_format f)
 	default:
 		return ".pb.gz";
 	}
+}
+
+static const char *const offcpu_state_names[] = {
+	[0] = "",
+	[PROFD_OFFCPU_SLEEP] = "S",
+	[PROFD_OFFCPU_DISK] = "D",
+	[PROFD_OFFCPU_OTHER] = "other",
+};
+
+const char *output_offcpu_state_name(unsigned state)
+{
+	return state < ARRAY_SIZE(offcpu_state_names) ? offcpu_state_names[state]
+						      : offcpu_state_names[PROFD_OFFCPU_OTHER];
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -792,12 +806,6 @@ out:
 
 /* ---- entry points ------------------------------------------------------------------------- */
 
-int output_render(const uint8_t *gz, size_t gz_len, enum output_format format, uint8_t **ret,
-		  size_t *ret_len)
-{
-	return output_render_type(gz, gz_len, format, NULL, ret, ret_len);
-}
-
 int output_render_type(const uint8_t *gz, size_t gz_len, enum output_format format,
 		       const char *sample_type, uint8_t **ret, size_t *ret_len)
 {
@@ -859,12 +867,6 @@ static int write_stdout(const uint8_t *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
-}
-
-int output_write_bytes(const uint8_t *gz, size_t gz_len, enum output_format format,
-		       const char *path, mode_t mode)
-{
-	return output_write_bytes_type(gz, gz_len, format, NULL, path, mode);
 }
 
 int output_write_bytes_type(const uint8_t *gz, size_t gz_len, enum output_format format,

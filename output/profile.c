@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "output/output.h"
 #include "output/profile.h"
 #include "pipeline/python/python.h"
 #include "pipeline/unwind/unwind.h"
@@ -676,10 +677,8 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 		size_t n = 0, n_user = 0;
 
 		if (s->state) {
-			static const char *const states[] = { "", "S", "D", "other" };
-
 			labels[n_labels++] = (struct pprof_label){
-				.key = "state", .str = states[s->state < 4 ? s->state : 3] };
+				.key = "state", .str = output_offcpu_state_name(s->state) };
 		}
 		for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
 			const char *leaf;

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/macro.h"
 
 /* DWARF call frame instructions. */
@@ -414,8 +416,7 @@ struct builder {
 
 	struct cfi_rule *rules;
 	size_t n_rules, cap_rules;
-	uint32_t *rule_hash; /* open addressing: rule index + 1, 0 = empty */
-	size_t hash_cap;     /* power of two */
+	struct hash_index rule_index; /* ids: rule index + 1 */
 
 	struct cfa_state remember[CFI_MAX_REMEMBER_DEPTH];
 	size_t n_insns_total; /* towards CFI_MAX_INSNS_TOTAL */
@@ -433,30 +434,6 @@ struct cfi_table {
 	struct cfi_rule *rules; /* rules[0] is the gap rule */
 	struct cfi_table_stats stats;
 };
-
-/* ---- growable arrays --------------------------------------------------------------------- */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t limit)
-{
-	size_t n, bytes;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	if (need > limit)
-		return -E2BIG;
-	n = MAX(*cap * 2, (size_t)64);
-	n = MAX(n, need);
-	n = MIN(n, limit);
-	if (size_mul(n, elem, &bytes) < 0)
-		return -ENOMEM;
-	q = realloc(*p, bytes);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -479,41 +456,27 @@ static uint32_t rule_hash(const struct cfi_rule *r)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
-static void hash_insert(struct builder *b, uint32_t idx)
+static bool rule_eq(const void *ctx, uint32_t id, const void *key)
 {
-	size_t mask = b->hash_cap - 1;
-	size_t i = rule_hash(&b->rules[idx]) & mask;
+	const struct builder *b = ctx;
 
-	while (b->rule_hash[i])
-		i = (i + 1) & mask;
-	b->rule_hash[i] = idx + 1;
+	return memcmp(&b->rules[id - 1], key, sizeof(struct cfi_rule)) == 0;
 }
 
 static int rule_intern(struct builder *b, const struct cfi_rule *rule, uint32_t *ret)
 {
-	size_t mask, i;
+	struct hash_slot *slot;
+	uint32_t h = rule_hash(rule);
 	int r;
 
-	/* Keep the load factor under 1/2. */
-	if ((b->n_rules + 1) * 2 > b->hash_cap) {
-		size_t ncap = b->hash_cap ? b->hash_cap * 2 : 256;
-		uint32_t *nh = calloc(ncap, sizeof(*nh));
-		if (!nh)
-			return -ENOMEM;
-		free(b->rule_hash);
-		b->rule_hash = nh;
-		b->hash_cap = ncap;
-		for (size_t k = 0; k < b->n_rules; k++)
-			hash_insert(b, k);
-	}
-
-	mask = b->hash_cap - 1;
-	for (i = rule_hash(rule) & mask; b->rule_hash[i]; i = (i + 1) & mask) {
-		uint32_t k = b->rule_hash[i] - 1;
-		if (memcmp(&b->rules[k], rule, sizeof(*rule)) == 0) {
-			*ret = k;
-			return 0;
-		}
+	/* + 1: a rule already there is still found when the table is full (grow() refuses). */
+	r = hash_index_reserve(&b->rule_index, CFI_MAX_RULES + 1);
+	if (r < 0)
+		return r;
+	slot = hash_index_find(&b->rule_index, h, rule_eq, b, rule);
+	if (slot->id) {
+		*ret = slot->id - 1;
+		return 0;
 	}
 
 	r = grow((void **)&b->rules, &b->cap_rules, b->n_rules + 1, sizeof(*b->rules),
@@ -521,7 +484,7 @@ static int rule_intern(struct builder *b, const struct cfi_rule *rule, uint32_t 
 	if (r < 0)
 		return r;
 	b->rules[b->n_rules] = *rule;
-	b->rule_hash[i] = b->n_rules + 1;
+	hash_index_insert(&b->rule_index, slot, b->n_rules + 1, h);
 	if (rule->cfa_kind == CFI_CFA_UNSUPPORTED)
 		b->stats.n_rules_unsupported++;
 	*ret = b->n_rules++;
@@ -1516,7 +1479,7 @@ static void builder_done(struct builder *b)
 	free(b->fdes);
 	free(b->rows);
 	free(b->rules);
-	free(b->rule_hash);
+	hash_index_free(&b->rule_index);
 }
 
 void cfi_table_free(struct cfi_table *t)
