@@ -5,7 +5,8 @@
  * (id, 32-bit hash) pairs: growing never touches the keys, and most mismatches are rejected
  * without reading a key. Ids are the caller's, 1-based (0 marks an empty slot): typically the
  * entry's index + 1. The index has no removal: tables that evict entries one at a time keep
- * their own chains (see docs/architecture.md).
+ * their own chains (symbolize/cache.c, pipeline/unwind/unwind-cache.c,
+ * pipeline/python/code.c: LRU lists threaded through the same entries).
  *
  * Keys that a profiled program or a file chose (symbol names, paths, stacks) are hashed with
  * hash_bytes(), SipHash-2-4 under a per-table random seed (hash_seed_init()), so a crafted
