@@ -576,19 +576,10 @@ static void pb_value_type(Perftools__Profiles__ValueType *m, const struct value_
 	m->unit = vt->unit;
 }
 
-static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb)
+/* The profile's own fields: sample types, period, times, comment, string table. */
+static void pb_profile_header(const struct pprof_builder *b, struct pb_profile *pb)
 {
 	Perftools__Profiles__Profile *p = &pb->profile;
-	size_t loc_off = 0, value_off = 0, label_off = 0;
-	int r;
-
-	if ((r = PB_ALLOC(pb, mappings, mapping_ptrs, b->n_mappings)) < 0 ||
-	    (r = PB_ALLOC(pb, functions, function_ptrs, b->n_functions)) < 0 ||
-	    (r = PB_ALLOC(pb, locations, location_ptrs, b->n_locations)) < 0 ||
-	    (r = PB_ALLOC(pb, lines, line_ptrs, b->n_lines)) < 0 ||
-	    (r = PB_ALLOC(pb, samples, sample_ptrs, b->n_samples)) < 0 ||
-	    (r = PB_ALLOC(pb, labels, label_ptrs, b->n_labels)) < 0)
-		return r;
 
 	perftools__profiles__profile__init(p);
 	for (size_t i = 0; i < b->n_sample_types; i++) {
@@ -616,6 +607,12 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_string_table = b->n_strings;
 	p->string_table = b->strings;
+}
+
+/* Mappings and functions, ids 1..n in the builder's order. */
+static void pb_profile_mappings_functions(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	Perftools__Profiles__Profile *p = &pb->profile;
 
 	for (size_t i = 0; i < b->n_mappings; i++) {
 		const struct mapping *m = &b->mappings[i];
@@ -649,6 +646,12 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_function = b->n_functions;
 	p->function = pb->function_ptrs;
+}
+
+/* Lines, and locations pointing at their runs of lines. */
+static void pb_profile_locations(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	Perftools__Profiles__Profile *p = &pb->profile;
 
 	for (size_t i = 0; i < b->n_lines; i++) {
 		perftools__profiles__line__init(&pb->lines[i]);
@@ -668,6 +671,13 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_location = b->n_locations;
 	p->location = pb->location_ptrs;
+}
+
+/* Labels, and samples pointing at their runs of location ids, values and labels. */
+static void pb_profile_samples(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	Perftools__Profiles__Profile *p = &pb->profile;
+	size_t loc_off = 0, value_off = 0, label_off = 0;
 
 	for (size_t i = 0; i < b->n_labels; i++) {
 		const struct label *l = &b->labels[i];
@@ -696,6 +706,23 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_sample = b->n_samples;
 	p->sample = pb->sample_ptrs;
+}
+
+static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	int r;
+
+	if ((r = PB_ALLOC(pb, mappings, mapping_ptrs, b->n_mappings)) < 0 ||
+	    (r = PB_ALLOC(pb, functions, function_ptrs, b->n_functions)) < 0 ||
+	    (r = PB_ALLOC(pb, locations, location_ptrs, b->n_locations)) < 0 ||
+	    (r = PB_ALLOC(pb, lines, line_ptrs, b->n_lines)) < 0 ||
+	    (r = PB_ALLOC(pb, samples, sample_ptrs, b->n_samples)) < 0 ||
+	    (r = PB_ALLOC(pb, labels, label_ptrs, b->n_labels)) < 0)
+		return r;
+	pb_profile_header(b, pb);
+	pb_profile_mappings_functions(b, pb);
+	pb_profile_locations(b, pb);
+	pb_profile_samples(b, pb);
 	return 0;
 }
 
@@ -729,19 +756,13 @@ static int gz_deflate(struct gz_sink *s, const uint8_t *data, size_t len, int fl
 		s->z.avail_in = chunk;
 		do {
 			size_t need;
-			int zr;
+			int zr, r;
 
 			if (size_add(s->out_len, GZ_OUT_CHUNK, &need) < 0)
 				return -ENOMEM;
-			if (need > s->out_cap) {
-				size_t cap = MAX(need, s->out_cap * 2);
-				uint8_t *p = realloc(s->out, cap);
-
-				if (!p)
-					return -ENOMEM;
-				s->out = p;
-				s->out_cap = cap;
-			}
+			r = GROW_ARRAY(s->out, s->out_cap, need, GROW_NO_LIMIT);
+			if (r < 0)
+				return r;
 			s->z.next_out = s->out + s->out_len;
 			s->z.avail_out = GZ_OUT_CHUNK;
 			zr = deflate(&s->z, last ? flush : Z_NO_FLUSH);

@@ -158,7 +158,7 @@ struct sym_elf {
 	enum sym_demangle_mode demangle;
 	bool debug_searched; /* libdwfl asked for the module's debug file */
 	bool debug_located;  /* our local search ran (locate_debug_file) */
-	int debug_fd;	     /* what it found, -1: nothing; libdwfl gets a dup */
+	int debug_fd;	     /* what it found, < 0: nothing; libdwfl gets a dup */
 	char *debug_name;
 	dev_t main_dev;
 	ino_t main_ino;
@@ -448,7 +448,7 @@ static bool crc_candidate_ok(const struct stat *st)
 
 /*
  * An fd on candidate `name`, looked up below `rootfd` with safe_open_in_root(`flags`), if it is
- * the debug file for `e`, else -1.
+ * the debug file for `e`; else safe_open_in_root()'s -errno, or -ENOENT (not the debug file).
  */
 static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsigned flags,
 			  const uint8_t *build_id, size_t build_id_len, GElf_Word crc)
@@ -459,7 +459,7 @@ static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsig
 	if (fd < 0) {
 		if (fd != -ENOENT)
 			log_debug_errno(fd, "symbolize: %s: %s not opened: %m", e->path, name);
-		return -1;
+		return fd;
 	}
 	if (st.st_dev == e->main_dev && st.st_ino == e->main_ino)
 		goto reject;
@@ -502,7 +502,7 @@ static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsig
 	return fd;
 reject:
 	close(fd);
-	return -1;
+	return -ENOENT;
 }
 
 static int try_debug_path(struct sym_elf *e, int rootfd, const char *name, unsigned flags,
@@ -529,7 +529,8 @@ static bool valid_debuglink(const char *link)
 
 /*
  * Search the local debug dirs by build-id, next to the binary (in its root only), then the
- * debug dirs by debuglink name. `hostfd` is "/": the debug dirs are host paths.
+ * debug dirs by debuglink name. `hostfd` is "/": the debug dirs are host paths. The fd, or
+ * -ENOENT when no candidate is the debug file.
  */
 static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *build_id,
 				size_t build_id_len, const char *debuglink, GElf_Word crc,
@@ -554,7 +555,7 @@ static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *bu
 
 	const char *slash = strrchr(e->path, '/');
 	if (!valid_debuglink(debuglink) || !slash || e->path[0] != '/')
-		return -1;
+		return -ENOENT;
 	int dirlen = (int)MIN((size_t)(slash - e->path), (size_t)PATH_MAX);
 	const char *dir = e->path;
 
@@ -586,7 +587,7 @@ static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *bu
 		if (fd >= 0)
 			return fd;
 	}
-	return -1;
+	return -ENOENT;
 }
 
 /*
