@@ -1012,14 +1012,94 @@ static int read_entry(const struct frame_section *sec, size_t off, struct entry 
 	return 1;
 }
 
+/* The CIE's NUL-terminated augmentation string into aug (MAX_AUGMENTATION_LEN + 1 bytes). */
+static int read_augmentation(struct cursor *c, char *aug, size_t *ret_len)
+{
+	size_t len = 0;
+	int r;
+
+	for (;;) {
+		uint8_t ch;
+		r = cur_u8(c, &ch);
+		if (r < 0)
+			return r;
+		if (ch == 0)
+			break;
+		if (len >= MAX_AUGMENTATION_LEN)
+			return -EBADMSG;
+		aug[len++] = ch;
+	}
+	aug[len] = 0;
+	*ret_len = len;
+	return 0;
+}
+
+/*
+ * A "z" CIE's augmentation data, as its string (aug) describes it: the LSDA and FDE pointer
+ * encodings, the personality pointer (skipped), the signal-frame flag. Leaves c at the initial
+ * instructions.
+ */
+static int read_augmentation_data(struct cursor *c, const struct frame_section *sec,
+				  const char *aug, size_t aug_len, struct cie *cie)
+{
+	struct enc_ctx enc = {.section_addr = sec->addr};
+	size_t entry_end = c->end, aug_end;
+	uint64_t len;
+	int r;
+
+	cie->has_z = true;
+	r = cur_uleb(c, &len);
+	if (r < 0)
+		return r;
+	if (len > c->end - c->pos)
+		return -EBADMSG;
+	aug_end = c->pos + len;
+	c->end = aug_end; /* augmentation data may not spill into the instructions */
+	for (size_t i = 1; i < aug_len; i++) {
+		uint64_t dummy;
+		uint8_t penc;
+		bool unknown = false;
+
+		switch (aug[i]) {
+		case 'L':
+			r = cur_u8(c, &cie->lsda_enc);
+			break;
+		case 'R':
+			r = cur_u8(c, &cie->fde_enc);
+			break;
+		case 'P':
+			r = cur_u8(c, &penc);
+			if (r == 0)
+				r = read_encoded(c, penc, &enc, true, &dummy);
+			break;
+		case 'S':
+			cie->signal_frame = true;
+			break;
+		case 'B': /* aarch64 B-key signing: stripping does not care */
+		case 'G': /* aarch64 MTE-tagged frames */
+			break;
+		default:
+			/* Like libgcc: the "z" length lets us skip what we do not know. */
+			unknown = true;
+			break;
+		}
+		if (r < 0)
+			return r;
+		if (unknown)
+			break;
+	}
+	c->pos = aug_end;
+	c->end = entry_end;
+	return 0;
+}
+
 static int parse_cie(struct builder *b, const struct frame_section *sec, size_t off,
 		     struct cie *cie)
 {
-	struct enc_ctx enc = {.section_addr = sec->addr};
 	struct entry e;
 	struct cursor c;
 	char aug[MAX_AUGMENTATION_LEN + 1];
-	size_t aug_len = 0, aug_end = 0, n_insns = 0;
+	size_t aug_len = 0, n_insns = 0;
 	int r;
 
 	memset(cie, 0, sizeof(*cie));
@@ -1039,18 +1119,9 @@ static int parse_cie(struct builder *b, const struct frame_section *sec, size_t 
 	if (cie->version != 1 && cie->version != 3 && cie->version != 4)
 		return -EOPNOTSUPP;
 
-	for (;;) {
-		uint8_t ch;
-		r = cur_u8(&c, &ch);
-		if (r < 0)
-			return r;
-		if (ch == 0)
-			break;
-		if (aug_len >= MAX_AUGMENTATION_LEN)
-			return -EBADMSG;
-		aug[aug_len++] = ch;
-	}
-	aug[aug_len] = 0;
+	r = read_augmentation(&c, aug, &aug_len);
+	if (r < 0)
+		return r;
 
 	/* Legacy GCC "eh": a pointer-sized EH data field follows the string. */
 	if (aug[0] == 'e' && aug[1] == 'h') {
@@ -1087,50 +1158,9 @@ static int parse_cie(struct builder *b, const struct frame_section *sec, size_t 
 		return r;
 
 	if (aug[0] == 'z') {
-		uint64_t len;
-		cie->has_z = true;
-		r = cur_uleb(&c, &len);
+		r = read_augmentation_data(&c, sec, aug, aug_len, cie);
 		if (r < 0)
 			return r;
-		if (len > c.end - c.pos)
-			return -EBADMSG;
-		aug_end = c.pos + len;
-		c.end = aug_end; /* augmentation data may not spill into the instructions */
-		for (size_t i = 1; i < aug_len; i++) {
-			uint64_t dummy;
-			uint8_t penc;
-			bool unknown = false;
-
-			switch (aug[i]) {
-			case 'L':
-				r = cur_u8(&c, &cie->lsda_enc);
-				break;
-			case 'R':
-				r = cur_u8(&c, &cie->fde_enc);
-				break;
-			case 'P':
-				r = cur_u8(&c, &penc);
-				if (r == 0)
-					r = read_encoded(&c, penc, &enc, true, &dummy);
-				break;
-			case 'S':
-				cie->signal_frame = true;
-				break;
-			case 'B': /* aarch64 B-key signing: stripping does not care */
-			case 'G': /* aarch64 MTE-tagged frames */
-				break;
-			default:
-				/* Like libgcc: the "z" length lets us skip what we do not know. */
-				unknown = true;
-				break;
-			}
-			if (r < 0)
-				return r;
-			if (unknown)
-				break;
-		}
-		c.pos = aug_end;
-		c.end = e.end;
 	} else if (aug[0] != 0 && strcmp(aug, "eh") != 0)
 		return -EOPNOTSUPP; /* cannot know where the instructions start */
 
