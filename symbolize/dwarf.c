@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "common/log.h"
+#include "common/grow.h"
 #include "common/macro.h"
 #include "common/safeopen.h"
 #include "common/util.h"
@@ -1189,15 +1190,9 @@ static const struct fn_info *fn_info_of(struct sym_elf *e, Dwarf_Die *d, uint32_
 	}
 	if (e->ranges[ri].fn != NO_REF)
 		return &e->fns[e->ranges[ri].fn];
-	if (e->n_fns == e->cap_fns) {
-		size_t cap = MIN(MAX(e->cap_fns * 2, (size_t)256), (size_t)FN_INFO_MAX);
-		void *p = e->n_fns < cap ? realloc(e->fns, cap * sizeof(*e->fns)) : NULL;
-		if (!p) {
-			fn_info_read(e, d, scratch);
-			return scratch;
-		}
-		e->fns = p;
-		e->cap_fns = cap;
+	if (GROW_ARRAY(e->fns, e->cap_fns, e->n_fns + 1, FN_INFO_MAX) < 0) {
+		fn_info_read(e, d, scratch);
+		return scratch;
 	}
 	struct fn_info *f = &e->fns[e->n_fns];
 	fn_info_read(e, d, f);
@@ -1453,17 +1448,15 @@ static int walk_scopes(struct scope_walk *w, Dwarf_Die *parent)
 static int push_range(struct sym_elf *e, Dwarf_Addr lo, Dwarf_Addr hi, Dwarf_Die *die, int tag)
 {
 	if (e->n_ranges == e->cap_ranges) {
-		if (e->cap_ranges >= SYM_MAX_SCOPE_RANGES)
-			return -E2BIG;
-		size_t cap = MIN(MAX(e->cap_ranges * 2, (size_t)256), (size_t)SYM_MAX_SCOPE_RANGES);
-		void *p = realloc(e->ranges, cap * sizeof(*e->ranges));
-		if (!p)
-			return -ENOMEM;
-		e->ranges = p;
-		p = realloc(e->range_lo, cap * sizeof(*e->range_lo));
-		if (!p)
-			return -ENOMEM;
-		e->range_lo = p;
+		/* Two arrays, one capacity: range_lo is grown to what ranges got. */
+		size_t cap = e->cap_ranges, cap_lo = e->cap_ranges;
+		int r = GROW_ARRAY(e->ranges, cap, e->n_ranges + 1, SYM_MAX_SCOPE_RANGES);
+
+		if (r < 0)
+			return r;
+		r = GROW_ARRAY(e->range_lo, cap_lo, cap, SYM_MAX_SCOPE_RANGES);
+		if (r < 0)
+			return r;
 		e->cap_ranges = cap;
 	}
 	e->ranges[e->n_ranges++] = (struct scope_range){
