@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "common/grow.h"
@@ -18,7 +19,8 @@ int grow(void **p, size_t *cap, size_t need, size_t elem, size_t limit)
 		n = SIZE_MAX;
 	n = MAX(n, MAX(need, (size_t)GROW_MIN_CAP));
 	n = MIN(n, limit);
-	if (size_mul(n, elem, &bytes) < 0)
+	/* No allocator hands out more than PTRDIFF_MAX bytes: refuse before asking. */
+	if (size_mul(n, elem, &bytes) < 0 || bytes > PTRDIFF_MAX)
 		return -ENOMEM;
 	q = realloc(*p, bytes);
 	if (!q)

@@ -28,7 +28,8 @@
  * Make room for `need` elements of `elem` bytes in *p, whose capacity is *cap elements. The new
  * capacity at least doubles (amortised O(1) appends), is at least GROW_MIN_CAP and `need`, and
  * never exceeds `limit` elements. Returns 0 (also when need <= *cap: nothing is done), -E2BIG
- * when need > limit, -ENOMEM when the byte count overflows or realloc fails.
+ * when need > limit, -ENOMEM when the byte count overflows (or exceeds PTRDIFF_MAX) or realloc
+ * fails.
  */
 int grow(void **p, size_t *cap, size_t need, size_t elem, size_t limit);
 
