@@ -133,6 +133,20 @@ static int ksym_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* Sort by address and keep one symbol per address (the preferred alias), so that end = next
+ * start is > start. */
+static void ksyms_sort_unique(struct kallsyms *k)
+{
+	size_t w = 0;
+
+	if (k->n > 1)
+		qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
+	for (size_t i = 0; i < k->n; i++)
+		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
+			k->syms[w++] = k->syms[i];
+	k->n = w;
+}
+
 int kallsyms_load(const char *path, struct kallsyms **ret)
 {
 	if (!path || !ret)
@@ -198,15 +212,7 @@ int kallsyms_load(const char *path, struct kallsyms **ret)
 	if (k->n == 0)
 		return -ENODATA;
 
-	qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
-
-	/* Keep one symbol per address (the preferred alias) so end = next start is > start. */
-	size_t w = 0;
-	for (size_t i = 0; i < k->n; i++)
-		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
-			k->syms[w++] = k->syms[i];
-	k->n = w;
-
+	ksyms_sort_unique(k);
 	*ret = TAKE_PTR(k);
 	return 0;
 }
@@ -382,13 +388,7 @@ static int kallsyms_from_gaps(struct kline *below, struct kline *above, size_t m
 		if (above[j].set && (r = ksym_from_kline(k, &above[j])) < 0)
 			return r;
 	}
-	if (k->n > 1)
-		qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
-	size_t w = 0;
-	for (size_t i = 0; i < k->n; i++)
-		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
-			k->syms[w++] = k->syms[i];
-	k->n = w;
+	ksyms_sort_unique(k);
 	*ret = TAKE_PTR(k);
 	return 0;
 }
