@@ -150,6 +150,13 @@ size_t hash_index_reserve_bytes(const struct hash_index *t)
 	return next_cap(t) * sizeof(struct hash_slot);
 }
 
+void hash_index_clear(struct hash_index *t)
+{
+	if (t->slots)
+		memset(t->slots, 0, t->cap * sizeof(*t->slots));
+	t->n = 0;
+}
+
 void hash_index_free(struct hash_index *t)
 {
 	free(t->slots);

@@ -79,6 +79,9 @@ struct hash_slot *hash_index_find(const struct hash_index *t, uint64_t hash, has
 /* Fill the empty slot s (from hash_index_find() since the last reserve) with id. */
 void hash_index_insert(struct hash_index *t, struct hash_slot *s, uint32_t id, uint64_t hash);
 
+/* Empty the index, keeping its slots for reuse. */
+void hash_index_clear(struct hash_index *t);
+
 /* The bytes the index's slots take (for tables that count their memory)... */
 size_t hash_index_bytes(const struct hash_index *t);
 /* ...and will take after the next hash_index_reserve(). */

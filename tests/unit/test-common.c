@@ -146,6 +146,10 @@ Test(hash, finds_every_entry_across_growth)
 		cr_assert_eq(intern(&t, key, SIZE_MAX), i + 1, "%s found again", key);
 	}
 	cr_assert_eq(t.n, 5000, "no duplicate inserted");
+	hash_index_clear(&t.index);
+	cr_assert_eq(t.index.n, 0);
+	cr_assert_eq(hash_index_find(&t.index, hash_bytes(&t.seed, "name_7", 6), str_eq, &t, "name_7")->id,
+		     0, "cleared");
 	strtab_free(&t);
 }
 
