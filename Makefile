@@ -137,6 +137,7 @@ WL_CFLAGS := -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-op
 TEST_LIBS_test-pprof     := output common
 TEST_LIBS_test-symbolize := symbolize common
 TEST_LIBS_test-safeopen  := common
+TEST_LIBS_test-common    := common
 TEST_LIBS_test-unwind    := unwind common
 TEST_LIBS_test-cfi       := unwind common
 TEST_LIBS_test-http      := service common

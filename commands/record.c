@@ -584,7 +584,7 @@ static void print_summary(const struct record_opts *o, const struct profile_summ
 		       st->off_cpu_waits, o->off_cpu_min_ns / 1e6, sum->off_cpu_ns / 1e9, over_budget);
 		for (size_t i = 0; i < sum->n_waits; i++)
 			printf("    %9.3f s  %s  %s\n", sum->waits[i].ns / 1e9,
-			       sum->waits[i].state == 1 ? "S" : sum->waits[i].state == 2 ? "D" : "?",
+			       output_offcpu_state_name(sum->waits[i].state),
 			       sum->waits[i].stack);
 	}
 	if (st->stack_copies)

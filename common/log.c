@@ -9,7 +9,7 @@
 #include "common/log.h"
 
 static enum log_level max_level = LOG_LEVEL_NOTICE;
-static const char *program = "profd";
+static const char *const program = "profd";
 
 void log_set_max_level(enum log_level level)
 {
@@ -19,11 +19,6 @@ void log_set_max_level(enum log_level level)
 enum log_level log_get_max_level(void)
 {
 	return max_level;
-}
-
-void log_set_program(const char *name)
-{
-	program = name;
 }
 
 static const char *level_names[] = {

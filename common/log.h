@@ -18,8 +18,6 @@ enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARNING, LOG_LEVEL_NOTICE, LOG_L
 
 void log_set_max_level(enum log_level level);
 enum log_level log_get_max_level(void);
-/* Prefix every line with the program name (default "profd"). */
-void log_set_program(const char *name);
 
 int log_internal(enum log_level level, int error, const char *file, int line, const char *fmt, ...)
 	_printf_(5, 6);

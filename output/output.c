@@ -15,6 +15,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "bpf/profd.h"
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/macro.h"
 #include "output/output.h"
 #include "output/pprof.h"
@@ -60,6 +63,19 @@ const char *output_format_extension(enum output_format f)
 	}
 }
 
+static const char *const offcpu_state_names[] = {
+	[0] = "",
+	[PROFD_OFFCPU_SLEEP] = "S",
+	[PROFD_OFFCPU_DISK] = "D",
+	[PROFD_OFFCPU_OTHER] = "other",
+};
+
+const char *output_offcpu_state_name(unsigned state)
+{
+	return state < ARRAY_SIZE(offcpu_state_names) ? offcpu_state_names[state]
+						      : offcpu_state_names[PROFD_OFFCPU_OTHER];
+}
+
 /* ---- reading ------------------------------------------------------------------------------ */
 
 static int gunzip(const uint8_t *in, size_t in_len, uint8_t **ret, size_t *ret_len)
@@ -79,19 +95,12 @@ static int gunzip(const uint8_t *in, size_t in_len, uint8_t **ret, size_t *ret_l
 	z.avail_in = (uInt)MIN(in_len, (size_t)UINT_MAX);
 	do {
 		if (len == cap) {
-			if (cap >= OUTPUT_MAX_PPROF_BYTES) {
-				zr = Z_BUF_ERROR;
-				break;
-			}
-			size_t ncap = MIN(cap * 2, (size_t)OUTPUT_MAX_PPROF_BYTES);
-			uint8_t *n = realloc(out, ncap);
+			int r = grow((void **)&out, &cap, cap + 1, 1, OUTPUT_MAX_PPROF_BYTES);
 
-			if (!n) {
-				zr = Z_MEM_ERROR;
+			if (r < 0) {
+				zr = r == -E2BIG ? Z_BUF_ERROR : Z_MEM_ERROR;
 				break;
 			}
-			out = n;
-			cap = ncap;
 		}
 		z.next_out = out + len;
 		z.avail_out = (uInt)MIN(cap - len, (size_t)UINT_MAX);
@@ -314,53 +323,43 @@ struct fold_line {
 	uint64_t count;
 };
 
+/* Folded lines by their stack text (which a profile's names chose: hashed with a seed). */
 struct fold_map {
-	struct fold_line *slots;
-	size_t cap, n;
+	struct fold_line *lines;
+	size_t n, cap_lines;
+	struct hash_index index; /* ids: lines index + 1 */
+	struct hash_seed seed;
 };
 
-static uint64_t str_hash(const char *s)
+static bool fold_eq(const void *ctx, uint32_t id, const void *key)
 {
-	uint64_t h = 14695981039346656037ull;
+	const struct fold_map *m = ctx;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return strcmp(m->lines[id - 1].stack, key) == 0;
 }
 
 /* Takes ownership of stack. */
 static int fold_add(struct fold_map *m, char *stack, uint64_t count)
 {
-	size_t k;
+	uint64_t h = hash_bytes(&m->seed, stack, strlen(stack));
+	struct hash_slot *slot;
+	int r;
 
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 1024;
-		struct fold_line *ns = calloc(ncap, sizeof(*ns));
-
-		if (!ns) {
-			free(stack);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < m->cap; i++) {
-			if (!m->slots[i].stack)
-				continue;
-			for (k = str_hash(m->slots[i].stack) & (ncap - 1); ns[k].stack;
-			     k = (k + 1) & (ncap - 1))
-				;
-			ns[k] = m->slots[i];
-		}
-		free(m->slots);
-		m->slots = ns;
-		m->cap = ncap;
+	r = hash_index_reserve(&m->index, UINT32_MAX - 1);
+	if (r >= 0)
+		r = GROW_ARRAY(m->lines, m->cap_lines, m->n + 1, GROW_NO_LIMIT);
+	if (r < 0) {
+		free(stack);
+		return r;
 	}
-	for (k = str_hash(stack) & (m->cap - 1); m->slots[k].stack; k = (k + 1) & (m->cap - 1))
-		if (!strcmp(m->slots[k].stack, stack)) {
-			m->slots[k].count += count;
-			free(stack);
-			return 0;
-		}
-	m->slots[k] = (struct fold_line){.stack = stack, .count = count};
-	m->n++;
+	slot = hash_index_find(&m->index, h, fold_eq, m, stack);
+	if (slot->id) {
+		m->lines[slot->id - 1].count += count;
+		free(stack);
+		return 0;
+	}
+	m->lines[m->n++] = (struct fold_line){ .stack = stack, .count = count };
+	hash_index_insert(&m->index, slot, m->n, h);
 	return 0;
 }
 
@@ -381,6 +380,8 @@ static int write_folded(const struct view *v, FILE *out)
 	const Profile *p = v->p;
 	struct fold_map m = {};
 	int r = 0;
+
+	hash_seed_init(&m.seed);
 
 	for (size_t i = 0; i < p->n_sample && r >= 0; i++) {
 		const Sample *s = p->sample[i];
@@ -426,19 +427,15 @@ static int write_folded(const struct view *v, FILE *out)
 		r = fold_add(&m, buf, (uint64_t)w);
 	}
 	if (r >= 0) {
-		size_t n = 0;
-
-		for (size_t i = 0; i < m.cap; i++)
-			if (m.slots[i].stack)
-				m.slots[n++] = m.slots[i];
-		qsort(m.slots, n, sizeof(*m.slots), cmp_fold);
-		for (size_t i = 0; i < n; i++)
-			fprintf(out, "%s %" PRIu64 "\n", m.slots[i].stack, m.slots[i].count);
-		m.cap = n;
+		/* The index is done with: sorting moves the lines under it. */
+		qsort(m.lines, m.n, sizeof(*m.lines), cmp_fold);
+		for (size_t i = 0; i < m.n; i++)
+			fprintf(out, "%s %" PRIu64 "\n", m.lines[i].stack, m.lines[i].count);
 	}
-	for (size_t i = 0; i < m.cap; i++)
-		free(m.slots[i].stack);
-	free(m.slots);
+	for (size_t i = 0; i < m.n; i++)
+		free(m.lines[i].stack);
+	free(m.lines);
+	hash_index_free(&m.index);
 	return r;
 }
 
@@ -503,61 +500,46 @@ struct frame_key {
 	int64_t line;
 };
 
+/* Frames by key, numbered as first seen (the speedscope frame index). */
 struct frame_map {
-	struct frame_key *keys;
-	uint32_t *vals; /* frame index + 1; 0: empty */
-	size_t cap, n;
+	struct frame_key *keys; /* by frame index */
+	size_t n, cap_keys;
+	struct hash_index index; /* ids: frame index + 1 */
+	struct hash_seed seed;   /* the keys are a profile file's numbers */
 };
 
-static uint64_t frame_hash(const struct frame_key *k)
+static bool frame_eq(const void *ctx, uint32_t id, const void *key)
 {
-	uint64_t h = k->fn_id * 0x9e3779b97f4a7c15ull ^ (uint64_t)k->line * 0xc2b2ae3d27d4eb4full;
-	return h ^ (h >> 31);
+	const struct frame_map *m = ctx;
+	const struct frame_key *k = key;
+
+	return m->keys[id - 1].fn_id == k->fn_id && m->keys[id - 1].line == k->line;
 }
 
 /* Index of the frame, added when new. */
 static int frame_index(struct frame_map *m, const struct frame_key *key, bool *ret_new,
 		       uint32_t *ret)
 {
-	size_t k;
+	uint64_t h = hash_bytes(&m->seed, key, sizeof(*key));
+	struct hash_slot *slot;
+	int r;
 
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 1024;
-		struct frame_key *nk = calloc(ncap, sizeof(*nk));
-		uint32_t *nv = calloc(ncap, sizeof(*nv));
-
-		if (!nk || !nv) {
-			free(nk);
-			free(nv);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < m->cap; i++) {
-			if (!m->vals[i])
-				continue;
-			for (k = frame_hash(&m->keys[i]) & (ncap - 1); nv[k];
-			     k = (k + 1) & (ncap - 1))
-				;
-			nk[k] = m->keys[i];
-			nv[k] = m->vals[i];
-		}
-		free(m->keys);
-		free(m->vals);
-		m->keys = nk;
-		m->vals = nv;
-		m->cap = ncap;
+	r = hash_index_reserve(&m->index, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	slot = hash_index_find(&m->index, h, frame_eq, m, key);
+	if (slot->id) {
+		*ret_new = false;
+		*ret = slot->id - 1;
+		return 0;
 	}
-	for (k = frame_hash(key) & (m->cap - 1); m->vals[k]; k = (k + 1) & (m->cap - 1))
-		if (m->keys[k].fn_id == key->fn_id && m->keys[k].line == key->line) {
-			*ret_new = false;
-			*ret = m->vals[k] - 1;
-			return 0;
-		}
-	if (m->n >= UINT32_MAX - 1)
-		return -E2BIG;
-	m->keys[k] = *key;
-	m->vals[k] = (uint32_t)++m->n;
+	r = GROW_ARRAY(m->keys, m->cap_keys, m->n + 1, GROW_NO_LIMIT);
+	if (r < 0)
+		return r;
+	m->keys[m->n++] = *key;
+	hash_index_insert(&m->index, slot, m->n, h);
 	*ret_new = true;
-	*ret = m->vals[k] - 1;
+	*ret = m->n - 1;
 	return 0;
 }
 
@@ -642,14 +624,9 @@ static int sample_frames(const struct view *v, struct frame_map *fm, const Sampl
 				fputc('}', frames_out);
 				(*n_frames_out)++;
 			}
-			if (n == *cap) {
-				size_t ncap = *cap ? *cap * 2 : 256;
-				uint32_t *ns = realloc(*stack, ncap * sizeof(*ns));
-				if (!ns)
-					return -ENOMEM;
-				*stack = ns;
-				*cap = ncap;
-			}
+			r = grow((void **)stack, cap, n + 1, sizeof(**stack), GROW_NO_LIMIT);
+			if (r < 0)
+				return r;
 			(*stack)[n++] = idx;
 		}
 	}
@@ -657,20 +634,136 @@ static int sample_frames(const struct view *v, struct frame_map *fm, const Sampl
 	return 0;
 }
 
+/* What write_speedscope() keeps between its two passes. */
+struct speedscope {
+	const struct view *v;
+	struct frame_map fm;
+	struct thread_list tl;
+	size_t *thread_of; /* by sample: index into tl, SIZE_MAX when left out */
+	uint32_t *stack;   /* one sample's frame indexes, root first */
+	size_t stack_cap;
+};
+
+/* The thread of sample s (pid, tid), added when new; past OUTPUT_MAX_THREADS, "other threads". */
+static int thread_of_sample(struct speedscope *sc, const Sample *s, size_t *other, size_t *ret)
+{
+	const struct view *v = sc->v;
+	struct thread_list *tl = &sc->tl;
+	int64_t pid = label_num(v, s, v->key_pid), tid = label_num(v, s, v->key_tid);
+	size_t t;
+	int r;
+
+	for (t = 0; t < tl->n; t++)
+		if (tl->t[t].pid == pid && tl->t[t].tid == tid)
+			break;
+	if (t == tl->n && tl->n >= OUTPUT_MAX_THREADS) {
+		if (*other == SIZE_MAX)
+			*other = tl->n;
+		else
+			t = *other;
+	}
+	if (t == tl->n) {
+		r = GROW_ARRAY(tl->t, tl->cap, tl->n + 1, GROW_NO_LIMIT);
+		if (r < 0)
+			return r;
+		tl->t[tl->n++] = (struct thread){
+		    .pid = t == *other ? -2 : pid, .tid = t == *other ? -2 : tid, .first = s};
+	}
+	*ret = t;
+	return 0;
+}
+
+/* Pass 1: frames (written to out as first seen) and the threads with their weights. */
+static int speedscope_frames_and_threads(struct speedscope *sc, FILE *out)
+{
+	const Profile *p = sc->v->p;
+	size_t n_frames = 0, n, other = SIZE_MAX;
+	int r = 0;
+
+	for (size_t i = 0; i < p->n_sample; i++) {
+		const Sample *s = p->sample[i];
+		int64_t w = sample_weight(sc->v, s);
+		size_t t;
+
+		sc->thread_of[i] = SIZE_MAX;
+		if (w <= 0)
+			continue;
+		r = sample_frames(sc->v, &sc->fm, s, &sc->stack, &sc->stack_cap, &n, out, &n_frames);
+		if (r < 0)
+			return r;
+		r = thread_of_sample(sc, s, &other, &t);
+		if (r < 0)
+			return r;
+		sc->tl.t[t].weight += w;
+		sc->tl.t[t].n_samples++;
+		sc->thread_of[i] = t;
+	}
+	return 0;
+}
+
+/* Pass 2: one sampled profile for thread t (tl.t[t]). */
+static int speedscope_thread(struct speedscope *sc, size_t t, const char *unit, FILE *out)
+{
+	const struct view *v = sc->v;
+	const Profile *p = v->p;
+	const struct thread *th = &sc->tl.t[t];
+	char *name = NULL;
+	bool first = true;
+	size_t n;
+	int r;
+
+	if (th->pid == -2)
+		name = strdup("other threads");
+	else if (th->pid < 0 && th->tid < 0)
+		name = strdup("all");
+	else if (asprintf(&name, "%s pid %" PRId64 " / %s tid %" PRId64,
+			  label_str(v, th->first, v->key_process), th->pid,
+			  label_str(v, th->first, v->key_comm), th->tid) < 0)
+		name = NULL;
+	if (!name)
+		return -ENOMEM;
+	fputs("{\"type\":\"sampled\",\"name\":", out);
+	json_str(out, name);
+	free(name);
+	fprintf(out, ",\"unit\":\"%s\",\"startValue\":0,\"endValue\":%" PRId64 ",\"samples\":[",
+		unit, th->weight);
+	for (size_t i = 0; i < p->n_sample; i++) {
+		if (sc->thread_of[i] != t)
+			continue;
+		r = sample_frames(v, &sc->fm, p->sample[i], &sc->stack, &sc->stack_cap, &n, NULL,
+				  NULL);
+		if (r < 0)
+			return r;
+		fputs(first ? "[" : ",[", out);
+		first = false;
+		for (size_t j = 0; j < n; j++)
+			fprintf(out, j ? ",%" PRIu32 : "%" PRIu32, sc->stack[j]);
+		fputc(']', out);
+	}
+	fputs("],\"weights\":[", out);
+	first = true;
+	for (size_t i = 0; i < p->n_sample; i++) {
+		if (sc->thread_of[i] != t)
+			continue;
+		fprintf(out, first ? "%" PRId64 : ",%" PRId64, sample_weight(v, p->sample[i]));
+		first = false;
+	}
+	fputs("]}", out);
+	return 0;
+}
+
 static int write_speedscope(const struct view *v, FILE *out)
 {
 	const Profile *p = v->p;
-	struct frame_map fm = {};
-	struct thread_list tl = {};
-	_cleanup_free_ size_t *thread_of = calloc(p->n_sample ? p->n_sample : 1, sizeof(size_t));
-	_cleanup_free_ uint32_t *stack = NULL;
+	struct speedscope sc = { .v = v };
 	_cleanup_free_ struct thread *sorted = NULL;
-	size_t stack_cap = 0, n_frames = 0, n, other = SIZE_MAX;
 	const char *unit = "none";
-	int r = 0;
+	int r;
 
-	if (!thread_of)
+	sc.thread_of = calloc(p->n_sample ? p->n_sample : 1, sizeof(size_t));
+	if (!sc.thread_of)
 		return -ENOMEM;
+	hash_seed_init(&sc.fm.seed);
 	if (v->value < p->n_sample_type)
 		unit = speedscope_unit(pb_str(p, p->sample_type[v->value]->unit));
 
@@ -678,125 +771,40 @@ static int write_speedscope(const struct view *v, FILE *out)
 	      "\"exporter\":\"profd\",\"name\":\"profd\",\"activeProfileIndex\":0,"
 	      "\"shared\":{\"frames\":[",
 	      out);
-	/* Pass 1: frames (written as first seen) and the threads with their weights. */
-	for (size_t i = 0; i < p->n_sample && r >= 0; i++) {
-		const Sample *s = p->sample[i];
-		int64_t w = sample_weight(v, s);
-		int64_t pid = label_num(v, s, v->key_pid), tid = label_num(v, s, v->key_tid);
-		size_t t;
-
-		thread_of[i] = SIZE_MAX;
-		if (w <= 0)
-			continue;
-		r = sample_frames(v, &fm, s, &stack, &stack_cap, &n, out, &n_frames);
-		if (r < 0)
-			break;
-		for (t = 0; t < tl.n; t++)
-			if (tl.t[t].pid == pid && tl.t[t].tid == tid)
-				break;
-		if (t == tl.n && tl.n >= OUTPUT_MAX_THREADS) {
-			if (other == SIZE_MAX)
-				other = tl.n;
-			else
-				t = other;
-		}
-		if (t == tl.n) {
-			if (tl.n == tl.cap) {
-				size_t ncap = tl.cap ? tl.cap * 2 : 16;
-				struct thread *nt = realloc(tl.t, ncap * sizeof(*nt));
-				if (!nt) {
-					r = -ENOMEM;
-					break;
-				}
-				tl.t = nt;
-				tl.cap = ncap;
-			}
-			tl.t[tl.n++] = (struct thread){
-			    .pid = t == other ? -2 : pid, .tid = t == other ? -2 : tid, .first = s};
-		}
-		tl.t[t].weight += w;
-		tl.t[t].n_samples++;
-		thread_of[i] = t;
-	}
+	r = speedscope_frames_and_threads(&sc, out);
 	fputs("]},\"profiles\":[", out);
 	if (r < 0)
 		goto out;
 
 	/* Heaviest first; thread_of[] indexes the unsorted list, so sort an order instead. */
-	sorted = malloc((tl.n ? tl.n : 1) * sizeof(*sorted));
+	sorted = malloc((sc.tl.n ? sc.tl.n : 1) * sizeof(*sorted));
 	if (!sorted) {
 		r = -ENOMEM;
 		goto out;
 	}
-	for (size_t t = 0; t < tl.n; t++) {
-		sorted[t] = tl.t[t];
+	for (size_t t = 0; t < sc.tl.n; t++) {
+		sorted[t] = sc.tl.t[t];
 		sorted[t].n_samples = t; /* remember the unsorted index */
 	}
-	qsort(sorted, tl.n, sizeof(*sorted), cmp_thread_weight);
-	for (size_t k = 0; k < tl.n; k++) {
-		size_t t = sorted[k].n_samples;
-		const struct thread *th = &tl.t[t];
-		char *name = NULL;
-		bool first = true;
-
-		if (th->pid == -2)
-			name = strdup("other threads");
-		else if (th->pid < 0 && th->tid < 0)
-			name = strdup("all");
-		else if (asprintf(&name, "%s pid %" PRId64 " / %s tid %" PRId64,
-				  label_str(v, th->first, v->key_process), th->pid,
-				  label_str(v, th->first, v->key_comm), th->tid) < 0)
-			name = NULL;
-		if (!name) {
-			r = -ENOMEM;
-			goto out;
-		}
+	qsort(sorted, sc.tl.n, sizeof(*sorted), cmp_thread_weight);
+	for (size_t k = 0; k < sc.tl.n; k++) {
 		if (k)
 			fputc(',', out);
-		fputs("{\"type\":\"sampled\",\"name\":", out);
-		json_str(out, name);
-		free(name);
-		fprintf(out,
-			",\"unit\":\"%s\",\"startValue\":0,\"endValue\":%" PRId64 ",\"samples\":[",
-			unit, th->weight);
-		for (size_t i = 0; i < p->n_sample; i++) {
-			if (thread_of[i] != t)
-				continue;
-			r = sample_frames(v, &fm, p->sample[i], &stack, &stack_cap, &n, NULL, NULL);
-			if (r < 0)
-				goto out;
-			fputs(first ? "[" : ",[", out);
-			first = false;
-			for (size_t j = 0; j < n; j++)
-				fprintf(out, j ? ",%" PRIu32 : "%" PRIu32, stack[j]);
-			fputc(']', out);
-		}
-		fputs("],\"weights\":[", out);
-		first = true;
-		for (size_t i = 0; i < p->n_sample; i++) {
-			if (thread_of[i] != t)
-				continue;
-			fprintf(out, first ? "%" PRId64 : ",%" PRId64,
-				sample_weight(v, p->sample[i]));
-			first = false;
-		}
-		fputs("]}", out);
+		r = speedscope_thread(&sc, sorted[k].n_samples, unit, out);
+		if (r < 0)
+			goto out;
 	}
 	fputs("]}\n", out);
 out:
-	free(fm.keys);
-	free(fm.vals);
-	free(tl.t);
+	free(sc.fm.keys);
+	hash_index_free(&sc.fm.index);
+	free(sc.tl.t);
+	free(sc.thread_of);
+	free(sc.stack);
 	return r;
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
-
-int output_render(const uint8_t *gz, size_t gz_len, enum output_format format, uint8_t **ret,
-		  size_t *ret_len)
-{
-	return output_render_type(gz, gz_len, format, NULL, ret, ret_len);
-}
 
 int output_render_type(const uint8_t *gz, size_t gz_len, enum output_format format,
 		       const char *sample_type, uint8_t **ret, size_t *ret_len)
@@ -859,12 +867,6 @@ static int write_stdout(const uint8_t *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
-}
-
-int output_write_bytes(const uint8_t *gz, size_t gz_len, enum output_format format,
-		       const char *path, mode_t mode)
-{
-	return output_write_bytes_type(gz, gz_len, format, NULL, path, mode);
 }
 
 int output_write_bytes_type(const uint8_t *gz, size_t gz_len, enum output_format format,
@@ -1004,161 +1006,214 @@ static int gzip_bytes(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_
 	return 0;
 }
 
+/* The arrays one part's Profile points into (build_part()). */
+struct part {
+	const Profile *p;
+	size_t from, to;
+	Profile msg;
+	struct str_remap sm;
+	bool *use_loc, *use_fn, *use_map; /* by index in p */
+	Sample *samples, **sample_ptrs;
+	Location **locs;
+	Function *fns, **fn_ptrs;
+	Mapping *maps, **map_ptrs;
+	ValueType *vts, **vt_ptrs, period_type;
+	Label *labels, **label_ptrs;
+	int64_t *comments;
+};
+
+static void part_free(struct part *pt)
+{
+	free(pt->use_loc);
+	free(pt->use_fn);
+	free(pt->use_map);
+	free(pt->samples);
+	free(pt->sample_ptrs);
+	free(pt->locs);
+	free(pt->fns);
+	free(pt->fn_ptrs);
+	free(pt->maps);
+	free(pt->map_ptrs);
+	free(pt->vts);
+	free(pt->vt_ptrs);
+	free(pt->labels);
+	free(pt->label_ptrs);
+	free(pt->comments);
+	free(pt->sm.map);
+	free(pt->sm.strs);
+}
+
+static int part_alloc(struct part *pt)
+{
+	const Profile *p = pt->p;
+	size_t n = pt->to - pt->from, total_labels = 0;
+
+	for (size_t i = pt->from; i < pt->to; i++)
+		total_labels += p->sample[i]->n_label;
+	pt->use_loc = calloc(p->n_location + 1, 1);
+	pt->use_fn = calloc(p->n_function + 1, 1);
+	pt->use_map = calloc(p->n_mapping + 1, 1);
+	pt->samples = calloc(n + 1, sizeof(*pt->samples));
+	pt->sample_ptrs = calloc(n + 1, sizeof(*pt->sample_ptrs));
+	pt->locs = calloc(p->n_location + 1, sizeof(*pt->locs));
+	pt->fns = calloc(p->n_function + 1, sizeof(*pt->fns));
+	pt->fn_ptrs = calloc(p->n_function + 1, sizeof(*pt->fn_ptrs));
+	pt->maps = calloc(p->n_mapping + 1, sizeof(*pt->maps));
+	pt->map_ptrs = calloc(p->n_mapping + 1, sizeof(*pt->map_ptrs));
+	pt->vts = calloc(p->n_sample_type + 1, sizeof(*pt->vts));
+	pt->vt_ptrs = calloc(p->n_sample_type + 1, sizeof(*pt->vt_ptrs));
+	pt->labels = calloc(total_labels + 1, sizeof(*pt->labels));
+	pt->label_ptrs = calloc(total_labels + 1, sizeof(*pt->label_ptrs));
+	pt->comments = calloc(p->n_comment + 1, sizeof(*pt->comments));
+	pt->sm = (struct str_remap){ .p = p };
+	pt->sm.map = malloc((p->n_string_table + 1) * sizeof(*pt->sm.map));
+	pt->sm.strs = calloc(p->n_string_table + 1, sizeof(*pt->sm.strs));
+	if (!pt->use_loc || !pt->use_fn || !pt->use_map || !pt->samples || !pt->sample_ptrs ||
+	    !pt->locs || !pt->fns || !pt->fn_ptrs || !pt->maps || !pt->map_ptrs || !pt->vts ||
+	    !pt->vt_ptrs || !pt->sm.map || !pt->sm.strs || !pt->labels || !pt->label_ptrs ||
+	    !pt->comments)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_string_table; i++)
+		pt->sm.map[i] = -1;
+	pt->sm.map[0] = 0;
+	pt->sm.strs[0] = (char *)"";
+	pt->sm.n = 1;
+	return 0;
+}
+
+/* What the part's samples use: locations, their mappings and functions. */
+static void part_mark_used(struct part *pt, const struct view *v)
+{
+	const Profile *p = pt->p;
+
+	for (size_t i = pt->from; i < pt->to; i++) {
+		const Sample *s = p->sample[i];
+		for (size_t k = 0; k < s->n_location_id; k++) {
+			size_t li;
+			if (!id_index_find(&v->locs, s->location_id[k], &li) || pt->use_loc[li])
+				continue;
+			pt->use_loc[li] = true;
+			const Location *loc = p->location[li];
+			for (size_t m = 0; m < p->n_mapping; m++)
+				if (p->mapping[m]->id == loc->mapping_id)
+					pt->use_map[m] = true;
+			for (size_t ln = 0; ln < loc->n_line; ln++) {
+				size_t fi;
+				if (id_index_find(&v->fns, loc->line[ln]->function_id, &fi))
+					pt->use_fn[fi] = true;
+			}
+		}
+	}
+}
+
+/* The sample types, the period type and the samples with their labels, strings remapped. */
+static void part_copy_samples(struct part *pt)
+{
+	const Profile *p = pt->p;
+	size_t n_lab = 0;
+
+	for (size_t i = 0; i < p->n_sample_type; i++) {
+		pt->vts[i] = *p->sample_type[i];
+		pt->vts[i].type = remap_str(&pt->sm, pt->vts[i].type);
+		pt->vts[i].unit = remap_str(&pt->sm, pt->vts[i].unit);
+		pt->vt_ptrs[i] = &pt->vts[i];
+	}
+	pt->msg.sample_type = pt->vt_ptrs;
+	if (p->period_type) {
+		pt->period_type = *p->period_type;
+		pt->period_type.type = remap_str(&pt->sm, pt->period_type.type);
+		pt->period_type.unit = remap_str(&pt->sm, pt->period_type.unit);
+		pt->msg.period_type = &pt->period_type;
+	}
+	for (size_t i = pt->from; i < pt->to; i++) {
+		const Sample *s = p->sample[i];
+		Sample *d = &pt->samples[i - pt->from];
+		*d = *s;
+		d->label = &pt->label_ptrs[n_lab];
+		for (size_t l = 0; l < s->n_label; l++) {
+			Label *lb = &pt->labels[n_lab];
+
+			*lb = *s->label[l];
+			lb->key = remap_str(&pt->sm, lb->key);
+			lb->str = remap_str(&pt->sm, lb->str);
+			lb->num_unit = remap_str(&pt->sm, lb->num_unit);
+			pt->label_ptrs[n_lab++] = lb;
+		}
+		pt->sample_ptrs[i - pt->from] = d;
+	}
+	pt->msg.sample = pt->sample_ptrs;
+	pt->msg.n_sample = pt->to - pt->from;
+}
+
+/* The used locations, functions and mappings, the comments and the string table. */
+static void part_copy_tables(struct part *pt)
+{
+	const Profile *p = pt->p;
+	size_t n_loc = 0, n_fn = 0, n_map = 0;
+
+	for (size_t i = 0; i < p->n_location; i++)
+		if (pt->use_loc[i])
+			pt->locs[n_loc++] = p->location[i];
+	pt->msg.location = pt->locs;
+	pt->msg.n_location = n_loc;
+	for (size_t i = 0; i < p->n_function; i++) {
+		if (!pt->use_fn[i])
+			continue;
+		pt->fns[n_fn] = *p->function[i];
+		pt->fns[n_fn].name = remap_str(&pt->sm, pt->fns[n_fn].name);
+		pt->fns[n_fn].system_name = remap_str(&pt->sm, pt->fns[n_fn].system_name);
+		pt->fns[n_fn].filename = remap_str(&pt->sm, pt->fns[n_fn].filename);
+		pt->fn_ptrs[n_fn] = &pt->fns[n_fn];
+		n_fn++;
+	}
+	pt->msg.function = pt->fn_ptrs;
+	pt->msg.n_function = n_fn;
+	for (size_t i = 0; i < p->n_mapping; i++) {
+		if (!pt->use_map[i])
+			continue;
+		pt->maps[n_map] = *p->mapping[i];
+		pt->maps[n_map].filename = remap_str(&pt->sm, pt->maps[n_map].filename);
+		pt->maps[n_map].build_id = remap_str(&pt->sm, pt->maps[n_map].build_id);
+		pt->map_ptrs[n_map] = &pt->maps[n_map];
+		n_map++;
+	}
+	pt->msg.mapping = pt->map_ptrs;
+	pt->msg.n_mapping = n_map;
+	for (size_t i = 0; i < p->n_comment; i++)
+		pt->comments[i] = remap_str(&pt->sm, p->comment[i]);
+	pt->msg.comment = pt->comments;
+	pt->msg.drop_frames = remap_str(&pt->sm, p->drop_frames);
+	pt->msg.keep_frames = remap_str(&pt->sm, p->keep_frames);
+	pt->msg.default_sample_type = remap_str(&pt->sm, p->default_sample_type);
+	pt->msg.string_table = pt->sm.strs;
+	pt->msg.n_string_table = pt->sm.n;
+}
+
 /*
  * Samples [from, to) of p as a profile of their own: the locations, functions and mappings
- * they use, and the strings those use. Packed (not gzipped) into *ret.
+ * they use, and the strings those use (copied in the original order, ids unchanged). Packed
+ * (not gzipped) into *ret.
  */
 static int build_part(const Profile *p, const struct view *v, size_t from, size_t to, uint8_t **ret,
 		      size_t *ret_len)
 {
-	size_t n = to - from, n_loc = 0, n_fn = 0, n_map = 0, n_lab = 0;
-	struct str_remap sm = {.p = p};
-	Profile part = *p;
-	int r = -ENOMEM;
-	bool *use_loc = calloc(p->n_location + 1, 1), *use_fn = calloc(p->n_function + 1, 1);
-	bool *use_map = calloc(p->n_mapping + 1, 1);
-	Sample *samples = calloc(n + 1, sizeof(*samples));
-	Sample **sample_ptrs = calloc(n + 1, sizeof(*sample_ptrs));
-	Location **locs = calloc(p->n_location + 1, sizeof(*locs));
-	Function *fns = calloc(p->n_function + 1, sizeof(*fns));
-	Function **fn_ptrs = calloc(p->n_function + 1, sizeof(*fn_ptrs));
-	Mapping *maps = calloc(p->n_mapping + 1, sizeof(*maps));
-	Mapping **map_ptrs = calloc(p->n_mapping + 1, sizeof(*map_ptrs));
-	ValueType *vts = calloc(p->n_sample_type + 1, sizeof(*vts));
-	ValueType **vt_ptrs = calloc(p->n_sample_type + 1, sizeof(*vt_ptrs));
-	ValueType period_type;
-	size_t total_labels = 0;
-	Label *labels = NULL;
-	Label **label_ptrs = NULL;
-	int64_t *comments = calloc(p->n_comment + 1, sizeof(*comments));
+	struct part pt = { .p = p, .from = from, .to = to, .msg = *p };
+	int r;
 
-	sm.map = malloc((p->n_string_table + 1) * sizeof(*sm.map));
-	sm.strs = calloc(p->n_string_table + 1, sizeof(*sm.strs));
-	for (size_t i = from; i < to; i++)
-		total_labels += p->sample[i]->n_label;
-	labels = calloc(total_labels + 1, sizeof(*labels));
-	label_ptrs = calloc(total_labels + 1, sizeof(*label_ptrs));
-	if (!use_loc || !use_fn || !use_map || !samples || !sample_ptrs || !locs || !fns ||
-	    !fn_ptrs || !maps || !map_ptrs || !vts || !vt_ptrs || !sm.map || !sm.strs || !labels ||
-	    !label_ptrs || !comments)
-		goto out;
-	for (size_t i = 0; i < p->n_string_table; i++)
-		sm.map[i] = -1;
-	sm.map[0] = 0;
-	sm.strs[0] = (char *)"";
-	sm.n = 1;
-
-	/* What the samples use. */
-	for (size_t i = from; i < to; i++) {
-		const Sample *s = p->sample[i];
-		for (size_t k = 0; k < s->n_location_id; k++) {
-			size_t li;
-			if (!id_index_find(&v->locs, s->location_id[k], &li) || use_loc[li])
-				continue;
-			use_loc[li] = true;
-			const Location *loc = p->location[li];
-			for (size_t m = 0; m < p->n_mapping; m++)
-				if (p->mapping[m]->id == loc->mapping_id)
-					use_map[m] = true;
-			for (size_t ln = 0; ln < loc->n_line; ln++) {
-				size_t fi;
-				if (id_index_find(&v->fns, loc->line[ln]->function_id, &fi))
-					use_fn[fi] = true;
-			}
-		}
+	r = part_alloc(&pt);
+	if (r >= 0) {
+		part_mark_used(&pt, v);
+		/* Strings are numbered as first remapped: this order fixes the part's bytes. */
+		part_copy_samples(&pt);
+		part_copy_tables(&pt);
+		*ret_len = perftools__profiles__profile__get_packed_size(&pt.msg);
+		*ret = malloc(*ret_len ? *ret_len : 1);
+		if (*ret)
+			perftools__profiles__profile__pack(&pt.msg, *ret);
+		else
+			r = -ENOMEM;
 	}
-	/* Copies with their strings remapped, in the original order (ids unchanged). */
-	for (size_t i = 0; i < p->n_sample_type; i++) {
-		vts[i] = *p->sample_type[i];
-		vts[i].type = remap_str(&sm, vts[i].type);
-		vts[i].unit = remap_str(&sm, vts[i].unit);
-		vt_ptrs[i] = &vts[i];
-	}
-	part.sample_type = vt_ptrs;
-	if (p->period_type) {
-		period_type = *p->period_type;
-		period_type.type = remap_str(&sm, period_type.type);
-		period_type.unit = remap_str(&sm, period_type.unit);
-		part.period_type = &period_type;
-	}
-	for (size_t i = from; i < to; i++) {
-		const Sample *s = p->sample[i];
-		Sample *d = &samples[i - from];
-		*d = *s;
-		d->label = &label_ptrs[n_lab];
-		for (size_t l = 0; l < s->n_label; l++) {
-			labels[n_lab] = *s->label[l];
-			labels[n_lab].key = remap_str(&sm, labels[n_lab].key);
-			labels[n_lab].str = remap_str(&sm, labels[n_lab].str);
-			labels[n_lab].num_unit = remap_str(&sm, labels[n_lab].num_unit);
-			label_ptrs[n_lab] = &labels[n_lab];
-			n_lab++;
-		}
-		sample_ptrs[i - from] = d;
-	}
-	part.sample = sample_ptrs;
-	part.n_sample = n;
-	for (size_t i = 0; i < p->n_location; i++)
-		if (use_loc[i])
-			locs[n_loc++] = p->location[i];
-	part.location = locs;
-	part.n_location = n_loc;
-	for (size_t i = 0; i < p->n_function; i++) {
-		if (!use_fn[i])
-			continue;
-		fns[n_fn] = *p->function[i];
-		fns[n_fn].name = remap_str(&sm, fns[n_fn].name);
-		fns[n_fn].system_name = remap_str(&sm, fns[n_fn].system_name);
-		fns[n_fn].filename = remap_str(&sm, fns[n_fn].filename);
-		fn_ptrs[n_fn] = &fns[n_fn];
-		n_fn++;
-	}
-	part.function = fn_ptrs;
-	part.n_function = n_fn;
-	for (size_t i = 0; i < p->n_mapping; i++) {
-		if (!use_map[i])
-			continue;
-		maps[n_map] = *p->mapping[i];
-		maps[n_map].filename = remap_str(&sm, maps[n_map].filename);
-		maps[n_map].build_id = remap_str(&sm, maps[n_map].build_id);
-		map_ptrs[n_map] = &maps[n_map];
-		n_map++;
-	}
-	part.mapping = map_ptrs;
-	part.n_mapping = n_map;
-	for (size_t i = 0; i < p->n_comment; i++)
-		comments[i] = remap_str(&sm, p->comment[i]);
-	part.comment = comments;
-	part.drop_frames = remap_str(&sm, p->drop_frames);
-	part.keep_frames = remap_str(&sm, p->keep_frames);
-	part.default_sample_type = remap_str(&sm, p->default_sample_type);
-	part.string_table = sm.strs;
-	part.n_string_table = sm.n;
-
-	*ret_len = perftools__profiles__profile__get_packed_size(&part);
-	*ret = malloc(*ret_len ? *ret_len : 1);
-	if (*ret) {
-		perftools__profiles__profile__pack(&part, *ret);
-		r = 0;
-	}
-out:
-	free(use_loc);
-	free(use_fn);
-	free(use_map);
-	free(samples);
-	free(sample_ptrs);
-	free(locs);
-	free(fns);
-	free(fn_ptrs);
-	free(maps);
-	free(map_ptrs);
-	free(vts);
-	free(vt_ptrs);
-	free(labels);
-	free(label_ptrs);
-	free(comments);
-	free(sm.map);
-	free(sm.strs);
+	part_free(&pt);
 	return r;
 }
 

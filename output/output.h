@@ -53,27 +53,27 @@ const char *output_format_to_string(enum output_format f);
 /* File name extension of the format, with its dot: ".pb.gz", ".folded", ".speedscope.json". */
 const char *output_format_extension(enum output_format f);
 
-/* The profile in `gz` (gzipped pprof) as `format`, into malloc'ed *ret. */
-int output_render(const uint8_t *gz, size_t gz_len, enum output_format format, uint8_t **ret,
-		  size_t *ret_len);
-
-/* The same, written to `path` ("-": stdout) with `mode`. */
-int output_write_bytes(const uint8_t *gz, size_t gz_len, enum output_format format,
-		       const char *path, mode_t mode);
-
-/* A builder's profile (pprof_serialize()) written as output_write_bytes(). */
-int output_write_builder(struct pprof_builder *b, enum output_format format, const char *path,
-			 mode_t mode);
+/*
+ * The name of an off-CPU wait's state (enum profd_offcpu_state): "S" (asleep), "D"
+ * (uninterruptible), "other" (stopped, traced, or a state this build does not know); "" for 0 (a
+ * CPU sample). The profile's "state" label and record's summary both use it.
+ */
+const char *output_offcpu_state_name(unsigned state);
 
 /*
- * The same, with the sample value folded and speedscope output weigh frames by chosen by the
- * name of its sample type (e.g. "off_cpu"; NULL: as above). -ENOENT when the profile has no
- * such type. Samples whose chosen value is 0 (CPU samples, for off_cpu) are left out.
+ * The profile in `gz` (gzipped pprof) as `format`, into malloc'ed *ret (render) or written to
+ * `path` ("-": stdout) with `mode` (write). `sample_type` names the sample type whose value the
+ * folded and speedscope outputs weigh frames by (e.g. "off_cpu"; NULL: the profile's default sample
+ * type, else its last). -ENOENT when the profile has no such type. Samples whose chosen value is 0 (CPU samples, for off_cpu) are
+ * left out.
  */
 int output_render_type(const uint8_t *gz, size_t gz_len, enum output_format format,
 		       const char *sample_type, uint8_t **ret, size_t *ret_len);
 int output_write_bytes_type(const uint8_t *gz, size_t gz_len, enum output_format format,
 			    const char *sample_type, const char *path, mode_t mode);
+/* A builder's profile (pprof_serialize()) written as output_write_bytes_type(). */
+int output_write_builder(struct pprof_builder *b, enum output_format format, const char *path,
+			 mode_t mode);
 int output_write_builder_type(struct pprof_builder *b, enum output_format format,
 			      const char *sample_type, const char *path, mode_t mode);
 

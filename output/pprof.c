@@ -11,12 +11,13 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/macro.h"
 #include "output/profile.pb-c.h"
 
@@ -30,21 +31,6 @@ struct string_block {
 	struct string_block *next;
 	size_t used, size;
 	char data[];
-};
-
-/*
- * Open addressing with linear probing over ids (0 = empty slot). The hash is stored so growing
- * never needs the key, and most mismatches are rejected without touching the key.
- */
-struct slot {
-	uint32_t id;
-	uint32_t hash;
-};
-
-struct hash_index {
-	struct slot *slots;
-	size_t cap; /* 0 or a power of two, kept at least twice the entry count */
-	size_t n;
 };
 
 struct function {
@@ -87,7 +73,7 @@ struct value_type {
 
 struct pprof_builder {
 	/* Keys hashes of symbol names from binaries we do not trust, against crafted collisions. */
-	uint64_t hash_key[2];
+	struct hash_seed seed;
 
 	size_t n_sample_types;
 	size_t default_type; /* pprof_config.default_sample_type */
@@ -124,143 +110,20 @@ struct pprof_builder {
 	size_t n_labels, cap_labels;
 };
 
-/* Make room for `need` elements, at least doubling so appends stay amortized O(1). */
-static int grow_array(void **p, size_t *cap, size_t need, size_t elem)
-{
-	size_t n, bytes;
-	void *q;
+#define GROW(b, field, need) GROW_ARRAY((b)->field, (b)->cap_##field, (need), GROW_NO_LIMIT)
 
-	if (need <= *cap)
-		return 0;
-	if (size_mul(*cap, 2, &n) < 0)
-		return -ENOMEM;
-	n = MAX(n, MAX(need, (size_t)16));
-	if (size_mul(n, elem, &bytes) < 0)
-		return -ENOMEM;
-	q = realloc(*p, bytes);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
-#define GROW(b, field, need)                                                                       \
-	grow_array((void **)&(b)->field, &(b)->cap_##field, (need), sizeof(*(b)->field))
-
-/* SipHash-2-4. Only consistency within one builder matters, so host byte order is fine. */
-#define ROTL64(x, r) (((x) << (r)) | ((x) >> (64 - (r))))
-
-static inline void sip_round(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = ROTL64(v[1], 13);
-	v[1] ^= v[0];
-	v[0] = ROTL64(v[0], 32);
-	v[2] += v[3];
-	v[3] = ROTL64(v[3], 16);
-	v[3] ^= v[2];
-	v[0] += v[3];
-	v[3] = ROTL64(v[3], 21);
-	v[3] ^= v[0];
-	v[2] += v[1];
-	v[1] = ROTL64(v[1], 17);
-	v[1] ^= v[2];
-	v[2] = ROTL64(v[2], 32);
-}
-
-static uint32_t hash_bytes(const struct pprof_builder *b, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint64_t v[4] = {
-		b->hash_key[0] ^ 0x736f6d6570736575ull,
-		b->hash_key[1] ^ 0x646f72616e646f6dull,
-		b->hash_key[0] ^ 0x6c7967656e657261ull,
-		b->hash_key[1] ^ 0x7465646279746573ull,
-	};
-	uint64_t m, last = (uint64_t)len << 56;
-
-	for (; len >= 8; len -= 8, p += 8) {
-		memcpy(&m, p, 8);
-		v[3] ^= m;
-		sip_round(v);
-		sip_round(v);
-		v[0] ^= m;
-	}
-	for (size_t i = 0; i < len; i++)
-		last |= (uint64_t)p[i] << (8 * i);
-	v[3] ^= last;
-	sip_round(v);
-	sip_round(v);
-	v[0] ^= last;
-	v[2] ^= 0xff;
-	for (int i = 0; i < 4; i++)
-		sip_round(v);
-	m = v[0] ^ v[1] ^ v[2] ^ v[3];
-	return (uint32_t)(m ^ (m >> 32));
-}
-
-/* Ensure one more entry fits while keeping the load factor at or below 1/2. */
-static int index_reserve(struct hash_index *t)
-{
-	struct slot *slots;
-	size_t cap, mask;
-
-	if ((t->n + 1) * 2 <= t->cap)
-		return 0;
-	cap = t->cap ? t->cap * 2 : 64;
-	slots = calloc(cap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	mask = cap - 1;
-	for (size_t i = 0; i < t->cap; i++) {
-		size_t j;
-
-		if (!t->slots[i].id)
-			continue;
-		for (j = t->slots[i].hash & mask; slots[j].id; j = (j + 1) & mask)
-			;
-		slots[j] = t->slots[i];
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->cap = cap;
-	return 0;
-}
-
-typedef bool (*slot_eq_t)(const struct pprof_builder *b, uint32_t id, const void *key);
-
-/*
- * The slot holding the entry equal to key, or the empty slot where it belongs. Needs a
- * reserved index (cap > 0), and the load factor guarantees an empty slot ends every probe.
- */
-static struct slot *index_find(const struct pprof_builder *b, const struct hash_index *t,
-			       uint32_t hash, slot_eq_t eq, const void *key)
-{
-	size_t mask = t->cap - 1;
-
-	for (size_t i = hash & mask;; i = (i + 1) & mask) {
-		struct slot *s = &t->slots[i];
-
-		if (!s->id || (s->hash == hash && eq(b, s->id, key)))
-			return s;
-	}
-}
-
-static void index_insert(struct hash_index *t, struct slot *s, uint32_t id, uint32_t hash)
-{
-	s->id = id;
-	s->hash = hash;
-	t->n++;
-}
+/* Ids are uint32_t; 0 marks an empty slot. */
+#define MAX_INDEX_ENTRIES (UINT32_MAX - 1)
 
 struct string_key {
 	const char *s;
 	size_t len;
 };
 
-static bool string_eq(const struct pprof_builder *b, uint32_t id, const void *key)
+static bool string_eq(const void *ctx, uint32_t id, const void *key)
 {
+	const struct pprof_builder *b = ctx;
+
 	const struct string_key *k = key;
 	const char *s = b->strings[id - 1];
 
@@ -302,8 +165,8 @@ static char *string_store(struct pprof_builder *b, const char *s, size_t len)
 static int string_intern(struct pprof_builder *b, const char *s, int64_t *ret)
 {
 	struct string_key key;
-	struct slot *slot;
-	uint32_t hash;
+	struct hash_slot *slot;
+	uint64_t hash;
 	char *copy;
 	int r;
 
@@ -312,11 +175,11 @@ static int string_intern(struct pprof_builder *b, const char *s, int64_t *ret)
 		return 0;
 	}
 	key = (struct string_key){ s, strlen(s) };
-	hash = hash_bytes(b, s, key.len);
-	r = index_reserve(&b->string_index);
+	hash = hash_bytes(&b->seed, s, key.len);
+	r = hash_index_reserve(&b->string_index, MAX_INDEX_ENTRIES);
 	if (r < 0)
 		return r;
-	slot = index_find(b, &b->string_index, hash, string_eq, &key);
+	slot = hash_index_find(&b->string_index, hash, string_eq, b, &key);
 	if (slot->id) {
 		*ret = slot->id - 1;
 		return 0;
@@ -332,21 +195,23 @@ static int string_intern(struct pprof_builder *b, const char *s, int64_t *ret)
 		return -ENOMEM;
 	b->strings[b->n_strings] = copy;
 	b->string_bytes += key.len + 1;
-	index_insert(&b->string_index, slot, b->n_strings + 1, hash);
+	hash_index_insert(&b->string_index, slot, b->n_strings + 1, hash);
 	*ret = b->n_strings++;
 	return 0;
 }
 
-static bool function_eq(const struct pprof_builder *b, uint32_t id, const void *key)
+static bool function_eq(const void *ctx, uint32_t id, const void *key)
 {
+	const struct pprof_builder *b = ctx;
+
 	return memcmp(&b->functions[id - 1], key, sizeof(struct function)) == 0;
 }
 
 static int function_intern(struct pprof_builder *b, const struct pprof_line *l, uint64_t *ret_id)
 {
 	struct function f;
-	struct slot *slot;
-	uint32_t hash;
+	struct hash_slot *slot;
+	uint64_t hash;
 	int r;
 
 	r = string_intern(b, l->function_name, &f.name);
@@ -360,11 +225,11 @@ static int function_intern(struct pprof_builder *b, const struct pprof_line *l, 
 		return r;
 	f.start_line = l->start_line;
 
-	hash = hash_bytes(b, &f, sizeof(f));
-	r = index_reserve(&b->function_index);
+	hash = hash_bytes(&b->seed, &f, sizeof(f));
+	r = hash_index_reserve(&b->function_index, MAX_INDEX_ENTRIES);
 	if (r < 0)
 		return r;
-	slot = index_find(b, &b->function_index, hash, function_eq, &f);
+	slot = hash_index_find(&b->function_index, hash, function_eq, b, &f);
 	if (slot->id) {
 		*ret_id = slot->id;
 		return 0;
@@ -375,29 +240,16 @@ static int function_intern(struct pprof_builder *b, const struct pprof_line *l, 
 	if (r < 0)
 		return r;
 	b->functions[b->n_functions++] = f;
-	index_insert(&b->function_index, slot, b->n_functions, hash);
+	hash_index_insert(&b->function_index, slot, b->n_functions, hash);
 	*ret_id = b->n_functions;
 	return 0;
 }
 
-static bool location_eq(const struct pprof_builder *b, uint32_t id, const void *key)
+static bool location_eq(const void *ctx, uint32_t id, const void *key)
 {
+	const struct pprof_builder *b = ctx;
+
 	return memcmp(&b->locations[id - 1].key, key, sizeof(struct location_key)) == 0;
-}
-
-static void hash_key_init(uint64_t key[2])
-{
-	struct timespec ts = {};
-
-	if (getrandom(key, 2 * sizeof(uint64_t), GRND_NONBLOCK) == 2 * sizeof(uint64_t))
-		return;
-	/*
-	 * Without entropy (early boot, seccomp) the profile must still be written; a guessable key
-	 * only weakens the defence against crafted collisions.
-	 */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	key[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)key;
-	key[1] = (uint64_t)ts.tv_sec * 0xbf58476d1ce4e5b9ull ^ (uint64_t)getpid();
 }
 
 void pprof_builder_free(struct pprof_builder *b)
@@ -411,12 +263,12 @@ void pprof_builder_free(struct pprof_builder *b)
 		free(blk);
 	}
 	free(b->strings);
-	free(b->string_index.slots);
+	hash_index_free(&b->string_index);
 	free(b->mappings);
 	free(b->functions);
-	free(b->function_index.slots);
+	hash_index_free(&b->function_index);
 	free(b->locations);
-	free(b->location_index.slots);
+	hash_index_free(&b->location_index);
 	free(b->lines);
 	free(b->samples);
 	free(b->sample_locations);
@@ -454,7 +306,7 @@ int pprof_builder_new(const struct pprof_config *cfg, struct pprof_builder **ret
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	hash_key_init(b->hash_key);
+	hash_seed_init(&b->seed);
 
 	/* string_table[0] must be "", and string_intern() maps "" there without storing it. */
 	r = GROW(b, strings, 1);
@@ -526,8 +378,8 @@ int pprof_add_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t ad
 		       const struct pprof_line *lines, size_t n_lines, uint64_t *ret_id)
 {
 	struct location_key key = { .mapping_id = mapping_id, .address = address };
-	struct slot *slot;
-	uint32_t hash;
+	struct hash_slot *slot;
+	uint64_t hash;
 	int r;
 
 	if (!b || !lines || n_lines == 0 || mapping_id > b->n_mappings)
@@ -538,11 +390,11 @@ int pprof_add_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t ad
 		if (!lines[i].function_name)
 			return -EINVAL;
 
-	hash = hash_bytes(b, &key, sizeof(key));
-	r = index_reserve(&b->location_index);
+	hash = hash_bytes(&b->seed, &key, sizeof(key));
+	r = hash_index_reserve(&b->location_index, MAX_INDEX_ENTRIES);
 	if (r < 0)
 		return r;
-	slot = index_find(b, &b->location_index, hash, location_eq, &key);
+	slot = hash_index_find(&b->location_index, hash, location_eq, b, &key);
 	if (slot->id) {
 		if (ret_id)
 			*ret_id = slot->id;
@@ -573,7 +425,7 @@ int pprof_add_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t ad
 		.n_lines = n_lines,
 	};
 	b->n_lines += n_lines;
-	index_insert(&b->location_index, slot, b->n_locations, hash);
+	hash_index_insert(&b->location_index, slot, b->n_locations, hash);
 	if (ret_id)
 		*ret_id = b->n_locations;
 	return 0;
@@ -582,12 +434,12 @@ int pprof_add_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t ad
 uint64_t pprof_find_location(struct pprof_builder *b, uint64_t mapping_id, uint64_t address)
 {
 	struct location_key key = { .mapping_id = mapping_id, .address = address };
-	uint32_t hash;
+	uint64_t hash;
 
 	if (!b || b->location_index.cap == 0)
 		return 0;
-	hash = hash_bytes(b, &key, sizeof(key));
-	return index_find(b, &b->location_index, hash, location_eq, &key)->id;
+	hash = hash_bytes(&b->seed, &key, sizeof(key));
+	return hash_index_find(&b->location_index, hash, location_eq, b, &key)->id;
 }
 
 int pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t n_locations,
@@ -724,19 +576,10 @@ static void pb_value_type(Perftools__Profiles__ValueType *m, const struct value_
 	m->unit = vt->unit;
 }
 
-static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb)
+/* The profile's own fields: sample types, period, times, comment, string table. */
+static void pb_profile_header(const struct pprof_builder *b, struct pb_profile *pb)
 {
 	Perftools__Profiles__Profile *p = &pb->profile;
-	size_t loc_off = 0, value_off = 0, label_off = 0;
-	int r;
-
-	if ((r = PB_ALLOC(pb, mappings, mapping_ptrs, b->n_mappings)) < 0 ||
-	    (r = PB_ALLOC(pb, functions, function_ptrs, b->n_functions)) < 0 ||
-	    (r = PB_ALLOC(pb, locations, location_ptrs, b->n_locations)) < 0 ||
-	    (r = PB_ALLOC(pb, lines, line_ptrs, b->n_lines)) < 0 ||
-	    (r = PB_ALLOC(pb, samples, sample_ptrs, b->n_samples)) < 0 ||
-	    (r = PB_ALLOC(pb, labels, label_ptrs, b->n_labels)) < 0)
-		return r;
 
 	perftools__profiles__profile__init(p);
 	for (size_t i = 0; i < b->n_sample_types; i++) {
@@ -764,6 +607,12 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_string_table = b->n_strings;
 	p->string_table = b->strings;
+}
+
+/* Mappings and functions, ids 1..n in the builder's order. */
+static void pb_profile_mappings_functions(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	Perftools__Profiles__Profile *p = &pb->profile;
 
 	for (size_t i = 0; i < b->n_mappings; i++) {
 		const struct mapping *m = &b->mappings[i];
@@ -797,6 +646,12 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_function = b->n_functions;
 	p->function = pb->function_ptrs;
+}
+
+/* Lines, and locations pointing at their runs of lines. */
+static void pb_profile_locations(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	Perftools__Profiles__Profile *p = &pb->profile;
 
 	for (size_t i = 0; i < b->n_lines; i++) {
 		perftools__profiles__line__init(&pb->lines[i]);
@@ -816,6 +671,13 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_location = b->n_locations;
 	p->location = pb->location_ptrs;
+}
+
+/* Labels, and samples pointing at their runs of location ids, values and labels. */
+static void pb_profile_samples(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	Perftools__Profiles__Profile *p = &pb->profile;
+	size_t loc_off = 0, value_off = 0, label_off = 0;
 
 	for (size_t i = 0; i < b->n_labels; i++) {
 		const struct label *l = &b->labels[i];
@@ -844,6 +706,23 @@ static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb
 	}
 	p->n_sample = b->n_samples;
 	p->sample = pb->sample_ptrs;
+}
+
+static int pb_profile_build(const struct pprof_builder *b, struct pb_profile *pb)
+{
+	int r;
+
+	if ((r = PB_ALLOC(pb, mappings, mapping_ptrs, b->n_mappings)) < 0 ||
+	    (r = PB_ALLOC(pb, functions, function_ptrs, b->n_functions)) < 0 ||
+	    (r = PB_ALLOC(pb, locations, location_ptrs, b->n_locations)) < 0 ||
+	    (r = PB_ALLOC(pb, lines, line_ptrs, b->n_lines)) < 0 ||
+	    (r = PB_ALLOC(pb, samples, sample_ptrs, b->n_samples)) < 0 ||
+	    (r = PB_ALLOC(pb, labels, label_ptrs, b->n_labels)) < 0)
+		return r;
+	pb_profile_header(b, pb);
+	pb_profile_mappings_functions(b, pb);
+	pb_profile_locations(b, pb);
+	pb_profile_samples(b, pb);
 	return 0;
 }
 
@@ -877,19 +756,13 @@ static int gz_deflate(struct gz_sink *s, const uint8_t *data, size_t len, int fl
 		s->z.avail_in = chunk;
 		do {
 			size_t need;
-			int zr;
+			int zr, r;
 
 			if (size_add(s->out_len, GZ_OUT_CHUNK, &need) < 0)
 				return -ENOMEM;
-			if (need > s->out_cap) {
-				size_t cap = MAX(need, s->out_cap * 2);
-				uint8_t *p = realloc(s->out, cap);
-
-				if (!p)
-					return -ENOMEM;
-				s->out = p;
-				s->out_cap = cap;
-			}
+			r = GROW_ARRAY(s->out, s->out_cap, need, GROW_NO_LIMIT);
+			if (r < 0)
+				return r;
 			s->z.next_out = s->out + s->out_len;
 			s->z.avail_out = GZ_OUT_CHUNK;
 			zr = deflate(&s->z, last ? flush : Z_NO_FLUSH);

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "output/output.h"
 #include "output/profile.h"
 #include "pipeline/python/python.h"
 #include "pipeline/unwind/unwind.h"
@@ -635,12 +636,9 @@ static int add_stack(struct builder_ctx *c, const struct pprof_config *cfg,
 
 	if (container)
 		labels[n_labels++] = (struct pprof_label){ .key = "container_id", .str = container };
-	if (s->state) {
-		static const char *const states[] = { "", "S", "D", "other" };
-
+	if (s->state)
 		labels[n_labels++] = (struct pprof_label){ .key = "state",
-							   .str = states[s->state < 4 ? s->state : 3] };
-	}
+							   .str = output_offcpu_state_name(s->state) };
 	for (size_t f = 0; f < s->n_frames && n < AGG_MAX_FRAMES; f++) {
 		const char *leaf;
 

@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "common/log.h"
+#include "common/grow.h"
 #include "common/macro.h"
 #include "service/push.h"
 #include "output/output.h"
@@ -94,15 +95,8 @@ static int spool_list(struct push *p, struct spool_entry **ret, size_t *ret_n, u
 		if (fstatat(p->dir_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(sb.st_mode))
 			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			struct spool_entry *ne = reallocarray(e, ncap, sizeof(*ne));
-
-			if (!ne)
-				goto oom;
-			e = ne;
-			cap = ncap;
-		}
+		if (GROW_ARRAY(e, cap, n + 1, SPOOL_MAX_FILES) < 0)
+			goto oom;
 		e[n].name = strdup(de->d_name);
 		if (!e[n].name)
 			goto oom;

@@ -14,6 +14,7 @@
 /* demangle.h drags in libiberty.h, whose ARRAY_SIZE differs in spelling from ours. */
 #undef ARRAY_SIZE
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "symbolize/internal.h"
 #include "symbolize/symbolize.h"
@@ -37,18 +38,9 @@ static void buf_append(const char *s, size_t n, void *opaque)
 		b->overflow = true;
 		return;
 	}
-	if (need > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < need)
-			cap *= 2;
-		cap = MIN(cap, b->max);
-		char *nb = realloc(b->buf, cap);
-		if (!nb) {
-			b->overflow = true;
-			return;
-		}
-		b->buf = nb;
-		b->cap = cap;
+	if (GROW_ARRAY(b->buf, b->cap, need, b->max) < 0) {
+		b->overflow = true;
+		return;
 	}
 	memcpy(b->buf + b->len, s, n);
 	b->len += n;

@@ -24,6 +24,8 @@
 #include <gelf.h>
 #include <zlib.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/safeopen.h"
@@ -83,7 +85,7 @@ struct scope_kids {
 
 enum { KIDS_NEW = 0, KIDS_INDEXED, KIDS_WALK };
 
-/* Where a scope's scope_kids live: a range entry's index, or CU_REF | a CU slot. */
+/* Where a scope's scope_kids live: a range entry's index, or CU_REF | a CU's index in cus. */
 #define NO_REF UINT32_MAX
 #define CU_REF 0x80000000u
 #define LINES_SEEN (UINT32_MAX - 1)
@@ -101,7 +103,7 @@ struct scope_range {
 };
 
 struct cu_node {
-	const void *key; /* the CU DIE's address in the mapped DWARF; NULL: empty slot */
+	const void *key; /* the CU DIE's address in the mapped DWARF */
 	struct scope_kids kids;
 };
 
@@ -143,8 +145,9 @@ struct sym_elf {
 	struct scope_walk *walk; /* scratch for lookup_dwarf(), 10 KiB: kept off the stack */
 	struct func_table *funcs; /* sorted function symbols, built on the first symbol lookup */
 	int funcs_err;            /* why they could not be: dwfl_module_addrinfo() instead */
-	struct cu_node *cus;        /* open addressing, power-of-two size */
-	size_t n_cu_slots, n_cus;
+	struct cu_node *cus;        /* indexed CUs, in the order first seen */
+	size_t n_cus, cap_cus;
+	struct hash_index cu_index; /* CU DIE address -> cus index + 1 */
 	struct scope_range *ranges; /* of every indexed scope, each one's contiguous */
 	Dwarf_Addr *range_lo;       /* ranges[i].lo: what the binary searches read, packed */
 	size_t n_ranges, cap_ranges;
@@ -158,7 +161,7 @@ struct sym_elf {
 	enum sym_demangle_mode demangle;
 	bool debug_searched; /* libdwfl asked for the module's debug file */
 	bool debug_located;  /* our local search ran (locate_debug_file) */
-	int debug_fd;	     /* what it found, -1: nothing; libdwfl gets a dup */
+	int debug_fd;	     /* what it found, < 0: nothing; libdwfl gets a dup */
 	char *debug_name;
 	dev_t main_dev;
 	ino_t main_ino;
@@ -200,6 +203,7 @@ void sym_elf_free(struct sym_elf *e)
 	free(e->walk);
 	func_table_free(e->funcs);
 	free(e->cus);
+	hash_index_free(&e->cu_index);
 	free(e->ranges);
 	free(e->range_lo);
 	free(e->fns);
@@ -448,7 +452,7 @@ static bool crc_candidate_ok(const struct stat *st)
 
 /*
  * An fd on candidate `name`, looked up below `rootfd` with safe_open_in_root(`flags`), if it is
- * the debug file for `e`, else -1.
+ * the debug file for `e`; else safe_open_in_root()'s -errno, or -ENOENT (not the debug file).
  */
 static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsigned flags,
 			  const uint8_t *build_id, size_t build_id_len, GElf_Word crc)
@@ -459,7 +463,7 @@ static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsig
 	if (fd < 0) {
 		if (fd != -ENOENT)
 			log_debug_errno(fd, "symbolize: %s: %s not opened: %m", e->path, name);
-		return -1;
+		return fd;
 	}
 	if (st.st_dev == e->main_dev && st.st_ino == e->main_ino)
 		goto reject;
@@ -502,7 +506,7 @@ static int try_debug_file(struct sym_elf *e, int rootfd, const char *name, unsig
 	return fd;
 reject:
 	close(fd);
-	return -1;
+	return -ENOENT;
 }
 
 static int try_debug_path(struct sym_elf *e, int rootfd, const char *name, unsigned flags,
@@ -529,7 +533,8 @@ static bool valid_debuglink(const char *link)
 
 /*
  * Search the local debug dirs by build-id, next to the binary (in its root only), then the
- * debug dirs by debuglink name. `hostfd` is "/": the debug dirs are host paths.
+ * debug dirs by debuglink name. `hostfd` is "/": the debug dirs are host paths. The fd, or
+ * -ENOENT when no candidate is the debug file.
  */
 static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *build_id,
 				size_t build_id_len, const char *debuglink, GElf_Word crc,
@@ -554,7 +559,7 @@ static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *bu
 
 	const char *slash = strrchr(e->path, '/');
 	if (!valid_debuglink(debuglink) || !slash || e->path[0] != '/')
-		return -1;
+		return -ENOENT;
 	int dirlen = (int)MIN((size_t)(slash - e->path), (size_t)PATH_MAX);
 	const char *dir = e->path;
 
@@ -586,7 +591,7 @@ static int find_local_debuginfo(struct sym_elf *e, int hostfd, const uint8_t *bu
 		if (fd >= 0)
 			return fd;
 	}
-	return -1;
+	return -ENOENT;
 }
 
 /*
@@ -745,13 +750,6 @@ static const char *display_name(struct sym_elf *e, const char *raw)
 	/* Negative results are cached too, so a name that does not demangle is tried once. */
 	(void)str_pool_map_put(&e->pool, raw, v);
 	return v;
-}
-
-/* For tables keyed by a DIE's address. */
-static size_t hash_key(const void *key)
-{
-	uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
-	return (size_t)(h ^ (h >> 29));
 }
 
 static const char *die_linkage_name(Dwarf_Die *die)
@@ -1188,15 +1186,9 @@ static const struct fn_info *fn_info_of(struct sym_elf *e, Dwarf_Die *d, uint32_
 	}
 	if (e->ranges[ri].fn != NO_REF)
 		return &e->fns[e->ranges[ri].fn];
-	if (e->n_fns == e->cap_fns) {
-		size_t cap = MIN(MAX(e->cap_fns * 2, (size_t)256), (size_t)FN_INFO_MAX);
-		void *p = e->n_fns < cap ? realloc(e->fns, cap * sizeof(*e->fns)) : NULL;
-		if (!p) {
-			fn_info_read(e, d, scratch);
-			return scratch;
-		}
-		e->fns = p;
-		e->cap_fns = cap;
+	if (GROW_ARRAY(e->fns, e->cap_fns, e->n_fns + 1, FN_INFO_MAX) < 0) {
+		fn_info_read(e, d, scratch);
+		return scratch;
 	}
 	struct fn_info *f = &e->fns[e->n_fns];
 	fn_info_read(e, d, f);
@@ -1452,17 +1444,15 @@ static int walk_scopes(struct scope_walk *w, Dwarf_Die *parent)
 static int push_range(struct sym_elf *e, Dwarf_Addr lo, Dwarf_Addr hi, Dwarf_Die *die, int tag)
 {
 	if (e->n_ranges == e->cap_ranges) {
-		if (e->cap_ranges >= SYM_MAX_SCOPE_RANGES)
-			return -E2BIG;
-		size_t cap = MIN(MAX(e->cap_ranges * 2, (size_t)256), (size_t)SYM_MAX_SCOPE_RANGES);
-		void *p = realloc(e->ranges, cap * sizeof(*e->ranges));
-		if (!p)
-			return -ENOMEM;
-		e->ranges = p;
-		p = realloc(e->range_lo, cap * sizeof(*e->range_lo));
-		if (!p)
-			return -ENOMEM;
-		e->range_lo = p;
+		/* Two arrays, one capacity: range_lo is grown to what ranges got. */
+		size_t cap = e->cap_ranges, cap_lo = e->cap_ranges;
+		int r = GROW_ARRAY(e->ranges, cap, e->n_ranges + 1, SYM_MAX_SCOPE_RANGES);
+
+		if (r < 0)
+			return r;
+		r = GROW_ARRAY(e->range_lo, cap_lo, cap, SYM_MAX_SCOPE_RANGES);
+		if (r < 0)
+			return r;
 		e->cap_ranges = cap;
 	}
 	e->ranges[e->n_ranges++] = (struct scope_range){
@@ -1556,14 +1546,11 @@ static void index_scope(struct sym_elf *e, Dwarf_Die *parent, uint32_t ref)
 	};
 }
 
-/* The slot holding `key`, or the empty one where it goes. */
-static size_t cu_probe(const struct cu_node *v, size_t n_slots, const void *key)
+static bool cu_eq(const void *ctx, uint32_t id, const void *key)
 {
-	size_t i = hash_key(key) & (n_slots - 1);
+	const struct sym_elf *e = ctx;
 
-	while (v[i].key && v[i].key != key)
-		i = (i + 1) & (n_slots - 1);
-	return i;
+	return e->cus[id - 1].key == key;
 }
 
 /* The reference of CU DIE `cudie`'s index, added if new; NO_REF past SYM_MAX_INDEXED_CUS or
@@ -1571,30 +1558,23 @@ static size_t cu_probe(const struct cu_node *v, size_t n_slots, const void *key)
 static uint32_t cu_ref(struct sym_elf *e, Dwarf_Die *cudie)
 {
 	const void *key = cudie->addr;
+	uint64_t h = hash_u64((uint64_t)(uintptr_t)key); /* libdw's addresses, not a file's */
+	struct hash_slot *s;
 
-	if (e->n_cu_slots) {
-		size_t i = cu_probe(e->cus, e->n_cu_slots, key);
-		if (e->cus[i].key)
-			return CU_REF | (uint32_t)i;
+	if (e->cu_index.cap) {
+		s = hash_index_find(&e->cu_index, h, cu_eq, e, key);
+		if (s->id)
+			return CU_REF | (s->id - 1);
 	}
 	if (e->n_cus >= SYM_MAX_INDEXED_CUS)
 		return NO_REF;
-	if (2 * (e->n_cus + 1) > e->n_cu_slots) {
-		size_t n = e->n_cu_slots ? 2 * e->n_cu_slots : 64;
-		struct cu_node *v = calloc(n, sizeof(*v));
-		if (!v)
-			return NO_REF;
-		for (size_t j = 0; j < e->n_cu_slots; j++)
-			if (e->cus[j].key)
-				v[cu_probe(v, n, e->cus[j].key)] = e->cus[j];
-		free(e->cus);
-		e->cus = v;
-		e->n_cu_slots = n;
-	}
-	size_t i = cu_probe(e->cus, e->n_cu_slots, key);
-	e->cus[i] = (struct cu_node){ .key = key };
-	e->n_cus++;
-	return CU_REF | (uint32_t)i;
+	if (hash_index_reserve(&e->cu_index, SYM_MAX_INDEXED_CUS) < 0 ||
+	    GROW_ARRAY(e->cus, e->cap_cus, e->n_cus + 1, SYM_MAX_INDEXED_CUS) < 0)
+		return NO_REF;
+	s = hash_index_find(&e->cu_index, h, cu_eq, e, key);
+	e->cus[e->n_cus] = (struct cu_node){ .key = key };
+	hash_index_insert(&e->cu_index, s, (uint32_t)e->n_cus + 1, h);
+	return CU_REF | (uint32_t)e->n_cus++;
 }
 
 /* Near a cap: start over. Only between lookups, as a lookup holds references into both. */
@@ -1603,8 +1583,7 @@ static void scope_index_trim(struct sym_elf *e)
 	if (e->n_cus < SYM_MAX_INDEXED_CUS / 4 * 3 && e->n_ranges < SYM_MAX_SCOPE_RANGES / 4 * 3 &&
 	    e->n_fns < FN_INFO_MAX / 4 * 3)
 		return;
-	if (e->cus)
-		memset(e->cus, 0, e->n_cu_slots * sizeof(*e->cus));
+	hash_index_clear(&e->cu_index);
 	e->n_cus = 0;
 	e->n_ranges = 0;
 	e->n_fns = 0;

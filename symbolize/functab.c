@@ -30,6 +30,7 @@
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "symbolize/internal.h"
 #include "symbolize/symbolize.h"
@@ -212,16 +213,9 @@ int func_table_build(Dwfl_Module *mod, size_t max_entries, struct func_table **r
 		if (!name || !name[0] || !is_function_symbol(&sym, name) ||
 		    __builtin_add_overflow(value, sym.st_size, &end))
 			continue;
-		if (t->n == cap) {
-			if (cap >= max_entries)
-				return -E2BIG;
-			size_t ncap = MIN(MAX(cap * 2, (size_t)1024), max_entries);
-			void *p = realloc(t->ents, ncap * sizeof(*t->ents));
-			if (!p)
-				return -ENOMEM;
-			t->ents = p;
-			cap = ncap;
-		}
+		int r = GROW_ARRAY(t->ents, cap, t->n + 1, max_entries);
+		if (r < 0)
+			return r;
 		bool global = first_global == 0 || i >= first_global;
 		t->ents[t->n++] = (struct func_ent){
 			.start = value,

@@ -15,17 +15,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hash.h"
 #include "symbolize/symbolize.h"
 
 struct str_pool_chunk;
-struct str_pool_slot;
+struct str_pool_entry;
 
 struct str_pool {
 	struct str_pool_chunk *chunks; /* newest first; the head is the one being filled */
-	size_t bytes;                  /* bytes handed out so far */
+	size_t bytes;                  /* strings handed out so far plus the map's tables */
 	size_t max_bytes;              /* budget; allocations past it fail */
-	struct str_pool_slot *slots;   /* open addressing, power-of-two size */
-	size_t n_slots, n_used;
+	struct str_pool_entry *entries; /* the map's (key, value) pairs */
+	size_t n_entries, cap_entries;
+	struct hash_index index;        /* key contents -> entries index + 1 */
+	struct hash_seed seed;          /* keys are names from users' files: SipHash, seeded */
 };
 
 void str_pool_init(struct str_pool *p, size_t max_bytes);

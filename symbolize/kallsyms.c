@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "symbolize/internal.h"
 #include "symbolize/symbolize.h"
@@ -132,6 +133,20 @@ static int ksym_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* Sort by address and keep one symbol per address (the preferred alias), so that end = next
+ * start is > start. */
+static void ksyms_sort_unique(struct kallsyms *k)
+{
+	size_t w = 0;
+
+	if (k->n > 1)
+		qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
+	for (size_t i = 0; i < k->n; i++)
+		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
+			k->syms[w++] = k->syms[i];
+	k->n = w;
+}
+
 int kallsyms_load(const char *path, struct kallsyms **ret)
 {
 	if (!path || !ret)
@@ -171,16 +186,9 @@ int kallsyms_load(const char *path, struct kallsyms **ret)
 		if (rank < 0)
 			continue;
 
-		if (k->n == cap) {
-			if (cap >= KALLSYMS_MAX_ENTRIES)
-				return -E2BIG;
-			size_t ncap = MIN(cap ? cap * 2 : 4096, (size_t)KALLSYMS_MAX_ENTRIES);
-			struct ksym *ns = reallocarray(k->syms, ncap, sizeof(*ns));
-			if (!ns)
-				return -ENOMEM;
-			k->syms = ns;
-			cap = ncap;
-		}
+		int r = GROW_ARRAY(k->syms, cap, k->n + 1, KALLSYMS_MAX_ENTRIES);
+		if (r < 0)
+			return r;
 
 		char buf[KALLSYMS_MAX_LINE + 4];
 		int n = mod ? snprintf(buf, sizeof(buf), "%.*s [%.*s]", (int)name_len, name,
@@ -204,15 +212,7 @@ int kallsyms_load(const char *path, struct kallsyms **ret)
 	if (k->n == 0)
 		return -ENODATA;
 
-	qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
-
-	/* Keep one symbol per address (the preferred alias) so end = next start is > start. */
-	size_t w = 0;
-	for (size_t i = 0; i < k->n; i++)
-		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
-			k->syms[w++] = k->syms[i];
-	k->n = w;
-
+	ksyms_sort_unique(k);
 	*ret = TAKE_PTR(k);
 	return 0;
 }
@@ -293,18 +293,10 @@ static int text_load(const char *path, struct text *ret)
 	}
 	/* procfs files report size 0: grow as we go. */
 	for (;;) {
-		if (cap - len < 4096) {
-			size_t ncap = cap ? cap * 2 : (size_t)1 << 20;
-			char *n;
-
-			if (cap > KALLSYMS_MAX_FILE_BYTES)
-				return -EFBIG;
-			n = realloc(buf, ncap);
-			if (!n)
-				return -ENOMEM;
-			buf = n;
-			cap = ncap;
-		}
+		/* len <= KALLSYMS_MAX_FILE_BYTES here, so this limit is never the one hit. */
+		int r = grow((void **)&buf, &cap, len + 4096, 1, KALLSYMS_MAX_FILE_BYTES + 4096);
+		if (r < 0)
+			return r;
 		ssize_t k = read(fd, buf + len, cap - len);
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -339,6 +331,68 @@ static int ksym_from_kline(struct kallsyms *k, const struct kline *l)
 	return 0;
 }
 
+/*
+ * Keep l if it is the best answer so far for the gap it falls in: below[j] is the best symbol at
+ * or below q[j] and above q[j - 1], above[j] the lowest symbol above q[j] and at or below
+ * q[j + 1]. *last remembers the gap of the previous line (sorted input keeps hitting it).
+ */
+static void kline_place(const uint64_t *q, size_t m, size_t *last, struct kline *below,
+			struct kline *above, const struct kline *l)
+{
+	/* First q[j] >= addr. */
+	size_t lo = 0, hi = m;
+
+	if ((*last == m || q[*last] >= l->addr) && (*last == 0 || q[*last - 1] < l->addr))
+		lo = hi = *last;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (q[mid] < l->addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*last = lo;
+	if (lo < m) {
+		struct kline *b = &below[lo];
+		if (!b->set || l->addr > b->addr || (l->addr == b->addr && kline_cmp(l, b) < 0))
+			*b = *l;
+	}
+	if (lo > 0 && (!above[lo - 1].set || kline_cmp(l, &above[lo - 1]) < 0))
+		above[lo - 1] = *l;
+}
+
+/* The table of the symbols kept for the m gaps (kline_place()), sorted, one per address. */
+static int kallsyms_from_gaps(struct kline *below, struct kline *above, size_t m,
+			      struct kallsyms **ret)
+{
+	int r;
+
+	/* A gap without symbols: the answer comes from the neighbouring gap. */
+	for (size_t j = 1; j < m; j++)
+		if (!below[j].set)
+			below[j] = below[j - 1];
+	for (size_t j = m; j-- > 1;)
+		if (!above[j - 1].set)
+			above[j - 1] = above[j];
+
+	_cleanup_(kallsyms_freep) struct kallsyms *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	str_pool_init(&k->pool, KALLSYMS_MAX_STRING_BYTES);
+	k->syms = calloc(2 * m + 1, sizeof(*k->syms));
+	if (!k->syms)
+		return -ENOMEM;
+	for (size_t j = 0; j < m; j++) {
+		if (below[j].set && (r = ksym_from_kline(k, &below[j])) < 0)
+			return r;
+		if (above[j].set && (r = ksym_from_kline(k, &above[j])) < 0)
+			return r;
+	}
+	ksyms_sort_unique(k);
+	*ret = TAKE_PTR(k);
+	return 0;
+}
+
 int kallsyms_load_for(const char *path, const uint64_t *addrs, size_t n_addrs, const char *find,
 		      uint64_t *ret_find_addr, struct kallsyms **ret)
 {
@@ -354,8 +408,7 @@ int kallsyms_load_for(const char *path, const uint64_t *addrs, size_t n_addrs, c
 
 	_cleanup_(text_done) struct text t = {};
 	_cleanup_free_ uint64_t *q = NULL;
-	/* below[j]: the best symbol at or below q[j] and above q[j - 1]; above[j]: the lowest
-	 * symbol above q[j] and at or below q[j + 1]. */
+	/* The best symbols for the gaps between the asked addresses: see kline_place(). */
 	_cleanup_free_ struct kline *below = NULL, *above = NULL;
 	size_t m = 0, parsed = 0, n_text = 0, last = 0;
 	bool any_nonzero = false;
@@ -408,28 +461,7 @@ int kallsyms_load_for(const char *path, const uint64_t *addrs, size_t n_addrs, c
 				}
 				l.rank = (uint8_t)rank;
 				l.set = true;
-				/* First q[j] >= addr; sorted input keeps hitting the last one. */
-				size_t lo = 0, hi = m;
-				if ((last == m || q[last] >= l.addr) &&
-				    (last == 0 || q[last - 1] < l.addr))
-					lo = hi = last;
-				while (lo < hi) {
-					size_t mid = lo + (hi - lo) / 2;
-					if (q[mid] < l.addr)
-						lo = mid + 1;
-					else
-						hi = mid;
-				}
-				last = lo;
-				if (lo < m) {
-					struct kline *b = &below[lo];
-					if (!b->set || l.addr > b->addr ||
-					    (l.addr == b->addr && kline_cmp(&l, b) < 0))
-						*b = l;
-				}
-				if (lo > 0 &&
-				    (!above[lo - 1].set || kline_cmp(&l, &above[lo - 1]) < 0))
-					above[lo - 1] = l;
+				kline_place(q, m, &last, below, above, &l);
 			}
 		}
 		line = next;
@@ -441,37 +473,7 @@ int kallsyms_load_for(const char *path, const uint64_t *addrs, size_t n_addrs, c
 		return -EACCES;
 	if (n_text == 0)
 		return -ENODATA;
-
-	/* A gap without symbols: the answer comes from the neighbouring gap. */
-	for (size_t j = 1; j < m; j++)
-		if (!below[j].set)
-			below[j] = below[j - 1];
-	for (size_t j = m; j-- > 1;)
-		if (!above[j - 1].set)
-			above[j - 1] = above[j];
-
-	_cleanup_(kallsyms_freep) struct kallsyms *k = calloc(1, sizeof(*k));
-	if (!k)
-		return -ENOMEM;
-	str_pool_init(&k->pool, KALLSYMS_MAX_STRING_BYTES);
-	k->syms = calloc(2 * m + 1, sizeof(*k->syms));
-	if (!k->syms)
-		return -ENOMEM;
-	for (size_t j = 0; j < m; j++) {
-		if (below[j].set && (r = ksym_from_kline(k, &below[j])) < 0)
-			return r;
-		if (above[j].set && (r = ksym_from_kline(k, &above[j])) < 0)
-			return r;
-	}
-	if (k->n > 1)
-		qsort(k->syms, k->n, sizeof(*k->syms), ksym_cmp);
-	size_t w = 0;
-	for (size_t i = 0; i < k->n; i++)
-		if (w == 0 || k->syms[w - 1].addr != k->syms[i].addr)
-			k->syms[w++] = k->syms[i];
-	k->n = w;
-	*ret = TAKE_PTR(k);
-	return 0;
+	return kallsyms_from_gaps(below, above, m, ret);
 }
 
 int kallsyms_lookup(const struct kallsyms *k, uint64_t addr, const char **ret_name,

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "symbolize/internal.h"
 #include "symbolize/symbolize.h"
@@ -117,16 +118,9 @@ static int parse_line(struct pm_parser *ps, char *line, size_t len)
 	if (end == p || size == 0 || __builtin_add_overflow(start, size - 1, &last))
 		return 0;
 
-	if (ps->n == ps->cap) {
-		if (ps->cap >= PERFMAP_MAX_ENTRIES)
-			return -E2BIG;
-		size_t ncap = MIN(ps->cap ? ps->cap * 2 : 1024, (size_t)PERFMAP_MAX_ENTRIES);
-		struct pm_entry *ne = reallocarray(ps->e, ncap, sizeof(*ne));
-		if (!ne)
-			return -ENOMEM;
-		ps->e = ne;
-		ps->cap = ncap;
-	}
+	int r = GROW_ARRAY(ps->e, ps->cap, ps->n + 1, PERFMAP_MAX_ENTRIES);
+	if (r < 0)
+		return r;
 
 	/*
 	 * One copy per line, not deduplicated: the names are the writer's to choose, and a hash

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/macro.h"
 #include "symbolize/internal.h"
 
@@ -15,15 +17,15 @@ struct str_pool_chunk {
 	char data[];
 };
 
-struct str_pool_slot {
-	const char *key; /* NULL: empty */
+struct str_pool_entry {
+	const char *key;
 	const char *value;
-	uint64_t hash;
 };
 
 void str_pool_init(struct str_pool *p, size_t max_bytes)
 {
 	*p = (struct str_pool){ .max_bytes = max_bytes };
+	hash_seed_init(&p->seed);
 }
 
 void str_pool_done(struct str_pool *p)
@@ -35,13 +37,15 @@ void str_pool_done(struct str_pool *p)
 		p->chunks = c->next;
 		free(c);
 	}
-	free(p->slots);
-	*p = (struct str_pool){ .max_bytes = p->max_bytes };
+	free(p->entries);
+	hash_index_free(&p->index);
+	*p = (struct str_pool){ .max_bytes = p->max_bytes, .seed = p->seed };
 }
 
-static size_t slots_bytes(size_t n)
+/* The map's share of p->bytes. */
+static size_t table_bytes(const struct str_pool *p)
 {
-	return n * sizeof(struct str_pool_slot);
+	return hash_index_bytes(&p->index) + p->cap_entries * sizeof(*p->entries);
 }
 
 static char *pool_alloc(struct str_pool *p, size_t n)
@@ -91,79 +95,61 @@ const char *str_pool_strndup(struct str_pool *p, const char *s, size_t n)
 	return d;
 }
 
-static uint64_t hash_str(const char *s)
+static bool key_eq(const void *ctx, uint32_t id, const void *key)
 {
-	/* FNV-1a: keys are symbol names, not attacker-chosen for collisions against a
-	 * per-process table whose worst case is just slower lookups. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	const struct str_pool *p = ctx;
+	const char *k = p->entries[id - 1].key;
+
+	return k == key || strcmp(k, key) == 0;
+}
+
+static struct hash_slot *map_find(const struct str_pool *p, const char *key, uint64_t *ret_hash)
+{
+	*ret_hash = hash_bytes(&p->seed, key, strlen(key));
+	return hash_index_find(&p->index, *ret_hash, key_eq, p, key);
 }
 
 const char *str_pool_map_get(const struct str_pool *p, const char *key)
 {
-	if (!p->n_slots)
-		return NULL;
-	uint64_t h = hash_str(key);
-	size_t mask = p->n_slots - 1;
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		const struct str_pool_slot *s = &p->slots[i];
-		if (!s->key)
-			return NULL;
-		if (s->hash == h && (s->key == key || strcmp(s->key, key) == 0))
-			return s->value;
-	}
-}
+	struct hash_slot *s;
+	uint64_t h;
 
-static void slot_insert(struct str_pool_slot *slots, size_t n_slots, const char *key,
-			const char *value, uint64_t h)
-{
-	size_t mask = n_slots - 1;
-	size_t i = h & mask;
-	while (slots[i].key)
-		i = (i + 1) & mask;
-	slots[i] = (struct str_pool_slot){ .key = key, .value = value, .hash = h };
+	if (!p->index.cap)
+		return NULL;
+	s = map_find(p, key, &h);
+	return s->id ? p->entries[s->id - 1].value : NULL;
 }
 
 int str_pool_map_put(struct str_pool *p, const char *key, const char *value)
 {
-	uint64_t h = hash_str(key);
+	size_t base = p->bytes - table_bytes(p), index_bytes, left;
+	struct hash_slot *s;
+	uint64_t h;
+	int r;
 
-	/* Keep the load factor under 1/2 so probes stay short. */
-	if ((p->n_used + 1) * 2 > p->n_slots) {
-		size_t n = p->n_slots ? p->n_slots * 2 : 256;
-		/* The table counts against the same budget as the strings. */
-		size_t total;
-		if (size_add(p->bytes, slots_bytes(n), &total) < 0 ||
-		    total - slots_bytes(p->n_slots) > p->max_bytes)
-			return -E2BIG;
-		struct str_pool_slot *ns = calloc(n, sizeof(*ns));
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < p->n_slots; i++)
-			if (p->slots[i].key)
-				slot_insert(ns, n, p->slots[i].key, p->slots[i].value,
-					    p->slots[i].hash);
-		p->bytes = total - slots_bytes(p->n_slots);
-		free(p->slots);
-		p->slots = ns;
-		p->n_slots = n;
-	}
-
-	size_t mask = p->n_slots - 1;
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct str_pool_slot *s = &p->slots[i];
-		if (!s->key) {
-			*s = (struct str_pool_slot){ .key = key, .value = value, .hash = h };
-			p->n_used++;
-			return 0;
-		}
-		if (s->hash == h && (s->key == key || strcmp(s->key, key) == 0)) {
-			s->value = value;
+	if (p->index.cap) {
+		s = map_find(p, key, &h);
+		if (s->id) {
+			p->entries[s->id - 1].value = value;
 			return 0;
 		}
 	}
+	/* The tables count against the same budget as the strings. */
+	index_bytes = hash_index_reserve_bytes(&p->index);
+	if (size_add(base, index_bytes, &left) < 0 || left > p->max_bytes)
+		return -E2BIG;
+	left = p->max_bytes - left;
+	if ((p->n_entries + 1) * sizeof(*p->entries) > left)
+		return -E2BIG;
+	r = hash_index_reserve(&p->index, UINT32_MAX - 1);
+	if (r >= 0)
+		r = grow((void **)&p->entries, &p->cap_entries, p->n_entries + 1,
+			 sizeof(*p->entries), left / sizeof(*p->entries));
+	p->bytes = base + table_bytes(p);
+	if (r < 0)
+		return r;
+	s = map_find(p, key, &h);
+	p->entries[p->n_entries++] = (struct str_pool_entry){ .key = key, .value = value };
+	hash_index_insert(&p->index, s, p->n_entries, h);
+	return 0;
 }

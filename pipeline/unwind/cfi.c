@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/macro.h"
 
 /* DWARF call frame instructions. */
@@ -414,8 +416,7 @@ struct builder {
 
 	struct cfi_rule *rules;
 	size_t n_rules, cap_rules;
-	uint32_t *rule_hash; /* open addressing: rule index + 1, 0 = empty */
-	size_t hash_cap;     /* power of two */
+	struct hash_index rule_index; /* ids: rule index + 1 */
 
 	struct cfa_state remember[CFI_MAX_REMEMBER_DEPTH];
 	size_t n_insns_total; /* towards CFI_MAX_INSNS_TOTAL */
@@ -433,30 +434,6 @@ struct cfi_table {
 	struct cfi_rule *rules; /* rules[0] is the gap rule */
 	struct cfi_table_stats stats;
 };
-
-/* ---- growable arrays --------------------------------------------------------------------- */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t limit)
-{
-	size_t n, bytes;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	if (need > limit)
-		return -E2BIG;
-	n = MAX(*cap * 2, (size_t)64);
-	n = MAX(n, need);
-	n = MIN(n, limit);
-	if (size_mul(n, elem, &bytes) < 0)
-		return -ENOMEM;
-	q = realloc(*p, bytes);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
 
 /* ---- rules ------------------------------------------------------------------------------- */
 
@@ -479,41 +456,27 @@ static uint32_t rule_hash(const struct cfi_rule *r)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
-static void hash_insert(struct builder *b, uint32_t idx)
+static bool rule_eq(const void *ctx, uint32_t id, const void *key)
 {
-	size_t mask = b->hash_cap - 1;
-	size_t i = rule_hash(&b->rules[idx]) & mask;
+	const struct builder *b = ctx;
 
-	while (b->rule_hash[i])
-		i = (i + 1) & mask;
-	b->rule_hash[i] = idx + 1;
+	return memcmp(&b->rules[id - 1], key, sizeof(struct cfi_rule)) == 0;
 }
 
 static int rule_intern(struct builder *b, const struct cfi_rule *rule, uint32_t *ret)
 {
-	size_t mask, i;
+	struct hash_slot *slot;
+	uint32_t h = rule_hash(rule);
 	int r;
 
-	/* Keep the load factor under 1/2. */
-	if ((b->n_rules + 1) * 2 > b->hash_cap) {
-		size_t ncap = b->hash_cap ? b->hash_cap * 2 : 256;
-		uint32_t *nh = calloc(ncap, sizeof(*nh));
-		if (!nh)
-			return -ENOMEM;
-		free(b->rule_hash);
-		b->rule_hash = nh;
-		b->hash_cap = ncap;
-		for (size_t k = 0; k < b->n_rules; k++)
-			hash_insert(b, k);
-	}
-
-	mask = b->hash_cap - 1;
-	for (i = rule_hash(rule) & mask; b->rule_hash[i]; i = (i + 1) & mask) {
-		uint32_t k = b->rule_hash[i] - 1;
-		if (memcmp(&b->rules[k], rule, sizeof(*rule)) == 0) {
-			*ret = k;
-			return 0;
-		}
+	/* + 1: a rule already there is still found when the table is full (grow() refuses). */
+	r = hash_index_reserve(&b->rule_index, CFI_MAX_RULES + 1);
+	if (r < 0)
+		return r;
+	slot = hash_index_find(&b->rule_index, h, rule_eq, b, rule);
+	if (slot->id) {
+		*ret = slot->id - 1;
+		return 0;
 	}
 
 	r = grow((void **)&b->rules, &b->cap_rules, b->n_rules + 1, sizeof(*b->rules),
@@ -521,7 +484,7 @@ static int rule_intern(struct builder *b, const struct cfi_rule *rule, uint32_t 
 	if (r < 0)
 		return r;
 	b->rules[b->n_rules] = *rule;
-	b->rule_hash[i] = b->n_rules + 1;
+	hash_index_insert(&b->rule_index, slot, b->n_rules + 1, h);
 	if (rule->cfa_kind == CFI_CFA_UNSUPPORTED)
 		b->stats.n_rules_unsupported++;
 	*ret = b->n_rules++;
@@ -1049,14 +1012,94 @@ static int read_entry(const struct frame_section *sec, size_t off, struct entry 
 	return 1;
 }
 
+/* The CIE's NUL-terminated augmentation string into aug (MAX_AUGMENTATION_LEN + 1 bytes). */
+static int read_augmentation(struct cursor *c, char *aug, size_t *ret_len)
+{
+	size_t len = 0;
+	int r;
+
+	for (;;) {
+		uint8_t ch;
+		r = cur_u8(c, &ch);
+		if (r < 0)
+			return r;
+		if (ch == 0)
+			break;
+		if (len >= MAX_AUGMENTATION_LEN)
+			return -EBADMSG;
+		aug[len++] = ch;
+	}
+	aug[len] = 0;
+	*ret_len = len;
+	return 0;
+}
+
+/*
+ * A "z" CIE's augmentation data, as its string (aug) describes it: the LSDA and FDE pointer
+ * encodings, the personality pointer (skipped), the signal-frame flag. Leaves c at the initial
+ * instructions.
+ */
+static int read_augmentation_data(struct cursor *c, const struct frame_section *sec,
+				  const char *aug, size_t aug_len, struct cie *cie)
+{
+	struct enc_ctx enc = {.section_addr = sec->addr};
+	size_t entry_end = c->end, aug_end;
+	uint64_t len;
+	int r;
+
+	cie->has_z = true;
+	r = cur_uleb(c, &len);
+	if (r < 0)
+		return r;
+	if (len > c->end - c->pos)
+		return -EBADMSG;
+	aug_end = c->pos + len;
+	c->end = aug_end; /* augmentation data may not spill into the instructions */
+	for (size_t i = 1; i < aug_len; i++) {
+		uint64_t dummy;
+		uint8_t penc;
+		bool unknown = false;
+
+		switch (aug[i]) {
+		case 'L':
+			r = cur_u8(c, &cie->lsda_enc);
+			break;
+		case 'R':
+			r = cur_u8(c, &cie->fde_enc);
+			break;
+		case 'P':
+			r = cur_u8(c, &penc);
+			if (r == 0)
+				r = read_encoded(c, penc, &enc, true, &dummy);
+			break;
+		case 'S':
+			cie->signal_frame = true;
+			break;
+		case 'B': /* aarch64 B-key signing: stripping does not care */
+		case 'G': /* aarch64 MTE-tagged frames */
+			break;
+		default:
+			/* Like libgcc: the "z" length lets us skip what we do not know. */
+			unknown = true;
+			break;
+		}
+		if (r < 0)
+			return r;
+		if (unknown)
+			break;
+	}
+	c->pos = aug_end;
+	c->end = entry_end;
+	return 0;
+}
+
 static int parse_cie(struct builder *b, const struct frame_section *sec, size_t off,
 		     struct cie *cie)
 {
-	struct enc_ctx enc = {.section_addr = sec->addr};
 	struct entry e;
 	struct cursor c;
 	char aug[MAX_AUGMENTATION_LEN + 1];
-	size_t aug_len = 0, aug_end = 0, n_insns = 0;
+	size_t aug_len = 0, n_insns = 0;
 	int r;
 
 	memset(cie, 0, sizeof(*cie));
@@ -1076,18 +1119,9 @@ static int parse_cie(struct builder *b, const struct frame_section *sec, size_t 
 	if (cie->version != 1 && cie->version != 3 && cie->version != 4)
 		return -EOPNOTSUPP;
 
-	for (;;) {
-		uint8_t ch;
-		r = cur_u8(&c, &ch);
-		if (r < 0)
-			return r;
-		if (ch == 0)
-			break;
-		if (aug_len >= MAX_AUGMENTATION_LEN)
-			return -EBADMSG;
-		aug[aug_len++] = ch;
-	}
-	aug[aug_len] = 0;
+	r = read_augmentation(&c, aug, &aug_len);
+	if (r < 0)
+		return r;
 
 	/* Legacy GCC "eh": a pointer-sized EH data field follows the string. */
 	if (aug[0] == 'e' && aug[1] == 'h') {
@@ -1124,50 +1158,9 @@ static int parse_cie(struct builder *b, const struct frame_section *sec, size_t 
 		return r;
 
 	if (aug[0] == 'z') {
-		uint64_t len;
-		cie->has_z = true;
-		r = cur_uleb(&c, &len);
+		r = read_augmentation_data(&c, sec, aug, aug_len, cie);
 		if (r < 0)
 			return r;
-		if (len > c.end - c.pos)
-			return -EBADMSG;
-		aug_end = c.pos + len;
-		c.end = aug_end; /* augmentation data may not spill into the instructions */
-		for (size_t i = 1; i < aug_len; i++) {
-			uint64_t dummy;
-			uint8_t penc;
-			bool unknown = false;
-
-			switch (aug[i]) {
-			case 'L':
-				r = cur_u8(&c, &cie->lsda_enc);
-				break;
-			case 'R':
-				r = cur_u8(&c, &cie->fde_enc);
-				break;
-			case 'P':
-				r = cur_u8(&c, &penc);
-				if (r == 0)
-					r = read_encoded(&c, penc, &enc, true, &dummy);
-				break;
-			case 'S':
-				cie->signal_frame = true;
-				break;
-			case 'B': /* aarch64 B-key signing: stripping does not care */
-			case 'G': /* aarch64 MTE-tagged frames */
-				break;
-			default:
-				/* Like libgcc: the "z" length lets us skip what we do not know. */
-				unknown = true;
-				break;
-			}
-			if (r < 0)
-				return r;
-			if (unknown)
-				break;
-		}
-		c.pos = aug_end;
-		c.end = e.end;
 	} else if (aug[0] != 0 && strcmp(aug, "eh") != 0)
 		return -EOPNOTSUPP; /* cannot know where the instructions start */
 
@@ -1516,7 +1509,7 @@ static void builder_done(struct builder *b)
 	free(b->fdes);
 	free(b->rows);
 	free(b->rules);
-	free(b->rule_hash);
+	hash_index_free(&b->rule_index);
 }
 
 void cfi_table_free(struct cfi_table *t)
