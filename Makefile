@@ -141,6 +141,7 @@ TEST_LIBS_test-unwind    := unwind common
 TEST_LIBS_test-cfi       := unwind common
 TEST_LIBS_test-http      := service common
 TEST_LIBS_test-access    := service common
+TEST_LIBS_test-config    := service common
 test_libs = $(if $(TEST_LIBS_$(1)),$(foreach m,$(TEST_LIBS_$(1)),$(call lib,$(m))),$(ALL_LIBS))
 
 # Test objects are named here, so make never takes them for intermediate files to skip or delete.
