@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * service/access: the policy table, bearer-token parsing and comparison, the token file's checks,
- * group lookup, and caller identification over real sockets of this process (a unix socketpair, a loopback TCP connection looked up in the
- * kernel's socket diagnostics).
+ * group lookup, and caller identification over real sockets of this process (a unix socketpair,
+ * a loopback TCP connection looked up in the kernel's socket diagnostics). The configuration's
+ * own checks are in test-config.c.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
