@@ -97,9 +97,15 @@ ALL_LIBS          := $(foreach m,$(MODULES),$(call lib,$(m)))
 # Archives linked as one group: the link does not depend on the order of MODULES.
 link_libs          = -Wl,--start-group $(1) -Wl,--end-group
 
-# An archive is made anew from its object list as it is now (rm first): a deleted or renamed
-# source leaves nothing stale behind, a new one is a new prerequisite.
-$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $$(OBJS_$(m)) Makefile))
+# An archive is made anew from its object list as it is now (rm first): a new source is a new
+# prerequisite, and $(BUILD)/lib/<module>.objs, rewritten only when the list changes, makes a
+# deleted or renamed source remake the archive too, so nothing stale stays in it.
+$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $$(OBJS_$(m)) $(BUILD)/lib/$(m).objs Makefile))
+$(BUILD)/lib/%.objs: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(OBJS_$*)' | cmp -s - $@ || echo '$(OBJS_$*)' > $@
+FORCE:
+.PHONY: FORCE
 $(BUILD)/lib/%.a:
 	$(call msg,AR,$@)
 	$(Q)mkdir -p $(@D)
@@ -249,7 +255,10 @@ test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
 
 check: test
 
-unit: all $(UNIT_BINS)
+# What the unit binaries run besides themselves: test-pprof the real pprof, test-symbolize the
+# reference demangler, test-perfdata a workload to record with perf.
+UNIT_RUN_DEPS := $(PPROF) $(DEMANGLE_REF) $(BUILD)/workloads/cxx_nofp
+unit: all $(UNIT_BINS) $(UNIT_RUN_DEPS)
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS)
 
 # ---- demo ------------------------------------------------------------------------------------
