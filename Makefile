@@ -227,7 +227,9 @@ test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF) \
 
 # `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
 # suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
-# Builds run two jobs at once (CI machines have two CPUs); the tests themselves one at a time.
+# Builds run two jobs at once (CI machines have two CPUs). In each suite the unit binaries (and
+# the e2e binaries that measure no CPU, run-tests.sh's SIDE_BY_SIDE) run side by side, then the
+# other e2e binaries one at a time, their tests one at a time.
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j2 test-bins
 	$(Q)$(MAKE) --no-print-directory -j2 fuzz-build
