@@ -21,6 +21,9 @@ set -u
 # no CPU share or timing in what it asserts. An e2e binary goes here only after reading that
 # none of its assertions depends on having a CPU to itself.
 SIDE_BY_SIDE=" test-stack "
+# The longest of them (about a minute each, twice that under ASan), started first so that they do
+# not run alone at the end.
+START_FIRST=" test-stack test-symbolize "
 
 jobs=${PROFD_TEST_JOBS:-$(($(nproc 2>/dev/null || echo 1) + 1))}
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
@@ -45,9 +48,17 @@ run_one() {
 }
 
 bins=("$@")
-running=0
+first=() rest=()
 for i in "${!bins[@]}"; do
 	side_by_side "${bins[$i]}" || continue
+	if [[ "$START_FIRST" == *" $(basename "${bins[$i]}") "* ]]; then
+		first+=("$i")
+	else
+		rest+=("$i")
+	fi
+done
+running=0
+for i in "${first[@]}" "${rest[@]}"; do
 	if [ "$running" -ge "$jobs" ]; then
 		wait -n
 		running=$((running - 1))
