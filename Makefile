@@ -238,15 +238,17 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-san
 
 # The same unit and end-to-end tests against profd, its libraries and the test binaries built with
-# ASan+UBSan in $(BUILD)/san (workloads stay plain; the real pprof is the plain build's). Any
+# ASan+UBSan in $(BUILD)/san (the workloads and the real pprof are the plain build's). Any
 # sanitizer report fails: -fno-sanitize-recover aborts on UB, LeakSanitizer makes a leaking profd
 # exit non-zero, which the tests check. The fuzz targets are sanitizer builds already.
 SAN_BUILD   := $(BUILD)/san
 SAN_FLAGS   := address,undefined
 SAN_RUNTIME := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
+test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE) $(WL_BINS)
 	$(Q)mkdir -p $(SAN_BUILD)
+	$(Q)[ -L $(SAN_BUILD)/workloads ] || rm -rf $(SAN_BUILD)/workloads
+	$(Q)ln -sfn $(abspath $(BUILD)/workloads) $(SAN_BUILD)/workloads
 	$(Q)ln -sfn $(abspath $(BUILD)/node) $(SAN_BUILD)/node
 	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
 	$(Q)ln -sfn $(abspath $(DEMANGLE_REF)) $(SAN_BUILD)/demangle-ref
