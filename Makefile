@@ -97,9 +97,15 @@ ALL_LIBS          := $(foreach m,$(MODULES),$(call lib,$(m)))
 # Archives linked as one group: the link does not depend on the order of MODULES.
 link_libs          = -Wl,--start-group $(1) -Wl,--end-group
 
-# An archive is made anew from its object list as it is now (rm first): a deleted or renamed
-# source leaves nothing stale behind, a new one is a new prerequisite.
-$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $$(OBJS_$(m)) Makefile))
+# An archive is made anew from its object list as it is now (rm first): a new source is a new
+# prerequisite, and $(BUILD)/lib/<module>.objs, rewritten only when the list changes, makes a
+# deleted or renamed source remake the archive too, so nothing stale stays in it.
+$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $$(OBJS_$(m)) $(BUILD)/lib/$(m).objs Makefile))
+$(BUILD)/lib/%.objs: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(OBJS_$*)' | cmp -s - $@ || echo '$(OBJS_$*)' > $@
+FORCE:
+.PHONY: FORCE
 $(BUILD)/lib/%.a:
 	$(call msg,AR,$@)
 	$(Q)mkdir -p $(@D)
@@ -142,6 +148,7 @@ TEST_LIBS_test-unwind    := unwind common
 TEST_LIBS_test-cfi       := unwind common
 TEST_LIBS_test-http      := service common
 TEST_LIBS_test-access    := service common
+TEST_LIBS_test-config    := service common
 test_libs = $(if $(TEST_LIBS_$(1)),$(foreach m,$(TEST_LIBS_$(1)),$(call lib,$(m))),$(ALL_LIBS))
 
 # Test objects are named here, so make never takes them for intermediate files to skip or delete.
@@ -221,7 +228,9 @@ test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF) \
 
 # `make test`: the fuzz and bench smokes, the whole suite against the plain build, then the whole
 # suite again against a sanitizer build (test-san). Each run-tests.sh prints its total last.
-# Builds run two jobs at once (CI machines have two CPUs); the tests themselves one at a time.
+# Builds run two jobs at once (CI machines have two CPUs). In each suite the unit binaries (and
+# the e2e binaries that measure no CPU, run-tests.sh's SIDE_BY_SIDE) run side by side, then the
+# other e2e binaries one at a time, their tests one at a time.
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j2 test-bins
 	$(Q)$(MAKE) --no-print-directory -j2 fuzz-build
@@ -230,15 +239,17 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-san
 
 # The same unit and end-to-end tests against profd, its libraries and the test binaries built with
-# ASan+UBSan in $(BUILD)/san (workloads stay plain; the real pprof is the plain build's). Any
+# ASan+UBSan in $(BUILD)/san (the workloads and the real pprof are the plain build's). Any
 # sanitizer report fails: -fno-sanitize-recover aborts on UB, LeakSanitizer makes a leaking profd
 # exit non-zero, which the tests check. The fuzz targets are sanitizer builds already.
 SAN_BUILD   := $(BUILD)/san
 SAN_FLAGS   := address,undefined
 SAN_RUNTIME := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
+test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE) $(WL_BINS)
 	$(Q)mkdir -p $(SAN_BUILD)
+	$(Q)[ -L $(SAN_BUILD)/workloads ] || rm -rf $(SAN_BUILD)/workloads
+	$(Q)ln -sfn $(abspath $(BUILD)/workloads) $(SAN_BUILD)/workloads
 	$(Q)ln -sfn $(abspath $(BUILD)/node) $(SAN_BUILD)/node
 	$(Q)ln -sfn $(abspath $(PPROF)) $(SAN_BUILD)/pprof
 	$(Q)ln -sfn $(abspath $(DEMANGLE_REF)) $(SAN_BUILD)/demangle-ref
@@ -249,7 +260,10 @@ test-san: $(PPROF) $(DEMANGLE_REF) $(SPEEDSCOPE)
 
 check: test
 
-unit: all $(UNIT_BINS)
+# What the unit binaries run besides themselves: test-pprof the real pprof, test-symbolize the
+# reference demangler, test-perfdata a workload to record with perf.
+UNIT_RUN_DEPS := $(PPROF) $(DEMANGLE_REF) $(BUILD)/workloads/cxx_nofp
+unit: all $(UNIT_BINS) $(UNIT_RUN_DEPS)
 	$(Q)BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS)
 
 # ---- demo ------------------------------------------------------------------------------------

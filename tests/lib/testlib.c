@@ -404,15 +404,20 @@ size_t test_sample_frames(const Perftools__Profiles__Profile *p,
 
 	for (size_t i = 0; i < s->n_location_id && n < max; i++) {
 		const Perftools__Profiles__Location *l = find_loc(p, s->location_id[i]);
+		const char *mapping = "";
 
 		if (!l)
 			continue;
+		for (size_t m = 0; m < p->n_mapping; m++)
+			if (p->mapping[m]->id == l->mapping_id)
+				mapping = str_at(p, p->mapping[m]->filename);
 		for (size_t j = 0; j < l->n_line && n < max; j++) {
 			const Perftools__Profiles__Function *f = find_fn(p, l->line[j]->function_id);
 
 			frames[n++] = (struct test_frame){
 				.name = f ? str_at(p, f->name) : "?",
 				.file = f ? str_at(p, f->filename) : "?",
+				.mapping = mapping,
 				.line = l->line[j]->line,
 				.start_line = f ? f->start_line : 0,
 			};

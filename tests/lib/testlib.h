@@ -68,9 +68,12 @@ int64_t test_sample_label_num(const Perftools__Profiles__Profile *p,
 size_t test_sample_functions(const Perftools__Profiles__Profile *p,
 			     const Perftools__Profiles__Sample *s, const char **names, size_t max);
 
-/* One frame of a sample as pprof has it: function name, file, line, function start line. */
+/*
+ * One frame of a sample as pprof has it: function name, file, line, function start line, and
+ * the file of the location's mapping ("" when it has none).
+ */
 struct test_frame {
-	const char *name, *file;
+	const char *name, *file, *mapping;
 	int64_t line, start_line;
 };
 /* The frames of a sample, leaf first, inline lines expanded, into frames[] (at most max). */
