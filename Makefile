@@ -232,11 +232,11 @@ test-bins: all $(UNIT_BINS) $(E2E_BINS) $(WL_BINS) $(PPROF) $(DEMANGLE_REF) \
 # the e2e binaries that measure no CPU, run-tests.sh's SIDE_BY_SIDE) run side by side, then the
 # other e2e binaries one at a time, their tests one at a time.
 test: deps
-	$(Q)$(MAKE) --no-print-directory -j2 test-bins
-	$(Q)$(MAKE) --no-print-directory -j2 fuzz-build
-	$(Q)$(MAKE) --no-print-directory fuzz-smoke bench-smoke
-	$(Q)BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS) $(E2E_BINS)
-	$(Q)$(MAKE) --no-print-directory test-san
+	$(Q)tools/phase.sh build $(MAKE) --no-print-directory -j2 test-bins
+	$(Q)tools/phase.sh fuzz-build $(MAKE) --no-print-directory -j2 fuzz-build
+	$(Q)tools/phase.sh smokes $(MAKE) --no-print-directory fuzz-smoke bench-smoke
+	$(Q)BUILD=$(BUILD) tools/phase.sh suite tests/run-tests.sh $(UNIT_BINS) $(E2E_BINS)
+	$(Q)tools/phase.sh sanitizer $(MAKE) --no-print-directory test-san
 
 # The same unit and end-to-end tests against profd, its libraries and the test binaries built with
 # ASan+UBSan in $(BUILD)/san (the workloads and the real pprof are the plain build's). Any
