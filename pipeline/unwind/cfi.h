@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pipeline/unwind/unwind.h"
+#include "pipeline/unwind/stackcopy.h"
 
 /* Limits, so that a hostile binary can only cost a bounded amount of memory and time. */
 #define CFI_MAX_FDES (1u << 21)		/* FDEs parsed per table; more → -E2BIG */

@@ -44,25 +44,6 @@ const struct unwind_arch *unwind_arch_find(uint16_t e_machine)
 	return NULL;
 }
 
-bool unwind_read_u64(const struct unwind_input *in, uint64_t addr, uint64_t *ret)
-{
-	uint64_t off, v;
-
-	if (!in || !in->stack || !ret)
-		return false;
-	/* Work with the offset, never with addr + 8: a hostile fp near UINT64_MAX would wrap. */
-	if (addr < in->stack_start)
-		return false;
-	off = addr - in->stack_start;
-	if (off > in->stack_len || in->stack_len - off < sizeof(v))
-		return false;
-	/* A corrupt frame pointer may be misaligned; memcpy keeps that defined behaviour. */
-	memcpy(&v, in->stack + off, sizeof(v));
-	/* Both supported targets (x86_64, aarch64 Linux) are little-endian, whatever the host. */
-	*ret = le64toh(v);
-	return true;
-}
-
 static int find_module(const struct unwind_input *in, uint64_t pc, bool is_return,
 		       struct unwind_module *ret)
 {

@@ -49,59 +49,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pipeline/unwind/stackcopy.h"
+
 #define UNWIND_MAX_DEPTH_DEFAULT 512
 #define UNWIND_MAX_DEPTH_LIMIT 4096
-
-enum unwind_stop {
-	UNWIND_STOP_END = 0,       /* reached the outermost frame (fp == 0 / CFI "undefined RA") */
-	UNWIND_STOP_TRUNCATED,     /* needed a read outside the copied stack bytes */
-	UNWIND_STOP_NO_MAPPING,    /* a pc fell outside every known mapping */
-	UNWIND_STOP_NO_CFI,        /* no unwind info and no usable frame pointer for a pc */
-	UNWIND_STOP_DEPTH,         /* hit the depth limit */
-	UNWIND_STOP_NO_PROGRESS,   /* sp/fp did not move towards the stack base */
-	UNWIND_STOP_BAD_RA,        /* return address 0 or not plausibly code */
-	UNWIND_STOP_KERNEL_THREAD, /* no user context at all (set by callers, never by the walk) */
-	_UNWIND_STOP_MAX,
-};
 
 /*
  * Short stable name ("end", "truncated", "no_mapping", ...) used in labels, metrics and
  * synthetic frames; "unknown" for a value outside the enum.
  */
 const char *unwind_stop_name(enum unwind_stop stop);
-
-/*
- * Architecture-neutral register set the unwinders need.
- * x86_64:  pc = rip, sp = rsp, fp = rbp, lr unused (0).
- * aarch64: pc = pc,  sp = sp,  fp = x29, lr = x30.
- */
-struct unwind_regs {
-	uint64_t pc, sp, fp, lr;
-};
-
-/* What the address-space callback reports for a code address. */
-struct unwind_module {
-	uint64_t start, end; /* the mapping containing the address, process addresses */
-	void *table;         /* per-binary unwind table (CFI), NULL if none/not yet available */
-	int64_t bias;        /* process address - table (ELF) address */
-};
-
-/*
- * Return 0 and fill *ret when `pc` is inside a mapping; -ENOENT when it is not (any other
- * negative value is treated the same: NO_MAPPING). Called once per frame, with pc - 1 for
- * return addresses (a call may be the last instruction of a mapping); must be cheap.
- */
-typedef int (*unwind_find_module_t)(void *userdata, uint64_t pc, struct unwind_module *ret);
-
-struct unwind_input {
-	uint16_t e_machine; /* EM_X86_64 or EM_AARCH64 */
-	struct unwind_regs regs;
-	const uint8_t *stack; /* copy of target memory at [stack_start, stack_start + stack_len) */
-	uint64_t stack_start; /* normally regs.sp */
-	size_t stack_len;
-	unwind_find_module_t find_module; /* may be NULL: then every pc counts as mapped */
-	void *userdata;
-};
 
 struct unwind_frame {
 	uint64_t pc;      /* exact pc for frame 0, return address for the others */
@@ -151,11 +108,6 @@ const struct unwind_arch *unwind_arch_find(uint16_t e_machine);
 extern const struct unwind_arch unwind_arch_x86_64;
 extern const struct unwind_arch unwind_arch_aarch64;
 
-/*
- * Read 8 bytes (little-endian, any alignment) of target memory from the stack copy. Returns
- * false when any of the 8 bytes is outside the copy; never reads outside it, whatever addr.
- */
-bool unwind_read_u64(const struct unwind_input *in, uint64_t addr, uint64_t *ret);
 
 /*
  * Walk the stack. Fills res->frames/n_frames/stop/complete. See the top of this file.
