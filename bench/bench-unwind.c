@@ -628,6 +628,130 @@ static double ns_per_frame(const struct kind_stats *k)
 static struct unwind_frame all_frames[MAX_CAPTURES * 64];
 static size_t n_all_frames;
 
+/* Per call, on the frames of the cold pass: find_module alone, then cfi_table_lookup alone. */
+static void time_phases(struct self_ctx *ctx, double *ret_fm_ns, double *ret_lk_ns)
+{
+	struct unwind_module mod;
+	struct cfi_rule rule;
+	uint64_t reps = smoke ? 1 : 2000, sink = 0, t0;
+	size_t lk_n = 0;
+	struct {
+		const struct cfi_table *t;
+		uint64_t pc;
+	} *lk;
+
+	t0 = now_ns();
+	for (uint64_t rep = 0; rep < reps; rep++)
+		for (size_t i = 0; i < n_all_frames; i++) {
+			const struct unwind_frame *f = &all_frames[i];
+
+			self_find_module(ctx, f->is_return ? f->pc - 1 : f->pc, &mod);
+			sink += mod.bias;
+		}
+	*ret_fm_ns = (double)(now_ns() - t0) / (double)(reps * n_all_frames);
+
+	/* Lookups need the table of each frame: resolve them first, untimed. */
+	lk = calloc(n_all_frames, sizeof(*lk));
+	if (!lk)
+		die("calloc", -ENOMEM);
+	for (size_t i = 0; i < n_all_frames; i++) {
+		const struct unwind_frame *f = &all_frames[i];
+		uint64_t pc = f->is_return ? f->pc - 1 : f->pc;
+
+		if (self_find_module(ctx, pc, &mod) == 0 && mod.table)
+			lk[lk_n++] = (typeof(*lk)){mod.table, pc - (uint64_t)mod.bias};
+	}
+	/* The tables stay valid: nothing is inserted into the cache from here on. */
+	t0 = now_ns();
+	for (uint64_t rep = 0; rep < reps; rep++)
+		for (size_t i = 0; i < lk_n; i++)
+			if (cfi_table_lookup(lk[i].t, lk[i].pc, &rule) == 0)
+				sink += (uint64_t)rule.cfa_offset;
+	*ret_lk_ns = lk_n ? (double)(now_ns() - t0) / (double)(reps * lk_n) : 0;
+	free(lk);
+	if (sink == 42)
+		fprintf(stderr, "%s", ""); /* keep the loops */
+}
+
+/*
+ * The memoizing find_module on all stacks: ns per frame, and whether it gives the same frames
+ * (*ret_same) as the session's.
+ */
+static double time_memo(struct self_ctx *ctx, uint64_t warm_frames, uint64_t cold_frames,
+			bool *ret_same)
+{
+	struct unwind_frame ref[MAX_FRAMES];
+	struct unwind_result res;
+	uint64_t reps = smoke ? 1 : MAX(warm_frames / MAX(cold_frames, 1ul) / _CAP_MAX, 1ul);
+	uint64_t frames_per_pass = 0, t0;
+
+	*ret_same = true;
+	for (size_t i = 0; i < n_caps; i++) {
+		size_t n;
+		enum unwind_stop stop;
+
+		unwind_one(ctx, &caps[i], &res);
+		n = res.n_frames;
+		stop = res.stop;
+		memcpy(ref, res.frames, n * sizeof(*ref));
+		unwind_one_with(ctx, &caps[i], &res, memo_find_module);
+		if (res.n_frames != n || res.stop != stop ||
+		    memcmp(ref, res.frames, n * sizeof(*ref)) != 0)
+			*ret_same = false;
+		frames_per_pass += res.n_frames;
+	}
+	t0 = now_ns();
+	for (uint64_t rep = 0; rep < reps; rep++)
+		for (size_t i = 0; i < n_caps; i++)
+			unwind_one_with(ctx, &caps[i], &res, memo_find_module);
+	return (double)(now_ns() - t0) / (double)(reps * frames_per_pass);
+}
+
+/* Warm runs: each kind of stack repeated for about budget_ns / _CAP_MAX; sums into *total. */
+static void warm_runs(struct self_ctx *ctx, struct kind_stats *ks, struct kind_stats *total,
+		      uint64_t budget_ns)
+{
+	struct unwind_result res;
+	uint64_t t0;
+
+	for (int kind = 0; kind < _CAP_MAX; kind++) {
+		struct kind_stats *k = &ks[kind];
+		uint64_t reps = 1, dt;
+
+		if (!k->stacks)
+			continue;
+		for (;;) {
+			t0 = now_ns();
+			for (uint64_t rep = 0; rep < reps; rep++)
+				for (size_t i = 0; i < n_caps; i++)
+					if (caps[i].kind == (enum cap_kind)kind)
+						unwind_one(ctx, &caps[i], &res);
+			dt = now_ns() - t0;
+			if (dt >= budget_ns / 10 || smoke)
+				break;
+			reps *= 4;
+		}
+		/* Calibrated; now the measured run. */
+		if (!smoke)
+			reps = MAX(reps, (uint64_t)((double)reps * (double)budget_ns /
+						    (double)MAX(dt, 1ull)) /
+					     _CAP_MAX);
+		t0 = now_ns();
+		for (uint64_t rep = 0; rep < reps; rep++)
+			for (size_t i = 0; i < n_caps; i++)
+				if (caps[i].kind == (enum cap_kind)kind)
+					unwind_one(ctx, &caps[i], &res);
+		k->ns = now_ns() - t0;
+		k->reps = reps;
+		total->stacks += k->stacks;
+		total->complete += k->complete;
+		total->frames += k->frames * reps;
+		total->ns += k->ns;
+		for (int s = 0; s < _UNWIND_STOP_MAX; s++)
+			total->stops[s] += k->stops[s];
+	}
+}
+
 static void bench_unwind(struct self_ctx *ctx)
 {
 	struct kind_stats ks[_CAP_MAX] = {}, total = {};
@@ -635,9 +759,8 @@ static void bench_unwind(struct self_ctx *ctx)
 	struct unwind_result res;
 	uint64_t t0, cold_ns, cold_frames = 0;
 	uint64_t budget_ns = smoke ? 0 : 2000 * 1000 * 1000ull;
-	double fm_ns, lk_ns, memo_ns = 0;
-	bool memo_same = true;
-	size_t lk_n = 0;
+	double fm_ns, lk_ns, memo_ns;
+	bool memo_same;
 	int r;
 
 	printf("## 2. Warm unwinding of real stacks\n\n");
@@ -668,114 +791,14 @@ static void bench_unwind(struct self_ctx *ctx)
 	unwind_cache_get_stats(ctx->cache, &cs1);
 
 	/* Warm: each kind repeated for about the same time. */
-	for (int kind = 0; kind < _CAP_MAX; kind++) {
-		struct kind_stats *k = &ks[kind];
-		uint64_t reps = 1, dt;
-
-		if (!k->stacks)
-			continue;
-		for (;;) {
-			t0 = now_ns();
-			for (uint64_t rep = 0; rep < reps; rep++)
-				for (size_t i = 0; i < n_caps; i++)
-					if (caps[i].kind == (enum cap_kind)kind)
-						unwind_one(ctx, &caps[i], &res);
-			dt = now_ns() - t0;
-			if (dt >= budget_ns / 10 || smoke)
-				break;
-			reps *= 4;
-		}
-		/* Calibrated; now the measured run. */
-		if (!smoke)
-			reps = MAX(reps, (uint64_t)((double)reps * (double)budget_ns /
-						    (double)MAX(dt, 1ull)) /
-					     _CAP_MAX);
-		t0 = now_ns();
-		for (uint64_t rep = 0; rep < reps; rep++)
-			for (size_t i = 0; i < n_caps; i++)
-				if (caps[i].kind == (enum cap_kind)kind)
-					unwind_one(ctx, &caps[i], &res);
-		k->ns = now_ns() - t0;
-		k->reps = reps;
-		total.stacks += k->stacks;
-		total.complete += k->complete;
-		total.frames += k->frames * reps;
-		total.ns += k->ns;
-		for (int s = 0; s < _UNWIND_STOP_MAX; s++)
-			total.stops[s] += k->stops[s];
-	}
+	warm_runs(ctx, ks, &total, budget_ns);
 	total.reps = 1;
 	unwind_cache_get_stats(ctx->cache, &cs2);
 
 	/* Phases: find_module alone, then cfi_table_lookup alone, over the same frames. */
-	{
-		struct unwind_module mod;
-		struct cfi_rule rule;
-		uint64_t reps = smoke ? 1 : 2000, sink = 0;
-
-		t0 = now_ns();
-		for (uint64_t rep = 0; rep < reps; rep++)
-			for (size_t i = 0; i < n_all_frames; i++) {
-				const struct unwind_frame *f = &all_frames[i];
-
-				self_find_module(ctx, f->is_return ? f->pc - 1 : f->pc, &mod);
-				sink += mod.bias;
-			}
-		fm_ns = (double)(now_ns() - t0) / (double)(reps * n_all_frames);
-
-		/* Lookups need the table of each frame: resolve them first, untimed. */
-		struct {
-			const struct cfi_table *t;
-			uint64_t pc;
-		} *lk = calloc(n_all_frames, sizeof(*lk));
-		if (!lk)
-			die("calloc", -ENOMEM);
-		for (size_t i = 0; i < n_all_frames; i++) {
-			const struct unwind_frame *f = &all_frames[i];
-			uint64_t pc = f->is_return ? f->pc - 1 : f->pc;
-
-			if (self_find_module(ctx, pc, &mod) == 0 && mod.table)
-				lk[lk_n++] = (typeof(*lk)){mod.table, pc - (uint64_t)mod.bias};
-		}
-		/* The tables stay valid: nothing is inserted into the cache from here on. */
-		t0 = now_ns();
-		for (uint64_t rep = 0; rep < reps; rep++)
-			for (size_t i = 0; i < lk_n; i++)
-				if (cfi_table_lookup(lk[i].t, lk[i].pc, &rule) == 0)
-					sink += (uint64_t)rule.cfa_offset;
-		lk_ns = lk_n ? (double)(now_ns() - t0) / (double)(reps * lk_n) : 0;
-		free(lk);
-		if (sink == 42)
-			fprintf(stderr, "%s", ""); /* keep the loops */
-	}
-
+	time_phases(ctx, &fm_ns, &lk_ns);
 	/* The memoizing find_module on all stacks: same frames, and how long. */
-	{
-		struct unwind_frame ref[MAX_FRAMES];
-		uint64_t reps =
-		    smoke ? 1 : MAX(total.frames / MAX(cold_frames, 1ul) / _CAP_MAX, 1ul);
-		uint64_t frames_per_pass = 0;
-
-		for (size_t i = 0; i < n_caps; i++) {
-			size_t n;
-			enum unwind_stop stop;
-
-			unwind_one(ctx, &caps[i], &res);
-			n = res.n_frames;
-			stop = res.stop;
-			memcpy(ref, res.frames, n * sizeof(*ref));
-			unwind_one_with(ctx, &caps[i], &res, memo_find_module);
-			if (res.n_frames != n || res.stop != stop ||
-			    memcmp(ref, res.frames, n * sizeof(*ref)) != 0)
-				memo_same = false;
-			frames_per_pass += res.n_frames;
-		}
-		t0 = now_ns();
-		for (uint64_t rep = 0; rep < reps; rep++)
-			for (size_t i = 0; i < n_caps; i++)
-				unwind_one_with(ctx, &caps[i], &res, memo_find_module);
-		memo_ns = (double)(now_ns() - t0) / (double)(reps * frames_per_pass);
-	}
+	memo_ns = time_memo(ctx, total.frames, cold_frames, &memo_same);
 
 	printf("%zu stacks of this process captured (registers by inline asm, stack bytes from "
 	       "rsp up to the stack end, ≤ %u KiB, as the BPF program copies them), then "
