@@ -177,13 +177,6 @@ void cli_raise_fd_limit(void)
 	}
 }
 
-int cli_log_bpf_load_error(int r)
-{
-	return log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel with "
-				  "BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
-				  "bpf_find_vma (Linux 5.17 or later).");
-}
-
 void cli_print_completeness(FILE *f, const struct profile_summary *sum)
 {
 	double pct = sum->user_stacks ? 100.0 * sum->complete / sum->user_stacks : 0.0;

@@ -125,8 +125,6 @@ const char *cli_default_output(enum output_format f);
 #define CLI_FD_LIMIT 65536
 void cli_raise_fd_limit(void);
 
-/* Log why capture_new() failed (r) and what kernel profd needs; returns r. */
-int cli_log_bpf_load_error(int r);
 
 /* Summaries: the "complete" line and, when some stacks stopped early, the "stopped" line. */
 void cli_print_completeness(FILE *f, const struct profile_summary *sum);

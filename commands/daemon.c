@@ -748,11 +748,7 @@ static int capture_open(struct daemon *d, const struct capture_settings *cs, str
 									  cs->stack_bytes,
 									  cs->adaptive_stack_copy,
 									  4.0)};
-	int r = capture_new(&cc, on_record, d, ret);
-
-	if (r < 0)
-		return cli_log_bpf_load_error(r);
-	return 0;
+	return capture_new(&cc, on_record, d, ret); /* logs why it failed */
 }
 
 /*

@@ -702,9 +702,9 @@ static int record_capture_new(struct record_ctx *c, int *ret_go_fd)
 	r = proc_table_set_sideband(session_procs(c->session), o->all);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the process table: %m");
-	r = capture_new(&ccfg, on_record, c, &c->capture);
+	r = capture_new(&ccfg, on_record, c, &c->capture); /* logs why it failed */
 	if (r < 0)
-		return cli_log_bpf_load_error(r);
+		return r;
 
 	/* The side-band runs: what runs already is read now, what starts later it tells. */
 	if (o->all) {

@@ -52,7 +52,6 @@ struct capture {
 	struct sb_ring *sb;
 	size_t n_sb;
 	uint64_t sb_drained_ns;
-	bool sb_build_id;
 	uint8_t *sb_buf; /* a record that wraps around its ring, made whole */
 	uint64_t exec_follow_until; /* polls are short until then (CLOCK_MONOTONIC): an exec */
 };
@@ -177,30 +176,15 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 }
 
 
-int capture_new(const struct capture_config *cfg, capture_handler_t handler, void *userdata,
-		struct capture **ret)
+/* Open, size and load the BPF program (its read-only settings from cfg), and attach it. */
+static int load_program(struct capture *c, const struct capture_config *cfg, size_t rb)
 {
-	struct capture *c;
-	size_t rb = cfg->ringbuf_bytes ? cfg->ringbuf_bytes : CAPTURE_RINGBUF_DEFAULT;
 	int r;
-
-	if (cfg->stack_bytes > PROFD_STACK_BYTES_MAX || cfg->freq == 0 || (rb & (rb - 1)) ||
-	    rb < 4096)
-		return -EINVAL;
-
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->cfg = *cfg;
-	c->handler = handler;
-	c->userdata = userdata;
 
 	libbpf_set_print(libbpf_print);
 	c->skel = profd_bpf__open();
-	if (!c->skel) {
-		r = -errno ?: -EINVAL;
-		goto fail;
-	}
+	if (!c->skel)
+		return -errno ?: -EINVAL;
 	c->skel->rodata->filter_pids = !cfg->all;
 	c->skel->rodata->self_tgid = getpid();
 	c->skel->rodata->stack_bytes = cfg->stack_bytes;
@@ -216,33 +200,56 @@ int capture_new(const struct capture_config *cfg, capture_handler_t handler, voi
 	bpf_program__set_autoload(c->skel->progs.profd_sys_exit, cfg->off_cpu);
 	r = bpf_map__set_max_entries(c->skel->maps.events, rb);
 	if (r < 0)
-		goto fail;
+		return r;
 	c->n_cpus = libbpf_num_possible_cpus();
-	if (c->n_cpus <= 0) {
-		r = c->n_cpus ?: -EINVAL;
-		goto fail;
-	}
+	if (c->n_cpus <= 0)
+		return c->n_cpus ?: -EINVAL;
 	c->skel->rodata->n_cpus = c->n_cpus;
 	r = bpf_map__set_max_entries(c->skel->maps.scratch, 2 * c->n_cpus);
 	if (r < 0)
-		goto fail;
-
+		return r;
 	r = profd_bpf__load(c->skel);
 	if (r < 0)
-		goto fail;
+		return r;
 	/* Task events first, so no exec/exit between here and the first sample is missed. */
 	r = profd_bpf__attach(c->skel);
 	if (r < 0)
-		goto fail;
-
-
+		return r;
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), ringbuf_cb, c, NULL);
-	if (!c->rb) {
-		r = -errno ?: -ENOMEM;
+	if (!c->rb)
+		return -errno ?: -ENOMEM;
+	return 0;
+}
+
+int capture_new(const struct capture_config *cfg, capture_handler_t handler, void *userdata,
+		struct capture **ret)
+{
+	struct capture *c;
+	size_t rb = cfg->ringbuf_bytes ? cfg->ringbuf_bytes : CAPTURE_RINGBUF_DEFAULT;
+	int r;
+
+	if (cfg->stack_bytes > PROFD_STACK_BYTES_MAX || cfg->freq == 0 || (rb & (rb - 1)) ||
+	    rb < 4096)
+		return log_error_errno(-EINVAL, "Invalid capture settings (stack copy %u bytes, "
+						"%u Hz, ring buffer %zu bytes).",
+				       (unsigned)cfg->stack_bytes, (unsigned)cfg->freq, rb);
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return log_error_errno(-ENOMEM, "Out of memory.");
+	c->cfg = *cfg;
+	c->handler = handler;
+	c->userdata = userdata;
+
+	r = load_program(c, cfg, rb);
+	if (r < 0) {
+		log_error_errno(r, "Failed to load the BPF program: %m. profd needs a kernel with "
+				   "BTF (/sys/kernel/btf/vmlinux), BPF ring buffers and "
+				   "bpf_find_vma (Linux 5.17 or later).");
 		goto fail;
 	}
 	if (cfg->sideband) {
-		r = sb_open(c);
+		r = sb_open(c); /* says which CPU's event failed */
 		if (r < 0)
 			goto fail;
 	}
@@ -255,7 +262,7 @@ fail:
 
 static bool cpu_online(int cpu);
 
-static int sb_open_cpu(struct capture *c, int cpu, bool build_id)
+static int sb_open_cpu(struct capture *c, int cpu)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	struct perf_event_attr a = {
@@ -271,7 +278,6 @@ static int sb_open_cpu(struct capture *c, int cpu, bool build_id)
 		.task = 1,
 		.use_clockid = 1,
 		.clockid = CLOCK_MONOTONIC,
-		.build_id = build_id,
 		/* Nobody waits on these fds: wake nobody until the ring is half full. */
 		.watermark = 1,
 		.wakeup_watermark = (uint32_t)(CAPTURE_SIDEBAND_PAGES * page / 2),
@@ -295,39 +301,31 @@ static int sb_open_cpu(struct capture *c, int cpu, bool build_id)
 	return 0;
 }
 
-/* One side-band event and ring per online CPU, enabled as they open. */
+/*
+ * One side-band event and ring per online CPU, enabled as they open. MMAP2 records carry device
+ * and inode, never the build-id (Linux >= 5.12 offers either): device and inode name the very
+ * file mapped, while a build-id names any copy, and any user can write a file with another
+ * binary's build-id (a cache keyed by it would let that file name and unwind other users'
+ * processes).
+ */
 static int sb_open(struct capture *c)
 {
-	/*
-	 * MMAP2 records with device and inode, not with the build-id (Linux >= 5.12 offers
-	 * either): device and inode name the very file mapped, while a build-id names any copy,
-	 * and any user can write a file with another binary's build-id (a cache keyed by it
-	 * would let that file name and unwind other users' processes).
-	 */
-	bool build_id = false;
-
 	c->sb = calloc(c->n_cpus, sizeof(*c->sb));
 	c->sb_buf = malloc(1u << 16); /* perf_event_header.size is 16 bits */
 	if (!c->sb || !c->sb_buf)
-		return -ENOMEM;
+		return log_error_errno(-ENOMEM, "Out of memory.");
 	for (int cpu = 0; cpu < c->n_cpus; cpu++) {
 		int r;
 
 		if (!cpu_online(cpu))
 			continue;
-		r = sb_open_cpu(c, cpu, build_id);
-		if (r == -EINVAL && build_id && c->n_sb == 0) {
-			/* Before Linux 5.12: MMAP2 records with device and inode instead. */
-			build_id = false;
-			r = sb_open_cpu(c, cpu, build_id);
-		}
+		r = sb_open_cpu(c, cpu);
 		if (r == -ENODEV)
 			continue;
 		if (r < 0)
 			return log_error_errno(r, "Failed to open the side-band event of CPU %d "
 						  "(mmap, comm and task records): %m", cpu);
 	}
-	c->sb_build_id = build_id;
 	return 0;
 }
 
@@ -660,11 +658,6 @@ int capture_poll(struct capture *c, int timeout_ms)
 uint64_t capture_handled_ns(const struct capture *c)
 {
 	return c->handled_ns;
-}
-
-bool capture_sideband_build_id(const struct capture *c)
-{
-	return c->sb_build_id;
 }
 
 /* The `lost` counters first..last (enum profd_lost), summed over CPUs. */

@@ -44,9 +44,9 @@ struct capture_config {
 	 * The kernel's side-band stream (NULL: none): one PERF_COUNT_SW_DUMMY event per online CPU
 	 * with mmap2, comm (exec flagged), task (fork, exit) records of every process, each with
 	 * sample_id_all (PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU) on CLOCK_MONOTONIC
-	 * (the clock of the samples' time_ns), and the build-id in MMAP2 where the kernel can
-	 * (Linux 5.12+; else device and inode), read through a CAPTURE_SIDEBAND_PAGES-page ring
-	 * per CPU. Enabled in capture_new(), before sampling starts: a snapshot of /proc taken
+	 * (the clock of the samples' time_ns), MMAP2 records with device and inode (never the
+	 * build-id form: a build-id names any copy, which a user can forge), read through a
+	 * CAPTURE_SIDEBAND_PAGES-page ring per CPU. Enabled in capture_new(), before sampling starts: a snapshot of /proc taken
 	 * after it misses nothing. Every record is handed to `sideband` (header first; valid
 	 * during the call only) before any sample taken after it is handed to the handler, and
 	 * at every capture_poll(). A ring that overflowed hands on a PERF_RECORD_LOST record.
@@ -87,6 +87,12 @@ struct capture;
  */
 int capture_check_privileges(const char **ret_missing);
 
+/*
+ * Load and attach the BPF program with cfg's settings and open the side-band (sampling starts
+ * with capture_start()). Logs why it failed (the program did not load and what kernel profd
+ * needs, or which CPU's side-band event would not open) and returns -errno: the caller adds
+ * nothing.
+ */
 int capture_new(const struct capture_config *cfg, capture_handler_t handler, void *userdata,
 		struct capture **ret);
 void capture_free(struct capture *c);
@@ -149,10 +155,6 @@ int capture_poll(struct capture *c, int timeout_ms);
  * the last capture_poll() that emptied the ring buffer (0: none yet).
  */
 uint64_t capture_handled_ns(const struct capture *c);
-
-/* Whether the side-band's MMAP2 records carry build-ids (never today: device and inode name the
- * very file, a build-id any copy a user can forge; see sb_open()). */
-bool capture_sideband_build_id(const struct capture *c);
 
 /*
  * Stop sampling (close the perf events; task events go on). What the ring buffer holds stays
