@@ -639,28 +639,6 @@ static int stack_thread(struct stack_ctx *x, size_t idx, uint8_t *buf, struct un
 	return 0;
 }
 
-static void help(void)
-{
-	printf("Usage: profd stack --core FILE [OPTIONS]\n"
-	       "\n"
-	       "Unwind and symbolize every thread of an ELF core dump (x86_64 or aarch64, on any\n"
-	       "host) with profd's unwinder, and print a gdb-like backtrace per thread.\n"
-	       "\n"
-	       "  -c, --core FILE     the core dump\n"
-	       "  -e, --exe PATH      the main executable (for cores without file names, and\n"
-	       "                      when it is no longer at the path the core records)\n"
-	       "  -s, --sysroot DIR   look for the core's files under DIR (e.g. "
-	       "/usr/aarch64-linux-gnu)\n"
-	       "  -m, --maps FILE     the process's mappings, in /proc/PID/maps format (qemu-user\n"
-	       "                      cores have no NT_FILE note)\n"
-	       "      --no-inline     do not show inlined functions as frames\n"
-	       "      --demangle MODE C++/Rust names: simple (default: no parameters or template\n"
-	       "                      arguments), templates, full or none (mangled), as pprof's\n"
-	       "                      -symbolize=demangle=MODE and profd record\n"
-	       "  -v, --verbose       also show each function's start address ([fn 0x...])\n"
-	       "  -h, --help          show this help\n");
-}
-
 static const char *core_error(int r)
 {
 	switch (r) {
@@ -679,71 +657,91 @@ static const char *core_error(int r)
 	}
 }
 
+/* What the command line asks for; copied into the stack_ctx once parsed. */
 struct stack_args {
-	const char *core_path, *maps;
+	const char *core_path, *maps, *exe;
 	char *sysroot; /* owned; "" or NULL: none */
+	bool inlines, verbose;
+	enum sym_demangle_mode demangle;
+};
+
+static int opt_path(const struct cli_option *opt, const char *arg, void *opts)
+{
+	*(const char **)((char *)opts + opt->offset) = arg;
+	return 0;
+}
+
+static int opt_sysroot(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct stack_args *a = opts;
+
+	free(a->sysroot);
+	a->sysroot = strdup(arg);
+	if (!a->sysroot)
+		return log_oom();
+	/* "DIR/" + "/lib/..." would work too, but keep printed paths tidy. */
+	binaries_sysroot_trim(a->sysroot);
+	return 0;
+}
+
+static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
+{
+	struct stack_args *a = opts;
+
+	if (sym_demangle_mode_from_string(arg, &a->demangle) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown --demangle '%s': expected simple, templates, full or "
+				       "none.",
+				       arg);
+	return 0;
+}
+
+static const struct cli_option stack_options[] = {
+	{ CLI_CALL, "core", 'c', true, "FILE", "the core dump", .apply = opt_path,
+	  .offset = offsetof(struct stack_args, core_path) },
+	{ CLI_CALL, "exe", 'e', true, "PATH",
+	  "the main executable (for cores without file\n"
+	  "names, and when it is no longer at the path the\n"
+	  "core records)", .apply = opt_path,
+	  .offset = offsetof(struct stack_args, exe) },
+	{ CLI_CALL, "sysroot", 's', true, "DIR",
+	  "look for the core's files under DIR\n"
+	  "(e.g. /usr/aarch64-linux-gnu)",
+	  .apply = opt_sysroot },
+	{ CLI_CALL, "maps", 'm', true, "FILE",
+	  "the process's mappings, in /proc/PID/maps\n"
+	  "format (qemu-user cores have no NT_FILE note)", .apply = opt_path,
+	  .offset = offsetof(struct stack_args, maps) },
+	{ CLI_FALSE, "no-inline", 0, .help = "do not show inlined functions as frames",
+	  .offset = offsetof(struct stack_args, inlines) },
+	{ CLI_CALL, "demangle", 0, true, "MODE",
+	  "C++/Rust names: simple (default: no parameters\n"
+	  "or template arguments), templates, full or none\n"
+	  "(mangled), as pprof's -symbolize=demangle=MODE\n"
+	  "and profd record", .apply = opt_demangle },
+	{ CLI_TRUE, "verbose", 'v', .help = "also show each function's start address\n([fn 0x...])",
+	  .offset = offsetof(struct stack_args, verbose) },
+	{ CLI_HELP, "help", 'h', .help = "show this help" },
+};
+
+static const struct cli_command stack_command = {
+	.name = "stack",
+	.usage = "Usage: profd stack --core FILE [OPTIONS]\n"
+		 "\n"
+		 "Unwind and symbolize every thread of an ELF core dump (x86_64 or aarch64, on any\n"
+		 "host) with profd's unwinder, and print a gdb-like backtrace per thread.\n"
+		 "\n",
+	.options = stack_options,
+	.n_options = ARRAY_SIZE(stack_options),
 };
 
 /* 1 after --help, 0, or -errno (logged). */
-static int parse_args(int argc, char **argv, struct stack_ctx *x, struct stack_args *a)
+static int parse_args(int argc, char **argv, struct stack_args *a)
 {
-	enum { ARG_NO_INLINE = 0x100, ARG_DEMANGLE };
-	static const struct option options[] = {
-		{ "core", required_argument, NULL, 'c' },
-		{ "exe", required_argument, NULL, 'e' },
-		{ "sysroot", required_argument, NULL, 's' },
-		{ "maps", required_argument, NULL, 'm' },
-		{ "no-inline", no_argument, NULL, ARG_NO_INLINE },
-		{ "demangle", required_argument, NULL, ARG_DEMANGLE },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	int c;
+	int r = cli_parse(&stack_command, argc, argv, a, NULL);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:e:s:m:vh", options, NULL)) >= 0) {
-		switch (c) {
-		case 'c':
-			a->core_path = optarg;
-			break;
-		case 'e':
-			x->exe = optarg;
-			break;
-		case 's':
-			free(a->sysroot);
-			a->sysroot = strdup(optarg);
-			if (!a->sysroot)
-				return log_oom();
-			/* "DIR/" + "/lib/..." would work too, but keep printed paths tidy. */
-			binaries_sysroot_trim(a->sysroot);
-			break;
-		case 'm':
-			a->maps = optarg;
-			break;
-		case ARG_NO_INLINE:
-			x->inlines = false;
-			break;
-		case ARG_DEMANGLE:
-			if (sym_demangle_mode_from_string(optarg, &x->demangle) < 0)
-				return log_error_errno(-EINVAL,
-						       "Unknown --demangle '%s': expected simple, "
-						       "templates, full or none.",
-						       optarg);
-			break;
-		case 'v':
-			x->verbose = true;
-			break;
-		case 'h':
-			help();
-			return 1;
-		default:
-			return -EINVAL;
-		}
-	}
-	if (optind < argc)
-		return log_error_errno(
-		    -EINVAL, "Unexpected argument '%s'. Try 'profd stack --help'.", argv[optind]);
+	if (r != 0)
+		return r;
 	if (!a->core_path)
 		return log_error_errno(-EINVAL,
 				       "--core FILE is required. Try 'profd stack --help'.");
@@ -809,15 +807,19 @@ static int print_threads(struct stack_ctx *x, const char *core_path)
 
 int cmd_stack(int argc, char **argv)
 {
-	struct stack_args a = {};
-	struct stack_ctx x = { .inlines = true };
+	struct stack_args a = { .inlines = true };
+	struct stack_ctx x = {};
 	int r;
 
-	r = parse_args(argc, argv, &x, &a);
+	r = parse_args(argc, argv, &a);
 	if (r != 0) {
 		free(a.sysroot);
 		return r > 0 ? 0 : r;
 	}
+	x.exe = a.exe;
+	x.inlines = a.inlines;
+	x.verbose = a.verbose;
+	x.demangle = a.demangle;
 	x.sysroot = a.sysroot && a.sysroot[0] ? a.sysroot : NULL;
 	(void)sym_root_open("/", &x.host_root); /* without it: debug dirs only */
 
