@@ -13,6 +13,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "sources/perfdata.h"
 
@@ -969,19 +970,7 @@ struct event_index {
 
 static int index_grow(struct event_index *ix)
 {
-	size_t ncap = ix->cap ? ix->cap * 2 : 4096;
-	struct index_entry *ni;
-
-	if (ix->n < ix->cap)
-		return 0;
-	if (ix->n >= PERFDATA_MAX_EVENTS)
-		return -E2BIG;
-	ni = reallocarray(ix->v, ncap, sizeof(*ni));
-	if (!ni)
-		return -ENOMEM;
-	ix->v = ni;
-	ix->cap = ncap;
-	return 0;
+	return GROW_ARRAY(ix->v, ix->cap, ix->n + 1, PERFDATA_MAX_EVENTS);
 }
 
 /* Index one used event of `size` bytes at `off`, whose first bytes are e. */
