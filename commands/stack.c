@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
@@ -133,7 +134,7 @@ static size_t name_hash(const char *s)
 static int bins_append(struct stack_ctx *x, const char *name, struct stack_binary **ret)
 {
 	_cleanup_(binary_freep) struct stack_binary *b = NULL;
-	struct stack_binary **nb;
+	int r;
 
 	b = calloc(1, sizeof(*b));
 	if (!b)
@@ -142,15 +143,9 @@ static int bins_append(struct stack_ctx *x, const char *name, struct stack_binar
 	b->name = strdup(name);
 	if (!b->name)
 		return -ENOMEM;
-	if (x->n_bins == x->cap_bins) {
-		size_t ncap = x->cap_bins ? 2 * x->cap_bins : 32;
-
-		nb = reallocarray(x->bins, ncap, sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		x->bins = nb;
-		x->cap_bins = ncap;
-	}
+	r = GROW_ARRAY(x->bins, x->cap_bins, x->n_bins + 1, GROW_NO_LIMIT);
+	if (r < 0)
+		return r;
 	size_t h = name_hash(b->name);
 	b->hash_next = x->bin_hash[h];
 	x->bin_hash[h] = b;
@@ -205,19 +200,10 @@ static int binary_get(struct stack_ctx *x, const char *name, bool is_exe, struct
 static int add_map(struct stack_ctx *x, uint64_t start, uint64_t end, uint64_t pgoff, bool exec,
 		   struct stack_binary *bin)
 {
-	struct stack_map *nm;
+	int r = GROW_ARRAY(x->maps, x->cap_maps, x->n_maps + 1, CORE_MAX_FILES);
 
-	if (x->n_maps >= CORE_MAX_FILES)
-		return -E2BIG;
-	if (x->n_maps == x->cap_maps) {
-		size_t ncap = x->cap_maps ? 2 * x->cap_maps : 64;
-
-		nm = reallocarray(x->maps, ncap, sizeof(*nm));
-		if (!nm)
-			return -ENOMEM;
-		x->maps = nm;
-		x->cap_maps = ncap;
-	}
+	if (r < 0)
+		return r;
 	x->maps[x->n_maps++] = (struct stack_map){
 		.start = start, .end = end, .pgoff = pgoff, .exec = exec, .bin = bin
 	};
