@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "output/output.h"
@@ -134,16 +135,9 @@ static const char *keep_str(struct builder_ctx *c, char *s)
 {
 	if (!s)
 		return NULL;
-	if (c->strs_n == c->strs_cap) {
-		size_t n = c->strs_cap ? c->strs_cap * 2 : 64;
-		char **p = reallocarray(c->strs, n, sizeof(*p));
-
-		if (!p) {
-			free(s);
-			return NULL;
-		}
-		c->strs = p;
-		c->strs_cap = n;
+	if (GROW_ARRAY(c->strs, c->strs_cap, c->strs_n + 1, GROW_NO_LIMIT) < 0) {
+		free(s);
+		return NULL;
 	}
 	c->strs[c->strs_n++] = s;
 	return s;
@@ -566,15 +560,8 @@ static void count_name(struct builder_ctx *c, const char *name, uint64_t n)
 			c->names[i].count += n;
 			return;
 		}
-	if (c->names_n == c->names_cap) {
-		size_t ncap = c->names_cap ? c->names_cap * 2 : 256;
-		struct name_count *p = reallocarray(c->names, ncap, sizeof(*p));
-
-		if (!p)
-			return; /* the summary is best effort */
-		c->names = p;
-		c->names_cap = ncap;
-	}
+	if (GROW_ARRAY(c->names, c->names_cap, c->names_n + 1, GROW_NO_LIMIT) < 0)
+		return; /* the summary is best effort */
 	c->names[c->names_n++] = (struct name_count){ .name = name, .count = n };
 }
 
