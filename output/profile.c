@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/grow.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "output/output.h"
@@ -36,11 +37,14 @@ static uint64_t now_ns(void)
  * in anonymous memory are also keyed by pid: the same range in two processes holds different
  * code (and perf maps are per process).
  */
-struct loc_entry {
+struct loc_key {
 	uint64_t addr;
 	uint32_t map_id;
 	uint32_t pid; /* 0 unless the mapping is anonymous */
-	bool used;    /* map id 0 (AGG_MAP_NONE) is valid, so emptiness needs its own flag */
+};
+
+struct loc_entry {
+	struct loc_key key;
 	uint64_t loc_id;
 	const char *leaf; /* stable until profile_build() returns (kallsyms, perf map, strs) */
 };
@@ -67,8 +71,11 @@ struct builder_ctx {
 	uint64_t *map_ids; /* aggregate map id → pprof mapping id (0 until added) */
 	uint64_t kernel_map_id;
 	uint64_t py_locs; /* Python locations so far: their synthetic addresses */
-	struct loc_entry *locs;
+	struct loc_entry *locs; /* in the order they were added */
 	size_t locs_cap, locs_n;
+	/* locs by key (id: index + 1); seeded: the addresses come from the profiled programs */
+	struct hash_index loc_index;
+	struct hash_seed loc_seed;
 	struct name_count *names;
 	size_t names_cap, names_n;
 	/* Fallback names ("libc.so.6+0x1234") and copied leaf names live here until the end. */
@@ -163,47 +170,43 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : (path ? path : "?");
 }
 
-static uint64_t loc_hash(uint32_t map_id, uint32_t pid, uint64_t addr)
+static bool loc_eq(const void *ctx, uint32_t id, const void *key)
 {
-	return mix(addr ^ ((uint64_t)map_id << 48) ^ ((uint64_t)pid * 0x9e3779b97f4a7c15ull));
+	const struct builder_ctx *c = ctx;
+	const struct loc_key *k = key;
+	const struct loc_key *e = &c->locs[id - 1].key;
+
+	return e->addr == k->addr && e->map_id == k->map_id && e->pid == k->pid;
 }
 
-static int locs_grow(struct builder_ctx *c)
+/*
+ * The location of key *k, or NULL with *ret_slot the index slot a new one goes in (valid until
+ * loc_add(), which has room for it then) and *ret_hash its hash; *ret_slot NULL: out of memory.
+ */
+static struct loc_entry *loc_find(struct builder_ctx *c, const struct loc_key *k,
+				  struct hash_slot **ret_slot, uint64_t *ret_hash)
 {
-	size_t ncap = c->locs_cap ? c->locs_cap * 2 : 4096;
-	struct loc_entry *n = calloc(ncap, sizeof(*n));
+	struct hash_slot *s;
 
-	if (!n)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->locs_cap; i++) {
-		struct loc_entry *e = &c->locs[i];
-		size_t k;
-
-		if (!e->used)
-			continue;
-		for (k = loc_hash(e->map_id, e->pid, e->addr) & (ncap - 1); n[k].used;
-		     k = (k + 1) & (ncap - 1))
-			;
-		n[k] = *e;
-	}
-	free(c->locs);
-	c->locs = n;
-	c->locs_cap = ncap;
-	return 0;
-}
-
-static struct loc_entry *loc_slot(struct builder_ctx *c, uint32_t map_id, uint32_t pid,
-				  uint64_t addr)
-{
-	size_t k;
-
-	if ((c->locs_n + 1) * 2 > c->locs_cap && locs_grow(c) < 0)
+	*ret_slot = NULL;
+	*ret_hash = hash_bytes(&c->loc_seed, k, sizeof(*k));
+	if (hash_index_reserve(&c->loc_index, UINT32_MAX - 1) < 0)
 		return NULL;
-	for (k = loc_hash(map_id, pid, addr) & (c->locs_cap - 1); c->locs[k].used;
-	     k = (k + 1) & (c->locs_cap - 1))
-		if (c->locs[k].addr == addr && c->locs[k].map_id == map_id && c->locs[k].pid == pid)
-			return &c->locs[k];
-	return &c->locs[k];
+	s = hash_index_find(&c->loc_index, *ret_hash, loc_eq, c, k);
+	if (s->id)
+		return &c->locs[s->id - 1];
+	if (GROW_ARRAY(c->locs, c->locs_cap, c->locs_n + 1, UINT32_MAX - 1) < 0)
+		return NULL;
+	*ret_slot = s;
+	return NULL;
+}
+
+/* Append e as the location of its key, into slot s from loc_find() (which made room). */
+static void loc_add(struct builder_ctx *c, struct hash_slot *s, uint64_t h,
+		    const struct loc_entry *e)
+{
+	c->locs[c->locs_n++] = *e;
+	hash_index_insert(&c->loc_index, s, (uint32_t)c->locs_n, h);
 }
 
 static void dso_binary(const struct dso *d, struct sym_binary *ret)
@@ -450,8 +453,13 @@ static int python_location(struct builder_ctx *c, const struct agg_frame *f, uin
 	const struct py_code *code = f->code;
 	uint32_t line = f->line;
 	/* The pid slot of the key holds the line, marked so it never meets a native frame's. */
-	uint64_t key = (uint64_t)(uintptr_t)f->code;
-	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, key);
+	struct loc_key key = { .addr = (uint64_t)(uintptr_t)f->code, .map_id = f->map_id,
+			       .pid = 0x80000000u | line };
+	struct hash_slot *slot;
+	uint64_t h;
+	struct loc_entry *e = loc_find(c, &key, &slot, &h);
+	/* the aggregate holds the code until the build ends */
+	struct loc_entry n = { .key = key, .leaf = code->qualname };
 	struct pprof_line l = {
 		.function_name = code->qualname,
 		.system_name = code->qualname,
@@ -462,24 +470,22 @@ static int python_location(struct builder_ctx *c, const struct agg_frame *f, uin
 	uint64_t pm;
 	int r;
 
-	if (!e)
-		return -ENOMEM;
-	if (!e->used) {
-		r = ensure_mapping(c, f->map_id, 0, &pm);
-		if (r < 0)
-			return r;
-		r = pprof_add_location(c->b, pm, (1ull << 63) | ++c->py_locs, &l, 1, &e->loc_id);
-		if (r < 0)
-			return r;
-		e->used = true;
-		e->addr = key;
-		e->map_id = f->map_id;
-		e->pid = 0x80000000u | line;
-		e->leaf = code->qualname; /* the aggregate holds the code until the build ends */
-		c->locs_n++;
+	if (e) {
+		*ret_id = e->loc_id;
+		*ret_leaf = e->leaf;
+		return 0;
 	}
-	*ret_id = e->loc_id;
-	*ret_leaf = e->leaf;
+	if (!slot)
+		return -ENOMEM;
+	r = ensure_mapping(c, f->map_id, 0, &pm);
+	if (r < 0)
+		return r;
+	r = pprof_add_location(c->b, pm, (1ull << 63) | ++c->py_locs, &l, 1, &n.loc_id);
+	if (r < 0)
+		return r;
+	loc_add(c, slot, h, &n);
+	*ret_id = n.loc_id;
+	*ret_leaf = n.leaf;
 	return 0;
 }
 
@@ -488,42 +494,41 @@ static int native_location(struct builder_ctx *c, const struct agg_frame *f, uin
 {
 	const struct agg_mapping *m = aggregate_mapping(c->a, f->map_id);
 	uint32_t kpid = m && m->kind == MAPPING_ANON && !m->dso ? pid : 0;
-	struct loc_entry *e = loc_slot(c, f->map_id, kpid, f->addr);
+	struct loc_key key = { .addr = f->addr, .map_id = f->map_id, .pid = kpid };
+	struct hash_slot *slot;
+	uint64_t h;
+	struct loc_entry *e = loc_find(c, &key, &slot, &h), n = { .key = key };
 	struct pprof_line lines[SYM_MAX_INLINE];
 	struct sym_result res;
 	bool transient;
 	uint64_t pm;
-	size_t n;
+	size_t n_lines;
 	int r;
 
-	if (!e)
-		return -ENOMEM;
-	if (e->used) {
+	if (e) {
 		*ret_id = e->loc_id;
 		*ret_leaf = e->leaf;
 		return 0;
 	}
+	if (!slot)
+		return -ENOMEM;
 	r = ensure_mapping(c, f->map_id, kpid, &pm);
 	if (r < 0)
 		return r;
-	n = symbolize_frame(c, f, kpid, &res, lines, &transient);
-	r = pprof_add_location(c->b, pm, f->addr, lines, n, &e->loc_id);
+	n_lines = symbolize_frame(c, f, kpid, &res, lines, &transient);
+	r = pprof_add_location(c->b, pm, f->addr, lines, n_lines, &n.loc_id);
 	if (r < 0)
 		return r;
-	e->used = true;
-	e->addr = f->addr;
-	e->map_id = f->map_id;
-	e->pid = kpid;
-	e->leaf = lines[0].function_name;
+	n.leaf = lines[0].function_name;
 	/* The builder copied the lines; the leaf name is kept for the summary. */
 	if (transient) {
-		e->leaf = keep_str(c, strdup(e->leaf));
-		if (!e->leaf)
-			e->leaf = "[unknown]";
+		n.leaf = keep_str(c, strdup(n.leaf));
+		if (!n.leaf)
+			n.leaf = "[unknown]";
 	}
-	c->locs_n++;
-	*ret_id = e->loc_id;
-	*ret_leaf = e->leaf;
+	loc_add(c, slot, h, &n);
+	*ret_id = n.loc_id;
+	*ret_leaf = n.leaf;
 	return 0;
 }
 
@@ -690,6 +695,7 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 	int r;
 
 	memset(sum, 0, sizeof(*sum));
+	hash_seed_init(&c.loc_seed);
 	if (!c.cache) {
 		r = sym_cache_new(NULL, &own_cache);
 		if (r < 0)
@@ -740,6 +746,7 @@ out:
 	pprof_builder_free(c.b);
 	free(c.map_ids);
 	free(c.locs);
+	hash_index_free(&c.loc_index);
 	free(c.names);
 	/* The builder copied every string it interned; fallback names can go now. */
 	for (size_t i = 0; i < c.strs_n; i++)
