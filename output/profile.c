@@ -49,14 +49,18 @@ struct loc_entry {
 	const char *leaf; /* stable until profile_build() returns (kallsyms, perf map, strs) */
 };
 
-/* Small open-addressing map, uint64 → uint64, for per-pid things. */
-struct u64_slot {
+/*
+ * Small map, uint64 → uint64, for per-pid things: entries in the order they were added and a
+ * common/hash index over them (seeded: pids and map ids come from the recording).
+ */
+struct u64_entry {
 	uint64_t key, val;
-	bool used;
 };
 struct u64_map {
-	struct u64_slot *slots;
+	struct u64_entry *v;
 	size_t cap, n;
+	struct hash_index index;
+	struct hash_seed seed;
 };
 
 struct name_count {
@@ -88,53 +92,54 @@ struct builder_ctx {
 	uint64_t perfmap_bytes, perfmap_ns; /* read and spent loading them */
 };
 
-static uint64_t mix(uint64_t x)
+static void u64_map_init(struct u64_map *m)
 {
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
+	*m = (struct u64_map){};
+	hash_seed_init(&m->seed);
+}
+
+static void u64_map_free(struct u64_map *m)
+{
+	free(m->v);
+	hash_index_free(&m->index);
+}
+
+static bool u64_eq(const void *ctx, uint32_t id, const void *key)
+{
+	const struct u64_map *m = ctx;
+
+	return m->v[id - 1].key == *(const uint64_t *)key;
 }
 
 static uint64_t *u64_map_get(struct u64_map *m, uint64_t key)
 {
-	if (!m->cap)
+	const struct hash_slot *s;
+
+	if (!m->index.cap)
 		return NULL;
-	for (size_t k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
-		if (m->slots[k].key == key)
-			return &m->slots[k].val;
-	return NULL;
+	s = hash_index_find(&m->index, hash_bytes(&m->seed, &key, sizeof(key)), u64_eq, m, &key);
+	return s->id ? &m->v[s->id - 1].val : NULL;
 }
 
 static int u64_map_put(struct u64_map *m, uint64_t key, uint64_t val)
 {
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		struct u64_slot *ns = calloc(ncap, sizeof(*ns));
+	uint64_t h = hash_bytes(&m->seed, &key, sizeof(key));
+	struct hash_slot *s;
+	int r;
 
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < m->cap; i++) {
-			size_t k;
-
-			if (!m->slots[i].used)
-				continue;
-			for (k = mix(m->slots[i].key) & (ncap - 1); ns[k].used; k = (k + 1) & (ncap - 1))
-				;
-			ns[k] = m->slots[i];
-		}
-		free(m->slots);
-		m->slots = ns;
-		m->cap = ncap;
+	r = hash_index_reserve(&m->index, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	s = hash_index_find(&m->index, h, u64_eq, m, &key);
+	if (s->id) {
+		m->v[s->id - 1].val = val;
+		return 0;
 	}
-	size_t k;
-	for (k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
-		if (m->slots[k].key == key) {
-			m->slots[k].val = val;
-			return 0;
-		}
-	m->slots[k] = (struct u64_slot){ .key = key, .val = val, .used = true };
-	m->n++;
+	r = GROW_ARRAY(m->v, m->cap, m->n + 1, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	m->v[m->n++] = (struct u64_entry){ .key = key, .val = val };
+	hash_index_insert(&m->index, s, (uint32_t)m->n, h);
 	return 0;
 }
 
@@ -696,6 +701,8 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 
 	memset(sum, 0, sizeof(*sum));
 	hash_seed_init(&c.loc_seed);
+	u64_map_init(&c.anon_maps);
+	u64_map_init(&c.perfmaps);
 	if (!c.cache) {
 		r = sym_cache_new(NULL, &own_cache);
 		if (r < 0)
@@ -753,11 +760,10 @@ out:
 		free(c.strs[i]);
 	free(c.strs);
 	free(ids);
-	for (size_t i = 0; i < c.perfmaps.cap; i++)
-		if (c.perfmaps.slots[i].used)
-			perfmap_free((struct perfmap *)(uintptr_t)c.perfmaps.slots[i].val);
-	free(c.perfmaps.slots);
-	free(c.anon_maps.slots);
+	for (size_t i = 0; i < c.perfmaps.n; i++)
+		perfmap_free((struct perfmap *)(uintptr_t)c.perfmaps.v[i].val);
+	u64_map_free(&c.perfmaps);
+	u64_map_free(&c.anon_maps);
 	sym_cache_free(own_cache);
 	return r;
 }
