@@ -137,15 +137,10 @@ static bool bin_eq(const void *ctx, uint32_t id, const void *key)
 static int bins_append(struct stack_ctx *x, const char *name, struct stack_binary **ret)
 {
 	_cleanup_(binary_freep) struct stack_binary *b = NULL;
-	uint64_t h = hash_bytes(&x->bin_seed, name, strlen(name));
 	struct hash_slot *slot;
+	uint64_t h;
 	int r;
 
-	/* The ids are 32-bit: at most UINT32_MAX - 1 binaries (a core names far fewer). */
-	r = hash_index_reserve(&x->bin_index, UINT32_MAX - 1);
-	if (r < 0)
-		return r;
-	slot = hash_index_find(&x->bin_index, h, bin_eq, x, name);
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -156,6 +151,12 @@ static int bins_append(struct stack_ctx *x, const char *name, struct stack_binar
 	r = GROW_ARRAY(x->bins, x->cap_bins, x->n_bins + 1, GROW_NO_LIMIT);
 	if (r < 0)
 		return r;
+	/* The ids are 32-bit: at most UINT32_MAX - 1 binaries (a core names far fewer). */
+	r = hash_index_reserve(&x->bin_index, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	h = hash_bytes(&x->bin_seed, name, strlen(name));
+	slot = hash_index_find(&x->bin_index, h, bin_eq, x, name);
 	*ret = x->bins[x->n_bins++] = TAKE_PTR(b);
 	if (slot->id)
 		slot->id = (uint32_t)x->n_bins; /* the newer one answers for the name */
