@@ -25,6 +25,7 @@
 
 #include "bpf/profd.h"
 #include "common/util.h"
+#include "common/grow.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
@@ -306,16 +307,9 @@ static int kernel_lookup_addrs(const struct aggregate *a, uint64_t **ret, size_t
 		const struct agg_stack *s = aggregate_stack(a, i);
 
 		for (size_t f = 0; f < s->n_frames && s->frames[f].map_id == AGG_MAP_KERNEL; f++) {
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				uint64_t *nv = reallocarray(v, ncap, sizeof(*nv));
-
-				if (!nv) {
-					free(v);
-					return -ENOMEM;
-				}
-				v = nv;
-				cap = ncap;
+			if (GROW_ARRAY(v, cap, n + 1, GROW_NO_LIMIT) < 0) {
+				free(v);
+				return -ENOMEM;
 			}
 			v[n++] =
 			    agg_frame_lookup_addr(&s->frames[f]);

@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "commands/cli.h"
@@ -37,7 +39,6 @@
 /* Stack bytes copied per thread, from sp up: what a sample's copy would be at most. */
 #define STACK_COPY_MAX (512u << 10)
 #define STACK_MAX_FRAMES UNWIND_MAX_DEPTH_DEFAULT
-#define BIN_HASH_SIZE 1024
 
 /* One binary, shared by all the mappings of the same name. */
 struct stack_binary {
@@ -49,7 +50,6 @@ struct stack_binary {
 	int sym_err;
 	bool user_named; /* found where the user pointed (--exe, --sysroot): debug files next to it */
 	bool has_code; /* some mapping of it is executable */
-	struct stack_binary *hash_next;
 };
 
 struct stack_map {
@@ -70,7 +70,9 @@ struct stack_ctx {
 	size_t cap_maps;
 	struct stack_binary **bins;
 	size_t n_bins, cap_bins;
-	struct stack_binary *bin_hash[BIN_HASH_SIZE];
+	/* bins by name (id: index + 1); seeded: the names come from the core file */
+	struct hash_index bin_index;
+	struct hash_seed bin_seed;
 	struct unwind_cache *cache;
 	struct sym_root *host_root; /* "/", for binaries the user named; NULL if it cannot open */
 };
@@ -94,6 +96,7 @@ static void stack_ctx_done(struct stack_ctx *x)
 	for (size_t i = 0; i < x->n_bins; i++)
 		binary_free(x->bins[i]);
 	free(x->bins);
+	hash_index_free(&x->bin_index);
 	free(x->maps);
 	sym_root_unref(x->host_root);
 	unwind_cache_free(x->cache);
@@ -119,20 +122,23 @@ static int open_candidate(struct stack_ctx *x, const char *path, struct stack_bi
 	return 0;
 }
 
-static size_t name_hash(const char *s)
+static bool bin_eq(const void *ctx, uint32_t id, const void *key)
 {
-	size_t h = 14695981039346656037ull;
+	const struct stack_ctx *x = ctx;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h % BIN_HASH_SIZE;
+	return strcmp(x->bins[id - 1]->name, key) == 0;
 }
 
-/* A new binary without a file yet, owned by x. */
+/*
+ * A new binary without a file yet, owned by x. Lookups of its name find it from now on (also
+ * when an older binary of that name exists: add_vdso() does not look first).
+ */
 static int bins_append(struct stack_ctx *x, const char *name, struct stack_binary **ret)
 {
 	_cleanup_(binary_freep) struct stack_binary *b = NULL;
-	struct stack_binary **nb;
+	struct hash_slot *slot;
+	uint64_t h;
+	int r;
 
 	b = calloc(1, sizeof(*b));
 	if (!b)
@@ -141,19 +147,20 @@ static int bins_append(struct stack_ctx *x, const char *name, struct stack_binar
 	b->name = strdup(name);
 	if (!b->name)
 		return -ENOMEM;
-	if (x->n_bins == x->cap_bins) {
-		size_t ncap = x->cap_bins ? 2 * x->cap_bins : 32;
-
-		nb = reallocarray(x->bins, ncap, sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		x->bins = nb;
-		x->cap_bins = ncap;
-	}
-	size_t h = name_hash(b->name);
-	b->hash_next = x->bin_hash[h];
-	x->bin_hash[h] = b;
+	r = GROW_ARRAY(x->bins, x->cap_bins, x->n_bins + 1, GROW_NO_LIMIT);
+	if (r < 0)
+		return r;
+	/* The ids are 32-bit: at most UINT32_MAX - 1 binaries (a core names far fewer). */
+	r = hash_index_reserve(&x->bin_index, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	h = hash_bytes(&x->bin_seed, name, strlen(name));
+	slot = hash_index_find(&x->bin_index, h, bin_eq, x, name);
 	*ret = x->bins[x->n_bins++] = TAKE_PTR(b);
+	if (slot->id)
+		slot->id = (uint32_t)x->n_bins; /* the newer one answers for the name */
+	else
+		hash_index_insert(&x->bin_index, slot, (uint32_t)x->n_bins, h);
 	return 0;
 }
 
@@ -164,14 +171,16 @@ static int bins_append(struct stack_ctx *x, const char *name, struct stack_binar
  */
 static int binary_get(struct stack_ctx *x, const char *name, bool is_exe, struct stack_binary **ret)
 {
+	uint64_t h = hash_bytes(&x->bin_seed, name, strlen(name));
+	const struct hash_slot *s;
 	struct stack_binary *b;
 	int r = -ENOENT;
 
-	for (b = x->bin_hash[name_hash(name)]; b; b = b->hash_next)
-		if (strcmp(b->name, name) == 0) {
-			*ret = b;
-			return 0;
-		}
+	s = x->bin_index.cap ? hash_index_find(&x->bin_index, h, bin_eq, x, name) : NULL;
+	if (s && s->id) {
+		*ret = x->bins[s->id - 1];
+		return 0;
+	}
 	r = bins_append(x, name, &b);
 	if (r < 0)
 		return r;
@@ -204,19 +213,10 @@ static int binary_get(struct stack_ctx *x, const char *name, bool is_exe, struct
 static int add_map(struct stack_ctx *x, uint64_t start, uint64_t end, uint64_t pgoff, bool exec,
 		   struct stack_binary *bin)
 {
-	struct stack_map *nm;
+	int r = GROW_ARRAY(x->maps, x->cap_maps, x->n_maps + 1, CORE_MAX_FILES);
 
-	if (x->n_maps >= CORE_MAX_FILES)
-		return -E2BIG;
-	if (x->n_maps == x->cap_maps) {
-		size_t ncap = x->cap_maps ? 2 * x->cap_maps : 64;
-
-		nm = reallocarray(x->maps, ncap, sizeof(*nm));
-		if (!nm)
-			return -ENOMEM;
-		x->maps = nm;
-		x->cap_maps = ncap;
-	}
+	if (r < 0)
+		return r;
 	x->maps[x->n_maps++] = (struct stack_map){
 		.start = start, .end = end, .pgoff = pgoff, .exec = exec, .bin = bin
 	};
@@ -810,6 +810,7 @@ int cmd_stack(int argc, char **argv)
 	struct stack_ctx x = {};
 	int r;
 
+	hash_seed_init(&x.bin_seed);
 	r = parse_args(argc, argv, &a);
 	if (r != 0) {
 		free(a.sysroot);

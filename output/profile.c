@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "output/output.h"
@@ -35,23 +37,30 @@ static uint64_t now_ns(void)
  * in anonymous memory are also keyed by pid: the same range in two processes holds different
  * code (and perf maps are per process).
  */
-struct loc_entry {
+struct loc_key {
 	uint64_t addr;
 	uint32_t map_id;
 	uint32_t pid; /* 0 unless the mapping is anonymous */
-	bool used;    /* map id 0 (AGG_MAP_NONE) is valid, so emptiness needs its own flag */
+};
+
+struct loc_entry {
+	struct loc_key key;
 	uint64_t loc_id;
 	const char *leaf; /* stable until profile_build() returns (kallsyms, perf map, strs) */
 };
 
-/* Small open-addressing map, uint64 → uint64, for per-pid things. */
-struct u64_slot {
+/*
+ * Small map, uint64 → uint64, for per-pid things: entries in the order they were added and a
+ * common/hash index over them (seeded: pids and map ids come from the recording).
+ */
+struct u64_entry {
 	uint64_t key, val;
-	bool used;
 };
 struct u64_map {
-	struct u64_slot *slots;
+	struct u64_entry *v;
 	size_t cap, n;
+	struct hash_index index;
+	struct hash_seed seed;
 };
 
 struct name_count {
@@ -66,8 +75,11 @@ struct builder_ctx {
 	uint64_t *map_ids; /* aggregate map id → pprof mapping id (0 until added) */
 	uint64_t kernel_map_id;
 	uint64_t py_locs; /* Python locations so far: their synthetic addresses */
-	struct loc_entry *locs;
+	struct loc_entry *locs; /* in the order they were added */
 	size_t locs_cap, locs_n;
+	/* locs by key (id: index + 1); seeded: the addresses come from the profiled programs */
+	struct hash_index loc_index;
+	struct hash_seed loc_seed;
 	struct name_count *names;
 	size_t names_cap, names_n;
 	/* Fallback names ("libc.so.6+0x1234") and copied leaf names live here until the end. */
@@ -80,53 +92,54 @@ struct builder_ctx {
 	uint64_t perfmap_bytes, perfmap_ns; /* read and spent loading them */
 };
 
-static uint64_t mix(uint64_t x)
+static void u64_map_init(struct u64_map *m)
 {
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
+	*m = (struct u64_map){};
+	hash_seed_init(&m->seed);
+}
+
+static void u64_map_free(struct u64_map *m)
+{
+	free(m->v);
+	hash_index_free(&m->index);
+}
+
+static bool u64_eq(const void *ctx, uint32_t id, const void *key)
+{
+	const struct u64_map *m = ctx;
+
+	return m->v[id - 1].key == *(const uint64_t *)key;
 }
 
 static uint64_t *u64_map_get(struct u64_map *m, uint64_t key)
 {
-	if (!m->cap)
+	const struct hash_slot *s;
+
+	if (!m->index.cap)
 		return NULL;
-	for (size_t k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
-		if (m->slots[k].key == key)
-			return &m->slots[k].val;
-	return NULL;
+	s = hash_index_find(&m->index, hash_bytes(&m->seed, &key, sizeof(key)), u64_eq, m, &key);
+	return s->id ? &m->v[s->id - 1].val : NULL;
 }
 
 static int u64_map_put(struct u64_map *m, uint64_t key, uint64_t val)
 {
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		struct u64_slot *ns = calloc(ncap, sizeof(*ns));
+	uint64_t h = hash_bytes(&m->seed, &key, sizeof(key));
+	struct hash_slot *s;
+	int r;
 
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < m->cap; i++) {
-			size_t k;
-
-			if (!m->slots[i].used)
-				continue;
-			for (k = mix(m->slots[i].key) & (ncap - 1); ns[k].used; k = (k + 1) & (ncap - 1))
-				;
-			ns[k] = m->slots[i];
-		}
-		free(m->slots);
-		m->slots = ns;
-		m->cap = ncap;
+	r = hash_index_reserve(&m->index, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	s = hash_index_find(&m->index, h, u64_eq, m, &key);
+	if (s->id) {
+		m->v[s->id - 1].val = val;
+		return 0;
 	}
-	size_t k;
-	for (k = mix(key) & (m->cap - 1); m->slots[k].used; k = (k + 1) & (m->cap - 1))
-		if (m->slots[k].key == key) {
-			m->slots[k].val = val;
-			return 0;
-		}
-	m->slots[k] = (struct u64_slot){ .key = key, .val = val, .used = true };
-	m->n++;
+	r = GROW_ARRAY(m->v, m->cap, m->n + 1, UINT32_MAX - 1);
+	if (r < 0)
+		return r;
+	m->v[m->n++] = (struct u64_entry){ .key = key, .val = val };
+	hash_index_insert(&m->index, s, (uint32_t)m->n, h);
 	return 0;
 }
 
@@ -134,16 +147,9 @@ static const char *keep_str(struct builder_ctx *c, char *s)
 {
 	if (!s)
 		return NULL;
-	if (c->strs_n == c->strs_cap) {
-		size_t n = c->strs_cap ? c->strs_cap * 2 : 64;
-		char **p = reallocarray(c->strs, n, sizeof(*p));
-
-		if (!p) {
-			free(s);
-			return NULL;
-		}
-		c->strs = p;
-		c->strs_cap = n;
+	if (GROW_ARRAY(c->strs, c->strs_cap, c->strs_n + 1, GROW_NO_LIMIT) < 0) {
+		free(s);
+		return NULL;
 	}
 	c->strs[c->strs_n++] = s;
 	return s;
@@ -169,47 +175,43 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : (path ? path : "?");
 }
 
-static uint64_t loc_hash(uint32_t map_id, uint32_t pid, uint64_t addr)
+static bool loc_eq(const void *ctx, uint32_t id, const void *key)
 {
-	return mix(addr ^ ((uint64_t)map_id << 48) ^ ((uint64_t)pid * 0x9e3779b97f4a7c15ull));
+	const struct builder_ctx *c = ctx;
+	const struct loc_key *k = key;
+	const struct loc_key *e = &c->locs[id - 1].key;
+
+	return e->addr == k->addr && e->map_id == k->map_id && e->pid == k->pid;
 }
 
-static int locs_grow(struct builder_ctx *c)
+/*
+ * The location of key *k, or NULL with *ret_slot the index slot a new one goes in (valid until
+ * loc_add(), which has room for it then) and *ret_hash its hash; *ret_slot NULL: out of memory.
+ */
+static struct loc_entry *loc_find(struct builder_ctx *c, const struct loc_key *k,
+				  struct hash_slot **ret_slot, uint64_t *ret_hash)
 {
-	size_t ncap = c->locs_cap ? c->locs_cap * 2 : 4096;
-	struct loc_entry *n = calloc(ncap, sizeof(*n));
+	struct hash_slot *s;
 
-	if (!n)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->locs_cap; i++) {
-		struct loc_entry *e = &c->locs[i];
-		size_t k;
-
-		if (!e->used)
-			continue;
-		for (k = loc_hash(e->map_id, e->pid, e->addr) & (ncap - 1); n[k].used;
-		     k = (k + 1) & (ncap - 1))
-			;
-		n[k] = *e;
-	}
-	free(c->locs);
-	c->locs = n;
-	c->locs_cap = ncap;
-	return 0;
-}
-
-static struct loc_entry *loc_slot(struct builder_ctx *c, uint32_t map_id, uint32_t pid,
-				  uint64_t addr)
-{
-	size_t k;
-
-	if ((c->locs_n + 1) * 2 > c->locs_cap && locs_grow(c) < 0)
+	*ret_slot = NULL;
+	*ret_hash = hash_bytes(&c->loc_seed, k, sizeof(*k));
+	if (hash_index_reserve(&c->loc_index, UINT32_MAX - 1) < 0)
 		return NULL;
-	for (k = loc_hash(map_id, pid, addr) & (c->locs_cap - 1); c->locs[k].used;
-	     k = (k + 1) & (c->locs_cap - 1))
-		if (c->locs[k].addr == addr && c->locs[k].map_id == map_id && c->locs[k].pid == pid)
-			return &c->locs[k];
-	return &c->locs[k];
+	s = hash_index_find(&c->loc_index, *ret_hash, loc_eq, c, k);
+	if (s->id)
+		return &c->locs[s->id - 1];
+	if (GROW_ARRAY(c->locs, c->locs_cap, c->locs_n + 1, UINT32_MAX - 1) < 0)
+		return NULL;
+	*ret_slot = s;
+	return NULL;
+}
+
+/* Append e as the location of its key, into slot s from loc_find() (which made room). */
+static void loc_add(struct builder_ctx *c, struct hash_slot *s, uint64_t h,
+		    const struct loc_entry *e)
+{
+	c->locs[c->locs_n++] = *e;
+	hash_index_insert(&c->loc_index, s, (uint32_t)c->locs_n, h);
 }
 
 static void dso_binary(const struct dso *d, struct sym_binary *ret)
@@ -456,8 +458,13 @@ static int python_location(struct builder_ctx *c, const struct agg_frame *f, uin
 	const struct py_code *code = f->code;
 	uint32_t line = f->line;
 	/* The pid slot of the key holds the line, marked so it never meets a native frame's. */
-	uint64_t key = (uint64_t)(uintptr_t)f->code;
-	struct loc_entry *e = loc_slot(c, f->map_id, 0x80000000u | line, key);
+	struct loc_key key = { .addr = (uint64_t)(uintptr_t)f->code, .map_id = f->map_id,
+			       .pid = 0x80000000u | line };
+	struct hash_slot *slot;
+	uint64_t h;
+	struct loc_entry *e = loc_find(c, &key, &slot, &h);
+	/* the aggregate holds the code until the build ends */
+	struct loc_entry n = { .key = key, .leaf = code->qualname };
 	struct pprof_line l = {
 		.function_name = code->qualname,
 		.system_name = code->qualname,
@@ -468,24 +475,22 @@ static int python_location(struct builder_ctx *c, const struct agg_frame *f, uin
 	uint64_t pm;
 	int r;
 
-	if (!e)
-		return -ENOMEM;
-	if (!e->used) {
-		r = ensure_mapping(c, f->map_id, 0, &pm);
-		if (r < 0)
-			return r;
-		r = pprof_add_location(c->b, pm, (1ull << 63) | ++c->py_locs, &l, 1, &e->loc_id);
-		if (r < 0)
-			return r;
-		e->used = true;
-		e->addr = key;
-		e->map_id = f->map_id;
-		e->pid = 0x80000000u | line;
-		e->leaf = code->qualname; /* the aggregate holds the code until the build ends */
-		c->locs_n++;
+	if (e) {
+		*ret_id = e->loc_id;
+		*ret_leaf = e->leaf;
+		return 0;
 	}
-	*ret_id = e->loc_id;
-	*ret_leaf = e->leaf;
+	if (!slot)
+		return -ENOMEM;
+	r = ensure_mapping(c, f->map_id, 0, &pm);
+	if (r < 0)
+		return r;
+	r = pprof_add_location(c->b, pm, (1ull << 63) | ++c->py_locs, &l, 1, &n.loc_id);
+	if (r < 0)
+		return r;
+	loc_add(c, slot, h, &n);
+	*ret_id = n.loc_id;
+	*ret_leaf = n.leaf;
 	return 0;
 }
 
@@ -494,42 +499,41 @@ static int native_location(struct builder_ctx *c, const struct agg_frame *f, uin
 {
 	const struct agg_mapping *m = aggregate_mapping(c->a, f->map_id);
 	uint32_t kpid = m && m->kind == MAPPING_ANON && !m->dso ? pid : 0;
-	struct loc_entry *e = loc_slot(c, f->map_id, kpid, f->addr);
+	struct loc_key key = { .addr = f->addr, .map_id = f->map_id, .pid = kpid };
+	struct hash_slot *slot;
+	uint64_t h;
+	struct loc_entry *e = loc_find(c, &key, &slot, &h), n = { .key = key };
 	struct pprof_line lines[SYM_MAX_INLINE];
 	struct sym_result res;
 	bool transient;
 	uint64_t pm;
-	size_t n;
+	size_t n_lines;
 	int r;
 
-	if (!e)
-		return -ENOMEM;
-	if (e->used) {
+	if (e) {
 		*ret_id = e->loc_id;
 		*ret_leaf = e->leaf;
 		return 0;
 	}
+	if (!slot)
+		return -ENOMEM;
 	r = ensure_mapping(c, f->map_id, kpid, &pm);
 	if (r < 0)
 		return r;
-	n = symbolize_frame(c, f, kpid, &res, lines, &transient);
-	r = pprof_add_location(c->b, pm, f->addr, lines, n, &e->loc_id);
+	n_lines = symbolize_frame(c, f, kpid, &res, lines, &transient);
+	r = pprof_add_location(c->b, pm, f->addr, lines, n_lines, &n.loc_id);
 	if (r < 0)
 		return r;
-	e->used = true;
-	e->addr = f->addr;
-	e->map_id = f->map_id;
-	e->pid = kpid;
-	e->leaf = lines[0].function_name;
+	n.leaf = lines[0].function_name;
 	/* The builder copied the lines; the leaf name is kept for the summary. */
 	if (transient) {
-		e->leaf = keep_str(c, strdup(e->leaf));
-		if (!e->leaf)
-			e->leaf = "[unknown]";
+		n.leaf = keep_str(c, strdup(n.leaf));
+		if (!n.leaf)
+			n.leaf = "[unknown]";
 	}
-	c->locs_n++;
-	*ret_id = e->loc_id;
-	*ret_leaf = e->leaf;
+	loc_add(c, slot, h, &n);
+	*ret_id = n.loc_id;
+	*ret_leaf = n.leaf;
 	return 0;
 }
 
@@ -566,15 +570,8 @@ static void count_name(struct builder_ctx *c, const char *name, uint64_t n)
 			c->names[i].count += n;
 			return;
 		}
-	if (c->names_n == c->names_cap) {
-		size_t ncap = c->names_cap ? c->names_cap * 2 : 256;
-		struct name_count *p = reallocarray(c->names, ncap, sizeof(*p));
-
-		if (!p)
-			return; /* the summary is best effort */
-		c->names = p;
-		c->names_cap = ncap;
-	}
+	if (GROW_ARRAY(c->names, c->names_cap, c->names_n + 1, GROW_NO_LIMIT) < 0)
+		return; /* the summary is best effort */
 	c->names[c->names_n++] = (struct name_count){ .name = name, .count = n };
 }
 
@@ -703,6 +700,9 @@ int profile_build(const struct aggregate *a, const struct profile_options *o,
 	int r;
 
 	memset(sum, 0, sizeof(*sum));
+	hash_seed_init(&c.loc_seed);
+	u64_map_init(&c.anon_maps);
+	u64_map_init(&c.perfmaps);
 	if (!c.cache) {
 		r = sym_cache_new(NULL, &own_cache);
 		if (r < 0)
@@ -753,17 +753,17 @@ out:
 	pprof_builder_free(c.b);
 	free(c.map_ids);
 	free(c.locs);
+	hash_index_free(&c.loc_index);
 	free(c.names);
 	/* The builder copied every string it interned; fallback names can go now. */
 	for (size_t i = 0; i < c.strs_n; i++)
 		free(c.strs[i]);
 	free(c.strs);
 	free(ids);
-	for (size_t i = 0; i < c.perfmaps.cap; i++)
-		if (c.perfmaps.slots[i].used)
-			perfmap_free((struct perfmap *)(uintptr_t)c.perfmaps.slots[i].val);
-	free(c.perfmaps.slots);
-	free(c.anon_maps.slots);
+	for (size_t i = 0; i < c.perfmaps.n; i++)
+		perfmap_free((struct perfmap *)(uintptr_t)c.perfmaps.v[i].val);
+	u64_map_free(&c.perfmaps);
+	u64_map_free(&c.anon_maps);
 	sym_cache_free(own_cache);
 	return r;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/python/python.h"
@@ -130,6 +131,7 @@ void aggregate_free(struct aggregate *a)
 int aggregate_intern_mapping(struct aggregate *a, const struct mapping *m, uint32_t *ret_id)
 {
 	struct agg_mapping *am;
+	int r;
 
 	/* Few mappings per profile; a linear scan from the newest is fast enough and simple. */
 	for (size_t i = a->n_maps; i-- > 0;) {
@@ -141,17 +143,9 @@ int aggregate_intern_mapping(struct aggregate *a, const struct mapping *m, uint3
 			return 0;
 		}
 	}
-	if (a->n_maps >= AGG_MAX_MAPPINGS)
-		return -E2BIG;
-	if (a->n_maps == a->maps_cap) {
-		size_t ncap = a->maps_cap ? a->maps_cap * 2 : 32;
-		struct agg_mapping *n = reallocarray(a->maps, ncap, sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		a->maps = n;
-		a->maps_cap = ncap;
-	}
+	r = GROW_ARRAY(a->maps, a->maps_cap, a->n_maps + 1, AGG_MAX_MAPPINGS);
+	if (r < 0)
+		return r;
 	am = &a->maps[a->n_maps];
 	*am = (struct agg_mapping){ .start = m->start, .end = m->end, .pgoff = m->pgoff,
 				    .kind = m->kind, .is_exe = m->is_exe };
@@ -177,6 +171,7 @@ size_t aggregate_n_mappings(const struct aggregate *a)
 int aggregate_intern_container(struct aggregate *a, const char *id, uint16_t *ret_idx)
 {
 	size_t len = id ? strlen(id) : 0;
+	int r;
 
 	if (len == 0 || len > AGG_CONTAINER_ID_MAX)
 		return -EINVAL;
@@ -186,17 +181,9 @@ int aggregate_intern_container(struct aggregate *a, const char *id, uint16_t *re
 			*ret_idx = i + 1;
 			return 0;
 		}
-	if (a->n_containers >= AGG_MAX_CONTAINERS)
-		return -E2BIG;
-	if (a->n_containers == a->containers_cap) {
-		size_t ncap = a->containers_cap ? a->containers_cap * 2 : 16;
-		char **n = reallocarray(a->containers, ncap, sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		a->containers = n;
-		a->containers_cap = ncap;
-	}
+	r = GROW_ARRAY(a->containers, a->containers_cap, a->n_containers + 1, AGG_MAX_CONTAINERS);
+	if (r < 0)
+		return r;
 	a->containers[a->n_containers] = strdup(id);
 	if (!a->containers[a->n_containers])
 		return -ENOMEM;
@@ -236,6 +223,7 @@ int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t c
 	uint64_t h = stack_hash(stack);
 	struct agg_stack *s;
 	size_t size;
+	int r;
 
 	for (s = a->buckets[h & (a->n_buckets - 1)]; s; s = s->next)
 		if (s->hash == h && stack_equal(s, stack)) {
@@ -250,15 +238,9 @@ int aggregate_add(struct aggregate *a, const struct agg_stack *stack, uint64_t c
 		a->n_dropped += count ? count : 1;
 		return -E2BIG;
 	}
-	if (a->n_stacks == a->order_cap) {
-		size_t ncap = a->order_cap ? a->order_cap * 2 : 256;
-		struct agg_stack **n = reallocarray(a->order, ncap, sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		a->order = n;
-		a->order_cap = ncap;
-	}
+	r = GROW_ARRAY(a->order, a->order_cap, a->n_stacks + 1, AGG_MAX_STACKS);
+	if (r < 0)
+		return r;
 	size = sizeof(*s) + stack->n_frames * sizeof(stack->frames[0]);
 	s = malloc(size);
 	if (!s)

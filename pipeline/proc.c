@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/safeopen.h"
@@ -201,15 +202,8 @@ static struct sym_root *root_get(struct proc_table *t, pid_t pid)
 	}
 	if (t->n_roots >= PROC_MAX_ROOTS)
 		roots_gc(t);
-	if (t->n_roots == t->cap_roots && t->n_roots < PROC_MAX_ROOTS) {
-		size_t cap = t->cap_roots ? t->cap_roots * 2 : 8;
-		struct root_entry *nr = reallocarray(t->roots, cap, sizeof(*nr));
-
-		if (nr) {
-			t->roots = nr;
-			t->cap_roots = cap;
-		}
-	}
+	/* Still full (or out of memory): the process gets no root. */
+	(void)GROW_ARRAY(t->roots, t->cap_roots, t->n_roots + 1, PROC_MAX_ROOTS);
 	if (t->n_roots == t->cap_roots || sym_root_new(fd, &root) < 0) {
 		close(fd);
 		return NULL;
@@ -512,6 +506,7 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 	size_t n = 0, cap = 0, linecap = 0;
 	_cleanup_(lazy_root_done) struct lazy_root root = {};
 	ssize_t len;
+	int r;
 
 	char exe[PATH_MAX] = "";
 	ssize_t exe_len;
@@ -542,16 +537,10 @@ static int proc_load_maps(struct proc_table *t, struct proc *p)
 			continue;
 		if (n >= PROC_MAX_MAPS)
 			break;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct mapping *nm = reallocarray(maps, ncap, sizeof(*maps));
-
-			if (!nm) {
-				mappings_free(maps, n);
-				return -ENOMEM;
-			}
-			maps = nm;
-			cap = ncap;
+		r = GROW_ARRAY(maps, cap, n + 1, PROC_MAX_MAPS);
+		if (r < 0) {
+			mappings_free(maps, n);
+			return r;
 		}
 		m = &maps[n];
 		*m = (struct mapping){ .start = e.start, .end = e.end, .pgoff = e.pgoff,
@@ -1049,6 +1038,7 @@ int proc_table_sideband_push(struct proc_table *t, const void *rec, size_t size)
 	uint16_t hsize;
 	struct sb_id id;
 	struct sb_item *it;
+	int err;
 
 	if (!t->sideband)
 		return 0;
@@ -1072,24 +1062,13 @@ int proc_table_sideband_push(struct proc_table *t, const void *rec, size_t size)
 	}
 	if (t->sb_n - t->sb_head >= PROC_SIDEBAND_QUEUE_MAX)
 		sb_apply_older_half(t);
-	if (t->sb_n == t->sb_cap) {
-		size_t ncap = t->sb_cap ? 2 * t->sb_cap : 256;
-		struct sb_item *n = reallocarray(t->sb_items, ncap, sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		t->sb_items = n;
-		t->sb_cap = ncap;
-	}
-	if (t->sb_arena_len + size > t->sb_arena_cap) {
-		size_t ncap = MAX(t->sb_arena_cap * 2, t->sb_arena_len + size + 4096);
-		uint8_t *n = realloc(t->sb_arena, ncap);
-
-		if (!n)
-			return -ENOMEM;
-		t->sb_arena = n;
-		t->sb_arena_cap = ncap;
-	}
+	err = GROW_ARRAY(t->sb_items, t->sb_cap, t->sb_n + 1, GROW_NO_LIMIT);
+	if (err < 0)
+		return err;
+	err = grow((void **)&t->sb_arena, &t->sb_arena_cap, t->sb_arena_len + size, 1,
+		   GROW_NO_LIMIT);
+	if (err < 0)
+		return err;
 	memcpy(t->sb_arena + t->sb_arena_len, r, size);
 	it = &t->sb_items[t->sb_n++];
 	*it = (struct sb_item){ .time = id.time, .seq = t->sb_seq++, .off = t->sb_arena_len,
@@ -1170,20 +1149,7 @@ static struct proc *gen_new(struct proc_table *t, pid_t pid, uint64_t start)
 
 static int maps_reserve(struct proc *p, size_t n)
 {
-	struct mapping *m;
-	size_t ncap;
-
-	if (n <= p->cap_maps)
-		return 0;
-	if (n > PROC_MAX_MAPS)
-		return -E2BIG;
-	ncap = MAX(n, p->cap_maps ? 2 * p->cap_maps : 16);
-	m = reallocarray(p->maps, ncap, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	p->maps = m;
-	p->cap_maps = ncap;
-	return 0;
+	return GROW_ARRAY(p->maps, p->cap_maps, n, PROC_MAX_MAPS);
 }
 
 static void maps_put_sorted(struct proc *p, const struct mapping *m)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bpf/profd.h"
+#include "common/grow.h"
 #include "common/macro.h"
 #include "common/util.h"
 #include "pipeline/cgroup.h"
@@ -274,16 +275,13 @@ static void tap_feed(struct session *s, struct session_tap *t, const struct agg_
 			continue;
 		k = id - AGG_MAP_FIRST;
 		if (k >= t->map_xlat_cap) {
-			size_t ncap = MAX((size_t)k + 1, t->map_xlat_cap * 2);
-			uint32_t *n = reallocarray(t->map_xlat, ncap, sizeof(*n));
+			size_t old = t->map_xlat_cap;
 
-			if (!n) {
+			if (GROW_ARRAY(t->map_xlat, t->map_xlat_cap, (size_t)k + 1, GROW_NO_LIMIT) < 0) {
 				ts->frames[i].map_id = AGG_MAP_NONE;
 				continue;
 			}
-			memset(n + t->map_xlat_cap, 0, (ncap - t->map_xlat_cap) * sizeof(*n));
-			t->map_xlat = n;
-			t->map_xlat_cap = ncap;
+			memset(t->map_xlat + old, 0, (t->map_xlat_cap - old) * sizeof(*t->map_xlat));
 		}
 		if (!t->map_xlat[k] && (am = aggregate_mapping(s->agg, id))) {
 			struct mapping m = { .start = am->start, .end = am->end, .pgoff = am->pgoff,

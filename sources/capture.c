@@ -20,6 +20,7 @@
 
 #include "bpf/profd.h"
 #include "common/log.h"
+#include "common/grow.h"
 #include "common/macro.h"
 #include "common/util.h"
 #include "sources/capture.h"
@@ -358,15 +359,10 @@ static bool cpu_online(int cpu)
 
 static int add_link(struct capture *c, struct bpf_link *link)
 {
-	if (c->n_links == c->cap_links) {
-		size_t n = c->cap_links ? 2 * c->cap_links : 16;
-		struct bpf_link **l = reallocarray(c->links, n, sizeof(*l));
+	int r = GROW_ARRAY(c->links, c->cap_links, c->n_links + 1, GROW_NO_LIMIT);
 
-		if (!l)
-			return -ENOMEM;
-		c->links = l;
-		c->cap_links = n;
-	}
+	if (r < 0)
+		return r;
 	c->links[c->n_links++] = link;
 	return 0;
 }
@@ -578,15 +574,8 @@ int capture_add_pid(struct capture *c, pid_t pid)
 	if (bpf_map__update_elem(c->skel->maps.targets, &key, sizeof(key), &one, sizeof(one),
 				 BPF_ANY) < 0)
 		return errno == E2BIG || errno == ENOSPC ? -E2BIG : -errno;
-	if (c->n_pids == c->cap_pids) {
-		size_t n = c->cap_pids ? 2 * c->cap_pids : 8;
-		pid_t *p = reallocarray(c->pids, n, sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->pids = p;
-		c->cap_pids = n;
-	}
+	if (GROW_ARRAY(c->pids, c->cap_pids, c->n_pids + 1, GROW_NO_LIMIT) < 0)
+		return -ENOMEM;
 	c->pids[c->n_pids++] = pid;
 	return 0;
 }

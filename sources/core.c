@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "common/macro.h"
 #include "sources/core.h"
 #include "pipeline/proc.h"
@@ -423,18 +424,10 @@ static int parse_notes(struct core *c, const struct core_arch *arch, const uint8
 		if (namesz == 5 && memcmp(name, "CORE", 5) == 0) {
 			switch (type) {
 			case NT_PRSTATUS:
-				if (c->n_threads >= CORE_MAX_THREADS)
-					return -E2BIG;
-				if (c->n_threads == *cap_threads) {
-					size_t ncap = *cap_threads ? *cap_threads * 2 : 8;
-					struct core_thread *t =
-					    reallocarray(c->threads, ncap, sizeof(*t));
-
-					if (!t)
-						return -ENOMEM;
-					c->threads = t;
-					*cap_threads = ncap;
-				}
+				r = GROW_ARRAY(c->threads, *cap_threads, c->n_threads + 1,
+					       CORE_MAX_THREADS);
+				if (r < 0)
+					return r;
 				r = parse_prstatus(arch, desc, descsz, &c->threads[c->n_threads]);
 				if (r < 0)
 					return r;
@@ -642,21 +635,9 @@ int core_load_maps(struct core *c, const char *path)
 			continue; /* anonymous, [stack], [vdso], ...: no file to read */
 		if (strlen(e.path) + 1 > CORE_MAX_NAME)
 			continue;
-		if (n >= CORE_MAX_FILES) {
-			r = -E2BIG;
+		r = GROW_ARRAY(m, cap, n + 1, CORE_MAX_FILES);
+		if (r < 0)
 			goto fail;
-		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct core_mapping *nm = reallocarray(m, ncap, sizeof(*m));
-
-			if (!nm) {
-				r = -ENOMEM;
-				goto fail;
-			}
-			m = nm;
-			cap = ncap;
-		}
 		m[n] = (struct core_mapping){
 			.start = e.start,
 			.end = e.end,

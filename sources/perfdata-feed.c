@@ -10,6 +10,7 @@
 #include <linux/perf_event.h>
 
 #include "bpf/profd.h"
+#include "common/grow.h"
 #include "common/macro.h"
 #include "pipeline/proc.h"
 #include "pipeline/session.h"
@@ -106,17 +107,10 @@ static void pproc_remove(struct perfdata_feed *c, uint32_t pid)
 
 static int pproc_push(struct pproc *p, const struct pmap *m)
 {
-	if (p->n >= PROC_MAX_MAPS)
-		return -E2BIG;
-	if (p->n == p->cap) {
-		size_t ncap = p->cap ? p->cap * 2 : 32;
-		struct pmap *n = reallocarray(p->maps, ncap, sizeof(*n));
+	int r = GROW_ARRAY(p->maps, p->cap, p->n + 1, PROC_MAX_MAPS);
 
-		if (!n)
-			return -ENOMEM;
-		p->maps = n;
-		p->cap = ncap;
-	}
+	if (r < 0)
+		return r;
 	p->maps[p->n++] = *m;
 	return 0;
 }

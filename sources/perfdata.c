@@ -13,6 +13,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/grow.h"
+#include "common/hash.h"
 #include "common/macro.h"
 #include "sources/perfdata.h"
 
@@ -99,10 +101,9 @@ struct attr {
 	uint32_t stack_user;
 };
 
-struct id_slot {
+struct id_entry {
 	uint64_t id;
 	uint32_t attr;
-	bool used;
 };
 
 struct build_id_entry {
@@ -153,8 +154,11 @@ struct perfdata {
 	const struct regs_map *regs;
 	struct attr *attrs;
 	size_t n_attrs;
-	struct id_slot *ids;
+	struct id_entry *ids; /* sample id -> attribute, in file order */
 	size_t ids_cap, ids_used;
+	/* ids by id (id: index + 1); seeded: the ids come from the file */
+	struct hash_index id_index;
+	struct hash_seed id_seed;
 	struct build_id_entry *bids;
 	size_t n_bids;
 	struct perfdata_stats st;
@@ -211,63 +215,46 @@ static uint16_t machine_from_name(const char *s)
 	return 0;
 }
 
-static uint64_t mix(uint64_t x)
+static bool id_eq(const void *ctx, uint32_t i, const void *key)
 {
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
+	const struct perfdata *pd = ctx;
+
+	return pd->ids[i - 1].id == *(const uint64_t *)key;
 }
 
 static int ids_add(struct perfdata *pd, uint64_t id, uint32_t attr)
 {
-	size_t k;
+	uint64_t h = hash_bytes(&pd->id_seed, &id, sizeof(id));
+	struct hash_slot *s;
+	int r;
 
-	if (!pd->ids_cap) {
-		pd->ids_cap = 64;
-		pd->ids = calloc(pd->ids_cap, sizeof(*pd->ids));
-		if (!pd->ids)
-			return -ENOMEM;
-	}
-	/* Counted, not recounted per id: that made a file with many ids cost ids^2. */
-	if ((pd->ids_used + 1) * 2 > pd->ids_cap) {
-		size_t ncap = pd->ids_cap * 2;
-		struct id_slot *ns = calloc(ncap, sizeof(*ns));
-
-		if (!ns)
-			return -ENOMEM;
-		for (size_t i = 0; i < pd->ids_cap; i++) {
-			if (!pd->ids[i].used)
-				continue;
-			for (k = mix(pd->ids[i].id) & (ncap - 1); ns[k].used;
-			     k = (k + 1) & (ncap - 1))
-				;
-			ns[k] = pd->ids[i];
-		}
-		free(pd->ids);
-		pd->ids = ns;
-		pd->ids_cap = ncap;
-	}
-	for (k = mix(id) & (pd->ids_cap - 1); pd->ids[k].used; k = (k + 1) & (pd->ids_cap - 1))
-		if (pd->ids[k].id == id)
-			return 0;
-	pd->ids[k] = (struct id_slot){.id = id, .attr = attr, .used = true};
-	pd->ids_used++;
+	/* parse_attrs() refuses more than PERFDATA_MAX_IDS ids first: the limits below never bite. */
+	r = hash_index_reserve(&pd->id_index, PERFDATA_MAX_IDS);
+	if (r < 0)
+		return r;
+	s = hash_index_find(&pd->id_index, h, id_eq, pd, &id);
+	if (s->id)
+		return 0; /* the first attribute that names an id keeps it */
+	r = GROW_ARRAY(pd->ids, pd->ids_cap, pd->ids_used + 1, PERFDATA_MAX_IDS);
+	if (r < 0)
+		return r;
+	pd->ids[pd->ids_used++] = (struct id_entry){ .id = id, .attr = attr };
+	hash_index_insert(&pd->id_index, s, (uint32_t)pd->ids_used, h);
 	return 0;
 }
 
 /* As perf does: id 0 (synthesized events) means the first attribute. */
 static const struct attr *attr_by_id(const struct perfdata *pd, uint64_t id)
 {
+	const struct hash_slot *s;
+
 	if (id == 0)
 		return &pd->attrs[0];
-	if (!pd->ids_cap)
+	if (!pd->id_index.cap)
 		return NULL;
-	for (size_t k = mix(id) & (pd->ids_cap - 1); pd->ids[k].used;
-	     k = (k + 1) & (pd->ids_cap - 1))
-		if (pd->ids[k].id == id)
-			return &pd->attrs[pd->ids[k].attr];
-	return NULL;
+	s = hash_index_find(&pd->id_index, hash_bytes(&pd->id_seed, &id, sizeof(id)), id_eq, pd,
+			    &id);
+	return s->id ? &pd->attrs[pd->ids[s->id - 1].attr] : NULL;
 }
 
 static int parse_attrs(struct perfdata *pd, const uint8_t *h)
@@ -430,6 +417,7 @@ int perfdata_open(const char *path, struct perfdata **ret)
 		munmap(map, (size_t)st.st_size);
 		return -ENOMEM;
 	}
+	hash_seed_init(&pd->id_seed);
 	pd->data = map;
 	pd->fd = TAKE_FD(fd);
 	pd->size = (size_t)st.st_size;
@@ -505,6 +493,7 @@ void perfdata_free(struct perfdata *pd)
 		close(pd->fd);
 	free(pd->attrs);
 	free(pd->ids);
+	hash_index_free(&pd->id_index);
 	free(pd->bids);
 	free(pd);
 }
@@ -969,19 +958,7 @@ struct event_index {
 
 static int index_grow(struct event_index *ix)
 {
-	size_t ncap = ix->cap ? ix->cap * 2 : 4096;
-	struct index_entry *ni;
-
-	if (ix->n < ix->cap)
-		return 0;
-	if (ix->n >= PERFDATA_MAX_EVENTS)
-		return -E2BIG;
-	ni = reallocarray(ix->v, ncap, sizeof(*ni));
-	if (!ni)
-		return -ENOMEM;
-	ix->v = ni;
-	ix->cap = ncap;
-	return 0;
+	return GROW_ARRAY(ix->v, ix->cap, ix->n + 1, PERFDATA_MAX_EVENTS);
 }
 
 /* Index one used event of `size` bytes at `off`, whose first bytes are e. */

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "common/elf.h"
+#include "common/grow.h"
 #include "common/macro.h"
 #include "pipeline/aggregate.h"
 #include "sources/raw.h"
@@ -102,14 +103,8 @@ static int writer_put(struct raw_writer *w, const void *p, size_t n)
 
 static uint8_t *writer_scratch(struct raw_writer *w, size_t n)
 {
-	if (n > w->buf_cap) {
-		uint8_t *b = realloc(w->buf, n);
-
-		if (!b)
-			return NULL;
-		w->buf = b;
-		w->buf_cap = n;
-	}
+	if (grow((void **)&w->buf, &w->buf_cap, n, 1, GROW_NO_LIMIT) < 0)
+		return NULL;
 	return w->buf;
 }
 
@@ -452,18 +447,7 @@ static ssize_t read_full(FILE *f, void *buf, size_t n)
 
 static int reader_buf(struct raw_reader *r, size_t n)
 {
-	if (n > r->buf_cap) {
-		size_t ncap = MAX(n, r->buf_cap * 2);
-		uint8_t *b;
-
-		ncap = MAX(ncap, (size_t)4096);
-		b = realloc(r->buf, ncap);
-		if (!b)
-			return -ENOMEM;
-		r->buf = b;
-		r->buf_cap = ncap;
-	}
-	return 0;
+	return grow((void **)&r->buf, &r->buf_cap, n, 1, GROW_NO_LIMIT);
 }
 
 void raw_reader_free(struct raw_reader *r)
