@@ -191,3 +191,13 @@ void cli_print_completeness(FILE *f, const struct profile_summary *sum)
 			fprintf(f, " %s %" PRIu64, unwind_stop_name(i), sum->stops[i]);
 	fprintf(f, "\n");
 }
+
+int cli_parse_demangle(const char *arg, enum sym_demangle_mode *ret)
+{
+	if (sym_demangle_mode_from_string(arg, ret) < 0)
+		return log_error_errno(-EINVAL,
+				       "Unknown --demangle '%s': expected simple, templates, full or "
+				       "none.",
+				       arg);
+	return 0;
+}

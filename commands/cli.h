@@ -28,6 +28,7 @@
 #include "common/parse.h"
 #include "output/output.h"
 #include "output/profile.h"
+#include "symbolize/symbolize.h"
 
 int cmd_record(int argc, char **argv);
 int cmd_stack(int argc, char **argv);
@@ -109,6 +110,9 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, void *opts, 
  */
 int cli_parse_ulong(const char *what, const char *arg, unsigned long min, unsigned long max,
 		    const char *unit, unsigned long *ret);
+
+/* For --demangle MODE: simple, templates, full or none, else logs what is allowed (-EINVAL). */
+int cli_parse_demangle(const char *arg, enum sym_demangle_mode *ret);
 
 /* ---- shared behaviour ---------------------------------------------------------------------- */
 

@@ -441,12 +441,10 @@ static int opt_sample_type(const struct cli_option *opt, const char *arg, void *
 static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
 {
 	struct convert_opts *o = opts;
+	int r = cli_parse_demangle(arg, &o->demangle);
 
-	if (sym_demangle_mode_from_string(arg, &o->demangle) < 0)
-		return log_error_errno(-EINVAL,
-				       "Unknown --demangle '%s': expected simple, templates, full or "
-				       "none.",
-				       arg);
+	if (r < 0)
+		return r;
 	o->demangle_set = true;
 	return 0;
 }

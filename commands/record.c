@@ -139,12 +139,7 @@ static int opt_sample_type(const struct cli_option *opt, const char *arg, void *
 
 static int opt_demangle(const struct cli_option *opt, const char *arg, void *opts)
 {
-	if (sym_demangle_mode_from_string(arg, &((struct record_opts *)opts)->demangle) < 0)
-		return log_error_errno(-EINVAL,
-				       "Unknown --demangle '%s': expected simple, templates, full or "
-				       "none.",
-				       arg);
-	return 0;
+	return cli_parse_demangle(arg, &((struct record_opts *)opts)->demangle);
 }
 
 static int opt_raw(const struct cli_option *opt, const char *arg, void *opts)

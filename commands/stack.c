@@ -687,12 +687,7 @@ static int opt_demangle(const struct cli_option *opt, const char *arg, void *opt
 {
 	struct stack_args *a = opts;
 
-	if (sym_demangle_mode_from_string(arg, &a->demangle) < 0)
-		return log_error_errno(-EINVAL,
-				       "Unknown --demangle '%s': expected simple, templates, full or "
-				       "none.",
-				       arg);
-	return 0;
+	return cli_parse_demangle(arg, &a->demangle);
 }
 
 static const struct cli_option stack_options[] = {
