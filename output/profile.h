@@ -31,14 +31,11 @@
 #include <stdint.h>
 
 #include "pipeline/aggregate.h"
+#include "pipeline/jitmap.h" /* PROFILE_MAX_PERFMAPS and the other per-profile limits */
 #include "output/pprof.h"
 
 struct kallsyms;
 struct sym_cache;
-
-#define PROFILE_MAX_PERFMAPS 64
-#define PROFILE_MAX_PERFMAP_BYTES (256ull << 20)
-#define PROFILE_PERFMAP_BUDGET_NS (1000ull * 1000 * 1000)
 
 /* Where JIT perf maps come from (see the top of this file). */
 enum profile_perfmaps {

@@ -16,7 +16,6 @@
 #include "common/macro.h"
 #include "pipeline/jitmap.h"
 #include "pipeline/proc.h"
-#include "output/profile.h"
 #include "symbolize/symbolize.h"
 
 #define COPY_CHUNK (256u * 1024)

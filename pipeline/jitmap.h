@@ -42,6 +42,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * Per profile (one aggregate and the copies it keeps): at most PROFILE_MAX_PERFMAPS perf maps,
+ * PROFILE_MAX_PERFMAP_BYTES of map text copied, PROFILE_PERFMAP_BUDGET_NS spent copying them
+ * while sampling (and again parsing them when the profile is written: output/profile.h).
+ */
+#define PROFILE_MAX_PERFMAPS 64
+#define PROFILE_MAX_PERFMAP_BYTES (256ull << 20)
+#define PROFILE_PERFMAP_BUDGET_NS (1000ull * 1000 * 1000)
+
 #define JITMAP_REFRESH_MIN_NS (500ull * 1000 * 1000)
 #define JITMAPS_MAX_PROCS 256
 #define JITMAPS_MAX_HELD_BYTES (256ull << 20)

@@ -137,7 +137,6 @@ struct session_config {
 	bool no_python;
 	struct session_hooks hooks;
 	uint32_t stack_cap; /* the copy cap (--stack-bytes), for stats.stack_full_bytes */
-	void *userdata;
 };
 
 struct session;
